@@ -1,0 +1,92 @@
+"""The one exception tree of Callhook. No HTTP here: ``callhook.api.errors`` maps it.
+
+Every message is safe to show to the client that caused it: no secrets, no internals.
+"""
+
+from __future__ import annotations
+
+
+class CallhookError(Exception):
+    """Base of every error Callhook raises on purpose."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+# --- Client errors -------------------------------------------------------------------------
+class InvalidRequest(CallhookError):
+    """The request is malformed (bad JSON, wrong shape, bad parameter)."""
+
+
+class UnknownEvent(InvalidRequest):
+    """An event name that is not in the catalog."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"Unknown event '{name}'. Use GET /api/v2/webhooks/available "
+            "for the list of valid events."
+        )
+        self.name = name
+
+
+class PayloadInvalid(CallhookError):
+    """A payload that does not match its event's model; ``field`` names where."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class PayloadTooLarge(CallhookError):
+    """The request body is larger than allowed."""
+
+
+class UnsupportedMediaType(CallhookError):
+    """The request body has a content type we do not accept."""
+
+
+class UnsafeURL(CallhookError):
+    """A webhook URL that must not be used: not HTTPS, malformed, or an unsafe address."""
+
+
+class AuthenticationFailed(CallhookError):
+    """Missing, malformed, unknown, expired or revoked credentials."""
+
+
+class PermissionDenied(CallhookError):
+    """Authenticated, but not allowed (missing scope, another account's resource)."""
+
+
+class NotFound(CallhookError):
+    """The resource does not exist (or belongs to another account)."""
+
+
+class IntegrationNotConfigured(NotFound):
+    """The account has no webhook URL yet (spec 002)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Webhook integration not configured. Set a webhook URL via the dashboard first."
+        )
+
+
+class Conflict(CallhookError):
+    """The request conflicts with the current state."""
+
+
+class RateLimited(CallhookError):
+    """Too many requests; ``retry_after`` seconds until the next one is allowed."""
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+# --- Operator / configuration errors ------------------------------------------------------
+class ConfigurationError(CallhookError):
+    """Settings or environment are unusable."""
+
+
+class StoreError(CallhookError):
+    """The database failed in a way the caller cannot fix."""

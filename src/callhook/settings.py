@@ -1,0 +1,101 @@
+"""Settings: one frozen object built from flags and ``CALLHOOK_*`` variables, passed in.
+
+Nothing here is read at import time; ``Settings.from_env()`` is called by the entry points
+(CLI, tests) and the result is handed to ``create_app`` and the worker.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _parse_bool(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(f"CALLHOOK_{name.upper()} must be true or false, not {raw!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything configurable. Each field maps to ``CALLHOOK_<FIELD>`` in the environment."""
+
+    database_url: str = "sqlite:///./callhook.db"
+    # Seconds allowed for one whole attempt: connect, TLS, request and response (spec 000: 2 s).
+    delivery_timeout: float = 2.0
+    ca_bundle: Path | None = None
+    # Development only: allow http:// URLs and private/loopback targets (the demo receiver).
+    allow_unsafe_targets: bool = False
+    # Key that encrypts webhook signing secrets at rest (urlsafe base64 of 32 bytes). When unset,
+    # a key file beside the SQLite database is created and used (see ``callhook.store.keys``).
+    master_key: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url: str | None = None
+    max_body_bytes: int = 256 * 1024
+    max_batch_events: int = 1000
+    # Worker tuning.
+    worker_batch_size: int = 256
+    worker_max_in_flight: int = 128
+    worker_per_endpoint_limit: int = 32
+    lease_seconds: float = 30.0
+    poll_interval: float = 0.25
+    response_body_limit: int = 4096
+    # Rate limits (requests per second, with a burst of ``rate_limit_burst``).
+    rate_limit_per_token: float = 50.0
+    rate_limit_burst: int = 100
+    log_level: str = "INFO"
+    log_json: bool = True
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, **overrides: Any
+    ) -> Settings:
+        """Build settings from ``CALLHOOK_*`` variables; keyword overrides win (CLI flags)."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name == "extra":
+                continue
+            raw = env.get(f"CALLHOOK_{f.name.upper()}")
+            if raw is None:
+                continue
+            values[f.name] = _convert(f.name, f.type, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def with_(self, **changes: Any) -> Settings:
+        """A copy with some fields changed."""
+        return replace(self, **changes)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def _convert(name: str, type_name: Any, raw: str) -> Any:
+    kind = str(type_name)
+    try:
+        if kind == "bool":
+            return _parse_bool(name, raw)
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        if kind.startswith("Path"):
+            return Path(raw) if raw else None
+    except ValueError as exc:
+        raise ValueError(f"CALLHOOK_{name.upper()}: {exc}") from exc
+    if kind.endswith("| None") and raw == "":
+        return None
+    return raw

@@ -1,0 +1,218 @@
+"""Signing and verification of webhook deliveries. Pure, standard library only.
+
+Two header schemes are sent on every delivery:
+
+* Ours (spec 001): ``X-Webhook-Timestamp: <unix seconds>`` and
+  ``X-Webhook-Signature: sha256=<hex>[,sha256=<hex>...]`` where each hex is
+  HMAC-SHA256(key = the whole secret string as UTF-8, msg = ``"<timestamp>.<raw body>"``).
+* Standard Webhooks: ``webhook-id``, ``webhook-timestamp`` and
+  ``webhook-signature: v1,<base64>[ v1,<base64>...]`` over ``"<id>.<timestamp>.<raw body>"``,
+  key = base64-decode of the part after ``whsec_``.
+
+During a secret rotation every valid secret contributes one entry to each list; a verifier
+accepts the request when any entry matches any secret it knows.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import secrets as _secrets
+from collections.abc import Iterable, Mapping, Sequence
+from functools import lru_cache
+
+SECRET_PREFIX = "whsec_"
+DEFAULT_TOLERANCE = 300  # seconds, either direction
+
+HEADER_TIMESTAMP = "X-Webhook-Timestamp"
+HEADER_SIGNATURE = "X-Webhook-Signature"
+HEADER_SW_ID = "webhook-id"
+HEADER_SW_TIMESTAMP = "webhook-timestamp"
+HEADER_SW_SIGNATURE = "webhook-signature"
+
+
+# --- Exceptions (re-exported by callhook.receiver) ------------------------------------------
+class WebhookVerificationError(Exception):
+    """Base of every verification failure. Nothing else escapes ``verify``."""
+
+
+class MissingHeader(WebhookVerificationError):
+    """A required header is absent."""
+
+
+class MalformedHeader(WebhookVerificationError):
+    """A header is present but cannot be parsed."""
+
+
+class InvalidSignature(WebhookVerificationError):
+    """No signature entry matches any known secret."""
+
+
+class StaleTimestamp(WebhookVerificationError):
+    """The timestamp is too old, or too far in the future."""
+
+
+# --- Secrets ---------------------------------------------------------------------------------
+def generate_secret() -> str:
+    """A new signing secret: ``whsec_`` + base64 of 32 random bytes."""
+    return SECRET_PREFIX + base64.b64encode(_secrets.token_bytes(32)).decode("ascii")
+
+
+def standard_key(secret: str) -> bytes:
+    """The Standard Webhooks key: base64-decode of the part after ``whsec_``."""
+    raw = secret[len(SECRET_PREFIX) :] if secret.startswith(SECRET_PREFIX) else secret
+    try:
+        return base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise MalformedHeader("the secret is not whsec_ followed by base64") from exc
+
+
+@lru_cache(maxsize=4096)
+def _callhook_mac(secret: str) -> hmac.HMAC:
+    return hmac.new(secret.encode("utf-8"), digestmod=hashlib.sha256)
+
+
+@lru_cache(maxsize=4096)
+def _standard_mac(secret: str) -> hmac.HMAC:
+    return hmac.new(standard_key(secret), digestmod=hashlib.sha256)
+
+
+# --- Signing ---------------------------------------------------------------------------------
+def sign_callhook(body: bytes, timestamp: int, secret: str) -> str:
+    """Hex HMAC-SHA256 of ``"<timestamp>.<body>"`` keyed by the whole secret string."""
+    mac = _callhook_mac(secret).copy()
+    mac.update(b"%d." % timestamp)
+    mac.update(body)
+    return mac.hexdigest()
+
+
+def sign_standard(body: bytes, msg_id: str, timestamp: int, secret: str) -> str:
+    """Base64 HMAC-SHA256 of ``"<id>.<timestamp>.<body>"`` (Standard Webhooks ``v1``)."""
+    mac = _standard_mac(secret).copy()
+    mac.update(f"{msg_id}.{timestamp}.".encode())
+    mac.update(body)
+    return base64.b64encode(mac.digest()).decode("ascii")
+
+
+def signature_headers(
+    *, body: bytes, msg_id: str, timestamp: int, secrets: Sequence[str]
+) -> dict[str, str]:
+    """Headers that sign one attempt, with one entry per valid secret (newest first)."""
+    if not secrets:
+        raise ValueError("at least one secret is needed to sign")
+    ours = ",".join("sha256=" + sign_callhook(body, timestamp, s) for s in secrets)
+    standard = " ".join("v1," + sign_standard(body, msg_id, timestamp, s) for s in secrets)
+    return {
+        HEADER_TIMESTAMP: str(timestamp),
+        HEADER_SIGNATURE: ours,
+        HEADER_SW_ID: msg_id,
+        HEADER_SW_TIMESTAMP: str(timestamp),
+        HEADER_SW_SIGNATURE: standard,
+    }
+
+
+# --- Verification ----------------------------------------------------------------------------
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    lowered = name.lower()
+    for key, value in headers.items():
+        if key.lower() == lowered:
+            return value
+    return None
+
+
+def _parse_timestamp(raw: str, name: str) -> int:
+    text = raw.strip()
+    if not text.isascii() or not text.isdigit() or len(text) > 12:
+        raise MalformedHeader(f"{name} must be Unix seconds, got {raw[:40]!r}")
+    return int(text)
+
+
+def _check_fresh(timestamp: int, now: float, tolerance: float) -> None:
+    if timestamp < now - tolerance:
+        raise StaleTimestamp(f"timestamp {timestamp} is more than {tolerance:g} s old")
+    if timestamp > now + tolerance:
+        raise StaleTimestamp(f"timestamp {timestamp} is more than {tolerance:g} s in the future")
+
+
+def parse_callhook_signatures(raw: str) -> list[str]:
+    """The hex digests of an ``X-Webhook-Signature`` value (``sha256=<hex>`` entries)."""
+    digests = []
+    for entry in raw.split(","):
+        scheme, sep, value = entry.strip().partition("=")
+        if not sep or scheme != "sha256":
+            raise MalformedHeader("X-Webhook-Signature entries must look like sha256=<hex>")
+        if len(value) != 64 or any(c not in "0123456789abcdef" for c in value.lower()):
+            raise MalformedHeader("X-Webhook-Signature digest must be 64 hex characters")
+        digests.append(value.lower())
+    return digests
+
+
+def parse_standard_signatures(raw: str) -> list[str]:
+    """The base64 ``v1`` signatures of a ``webhook-signature`` value; other versions ignored."""
+    found = []
+    for entry in raw.split():
+        version, sep, value = entry.partition(",")
+        if not sep:
+            raise MalformedHeader("webhook-signature entries must look like v1,<base64>")
+        if version == "v1":
+            found.append(value)
+    return found
+
+
+def verify_callhook(
+    headers: Mapping[str, str],
+    body: bytes,
+    secrets: Iterable[str],
+    *,
+    now: float,
+    tolerance: float = DEFAULT_TOLERANCE,
+) -> int:
+    """Verify our scheme; return the timestamp. Raises ``WebhookVerificationError`` subclasses."""
+    raw_ts = _header(headers, HEADER_TIMESTAMP)
+    raw_sig = _header(headers, HEADER_SIGNATURE)
+    if raw_ts is None:
+        raise MissingHeader(f"missing {HEADER_TIMESTAMP} header")
+    if raw_sig is None:
+        raise MissingHeader(f"missing {HEADER_SIGNATURE} header")
+    timestamp = _parse_timestamp(raw_ts, HEADER_TIMESTAMP)
+    digests = parse_callhook_signatures(raw_sig)
+    _check_fresh(timestamp, now, tolerance)
+    for secret in secrets:
+        expected = sign_callhook(body, timestamp, secret)
+        for digest in digests:
+            if hmac.compare_digest(expected, digest):
+                return timestamp
+    raise InvalidSignature("no X-Webhook-Signature entry matches the secret")
+
+
+def verify_standard(
+    headers: Mapping[str, str],
+    body: bytes,
+    secrets: Iterable[str],
+    *,
+    now: float,
+    tolerance: float = DEFAULT_TOLERANCE,
+) -> int:
+    """Verify the Standard Webhooks scheme; return the timestamp."""
+    msg_id = _header(headers, HEADER_SW_ID)
+    raw_ts = _header(headers, HEADER_SW_TIMESTAMP)
+    raw_sig = _header(headers, HEADER_SW_SIGNATURE)
+    for name, value in (
+        (HEADER_SW_ID, msg_id),
+        (HEADER_SW_TIMESTAMP, raw_ts),
+        (HEADER_SW_SIGNATURE, raw_sig),
+    ):
+        if value is None:
+            raise MissingHeader(f"missing {name} header")
+    assert msg_id is not None and raw_ts is not None and raw_sig is not None
+    timestamp = _parse_timestamp(raw_ts, HEADER_SW_TIMESTAMP)
+    candidates = parse_standard_signatures(raw_sig)
+    _check_fresh(timestamp, now, tolerance)
+    for secret in secrets:
+        expected = sign_standard(body, msg_id, timestamp, secret)
+        for candidate in candidates:
+            if hmac.compare_digest(expected.encode(), candidate.encode()):
+                return timestamp
+    raise InvalidSignature("no webhook-signature entry matches the secret")

@@ -1,0 +1,197 @@
+"""The schema, as SQLAlchemy Core tables. Alembic migrations in ``migrations/`` create it.
+
+Kept portable: the same tables and queries run on SQLite and PostgreSQL. Nouns:
+account → integration (its webhook setting: URL, enabled, retry policy, subscriptions, secrets)
+→ event (one published fact, body serialized once) → delivery (that event to that account's URL)
+→ attempt (one HTTP try).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from callhook.store.types import UTCDateTime
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("account_id", String(40), ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("email", String(320), nullable=False, unique=True),
+    Column("password_hash", String(200), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+#: Dashboard sign-in sessions; only the SHA-256 of the cookie value is stored.
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("user_id", String(40), ForeignKey("users.id"), nullable=False, index=True),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+)
+
+#: Failed sign-in attempts, for throttling (by email and by client address).
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key", String(400), nullable=False, index=True),
+    Column("at", UTCDateTime, nullable=False),
+)
+
+#: API tokens. ``account_id`` NULL is a platform token (the telephony core's). Only the SHA-256
+#: of the token is stored; ``prefix`` is the first characters, shown to people to tell them apart.
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("account_id", String(40), ForeignKey("accounts.id"), nullable=True, index=True),
+    Column("name", String(200), nullable=False, server_default=""),
+    Column("prefix", String(20), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("scopes", String(400), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=True),
+    Column("revoked_at", UTCDateTime, nullable=True),
+    Column("last_used_at", UTCDateTime, nullable=True),
+)
+
+#: One webhook setting per account. ``url`` NULL means "not configured" (spec 002's 404).
+integrations = Table(
+    "integrations",
+    metadata,
+    Column("account_id", String(40), ForeignKey("accounts.id"), primary_key=True),
+    Column("url", Text, nullable=True),
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("retry_policy", String(20), nullable=False, default="exponential"),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    Column("account_id", String(40), ForeignKey("accounts.id"), primary_key=True),
+    Column("event", String(64), primary_key=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+#: Signing secrets, encrypted at rest. ``expires_at`` NULL is the current secret; a rotated-out
+#: secret keeps signing alongside the new one until ``expires_at``.
+integration_secrets = Table(
+    "integration_secrets",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("account_id", String(40), ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("secret_encrypted", LargeBinary, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=True),
+)
+
+#: Per-call sequence counters: events of one call are numbered 1, 2, 3… in publish order.
+call_sequences = Table(
+    "call_sequences",
+    metadata,
+    Column("account_id", String(40), primary_key=True),
+    Column("call_id", String(200), primary_key=True),
+    Column("last_sequence", Integer, nullable=False),
+)
+
+#: Published events. ``body`` is the delivery body, serialized once at publish.
+#: ``skip_reason`` says why no delivery was made (integration disabled, no URL, not subscribed).
+events = Table(
+    "events",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("account_id", String(40), ForeignKey("accounts.id"), nullable=False),
+    Column("event", String(64), nullable=False),
+    Column("pbx_id", String(200), nullable=False),
+    Column("call_id", String(200), nullable=True),
+    Column("sequence", Integer, nullable=True),
+    Column("idempotency_key", String(200), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("skip_reason", String(64), nullable=True),
+    UniqueConstraint("account_id", "idempotency_key", name="uq_events_account_idempotency"),
+    Index("ix_events_account_created", "account_id", "created_at"),
+    Index("ix_events_account_pbx", "account_id", "pbx_id"),
+    Index("ix_events_account_call", "account_id", "call_id"),
+)
+
+#: One event to one account's URL. The queue: a worker claims rows whose ``status`` is
+#: ``pending`` and ``next_attempt_at`` has come, under a lease (``lease_until``) with a claim
+#: token (``claim_id``); completion matches on ``claim_id`` so a stale worker cannot overwrite.
+#: Status: pending → delivered | failed.
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("event_id", String(40), ForeignKey("events.id"), nullable=False, index=True),
+    Column("account_id", String(40), ForeignKey("accounts.id"), nullable=False),
+    Column("event", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("next_attempt_at", UTCDateTime, nullable=True),
+    Column("claim_id", String(40), nullable=True),
+    Column("claimed_by", String(100), nullable=True),
+    Column("lease_until", UTCDateTime, nullable=True),
+    Column("last_attempt_at", UTCDateTime, nullable=True),
+    Column("last_status_code", Integer, nullable=True),
+    Column("last_error_class", String(32), nullable=True),
+    Column("last_latency_ms", Float, nullable=True),
+    Column("delivered_at", UTCDateTime, nullable=True),
+    Index("ix_deliveries_due", "status", "next_attempt_at"),
+    Index("ix_deliveries_account_created", "account_id", "created_at"),
+)
+
+#: Every HTTP try of a delivery.
+attempts = Table(
+    "attempts",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("delivery_id", String(40), ForeignKey("deliveries.id"), nullable=False, index=True),
+    Column("event_id", String(40), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("duration_ms", Float, nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("response_body", Text, nullable=True),
+    Column("error_class", String(32), nullable=True),
+    Column("error_message", Text, nullable=True),
+    Column("request_headers", Text, nullable=True),
+)
