@@ -23,7 +23,7 @@ import secrets as _secrets
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 
-SECRET_PREFIX = "whsec_"
+SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
 DEFAULT_TOLERANCE = 300  # seconds, either direction
 
 HEADER_TIMESTAMP = "X-Webhook-Timestamp"
@@ -122,14 +122,23 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
     return None
 
 
-def _parse_timestamp(raw: str, name: str) -> int:
-    text = raw.strip()
-    if not text.isascii() or not text.isdigit() or len(text) > 12:
+def parse_timestamp(raw: str, name: str) -> int:
+    """A timestamp header's Unix seconds; ``MalformedHeader`` unless canonical decimal."""
+    # Canonical decimal only: the signed content uses the integer's canonical form, so a
+    # leading zero would let two different header values verify with one signature.
+    text = raw.strip(" \t")
+    if (
+        not text.isascii()
+        or not text.isdigit()
+        or len(text) > 12
+        or (len(text) > 1 and text[0] == "0")
+    ):
         raise MalformedHeader(f"{name} must be Unix seconds, got {raw[:40]!r}")
     return int(text)
 
 
-def _check_fresh(timestamp: int, now: float, tolerance: float) -> None:
+def check_fresh(timestamp: int, now: float, tolerance: float) -> None:
+    """``StaleTimestamp`` unless ``timestamp`` is within ``tolerance`` seconds of ``now``."""
     if timestamp < now - tolerance:
         raise StaleTimestamp(f"timestamp {timestamp} is more than {tolerance:g} s old")
     if timestamp > now + tolerance:
@@ -176,9 +185,9 @@ def verify_callhook(
         raise MissingHeader(f"missing {HEADER_TIMESTAMP} header")
     if raw_sig is None:
         raise MissingHeader(f"missing {HEADER_SIGNATURE} header")
-    timestamp = _parse_timestamp(raw_ts, HEADER_TIMESTAMP)
+    timestamp = parse_timestamp(raw_ts, HEADER_TIMESTAMP)
     digests = parse_callhook_signatures(raw_sig)
-    _check_fresh(timestamp, now, tolerance)
+    check_fresh(timestamp, now, tolerance)
     for secret in secrets:
         expected = sign_callhook(body, timestamp, secret)
         for digest in digests:
@@ -206,13 +215,25 @@ def verify_standard(
     ):
         if value is None:
             raise MissingHeader(f"missing {name} header")
-    assert msg_id is not None and raw_ts is not None and raw_sig is not None
-    timestamp = _parse_timestamp(raw_ts, HEADER_SW_TIMESTAMP)
-    candidates = parse_standard_signatures(raw_sig)
-    _check_fresh(timestamp, now, tolerance)
+    assert msg_id is not None
+    assert raw_ts is not None
+    assert raw_sig is not None
+    if not msg_id.strip() or not msg_id.isprintable():
+        raise MalformedHeader(f"{HEADER_SW_ID} must be a non-empty printable id")
+    try:
+        msg_id.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise MalformedHeader(f"{HEADER_SW_ID} is not valid text") from exc
+    timestamp = parse_timestamp(raw_ts, HEADER_SW_TIMESTAMP)
+    # A base64 signature is ASCII; anything else can never match, so it is dropped here rather
+    # than handed to compare_digest (which refuses non-ASCII str).
+    candidates = [c for c in parse_standard_signatures(raw_sig) if c.isascii()]
+    check_fresh(timestamp, now, tolerance)
+    if not candidates:
+        raise InvalidSignature("webhook-signature has no v1 entry")
     for secret in secrets:
         expected = sign_standard(body, msg_id, timestamp, secret)
         for candidate in candidates:
-            if hmac.compare_digest(expected.encode(), candidate.encode()):
+            if hmac.compare_digest(expected, candidate):
                 return timestamp
     raise InvalidSignature("no webhook-signature entry matches the secret")

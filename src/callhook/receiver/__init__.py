@@ -1,0 +1,60 @@
+"""Receive Callhook webhooks correctly: verify, parse, deduplicate, answer fast.
+
+Standard library only; the framework adapters live in submodules that import their framework
+lazily: :mod:`callhook.receiver.fastapi` (FastAPI / Starlette), :mod:`callhook.receiver.flask`,
+:mod:`callhook.receiver.django`, :mod:`callhook.receiver.aiohttp`.
+
+    from callhook.receiver import verify, parse, Deduplicator
+
+    verify(request_headers, raw_body, secret)   # raises WebhookVerificationError → answer 401
+    event = parse(raw_body)                      # raises MalformedPayload → answer 400
+    if dedup.first_time(event): queue(event)     # then answer 200 at once
+"""
+
+from callhook.receiver.background import BackgroundRunner
+from callhook.receiver.dedup import (
+    Deduplicator,
+    DedupStore,
+    MemoryStore,
+    RedisStore,
+    SQLiteStore,
+)
+from callhook.receiver.event import (
+    KNOWN_EVENTS,
+    Event,
+    MalformedPayload,
+    ReceiverError,
+    parse,
+)
+from callhook.receiver.explain import Finding, explain
+from callhook.receiver.verify import Verification, verify
+from callhook.signing import (
+    InvalidSignature,
+    MalformedHeader,
+    MissingHeader,
+    StaleTimestamp,
+    WebhookVerificationError,
+)
+
+__all__ = [
+    "KNOWN_EVENTS",
+    "BackgroundRunner",
+    "DedupStore",
+    "Deduplicator",
+    "Event",
+    "Finding",
+    "InvalidSignature",
+    "MalformedHeader",
+    "MalformedPayload",
+    "MemoryStore",
+    "MissingHeader",
+    "ReceiverError",
+    "RedisStore",
+    "SQLiteStore",
+    "StaleTimestamp",
+    "Verification",
+    "WebhookVerificationError",
+    "explain",
+    "parse",
+    "verify",
+]
