@@ -1,4 +1,4 @@
-"""The root Typer app. Sub-apps are registered at the bottom of this module."""
+"""The root Typer app; each noun's module contributes its commands in ``_register``."""
 
 from __future__ import annotations
 
@@ -9,16 +9,27 @@ app = typer.Typer(
     help="Callhook: telephony events delivered as signed HTTPS webhooks.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
+    add_completion=False,
 )
 
 
 def main() -> None:
     """Console-script entry point."""
-    _register()
     app()
 
 
 def _register() -> None:
-    # Imported here, not at module level, so that `callhook --help` stays fast and a broken
-    # optional part cannot stop the rest of the CLI from loading.
-    pass
+    from callhook.cli import admin, deliveries, demo, processes
+
+    app.command()(processes.serve)
+    app.command()(processes.worker)
+    app.command()(processes.migrate)
+    app.command()(deliveries.emit)
+    app.command()(demo.demo)
+    app.add_typer(admin.accounts_app)
+    app.add_typer(admin.tokens_app)
+    app.add_typer(admin.integration_app)
+    app.add_typer(deliveries.deliveries_app)
+
+
+_register()

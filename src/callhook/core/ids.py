@@ -38,3 +38,9 @@ def sortable_id(when: datetime, rng: RandomBits = SYSTEM_RANDOM) -> str:
 def new_id(prefix: str, when: datetime, rng: RandomBits = SYSTEM_RANDOM) -> str:
     """``<prefix>_<sortable id>``, e.g. ``evt_01JH8Z...``."""
     return f"{prefix}_{sortable_id(when, rng)}"
+
+
+class Randomness(RandomBits, Protocol):
+    """Everything logic draws at random: id bits and jitter. ``random.Random`` satisfies it."""
+
+    def uniform(self, a: float, b: float, /) -> float: ...

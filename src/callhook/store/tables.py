@@ -166,6 +166,8 @@ deliveries = Table(
     Column("status", String(16), nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
     Column("created_at", UTCDateTime, nullable=False),
+    # Start of the current retry window (24 h); a redelivery starts a new one.
+    Column("window_start", UTCDateTime, nullable=False),
     Column("next_attempt_at", UTCDateTime, nullable=True),
     Column("claim_id", String(40), nullable=True),
     Column("claimed_by", String(100), nullable=True),
@@ -183,7 +185,9 @@ deliveries = Table(
 attempts = Table(
     "attempts",
     metadata,
-    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
     Column("delivery_id", String(40), ForeignKey("deliveries.id"), nullable=False, index=True),
     Column("event_id", String(40), nullable=False),
     Column("number", Integer, nullable=False),

@@ -1,0 +1,77 @@
+"""``create_app(settings)``: the HTTP API (and, with ``run_worker``, the delivery worker)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from callhook import __version__
+from callhook.api import errors as error_mapping
+from callhook.api import health, ingest
+from callhook.api.middleware import RequestIdMiddleware
+from callhook.core.clock import Clock
+from callhook.core.ids import Randomness
+from callhook.delivery.worker import Worker
+from callhook.platform import Platform
+from callhook.settings import Settings
+
+
+def create_app(
+    settings: Settings,
+    *,
+    platform: Platform | None = None,
+    clock: Clock | None = None,
+    rng: Randomness | None = None,
+    run_worker: bool = False,
+) -> FastAPI:
+    """Build the ASGI app. With ``run_worker`` the app also runs a delivery worker, woken on
+    every publish, started and drained by the app's lifespan (SIGTERM drains in-flight attempts).
+    """
+    platform = platform or Platform.create(settings, clock=clock, rng=rng)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        task = None
+        if run_worker:
+            worker = Worker(
+                platform.db,
+                settings,
+                clock=platform.clock,
+                rng=platform.rng,
+                box=platform.box,
+                metrics=platform.metrics,
+            )
+            platform.publisher.on_publish(worker.wake)
+            app.state.worker = worker
+            task = asyncio.create_task(worker.run(stop))
+        try:
+            yield
+        finally:
+            stop.set()
+            if task is not None:
+                await task
+
+    app = FastAPI(
+        title="Callhook API",
+        version=__version__,
+        lifespan=lifespan,
+        openapi_url="/api/v2/openapi.json",
+        docs_url="/api/v2/docs",
+        redoc_url=None,
+    )
+    app.state.platform = platform
+    app.state.settings = settings
+    error_mapping.install(app)
+    app.include_router(health.router)
+    app.include_router(ingest.router)
+    _include_optional_routers(app)
+    app.add_middleware(RequestIdMiddleware)
+    return app
+
+
+def _include_optional_routers(app: FastAPI) -> None:
+    """Routers of the other parts (management API, dashboard), each in its own module."""

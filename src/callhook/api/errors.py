@@ -1,0 +1,111 @@
+"""The one place where errors become HTTP responses (all in the spec 002 envelope)."""
+
+from __future__ import annotations
+
+import logging
+import math
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from callhook import errors
+from callhook.api.envelope import error
+
+log = logging.getLogger("callhook.api")
+
+#: Most specific first.
+STATUS: tuple[tuple[type[errors.CallhookError], int], ...] = (
+    (errors.UnknownEvent, 400),
+    (errors.InvalidRequest, 400),
+    (errors.UnsafeURL, 400),
+    (errors.AuthenticationFailed, 401),
+    (errors.PermissionDenied, 403),
+    (errors.NotFound, 404),
+    (errors.Conflict, 409),
+    (errors.PayloadTooLarge, 413),
+    (errors.UnsupportedMediaType, 415),
+    (errors.PayloadInvalid, 422),
+    (errors.RateLimited, 429),
+)
+
+_HTTP_MESSAGES = {
+    404: "Not found.",
+    405: "Method not allowed.",
+    413: "Request body too large.",
+}
+
+
+def status_for(exc: errors.CallhookError) -> int:
+    for cls, status in STATUS:
+        if isinstance(exc, cls):
+            return status
+    return 500
+
+
+def _count(request: Request, status: int) -> None:
+    platform = getattr(request.app.state, "platform", None)
+    if platform is not None:
+        platform.metrics.rejected.labels(str(status)).inc()
+
+
+def _log_rejection(request: Request, status: int, message: str) -> None:
+    # Never the Authorization header or the body: they may hold tokens and customer data.
+    log.info(
+        "request rejected",
+        extra={
+            "status": status,
+            "method": request.method,
+            "path": request.url.path,
+            "error": message,
+            "request_id": request.scope.get("state", {}).get("request_id"),
+            "client": request.client.host if request.client else None,
+        },
+    )
+
+
+async def on_callhook_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, errors.CallhookError)
+    status = status_for(exc)
+    headers: dict[str, str] = {}
+    if isinstance(exc, errors.RateLimited):
+        headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+    if isinstance(exc, errors.AuthenticationFailed):
+        headers["WWW-Authenticate"] = "Bearer"
+    _count(request, status)
+    _log_rejection(request, status, exc.message)
+    return error(request, status, [exc.message], headers or None)
+
+
+async def on_validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    messages = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+        messages.append(f"{where}: {err.get('msg', 'invalid')}" if where else str(err.get("msg")))
+    _count(request, 422)
+    _log_rejection(request, 422, "; ".join(messages))
+    return error(request, 422, messages or ["Invalid request."])
+
+
+async def on_http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    message = _HTTP_MESSAGES.get(exc.status_code) or str(exc.detail)
+    _count(request, exc.status_code)
+    _log_rejection(request, exc.status_code, message)
+    return error(request, exc.status_code, [message], dict(exc.headers or {}) or None)
+
+
+async def on_unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error", extra={"path": request.url.path})
+    _count(request, 500)
+    return error(request, 500, ["Internal server error."])
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(errors.CallhookError, on_callhook_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(Exception, on_unexpected)

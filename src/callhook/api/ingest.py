@@ -1,0 +1,53 @@
+"""``POST /internal/v1/events``: the telephony core publishes here (scope ``events.write``)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from callhook.api.auth import authenticate
+from callhook.api.envelope import success
+from callhook.errors import PayloadTooLarge, UnsupportedMediaType
+from callhook.platform import Platform
+from callhook.publish import bind_accounts, parse_publish_body
+
+router = APIRouter()
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refusing (413) anything over ``limit`` bytes without reading it all."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"Request body exceeds {limit // 1024} KiB.")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"Request body exceeds {limit // 1024} KiB.")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@router.post(
+    "/internal/v1/events",
+    status_code=202,
+    summary="Publish one event or a batch of up to 1,000",
+    tags=["ingest"],
+)
+async def publish_events(request: Request) -> Response:
+    platform: Platform = request.app.state.platform
+    token = await authenticate(request, scope="events.write")
+    content_type = request.headers.get("content-type", "application/json")
+    if not content_type.split(";")[0].strip().lower().endswith("json"):
+        raise UnsupportedMediaType("Content-Type must be application/json.")
+    raw = await read_body(request, platform.settings.max_body_bytes)
+    requests = parse_publish_body(raw, max_events=platform.settings.max_batch_events)
+    bound = bind_accounts(requests, token_account=token.account_id)
+    results = await run_in_threadpool(platform.publisher.publish, bound)
+    for r in results:
+        if not r.duplicate:
+            platform.metrics.published.labels(r.event).inc()
+    return success(request, {"events": [r.as_json() for r in results]}, status=202)

@@ -1,0 +1,294 @@
+"""Operator commands: accounts, tokens, integration (the operator's path to the webhook setting)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import timedelta
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from callhook.cli.common import (
+    DatabaseOption,
+    JsonOption,
+    console,
+    platform,
+    print_json,
+    when,
+)
+from callhook.core.urlvet import parse_webhook_url
+from callhook.store import accounts as account_store
+from callhook.store import integrations as integration_store
+from callhook.store import tokens as token_store
+
+accounts_app = typer.Typer(name="accounts", help="Create and list accounts.", no_args_is_help=True)
+tokens_app = typer.Typer(
+    name="tokens", help="Create, list and revoke API tokens.", no_args_is_help=True
+)
+integration_app = typer.Typer(
+    name="integration", help="An account's webhook setting (operators).", no_args_is_help=True
+)
+
+
+@accounts_app.command("create")
+def accounts_create(
+    name: Annotated[str, typer.Argument(help="Display name.")],
+    email: Annotated[str | None, typer.Option(help="First dashboard user's email.")] = None,
+    password: Annotated[
+        str | None, typer.Option(help="First user's password (prompted when --email is given).")
+    ] = None,
+    json: bool = JsonOption,
+    database_url: str | None = DatabaseOption,
+) -> None:
+    """Create an account (and, with --email, its first dashboard user)."""
+    if email and not password:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    with platform(database_url) as p, p.db.write() as conn:
+        account = account_store.create(conn, name=name, now=p.clock.now(), rng=p.rng)
+        integration_store.ensure(conn, account.id, now=p.clock.now(), box=p.box, rng=p.rng)
+        user_email = None
+        if email and password:
+            from callhook.store import users as user_store
+
+            user_email = user_store.create(
+                conn,
+                account_id=account.id,
+                email=email,
+                password=password,
+                now=p.clock.now(),
+                rng=p.rng,
+            ).email
+    if json:
+        print_json({**asdict(account), "user": user_email})
+    else:
+        console.print(f"Created account [bold]{account.id}[/bold] ({account.name})")
+        if user_email:
+            console.print(f"Dashboard user: {user_email}")
+
+
+@accounts_app.command("list")
+def accounts_list(json: bool = JsonOption, database_url: str | None = DatabaseOption) -> None:
+    """List accounts."""
+    with platform(database_url) as p, p.db.read() as conn:
+        rows = account_store.list_all(conn)
+    if json:
+        print_json([asdict(a) for a in rows])
+        return
+    table = Table("id", "name", "created")
+    for a in rows:
+        table.add_row(a.id, a.name, when(a.created_at))
+    console.print(table)
+
+
+@tokens_app.command("create")
+def tokens_create(
+    scopes: Annotated[
+        str, typer.Option(help="Comma-separated: events.write, webhooks.read, webhooks.write.")
+    ],
+    account: Annotated[
+        str | None, typer.Option(help="Bind to this account (omit for a platform token).")
+    ] = None,
+    name: Annotated[str, typer.Option(help="A label for people.")] = "",
+    expires_in_days: Annotated[
+        int | None, typer.Option(help="Expire after this many days.")
+    ] = None,
+    json: bool = JsonOption,
+    database_url: str | None = DatabaseOption,
+) -> None:
+    """Create a token. It is printed once; only its hash is stored."""
+    with platform(database_url) as p, p.db.write() as conn:
+        now = p.clock.now()
+        if account is not None:
+            account_store.get(conn, account)
+        token, plaintext = token_store.create(
+            conn,
+            account_id=account,
+            scopes=scopes.split(","),
+            now=now,
+            rng=p.rng,
+            name=name,
+            expires_at=now + timedelta(days=expires_in_days) if expires_in_days else None,
+        )
+    if json:
+        print_json({**asdict(token), "token": plaintext})
+        return
+    console.print(f"Token [bold]{token.id}[/bold] ({', '.join(sorted(token.scopes))})")
+    console.print("Copy it now; it will not be shown again:")
+    console.print(plaintext, highlight=False, soft_wrap=True)
+
+
+@tokens_app.command("list")
+def tokens_list(
+    account: Annotated[str | None, typer.Option(help="Account (omit for platform tokens).")] = None,
+    json: bool = JsonOption,
+    database_url: str | None = DatabaseOption,
+) -> None:
+    """List tokens (never their values)."""
+    with platform(database_url) as p, p.db.read() as conn:
+        rows = token_store.list_for(conn, account)
+    if json:
+        print_json([asdict(t) for t in rows])
+        return
+    table = Table("id", "prefix", "scopes", "created", "expires", "last used", "revoked")
+    for t in rows:
+        table.add_row(
+            t.id,
+            t.prefix + "…",
+            ",".join(sorted(t.scopes)),
+            when(t.created_at),
+            when(t.expires_at),
+            when(t.last_used_at),
+            when(t.revoked_at),
+        )
+    console.print(table)
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(
+    token_id: Annotated[str, typer.Argument(help="Token id (tok_…).")],
+    database_url: str | None = DatabaseOption,
+) -> None:
+    """Revoke a token at once."""
+    with platform(database_url) as p, p.db.write() as conn:
+        token_store.revoke(conn, token_id, now=p.clock.now(), account_id=None)
+    console.print(f"Revoked {token_id}")
+
+
+def _show_integration(integration: integration_store.Integration, json: bool) -> None:
+    if json:
+        print_json(asdict(integration))
+        return
+    console.print(f"Account:   {integration.account_id}")
+    console.print(f"URL:       {integration.url or '— (not configured)'}")
+    console.print(f"Enabled:   {'yes' if integration.enabled else 'no'}")
+    console.print(f"Retries:   {integration.retry_policy}")
+    console.print(f"Events:    {', '.join(integration.subscribed_events) or '—'}")
+
+
+@integration_app.command("show")
+def integration_show(
+    account: str, json: bool = JsonOption, database_url: str | None = DatabaseOption
+) -> None:
+    """Show an account's webhook setting."""
+    with platform(database_url) as p, p.db.read() as conn:
+        account_store.get(conn, account)
+        integration = integration_store.get(conn, account)
+    if integration is None:
+        console.print("No integration yet.")
+        return
+    _show_integration(integration, json)
+
+
+@integration_app.command("set-url")
+def integration_set_url(
+    account: str, url: str, json: bool = JsonOption, database_url: str | None = DatabaseOption
+) -> None:
+    """Set the webhook URL (HTTPS; vetted against SSRF)."""
+    with platform(database_url) as p:
+        vetted = parse_webhook_url(url, allow_unsafe=p.settings.allow_unsafe_targets)
+        _check_resolves(vetted.url, p.settings.allow_unsafe_targets)
+        with p.db.write() as conn:
+            account_store.get(conn, account)
+            integration = integration_store.set_url(
+                conn, account, vetted.url, now=p.clock.now(), box=p.box, rng=p.rng
+            )
+    _show_integration(integration, json)
+
+
+def _check_resolves(url: str, allow_unsafe: bool) -> None:
+    import asyncio
+
+    from callhook.delivery.resolver import check_url
+
+    asyncio.run(check_url(url, allow_unsafe=allow_unsafe))
+
+
+@integration_app.command("enable")
+def integration_enable(
+    account: str, json: bool = JsonOption, database_url: str | None = DatabaseOption
+) -> None:
+    """Enable deliveries."""
+    with platform(database_url) as p, p.db.write() as conn:
+        _show_integration(
+            integration_store.set_enabled(conn, account, True, now=p.clock.now()), json
+        )
+
+
+@integration_app.command("disable")
+def integration_disable(
+    account: str, json: bool = JsonOption, database_url: str | None = DatabaseOption
+) -> None:
+    """Disable deliveries (events are still recorded, as not delivered)."""
+    with platform(database_url) as p, p.db.write() as conn:
+        _show_integration(
+            integration_store.set_enabled(conn, account, False, now=p.clock.now()), json
+        )
+
+
+@integration_app.command("subscribe")
+def integration_subscribe(
+    account: str,
+    events: Annotated[list[str], typer.Argument(help="Event names, or 'all'.")],
+    json: bool = JsonOption,
+    database_url: str | None = DatabaseOption,
+) -> None:
+    """Subscribe events (idempotent)."""
+    from callhook.events import SUBSCRIBABLE_EVENTS
+
+    names = list(SUBSCRIBABLE_EVENTS) if events == ["all"] else events
+    with platform(database_url) as p, p.db.write() as conn:
+        _show_integration(
+            integration_store.subscribe(conn, account, names, now=p.clock.now()), json
+        )
+
+
+@integration_app.command("unsubscribe")
+def integration_unsubscribe(
+    account: str,
+    events: Annotated[list[str], typer.Argument(help="Event names.")],
+    json: bool = JsonOption,
+    database_url: str | None = DatabaseOption,
+) -> None:
+    """Unsubscribe events (idempotent)."""
+    with platform(database_url) as p, p.db.write() as conn:
+        _show_integration(
+            integration_store.unsubscribe(conn, account, events, now=p.clock.now()), json
+        )
+
+
+@integration_app.command("retry-policy")
+def integration_retry_policy(
+    account: str,
+    policy: Annotated[str, typer.Argument(help="exponential or none.")],
+    json: bool = JsonOption,
+    database_url: str | None = DatabaseOption,
+) -> None:
+    """Choose the retry policy."""
+    with platform(database_url) as p, p.db.write() as conn:
+        _show_integration(
+            integration_store.set_retry_policy(conn, account, policy, now=p.clock.now()), json
+        )
+
+
+@integration_app.command("secret")
+def integration_secret(
+    account: str,
+    rotate: Annotated[
+        bool, typer.Option(help="Rotate: new secret, old one valid 24 h more.")
+    ] = False,
+    json: bool = JsonOption,
+    database_url: str | None = DatabaseOption,
+) -> None:
+    """Show (or rotate) the signing secret."""
+    with platform(database_url) as p, p.db.write() as conn:
+        now = p.clock.now()
+        if rotate:
+            integration_store.rotate_secret(conn, account, now=now, box=p.box, rng=p.rng)
+        active = integration_store.active_secrets(conn, account, now=now, box=p.box)
+    if json:
+        print_json([asdict(s) for s in active])
+        return
+    for s in active:
+        note = "" if s.expires_at is None else f"  (expires {when(s.expires_at)})"
+        console.print(f"{s.secret}{note}", highlight=False)

@@ -1,0 +1,176 @@
+"""``callhook deliveries`` and ``callhook emit``."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.table import Table
+
+from callhook.cli.common import (
+    DatabaseOption,
+    JsonOption,
+    console,
+    err_console,
+    parse_time,
+    platform,
+    print_json,
+    when,
+)
+from callhook.publish import parse_event
+from callhook.store import deliveries as delivery_store
+
+deliveries_app = typer.Typer(
+    name="deliveries", help="Watch, inspect and redeliver deliveries.", no_args_is_help=True
+)
+
+
+def _delivery_json(d: delivery_store.Delivery) -> dict[str, Any]:
+    doc = asdict(d)
+    if d.body is not None:
+        doc["body"] = orjson.loads(d.body)
+    return doc
+
+
+@deliveries_app.command("list")
+def deliveries_list(
+    account: Annotated[str | None, typer.Option(help="Only this account.")] = None,
+    status: Annotated[str | None, typer.Option(help="failed, pending or delivered.")] = None,
+    event: Annotated[str | None, typer.Option(help="Only this event.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    json: bool = JsonOption,
+    database_url: str | None = DatabaseOption,
+) -> None:
+    """The newest deliveries."""
+    with platform(database_url) as p, p.db.read() as conn:
+        rows = delivery_store.list_deliveries(
+            conn, account_id=account, status=status, event=event, limit=limit
+        )
+    if json:
+        print_json([_delivery_json(d) for d in rows])
+        return
+    table = Table("id", "event", "pbx_id", "status", "attempts", "last", "ms", "created")
+    styles = {"delivered": "green", "failed": "red", "pending": "yellow"}
+    for d in rows:
+        last = str(d.last_status_code or d.last_error_class or "—")
+        ms = f"{d.last_latency_ms:.0f}" if d.last_latency_ms is not None else "—"
+        table.add_row(
+            d.id,
+            d.event,
+            d.pbx_id,
+            f"[{styles[d.status]}]{d.status}[/]",
+            str(d.attempts),
+            last,
+            ms,
+            when(d.created_at),
+        )
+    console.print(table)
+
+
+@deliveries_app.command("show")
+def deliveries_show(
+    delivery_id: str, json: bool = JsonOption, database_url: str | None = DatabaseOption
+) -> None:
+    """One delivery with its body and every attempt."""
+    with platform(database_url) as p, p.db.read() as conn:
+        d = delivery_store.get(conn, delivery_id)
+    if json:
+        print_json(_delivery_json(d))
+        return
+    console.print(f"[bold]{d.id}[/bold]  {d.event}  pbx_id={d.pbx_id}  account={d.account_id}")
+    console.print(f"status: {d.status}   attempts: {d.attempts}   next: {when(d.next_attempt_at)}")
+    console.print_json(d.body.decode() if d.body else "null")
+    table = Table("#", "started", "ms", "status", "error", "response")
+    for a in d.attempt_log:
+        table.add_row(
+            str(a.number),
+            when(a.started_at),
+            f"{a.duration_ms:.0f}",
+            str(a.status_code or "—"),
+            f"{a.error_class}: {a.error_message}" if a.error_class else "—",
+            (a.response_body or "")[:80],
+        )
+    console.print(table)
+
+
+@deliveries_app.command("redeliver")
+def deliveries_redeliver(
+    delivery_id: Annotated[str | None, typer.Argument(help="One delivery (dlv_…).")] = None,
+    account: Annotated[str | None, typer.Option(help="With --since: only this account.")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Failed deliveries created since (ISO 8601).")
+    ] = None,
+    until: Annotated[str | None, typer.Option(help="… and before (ISO 8601).")] = None,
+    json: bool = JsonOption,
+    database_url: str | None = DatabaseOption,
+) -> None:
+    """Queue failed deliveries again: same body and event id, a new signature."""
+    if (delivery_id is None) == (since is None):
+        err_console.print("[red]error:[/red] give either a delivery id or --since")
+        raise typer.Exit(2)
+    with platform(database_url) as p, p.db.write() as conn:
+        now = p.clock.now()
+        if delivery_id is not None:
+            d = delivery_store.redeliver(conn, delivery_id, now=now)
+            count = 1
+        else:
+            start = parse_time(since, "--since")
+            assert start is not None
+            count = delivery_store.redeliver_window(
+                conn, now=now, account_id=account, since=start, until=parse_time(until, "--until")
+            )
+    if json:
+        print_json({"queued": count})
+    elif delivery_id is not None:
+        console.print(f"Queued {d.id} again ({d.event}, event {d.event_id})")
+    else:
+        console.print(f"Queued {count} failed deliveries again")
+
+
+def emit(
+    event: Annotated[str, typer.Argument(help="Event name.")],
+    account: Annotated[str, typer.Option(help="Account to publish for.")],
+    data: Annotated[
+        str | None, typer.Option(help="The event's data as JSON (default: a sample).")
+    ] = None,
+    pbx_id: Annotated[
+        str | None, typer.Option(help="PBX record id (default: from the sample).")
+    ] = None,
+    idempotency_key: Annotated[str | None, typer.Option()] = None,
+    json: bool = JsonOption,
+    database_url: str | None = DatabaseOption,
+) -> None:
+    """Publish one event from a shell, as the telephony core would."""
+    import random
+
+    from callhook.events import sample_publish_request
+
+    with platform(database_url) as p:
+        if data is None:
+            sample = sample_publish_request(event, random.Random(), now=p.clock.now())
+            item: dict[str, Any] = {
+                "event": event,
+                "pbx_id": sample["pbx_id"],
+                "data": sample["data"],
+            }
+        else:
+            try:
+                parsed = orjson.loads(data)
+            except orjson.JSONDecodeError as exc:
+                err_console.print("[red]error:[/red] --data is not valid JSON")
+                raise typer.Exit(2) from exc
+            item = {"event": event, "pbx_id": pbx_id or "", "data": parsed}
+        if pbx_id is not None:
+            item["pbx_id"] = pbx_id
+        item["account_id"] = account
+        if idempotency_key:
+            item["idempotency_key"] = idempotency_key
+        result = p.publisher.publish([parse_event(item)])[0]
+    if json:
+        print_json(result.as_json())
+    elif result.skip_reason:
+        console.print(f"Recorded {result.id} but not delivered: {result.skip_reason}")
+    else:
+        console.print(f"Published {result.id} → delivery {result.delivery_id or '(duplicate)'}")

@@ -1,0 +1,66 @@
+"""Classifying an attempt's outcome. Pure.
+
+Success is any 2xx. Everything else is a failure with a reason class:
+``timeout``, ``connect_error``, ``tls_error``, ``http_status``, ``redirect`` (3xx is a failure:
+redirects are never followed), ``unsafe_target`` (the address failed the SSRF guard),
+``integration_disabled`` (no URL or disabled when the attempt came due).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+ERROR_CLASSES: Final = (
+    "timeout",
+    "connect_error",
+    "tls_error",
+    "http_status",
+    "redirect",
+    "unsafe_target",
+    "integration_disabled",
+)
+
+#: Statuses after which retrying the same request cannot help: the receiver said it is gone.
+_TERMINAL_STATUSES: Final = frozenset({410})
+_RETRY_AFTER_STATUSES: Final = frozenset({429, 503})
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    delivered: bool
+    error_class: str | None = None
+    status_code: int | None = None
+    message: str | None = None
+    #: Whether the retry policy may schedule another attempt.
+    retryable: bool = True
+    #: Whether a Retry-After header on this response should be honoured.
+    honours_retry_after: bool = False
+
+
+def from_status(status: int) -> Outcome:
+    """The outcome of a complete HTTP response."""
+    if 200 <= status < 300:
+        return Outcome(delivered=True, status_code=status)
+    if 300 <= status < 400:
+        return Outcome(
+            delivered=False,
+            error_class="redirect",
+            status_code=status,
+            message=f"HTTP {status}: redirects are not followed",
+        )
+    return Outcome(
+        delivered=False,
+        error_class="http_status",
+        status_code=status,
+        message=f"HTTP {status}",
+        retryable=status not in _TERMINAL_STATUSES,
+        honours_retry_after=status in _RETRY_AFTER_STATUSES,
+    )
+
+
+def failure(error_class: str, message: str, *, retryable: bool = True) -> Outcome:
+    """The outcome of an attempt that got no complete response."""
+    if error_class not in ERROR_CLASSES:
+        raise ValueError(f"unknown error class {error_class!r}")
+    return Outcome(delivered=False, error_class=error_class, message=message, retryable=retryable)

@@ -1,0 +1,169 @@
+"""The HTTP edge: one pooled aiohttp session that POSTs signed deliveries.
+
+Security by default: HTTPS only, certificates verified (system store, or ``CALLHOOK_CA_BUNDLE``),
+redirects never followed, and every connection goes to an address the ``VettingResolver`` has
+vetted (the same lookup that vets is the one aiohttp connects to, so DNS rebinding has no window).
+IP-literal hosts never reach a resolver, so the URL is parsed and vetted again before each try.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+import aiohttp
+import orjson
+
+from callhook import __version__
+from callhook.core import outcome as outcomes
+from callhook.core.clock import Clock, monotonic
+from callhook.core.urlvet import parse_webhook_url
+from callhook.delivery.resolver import VettingResolver, unsafe_target_reason
+from callhook.errors import UnsafeURL
+from callhook.settings import Settings
+from callhook.signing import signature_headers
+
+USER_AGENT = f"Callhook/{__version__}"
+#: How much of a response we read to keep the connection reusable; only the first
+#: ``response_body_limit`` bytes are stored.
+_READ_LIMIT = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    outcome: outcomes.Outcome
+    started_at: datetime
+    duration_ms: float
+    response_body: str | None
+    retry_after: str | None
+    request_headers: dict[str, str]
+
+
+def build_ssl_context(settings: Settings) -> ssl.SSLContext:
+    """Verify certificates against the system store, or only the configured CA bundle."""
+    if settings.ca_bundle is not None:
+        ctx = ssl.create_default_context(cafile=str(settings.ca_bundle))
+    else:
+        ctx = ssl.create_default_context()
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    return ctx
+
+
+def request_headers(
+    *,
+    body: bytes,
+    event_id: str,
+    event: str,
+    attempt: int,
+    timestamp: int,
+    secrets: tuple[str, ...],
+) -> dict[str, str]:
+    """Every header of one attempt (a fresh timestamp and signature on every attempt)."""
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        "X-Webhook-Event": event,
+        "X-Webhook-Attempt": str(attempt),
+    }
+    headers.update(
+        signature_headers(body=body, msg_id=event_id, timestamp=timestamp, secrets=secrets)
+    )
+    return headers
+
+
+def excerpt(raw: bytes, limit: int) -> str:
+    """The stored part of a response body: at most ``limit`` bytes, no NULs (PostgreSQL)."""
+    return raw[:limit].decode("utf-8", errors="replace").replace("\x00", "")
+
+
+class Sender:
+    """Sends one attempt at a time per call; safe to share across tasks of one event loop."""
+
+    def __init__(self, settings: Settings, *, clock: Clock) -> None:
+        self._settings = settings
+        self._clock = clock
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> Sender:
+        connector = aiohttp.TCPConnector(
+            limit=max(self._settings.worker_max_in_flight, 1),
+            # Per-endpoint fairness is the worker's job (it caps attempts before their
+            # timeout starts); here it would only make attempts wait inside the timeout.
+            limit_per_host=0,
+            keepalive_timeout=60,
+            ttl_dns_cache=10,
+            ssl=build_ssl_context(self._settings),
+            resolver=VettingResolver(allow_unsafe=self._settings.allow_unsafe_targets),
+            enable_cleanup_closed=True,
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            auto_decompress=False,
+            skip_auto_headers=("Accept-Encoding",),
+        )
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def send(self, *, url: str, body: bytes, headers: Mapping[str, str]) -> SendResult:
+        """POST once and classify; never raises for anything the endpoint or network does."""
+        assert self._session is not None, "use `async with Sender(...)`"
+        started_at = self._clock.now()
+        t0 = monotonic()
+        limit = self._settings.response_body_limit
+        sent_headers = dict(headers)
+        try:
+            parse_webhook_url(url, allow_unsafe=self._settings.allow_unsafe_targets)
+            async with self._session.post(
+                url,
+                data=body,
+                headers=sent_headers,
+                allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(total=self._settings.delivery_timeout),
+            ) as response:
+                raw = await response.content.read(_READ_LIMIT)
+                result = outcomes.from_status(response.status)
+                return SendResult(
+                    outcome=result,
+                    started_at=started_at,
+                    duration_ms=(monotonic() - t0) * 1000,
+                    response_body=excerpt(raw, limit),
+                    retry_after=response.headers.get("Retry-After"),
+                    request_headers=sent_headers,
+                )
+        except UnsafeURL as exc:
+            result = outcomes.failure("unsafe_target", exc.message)
+        except TimeoutError:
+            result = outcomes.failure(
+                "timeout", f"no complete response within {self._settings.delivery_timeout:g} s"
+            )
+        except (aiohttp.ClientSSLError, ssl.SSLError) as exc:
+            result = outcomes.failure("tls_error", _describe(exc))
+        except (aiohttp.ClientError, OSError) as exc:
+            reason = unsafe_target_reason(exc)
+            if reason is not None:
+                result = outcomes.failure("unsafe_target", reason)
+            else:
+                result = outcomes.failure("connect_error", _describe(exc))
+        return SendResult(
+            outcome=result,
+            started_at=started_at,
+            duration_ms=(monotonic() - t0) * 1000,
+            response_body=None,
+            retry_after=None,
+            request_headers=sent_headers,
+        )
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"[:500]
+
+
+def headers_json(headers: Mapping[str, str]) -> str:
+    return orjson.dumps(dict(headers)).decode()

@@ -1,0 +1,298 @@
+"""The delivery worker: claim due deliveries in batches, send them, record results in batches.
+
+Life of a claimed job: claimed (leased) → waits for its endpoint's slot → one attempt → its
+result joins the next group commit (every ``FLUSH_INTERVAL`` or ``worker_batch_size`` results),
+which records the attempt and reschedules, delivers or fails the delivery — only if this worker
+still holds the claim. A worker killed at any instant loses nothing: un-recorded jobs are claimed
+again when their lease runs out (at-least-once; receivers dedupe on the event id).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections import defaultdict
+from datetime import datetime, timedelta
+
+from callhook.core import outcome as outcomes
+from callhook.core import retry
+from callhook.core.clock import Clock
+from callhook.core.ids import Randomness, new_id
+from callhook.delivery.sender import Sender, headers_json, request_headers
+from callhook.metrics import Metrics
+from callhook.settings import Settings
+from callhook.store import deliveries as queue
+from callhook.store.db import Database
+from callhook.store.deliveries import AttemptResult, ClaimedJob
+from callhook.store.secretbox import SecretBox
+
+log = logging.getLogger("callhook.delivery")
+
+FLUSH_INTERVAL = 0.01  # seconds: group-commit window for attempt results
+
+
+class Worker:
+    """One event loop's delivery worker. ``run`` returns after ``stop`` is set and drained."""
+
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        *,
+        clock: Clock,
+        rng: Randomness,
+        box: SecretBox,
+        metrics: Metrics | None = None,
+        worker_id: str | None = None,
+    ) -> None:
+        self._db = db
+        self._settings = settings
+        self._clock = clock
+        self._rng = rng
+        self._box = box
+        self._metrics = metrics
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._results: list[AttemptResult] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._slots: dict[str, asyncio.Semaphore] = defaultdict(
+            lambda: asyncio.Semaphore(max(settings.worker_per_endpoint_limit, 1))
+        )
+        self._secret_cache: dict[str, str] = {}
+        self.delivered = 0
+        self.attempted = 0
+
+    # --- waking --------------------------------------------------------------------------------
+    def wake(self) -> None:
+        """Ask an idle worker to look for work now. Safe from any thread."""
+        loop, event = self._loop, self._wake
+        if loop is not None and event is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(event.set)
+
+    # --- the loop ------------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        async with Sender(self._settings, clock=self._clock) as sender:
+            flusher = asyncio.create_task(self._flush_loop(stop))
+            try:
+                await self._claim_loop(stop, sender)
+            finally:
+                if self._tasks:
+                    await asyncio.gather(*self._tasks, return_exceptions=True)
+                stop.set()
+                await flusher
+                await self._flush()
+
+    async def _claim_loop(self, stop: asyncio.Event, sender: Sender) -> None:
+        assert self._wake is not None
+        max_in_flight = max(self._settings.worker_max_in_flight, 1)
+        while not stop.is_set():
+            free = max_in_flight - len(self._tasks)
+            if free <= 0:
+                await self._wait_any(stop)
+                continue
+            try:
+                jobs = await asyncio.to_thread(
+                    self._claim, min(free, self._settings.worker_batch_size)
+                )
+            except Exception:
+                log.exception("claim failed; retrying", extra={"worker": self.worker_id})
+                await self._sleep(stop, 1.0)
+                continue
+            for job in jobs:
+                task = asyncio.create_task(self._attempt(job, sender, stop))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            if not jobs:
+                self._wake.clear()
+                await self._wait_wake(stop)
+
+    def _claim(self, limit: int) -> list[ClaimedJob]:
+        now = self._clock.now()
+        with self._db.write() as conn:
+            return queue.claim(
+                conn,
+                worker_id=self.worker_id,
+                claim_id=new_id("clm", now, self._rng),
+                now=now,
+                lease=timedelta(seconds=self._settings.lease_seconds),
+                limit=limit,
+                box=self._box,
+                secret_cache=self._secret_cache,
+            )
+
+    async def _wait_any(self, stop: asyncio.Event) -> None:
+        stopper = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait({*self._tasks, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopper.cancel()
+
+    async def _wait_wake(self, stop: asyncio.Event) -> None:
+        assert self._wake is not None
+        waiters = {asyncio.create_task(self._wake.wait()), asyncio.create_task(stop.wait())}
+        try:
+            await asyncio.wait(
+                waiters, timeout=self._settings.poll_interval, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            for w in waiters:
+                w.cancel()
+
+    async def _sleep(self, stop: asyncio.Event, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=seconds)
+
+    # --- one attempt ---------------------------------------------------------------------------
+    async def _attempt(self, job: ClaimedJob, sender: Sender, stop: asyncio.Event) -> None:
+        slot = self._slots[job.account_id]
+        async with slot:
+            if stop.is_set():
+                # Shutting down before this job started: give it back untouched, at once.
+                await asyncio.to_thread(self._release, [job])
+                return
+            result = await self._send(job, sender)
+        self._results.append(result)
+        if len(self._results) >= self._settings.worker_batch_size:
+            await self._flush()
+
+    async def _send(self, job: ClaimedJob, sender: Sender) -> AttemptResult:
+        if job.url is None or not job.enabled or not job.secrets:
+            outcome = outcomes.failure(
+                "integration_disabled",
+                "the integration has no URL or is disabled",
+                retryable=False,
+            )
+            now = self._clock.now()
+            return self._result(job, outcome, started_at=now, duration_ms=0.0)
+        headers = request_headers(
+            body=job.body,
+            event_id=job.event_id,
+            event=job.event,
+            attempt=job.attempt_number,
+            timestamp=int(self._clock.now().timestamp()),
+            secrets=job.secrets,
+        )
+        sent = await sender.send(url=job.url, body=job.body, headers=headers)
+        return self._result(
+            job,
+            sent.outcome,
+            started_at=sent.started_at,
+            duration_ms=sent.duration_ms,
+            response_body=sent.response_body,
+            retry_after=sent.retry_after,
+            headers=headers_json(sent.request_headers),
+        )
+
+    def _result(
+        self,
+        job: ClaimedJob,
+        outcome: outcomes.Outcome,
+        *,
+        started_at: datetime,
+        duration_ms: float,
+        response_body: str | None = None,
+        retry_after: str | None = None,
+        headers: str | None = None,
+    ) -> AttemptResult:
+        now = self._clock.now()
+        next_at = None
+        if not outcome.delivered and outcome.retryable:
+            wait = (
+                retry.parse_retry_after(retry_after, now=now)
+                if outcome.honours_retry_after
+                else None
+            )
+            next_at = retry.next_attempt_at(
+                policy=job.retry_policy,
+                attempt_number=job.attempt_number,
+                created_at=job.window_start,
+                now=now,
+                rng=self._rng,
+                retry_after=wait,
+            )
+        result = AttemptResult(
+            job=job,
+            started_at=started_at,
+            duration_ms=duration_ms,
+            delivered=outcome.delivered,
+            status_code=outcome.status_code,
+            response_body=response_body,
+            error_class=outcome.error_class,
+            error_message=outcome.message,
+            next_attempt_at=next_at,
+            request_headers=headers,
+        )
+        self._observe(result)
+        return result
+
+    def _observe(self, res: AttemptResult) -> None:
+        if res.delivered:
+            verdict = "delivered"
+        elif res.next_attempt_at is not None:
+            verdict = "retrying"
+        else:
+            verdict = "failed"
+        self.attempted += 1
+        if res.delivered:
+            self.delivered += 1
+        if self._metrics is not None:
+            self._metrics.deliveries.labels(verdict, res.job.event).inc()
+            self._metrics.attempt_seconds.observe(res.duration_ms / 1000)
+        log.info(
+            "attempt",
+            extra={
+                "delivery_id": res.job.delivery_id,
+                "event_id": res.job.event_id,
+                "account_id": res.job.account_id,
+                "event": res.job.event,
+                "attempt": res.job.attempt_number,
+                "result": verdict,
+                "status_code": res.status_code,
+                "error_class": res.error_class,
+                "error": res.error_message,
+                "duration_ms": round(res.duration_ms, 2),
+                "next_attempt_at": res.next_attempt_at.isoformat() if res.next_attempt_at else None,
+            },
+        )
+
+    # --- group commit --------------------------------------------------------------------------
+    async def _flush_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set() or self._tasks:
+            await asyncio.sleep(FLUSH_INTERVAL)
+            if self._results:
+                await self._flush()
+
+    async def _flush(self) -> None:
+        if not self._results:
+            return
+        batch, self._results = self._results, []
+        for delay in (0.05, 0.2, 1.0, 2.0, 5.0):
+            try:
+                stale = await asyncio.to_thread(self._complete, batch)
+                break
+            except Exception:
+                # The database is unavailable: keep the results and try again; if we never
+                # succeed, the leases run out and the deliveries are attempted again.
+                log.exception("recording results failed; retrying", extra={"count": len(batch)})
+                await asyncio.sleep(delay)
+        else:
+            return
+        for res in stale:
+            log.warning(
+                "result refused: lease lost to another worker",
+                extra={"delivery_id": res.job.delivery_id, "claim_id": res.job.claim_id},
+            )
+
+    def _complete(self, batch: list[AttemptResult]) -> list[AttemptResult]:
+        with self._db.write() as conn:
+            return queue.complete(conn, batch)
+
+    def _release(self, jobs: list[ClaimedJob]) -> None:
+        with self._db.write() as conn:
+            queue.release(conn, jobs)

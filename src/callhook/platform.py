@@ -1,0 +1,57 @@
+"""The wiring of one Callhook process: settings, database, clock, randomness, publisher.
+
+Built once by an entry point (``create_app``, the CLI, a test) and passed down; nothing here is
+global.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from callhook.core.clock import Clock, SystemClock
+from callhook.core.ids import Randomness
+from callhook.metrics import Metrics
+from callhook.publish import Publisher
+from callhook.settings import Settings
+from callhook.store import deliveries as delivery_store
+from callhook.store.db import Database
+from callhook.store.secretbox import SecretBox, load_secret_box
+
+
+@dataclass
+class Platform:
+    settings: Settings
+    db: Database
+    clock: Clock
+    rng: Randomness
+    box: SecretBox
+    publisher: Publisher
+    metrics: Metrics = field(default_factory=Metrics)
+
+    @classmethod
+    def create(
+        cls,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        rng: Randomness | None = None,
+        db: Database | None = None,
+    ) -> Platform:
+        clock = clock or SystemClock()
+        rng = rng or random.SystemRandom()
+        db = db or Database(settings.database_url)
+        platform = cls(
+            settings=settings,
+            db=db,
+            clock=clock,
+            rng=rng,
+            box=load_secret_box(settings),
+            publisher=Publisher(db, clock=clock, rng=rng),
+        )
+        platform.metrics.watch_queue(platform.queue_stats)
+        return platform
+
+    def queue_stats(self) -> tuple[int, int, float]:
+        with self.db.read() as conn:
+            return delivery_store.queue_stats(conn, now=self.clock.now())

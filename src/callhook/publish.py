@@ -1,0 +1,346 @@
+"""Publishing: turn publish requests into committed events and delivery jobs.
+
+``parse_publish_body`` is pure (bytes in, validated requests out, or a ``CallhookError``);
+``Publisher.publish`` writes one batch all-or-nothing in one transaction and returns only after
+the commit. The HTTP ingest route, ``callhook emit``, the simulator and in-process callers all
+come through here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy.exc import IntegrityError
+
+from callhook import events as catalog
+from callhook.core.clock import Clock, rfc3339
+from callhook.core.ids import RandomBits, new_id
+from callhook.errors import (
+    InvalidRequest,
+    PayloadInvalid,
+    PermissionDenied,
+    UnknownEvent,
+)
+from callhook.store import accounts as account_store
+from callhook.store import events as event_store
+from callhook.store import integrations as integration_store
+from callhook.store.db import Database
+from callhook.store.tables import deliveries
+
+_ALLOWED_KEYS = frozenset({"event", "pbx_id", "account_id", "data", "idempotency_key"})
+MAX_ID_LENGTH = 200
+
+
+@dataclass(frozen=True, slots=True)
+class PublishRequest:
+    """One validated event to publish."""
+
+    event: str
+    pbx_id: str
+    account_id: str | None
+    data: dict[str, Any]
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    """The result of publishing one event."""
+
+    id: str
+    event: str
+    pbx_id: str
+    account_id: str
+    duplicate: bool
+    delivery_id: str | None
+    skip_reason: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "event": self.event,
+            "pbx_id": self.pbx_id,
+            "account_id": self.account_id,
+            "duplicate": self.duplicate,
+            "delivery_id": self.delivery_id,
+            "skip_reason": self.skip_reason,
+        }
+
+
+# --- Parsing (pure) ----------------------------------------------------------------------------
+def _text(value: object, field: str, *, required: bool) -> str | None:
+    if value is None:
+        if required:
+            raise PayloadInvalid(f"{field}: field required", field=field)
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise PayloadInvalid(f"{field}: must be a string", field=field)
+    text = str(value)
+    if not text or len(text) > MAX_ID_LENGTH:
+        raise PayloadInvalid(f"{field}: must be 1 to {MAX_ID_LENGTH} characters", field=field)
+    return text
+
+
+def parse_event(item: object, *, where: str = "") -> PublishRequest:
+    """Validate one publish request object; ``where`` prefixes field paths (``events[3].``)."""
+    if not isinstance(item, dict):
+        raise PayloadInvalid(f"{where or 'body'}: must be a JSON object", field=where.rstrip("."))
+    extra = sorted(set(item) - _ALLOWED_KEYS)
+    if extra:
+        field = f"{where}{extra[0]}"
+        raise PayloadInvalid(f"{field}: unknown field", field=field)
+    name = item.get("event")
+    if not isinstance(name, str):
+        raise PayloadInvalid(f"{where}event: field required (a string)", field=f"{where}event")
+    if not catalog.is_known(name):
+        raise UnknownEvent(name)
+    pbx_id = _text(item.get("pbx_id"), f"{where}pbx_id", required=True)
+    assert pbx_id is not None
+    account_id = _text(item.get("account_id"), f"{where}account_id", required=False)
+    key = _text(item.get("idempotency_key"), f"{where}idempotency_key", required=False)
+    raw_data = item.get("data", {})
+    try:
+        data = catalog.validate_data(name, raw_data)
+    except PayloadInvalid as exc:
+        field = f"{where}{exc.field}" if exc.field else f"{where}data"
+        raise PayloadInvalid(f"{where}{exc.message}", field=field) from exc
+    return PublishRequest(
+        event=name, pbx_id=pbx_id, account_id=account_id, data=data, idempotency_key=key
+    )
+
+
+def parse_publish_body(raw: bytes, *, max_events: int) -> list[PublishRequest]:
+    """Parse an ingest body: one event object, or ``{"events": [...]}`` (1..max_events)."""
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest("Request body is not valid JSON.") from exc
+    if not isinstance(doc, dict):
+        raise InvalidRequest("Request body must be a JSON object.")
+    if "events" in doc:
+        if set(doc) != {"events"}:
+            raise InvalidRequest('A batch is {"events": [...]} with no other fields.')
+        items = doc["events"]
+        if not isinstance(items, list) or not items:
+            raise InvalidRequest('"events" must be a non-empty list.')
+        if len(items) > max_events:
+            raise InvalidRequest(f"A batch holds at most {max_events} events, not {len(items)}.")
+        return [parse_event(item, where=f"events[{i}].") for i, item in enumerate(items)]
+    return [parse_event(doc)]
+
+
+def bind_accounts(
+    requests: Sequence[PublishRequest], *, token_account: str | None
+) -> list[PublishRequest]:
+    """Apply the publisher's account: a bound token publishes for its account only."""
+    out = []
+    for i, req in enumerate(requests):
+        where = f"events[{i}]." if len(requests) > 1 else ""
+        if token_account is not None:
+            if req.account_id is not None and req.account_id != token_account:
+                raise PermissionDenied("This token may publish for its own account only.")
+            req = PublishRequest(
+                req.event, req.pbx_id, token_account, req.data, req.idempotency_key
+            )
+        elif req.account_id is None:
+            raise PayloadInvalid(
+                f"{where}account_id: field required for a platform token",
+                field=f"{where}account_id",
+            )
+        out.append(req)
+    return out
+
+
+def delivery_body(
+    *,
+    event_id: str,
+    req: PublishRequest,
+    account_id: str,
+    created_at: str,
+    call_id: str | None,
+    sequence: int | None,
+) -> bytes:
+    """The exact bytes every attempt of this event sends."""
+    body: dict[str, Any] = {
+        "id": event_id,
+        "event": req.event,
+        "pbx_id": req.pbx_id,
+        "account_id": account_id,
+        "created_at": created_at,
+    }
+    if call_id is not None:
+        body["call_id"] = call_id
+        body["sequence"] = sequence
+    body["data"] = req.data
+    return orjson.dumps(body)
+
+
+# --- Writing -----------------------------------------------------------------------------------
+class Publisher:
+    """Commits events and their delivery jobs; tells listeners (idle workers) afterwards."""
+
+    def __init__(self, db: Database, *, clock: Clock, rng: RandomBits) -> None:
+        self._db = db
+        self._clock = clock
+        self._rng = rng
+        self._listeners: list[Callable[[], None]] = []
+
+    def on_publish(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` (from any thread) after each commit that queued deliveries."""
+        self._listeners.append(listener)
+
+    def publish(self, requests: Sequence[PublishRequest]) -> list[Published]:
+        """Publish all or nothing; each request carries its ``account_id`` (bind_accounts)."""
+        for attempt in range(2):
+            try:
+                with self._db.write() as conn:
+                    results = self._publish(conn, requests)
+                break
+            except IntegrityError:
+                # A concurrent publish took the same idempotency key between our check and
+                # insert; the second pass finds it and returns the original id.
+                if attempt == 1:
+                    raise
+        if any(r.delivery_id for r in results):
+            for listener in self._listeners:
+                listener()
+        return results
+
+    def _publish(self, conn: Any, requests: Sequence[PublishRequest]) -> list[Published]:
+        now = self._clock.now()
+        created_at = rfc3339(now)
+        wanted = {r.account_id for r in requests if r.account_id}
+        known = account_store.existing_ids(conn, wanted)
+        for i, req in enumerate(requests):
+            if req.account_id not in known:
+                where = f"events[{i}]." if len(requests) > 1 else ""
+                raise PayloadInvalid(
+                    f"{where}account_id: unknown account {req.account_id!r}",
+                    field=f"{where}account_id",
+                )
+        existing = event_store.find_idempotent(
+            conn,
+            (
+                (r.account_id, r.idempotency_key)
+                for r in requests
+                if r.idempotency_key and r.account_id
+            ),
+        )
+        settings_by_account = {a: integration_store.get(conn, a) for a in known}
+        event_rows: list[dict[str, Any]] = []
+        delivery_rows: list[dict[str, Any]] = []
+        results: list[Published] = []
+        seen_keys: dict[tuple[str, str], str] = {}
+        for req in requests:
+            account_id = req.account_id
+            assert account_id is not None
+            key = (account_id, req.idempotency_key) if req.idempotency_key else None
+            if key is not None and (key in existing or key in seen_keys):
+                original = existing.get(key) or seen_keys[key]
+                results.append(
+                    Published(original, req.event, req.pbx_id, account_id, True, None, None)
+                )
+                continue
+            event_id = new_id("evt", now, self._rng)
+            call_id = catalog.call_id_of(req.event, req.pbx_id, req.data)
+            sequence = (
+                event_store.next_sequence(conn, account_id, call_id)
+                if call_id is not None
+                else None
+            )
+            skip_reason = _skip_reason(settings_by_account.get(account_id), req.event)
+            event_rows.append(
+                {
+                    "id": event_id,
+                    "account_id": account_id,
+                    "event": req.event,
+                    "pbx_id": req.pbx_id,
+                    "call_id": call_id,
+                    "sequence": sequence,
+                    "idempotency_key": req.idempotency_key,
+                    "created_at": now,
+                    "body": delivery_body(
+                        event_id=event_id,
+                        req=req,
+                        account_id=account_id,
+                        created_at=created_at,
+                        call_id=call_id,
+                        sequence=sequence,
+                    ),
+                    "skip_reason": skip_reason,
+                }
+            )
+            delivery_id = None
+            if skip_reason is None:
+                delivery_id = new_id("dlv", now, self._rng)
+                delivery_rows.append(
+                    {
+                        "id": delivery_id,
+                        "event_id": event_id,
+                        "account_id": account_id,
+                        "event": req.event,
+                        "status": "pending",
+                        "attempts": 0,
+                        "created_at": now,
+                        "window_start": now,
+                        "next_attempt_at": now,
+                    }
+                )
+            if key is not None:
+                seen_keys[key] = event_id
+            results.append(
+                Published(
+                    event_id, req.event, req.pbx_id, account_id, False, delivery_id, skip_reason
+                )
+            )
+        event_store.insert(conn, event_rows)
+        if delivery_rows:
+            conn.execute(deliveries.insert(), delivery_rows)
+        return results
+
+
+def _skip_reason(integration: integration_store.Integration | None, event: str) -> str | None:
+    """Why an event makes no delivery, or None when it does (decided at publish time)."""
+    if integration is None or integration.url is None:
+        return "no_webhook_url"
+    if event == catalog.TEST_EVENT:
+        return None  # sent on demand to verify the endpoint, even while disabled
+    if not integration.enabled:
+        return "integration_disabled"
+    if event not in integration.subscribed_events:
+        return "not_subscribed"
+    return None
+
+
+def publish_one(
+    publisher: Publisher,
+    *,
+    event: str,
+    account_id: str,
+    pbx_id: str,
+    data: Mapping[str, Any],
+    idempotency_key: str | None = None,
+) -> Published:
+    """The in-process Python call: validate and publish one event."""
+    item: dict[str, Any] = {
+        "event": event,
+        "pbx_id": pbx_id,
+        "account_id": account_id,
+        "data": dict(data),
+    }
+    if idempotency_key is not None:
+        item["idempotency_key"] = idempotency_key
+    return publisher.publish([parse_event(item)])[0]
+
+
+__all__ = [
+    "PublishRequest",
+    "Published",
+    "Publisher",
+    "bind_accounts",
+    "parse_event",
+    "parse_publish_body",
+    "publish_one",
+]

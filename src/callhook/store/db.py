@@ -1,0 +1,115 @@
+"""Engine setup and transactions: the one place that knows SQLite from PostgreSQL.
+
+``Database.write()`` opens a write transaction (``BEGIN IMMEDIATE`` on SQLite, so concurrent
+writers queue on ``busy_timeout`` instead of failing on lock upgrade); ``Database.read()`` a
+read-only one. Query modules take a ``Connection`` and never open transactions themselves, so
+callers compose several queries into one atomic unit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool, QueuePool
+
+from callhook.errors import ConfigurationError
+
+
+def normalize_url(url: str) -> str:
+    """Map user-facing URLs to SQLAlchemy ones: ``postgresql://`` uses psycopg 3."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url
+
+
+def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
+    parsed = make_url(url)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(
+        url,
+        poolclass=QueuePool,
+        pool_size=8,
+        max_overflow=8,
+        connect_args={"check_same_thread": False, "timeout": 30},
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Take transaction control away from the sqlite3 module so BEGIN is ours.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql(begin)
+
+    return engine
+
+
+class Database:
+    """Owns the engines for one database URL."""
+
+    def __init__(self, url: str) -> None:
+        self.url = normalize_url(url)
+        try:
+            dialect = make_url(self.url).get_backend_name()
+        except Exception as exc:
+            raise ConfigurationError(f"invalid database URL: {url!r}") from exc
+        self.dialect = dialect
+        if dialect == "sqlite":
+            self._writer = _sqlite_engine(self.url, immediate=True)
+            self._reader = _sqlite_engine(self.url, immediate=False)
+        elif dialect == "postgresql":
+            self._writer = create_engine(
+                self.url, pool_size=10, max_overflow=10, pool_pre_ping=True
+            )
+            self._reader = self._writer
+        else:
+            raise ConfigurationError(
+                f"unsupported database {dialect!r}: use sqlite:///path or postgresql://…"
+            )
+
+    @property
+    def engine(self) -> Engine:
+        return self._writer
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect == "sqlite"
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A write transaction, committed on success and rolled back on any exception."""
+        with self._writer.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read transaction."""
+        with self._reader.begin() as conn:
+            yield conn
+
+    def dispose(self) -> None:
+        self._writer.dispose()
+        if self._reader is not self._writer:
+            self._reader.dispose()
+
+
+def single_use_engine(url: str) -> Engine:
+    """An engine without pooling, for migrations and one-shot commands."""
+    return create_engine(normalize_url(url), poolclass=NullPool)

@@ -1,0 +1,432 @@
+"""Deliveries: the durable queue and its history.
+
+Claiming: a worker takes up to ``limit`` due rows (``pending``, ``next_attempt_at`` passed, no
+live lease) in one statement, stamping them with a fresh ``claim_id`` and ``lease_until``.
+Completing matches on ``claim_id``: once a lease has run out and another worker has claimed the
+row, the first worker's result is refused (``complete`` reports it as stale) — a killed or stalled
+worker can delay a delivery by one lease, never lose it or overwrite the new owner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, or_, select, update
+
+from callhook.errors import InvalidRequest, NotFound
+from callhook.store import dialect
+from callhook.store.secretbox import SecretBox
+from callhook.store.tables import attempts, deliveries, events, integration_secrets, integrations
+
+STATUSES = ("pending", "delivered", "failed")
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedJob:
+    """Everything one attempt needs, read in the claim transaction."""
+
+    delivery_id: str
+    claim_id: str
+    event_id: str
+    account_id: str
+    event: str
+    attempt_number: int
+    window_start: datetime
+    body: bytes
+    url: str | None
+    enabled: bool
+    retry_policy: str
+    secrets: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptResult:
+    """What happened to one claimed job; ``next_attempt_at`` None with not delivered = failed."""
+
+    job: ClaimedJob
+    started_at: datetime
+    duration_ms: float
+    delivered: bool
+    status_code: int | None
+    response_body: str | None
+    error_class: str | None
+    error_message: str | None
+    next_attempt_at: datetime | None
+    request_headers: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    number: int
+    started_at: datetime
+    duration_ms: float
+    status_code: int | None
+    response_body: str | None
+    error_class: str | None
+    error_message: str | None
+    request_headers: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    id: str
+    event_id: str
+    account_id: str
+    event: str
+    pbx_id: str
+    status: str
+    attempts: int
+    created_at: datetime
+    next_attempt_at: datetime | None
+    last_attempt_at: datetime | None
+    last_status_code: int | None
+    last_error_class: str | None
+    last_latency_ms: float | None
+    delivered_at: datetime | None
+    body: bytes | None = None
+    attempt_log: list[Attempt] = field(default_factory=list)
+
+
+# --- The queue ---------------------------------------------------------------------------------
+def _due(now: datetime) -> Any:
+    return and_(
+        deliveries.c.status == "pending",
+        deliveries.c.next_attempt_at <= now,
+        or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until <= now),
+    )
+
+
+def claim(
+    conn: Connection,
+    *,
+    worker_id: str,
+    claim_id: str,
+    now: datetime,
+    lease: timedelta,
+    limit: int,
+    box: SecretBox,
+    secret_cache: dict[str, str] | None = None,
+) -> list[ClaimedJob]:
+    """Claim up to ``limit`` due deliveries (oldest due first) and load what sending needs."""
+    due_ids = dialect.skip_locked(
+        conn,
+        select(deliveries.c.id)
+        .where(_due(now))
+        .order_by(deliveries.c.next_attempt_at)
+        .limit(limit),
+    )
+    claimed = (
+        conn.execute(
+            update(deliveries)
+            .where(deliveries.c.id.in_(due_ids.scalar_subquery()))
+            .values(claim_id=claim_id, claimed_by=worker_id, lease_until=now + lease)
+            .returning(deliveries.c.id)
+        )
+        .scalars()
+        .all()
+    )
+    if not claimed:
+        return []
+    rows = conn.execute(
+        select(
+            deliveries.c.id,
+            deliveries.c.event_id,
+            deliveries.c.account_id,
+            deliveries.c.event,
+            deliveries.c.attempts,
+            deliveries.c.window_start,
+            events.c.body,
+            integrations.c.url,
+            integrations.c.enabled,
+            integrations.c.retry_policy,
+        )
+        .join(events, events.c.id == deliveries.c.event_id)
+        .join(integrations, integrations.c.account_id == deliveries.c.account_id, isouter=True)
+        .where(deliveries.c.claim_id == claim_id)
+    ).all()
+    secrets = _secrets_for(conn, {r.account_id for r in rows}, now, box, secret_cache)
+    return [
+        ClaimedJob(
+            delivery_id=r.id,
+            claim_id=claim_id,
+            event_id=r.event_id,
+            account_id=r.account_id,
+            event=r.event,
+            attempt_number=r.attempts + 1,
+            window_start=r.window_start,
+            body=bytes(r.body),
+            url=r.url,
+            enabled=bool(r.enabled) if r.enabled is not None else False,
+            retry_policy=r.retry_policy or "exponential",
+            secrets=tuple(secrets.get(r.account_id, ())),
+        )
+        for r in rows
+    ]
+
+
+def _secrets_for(
+    conn: Connection,
+    account_ids: set[str],
+    now: datetime,
+    box: SecretBox,
+    cache: dict[str, str] | None,
+) -> dict[str, list[str]]:
+    rows = conn.execute(
+        select(
+            integration_secrets.c.id,
+            integration_secrets.c.account_id,
+            integration_secrets.c.secret_encrypted,
+        )
+        .where(
+            integration_secrets.c.account_id.in_(account_ids),
+            or_(integration_secrets.c.expires_at.is_(None), integration_secrets.c.expires_at > now),
+        )
+        .order_by(integration_secrets.c.created_at.desc(), integration_secrets.c.id.desc())
+    )
+    out: dict[str, list[str]] = {}
+    for r in rows:
+        # Secret rows never change once written, so decrypting each id once is safe.
+        if cache is not None and r.id in cache:
+            plain = cache[r.id]
+        else:
+            plain = box.decrypt(r.secret_encrypted)
+            if cache is not None:
+                cache[r.id] = plain
+        out.setdefault(r.account_id, []).append(plain)
+    return out
+
+
+def complete(conn: Connection, results: Sequence[AttemptResult]) -> list[AttemptResult]:
+    """Record results of claimed jobs; return those refused because the claim was lost."""
+    stale: list[AttemptResult] = []
+    attempt_rows: list[dict[str, Any]] = []
+    for res in results:
+        job = res.job
+        if res.delivered:
+            status, next_at = "delivered", None
+        elif res.next_attempt_at is not None:
+            status, next_at = "pending", res.next_attempt_at
+        else:
+            status, next_at = "failed", None
+        updated = conn.execute(
+            update(deliveries)
+            .where(deliveries.c.id == job.delivery_id, deliveries.c.claim_id == job.claim_id)
+            .values(
+                status=status,
+                attempts=job.attempt_number,
+                next_attempt_at=next_at,
+                claim_id=None,
+                claimed_by=None,
+                lease_until=None,
+                last_attempt_at=res.started_at,
+                last_status_code=res.status_code,
+                last_error_class=res.error_class,
+                last_latency_ms=res.duration_ms,
+                delivered_at=res.started_at if res.delivered else None,
+            )
+        )
+        if updated.rowcount != 1:
+            stale.append(res)
+            continue
+        attempt_rows.append(
+            {
+                "delivery_id": job.delivery_id,
+                "event_id": job.event_id,
+                "number": job.attempt_number,
+                "started_at": res.started_at,
+                "duration_ms": res.duration_ms,
+                "status_code": res.status_code,
+                "response_body": res.response_body,
+                "error_class": res.error_class,
+                "error_message": res.error_message,
+                "request_headers": res.request_headers,
+            }
+        )
+    if attempt_rows:
+        conn.execute(attempts.insert(), attempt_rows)
+    return stale
+
+
+def release(conn: Connection, jobs: Iterable[ClaimedJob]) -> int:
+    """Give unstarted claimed jobs back at once (graceful shutdown), without an attempt."""
+    total = 0
+    for job in jobs:
+        result = conn.execute(
+            update(deliveries)
+            .where(deliveries.c.id == job.delivery_id, deliveries.c.claim_id == job.claim_id)
+            .values(claim_id=None, claimed_by=None, lease_until=None)
+        )
+        total += result.rowcount
+    return total
+
+
+def queue_stats(conn: Connection, *, now: datetime) -> tuple[int, int, float]:
+    """(pending, due now, age in seconds of the oldest due job)."""
+    pending = conn.execute(
+        select(func.count()).select_from(deliveries).where(deliveries.c.status == "pending")
+    ).scalar_one()
+    due_count, oldest = conn.execute(
+        select(func.count(), func.min(deliveries.c.next_attempt_at)).where(
+            deliveries.c.status == "pending", deliveries.c.next_attempt_at <= now
+        )
+    ).one()
+    age = 0.0
+    if oldest is not None:
+        oldest_dt = deliveries.c.next_attempt_at.type.process_result_value(oldest, conn.dialect)  # type: ignore[attr-defined]
+        age = max(0.0, (now - oldest_dt).total_seconds())
+    return int(pending), int(due_count), age
+
+
+# --- Reading -----------------------------------------------------------------------------------
+def _delivery_query() -> Any:
+    return select(
+        deliveries.c.id,
+        deliveries.c.event_id,
+        deliveries.c.account_id,
+        deliveries.c.event,
+        events.c.pbx_id,
+        deliveries.c.status,
+        deliveries.c.attempts,
+        deliveries.c.created_at,
+        deliveries.c.next_attempt_at,
+        deliveries.c.last_attempt_at,
+        deliveries.c.last_status_code,
+        deliveries.c.last_error_class,
+        deliveries.c.last_latency_ms,
+        deliveries.c.delivered_at,
+    ).join(events, events.c.id == deliveries.c.event_id)
+
+
+def _to_delivery(r: Any) -> Delivery:
+    return Delivery(
+        id=r.id,
+        event_id=r.event_id,
+        account_id=r.account_id,
+        event=r.event,
+        pbx_id=r.pbx_id,
+        status=r.status,
+        attempts=r.attempts,
+        created_at=r.created_at,
+        next_attempt_at=r.next_attempt_at,
+        last_attempt_at=r.last_attempt_at,
+        last_status_code=r.last_status_code,
+        last_error_class=r.last_error_class,
+        last_latency_ms=r.last_latency_ms,
+        delivered_at=r.delivered_at,
+    )
+
+
+def list_deliveries(
+    conn: Connection,
+    *,
+    account_id: str | None = None,
+    status: str | None = None,
+    event: str | None = None,
+    pbx_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    before_id: str | None = None,
+    limit: int = 50,
+) -> list[Delivery]:
+    """Newest first. ``before_id`` is the cursor: ids sort by creation time."""
+    if status is not None and status not in STATUSES:
+        raise InvalidRequest(f"status must be one of {', '.join(STATUSES)}")
+    query = _delivery_query()
+    if account_id is not None:
+        query = query.where(deliveries.c.account_id == account_id)
+    if status is not None:
+        query = query.where(deliveries.c.status == status)
+    if event is not None:
+        query = query.where(deliveries.c.event == event)
+    if pbx_id is not None:
+        query = query.where(events.c.pbx_id == pbx_id)
+    if since is not None:
+        query = query.where(deliveries.c.created_at >= since)
+    if until is not None:
+        query = query.where(deliveries.c.created_at < until)
+    if before_id is not None:
+        query = query.where(deliveries.c.id < before_id)
+    query = query.order_by(deliveries.c.id.desc()).limit(limit)
+    return [_to_delivery(r) for r in conn.execute(query)]
+
+
+def get(conn: Connection, delivery_id: str, *, account_id: str | None = None) -> Delivery:
+    """One delivery with its body and every attempt; ``NotFound`` also for other accounts'."""
+    query = _delivery_query().add_columns(events.c.body).where(deliveries.c.id == delivery_id)
+    if account_id is not None:
+        query = query.where(deliveries.c.account_id == account_id)
+    row = conn.execute(query).first()
+    if row is None:
+        raise NotFound(f"Delivery '{delivery_id}' not found.")
+    delivery = _to_delivery(row)
+    log = [
+        Attempt(
+            number=a.number,
+            started_at=a.started_at,
+            duration_ms=a.duration_ms,
+            status_code=a.status_code,
+            response_body=a.response_body,
+            error_class=a.error_class,
+            error_message=a.error_message,
+            request_headers=a.request_headers,
+        )
+        for a in conn.execute(
+            select(attempts)
+            .where(attempts.c.delivery_id == delivery_id)
+            .order_by(attempts.c.number, attempts.c.id)
+        )
+    ]
+    return Delivery(**{**_asdict(delivery), "body": bytes(row.body), "attempt_log": log})
+
+
+def _asdict(d: Delivery) -> dict[str, Any]:
+    return {f: getattr(d, f) for f in Delivery.__dataclass_fields__}
+
+
+# --- Redelivery --------------------------------------------------------------------------------
+def redeliver(
+    conn: Connection, delivery_id: str, *, now: datetime, account_id: str | None = None
+) -> Delivery:
+    """Queue a finished delivery again: same body and event id, a fresh signature at send time.
+
+    A delivery that is still pending is left as it is (it will be attempted anyway).
+    """
+    current = get(conn, delivery_id, account_id=account_id)
+    if current.status != "pending":
+        conn.execute(
+            update(deliveries)
+            .where(deliveries.c.id == delivery_id, deliveries.c.status != "pending")
+            .values(status="pending", next_attempt_at=now, window_start=now, delivered_at=None)
+        )
+    return get(conn, delivery_id, account_id=account_id)
+
+
+def redeliver_window(
+    conn: Connection,
+    *,
+    now: datetime,
+    account_id: str | None,
+    since: datetime,
+    until: datetime | None = None,
+    status: str = "failed",
+) -> int:
+    """Queue again every ``status`` delivery created in [since, until); return how many.
+
+    Each gets a new 24 h retry window (``window_start``) for the new round of attempts.
+    """
+    if status not in ("failed", "delivered"):
+        raise InvalidRequest("status must be failed or delivered")
+    query = update(deliveries).where(
+        deliveries.c.status == status, deliveries.c.created_at >= since
+    )
+    if until is not None:
+        query = query.where(deliveries.c.created_at < until)
+    if account_id is not None:
+        query = query.where(deliveries.c.account_id == account_id)
+    result = conn.execute(
+        query.values(status="pending", next_attempt_at=now, window_start=now, delivered_at=None)
+    )
+    return int(result.rowcount)

@@ -1,0 +1,84 @@
+"""Encryption at rest for webhook signing secrets.
+
+Signing secrets must be recoverable (we sign with them), so they are encrypted, not hashed:
+Fernet (AES-128-CBC + HMAC-SHA256) under a master key from ``CALLHOOK_MASTER_KEY``. For the
+single-machine SQLite default, a key file beside the database is created on first use (mode 0600)
+so ``make run`` needs no setup; PostgreSQL deployments must set the variable.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from pathlib import Path
+
+from cryptography.fernet import Fernet, InvalidToken
+from sqlalchemy.engine import make_url
+
+from callhook.errors import ConfigurationError, StoreError
+from callhook.settings import Settings
+from callhook.store.db import normalize_url
+
+
+class SecretBox:
+    """Encrypts and decrypts short strings with one master key."""
+
+    def __init__(self, key: bytes) -> None:
+        try:
+            self._fernet = Fernet(base64.urlsafe_b64encode(key))
+        except (ValueError, binascii.Error) as exc:
+            raise ConfigurationError("the master key must be 32 bytes") from exc
+
+    def encrypt(self, plaintext: str) -> bytes:
+        return self._fernet.encrypt(plaintext.encode("utf-8"))
+
+    def decrypt(self, token: bytes) -> str:
+        try:
+            return self._fernet.decrypt(bytes(token)).decode("utf-8")
+        except InvalidToken as exc:
+            raise StoreError(
+                "a stored secret cannot be decrypted: is CALLHOOK_MASTER_KEY the key "
+                "this database was created with?"
+            ) from exc
+
+
+def decode_master_key(text: str) -> bytes:
+    """Decode a urlsafe-base64 master key (32 bytes)."""
+    try:
+        key = base64.urlsafe_b64decode(text.strip().encode("ascii") + b"==")
+    except (ValueError, binascii.Error) as exc:
+        raise ConfigurationError("CALLHOOK_MASTER_KEY is not urlsafe base64") from exc
+    if len(key) != 32:
+        raise ConfigurationError("CALLHOOK_MASTER_KEY must decode to 32 bytes")
+    return key
+
+
+def new_master_key() -> str:
+    return base64.urlsafe_b64encode(os.urandom(32)).decode("ascii").rstrip("=")
+
+
+def key_file_for(database_url: str) -> Path | None:
+    """Where the SQLite default keeps its key file: ``<database>.key``."""
+    url = make_url(normalize_url(database_url))
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    return Path(url.database).with_suffix(".key")
+
+
+def load_secret_box(settings: Settings) -> SecretBox:
+    """The box for these settings: the configured key, else the SQLite key file (created once)."""
+    if settings.master_key:
+        return SecretBox(decode_master_key(settings.master_key))
+    path = key_file_for(settings.database_url)
+    if path is None:
+        raise ConfigurationError(
+            "CALLHOOK_MASTER_KEY must be set for this database "
+            "(generate one with `callhook keys generate`)"
+        )
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(new_master_key() + "\n")
+    return SecretBox(decode_master_key(path.read_text()))
