@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -335,6 +336,22 @@ def publish_one(
     return publisher.publish([parse_event(item)])[0]
 
 
+def send_test_event(publisher: Publisher, *, account_id: str, now: datetime) -> Published:
+    """Queue a ``test`` event for the account's endpoint (dashboard button, API v2).
+
+    The caller checks first that the integration has a URL (else there is nothing to send to);
+    the event is delivered even while the integration is disabled.
+    """
+    pbx_id = "test_" + now.strftime("%Y%m%d%H%M%S%f")
+    data = {
+        "message": "Test event from Callhook: your endpoint is receiving webhooks.",
+        "timestamp": rfc3339(now),
+    }
+    return publish_one(
+        publisher, event=catalog.TEST_EVENT, account_id=account_id, pbx_id=pbx_id, data=data
+    )
+
+
 __all__ = [
     "PublishRequest",
     "Published",
@@ -343,4 +360,5 @@ __all__ = [
     "parse_event",
     "parse_publish_body",
     "publish_one",
+    "send_test_event",
 ]
