@@ -146,13 +146,13 @@ class RedisStore:
 
     def __init__(self, client: RedisLike, *, prefix: str = "callhook:dedup:") -> None:
         self._client = client
-        self._prefix = prefix
+        self.prefix = prefix
 
     def claim(self, key: str, ttl: float, now: float) -> bool:
-        return bool(self._client.set(self._prefix + key, "1", nx=True, px=max(1, int(ttl * 1000))))
+        return bool(self._client.set(self.prefix + key, "1", nx=True, px=max(1, int(ttl * 1000))))
 
     def release(self, key: str) -> None:
-        self._client.delete(self._prefix + key)
+        self._client.delete(self.prefix + key)
 
 
 KeyFunction = Callable[[Event], str]
