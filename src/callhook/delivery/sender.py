@@ -85,8 +85,10 @@ class Sender:
         self._settings = settings
         self._clock = clock
         self._session: aiohttp.ClientSession | None = None
+        self._resolver: VettingResolver | None = None
 
     async def __aenter__(self) -> Sender:
+        self._resolver = VettingResolver(allow_unsafe=self._settings.allow_unsafe_targets)
         connector = aiohttp.TCPConnector(
             limit=max(self._settings.worker_max_in_flight, 1),
             # Per-endpoint fairness is the worker's job (it caps attempts before their
@@ -95,7 +97,7 @@ class Sender:
             keepalive_timeout=60,
             ttl_dns_cache=10,
             ssl=build_ssl_context(self._settings),
-            resolver=VettingResolver(allow_unsafe=self._settings.allow_unsafe_targets),
+            resolver=self._resolver,
             enable_cleanup_closed=True,
         )
         self._session = aiohttp.ClientSession(
@@ -109,6 +111,10 @@ class Sender:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        if self._resolver is not None:
+            # aiohttp closes only resolvers it created itself.
+            await self._resolver.close()
+            self._resolver = None
 
     async def send(self, *, url: str, body: bytes, headers: Mapping[str, str]) -> SendResult:
         """POST once and classify; never raises for anything the endpoint or network does."""
