@@ -60,7 +60,8 @@ class _Call:
         self.events: list[ScheduledEvent] = []
 
     def when(self, offset: float) -> datetime:
-        return self.start + timedelta(seconds=offset)
+        # Whole milliseconds, like the offsets: data times then equal start + offset exactly.
+        return self.start + timedelta(milliseconds=round(offset * 1000))
 
     def at(self, offset: float) -> str:
         return rfc3339(self.when(offset))
@@ -384,7 +385,7 @@ def sms_exchange(rng: random.Random, *, start: datetime) -> list[ScheduledEvent]
     t = 0.0
     for i, text in enumerate(thread[:count]):
         if i:
-            t += rng.uniform(15, 240)
+            t = round(t + rng.uniform(15, 240), 3)
         inbound = i % 2 == 0
         message_id = new_id("sms", start + timedelta(seconds=t), rng)
         data = {
@@ -395,7 +396,7 @@ def sms_exchange(rng: random.Random, *, start: datetime) -> list[ScheduledEvent]
             "text": text,
             "sent_at": rfc3339(start + timedelta(seconds=t)),
         }
-        events.append(ScheduledEvent(round(t, 3), "sms", message_id, data))
+        events.append(ScheduledEvent(t, "sms", message_id, data))
     return events
 
 
