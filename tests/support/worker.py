@@ -31,6 +31,8 @@ async def running_worker(platform: Platform) -> AsyncIterator[Worker]:
         await task
 
 
-async def work_until(platform: Platform, predicate: Callable[[], bool], timeout: float = 15) -> None:
+async def work_until(
+    platform: Platform, predicate: Callable[[], bool], timeout: float = 15
+) -> None:
     async with running_worker(platform):
         await wait_for(predicate, timeout=timeout)

@@ -28,7 +28,9 @@ def _status(platform: Platform, delivery_id: str) -> delivery_store.Delivery:
         return delivery_store.get(conn, delivery_id)
 
 
-async def test_event_reaches_https_receiver_signed_in_both_schemes(tmp_path: Path, tls: Tls) -> None:
+async def test_event_reaches_https_receiver_signed_in_both_schemes(
+    tmp_path: Path, tls: Tls
+) -> None:
     receiver = await Receiver(tls.server_context()).start()
     try:
         platform = make_platform(tmp_path, ca_bundle=tls.ca_path)
@@ -118,7 +120,12 @@ async def _redirect(_r: web.Request) -> web.StreamResponse:
     ],
 )
 async def test_each_failure_class_against_a_misbehaving_receiver(
-    tmp_path: Path, tls: Tls, case: str, behaviour: object, cert: str, error_class: str,
+    tmp_path: Path,
+    tls: Tls,
+    case: str,
+    behaviour: object,
+    cert: str,
+    error_class: str,
     status_code: int | None,
 ) -> None:
     ctx = tls.server_context(expired=cert == "expired", untrusted=cert == "untrusted")
@@ -208,7 +215,8 @@ async def test_retry_follows_the_schedule_on_an_injected_clock(tmp_path: Path, t
         await receiver.stop()
     ids = {r.headers["webhook-id"] for r in receiver.received}
     bodies = {r.body for r in receiver.received}
-    assert ids == {published.id} and len(bodies) == 1  # same id and bytes on every attempt
+    assert ids == {published.id}  # same id on every attempt
+    assert len(bodies) == 1  # and the same bytes
     assert [r.headers["X-Webhook-Attempt"] for r in receiver.received] == ["1", "2", "3"]
 
 
