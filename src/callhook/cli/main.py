@@ -19,7 +19,7 @@ def main() -> None:
 
 
 def _register() -> None:
-    from callhook.cli import admin, deliveries, demo, processes
+    from callhook.cli import admin, deliveries, demo, events, processes
 
     app.command()(processes.serve)
     app.command()(processes.worker)
@@ -30,6 +30,7 @@ def _register() -> None:
     app.add_typer(admin.tokens_app)
     app.add_typer(admin.integration_app)
     app.add_typer(deliveries.deliveries_app)
+    app.add_typer(events.app, name="events")
 
 
 _register()

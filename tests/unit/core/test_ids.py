@@ -1,0 +1,48 @@
+"""Ids: prefixed, 26-character, sortable by creation time, deterministic for a seed."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from callhook.core.clock import FakeClock, rfc3339, rfc3339_seconds
+from callhook.core.ids import new_id, sortable_id
+
+T0 = datetime(2026, 1, 15, 10, 30, tzinfo=UTC)
+
+
+def test_shape() -> None:
+    value = new_id("evt", T0, random.Random(1))
+    assert value.startswith("evt_")
+    assert len(value) == 4 + 26
+
+
+def test_same_seed_same_id() -> None:
+    assert new_id("evt", T0, random.Random(5)) == new_id("evt", T0, random.Random(5))
+
+
+@given(a=st.integers(0, 10**9), b=st.integers(0, 10**9))
+def test_ids_sort_by_time(a: int, b: int) -> None:
+    rng = random.Random(0)
+    ta, tb = T0 + timedelta(milliseconds=a), T0 + timedelta(milliseconds=b)
+    ia, ib = sortable_id(ta, rng), sortable_id(tb, rng)
+    if a < b:
+        assert ia < ib
+    elif a > b:
+        assert ia > ib
+
+
+def test_rfc3339_forms() -> None:
+    when = T0 + timedelta(microseconds=123456)
+    assert rfc3339(when) == "2026-01-15T10:30:00.123Z"
+    assert rfc3339_seconds(when) == "2026-01-15T10:30:00Z"
+
+
+def test_fake_clock_moves_only_when_told() -> None:
+    clock = FakeClock(T0)
+    assert clock.now() == T0
+    clock.advance(1.5)
+    assert clock.now() == T0 + timedelta(seconds=1.5)
