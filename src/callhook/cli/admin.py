@@ -26,6 +26,7 @@ accounts_app = typer.Typer(name="accounts", help="Create and list accounts.", no
 tokens_app = typer.Typer(
     name="tokens", help="Create, list and revoke API tokens.", no_args_is_help=True
 )
+keys_app = typer.Typer(name="keys", help="Master keys for secrets at rest.", no_args_is_help=True)
 integration_app = typer.Typer(
     name="integration", help="An account's webhook setting (operators).", no_args_is_help=True
 )
@@ -292,3 +293,11 @@ def integration_secret(
     for s in active:
         note = "" if s.expires_at is None else f"  (expires {when(s.expires_at)})"
         console.print(f"{s.secret}{note}", highlight=False)
+
+
+@keys_app.command("generate")
+def keys_generate() -> None:
+    """Print a new master key for CALLHOOK_MASTER_KEY (encrypts signing secrets at rest)."""
+    from callhook.store.secretbox import new_master_key
+
+    typer.echo(new_master_key())

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import orjson
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 
 from callhook.cli.common import (
     DatabaseOption,
@@ -51,7 +51,9 @@ def deliveries_list(
     if json:
         print_json([_delivery_json(d) for d in rows])
         return
-    table = Table("id", "event", "pbx_id", "status", "attempts", "last", "ms", "created")
+    table = Table("event", "pbx_id", "status", "attempts", "last", "ms", "created")
+    # Ids are for copying: never wrapped or cut, whatever the terminal width.
+    table.columns.insert(0, Column("id", no_wrap=True, overflow="ignore", min_width=30))
     styles = {"delivered": "green", "failed": "red", "pending": "yellow"}
     for d in rows:
         last = str(d.last_status_code or d.last_error_class or "—")

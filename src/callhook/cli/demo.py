@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import signal
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -107,6 +108,9 @@ def demo(
     platform = Platform.create(settings)
     receiver_url = f"http://127.0.0.1:{receiver_port}/webhook"
     setup = prepare(platform, receiver_url)
+    # uvicorn re-raises Ctrl-C after its clean shutdown; a no-op handler spares a traceback.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
     asyncio.run(_run(platform, setup, receiver_port, traffic))
 
 

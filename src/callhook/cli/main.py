@@ -29,6 +29,7 @@ def _register() -> None:
     app.add_typer(admin.accounts_app)
     app.add_typer(admin.tokens_app)
     app.add_typer(admin.integration_app)
+    app.add_typer(admin.keys_app)
     app.add_typer(deliveries.deliveries_app)
     app.add_typer(events.app, name="events")
 

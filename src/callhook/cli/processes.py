@@ -46,6 +46,10 @@ def run_server(settings: Settings, *, run_worker: bool, platform: Platform | Non
         lifespan="on",
         timeout_graceful_shutdown=10,
     )
+    # uvicorn drains on SIGTERM/SIGINT and then re-raises the signal with the previous handler
+    # restored; a no-op handler there makes a clean drain exit 0, as process managers expect.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
     uvicorn.Server(config).run()
 
 
