@@ -19,7 +19,7 @@ def main() -> None:
 
 
 def _register() -> None:
-    from callhook.cli import admin, deliveries, demo, events, processes
+    from callhook.cli import admin, deliveries, demo, devtools, events, processes
 
     app.command()(processes.serve)
     app.command()(processes.worker)
@@ -32,6 +32,7 @@ def _register() -> None:
     app.add_typer(admin.keys_app)
     app.add_typer(deliveries.deliveries_app)
     app.add_typer(events.app, name="events")
+    devtools.register(app)
 
 
 _register()
