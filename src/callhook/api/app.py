@@ -75,3 +75,9 @@ def create_app(
 
 def _include_optional_routers(app: FastAPI) -> None:
     """Routers of the other parts (management API, dashboard), each in its own module."""
+    from callhook.api import v2
+    from callhook.api.ratelimit import RateLimits
+
+    # Per-process limits of API v2 (see callhook.api.ratelimit), on the platform's clock.
+    app.state.rate_limits = RateLimits.from_settings(app.state.settings, app.state.platform.clock)
+    app.include_router(v2.router)

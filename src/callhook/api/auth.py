@@ -30,10 +30,20 @@ def _authenticate(platform: Platform, plaintext: str) -> Token:
         return token_store.authenticate(conn, plaintext, now=platform.clock.now())
 
 
-async def authenticate(request: Request, *, scope: str) -> Token:
-    """The request's token, checked for ``scope``; 401/403 otherwise."""
+async def authenticate_token(request: Request) -> Token:
+    """The request's active token (any scope); ``AuthenticationFailed`` (401) otherwise."""
     platform: Platform = request.app.state.platform
-    token = await run_in_threadpool(_authenticate, platform, bearer(request))
+    return await run_in_threadpool(_authenticate, platform, bearer(request))
+
+
+def require_scope(token: Token, scope: str) -> None:
+    """``PermissionDenied`` (403) naming ``scope`` unless the token carries it."""
     if scope not in token.scopes:
         raise PermissionDenied(f"This token lacks the required scope '{scope}'.")
+
+
+async def authenticate(request: Request, *, scope: str) -> Token:
+    """The request's token, checked for ``scope``; 401/403 otherwise."""
+    token = await authenticate_token(request)
+    require_scope(token, scope)
     return token

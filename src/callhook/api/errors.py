@@ -35,6 +35,7 @@ _HTTP_MESSAGES = {
     404: "Not found.",
     405: "Method not allowed.",
     413: "Request body too large.",
+    431: "Request header fields too large.",
 }
 
 

@@ -1,0 +1,213 @@
+"""What every API v2 route shares: access checks, request hygiene, database calls, responses.
+
+Order of checks for each request (each failure in the spec 002 error envelope):
+
+1. headers over ``MAX_HEADER_BYTES`` → 431; a declared body over the route's limit → 413;
+2. credentials presented by a client address that has used up its failed authentications → 429;
+3. the bearer token: missing, malformed, unknown, expired or revoked → 401 (and, when
+   credentials were presented, one failure counted against the client address);
+4. the token's request allowance → 429 with ``Retry-After``;
+5. scope → 403 naming the missing scope; a platform token (bound to no account) → 403;
+6. a body on a route that takes none → 400.
+
+The handler then works on the token's account only: no route takes an account id, so one
+account's token can never name another account's data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar
+
+from fastapi import Depends, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Connection
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
+
+from callhook.api.auth import authenticate_token, require_scope
+from callhook.api.ratelimit import RateLimits
+from callhook.api.v2.models import ErrorResponse
+from callhook.errors import AuthenticationFailed, InvalidRequest, PayloadTooLarge, PermissionDenied
+from callhook.platform import Platform
+from callhook.store.tokens import Token
+
+T = TypeVar("T")
+
+READ = "webhooks.read"
+WRITE = "webhooks.write"
+#: Total size of the request's header names and values we accept on API v2.
+MAX_HEADER_BYTES = 8 * 1024
+#: Largest JSON body an API v2 route accepts.
+MAX_JSON_BODY_BYTES = 16 * 1024
+
+bearer_scheme = HTTPBearer(
+    auto_error=False,
+    scheme_name="BearerToken",
+    description="An API token (`chk_…`) created for your account, with the scopes the route "
+    "names: `webhooks.read` for GET, `webhooks.write` for POST and DELETE.",
+)
+
+_ERRORS = {
+    400: "Bad request: an unknown event, an invalid parameter or cursor, a body where none "
+    "is taken.",
+    401: "Missing, malformed, unknown, expired or revoked token.",
+    403: "The token lacks the route's scope, or is bound to no account.",
+    404: "Webhook integration not configured (set a URL via the dashboard first), or no such "
+    "resource in your account.",
+    413: "Request body too large.",
+    415: "The body is not application/json.",
+    422: "A parameter or body field is invalid.",
+    429: "Rate limited; retry after the Retry-After header's seconds.",
+    431: "Request headers too large.",
+}
+#: OpenAPI descriptions of every error status, all in the error envelope.
+ERROR_RESPONSES: dict[int, dict[str, Any]] = {
+    status: {"model": ErrorResponse, "description": text} for status, text in _ERRORS.items()
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """An authenticated request: the token and the one account it acts for."""
+
+    token: Token
+    account_id: str
+
+
+def platform_of(request: Request) -> Platform:
+    platform: Platform = request.app.state.platform
+    return platform
+
+
+def limits_of(request: Request) -> RateLimits:
+    """The app's limits (``app.state.rate_limits``), made from settings on first use."""
+    limits: RateLimits | None = getattr(request.app.state, "rate_limits", None)
+    if limits is None:
+        platform = platform_of(request)
+        limits = RateLimits.from_settings(platform.settings, platform.clock)
+        request.app.state.rate_limits = limits
+    return limits
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _check_headers(request: Request, body_limit: int) -> None:
+    size = sum(len(name) + len(value) for name, value in request.scope.get("headers", ()))
+    if size > MAX_HEADER_BYTES:
+        raise StarletteHTTPException(431)
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > body_limit:
+        raise PayloadTooLarge(f"Request body exceeds {body_limit // 1024} KiB.")
+
+
+async def read_body(request: Request, limit: int = MAX_JSON_BODY_BYTES) -> bytes:
+    """The request body, refusing (413) more than ``limit`` bytes without reading it all.
+
+    Read once per request; later calls return the same bytes.
+    """
+    cached: bytes | None = getattr(request.state, "v2_body", None)
+    if cached is not None:
+        return cached
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"Request body exceeds {limit // 1024} KiB.")
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    request.state.v2_body = body
+    return body
+
+
+def _may_have_body(request: Request) -> bool:
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        return declared.strip() not in ("", "0")
+    return "transfer-encoding" in request.headers
+
+
+def access(scope: str, *, takes_body: bool = False) -> Callable[..., Awaitable[Caller]]:
+    """A dependency that admits a request needing ``scope`` (see the module docstring)."""
+
+    async def admit(
+        request: Request,
+        _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
+    ) -> Caller:
+        _check_headers(request, MAX_JSON_BODY_BYTES)
+        limits = limits_of(request)
+        client = client_address(request)
+        presented = "authorization" in request.headers
+        if presented:
+            limits.check_client(client)
+        try:
+            token = await authenticate_token(request)
+        except AuthenticationFailed:
+            if presented:
+                limits.record_failure(client)
+            raise
+        limits.take(token.id)
+        require_scope(token, scope)
+        if token.account_id is None:
+            raise PermissionDenied(
+                "This is a platform token, bound to no account; API v2 needs a token "
+                "created for your account."
+            )
+        if not takes_body and _may_have_body(request) and await read_body(request):
+            raise InvalidRequest(f"{request.method} {request.url.path} takes no request body.")
+        return Caller(token=token, account_id=token.account_id)
+
+    return admit
+
+
+Reader = Annotated[Caller, Depends(access(READ))]
+Writer = Annotated[Caller, Depends(access(WRITE))]
+BodyWriter = Annotated[Caller, Depends(access(WRITE, takes_body=True))]
+
+
+def reserved(names: Mapping[str, tuple[str, ...]], param: str) -> Callable[[Request], None]:
+    """A dependency answering 405 when path parameter ``param`` is one of ``names``.
+
+    ``/api/v2/webhooks/{event}`` shares its shape with fixed paths (``/webhooks/test``,
+    ``/webhooks/available``, ``/webhooks/deliveries``); a method those paths do not allow must
+    not fall through to the ``{event}`` route. ``names`` maps each fixed name to its methods.
+    """
+
+    def guard(request: Request) -> None:
+        value = request.path_params.get(param)
+        if isinstance(value, str) and value in names:
+            raise StarletteHTTPException(405, headers={"Allow": ", ".join(names[value])})
+
+    return guard
+
+
+async def read(request: Request, work: Callable[[Connection], T]) -> T:
+    """Run ``work`` in a read transaction, off the event loop."""
+    platform = platform_of(request)
+
+    def run() -> T:
+        with platform.db.read() as conn:
+            return work(conn)
+
+    return await run_in_threadpool(run)
+
+
+async def write(request: Request, work: Callable[[Connection], T]) -> T:
+    """Run ``work`` in a write transaction, off the event loop."""
+    platform = platform_of(request)
+
+    def run() -> T:
+        with platform.db.write() as conn:
+            return work(conn)
+
+    return await run_in_threadpool(run)
+
+
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for these error statuses, all in the error envelope."""
+    return {status: ERROR_RESPONSES[status] for status in statuses}

@@ -1,0 +1,363 @@
+"""Deliveries, redelivery, the test event and the events of one call (beyond spec 002).
+
+Same envelope, scopes and 404-until-configured as the spec 002 endpoints. Every query is
+restricted to the caller's account; another account's delivery id is "not found", never
+"forbidden", so ids reveal nothing about other accounts.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Path, Query
+from pydantic import ValidationError
+from sqlalchemy import Connection
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from callhook.api.envelope import success
+from callhook.api.v2.common import (
+    BodyWriter,
+    Reader,
+    Writer,
+    platform_of,
+    read,
+    read_body,
+    reserved,
+    responses,
+    write,
+)
+from callhook.api.v2.models import (
+    DeliveryDetailResponse,
+    DeliveryPageResponse,
+    DeliveryResponse,
+    DeliveryStatus,
+    QueuedTestResponse,
+    RedeliverCountResponse,
+    RedeliverWindow,
+    StoredEventListResponse,
+)
+from callhook.core.clock import rfc3339
+from callhook.errors import (
+    IntegrationNotConfigured,
+    InvalidRequest,
+    UnknownEvent,
+    UnsupportedMediaType,
+)
+from callhook.events.names import TEST_EVENT, is_known
+from callhook.publish import MAX_ID_LENGTH, Published, send_test_event
+from callhook.store import deliveries as delivery_store
+from callhook.store import events as event_store
+from callhook.store import integrations as integration_store
+from callhook.store.deliveries import Delivery
+from callhook.store.events import StoredEvent
+
+router = APIRouter(tags=["deliveries"])
+
+DEFAULT_PAGE = 50
+MAX_PAGE = 100
+_DELIVERY_ID = re.compile(r"^dlv_[0-9A-Z]{26}$")
+
+DeliveryIdPath = Annotated[
+    str, Path(max_length=64, description="A delivery id (dlv_…).", examples=["dlv_01JH8Z0000"])
+]
+
+
+# --- JSON shapes -------------------------------------------------------------------------------
+def _time(when: datetime | None) -> str | None:
+    return None if when is None else rfc3339(when)
+
+
+def delivery_json(d: Delivery) -> dict[str, Any]:
+    return {
+        "id": d.id,
+        "event_id": d.event_id,
+        "event": d.event,
+        "pbx_id": d.pbx_id,
+        "status": d.status,
+        "attempts": d.attempts,
+        "created_at": rfc3339(d.created_at),
+        "next_attempt_at": _time(d.next_attempt_at),
+        "last_attempt_at": _time(d.last_attempt_at),
+        "last_status_code": d.last_status_code,
+        "last_error_class": d.last_error_class,
+        "last_latency_ms": d.last_latency_ms,
+        "delivered_at": _time(d.delivered_at),
+    }
+
+
+def _headers(raw: str | None) -> dict[str, str] | None:
+    if raw is None:
+        return None
+    try:
+        parsed = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    return {str(k): str(v) for k, v in parsed.items()} if isinstance(parsed, dict) else None
+
+
+def delivery_detail_json(d: Delivery) -> dict[str, Any]:
+    return {
+        **delivery_json(d),
+        "request_body": orjson.loads(d.body) if d.body else {},
+        "attempt_log": [
+            {
+                "number": a.number,
+                "started_at": rfc3339(a.started_at),
+                "duration_ms": a.duration_ms,
+                "status_code": a.status_code,
+                "response_body": a.response_body,
+                "error_class": a.error_class,
+                "error_message": a.error_message,
+                "request_headers": _headers(a.request_headers),
+            }
+            for a in d.attempt_log
+        ],
+    }
+
+
+def event_json(e: StoredEvent) -> dict[str, Any]:
+    return {
+        "id": e.id,
+        "event": e.event,
+        "pbx_id": e.pbx_id,
+        "call_id": e.call_id,
+        "sequence": e.sequence,
+        "created_at": rfc3339(e.created_at),
+        "delivered_to_you": e.skip_reason is None,
+        "skip_reason": e.skip_reason,
+        "body": orjson.loads(e.body),
+    }
+
+
+# --- Cursors -----------------------------------------------------------------------------------
+def encode_cursor(delivery_id: str) -> str:
+    """An opaque cursor: the last delivery of a page (pages are newest first)."""
+    return base64.urlsafe_b64encode(delivery_id.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    """The delivery id of a cursor from ``encode_cursor``; ``InvalidRequest`` otherwise."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        delivery_id = raw.decode("ascii")
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidRequest("Invalid cursor: pass next_cursor from the previous page.") from exc
+    if not _DELIVERY_ID.match(delivery_id):
+        raise InvalidRequest("Invalid cursor: pass next_cursor from the previous page.")
+    return delivery_id
+
+
+def _utc(when: datetime | None) -> datetime | None:
+    """Naive times are taken as UTC."""
+    if when is None:
+        return None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+def _require_configured(account_id: str) -> Any:
+    return lambda conn: integration_store.require_configured(conn, account_id)
+
+
+# --- Routes ------------------------------------------------------------------------------------
+@router.get(
+    "/api/v2/webhooks/deliveries",
+    summary="List deliveries",
+    description="Your deliveries, newest first, one page at a time. Pass the page's "
+    "`next_cursor` as `cursor` for the next; it is null on the last page. Filters combine.",
+    response_model=DeliveryPageResponse,
+    responses=responses(400, 401, 403, 404, 413, 422, 429, 431),
+)
+async def list_deliveries(
+    request: Request,
+    caller: Reader,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page size.")] = DEFAULT_PAGE,
+    cursor: Annotated[
+        str | None, Query(max_length=200, description="next_cursor of the previous page.")
+    ] = None,
+    status: Annotated[DeliveryStatus | None, Query(description="Only this status.")] = None,
+    event: Annotated[str | None, Query(max_length=64, description="Only this event name.")] = None,
+    pbx_id: Annotated[
+        str | None, Query(max_length=MAX_ID_LENGTH, description="Only this pbx_id.")
+    ] = None,
+    since: Annotated[datetime | None, Query(description="Created at or after (RFC 3339).")] = None,
+    until: Annotated[datetime | None, Query(description="Created before (RFC 3339).")] = None,
+) -> Response:
+    if event is not None and not is_known(event):
+        raise UnknownEvent(event)
+    before_id = decode_cursor(cursor) if cursor is not None else None
+    since_utc, until_utc = _utc(since), _utc(until)
+
+    def work(conn: Connection) -> list[Delivery]:
+        integration_store.require_configured(conn, caller.account_id)
+        return delivery_store.list_deliveries(
+            conn,
+            account_id=caller.account_id,
+            status=status,
+            event=event,
+            pbx_id=pbx_id,
+            since=since_utc,
+            until=until_utc,
+            before_id=before_id,
+            limit=limit + 1,
+        )
+
+    rows = await read(request, work)
+    page = rows[:limit]
+    next_cursor = encode_cursor(page[-1].id) if len(rows) > limit else None
+    return success(
+        request, {"deliveries": [delivery_json(d) for d in page], "next_cursor": next_cursor}
+    )
+
+
+_WINDOW_SCHEMA = RedeliverWindow.model_json_schema(ref_template="#/components/schemas/{model}")
+
+
+@router.post(
+    "/api/v2/webhooks/deliveries/redeliver",
+    summary="Redeliver a time window",
+    description="Queue again every delivery of `status` (default failed) created in "
+    "[since, until): bulk recovery after an outage of your endpoint. Each gets a fresh 24 h "
+    "retry window; the body and event id stay the same.",
+    status_code=202,
+    response_model=RedeliverCountResponse,
+    responses=responses(400, 401, 403, 404, 413, 415, 422, 429, 431),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": _WINDOW_SCHEMA}},
+        }
+    },
+)
+async def redeliver_window(request: Request, caller: BodyWriter) -> Response:
+    content_type = request.headers.get("content-type", "application/json")
+    if content_type.split(";")[0].strip().lower() != "application/json":
+        raise UnsupportedMediaType("Content-Type must be application/json.")
+    window = _parse_window(await read_body(request))
+    platform = platform_of(request)
+    now = platform.clock.now()
+    since, until = _utc(window.since), _utc(window.until)
+    assert since is not None
+    if until is not None and until <= since:
+        raise InvalidRequest("until must be later than since.")
+
+    def work(conn: Connection) -> int:
+        integration_store.require_configured(conn, caller.account_id)
+        return delivery_store.redeliver_window(
+            conn,
+            now=now,
+            account_id=caller.account_id,
+            since=since,
+            until=until,
+            status=window.status,
+        )
+
+    queued = await write(request, work)
+    return success(request, {"queued": queued}, status=202)
+
+
+def _parse_window(raw: bytes) -> RedeliverWindow:
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest("Request body is not valid JSON.") from exc
+    if not isinstance(doc, dict):
+        raise InvalidRequest("Request body must be a JSON object.")
+    try:
+        return RedeliverWindow.model_validate(doc)
+    except ValidationError as exc:
+        messages = [
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" if e["loc"] else e["msg"]
+            for e in exc.errors()
+        ]
+        raise InvalidRequest("; ".join(messages)) from exc
+
+
+@router.get(
+    "/api/v2/webhooks/deliveries/{delivery_id}",
+    summary="Get a delivery",
+    description="One delivery with the JSON body it sends and every attempt made.",
+    response_model=DeliveryDetailResponse,
+    responses=responses(400, 401, 403, 404, 413, 422, 429, 431),
+    dependencies=[Depends(reserved({"redeliver": ("POST",)}, "delivery_id"))],
+)
+async def get_delivery(request: Request, delivery_id: DeliveryIdPath, caller: Reader) -> Response:
+    def work(conn: Connection) -> Delivery:
+        integration_store.require_configured(conn, caller.account_id)
+        return delivery_store.get(conn, delivery_id, account_id=caller.account_id)
+
+    return success(request, delivery_detail_json(await read(request, work)))
+
+
+@router.post(
+    "/api/v2/webhooks/deliveries/{delivery_id}/redeliver",
+    summary="Redeliver one delivery",
+    description="Queue a finished delivery again (same body and event id, signed afresh). A "
+    "delivery still pending is left as it is.",
+    status_code=202,
+    response_model=DeliveryResponse,
+    responses=responses(400, 401, 403, 404, 413, 422, 429, 431),
+)
+async def redeliver_one(request: Request, delivery_id: DeliveryIdPath, caller: Writer) -> Response:
+    now = platform_of(request).clock.now()
+
+    def work(conn: Connection) -> Delivery:
+        integration_store.require_configured(conn, caller.account_id)
+        return delivery_store.redeliver(conn, delivery_id, now=now, account_id=caller.account_id)
+
+    delivery = await write(request, work)
+    return success(request, delivery_json(delivery), status=202)
+
+
+@router.post(
+    "/api/v2/webhooks/test",
+    summary="Send a test event",
+    description="Queue a `test` event to your webhook URL (even while the integration is "
+    "disabled) and return its delivery id. `test` is not subscribable.",
+    status_code=202,
+    response_model=QueuedTestResponse,
+    responses=responses(400, 401, 403, 404, 413, 429, 431),
+)
+async def send_test(request: Request, caller: Writer) -> Response:
+    platform = platform_of(request)
+    await read(request, _require_configured(caller.account_id))
+
+    def publish() -> Published:
+        return send_test_event(
+            platform.publisher, account_id=caller.account_id, now=platform.clock.now()
+        )
+
+    published = await run_in_threadpool(publish)
+    if published.delivery_id is None:  # the URL was removed in the meantime
+        raise IntegrationNotConfigured()
+    return success(
+        request,
+        {"delivery_id": published.delivery_id, "event_id": published.id, "event": TEST_EVENT},
+        status=202,
+    )
+
+
+@router.get(
+    "/api/v2/webhooks/events/{pbx_id}",
+    summary="Events of one call",
+    description="Every event of one call (matched on pbx_id or call_id) in sequence order, "
+    "with whether a delivery was made: compare with what you received.",
+    response_model=StoredEventListResponse,
+    responses=responses(400, 401, 403, 404, 413, 422, 429, 431),
+)
+async def events_of_call(
+    request: Request,
+    caller: Reader,
+    pbx_id: Annotated[str, Path(max_length=MAX_ID_LENGTH, description="A call's pbx_id.")],
+) -> Response:
+    def work(conn: Connection) -> list[StoredEvent]:
+        integration_store.require_configured(conn, caller.account_id)
+        return event_store.for_pbx_id(conn, caller.account_id, pbx_id)
+
+    return success(request, [event_json(e) for e in await read(request, work)])

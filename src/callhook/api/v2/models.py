@@ -1,0 +1,162 @@
+"""Pydantic models of API v2's requests and responses, for the OpenAPI document.
+
+Handlers build their JSON with ``callhook.api.envelope`` (the one envelope of spec 002); these
+models describe exactly that JSON (``extra="forbid"``: no undocumented field), so the OpenAPI
+document can be checked against real responses (the schemathesis tests do).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+#: RFC 3339 UTC to the second, with a ``Z`` (the envelope's ``timestamp``).
+TIMESTAMP_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$"
+#: RFC 3339 UTC with milliseconds and a ``Z`` (times inside ``data``).
+TIME_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$"
+
+DeliveryStatus = Literal["pending", "delivered", "failed"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Envelope(_Model):
+    status: int = Field(description="The HTTP status code, repeated.")
+    request_id: str = Field(description="Unique per request; also the X-Request-Id header.")
+    timestamp: str = Field(
+        pattern=TIMESTAMP_PATTERN, description="When the response was made (RFC 3339, UTC)."
+    )
+
+
+class ErrorResponse(_Model):
+    """Every error: ``{"status", "errors", "request_id", "timestamp", "path"}``."""
+
+    status: int
+    errors: list[str] = Field(min_length=1, description="Human-readable messages.")
+    request_id: str
+    timestamp: str = Field(pattern=TIMESTAMP_PATTERN)
+    path: str = Field(description="The request path.")
+
+
+# --- Subscriptions (spec 002) ------------------------------------------------------------------
+class EventName(_Model):
+    event: str = Field(examples=["incoming_call_start"])
+
+
+class EventListResponse(_Envelope):
+    data: list[EventName]
+
+
+class WebhookSetting(_Model):
+    webhook_url: str = Field(description="Your configured webhook endpoint URL.")
+    enabled: bool = Field(description="Whether the webhook integration is active.")
+    subscribed_events: list[str] = Field(description="Currently enabled event names.")
+
+
+class WebhookSettingResponse(_Envelope):
+    data: WebhookSetting
+
+
+# --- Deliveries --------------------------------------------------------------------------------
+class DeliverySummary(_Model):
+    id: str = Field(description="Delivery id (dlv_…): one event to your URL.")
+    event_id: str = Field(description="Event id (evt_…), the webhook-id header you received.")
+    event: str
+    pbx_id: str
+    status: DeliveryStatus
+    attempts: int = Field(ge=0, description="HTTP attempts made so far.")
+    created_at: str = Field(pattern=TIME_PATTERN)
+    next_attempt_at: str | None = Field(pattern=TIME_PATTERN)
+    last_attempt_at: str | None = Field(pattern=TIME_PATTERN)
+    last_status_code: int | None
+    last_error_class: str | None
+    last_latency_ms: float | None
+    delivered_at: str | None = Field(pattern=TIME_PATTERN)
+
+
+class Attempt(_Model):
+    number: int = Field(ge=1)
+    started_at: str = Field(pattern=TIME_PATTERN)
+    duration_ms: float
+    status_code: int | None = Field(description="Your endpoint's status, None if none came.")
+    response_body: str | None = Field(description="The start of your endpoint's response.")
+    error_class: str | None
+    error_message: str | None
+    request_headers: dict[str, str] | None = Field(description="The headers we sent.")
+
+
+class DeliveryDetail(DeliverySummary):
+    request_body: dict[str, Any] = Field(description="The JSON body every attempt sends.")
+    attempt_log: list[Attempt] = Field(description="Every attempt, oldest first.")
+
+
+class DeliveryPage(_Model):
+    deliveries: list[DeliverySummary] = Field(description="Newest first.")
+    next_cursor: str | None = Field(
+        description="Pass as ``cursor`` for the next page; null on the last page."
+    )
+
+
+class DeliveryPageResponse(_Envelope):
+    data: DeliveryPage
+
+
+class DeliveryResponse(_Envelope):
+    data: DeliverySummary
+
+
+class DeliveryDetailResponse(_Envelope):
+    data: DeliveryDetail
+
+
+class RedeliverWindow(_Model):
+    """Body of ``POST /api/v2/webhooks/deliveries/redeliver``."""
+
+    since: datetime = Field(description="Start of the window (inclusive), RFC 3339.")
+    until: datetime | None = Field(
+        default=None, description="End of the window (exclusive), RFC 3339; default now."
+    )
+    status: Literal["failed", "delivered"] = Field(
+        default="failed", description="Which finished deliveries to send again."
+    )
+
+
+class RedeliverCount(_Model):
+    queued: int = Field(ge=0, description="How many deliveries were queued again.")
+
+
+class RedeliverCountResponse(_Envelope):
+    data: RedeliverCount
+
+
+class QueuedTest(_Model):
+    delivery_id: str = Field(description="Follow it with GET /api/v2/webhooks/deliveries/{id}.")
+    event_id: str
+    event: Literal["test"]
+
+
+class QueuedTestResponse(_Envelope):
+    data: QueuedTest
+
+
+# --- Events of one call ------------------------------------------------------------------------
+class StoredEvent(_Model):
+    id: str = Field(description="Event id (evt_…), the webhook-id header.")
+    event: str
+    pbx_id: str
+    call_id: str | None = Field(description="The call this event belongs to, if any.")
+    sequence: int | None = Field(description="1, 2, 3… within the call, in publish order.")
+    created_at: str = Field(pattern=TIME_PATTERN)
+    delivered_to_you: bool = Field(
+        description="False when no delivery was made (not subscribed, disabled, no URL)."
+    )
+    skip_reason: str | None = Field(description="Why no delivery was made, if none was.")
+    body: dict[str, Any] = Field(description="The JSON body of the webhook.")
+
+
+class StoredEventListResponse(_Envelope):
+    data: list[StoredEvent]
