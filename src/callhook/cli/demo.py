@@ -78,21 +78,17 @@ def prepare(platform: Platform, receiver_url: str) -> DemoSetup:
 
 
 async def _trickle(platform: Platform, account_id: str, every: float) -> None:
-    """Publish a sample call now and then, so the dashboard has life in it."""
-    from callhook.events import call_scenario
-    from callhook.publish import PublishRequest
+    """A gentle endless simulation (``callhook simulate``), so the dashboard has life in it."""
+    from callhook import simulate
 
-    rng = random.Random()
-    scenarios = ("answered", "missed-to-voicemail", "chain-hunt", "outbound")
+    publish = simulate.in_process(platform.publisher, account_id)
+    seed = random.SystemRandom().randrange(2**32)
     while True:
-        scheduled = call_scenario(rng.choice(scenarios), rng, start=platform.clock.now())
-        previous = 0.0
-        for item in scheduled:
-            await asyncio.sleep(min(item.offset - previous, every))
-            previous = item.offset
-            request = PublishRequest(item.event, item.pbx_id, account_id, item.data)
-            await asyncio.to_thread(platform.publisher.publish, [request])
-        await asyncio.sleep(every)
+        # A call about every 4 × ``every`` seconds; gaps inside calls run 5× faster than life.
+        now = platform.clock.now()
+        events = simulate.plan(20, seed=seed, start=now, rate=1 / (4 * every), speed=5)
+        await simulate.drive(events, publish, concurrency=1)
+        seed += 1
 
 
 def demo(

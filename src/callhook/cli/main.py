@@ -19,13 +19,14 @@ def main() -> None:
 
 
 def _register() -> None:
-    from callhook.cli import admin, deliveries, demo, devtools, events, processes
+    from callhook.cli import admin, deliveries, demo, devtools, events, processes, simulate
 
     app.command()(processes.serve)
     app.command()(processes.worker)
     app.command()(processes.migrate)
     app.command()(deliveries.emit)
     app.command()(demo.demo)
+    app.command()(simulate.simulate)
     app.add_typer(admin.accounts_app)
     app.add_typer(admin.tokens_app)
     app.add_typer(admin.integration_app)
