@@ -212,8 +212,7 @@ class Publisher:
     def _publish(self, conn: Any, requests: Sequence[PublishRequest]) -> list[Published]:
         now = self._clock.now()
         created_at = rfc3339(now)
-        wanted = {r.account_id for r in requests if r.account_id}
-        known = account_store.existing_ids(conn, wanted)
+        known = account_store.existing_ids(conn, {r.account_id for r in requests if r.account_id})
         for i, req in enumerate(requests):
             if req.account_id not in known:
                 where = f"events[{i}]." if len(requests) > 1 else ""
@@ -229,37 +228,48 @@ class Publisher:
                 if r.idempotency_key and r.account_id
             ),
         )
-        settings_by_account = {a: integration_store.get(conn, a) for a in known}
+        # Pass 1: which requests are new (a key seen before, or earlier in this batch, is not).
+        first_of_key: dict[tuple[str, str], int] = {}
+        fresh: list[int] = []
+        for i, req in enumerate(requests):
+            key = (req.account_id or "", req.idempotency_key) if req.idempotency_key else None
+            if key is not None and (key in existing or key in first_of_key):
+                continue
+            if key is not None:
+                first_of_key[key] = i
+            fresh.append(i)
+        call_ids = {
+            i: catalog.call_id_of(requests[i].event, requests[i].pbx_id, requests[i].data)
+            for i in fresh
+        }
+        numbered = [i for i in fresh if call_ids[i] is not None]
+        sequences = dict(
+            zip(
+                numbered,
+                event_store.next_sequences(
+                    conn, [(requests[i].account_id or "", call_ids[i] or "") for i in numbered]
+                ),
+                strict=True,
+            )
+        )
+        # Pass 2: rows for the new events, results for all.
+        integrations = {a: integration_store.get(conn, a) for a in known}
         event_rows: list[dict[str, Any]] = []
         delivery_rows: list[dict[str, Any]] = []
-        results: list[Published] = []
-        seen_keys: dict[tuple[str, str], str] = {}
-        for req in requests:
-            account_id = req.account_id
-            assert account_id is not None
-            key = (account_id, req.idempotency_key) if req.idempotency_key else None
-            if key is not None and (key in existing or key in seen_keys):
-                original = existing.get(key) or seen_keys[key]
-                results.append(
-                    Published(original, req.event, req.pbx_id, account_id, True, None, None)
-                )
-                continue
+        made: dict[int, Published] = {}
+        for i in fresh:
+            req = requests[i]
+            account_id = req.account_id or ""
             event_id = new_id("evt", now, self._rng)
-            call_id = catalog.call_id_of(req.event, req.pbx_id, req.data)
-            sequence = (
-                event_store.next_sequence(conn, account_id, call_id)
-                if call_id is not None
-                else None
-            )
-            skip_reason = _skip_reason(settings_by_account.get(account_id), req.event)
+            skip_reason = _skip_reason(integrations.get(account_id), req.event)
             event_rows.append(
                 {
                     "id": event_id,
                     "account_id": account_id,
                     "event": req.event,
                     "pbx_id": req.pbx_id,
-                    "call_id": call_id,
-                    "sequence": sequence,
+                    "call_id": call_ids[i],
+                    "sequence": sequences.get(i),
                     "idempotency_key": req.idempotency_key,
                     "created_at": now,
                     "body": delivery_body(
@@ -267,8 +277,8 @@ class Publisher:
                         req=req,
                         account_id=account_id,
                         created_at=created_at,
-                        call_id=call_id,
-                        sequence=sequence,
+                        call_id=call_ids[i],
+                        sequence=sequences.get(i),
                     ),
                     "skip_reason": skip_reason,
                 }
@@ -289,16 +299,20 @@ class Publisher:
                         "next_attempt_at": now,
                     }
                 )
-            if key is not None:
-                seen_keys[key] = event_id
-            results.append(
-                Published(
-                    event_id, req.event, req.pbx_id, account_id, False, delivery_id, skip_reason
-                )
+            made[i] = Published(
+                event_id, req.event, req.pbx_id, account_id, False, delivery_id, skip_reason
             )
         event_store.insert(conn, event_rows)
         if delivery_rows:
             conn.execute(deliveries.insert(), delivery_rows)
+        results = []
+        for i, req in enumerate(requests):
+            if i in made:
+                results.append(made[i])
+                continue
+            key = (req.account_id or "", req.idempotency_key or "")
+            original = existing.get(key) or made[first_of_key[key]].id
+            results.append(Published(original, req.event, req.pbx_id, key[0], True, None, None))
         return results
 
 

@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, func, or_, select, tuple_, update
 
 from callhook.errors import InvalidRequest, NotFound
 from callhook.store import dialect
 from callhook.store.secretbox import SecretBox
 from callhook.store.tables import attempts, deliveries, events, integration_secrets, integrations
+from callhook.store.types import UTCDateTime
 
 STATUSES = ("pending", "delivered", "failed")
 
@@ -199,43 +200,76 @@ def _secrets_for(
     return out
 
 
+#: The fenced completion, built once: matching ``claim_id`` is what keeps a stale worker out.
+_COMPLETE = (
+    update(deliveries)
+    .where(deliveries.c.id == bindparam("b_id"), deliveries.c.claim_id == bindparam("b_claim"))
+    .values(
+        status=bindparam("b_status"),
+        attempts=bindparam("b_attempts"),
+        next_attempt_at=bindparam("b_next", type_=UTCDateTime),
+        claim_id=None,
+        claimed_by=None,
+        lease_until=None,
+        last_attempt_at=bindparam("b_started", type_=UTCDateTime),
+        last_status_code=bindparam("b_code"),
+        last_error_class=bindparam("b_error"),
+        last_latency_ms=bindparam("b_ms"),
+        delivered_at=bindparam("b_delivered", type_=UTCDateTime),
+    )
+)
+
+
 def complete(conn: Connection, results: Sequence[AttemptResult]) -> list[AttemptResult]:
-    """Record results of claimed jobs; return those refused because the claim was lost."""
-    stale: list[AttemptResult] = []
-    attempt_rows: list[dict[str, Any]] = []
-    for res in results:
-        job = res.job
+    """Record results of claimed jobs; return those refused because the claim was lost.
+
+    One query finds which (delivery, claim) pairs this worker still owns (locking them on
+    PostgreSQL so no one can claim them before the update), then one batched update and one
+    batched insert record the rest.
+    """
+    if not results:
+        return []
+    pairs = [(r.job.delivery_id, r.job.claim_id) for r in results]
+    owned_query = select(deliveries.c.id, deliveries.c.claim_id).where(
+        tuple_(deliveries.c.id, deliveries.c.claim_id).in_(pairs)
+    )
+    if conn.dialect.name == "postgresql":
+        owned_query = owned_query.with_for_update()
+    owned = {(r.id, r.claim_id) for r in conn.execute(owned_query)}
+    stale = [r for r in results if (r.job.delivery_id, r.job.claim_id) not in owned]
+    mine = [r for r in results if (r.job.delivery_id, r.job.claim_id) in owned]
+    if not mine:
+        return stale
+    updates = []
+    for res in mine:
         if res.delivered:
             status, next_at = "delivered", None
         elif res.next_attempt_at is not None:
             status, next_at = "pending", res.next_attempt_at
         else:
             status, next_at = "failed", None
-        updated = conn.execute(
-            update(deliveries)
-            .where(deliveries.c.id == job.delivery_id, deliveries.c.claim_id == job.claim_id)
-            .values(
-                status=status,
-                attempts=job.attempt_number,
-                next_attempt_at=next_at,
-                claim_id=None,
-                claimed_by=None,
-                lease_until=None,
-                last_attempt_at=res.started_at,
-                last_status_code=res.status_code,
-                last_error_class=res.error_class,
-                last_latency_ms=res.duration_ms,
-                delivered_at=res.started_at if res.delivered else None,
-            )
-        )
-        if updated.rowcount != 1:
-            stale.append(res)
-            continue
-        attempt_rows.append(
+        updates.append(
             {
-                "delivery_id": job.delivery_id,
-                "event_id": job.event_id,
-                "number": job.attempt_number,
+                "b_id": res.job.delivery_id,
+                "b_claim": res.job.claim_id,
+                "b_status": status,
+                "b_attempts": res.job.attempt_number,
+                "b_next": next_at,
+                "b_started": res.started_at,
+                "b_code": res.status_code,
+                "b_error": res.error_class,
+                "b_ms": res.duration_ms,
+                "b_delivered": res.started_at if res.delivered else None,
+            }
+        )
+    conn.execute(_COMPLETE, updates)
+    conn.execute(
+        attempts.insert(),
+        [
+            {
+                "delivery_id": res.job.delivery_id,
+                "event_id": res.job.event_id,
+                "number": res.job.attempt_number,
                 "started_at": res.started_at,
                 "duration_ms": res.duration_ms,
                 "status_code": res.status_code,
@@ -244,9 +278,9 @@ def complete(conn: Connection, results: Sequence[AttemptResult]) -> list[Attempt
                 "error_message": res.error_message,
                 "request_headers": res.request_headers,
             }
-        )
-    if attempt_rows:
-        conn.execute(attempts.insert(), attempt_rows)
+            for res in mine
+        ],
+    )
     return stale
 
 

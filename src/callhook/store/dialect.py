@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Select, Table
+from sqlalchemy import Connection, Select, Table, bindparam, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 
@@ -16,17 +16,46 @@ def insert_ignore(conn: Connection, table: Table, rows: list[dict[str, Any]]) ->
     conn.execute(ins(table).on_conflict_do_nothing(), rows)
 
 
-def increment_counter(conn: Connection, table: Table, keys: dict[str, Any], column: str) -> int:
-    """Atomically add 1 to ``column`` of the row with ``keys`` (starting at 1); return it."""
+def add_to_counters(
+    conn: Connection, table: Table, keys: list[dict[str, Any]], column: str, amounts: list[int]
+) -> list[int]:
+    """Atomically add ``amounts[i]`` to ``column`` of the row with ``keys[i]`` (missing rows
+    start at 0); return the new values, in order. Three statements whatever the count.
+
+    Rows are created, then read locked (PostgreSQL; SQLite's write transaction already excludes
+    other writers) in key order, so concurrent publishers serialize per row and never deadlock.
+    """
+    if not keys:
+        return []
+    names = list(keys[0])
+    ident = [tuple(k[n] for n in names) for k in keys]
+    order = sorted(set(ident))
     ins = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    stmt = (
-        ins(table)
-        .values(**keys, **{column: 1})
-        .on_conflict_do_update(index_elements=list(keys), set_={column: table.c[column] + 1})
-        .returning(table.c[column])
+    conn.execute(
+        ins(table).on_conflict_do_nothing(),
+        [{**dict(zip(names, key, strict=True)), column: 0} for key in order],
     )
-    value = conn.execute(stmt).scalar_one()
-    return int(value)
+    query = (
+        select(*(table.c[n] for n in names), table.c[column])
+        .where(tuple_(*(table.c[n] for n in names)).in_(order))
+        .order_by(*(table.c[n] for n in names))
+    )
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    current = {tuple(row[:-1]): int(row[-1]) for row in conn.execute(query)}
+    totals = dict(current)
+    for key, amount in zip(ident, amounts, strict=True):
+        totals[key] += amount
+    conn.execute(
+        update(table)
+        .where(*(table.c[n] == bindparam(f"k_{n}") for n in names))
+        .values({column: bindparam("v_total")}),
+        [
+            {**{f"k_{n}": v for n, v in zip(names, key, strict=True)}, "v_total": totals[key]}
+            for key in order
+        ],
+    )
+    return [totals[key] for key in ident]
 
 
 def skip_locked(conn: Connection, query: Select[Any]) -> Select[Any]:

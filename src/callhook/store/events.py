@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -27,11 +28,32 @@ class StoredEvent:
     skip_reason: str | None
 
 
-def next_sequence(conn: Connection, account_id: str, call_id: str) -> int:
-    """The next number in this call's sequence (1, 2, 3… in commit order)."""
-    return dialect.increment_counter(
-        conn, call_sequences, {"account_id": account_id, "call_id": call_id}, "last_sequence"
+def next_sequences(conn: Connection, calls: Sequence[tuple[str, str]]) -> list[int]:
+    """Sequence numbers for events of ``(account_id, call_id)``, in the given order.
+
+    A call's events are numbered 1, 2, 3… in commit order, across batches and publishers.
+    """
+    wanted = Counter(calls)
+    distinct = list(wanted)
+    last = dict(
+        zip(
+            distinct,
+            dialect.add_to_counters(
+                conn,
+                call_sequences,
+                [{"account_id": a, "call_id": c} for a, c in distinct],
+                "last_sequence",
+                [wanted[call] for call in distinct],
+            ),
+            strict=True,
+        )
     )
+    nxt = {call: last[call] - wanted[call] + 1 for call in distinct}
+    out = []
+    for call in calls:
+        out.append(nxt[call])
+        nxt[call] += 1
+    return out
 
 
 def find_idempotent(
