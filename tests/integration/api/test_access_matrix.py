@@ -1,0 +1,165 @@
+"""Every route × every kind of token: 401/403 as documented, and account B never sees or
+changes account A's data, whichever route it calls."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+
+from callhook.store import tokens as token_store
+from callhook.store.tables import deliveries, events
+from tests.factories import make_account, make_token, publish_sample
+from tests.integration.api.helpers import BOTH, URL_B, Api, assert_error, running_api
+
+READ, WRITE = "webhooks.read", "webhooks.write"
+
+#: (method, path template, scope, JSON body). ``{dlv}`` and ``{pbx}`` are account A's.
+ROUTES: list[tuple[str, str, str, dict[str, Any] | None]] = [
+    ("GET", "/api/v2/webhooks/available", READ, None),
+    ("GET", "/api/v2/webhooks", READ, None),
+    ("POST", "/api/v2/webhooks/outgoing_call_end", WRITE, None),
+    ("DELETE", "/api/v2/webhooks/incoming_call_start", WRITE, None),
+    ("GET", "/api/v2/webhooks/deliveries", READ, None),
+    ("GET", "/api/v2/webhooks/deliveries/{dlv}", READ, None),
+    ("POST", "/api/v2/webhooks/deliveries/{dlv}/redeliver", WRITE, None),
+    ("POST", "/api/v2/webhooks/deliveries/redeliver", WRITE, {"since": "2026-01-01T00:00:00Z"}),
+    ("POST", "/api/v2/webhooks/test", WRITE, None),
+    ("GET", "/api/v2/webhooks/events/{pbx}", READ, None),
+]
+ROUTE_IDS = [f"{m} {p}" for m, p, _, _ in ROUTES]
+
+TOKEN_KINDS = [
+    "none",
+    "malformed",
+    "not_bearer",
+    "unknown",
+    "expired",
+    "revoked",
+    "platform",
+    "wrong_scope",
+    "other_account",
+]
+
+
+@dataclass
+class World:
+    api: Api
+    tokens: dict[str, str | None]
+    b_id: str
+    dlv: str
+    pbx: str
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    with running_api(tmp_path) as api:
+        platform = api.platform
+        published = publish_sample(platform, api.account.id, "incoming_call_start")
+        assert published.delivery_id is not None
+        with platform.db.write() as conn:  # a finished, failed delivery of account A
+            conn.execute(update(deliveries).values(status="failed", next_attempt_at=None))
+            _, expiring = token_store.create(
+                conn,
+                account_id=api.account.id,
+                scopes=BOTH,
+                now=platform.clock.now(),
+                rng=platform.rng,
+                expires_at=platform.clock.now() + timedelta(minutes=5),
+            )
+            revoked_token, revoked = token_store.create(
+                conn,
+                account_id=api.account.id,
+                scopes=BOTH,
+                now=platform.clock.now(),
+                rng=platform.rng,
+            )
+            token_store.revoke(
+                conn, revoked_token.id, now=platform.clock.now(), account_id=api.account.id
+            )
+        account_b = make_account(platform, url=URL_B, events=["sms"], name="Other Co")
+        api.clock.advance(600)  # the expiring token has now expired
+        tokens: dict[str, str | None] = {
+            "none": None,
+            "malformed": "Bearer",
+            "not_bearer": "Basic dXNlcjpwYXNz",
+            "unknown": "Bearer chk_" + "A" * 43,
+            "expired": f"Bearer {expiring}",
+            "revoked": f"Bearer {revoked}",
+            "platform": f"Bearer {make_token(platform, None, [*BOTH, 'events.write'])}",
+            "wrong_scope:" + READ: f"Bearer {make_token(platform, api.account.id, [WRITE])}",
+            "wrong_scope:" + WRITE: f"Bearer {make_token(platform, api.account.id, [READ])}",
+            "other_account": f"Bearer {make_token(platform, account_b.id, BOTH)}",
+        }
+        yield World(api, tokens, account_b.id, published.delivery_id, published.pbx_id)
+
+
+def _snapshot(world: World) -> Any:
+    """Everything of account A a request could change."""
+    with world.api.platform.db.read() as conn:
+        rows = conn.execute(
+            select(deliveries.c.id, deliveries.c.status, deliveries.c.next_attempt_at)
+            .where(deliveries.c.account_id == world.api.account.id)
+            .order_by(deliveries.c.id)
+        ).all()
+        n_events = len(
+            conn.execute(
+                select(events.c.id).where(events.c.account_id == world.api.account.id)
+            ).all()
+        )
+    return world.api.subscribed(), [tuple(r) for r in rows], n_events
+
+
+def _call(world: World, route: tuple[str, str, str, dict[str, Any] | None], kind: str) -> Any:
+    method, template, scope, body = route
+    path = template.format(dlv=world.dlv, pbx=world.pbx)
+    header = world.tokens[f"{kind}:{scope}" if kind == "wrong_scope" else kind]
+    headers = {} if header is None else {"Authorization": header}
+    return path, world.api.client.request(method, path, headers=headers, json=body)
+
+
+@pytest.mark.parametrize("kind", TOKEN_KINDS)
+@pytest.mark.parametrize("route", ROUTES, ids=ROUTE_IDS)
+def test_route_by_token_kind(
+    world: World, route: tuple[str, str, str, dict[str, Any] | None], kind: str
+) -> None:
+    before = _snapshot(world)
+    path, response = _call(world, route, kind)
+    scope = route[2]
+    if kind in ("none", "malformed", "not_bearer", "unknown", "expired", "revoked"):
+        assert_error(response, 401, path)
+        assert response.headers["WWW-Authenticate"] == "Bearer"
+    elif kind == "platform":
+        doc = assert_error(response, 403, path)
+        assert "bound to no account" in doc["errors"][0]
+    elif kind == "wrong_scope":
+        doc = assert_error(response, 403, path)
+        assert doc["errors"] == [f"This token lacks the required scope '{scope}'."]
+    else:  # account B's token: its own account or "not found", never A's data
+        assert response.status_code in (200, 202, 404), response.text
+        if "{dlv}" in route[1]:  # exactly what an id that never existed gets
+            doc = assert_error(response, 404, path)
+            assert doc["errors"] == [f"Delivery '{world.dlv}' not found."]
+        else:
+            for of_a in (world.dlv, world.api.account.id, "example.com/webhooks/sipsim"):
+                assert of_a not in response.text
+    assert _snapshot(world) == before
+
+
+def test_other_accounts_changes_land_on_its_own_account(world: World) -> None:
+    headers = {"Authorization": str(world.tokens["other_account"])}
+    client = world.api.client
+    enabled = client.post("/api/v2/webhooks/outgoing_call_end", headers=headers).json()["data"]
+    assert enabled == {
+        "webhook_url": URL_B,
+        "enabled": True,
+        "subscribed_events": ["outgoing_call_end", "sms"],
+    }
+    assert world.api.subscribed(world.b_id) == ("outgoing_call_end", "sms")
+    listed = client.get("/api/v2/webhooks/deliveries", headers=headers).json()["data"]
+    assert listed == {"deliveries": [], "next_cursor": None}

@@ -1,0 +1,283 @@
+"""Deliveries, redelivery, the test event and the events of one call, through the API."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+from pathlib import Path
+
+import orjson
+import pytest
+from sqlalchemy import update
+
+from callhook.events import call_scenario
+from callhook.publish import PublishRequest
+from callhook.store import deliveries as delivery_store
+from callhook.store import integrations as integration_store
+from callhook.store.tables import deliveries
+from tests.factories import publish_sample
+from tests.integration.api.helpers import Api, assert_error, assert_success, running_api
+
+LIST = "/api/v2/webhooks/deliveries"
+
+
+def _publish(api: Api, n: int, event: str = "incoming_call_start") -> list[str]:
+    """Publish ``n`` events one second apart; their delivery ids, oldest first."""
+    ids = []
+    for seed in range(n):
+        published = publish_sample(api.platform, api.account.id, event, seed=seed)
+        assert published.delivery_id is not None
+        ids.append(published.delivery_id)
+        api.clock.advance(1)
+    return ids
+
+
+def _fail(api: Api, delivery_ids: list[str]) -> None:
+    """Attempt these deliveries once each, recording a final 500 (as the worker would)."""
+    now = api.clock.now()
+    with api.platform.db.write() as conn:
+        conn.execute(
+            update(deliveries)
+            .where(deliveries.c.id.not_in(delivery_ids))
+            .values(next_attempt_at=now + timedelta(days=1))
+        )
+        jobs = delivery_store.claim(
+            conn,
+            worker_id="w",
+            claim_id="c1",
+            now=now,
+            lease=timedelta(seconds=30),
+            limit=100,
+            box=api.platform.box,
+        )
+        delivery_store.complete(
+            conn,
+            [
+                delivery_store.AttemptResult(
+                    job=job,
+                    started_at=now,
+                    duration_ms=12.5,
+                    delivered=False,
+                    status_code=500,
+                    response_body="oops",
+                    error_class="http_5xx",
+                    error_message="HTTP 500",
+                    next_attempt_at=None,
+                    request_headers='{"Content-Type": "application/json"}',
+                )
+                for job in jobs
+            ],
+        )
+        conn.execute(
+            update(deliveries).where(deliveries.c.status == "pending").values(next_attempt_at=now)
+        )
+    assert {job.delivery_id for job in jobs} == set(delivery_ids)
+
+
+def test_cursor_pagination_walks_every_delivery_once_newest_first(tmp_path: Path) -> None:
+    with running_api(tmp_path) as api:
+        ids = _publish(api, 7)
+        seen: list[str] = []
+        cursor = None
+        pages = 0
+        while True:
+            params: dict[str, str | int] = {"limit": 3}
+            if cursor:
+                params["cursor"] = cursor
+            data = assert_success(api.get(LIST, params=params))
+            seen += [d["id"] for d in data["deliveries"]]
+            pages += 1
+            cursor = data["next_cursor"]
+            if cursor is None:
+                break
+    assert pages == 3
+    assert seen == list(reversed(ids))
+
+
+def test_exact_page_has_no_next_cursor(tmp_path: Path) -> None:
+    with running_api(tmp_path) as api:
+        _publish(api, 3)
+        data = assert_success(api.get(LIST, params={"limit": 3}))
+    assert len(data["deliveries"]) == 3
+    assert data["next_cursor"] is None
+
+
+def test_filters_combine(tmp_path: Path) -> None:
+    with running_api(tmp_path) as api:
+        start = api.clock.now()
+        ids = _publish(api, 4)
+        end_ids = _publish(api, 2, "incoming_call_end")
+        _fail(api, [ids[1], end_ids[0]])
+
+        def listed(**params: str) -> list[str]:
+            data = assert_success(api.get(LIST, params=params))
+            return [d["id"] for d in data["deliveries"]]
+
+        assert listed(status="failed") == [end_ids[0], ids[1]]
+        assert listed(status="failed", event="incoming_call_end") == [end_ids[0]]
+        assert listed(event="incoming_call_end") == list(reversed(end_ids))
+        window = {
+            "since": (start + timedelta(seconds=1)).isoformat(),
+            "until": (start + timedelta(seconds=3)).isoformat().replace("+00:00", "Z"),
+        }
+        assert listed(**window) == [ids[2], ids[1]]
+        with api.platform.db.read() as conn:
+            pbx = delivery_store.get(conn, ids[3]).pbx_id
+        assert ids[3] in listed(pbx_id=pbx)
+        assert listed(pbx_id="no-such-call") == []
+
+
+def test_summary_shape(tmp_path: Path) -> None:
+    with running_api(tmp_path) as api:
+        [dlv] = _publish(api, 1)
+        [item] = assert_success(api.get(LIST))["deliveries"]
+    assert item["id"] == dlv
+    assert item["status"] == "pending"
+    assert item["attempts"] == 0
+    assert item["created_at"] == "2026-01-15T10:30:00.000Z"
+    assert item["event"] == "incoming_call_start"
+    assert item["event_id"].startswith("evt_")
+
+
+@pytest.mark.parametrize(
+    ("params", "status"),
+    [
+        ({"cursor": "not-a-cursor"}, 400),
+        ({"cursor": "ZGx2X3g"}, 400),  # base64 of "dlv_x"
+        ({"event": "invalid_event"}, 400),
+        ({"limit": 0}, 422),
+        ({"limit": 101}, 422),
+        ({"limit": "ten"}, 422),
+        ({"status": "lost"}, 422),
+        ({"since": "yesterday"}, 422),
+        ({"pbx_id": "x" * 201}, 422),
+    ],
+)
+def test_bad_list_parameters(tmp_path: Path, params: dict[str, object], status: int) -> None:
+    with running_api(tmp_path) as api:
+        assert_error(api.get(LIST, params=params), status, LIST)
+
+
+def test_detail_has_request_body_and_attempts(tmp_path: Path) -> None:
+    with running_api(tmp_path) as api:
+        [dlv] = _publish(api, 1)
+        _fail(api, [dlv])
+        data = assert_success(api.get(f"{LIST}/{dlv}"))
+        with api.platform.db.read() as conn:
+            body = delivery_store.get(conn, dlv).body
+    assert data["status"] == "failed"
+    assert data["attempts"] == 1
+    assert data["last_status_code"] == 500
+    assert body is not None
+    assert data["request_body"] == orjson.loads(body)
+    assert data["attempt_log"] == [
+        {
+            "number": 1,
+            "started_at": "2026-01-15T10:30:01.000Z",
+            "duration_ms": 12.5,
+            "status_code": 500,
+            "response_body": "oops",
+            "error_class": "http_5xx",
+            "error_message": "HTTP 500",
+            "request_headers": {"Content-Type": "application/json"},
+        }
+    ]
+
+
+def test_unknown_delivery_is_404(tmp_path: Path) -> None:
+    with running_api(tmp_path) as api:
+        path = f"{LIST}/dlv_01KF0K8Y20PDDGMEPHX7DTC6DB"
+        doc = assert_error(api.get(path), 404, path)
+    assert doc["errors"] == ["Delivery 'dlv_01KF0K8Y20PDDGMEPHX7DTC6DB' not found."]
+
+
+def test_redeliver_one_queues_a_failed_delivery_again(tmp_path: Path) -> None:
+    with running_api(tmp_path) as api:
+        [dlv] = _publish(api, 1)
+        _fail(api, [dlv])
+        api.clock.advance(60)
+        data = assert_success(api.post(f"{LIST}/{dlv}/redeliver"), 202)
+        assert data["status"] == "pending"
+        assert data["next_attempt_at"] == "2026-01-15T10:31:01.000Z"
+        again = assert_success(api.post(f"{LIST}/{dlv}/redeliver"), 202)
+    assert again == data  # a pending delivery is left as it is
+
+
+def test_window_redelivery_queues_only_the_window(tmp_path: Path) -> None:
+    with running_api(tmp_path) as api:
+        start = api.clock.now()
+        ids = _publish(api, 4)
+        _fail(api, ids)
+        body = {
+            "since": (start + timedelta(seconds=1)).isoformat(),
+            "until": (start + timedelta(seconds=3)).isoformat(),
+        }
+        data = assert_success(api.post(f"{LIST}/redeliver", json=body), 202)
+        assert data == {"queued": 2}
+        statuses = [d["status"] for d in assert_success(api.get(LIST))["deliveries"]]
+        delivered = {"since": start.isoformat(), "status": "delivered"}
+        none = assert_success(api.post(f"{LIST}/redeliver", json=delivered), 202)
+    assert statuses == ["failed", "pending", "pending", "failed"]
+    assert none == {"queued": 0}
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type", "status"),
+    [
+        (b'{"since": "2026-01-01T00:00:00Z"}', "text/plain", 415),
+        (b"since=2026-01-01", "application/x-www-form-urlencoded", 415),
+        (b"{", "application/json", 400),
+        (b"[]", "application/json", 400),
+        (b"{}", "application/json", 400),
+        (b'{"since": "2026-01-01T00:00:00Z", "extra": 1}', "application/json", 400),
+        (b'{"since": "2026-01-01T00:00:00Z", "status": "pending"}', "application/json", 400),
+        (b'{"since": "2026-01-02T00:00:00Z", "until": "2026-01-01T00:00:00Z"}', None, 400),
+        (b'{"since": "' + b"x" * 20_000 + b'"}', "application/json", 413),
+    ],
+)
+def test_bad_window_bodies_change_nothing(
+    tmp_path: Path, content: bytes, content_type: str | None, status: int
+) -> None:
+    with running_api(tmp_path) as api:
+        ids = _publish(api, 2)
+        _fail(api, ids)
+        headers = api.auth()
+        if content_type:
+            headers["Content-Type"] = content_type
+        response = api.post(f"{LIST}/redeliver", content=content, headers=headers)
+        assert_error(response, status, f"{LIST}/redeliver")
+        data = assert_success(api.get(LIST))
+    assert [d["status"] for d in data["deliveries"]] == ["failed", "failed"]
+
+
+def test_test_event_is_queued_even_while_disabled(tmp_path: Path) -> None:
+    with running_api(tmp_path) as api:
+        with api.platform.db.write() as conn:
+            integration_store.set_enabled(conn, api.account.id, False, now=api.clock.now())
+        data = assert_success(api.post("/api/v2/webhooks/test"), 202)
+        detail = assert_success(api.get(f"{LIST}/{data['delivery_id']}"))
+    assert data["event"] == "test"
+    assert data["delivery_id"].startswith("dlv_")
+    assert detail["event"] == "test"
+    assert detail["event_id"] == data["event_id"]
+    assert detail["request_body"]["event"] == "test"
+
+
+def test_events_of_one_call_in_sequence_order(tmp_path: Path) -> None:
+    with running_api(tmp_path, events=("incoming_call_start", "incoming_call_end")) as api:
+        call = call_scenario("answered", random.Random(7), start=api.clock.now())
+        for item in call:
+            api.platform.publisher.publish(
+                [PublishRequest(item.event, item.pbx_id, api.account.id, item.data)]
+            )
+        call_id = call[0].data["call_id"]
+        data = assert_success(api.get(f"/api/v2/webhooks/events/{call_id}"))
+        other = assert_success(api.get("/api/v2/webhooks/events/no-such-call"))
+    assert [e["event"] for e in data] == [item.event for item in call]
+    assert [e["sequence"] for e in data] == list(range(1, len(call) + 1))
+    assert all(e["call_id"] == call_id for e in data)
+    delivered = {e["event"] for e in data if e["delivered_to_you"]}
+    assert delivered == {"incoming_call_start", "incoming_call_end"}
+    assert {e["skip_reason"] for e in data if not e["delivered_to_you"]} == {"not_subscribed"}
+    assert data[0]["body"]["id"] == data[0]["id"]
+    assert other == []
