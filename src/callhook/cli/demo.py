@@ -149,19 +149,26 @@ async def _run(platform: Platform, setup: DemoSetup, receiver_port: int, traffic
         Panel.fit(
             f"[bold]Dashboard[/bold]  {base}/dashboard\n"
             f"[bold]Sign in[/bold]    {DEMO_EMAIL} / {DEMO_PASSWORD}\n"
-            f"[bold]API[/bold]        {base}/api/v2/webhooks   docs: {base}/api/v2/docs\n"
+            f"[bold]API[/bold]        {base}/api/v2/webhooks  (docs: /api/v2/docs)\n"
             f"[bold]Ingest[/bold]     POST {base}/internal/v1/events\n"
             f"[bold]Metrics[/bold]    {base}/metrics\n"
             f"[bold]Account[/bold]    {setup.account_id}\n"
-            f"[bold]API token[/bold]  {setup.token}\n"
-            f"[bold]Secret[/bold]     {setup.secret}\n"
-            f"[bold]Receiver[/bold]   http://127.0.0.1:{receiver_port}/webhook"
-            " (verifies both signatures)\n\n"
-            f"Try: curl -H 'Authorization: Bearer {setup.token}' {base}/api/v2/webhooks\n"
-            "Development mode: plain-HTTP loopback targets are allowed. Ctrl-C to stop.",
+            f"[bold]Receiver[/bold]   http://127.0.0.1:{receiver_port}/webhook",
             title="Callhook demo",
         ),
         highlight=False,
+    )
+    # Printed outside the panel and unwrapped, so they can be copied whole.
+    console.print(f"API token: {setup.token}", highlight=False, soft_wrap=True)
+    console.print(f"Webhook secret: {setup.secret}", highlight=False, soft_wrap=True)
+    console.print(
+        f"Try: curl -H 'Authorization: Bearer {setup.token}' {base}/api/v2/webhooks",
+        highlight=False,
+        soft_wrap=True,
+    )
+    console.print(
+        "Development mode: plain-HTTP loopback targets are allowed. Ctrl-C to stop.\n"
+        "The demo receiver verifies both signatures of every delivery:"
     )
     trickle = asyncio.create_task(_trickle(platform, setup.account_id, 1.5)) if traffic else None
     try:
