@@ -147,3 +147,23 @@ def test_serve_answers_and_exits_cleanly_on_sigterm(env: dict[str, str]) -> None
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("http://hooks.example.com/x", "HTTPS"),
+        ("https://127.0.0.1/hook", "loopback"),
+        ("https://169.254.169.254/latest", "link-local"),
+        ("https://localhost/hook", "error"),
+        ("https://[::ffff:10.0.0.1]/hook", "private"),
+    ],
+)
+def test_unsafe_urls_are_refused_when_configured(tmp_path: Path, url: str, message: str) -> None:
+    env = {"CALLHOOK_DATABASE_URL": f"sqlite:///{tmp_path / 'safe.db'}"}
+    run(env, "migrate")
+    acc = run_json(env, "accounts", "create", "Acme")["id"]
+    out = run(env, "integration", "set-url", acc, url, code=1)
+    assert message.lower() in out.lower()
+    shown = run_json(env, "integration", "show", acc)
+    assert shown["url"] is None  # nothing stored

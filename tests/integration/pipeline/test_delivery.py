@@ -164,7 +164,7 @@ async def test_refused_port_is_a_connect_error(tmp_path: Path, tls: Tls) -> None
     assert attempt.error_class == "connect_error"
 
 
-async def test_http_url_refused_at_send_time_without_the_development_setting(
+async def test_loopback_target_refused_at_send_time_without_the_development_setting(
     tmp_path: Path, tls: Tls
 ) -> None:
     platform = make_platform(tmp_path, ca_bundle=tls.ca_path, allow_unsafe_targets=False)
