@@ -1,0 +1,223 @@
+"""The overview (health at a glance) and the deliveries: list, detail, redeliver.
+
+Contracts
+---------
+* Every read and every redelivery is scoped to the viewer's account: another account's delivery
+  id answers 404 and is never queued.
+* Filters are validated; a bad value is shown next to its field, never a 500.
+* "Redeliver failed since…" queues again every *failed* delivery of the account created at or
+  after the given UTC time, and says how many.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from callhook.dashboard import hints
+from callhook.dashboard.auth import CheckedForm, CurrentViewer, DashboardRoute, platform_of, text
+from callhook.dashboard.charts import hourly_chart
+from callhook.dashboard.pages_webhook import request_headers
+from callhook.dashboard.render import clock_time, page
+from callhook.events import ALL_EVENTS
+from callhook.platform import Platform
+from callhook.store import deliveries as delivery_store
+from callhook.store import integrations as integration_store
+from callhook.store import stats as stats_store
+
+router = APIRouter(route_class=DashboardRoute)
+
+PAGE_SIZE = 50
+_LOCAL_FORMAT = "%Y-%m-%dT%H:%M"
+
+
+def parse_utc(value: str) -> datetime:
+    """``YYYY-MM-DDTHH:MM`` (what ``<input type=datetime-local>`` sends), read as UTC."""
+    for fmt in (_LOCAL_FORMAT, "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d"):
+        try:
+            return datetime.strptime(value, fmt).replace(tzinfo=UTC)
+        except ValueError:
+            continue
+    raise ValueError(value)
+
+
+def banner(platform: Platform, account_id: str) -> dict[str, Any] | None:
+    """The failure banner's facts, or None while the endpoint is healthy."""
+    with platform.db.read() as conn:
+        streak = stats_store.failure_streak(conn, account_id)
+    if streak is None:
+        return None
+    error = hints.label(streak.last_error)
+    if streak.last_error == "http_status" and streak.last_status_code is not None:
+        error = f"HTTP {streak.last_status_code}"
+    plural = "failure" if streak.consecutive == 1 else "failures"
+    return {
+        "since": clock_time(streak.since, platform.clock.now()),
+        "since_full": streak.since,
+        "consecutive": streak.consecutive,
+        "error": error,
+        "text": (
+            f"failing since {clock_time(streak.since, platform.clock.now())} UTC, "
+            f"{streak.consecutive} consecutive {plural}, last error: {error}"
+        ),
+        "hint": hints.hint(streak.last_error, timeout=platform.settings.delivery_timeout),
+    }
+
+
+@router.get("")
+def overview(request: Request, who: CurrentViewer) -> Response:
+    platform = platform_of(request)
+    now = platform.clock.now()
+    with platform.db.read() as conn:
+        health = stats_store.health(conn, who.account_id, now=now)
+        integration = integration_store.get(conn, who.account_id)
+        recent = delivery_store.list_deliveries(conn, account_id=who.account_id, limit=8)
+    return page(
+        request,
+        "overview.html",
+        {
+            "health": health,
+            "chart": hourly_chart(health.hourly),
+            "banner": banner(platform, who.account_id),
+            "integration": integration,
+            "recent": recent,
+        },
+    )
+
+
+def _filters(request: Request) -> tuple[dict[str, str], dict[str, str], dict[str, Any]]:
+    """(values as typed, errors per field, arguments for ``list_deliveries``)."""
+    q = request.query_params
+    values = {k: q.get(k, "").strip() for k in ("status", "event", "pbx_id", "since", "before")}
+    errors: dict[str, str] = {}
+    args: dict[str, Any] = {}
+    if values["status"]:
+        if values["status"] in delivery_store.STATUSES:
+            args["status"] = values["status"]
+        else:
+            errors["status"] = "Choose a status from the list."
+    if values["event"]:
+        if values["event"] in ALL_EVENTS:
+            args["event"] = values["event"]
+        else:
+            errors["event"] = "Choose an event from the list."
+    if values["pbx_id"]:
+        args["pbx_id"] = values["pbx_id"][:200]
+    if values["since"]:
+        try:
+            args["since"] = parse_utc(values["since"])
+        except ValueError:
+            errors["since"] = "Use the form YYYY-MM-DDTHH:MM (UTC)."
+    if values["before"]:
+        args["before_id"] = values["before"][:40]
+    return values, errors, args
+
+
+def _list_page(
+    request: Request,
+    account_id: str,
+    *,
+    bulk_since: str | None = None,
+    bulk_error: str | None = None,
+    status: int = 200,
+) -> Response:
+    platform = platform_of(request)
+    values, errors, args = _filters(request)
+    rows: list[delivery_store.Delivery] = []
+    if not errors:
+        with platform.db.read() as conn:
+            rows = delivery_store.list_deliveries(
+                conn, account_id=account_id, limit=PAGE_SIZE, **args
+            )
+    next_link = None
+    if len(rows) == PAGE_SIZE:
+        kept = {k: v for k, v in values.items() if v and k != "before"}
+        next_link = "/dashboard/deliveries?" + urlencode({**kept, "before": rows[-1].id})
+    default_since = (platform.clock.now() - timedelta(hours=24)).strftime(_LOCAL_FORMAT)
+    requeued = request.query_params.get("requeued")
+    return page(
+        request,
+        "deliveries.html",
+        {
+            "rows": rows,
+            "filters": values,
+            "errors": errors,
+            "statuses": delivery_store.STATUSES,
+            "events": ALL_EVENTS,
+            "next_link": next_link,
+            "bulk_since": bulk_since if bulk_since is not None else default_since,
+            "bulk_error": bulk_error,
+            "requeued": int(requeued) if requeued and requeued.isdigit() else None,
+            "label": hints.label,
+        },
+        status=status if not errors else 400,
+    )
+
+
+@router.get("/deliveries")
+def deliveries_page(request: Request, who: CurrentViewer) -> Response:
+    return _list_page(request, who.account_id)
+
+
+@router.post("/deliveries/redeliver-failed")
+def redeliver_failed(request: Request, who: CurrentViewer, form: CheckedForm) -> Response:
+    platform = platform_of(request)
+    raw = text(form, "since", limit=40)
+    try:
+        since = parse_utc(raw)
+    except ValueError:
+        return _list_page(
+            request,
+            who.account_id,
+            bulk_since=raw,
+            bulk_error="Enter a date and time, like 2026-01-15T10:00 (UTC).",
+            status=400,
+        )
+    with platform.db.write() as conn:
+        count = delivery_store.redeliver_window(
+            conn, now=platform.clock.now(), account_id=who.account_id, since=since
+        )
+    return RedirectResponse(f"/dashboard/deliveries?requeued={count}", status_code=303)
+
+
+@router.get("/deliveries/{delivery_id}")
+def delivery_page(request: Request, who: CurrentViewer, delivery_id: str) -> Response:
+    platform = platform_of(request)
+    with platform.db.read() as conn:
+        delivery = delivery_store.get(conn, delivery_id, account_id=who.account_id)
+    attempts = [
+        {
+            "attempt": a,
+            "headers": request_headers(a.request_headers),
+            "hint": hints.hint(a.error_class, timeout=platform.settings.delivery_timeout),
+            "label": hints.label(a.error_class),
+        }
+        for a in reversed(delivery.attempt_log)
+    ]
+    return page(
+        request,
+        "delivery.html",
+        {
+            "delivery": delivery,
+            "attempts": attempts,
+            "body": (delivery.body or b"").decode("utf-8", "replace"),
+            "redelivered": request.query_params.get("redelivered") == "1",
+            "label": hints.label,
+        },
+    )
+
+
+@router.post("/deliveries/{delivery_id}/redeliver")
+def redeliver(request: Request, who: CurrentViewer, delivery_id: str, _f: CheckedForm) -> Response:
+    platform = platform_of(request)
+    with platform.db.write() as conn:
+        delivery_store.redeliver(
+            conn, delivery_id, now=platform.clock.now(), account_id=who.account_id
+        )
+    # The worker polls for due deliveries, so the redelivery goes out within a poll interval.
+    return RedirectResponse(f"/dashboard/deliveries/{delivery_id}?redelivered=1", status_code=303)

@@ -1,0 +1,201 @@
+"""Delivery health of one account, for the dashboard: portable SQL (SQLite and PostgreSQL).
+
+Contracts
+---------
+* :func:`health` looks at the 24 hours before ``now``:
+
+  - ``hourly``: 24 buckets aligned to UTC hours, the last one holding ``now``; each counts the
+    deliveries *created* in that hour as ``delivered``, ``failed`` (given up, or still retrying
+    after a failed attempt: from the customer's side the endpoint is failing them) and
+    ``pending`` (not attempted yet).
+  - ``success_rate``: delivered / (delivered + failed) of deliveries created in the last 24 h;
+    ``None`` when there is nothing to judge.
+  - ``p95_ms``: the nearest-rank 95th percentile of the duration of attempts started in the last
+    24 h that reached the network (``integration_disabled`` attempts are not timed); ``None``
+    without attempts. Computed with one ``ORDER BY … OFFSET`` query, not by loading them all.
+
+* :func:`failure_streak` describes the attempts since the account's last successful one (an
+  attempt without ``error_class``): when they started failing, how many, and the last error.
+  ``None`` when the latest attempt succeeded or there are no failures. Attempts refused because
+  the integration is disabled are not the endpoint's fault and are left out.
+
+Hour buckets are filtered with plain range comparisons on the stored timestamps (one ``CASE``
+sum per bucket), so no dialect-specific date functions are needed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, and_, case, func, select
+
+from callhook.store.tables import attempts, deliveries
+
+WINDOW = timedelta(hours=24)
+_NOT_THE_ENDPOINT = "integration_disabled"
+
+
+@dataclass(frozen=True, slots=True)
+class HourBucket:
+    start: datetime
+    delivered: int
+    failed: int
+    pending: int
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    since: datetime
+    delivered: int
+    failed: int
+    pending: int
+    success_rate: float | None
+    p95_ms: float | None
+    attempts: int
+    hourly: tuple[HourBucket, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FailureStreak:
+    since: datetime
+    consecutive: int
+    last_error: str
+    last_message: str | None
+    last_status_code: int | None
+
+
+def _failing(status: Any) -> Any:
+    """A delivery that has failed, or is retrying after a failed attempt."""
+    return (status == "failed") | ((status == "pending") & (deliveries.c.attempts > 0))
+
+
+def hour_starts(now: datetime) -> list[datetime]:
+    """The starts of the 24 UTC hours ending with the one that holds ``now``, oldest first."""
+    current = now.replace(minute=0, second=0, microsecond=0)
+    return [current - timedelta(hours=23 - i) for i in range(24)]
+
+
+def health(conn: Connection, account_id: str, *, now: datetime) -> Health:
+    """The account's delivery health over the 24 hours before ``now`` (see module doc)."""
+    starts = hour_starts(now)
+    ends = [*starts[1:], starts[-1] + timedelta(hours=1)]
+    status = deliveries.c.status
+    created = deliveries.c.created_at
+    since = now - WINDOW
+    columns: list[Any] = []
+    for start, end in zip(starts, ends, strict=True):
+        in_hour = and_(created >= start, created < end)
+        columns.append(func.sum(case((and_(in_hour, status == "delivered"), 1), else_=0)))
+        columns.append(func.sum(case((and_(in_hour, _failing(status)), 1), else_=0)))
+        columns.append(
+            func.sum(
+                case((and_(in_hour, status == "pending", deliveries.c.attempts == 0), 1), else_=0)
+            )
+        )
+    in_window = created >= since
+    columns.append(func.sum(case((and_(in_window, status == "delivered"), 1), else_=0)))
+    columns.append(func.sum(case((and_(in_window, _failing(status)), 1), else_=0)))
+    columns.append(
+        func.sum(
+            case((and_(in_window, status == "pending", deliveries.c.attempts == 0), 1), else_=0)
+        )
+    )
+    row = conn.execute(
+        select(*columns).where(
+            deliveries.c.account_id == account_id, created >= min(starts[0], since)
+        )
+    ).one()
+    values = [int(v or 0) for v in row]
+    hourly = tuple(
+        HourBucket(
+            start=s, delivered=values[3 * i], failed=values[3 * i + 1], pending=values[3 * i + 2]
+        )
+        for i, s in enumerate(starts)
+    )
+    delivered, failed, pending = values[-3], values[-2], values[-1]
+    judged = delivered + failed
+    p95, count = _p95(conn, account_id, since=since)
+    return Health(
+        since=since,
+        delivered=delivered,
+        failed=failed,
+        pending=pending,
+        success_rate=(delivered / judged) if judged else None,
+        p95_ms=p95,
+        attempts=count,
+        hourly=hourly,
+    )
+
+
+def _timed_attempts(account_id: str, since: datetime) -> Any:
+    return and_(
+        deliveries.c.account_id == account_id,
+        attempts.c.started_at >= since,
+        (attempts.c.error_class.is_(None)) | (attempts.c.error_class != _NOT_THE_ENDPOINT),
+    )
+
+
+def _p95(conn: Connection, account_id: str, *, since: datetime) -> tuple[float | None, int]:
+    joined = attempts.join(deliveries, deliveries.c.id == attempts.c.delivery_id)
+    where = _timed_attempts(account_id, since)
+    count = int(conn.execute(select(func.count()).select_from(joined).where(where)).scalar_one())
+    if count == 0:
+        return None, 0
+    rank = math.ceil(0.95 * count)  # nearest-rank: the smallest value with 95 % at or below it
+    value = conn.execute(
+        select(attempts.c.duration_ms)
+        .select_from(joined)
+        .where(where)
+        .order_by(attempts.c.duration_ms)
+        .offset(rank - 1)
+        .limit(1)
+    ).scalar_one()
+    return float(value), count
+
+
+def failure_streak(conn: Connection, account_id: str) -> FailureStreak | None:
+    """The run of failed attempts since the last successful one, or None (see module doc)."""
+    joined = attempts.join(deliveries, deliveries.c.id == attempts.c.delivery_id)
+    mine = deliveries.c.account_id == account_id
+    last_ok = conn.execute(
+        select(func.max(attempts.c.started_at))
+        .select_from(joined)
+        .where(mine, attempts.c.error_class.is_(None))
+    ).scalar_one()
+    failing = and_(
+        mine,
+        attempts.c.error_class.is_not(None),
+        attempts.c.error_class != _NOT_THE_ENDPOINT,
+    )
+    if last_ok is not None:
+        failing = and_(failing, attempts.c.started_at > _as_datetime(last_ok))
+    count, first = conn.execute(
+        select(func.count(), func.min(attempts.c.started_at)).select_from(joined).where(failing)
+    ).one()
+    if not count:
+        return None
+    last = conn.execute(
+        select(attempts.c.error_class, attempts.c.error_message, attempts.c.status_code)
+        .select_from(joined)
+        .where(failing)
+        .order_by(attempts.c.started_at.desc(), attempts.c.id.desc())
+        .limit(1)
+    ).one()
+    return FailureStreak(
+        since=_as_datetime(first),
+        consecutive=int(count),
+        last_error=str(last.error_class),
+        last_message=last.error_message,
+        last_status_code=last.status_code,
+    )
+
+
+def _as_datetime(value: Any) -> datetime:
+    """An aggregate of a timestamp column as an aware UTC datetime (SQLite may hand back text)."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    assert isinstance(value, datetime)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
