@@ -1,12 +1,22 @@
-"""Factories: build exactly the objects a test needs, with real SQLite files."""
+"""Factories: build exactly the objects a test needs, on real SQLite files or the real PostgreSQL.
+
+The backend is SQLite unless a test runs under the ``backend`` fixture (``tests/conftest.py``),
+or the whole run sets ``CALLHOOK_TEST_BACKEND=postgresql``. On PostgreSQL every platform gets a
+fresh schema of the server at ``CALLHOOK_TEST_POSTGRES_URL`` (default
+``postgresql://postgres@127.0.0.1:5432/test``); an unreachable server fails the test.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import random
-from collections.abc import Iterable
+import secrets
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from callhook.core.clock import Clock
 from callhook.events import SUBSCRIBABLE_EVENTS, sample_publish_request
@@ -18,14 +28,84 @@ from callhook.store import integrations as integration_store
 from callhook.store import tokens as token_store
 from callhook.store.migrate import upgrade
 
+BACKENDS = ("sqlite", "postgresql")
+POSTGRES_URL = os.environ.get(
+    "CALLHOOK_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+#: The master key of every PostgreSQL test platform (PostgreSQL requires one; SQLite uses a file).
+TEST_MASTER_KEY = "dGVzdC1vbmx5LW1hc3Rlci1rZXktMzItYnl0ZXMhISE"
+
+_backend = os.environ.get("CALLHOOK_TEST_BACKEND", "sqlite")
+if _backend not in BACKENDS:
+    raise RuntimeError(f"CALLHOOK_TEST_BACKEND must be one of {BACKENDS}, not {_backend!r}")
+if _backend == "postgresql":
+    # Worker and CLI subprocesses of the PostgreSQL run read the key from the environment.
+    os.environ.setdefault("CALLHOOK_MASTER_KEY", TEST_MASTER_KEY)
+_created: list[Platform] = []
+_schemas: list[str] = []
+
+
+def current_backend() -> str:
+    return _backend
+
+
+@contextlib.contextmanager
+def use_backend(name: str) -> Iterator[None]:
+    """Make ``make_settings``/``make_platform`` target ``name`` inside the block."""
+    global _backend
+    if name not in BACKENDS:
+        raise ValueError(name)
+    previous, _backend = _backend, name
+    try:
+        yield
+    finally:
+        _backend = previous
+
+
+def fresh_postgres_url() -> str:
+    """A new, empty schema on the test server, as a URL whose connections use it."""
+    import psycopg
+
+    schema = f"chtest_{os.getpid()}_{secrets.token_hex(4)}"
+    with psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=10) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    _schemas.append(schema)
+    sep = "&" if "?" in POSTGRES_URL else "?"
+    return f"{POSTGRES_URL}{sep}options={quote(f'-csearch_path={schema}')}"
+
+
+def drop_schemas() -> None:
+    """Drop the schemas this run created (called once, at the end of the session)."""
+    if not _schemas:
+        return
+    import psycopg
+
+    with psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=10) as conn:
+        for schema in _schemas:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    _schemas.clear()
+
+
+def dispose_created() -> None:
+    """Close the pooled connections of every platform made so far (after each test)."""
+    while _created:
+        _created.pop().db.dispose()
+
 
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
     defaults: dict[str, Any] = {
-        "database_url": f"sqlite:///{tmp_path / 'callhook.db'}",
         "allow_unsafe_targets": True,  # test receivers listen on loopback
         "poll_interval": 0.05,
         "log_json": True,
     }
+    if "database_url" not in overrides:
+        if _backend == "postgresql":
+            defaults["database_url"] = fresh_postgres_url()
+            defaults["master_key"] = TEST_MASTER_KEY
+        else:
+            defaults["database_url"] = f"sqlite:///{tmp_path / 'callhook.db'}"
+    elif not str(overrides["database_url"]).startswith("sqlite"):
+        defaults["master_key"] = TEST_MASTER_KEY
     defaults.update(overrides)
     return Settings(**defaults)
 
@@ -33,10 +113,11 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
 def make_platform(
     tmp_path: Path, *, clock: Clock | None = None, seed: int | None = None, **overrides: Any
 ) -> Platform:
-    """A platform on a fresh, migrated SQLite file."""
+    """A platform on a fresh, migrated database: a SQLite file, or a new PostgreSQL schema."""
     settings = make_settings(tmp_path, **overrides)
     rng = random.Random(seed) if seed is not None else None
     platform = Platform.create(settings, clock=clock, rng=rng)
+    _created.append(platform)
     upgrade(platform.db)
     return platform
 
@@ -62,7 +143,9 @@ def make_account(
         account = account_store.create(conn, name=name, now=now, rng=platform.rng)
         integration_store.ensure(conn, account.id, now=now, box=platform.box, rng=platform.rng)
         if url is not None:
-            integration_store.set_url(conn, account.id, url, now=now, box=platform.box, rng=platform.rng)
+            integration_store.set_url(
+                conn, account.id, url, now=now, box=platform.box, rng=platform.rng
+            )
             integration_store.subscribe(conn, account.id, list(events), now=now)
             integration_store.set_retry_policy(conn, account.id, retry_policy, now=now)
             integration_store.set_enabled(conn, account.id, enabled, now=now)
@@ -73,14 +156,22 @@ def make_account(
 def make_token(platform: Platform, account_id: str | None, scopes: Iterable[str]) -> str:
     with platform.db.write() as conn:
         _, plaintext = token_store.create(
-            conn, account_id=account_id, scopes=list(scopes), now=platform.clock.now(),
+            conn,
+            account_id=account_id,
+            scopes=list(scopes),
+            now=platform.clock.now(),
             rng=platform.rng,
         )
     return plaintext
 
 
-def sample_event(event: str = "incoming_call_start", *, seed: int = 0, clock: Clock | None = None,
-                 account_id: str | None = None) -> dict[str, Any]:
+def sample_event(
+    event: str = "incoming_call_start",
+    *,
+    seed: int = 0,
+    clock: Clock | None = None,
+    account_id: str | None = None,
+) -> dict[str, Any]:
     """A valid publish request for ``event`` (deterministic for a seed)."""
     from datetime import UTC, datetime
 
@@ -89,7 +180,11 @@ def sample_event(event: str = "incoming_call_start", *, seed: int = 0, clock: Cl
 
 
 def publish_sample(
-    platform: Platform, account_id: str, event: str = "incoming_call_start", *, seed: int = 0,
+    platform: Platform,
+    account_id: str,
+    event: str = "incoming_call_start",
+    *,
+    seed: int = 0,
     idempotency_key: str | None = None,
 ) -> Published:
     item = sample_event(event, seed=seed, clock=platform.clock, account_id=account_id)

@@ -50,6 +50,12 @@ class Settings:
     lease_seconds: float = 30.0
     poll_interval: float = 0.25
     response_body_limit: int = 4096
+    # Retention: delivered deliveries (with their attempts, and events nothing else references)
+    # older than this many days are pruned; 0 keeps everything. Workers prune every
+    # ``prune_interval_minutes`` (0: only ``callhook prune``), ``prune_batch_size`` rows at a time.
+    retention_days: float = 30.0
+    prune_interval_minutes: float = 10.0
+    prune_batch_size: int = 500
     # Rate limits (requests per second, with a burst of ``rate_limit_burst``).
     rate_limit_per_token: float = 50.0
     rate_limit_burst: int = 100

@@ -5,6 +5,13 @@ result joins the next group commit (every ``FLUSH_INTERVAL`` or ``worker_batch_s
 which records the attempt and reschedules, delivers or fails the delivery — only if this worker
 still holds the claim. A worker killed at any instant loses nothing: un-recorded jobs are claimed
 again when their lease runs out (at-least-once; receivers dedupe on the event id).
+
+While a job is held its lease is renewed every third of ``lease_seconds`` (fenced on the claim
+id: a job lost to another worker is dropped, not renewed). On shutdown the jobs not yet started
+are released in one statement at once, so other workers take them without waiting for expiry.
+On PostgreSQL a ``LISTEN`` connection wakes the idle worker when any process publishes; the poll
+every ``poll_interval`` stays as the safety net. Every ``prune_interval_minutes`` the worker also
+prunes what is older than ``retention_days`` (``callhook.store.prune``).
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import contextlib
 import logging
 import os
 import socket
+import zlib
 from collections import defaultdict
 from datetime import datetime, timedelta
 
@@ -25,6 +33,8 @@ from callhook.delivery.sender import Sender, headers_json, request_headers
 from callhook.metrics import Metrics
 from callhook.settings import Settings
 from callhook.store import deliveries as queue
+from callhook.store import notify
+from callhook.store import prune as pruning
 from callhook.store.db import Database
 from callhook.store.deliveries import AttemptResult, ClaimedJob
 from callhook.store.secretbox import SecretBox
@@ -32,6 +42,9 @@ from callhook.store.secretbox import SecretBox
 log = logging.getLogger("callhook.delivery")
 
 FLUSH_INTERVAL = 0.01  # seconds: group-commit window for attempt results
+# Back-off while results cannot be recorded (database restarting); after the last one the
+# results are dropped and the deliveries are attempted again once their leases run out.
+FLUSH_RETRY_DELAYS = (0.05, 0.2, 0.5, 1.0, 2.0, 4.0, 8.0)
 
 
 class Worker:
@@ -63,8 +76,15 @@ class Worker:
             lambda: asyncio.Semaphore(max(settings.worker_per_endpoint_limit, 1))
         )
         self._secret_cache: dict[str, str] = {}
+        # Jobs this worker holds a lease on (claimed, result not yet recorded), by delivery id;
+        # those not started yet; those whose result is being recorded right now.
+        self._held: dict[str, ClaimedJob] = {}
+        self._waiting: set[str] = set()
+        self._recording: set[str] = set()
+        self.listener: notify.Listener | None = None
         self.delivered = 0
         self.attempted = 0
+        self.leases_lost = 0
 
     # --- waking --------------------------------------------------------------------------------
     def wake(self) -> None:
@@ -77,16 +97,29 @@ class Worker:
     async def run(self, stop: asyncio.Event) -> None:
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
+        if self._db.is_postgresql:
+            self.listener = notify.Listener(self._db, self.wake).start()
         async with Sender(self._settings, clock=self._clock) as sender:
             flusher = asyncio.create_task(self._flush_loop(stop))
+            releaser = asyncio.create_task(self._release_on_stop(stop))
+            helpers = [
+                asyncio.create_task(self._renew_loop()),
+                asyncio.create_task(self._prune_loop(stop)),
+            ]
             try:
                 await self._claim_loop(stop, sender)
             finally:
+                stop.set()
+                await releaser
                 if self._tasks:
                     await asyncio.gather(*self._tasks, return_exceptions=True)
-                stop.set()
                 await flusher
                 await self._flush()
+                for helper in helpers:
+                    helper.cancel()
+                await asyncio.gather(*helpers, return_exceptions=True)
+                if self.listener is not None:
+                    await asyncio.to_thread(self.listener.stop)
 
     async def _claim_loop(self, stop: asyncio.Event, sender: Sender) -> None:
         assert self._wake is not None
@@ -104,8 +137,14 @@ class Worker:
                 log.exception("claim failed; retrying", extra={"worker": self.worker_id})
                 await self._sleep(stop, 1.0)
                 continue
+            if jobs and stop.is_set():
+                # Claimed while shutting down: give them back at once, untouched.
+                await asyncio.to_thread(self._release, jobs)
+                break
             for job in jobs:
-                task = asyncio.create_task(self._attempt(job, sender, stop))
+                self._held[job.delivery_id] = job
+                self._waiting.add(job.delivery_id)
+                task = asyncio.create_task(self._attempt(job, sender))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
             if not jobs:
@@ -149,13 +188,12 @@ class Worker:
             await asyncio.wait_for(stop.wait(), timeout=seconds)
 
     # --- one attempt ---------------------------------------------------------------------------
-    async def _attempt(self, job: ClaimedJob, sender: Sender, stop: asyncio.Event) -> None:
+    async def _attempt(self, job: ClaimedJob, sender: Sender) -> None:
         slot = self._slots[job.account_id]
         async with slot:
-            if stop.is_set():
-                # Shutting down before this job started: give it back untouched, at once.
-                await asyncio.to_thread(self._release, [job])
-                return
+            if job.delivery_id not in self._waiting:
+                return  # released at shutdown, or lost to another worker, before it started
+            self._waiting.discard(job.delivery_id)
             result = await self._send(job, sender)
         self._results.append(result)
         if len(self._results) >= self._settings.worker_batch_size:
@@ -272,17 +310,28 @@ class Worker:
         if not self._results:
             return
         batch, self._results = self._results, []
-        for delay in (0.05, 0.2, 1.0, 2.0, 5.0):
-            try:
-                stale = await asyncio.to_thread(self._complete, batch)
-                break
-            except Exception:
-                # The database is unavailable: keep the results and try again; if we never
-                # succeed, the leases run out and the deliveries are attempted again.
-                log.exception("recording results failed; retrying", extra={"count": len(batch)})
-                await asyncio.sleep(delay)
-        else:
-            return
+        ids = {res.job.delivery_id for res in batch}
+        self._recording |= ids
+        try:
+            for delay in FLUSH_RETRY_DELAYS:
+                try:
+                    stale = await asyncio.to_thread(self._complete, batch)
+                    break
+                except Exception as exc:
+                    # The database is unavailable: keep the results and try again; if we never
+                    # succeed, the leases run out and the deliveries are attempted again.
+                    log.warning(
+                        "recording results failed; retrying",
+                        extra={"count": len(batch), "error": str(exc).strip()[:200]},
+                    )
+                    await asyncio.sleep(delay)
+            else:
+                log.error("results dropped; leases will expire", extra={"count": len(batch)})
+                return
+        finally:
+            self._recording -= ids
+            for delivery_id in ids:
+                self._held.pop(delivery_id, None)
         for res in stale:
             log.warning(
                 "result refused: lease lost to another worker",
@@ -296,3 +345,89 @@ class Worker:
     def _release(self, jobs: list[ClaimedJob]) -> None:
         with self._db.write() as conn:
             queue.release(conn, jobs)
+
+    # --- leases --------------------------------------------------------------------------------
+    async def _release_on_stop(self, stop: asyncio.Event) -> None:
+        """At shutdown, give back every held job that has not started, in one statement."""
+        await stop.wait()
+        jobs = [self._held.pop(d) for d in self._waiting if d in self._held]
+        self._waiting.clear()
+        if not jobs:
+            return
+        try:
+            await asyncio.to_thread(self._release, jobs)
+        except Exception as exc:
+            log.warning(
+                "releasing leases failed; they will expire",
+                extra={"count": len(jobs), "error": str(exc).strip()[:200]},
+            )
+        else:
+            log.info("released leases", extra={"count": len(jobs), "worker": self.worker_id})
+
+    async def _renew_loop(self) -> None:
+        """Renew held leases every third of a lease, so long attempts keep their jobs."""
+        every = max(self._settings.lease_seconds / 3, 0.05)
+        while True:
+            await asyncio.sleep(every)
+            held = list(self._held.values())
+            if not held:
+                continue
+            try:
+                renewed = await asyncio.to_thread(self._renew, held)
+            except Exception as exc:
+                log.warning("lease renewal failed", extra={"error": str(exc).strip()[:200]})
+                continue
+            for job in held:
+                gone = job.delivery_id in renewed or job.delivery_id in self._recording
+                if gone or job.delivery_id not in self._held:
+                    continue
+                # Another worker owns it now: do not start it; a result would be refused.
+                self.leases_lost += 1
+                self._held.pop(job.delivery_id, None)
+                self._waiting.discard(job.delivery_id)
+                log.warning(
+                    "lease lost to another worker",
+                    extra={"delivery_id": job.delivery_id, "claim_id": job.claim_id},
+                )
+
+    def _renew(self, jobs: list[ClaimedJob]) -> set[str]:
+        with self._db.write() as conn:
+            return queue.renew_lease(
+                conn,
+                jobs,
+                now=self._clock.now(),
+                lease=timedelta(seconds=self._settings.lease_seconds),
+            )
+
+    # --- retention -----------------------------------------------------------------------------
+    async def _prune_loop(self, stop: asyncio.Event) -> None:
+        settings = self._settings
+        if settings.retention_days <= 0 or settings.prune_interval_minutes <= 0:
+            return
+        interval = settings.prune_interval_minutes * 60
+        # Workers started together prune at different moments (a stable offset per worker).
+        offset = 0.1 + 0.9 * (zlib.crc32(self.worker_id.encode()) % 1000) / 1000
+        await self._sleep(stop, offset * interval)
+        while not stop.is_set():
+            try:
+                report = await asyncio.to_thread(
+                    pruning.prune,
+                    self._db,
+                    now=self._clock.now(),
+                    older_than=timedelta(days=settings.retention_days),
+                    batch_size=settings.prune_batch_size,
+                    should_stop=stop.is_set,
+                )
+            except Exception as exc:
+                log.warning("prune failed", extra={"error": str(exc).strip()[:200]})
+            else:
+                if report.deliveries or report.events:
+                    log.info(
+                        "pruned",
+                        extra={
+                            "deliveries": report.deliveries,
+                            "attempts": report.attempts,
+                            "events": report.events,
+                        },
+                    )
+            await self._sleep(stop, interval)

@@ -61,6 +61,36 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
     return engine
 
 
+#: Query parameters of a ``postgresql://`` URL that size the pool instead of going to the server.
+POOL_PARAMETERS = {"pool_size": 10, "max_overflow": 10, "pool_timeout": 30}
+
+
+def _postgres_engine(url: str) -> Engine:
+    """A pooled psycopg 3 engine. ``?pool_size=&max_overflow=&pool_timeout=`` in the URL size it.
+
+    ``pool_pre_ping`` checks a connection before handing it out, so after a server restart the
+    first transaction of each pooled connection reconnects instead of failing; ``pool_recycle``
+    bounds a connection's life (helps behind PgBouncer and idle-timeout firewalls).
+    """
+    parsed = make_url(url)
+    query = dict(parsed.query)
+    pool: dict[str, int] = {}
+    for name, default in POOL_PARAMETERS.items():
+        raw = query.pop(name, None)
+        try:
+            pool[name] = int(raw) if isinstance(raw, str) else default
+        except ValueError as exc:
+            raise ConfigurationError(f"{name} in the database URL must be an integer") from exc
+    query.setdefault("application_name", "callhook")
+    query.setdefault("connect_timeout", "10")
+    return create_engine(
+        parsed.set(query=query),
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        **pool,
+    )
+
+
 class Database:
     """Owns the engines for one database URL."""
 
@@ -75,9 +105,7 @@ class Database:
             self._writer = _sqlite_engine(self.url, immediate=True)
             self._reader = _sqlite_engine(self.url, immediate=False)
         elif dialect == "postgresql":
-            self._writer = create_engine(
-                self.url, pool_size=10, max_overflow=10, pool_pre_ping=True
-            )
+            self._writer = _postgres_engine(self.url)
             self._reader = self._writer
         else:
             raise ConfigurationError(
@@ -91,6 +119,16 @@ class Database:
     @property
     def is_sqlite(self) -> bool:
         return self.dialect == "sqlite"
+
+    @property
+    def is_postgresql(self) -> bool:
+        return self.dialect == "postgresql"
+
+    def connect_args(self) -> tuple[list[Any], dict[str, Any]]:
+        """The DB-API ``connect()`` arguments of this database (for a dedicated connection,
+        such as ``LISTEN``, outside the pool)."""
+        cargs, cparams = self._writer.dialect.create_connect_args(self._writer.url)
+        return list(cargs), dict(cparams)
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
@@ -112,4 +150,6 @@ class Database:
 
 def single_use_engine(url: str) -> Engine:
     """An engine without pooling, for migrations and one-shot commands."""
-    return create_engine(normalize_url(url), poolclass=NullPool)
+    parsed = make_url(normalize_url(url))
+    query = {k: v for k, v in parsed.query.items() if k not in POOL_PARAMETERS}
+    return create_engine(parsed.set(query=query), poolclass=NullPool)

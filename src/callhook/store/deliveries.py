@@ -284,17 +284,46 @@ def complete(conn: Connection, results: Sequence[AttemptResult]) -> list[Attempt
     return stale
 
 
-def release(conn: Connection, jobs: Iterable[ClaimedJob]) -> int:
-    """Give unstarted claimed jobs back at once (graceful shutdown), without an attempt."""
-    total = 0
-    for job in jobs:
-        result = conn.execute(
-            update(deliveries)
-            .where(deliveries.c.id == job.delivery_id, deliveries.c.claim_id == job.claim_id)
-            .values(claim_id=None, claimed_by=None, lease_until=None)
+def renew_lease(
+    conn: Connection, jobs: Iterable[ClaimedJob], *, now: datetime, lease: timedelta
+) -> set[str]:
+    """Extend the lease of jobs this worker still holds; return the delivery ids renewed.
+
+    Fenced like ``complete``: a row is renewed only while its ``claim_id`` is still one of ours,
+    so a worker whose lease ran out and was re-claimed elsewhere renews nothing.
+    """
+    held = list(jobs)
+    if not held:
+        return set()
+    renewed = conn.execute(
+        update(deliveries)
+        .where(
+            deliveries.c.id.in_([j.delivery_id for j in held]),
+            deliveries.c.claim_id.in_({j.claim_id for j in held}),
         )
-        total += result.rowcount
-    return total
+        .values(lease_until=now + lease)
+        .returning(deliveries.c.id)
+    )
+    return set(renewed.scalars())
+
+
+def release(conn: Connection, jobs: Iterable[ClaimedJob]) -> int:
+    """Give unstarted claimed jobs back at once (graceful shutdown), without an attempt.
+
+    One statement, fenced on the claim ids like ``renew_lease``; returns how many were released.
+    """
+    held = list(jobs)
+    if not held:
+        return 0
+    result = conn.execute(
+        update(deliveries)
+        .where(
+            deliveries.c.id.in_([j.delivery_id for j in held]),
+            deliveries.c.claim_id.in_({j.claim_id for j in held}),
+        )
+        .values(claim_id=None, claimed_by=None, lease_until=None)
+    )
+    return int(result.rowcount)
 
 
 def queue_stats(conn: Connection, *, now: datetime) -> tuple[int, int, float]:
