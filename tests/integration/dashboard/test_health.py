@@ -1,0 +1,121 @@
+"""Health at a glance: success rate, p95, per-hour counts and the failure banner."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from callhook.platform import Platform
+from callhook.store import deliveries as delivery_store
+from callhook.store import stats
+from tests.factories import publish_sample
+from tests.integration.dashboard.site import make_site, make_user, sign_in
+
+
+def _attempt(
+    platform: Platform,
+    *,
+    ms: float,
+    status: int | None = 200,
+    error: str | None = None,
+    retry: bool = False,
+) -> None:
+    """Claim the one due delivery and record an attempt for it (what the worker would do)."""
+    now = platform.clock.now()
+    with platform.db.write() as conn:
+        [job] = delivery_store.claim(
+            conn,
+            worker_id="test",
+            claim_id=f"clm{now.timestamp()}",
+            now=now,
+            lease=timedelta(seconds=30),
+            limit=1,
+            box=platform.box,
+        )
+        delivery_store.complete(
+            conn,
+            [
+                delivery_store.AttemptResult(
+                    job=job,
+                    started_at=now,
+                    duration_ms=ms,
+                    delivered=error is None,
+                    status_code=status,
+                    response_body=None,
+                    error_class=error,
+                    error_message=None if error is None else "boom",
+                    next_attempt_at=now if retry else None,
+                )
+            ],
+        )
+
+
+def test_health_counts_rates_and_p95(tmp_path: Path) -> None:
+    site = make_site(tmp_path)
+    platform = site.platform
+    account_id = make_user(site, email="ana@example.com")
+    # 19 fast successes and one slow one, spread over two hours, then 2 failures.
+    for i in range(20):
+        publish_sample(platform, account_id, seed=i)
+        _attempt(platform, ms=1000.0 if i == 0 else 10.0 + i)
+        site.clock.advance(360)
+    for i in range(2):
+        publish_sample(platform, account_id, seed=100 + i)
+        _attempt(platform, ms=2000.0, status=None, error="timeout")
+        site.clock.advance(60)
+    publish_sample(platform, account_id, seed=200)  # pending, not attempted
+    with platform.db.read() as conn:
+        health = stats.health(conn, account_id, now=platform.clock.now())
+    assert (health.delivered, health.failed, health.pending) == (20, 2, 1)
+    assert health.success_rate == 20 / 22
+    assert health.attempts == 22
+    # Nearest rank: ceil(0.95 * 22) = 21st of the sorted durations (19 fast, 1000, 2000, 2000).
+    assert health.p95_ms == 2000.0
+    assert len(health.hourly) == 24
+    assert sum(b.delivered for b in health.hourly) == 20
+    assert sum(b.failed for b in health.hourly) == 2
+    assert health.hourly[-1].start == platform.clock.now().replace(
+        minute=0, second=0, microsecond=0
+    )
+    # Outside the window: a day later, everything has aged out.
+    site.clock.advance(25 * 3600)
+    with platform.db.read() as conn:
+        later = stats.health(conn, account_id, now=platform.clock.now())
+    assert (later.delivered, later.failed, later.success_rate, later.p95_ms) == (0, 0, None, None)
+
+
+def test_failure_streak_and_banner(tmp_path: Path) -> None:
+    site = make_site(tmp_path)
+    platform = site.platform
+    account_id = make_user(site, email="ana@example.com")
+    publish_sample(platform, account_id, seed=1)
+    _attempt(platform, ms=20.0)
+    with platform.db.read() as conn:
+        assert stats.failure_streak(conn, account_id) is None
+    site.clock.advance(600)  # 10:40
+    first_failure = platform.clock.now()
+    for i in range(3):
+        publish_sample(platform, account_id, seed=10 + i)
+        _attempt(platform, ms=2000.0, status=None, error="timeout", retry=i == 2)
+        site.clock.advance(30)
+    publish_sample(platform, account_id, seed=20)
+    _attempt(platform, ms=5.0, status=503, error="http_status")
+    with platform.db.read() as conn:
+        streak = stats.failure_streak(conn, account_id)
+    assert streak is not None
+    assert streak.since == first_failure
+    assert streak.consecutive == 4
+    assert (streak.last_error, streak.last_status_code) == ("http_status", 503)
+
+    sign_in(site.client, "ana@example.com")
+    page = site.client.get("/dashboard").text
+    assert "failing since 10:40 UTC, 4 consecutive failures, last error: HTTP 503" in page
+    assert "<svg" in page
+    assert 'role="img"' in page
+
+    site.clock.advance(30)
+    publish_sample(platform, account_id, seed=30)
+    _attempt(platform, ms=12.0)
+    with platform.db.read() as conn:
+        assert stats.failure_streak(conn, account_id) is None
+    assert "failing since" not in site.client.get("/dashboard").text
