@@ -142,14 +142,15 @@ def test_summary_shape(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("params", "status"),
     [
-        ({"cursor": "not-a-cursor"}, 400),
-        ({"cursor": "ZGx2X3g"}, 400),  # base64 of "dlv_x"
+        ({"cursor": "not-a-cursor"}, 422),
+        ({"cursor": "dlv_x"}, 422),
         ({"event": "invalid_event"}, 400),
         ({"limit": 0}, 422),
         ({"limit": 101}, 422),
         ({"limit": "ten"}, 422),
         ({"status": "lost"}, 422),
-        ({"since": "yesterday"}, 422),
+        ({"since": "yesterday"}, 400),
+        ({"until": "1700000000"}, 400),
         ({"pbx_id": "x" * 201}, 422),
     ],
 )

@@ -7,8 +7,6 @@ restricted to the caller's account; another account's delivery id is "not found"
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -50,7 +48,7 @@ from callhook.errors import (
     UnknownEvent,
     UnsupportedMediaType,
 )
-from callhook.events.names import TEST_EVENT, is_known
+from callhook.events.names import ALL_EVENTS, TEST_EVENT, is_known
 from callhook.publish import MAX_ID_LENGTH, Published, send_test_event
 from callhook.store import deliveries as delivery_store
 from callhook.store import events as event_store
@@ -136,22 +134,25 @@ def event_json(e: StoredEvent) -> dict[str, Any]:
     }
 
 
-# --- Cursors -----------------------------------------------------------------------------------
-def encode_cursor(delivery_id: str) -> str:
-    """An opaque cursor: the last delivery of a page (pages are newest first)."""
-    return base64.urlsafe_b64encode(delivery_id.encode()).decode().rstrip("=")
-
-
+# --- Cursors and times ------------------------------------------------------------------------
 def decode_cursor(cursor: str) -> str:
-    """The delivery id of a cursor from ``encode_cursor``; ``InvalidRequest`` otherwise."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        delivery_id = raw.decode("ascii")
-    except (binascii.Error, ValueError) as exc:
-        raise InvalidRequest("Invalid cursor: pass next_cursor from the previous page.") from exc
-    if not _DELIVERY_ID.match(delivery_id):
+    """The delivery id a cursor names (pages are newest first: the next page is older)."""
+    if not _DELIVERY_ID.match(cursor):
         raise InvalidRequest("Invalid cursor: pass next_cursor from the previous page.")
-    return delivery_id
+    return cursor
+
+
+def parse_time(name: str, raw: str | None) -> datetime | None:
+    """An RFC 3339 / ISO 8601 date-time (a naive one is UTC); ``InvalidRequest`` otherwise."""
+    if raw is None:
+        return None
+    try:
+        when = datetime.fromisoformat(raw.strip())
+    except ValueError as exc:
+        raise InvalidRequest(
+            f"{name}: must be an RFC 3339 date-time such as 2025-01-15T10:30:00Z."
+        ) from exc
+    return _utc(when)
 
 
 def _utc(when: datetime | None) -> datetime | None:
@@ -179,20 +180,45 @@ async def list_deliveries(
     caller: Reader,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page size.")] = DEFAULT_PAGE,
     cursor: Annotated[
-        str | None, Query(max_length=200, description="next_cursor of the previous page.")
+        str | None,
+        Query(
+            pattern=_DELIVERY_ID.pattern,
+            description="next_cursor of the previous page (opaque to you).",
+        ),
     ] = None,
     status: Annotated[DeliveryStatus | None, Query(description="Only this status.")] = None,
-    event: Annotated[str | None, Query(max_length=64, description="Only this event name.")] = None,
+    event: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            description="Only this event name (another name is answered with 400).",
+            json_schema_extra={"enum": list(ALL_EVENTS)},
+        ),
+    ] = None,
     pbx_id: Annotated[
         str | None, Query(max_length=MAX_ID_LENGTH, description="Only this pbx_id.")
     ] = None,
-    since: Annotated[datetime | None, Query(description="Created at or after (RFC 3339).")] = None,
-    until: Annotated[datetime | None, Query(description="Created before (RFC 3339).")] = None,
+    since: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            description="Created at or after (RFC 3339).",
+            json_schema_extra={"format": "date-time"},
+        ),
+    ] = None,
+    until: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            description="Created before (RFC 3339).",
+            json_schema_extra={"format": "date-time"},
+        ),
+    ] = None,
 ) -> Response:
     if event is not None and not is_known(event):
         raise UnknownEvent(event)
     before_id = decode_cursor(cursor) if cursor is not None else None
-    since_utc, until_utc = _utc(since), _utc(until)
+    since_utc, until_utc = parse_time("since", since), parse_time("until", until)
 
     def work(conn: Connection) -> list[Delivery]:
         integration_store.require_configured(conn, caller.account_id)
@@ -210,7 +236,7 @@ async def list_deliveries(
 
     rows = await read(request, work)
     page = rows[:limit]
-    next_cursor = encode_cursor(page[-1].id) if len(rows) > limit else None
+    next_cursor = page[-1].id if len(rows) > limit else None
     return success(
         request, {"deliveries": [delivery_json(d) for d in page], "next_cursor": next_cursor}
     )
