@@ -31,11 +31,58 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+_ONE_EVENT = {
+    "type": "object",
+    "title": "PublishEvent",
+    "required": ["event", "pbx_id", "data"],
+    "additionalProperties": False,
+    "properties": {
+        "event": {"type": "string", "description": "An event name of the catalog."},
+        "pbx_id": {"type": "string", "maxLength": 200, "description": "The subject's PBX id."},
+        "account_id": {
+            "type": "string",
+            "description": "The account; only with a platform token (bound tokens imply it).",
+        },
+        "data": {"type": "object", "description": "The event's payload (docs/events.md)."},
+        "idempotency_key": {"type": "string", "maxLength": 200},
+    },
+}
+_PUBLISH_BODY = {
+    "required": True,
+    "description": 'One event object, or a batch: {"events": [...]} (1 to 1,000 events). '
+    "JSON, at most 256 KiB by default. Scope events.write.",
+    "content": {
+        "application/json": {
+            "schema": {
+                "oneOf": [
+                    _ONE_EVENT,
+                    {
+                        "type": "object",
+                        "title": "PublishBatch",
+                        "required": ["events"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "events": {
+                                "type": "array",
+                                "minItems": 1,
+                                "maxItems": 1000,
+                                "items": _ONE_EVENT,
+                            }
+                        },
+                    },
+                ]
+            }
+        }
+    },
+}
+
+
 @router.post(
     "/internal/v1/events",
     status_code=202,
     summary="Publish one event or a batch of up to 1,000",
     tags=["ingest"],
+    openapi_extra={"requestBody": _PUBLISH_BODY},
 )
 async def publish_events(request: Request) -> Response:
     platform: Platform = request.app.state.platform
