@@ -22,7 +22,7 @@ import importlib
 import random
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -58,7 +58,7 @@ def prepare(base: str, events: int) -> tuple[str, Platform]:
     import psycopg
 
     with psycopg.connect(base, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')  # type: ignore[arg-type]
+        conn.execute(f'CREATE SCHEMA "{schema}"')
     url = f"{base}?options={quote(f'-csearch_path={schema}')}"
     platform = Platform.create(Settings(database_url=url, master_key=KEY))
     upgrade(platform.db)
@@ -81,10 +81,13 @@ def prepare(base: str, events: int) -> tuple[str, Platform]:
     return schema, platform
 
 
+def _schema_of(platform: Platform) -> str:
+    options = platform.db.engine.url.query["options"]
+    return str(options).split("=")[-1]
+
+
 def _results(jobs: list[ClaimedJob], now: datetime) -> list[AttemptResult]:
-    return [
-        AttemptResult(j, now, 1.0, True, 200, "ok", None, None, None, None) for j in jobs
-    ]
+    return [AttemptResult(j, now, 1.0, True, 200, "ok", None, None, None, None) for j in jobs]
 
 
 async def store_psycopg(platform: Platform, batch: int) -> int:
@@ -118,32 +121,34 @@ async def store_asyncpg(platform: Platform, batch: int) -> int:
     from sqlalchemy.ext.asyncio import create_async_engine
 
     url = platform.db.engine.url.set(drivername="postgresql+asyncpg")
-    schema = url.query["options"].split("=")[-1]
+    schema = _schema_of(platform)
     url = url.set(query={})
     engine = create_async_engine(url, connect_args={"server_settings": {"search_path": schema}})
     cache: dict[str, str] = {}
+
+    def claim(c: Any, now: datetime) -> list[ClaimedJob]:
+        return queue.claim(
+            c,
+            worker_id="bench",
+            claim_id=new_id("clm", now),
+            now=now,
+            lease=timedelta(seconds=30),
+            limit=batch,
+            box=platform.box,
+            secret_cache=cache,
+        )
+
     done = 0
     try:
         while True:
             now = datetime.now(UTC)
             async with engine.begin() as conn:
-                jobs = await conn.run_sync(
-                    lambda c, now=now: queue.claim(
-                        c,
-                        worker_id="bench",
-                        claim_id=new_id("clm", now),
-                        now=now,
-                        lease=timedelta(seconds=30),
-                        limit=batch,
-                        box=platform.box,
-                        secret_cache=cache,
-                    )
-                )
+                jobs = await conn.run_sync(claim, now)
             if not jobs:
                 return done
             async with engine.begin() as conn:
                 res = _results(jobs, datetime.now(UTC))
-                await conn.run_sync(lambda c, res=res: queue.complete(c, res))
+                await conn.run_sync(queue.complete, res)
             done += len(jobs)
     finally:
         await engine.dispose()
@@ -151,7 +156,7 @@ async def store_asyncpg(platform: Platform, batch: int) -> int:
 
 async def raw_asyncpg(platform: Platform, batch: int) -> int:
     asyncpg: Any = importlib.import_module("asyncpg")
-    schema = platform.db.engine.url.query["options"].split("=")[-1]
+    schema = _schema_of(platform)
     conn = await asyncpg.connect(
         "postgresql://postgres@127.0.0.1:5432/test", server_settings={"search_path": schema}
     )
@@ -161,7 +166,8 @@ async def raw_asyncpg(platform: Platform, batch: int) -> int:
             now = datetime.now(UTC)
             claim_id = new_id("clm", now)
             async with conn.transaction():
-                rows = await conn.fetch(CLAIM_SQL, claim_id, now + timedelta(seconds=30), now, batch)
+                lease_until = now + timedelta(seconds=30)
+                rows = await conn.fetch(CLAIM_SQL, claim_id, lease_until, now, batch)
             if not rows:
                 return done
             async with conn.transaction():
@@ -188,17 +194,18 @@ async def raw_psycopg(platform: Platform, batch: int) -> int:
                 claim_id = new_id("clm", now)
                 with conn.transaction():
                     params = {"c": claim_id, "l": now + timedelta(seconds=30), "n": now, "b": batch}
-                    rows = conn.execute(claim_sql, params).fetchall()  # type: ignore[arg-type]
+                    rows = conn.execute(claim_sql, params).fetchall()
                 if not rows:
                     return done
                 with conn.transaction(), conn.cursor() as cur:
-                    cur.executemany(complete_sql, [{"i": r[0], "c": claim_id, "n": now} for r in rows])  # type: ignore[arg-type]
+                    done_rows = [{"i": r[0], "c": claim_id, "n": now} for r in rows]
+                    cur.executemany(complete_sql, done_rows)
                 done += len(rows)
 
     return await asyncio.to_thread(run)
 
 
-VARIANTS: dict[str, Callable[[Platform, int], Awaitable[int]]] = {
+VARIANTS: dict[str, Callable[[Platform, int], Coroutine[Any, Any, int]]] = {
     "store/psycopg": store_psycopg,
     "store/asyncpg": store_asyncpg,
     "raw/psycopg": raw_psycopg,
@@ -225,7 +232,7 @@ def main() -> None:
         finally:
             platform.db.dispose()
             with psycopg.connect(args.database_url, autocommit=True) as conn:
-                conn.execute(f'DROP SCHEMA "{schema}" CASCADE')  # type: ignore[arg-type]
+                conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 if __name__ == "__main__":

@@ -64,9 +64,7 @@ class Settings:
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
-    def from_env(
-        cls, environ: Mapping[str, str] | None = None, **overrides: Any
-    ) -> Settings:
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Build settings from ``CALLHOOK_*`` variables; keyword overrides win (CLI flags)."""
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}

@@ -19,7 +19,7 @@ def main() -> None:
 
 
 def _register() -> None:
-    from callhook.cli import admin, deliveries, demo, devtools, events, processes, simulate
+    from callhook.cli import admin, deliveries, demo, devtools, events, processes, prune, simulate
 
     app.command()(processes.serve)
     app.command()(processes.worker)
@@ -34,6 +34,7 @@ def _register() -> None:
     app.add_typer(deliveries.deliveries_app)
     app.add_typer(events.app, name="events")
     devtools.register(app)
+    prune.register(app)
 
 
 _register()

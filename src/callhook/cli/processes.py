@@ -1,11 +1,21 @@
-"""Long-running processes: ``serve``, ``worker``, ``migrate``."""
+"""Long-running processes: ``serve``, ``worker``, ``migrate``.
+
+``callhook worker --processes N`` runs N worker processes (one event loop each) under a small
+supervisor: it restarts a child that dies, and on SIGTERM/SIGINT tells every child to stop (each
+finishes its in-flight attempts and releases the rest of its leases at once) and exits 0 when all
+have. Any number of such supervisors and ``serve --no-worker`` processes can share one database.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import multiprocessing
+import os
 import signal
-from typing import Annotated
+import time
+from typing import Annotated, Any
 
 import typer
 
@@ -94,9 +104,8 @@ async def run_worker_until_signalled(platform: Platform) -> None:
     await worker.run(stop)
 
 
-def worker(database_url: str | None = DatabaseOption) -> None:
-    """A delivery worker only (run as many as you like against one database)."""
-    settings = settings_from_env(database_url=database_url)
+def run_worker_process(settings: Settings) -> None:
+    """One worker process: one event loop, until SIGTERM/SIGINT."""
     logs.configure(settings.log_level, json=settings.log_json)
     platform = Platform.create(settings)
     with contextlib.suppress(ImportError):
@@ -107,3 +116,69 @@ def worker(database_url: str | None = DatabaseOption) -> None:
         asyncio.run(run_worker_until_signalled(platform))
     finally:
         platform.db.dispose()
+
+
+#: Seconds the supervisor waits for children to drain after a stop signal before killing them.
+DRAIN_TIMEOUT = 30.0
+#: A child that dies within this many seconds of starting is restarted after a pause.
+CRASH_LOOP_SECONDS = 5.0
+
+
+def supervise(settings: Settings, processes: int) -> int:
+    """Run ``processes`` worker processes until SIGTERM/SIGINT; restart any that die."""
+    log = logging.getLogger("callhook.supervisor")
+    ctx = multiprocessing.get_context("spawn")
+    stopping = False
+
+    def start() -> Any:
+        child = ctx.Process(target=run_worker_process, args=(settings,), daemon=False)
+        child.start()
+        return child
+
+    def on_signal(_sig: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, on_signal)
+    children = [start() for _ in range(processes)]
+    started = [time.monotonic()] * processes
+    while not stopping:
+        time.sleep(0.2)
+        for i, child in enumerate(children):
+            if child.is_alive() or stopping:
+                continue
+            log.warning("worker process exited; restarting", extra={"exitcode": child.exitcode})
+            if time.monotonic() - started[i] < CRASH_LOOP_SECONDS:
+                time.sleep(1.0)  # do not spin on a worker that cannot start
+            children[i], started[i] = start(), time.monotonic()
+    for child in children:
+        if child.is_alive() and child.pid is not None:
+            # SIGTERM: the child stops claiming, finishes in-flight attempts, releases the rest.
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child.pid, signal.SIGTERM)
+    deadline = time.monotonic() + DRAIN_TIMEOUT
+    for child in children:
+        child.join(max(0.0, deadline - time.monotonic()))
+        if child.is_alive():
+            child.kill()
+            child.join()
+    return 0
+
+
+def worker(
+    processes: Annotated[
+        int,
+        typer.Option(
+            "--processes", "-p", min=1, help="Worker processes, one event loop each (default 1)."
+        ),
+    ] = 1,
+    database_url: str | None = DatabaseOption,
+) -> None:
+    """Delivery workers only (run as many as you like, on any machines, against one database)."""
+    settings = settings_from_env(database_url=database_url)
+    if processes == 1:
+        run_worker_process(settings)
+        return
+    logs.configure(settings.log_level, json=settings.log_json)
+    raise typer.Exit(supervise(settings, processes))

@@ -1,0 +1,112 @@
+"""Retention on both backends: what is old and delivered goes, everything else stays."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+from sqlalchemy import func, select
+from typer.testing import CliRunner
+
+from callhook.cli.main import app
+from callhook.core.clock import FakeClock
+from callhook.core.ids import new_id
+from callhook.platform import Platform
+from callhook.store import deliveries as queue
+from callhook.store.deliveries import AttemptResult
+from callhook.store.prune import prune
+from callhook.store.tables import attempts, deliveries, events
+from tests.factories import make_account, publish_sample
+
+
+def _deliver_all(platform: Platform, *, delivered: bool = True) -> int:
+    now = platform.clock.now()
+    with platform.db.write() as conn:
+        jobs = queue.claim(
+            conn,
+            worker_id="w",
+            claim_id=new_id("clm", now, platform.rng),
+            now=now,
+            lease=timedelta(seconds=30),
+            limit=1000,
+            box=platform.box,
+        )
+        queue.complete(
+            conn,
+            [
+                AttemptResult(
+                    job=j,
+                    started_at=now,
+                    duration_ms=1.0,
+                    delivered=delivered,
+                    status_code=200 if delivered else 500,
+                    response_body=None,
+                    error_class=None if delivered else "http_status",
+                    error_message=None,
+                    next_attempt_at=None,
+                )
+                for j in jobs
+            ],
+        )
+    return len(jobs)
+
+
+def _counts(platform: Platform) -> tuple[int, int, int]:
+    with platform.db.read() as conn:
+        return tuple(  # type: ignore[return-value]
+            conn.execute(select(func.count()).select_from(t)).scalar_one()
+            for t in (deliveries, attempts, events)
+        )
+
+
+def test_prune_removes_old_delivered_and_keeps_the_rest(
+    platform_factory: Callable[..., Platform],
+) -> None:
+    clock = FakeClock()
+    platform = platform_factory(clock=clock, seed=11)
+    account = make_account(platform, url="https://example.com/hook")
+    muted = make_account(platform, url="https://example.com/other", enabled=False)
+    for i in range(7):  # old and delivered: pruned
+        publish_sample(platform, account.id, seed=i)
+    publish_sample(platform, muted.id, seed=99)  # old, skipped (no delivery): pruned
+    assert _deliver_all(platform) == 7
+    clock.advance(86400 * 10)
+    publish_sample(platform, account.id, seed=50)  # old but failed: kept for redelivery
+    assert _deliver_all(platform, delivered=False) == 1
+    clock.advance(86400 * 25)
+    for i in range(3):  # recent and delivered: kept
+        publish_sample(platform, account.id, seed=100 + i)
+    assert _deliver_all(platform) == 3
+    publish_sample(platform, account.id, seed=200)  # pending: kept
+    assert _counts(platform) == (12, 11, 13)
+
+    report = prune(
+        platform.db, now=clock.now(), older_than=timedelta(days=30), batch_size=2, pause=0
+    )
+
+    assert (report.deliveries, report.attempts, report.events) == (7, 7, 8)
+    assert report.batches >= 4  # small batches, not one long transaction
+    assert _counts(platform) == (5, 4, 5)
+    with platform.db.read() as conn:
+        left = {r.status for r in conn.execute(select(deliveries.c.status))}
+    assert left == {"delivered", "failed", "pending"}
+    again = prune(platform.db, now=clock.now(), older_than=timedelta(days=30), pause=0)
+    assert (again.deliveries, again.events) == (0, 0)
+
+
+def test_prune_command(platform_factory: Callable[..., Platform]) -> None:
+    platform = platform_factory(seed=12)  # the real clock: the command uses it too
+    account = make_account(platform, url="https://example.com/hook")
+    publish_sample(platform, account.id)
+    assert _deliver_all(platform) == 1
+    url = platform.settings.database_url
+    env = {"CALLHOOK_MASTER_KEY": platform.settings.master_key or ""}
+    kept = CliRunner().invoke(app, ["prune", "--database-url", url, "--json"], env=env)
+    assert kept.exit_code == 0, kept.output
+    assert '"deliveries":0' in kept.output.replace(" ", "")
+    gone = CliRunner().invoke(
+        app, ["prune", "--older-than-days", "0", "--database-url", url, "--json"], env=env
+    )
+    assert gone.exit_code == 0, gone.output
+    assert '"deliveries":1' in gone.output.replace(" ", "")
+    assert _counts(platform) == (0, 0, 0)
