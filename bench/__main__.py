@@ -1,0 +1,79 @@
+"""``python -m bench [--smoke] [--no-record]``: run every phase, print one table, record it.
+
+All load goes to 127.0.0.1, bounded in count and time; every child process is stopped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from rich.console import Console
+
+from bench import load, phases, report
+from bench.cluster import ROOT, Cluster
+
+DOC = ROOT / "docs" / "performance.md"
+
+
+def run(smoke: bool, workdir: Path, console: Console) -> phases.Results:
+    sizes = phases.Sizes.smoke() if smoke else phases.Sizes()
+    out = phases.Results()
+    cluster = Cluster(workdir)
+    try:
+        cluster.start_sink()
+        accounts = cluster.prepare(load=10, healthy=18, dead=2, seed=6)
+        pool = load.event_pool(sizes.pool_calls, seed=6)
+        steps = (
+            ("ingest (single, batches of 100) → pre-fill", phases.ingest_and_prefill),
+            ("drain the pre-filled queue (callhook worker)", phases.drain_prefilled),
+            ("ceiling (signed-POST loop)", phases.ceiling),
+            ("isolation (baseline, 10 % dead endpoints)", phases.isolation),
+            ("live publishing and latency (callhook serve)", phases.live),
+        )
+        for label, step in steps:
+            t0 = time.monotonic()
+            console.print(f"[dim]→ {label}[/dim]")
+            step(cluster, accounts, pool, sizes, out)
+            console.print(f"[dim]  done in {time.monotonic() - t0:.1f} s[/dim]")
+    finally:
+        cluster.stop_all()
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--smoke", action="store_true", help="shrink every phase to seconds")
+    parser.add_argument(
+        "--no-record", action="store_true", help="do not append to docs/performance.md"
+    )
+    parser.add_argument("--record-to", type=Path, default=DOC, help="where to append results")
+    parser.add_argument("--workdir", type=Path, help="keep the database and logs here")
+    args = parser.parse_args(argv)
+    # A wide table even when piped (CI logs, the smoke test).
+    console = Console(width=None if sys.stdout.isatty() else 132)
+    command = "python -m bench " + shlex.join(sys.argv[1:] if argv is None else argv)
+    with tempfile.TemporaryDirectory(prefix="callhook-bench-") as tmp:
+        workdir = args.workdir or Path(tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
+        results = run(args.smoke, workdir, console)
+    sizes = phases.Sizes.smoke() if args.smoke else phases.Sizes()
+    table_rows = report.rows(results.values, prefill=sizes.prefill, concurrency=128)
+    title = "Callhook benchmark" + (" (smoke)" if args.smoke else "")
+    console.print(report.rich_table(table_rows, title))
+    if not args.no_record:
+        text = report.markdown(
+            table_rows, command=command.strip(), smoke=args.smoke, notes=results.notes
+        )
+        with args.record_to.open("a") as f:
+            f.write("\n" + text)
+        console.print(f"[dim]appended to {args.record_to}[/dim]")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

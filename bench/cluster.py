@@ -1,0 +1,229 @@
+"""The processes under test: the sink, ``callhook serve`` / ``callhook worker``, on a temp SQLite.
+
+Everything listens on 127.0.0.1 and every child is stopped (SIGINT, then SIGKILL) by the
+``Cluster`` that started it.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+
+from callhook.events import SUBSCRIBABLE_EVENTS
+from callhook.platform import Platform
+from callhook.settings import Settings
+from callhook.store import accounts as account_store
+from callhook.store import integrations as integration_store
+from callhook.store import tokens as token_store
+from callhook.store.migrate import upgrade
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+CALLHOOK = os.environ.get("BENCH_CALLHOOK", str(BIN / "callhook"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass(frozen=True)
+class Accounts:
+    load: list[str]  # accounts delivering to /a/<i>
+    healthy: list[str]  # isolation: healthy endpoints /i/<i>
+    dead: list[str]  # isolation: endpoints that never answer, /hang/<i>
+    token: str  # platform token, scope events.write
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a live process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def proc_peak_rss_mb(pid: int) -> float:
+    """Peak resident set (VmHWM) of a live process in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+@dataclass
+class Cluster:
+    workdir: Path
+    sink_port: int = 0
+    api_port: int = field(default_factory=free_port)
+    children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def db_path(self) -> Path:
+        return self.workdir / "bench.db"
+
+    @property
+    def settings(self) -> Settings:
+        return Settings(
+            database_url=f"sqlite:///{self.db_path}",
+            allow_unsafe_targets=True,
+            log_level="WARNING",
+        )
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CALLHOOK_")}
+        env.update(
+            CALLHOOK_DATABASE_URL=self.settings.database_url,
+            CALLHOOK_ALLOW_UNSAFE_TARGETS="1",
+            CALLHOOK_LOG_LEVEL="WARNING",
+            CALLHOOK_PORT=str(self.api_port),
+            CALLHOOK_HOST="127.0.0.1",
+            PYTHONPATH=str(ROOT),
+        )
+        return env
+
+    # --- processes ---------------------------------------------------------------------------
+    def start_sink(self) -> None:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.sink", "--port", "0"],
+            stdout=subprocess.PIPE,
+            cwd=ROOT,
+            env=self.env(),
+        )
+        assert proc.stdout is not None
+        line = proc.stdout.readline().decode().split()
+        if len(line) != 2 or line[0] != "READY":
+            proc.kill()
+            raise RuntimeError("the sink did not start")
+        self.sink_port = int(line[1])
+        self.children["sink"] = proc
+
+    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        log = (self.workdir / f"{name}.log").open("ab")
+        proc = subprocess.Popen(
+            [CALLHOOK, *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.workdir,
+            env=self.env(),
+        )
+        self.children[name] = proc
+        return proc
+
+    def start_api(self, *, worker: bool, timeout: float = 30.0) -> subprocess.Popen[bytes]:
+        flag = "--worker" if worker else "--no-worker"
+        proc = self.start("serve", "serve", flag, "--no-migrate")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"callhook serve exited: see {self.workdir / 'serve.log'}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.api_port), timeout=0.2):
+                    return proc
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("callhook serve did not start listening")
+
+    def start_worker(self) -> subprocess.Popen[bytes]:
+        return self.start("worker", "worker")
+
+    def stop(self, name: str, timeout: float = 15.0) -> None:
+        proc = self.children.pop(name, None)
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)  # a clean drain, like Ctrl-C
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def stop_all(self) -> None:
+        for name in list(self.children):
+            self.stop(name)
+
+    # --- the database ------------------------------------------------------------------------
+    def prepare(self, *, load: int, healthy: int, dead: int, seed: int) -> Accounts:
+        """Migrate, create accounts whose integrations point at the sink, and a platform token."""
+        platform = Platform.create(self.settings, rng=random.Random(seed))
+        try:
+            upgrade(platform.db)
+            now = platform.clock.now()
+            base = f"http://127.0.0.1:{self.sink_port}"
+            made: dict[str, list[str]] = {"a": [], "i": [], "hang": []}
+            with platform.db.write() as conn:
+                for prefix, count in (("a", load), ("i", healthy), ("hang", dead)):
+                    for n in range(count):
+                        acc = account_store.create(
+                            conn, name=f"bench {prefix}{n}", now=now, rng=platform.rng
+                        )
+                        integration_store.ensure(
+                            conn, acc.id, now=now, box=platform.box, rng=platform.rng
+                        )
+                        integration_store.set_url(
+                            conn,
+                            acc.id,
+                            f"{base}/{prefix}/{n}",
+                            now=now,
+                            box=platform.box,
+                            rng=platform.rng,
+                        )
+                        integration_store.subscribe(conn, acc.id, SUBSCRIBABLE_EVENTS, now=now)
+                        integration_store.set_enabled(conn, acc.id, True, now=now)
+                        made[prefix].append(acc.id)
+                _, token = token_store.create(
+                    conn, account_id=None, scopes=["events.write"], now=now, rng=platform.rng
+                )
+        finally:
+            platform.db.dispose()
+        return Accounts(load=made["a"], healthy=made["i"], dead=made["hang"], token=token)
+
+    def checkpoint(self) -> int:
+        """Fold the WAL into the database file; return the database's size in bytes."""
+        import sqlite3
+
+        with sqlite3.connect(self.db_path) as conn:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        size = self.db_path.stat().st_size
+        wal = self.db_path.with_name(self.db_path.name + "-wal")
+        return size + (wal.stat().st_size if wal.exists() else 0)
+
+    def fail_pending(self) -> None:
+        """Mark every pending delivery failed (between phases, with no worker running)."""
+        import sqlite3
+
+        with sqlite3.connect(self.db_path) as conn:
+            conn.execute("UPDATE deliveries SET status = 'failed' WHERE status = 'pending'")
+
+
+def sink_get(port: int, path: str) -> dict[str, object]:
+    """GET a sink control endpoint (tiny blocking HTTP/1.0 client: no client library needed)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: sink\r\n\r\n".encode())
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += s.recv(65536)
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = int(
+            next(h for h in head.split(b"\r\n") if h.lower().startswith(b"content-length")).split(
+                b":"
+            )[1]
+        )
+        while len(body) < length:
+            chunk = s.recv(1 << 20)
+            if not chunk:
+                break
+            body += chunk
+    result: dict[str, object] = orjson.loads(body)
+    return result

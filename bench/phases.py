@@ -1,0 +1,244 @@
+"""The benchmark's phases, in the order they run; each returns plain numbers for the report."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from bench import load
+from bench.cluster import ROOT, Accounts, Cluster, proc_cpu_seconds, proc_peak_rss_mb, sink_get
+from callhook import simulate as sim
+from callhook.platform import Platform
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How big each phase is (``--smoke`` shrinks all of them to seconds)."""
+
+    prefill: int = 100_000
+    single_seconds: float = 5.0
+    live_seconds: float = 15.0
+    latency_seconds: float = 15.0
+    ceiling_seconds: float = 10.0
+    isolation_events: int = 20_000
+    pool_calls: int = 1_000
+    drain_timeout: float = 300.0
+    loads: tuple[int, ...] = (100, 1_000, 3_000)
+
+    @classmethod
+    def smoke(cls) -> Sizes:
+        return cls(
+            prefill=2_000,
+            single_seconds=1.0,
+            live_seconds=1.5,
+            latency_seconds=1.0,
+            ceiling_seconds=1.0,
+            isolation_events=400,
+            pool_calls=100,
+            drain_timeout=60.0,
+        )
+
+
+@dataclass
+class Results:
+    values: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def put(self, key: str, value: float) -> None:
+        self.values[key] = value
+
+
+def quantile(values: Sequence[float], q: float) -> float:
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def sink_count(port: int) -> int:
+    count = sink_get(port, "/_stats")["count"]
+    assert isinstance(count, int)
+    return count
+
+
+def wait_for_sink(
+    port: int, target: int, timeout: float, *, during: Callable[[], None] | None = None
+) -> int:
+    """Poll the sink until it has ``target`` records (or time runs out); return the count."""
+    deadline = time.monotonic() + timeout
+    count = sink_count(port)
+    while count < target and time.monotonic() < deadline:
+        time.sleep(0.05)
+        if during is not None:
+            during()
+        count = sink_count(port)
+    return count
+
+
+def window(port: int, start: int) -> dict[str, object]:
+    return sink_get(port, f"/_window?from={start}")
+
+
+def rate_of(win: dict[str, object], count: int | None = None) -> float:
+    first, last = win["first"], win["last"]
+    n = count if count is not None else win["count"]
+    if not isinstance(first, float) or not isinstance(last, float) or last <= first:
+        return 0.0
+    assert isinstance(n, int)
+    return float((n - 1) / (last - first))
+
+
+# --- phases ------------------------------------------------------------------------------------
+def ingest_and_prefill(
+    c: Cluster, acc: Accounts, pool: list[sim.SimEvent], sizes: Sizes, out: Results
+) -> None:
+    """API without worker: single-event ingest for a while, then batches of 100 up to prefill."""
+    c.start_api(worker=False)
+    try:
+        singles = load.bodies(pool, acc.load, 20_000 if sizes.prefill > 10_000 else 1_000, 1)
+        single = asyncio.run(
+            load.ingest(
+                c.api_port, acc.token, singles, concurrency=16, seconds=sizes.single_seconds
+            )
+        )
+        out.put("ingest_single", single.rate)
+        batched = load.bodies(pool, acc.load, sizes.prefill - single.events, 100)
+        result = asyncio.run(load.ingest(c.api_port, acc.token, batched, concurrency=4))
+        out.put("ingest_batched", result.rate)
+        out.put("ingest_errors", float(single.errors + result.errors))
+        out.put("prefilled", float(single.events + result.events))
+    finally:
+        c.stop("serve")
+
+
+def drain_prefilled(
+    c: Cluster, acc: Accounts, pool: list[sim.SimEvent], sizes: Sizes, out: Results
+) -> None:
+    """Worker process on the pre-filled queue: deliveries/s, CPU per 1,000, peak RSS, DB size."""
+    target_total = int(out.values["prefilled"])
+    out.put("db_bytes_per_event_pending", c.checkpoint() / max(target_total, 1))
+    start = sink_count(c.sink_port)
+    worker = c.start_worker()
+    peak = 0.0
+    cpu = 0.0
+
+    def sample() -> None:
+        nonlocal peak, cpu
+        if worker.poll() is None:
+            peak = max(peak, proc_peak_rss_mb(worker.pid))
+            cpu = proc_cpu_seconds(worker.pid)
+
+    got = wait_for_sink(c.sink_port, start + target_total, sizes.drain_timeout, during=sample)
+    sample()
+    c.stop("worker")
+    win = window(c.sink_port, start)
+    delivered = got - start
+    out.put("delivered_prefilled", float(delivered))
+    out.put("throughput_prefilled", rate_of(win))
+    out.put("cpu_per_1000", cpu / max(delivered, 1) * 1000)
+    out.put("peak_rss_mb", peak)
+    out.put("duplicates", float(win["duplicates"]))  # type: ignore[arg-type]
+    events = target_total
+    out.put("db_mb_per_million", c.checkpoint() / max(events, 1) * 1e6 / 2**20)
+
+
+def ceiling(
+    c: Cluster, acc: Accounts, pool: list[sim.SimEvent], sizes: Sizes, out: Results
+) -> None:
+    """The signed-POST loop with the worker's client and concurrency, same sink, same run."""
+    concurrency = c.settings.worker_max_in_flight
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.ceiling",
+            "--url",
+            f"http://127.0.0.1:{c.sink_port}/c/0",
+            "--seconds",
+            str(sizes.ceiling_seconds),
+            "--concurrency",
+            str(concurrency),
+        ],
+        capture_output=True,
+        check=True,
+        cwd=ROOT,
+        env=c.env(),
+        timeout=sizes.ceiling_seconds + 60,
+    )
+    result = json.loads(proc.stdout.decode().strip().splitlines()[-1])
+    out.put("ceiling", float(result["rate"]))
+    out.put("ceiling_cpu_per_1000", float(result["cpu_s_per_1000"]))
+
+
+def isolation(
+    c: Cluster, acc: Accounts, pool: list[sim.SimEvent], sizes: Sizes, out: Results
+) -> None:
+    """Healthy throughput with and without 10 % of accounts pointing at a dead endpoint."""
+    platform = Platform.create(c.settings)
+    try:
+        for label, accounts in (
+            ("baseline", acc.healthy),
+            ("with_dead", [*acc.healthy, *acc.dead]),
+        ):
+            healthy_total = sizes.isolation_events
+            # Same number of healthy events both times; the dead accounts get their share on top.
+            total = healthy_total * len(accounts) // len(acc.healthy)
+            load.prefill(platform.publisher, pool, accounts, total)
+            start = sink_count(c.sink_port)
+            c.start_worker()
+            want = start + _healthy_share(pool, accounts, acc.healthy, total)
+            got = wait_for_sink(c.sink_port, want, sizes.drain_timeout)
+            c.stop("worker")
+            win = window(c.sink_port, start)
+            out.put(f"isolation_{label}", rate_of(win, got - start))
+    finally:
+        platform.db.dispose()
+    base = out.values["isolation_baseline"]
+    out.put("isolation_ratio", out.values["isolation_with_dead"] / base if base else 0.0)
+    # Dead-endpoint jobs left pending (retrying) must not leak into later phases.
+    c.fail_pending()
+
+
+def _healthy_share(
+    pool: Sequence[sim.SimEvent], accounts: Sequence[str], healthy: Sequence[str], total: int
+) -> int:
+    wanted = set(healthy)
+    source = load.requests(pool, accounts)
+    return sum(1 for _ in range(total) if next(source)["account_id"] in wanted)
+
+
+def live(c: Cluster, acc: Accounts, pool: list[sim.SimEvent], sizes: Sizes, out: Results) -> None:
+    """API with its worker: publish flat out (batches of 100); then paced loads for latency."""
+    c.start_api(worker=True)
+    try:
+        start = sink_count(c.sink_port)
+        n = int(sizes.live_seconds * 12_000)
+        bodies = load.bodies(pool, acc.load, n, 100)
+        result = asyncio.run(
+            load.ingest(c.api_port, acc.token, bodies, concurrency=2, seconds=sizes.live_seconds)
+        )
+        mid = sink_count(c.sink_port)
+        out.put("live_ingest", result.rate)
+        out.put("throughput_live", (mid - start) / max(result.seconds, 1e-9))
+        wait_for_sink(c.sink_port, start + result.events, sizes.drain_timeout)
+        for rate in sizes.loads:
+            per_tick = max(rate // 100, 1)
+            interval = per_tick / rate
+            ticks = int(sizes.latency_seconds / interval)
+            payloads = load.bodies(pool, acc.load, ticks * per_tick, per_tick)
+            begin = sink_count(c.sink_port)
+            sent = asyncio.run(load.paced(c.api_port, acc.token, payloads, interval))
+            wait_for_sink(c.sink_port, begin + sent.events, 30.0)
+            latencies = window(c.sink_port, begin)["latencies_ms"]
+            assert isinstance(latencies, list)
+            out.put(f"offered_{rate}", sent.rate)
+            for q, name in ((0.5, "p50"), (0.95, "p95"), (0.99, "p99"), (1.0, "max")):
+                out.put(f"lat_{rate}_{name}", quantile(latencies, q))
+    finally:
+        c.stop("serve")

@@ -1,0 +1,196 @@
+"""The one results table (Rich for the terminal, Markdown for docs/performance.md)."""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import subprocess
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from rich.table import Table
+
+from bench.cluster import ROOT
+
+SECTIONS = ("Throughput", "Ceiling", "Latency", "Isolation", "Resources")
+
+
+@dataclass(frozen=True)
+class Row:
+    section: str
+    metric: str
+    value: str
+    bar: str
+    verdict: str  # "pass", "MISS" or "" (no bar)
+
+
+def _num(v: float | None, unit: str = "", digits: int = 0) -> str:
+    if v is None or math.isnan(v):
+        return "n/a"
+    return f"{v:,.{digits}f}{unit}"
+
+
+def _check(ok: bool | None) -> str:
+    if ok is None:
+        return ""
+    return "pass" if ok else "MISS"
+
+
+def rows(v: dict[str, float], *, prefill: int, concurrency: int) -> list[Row]:
+    """Turn the measured values into the table's rows, with the bar of issue 6."""
+    get = v.get
+    out: list[Row] = []
+    ceiling = get("ceiling", math.nan)
+    pre = get("throughput_prefilled", math.nan)
+    ratio = pre / ceiling if ceiling else math.nan
+    out += [
+        Row("Throughput", f"deliveries/s, pre-filled queue ({prefill:,})", _num(pre), "", ""),
+        Row("Throughput", "deliveries/s, live publishing", _num(get("throughput_live")), "", ""),
+        Row("Throughput", "ingest events/s, single events", _num(get("ingest_single")), "", ""),
+        Row(
+            "Throughput",
+            "ingest events/s, batches of 100",
+            _num(get("ingest_batched")),
+            "≥ 10,000",
+            _check(get("ingest_batched", 0) >= 10_000),
+        ),
+        Row(
+            "Ceiling",
+            f"signed-POST loop, same client, {concurrency} in flight",
+            _num(ceiling),
+            "",
+            "",
+        ),
+        Row(
+            "Ceiling",
+            "pre-filled throughput / ceiling",
+            _num(ratio, digits=2),
+            "≥ 0.60 (aim 0.8)",
+            _check(ratio >= 0.6),
+        ),
+    ]
+    for load in (100, 1_000, 3_000):
+        if f"lat_{load}_p50" not in v:
+            continue
+        p50, p95, p99, top = (v[f"lat_{load}_{q}"] for q in ("p50", "p95", "p99", "max"))
+        bar, ok = "", None
+        if load == 1_000:
+            bar, ok = "p50 ≤ 10, p99 ≤ 50", p50 <= 10 and p99 <= 50
+        out.append(
+            Row(
+                "Latency",
+                f"ms p50/p95/p99/max at {load:,} ev/s (achieved {_num(get(f'offered_{load}'))})",
+                f"{p50:.1f} / {p95:.1f} / {p99:.1f} / {top:.1f}",
+                bar,
+                _check(ok),
+            )
+        )
+    iso = get("isolation_ratio", math.nan)
+    out += [
+        Row(
+            "Isolation",
+            "healthy deliveries/s, all healthy",
+            _num(get("isolation_baseline")),
+            "",
+            "",
+        ),
+        Row(
+            "Isolation",
+            "healthy deliveries/s, 10 % accounts dead (2 s timeouts)",
+            _num(get("isolation_with_dead")),
+            "",
+            "",
+        ),
+        Row("Isolation", "healthy kept", _num(iso * 100, " %"), "≥ 90 %", _check(iso >= 0.9)),
+        Row(
+            "Resources",
+            "worker CPU s per 1,000 deliveries (ceiling loop)",
+            f"{_num(get('cpu_per_1000'), digits=3)}"
+            f" ({_num(get('ceiling_cpu_per_1000'), digits=3)})",
+            "",
+            "",
+        ),
+        Row(
+            "Resources",
+            f"worker peak RSS, {prefill:,} pending",
+            _num(get("peak_rss_mb"), " MB", 1),
+            "< 300 MB",
+            _check(get("peak_rss_mb", math.inf) < 300),
+        ),
+        Row(
+            "Resources",
+            "database size per million events (delivered, with attempts)",
+            _num(get("db_mb_per_million"), " MB"),
+            "",
+            "",
+        ),
+        Row("Resources", "duplicate deliveries seen at the sink", _num(get("duplicates")), "", ""),
+    ]
+    return out
+
+
+def rich_table(table_rows: list[Row], title: str) -> Table:
+    table = Table(title=title, header_style="bold")
+    for name, justify in (("", "left"), ("metric", "left"), ("value", "right"), ("bar", "left")):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    table.add_column("")
+    section = ""
+    for r in table_rows:
+        if r.section != section and section:
+            table.add_section()
+        shown = r.section if r.section != section else ""
+        section = r.section
+        verdict = {"pass": "[green]pass[/green]", "MISS": "[red]MISS[/red]"}.get(r.verdict, "")
+        table.add_row(shown, r.metric, r.value, r.bar, verdict)
+    return table
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    return f"{os.cpu_count()} cores, {model}, Python {platform.python_version()}"
+
+
+def commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+            text=True,
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "src", "bench"],
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+            text=True,
+        ).stdout.strip()
+        return out.stdout.strip() + (" (+ uncommitted changes)" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def markdown(table_rows: list[Row], *, command: str, smoke: bool, notes: list[str]) -> str:
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        f"### Run {when}{' (smoke: sizes shrunk, numbers not meaningful)' if smoke else ''}",
+        "",
+        f"- Machine: {machine()}",
+        f"- Commit: `{commit()}`",
+        f"- Command: `{command}`",
+        "",
+        "| section | metric | value | bar | |",
+        "|---|---|---:|---|---|",
+    ]
+    lines += [
+        f"| {r.section} | {r.metric} | {r.value} | {r.bar} | {r.verdict} |" for r in table_rows
+    ]
+    lines += [f"- {n}" for n in notes]
+    return "\n".join(lines) + "\n"

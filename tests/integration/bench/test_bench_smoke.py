@@ -1,0 +1,57 @@
+"""``python -m bench --smoke`` end to end: real sink, serve and worker processes, one table.
+
+Proves the harness works; asserts the report's structure only (no timing assertions).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from bench.report import SECTIONS
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.mark.timeout(240)
+def test_smoke_run_prints_one_table_and_records_it(tmp_path: Path) -> None:
+    record = tmp_path / "performance.md"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--smoke",
+            "--record-to",
+            str(record),
+            "--workdir",
+            str(tmp_path / "work"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=230,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = proc.stdout
+    assert out.count("Callhook benchmark (smoke)") == 1
+    for section in SECTIONS:
+        assert section in out
+    for metric in ("pre-filled", "ingest events/s", "signed-POST loop", "p50/p95/p99/max"):
+        assert metric in out
+    text = record.read_text()
+    assert text.startswith("\n### Run ")
+    assert "(smoke: sizes shrunk" in text
+    assert "- Machine: " in text
+    assert "cores" in text
+    assert "- Commit: `" in text
+    assert "- Command: `python -m bench --smoke" in text
+    rows = [line for line in text.splitlines() if line.startswith("| ")]
+    assert rows[0].startswith("| section | metric | value | bar |")
+    sections = {row.split("|")[1].strip() for row in rows[1:]}
+    assert sections == set(SECTIONS)
+    values = [row.split("|")[3].strip() for row in rows[1:]]
+    assert all(v and v != "n/a" for v in values), values  # every phase produced a number
