@@ -57,6 +57,7 @@ def _signin_form(
     error: str | None = None,
     status: int = 200,
     notice: str | None = None,
+    target: str | None = None,
 ) -> Response:
     response = page(
         request,
@@ -66,7 +67,7 @@ def _signin_form(
             "email": email,
             "error": error,
             "notice": notice,
-            "next": safe_next(request.query_params.get("next")),
+            "next": safe_next(target or request.query_params.get("next")),
         },
         status=status,
     )
@@ -125,6 +126,7 @@ def _signin(request: Request, token: str, email: str, password: str, target: str
             email=email,
             status=429,
             error=f"Too many failed sign-ins. Wait {minutes} minutes, then try again.",
+            target=target,
         )
     with platform.db.read() as conn:
         user = user_store.check_password(conn, email, password) if email and password else None
@@ -132,7 +134,12 @@ def _signin(request: Request, token: str, email: str, password: str, target: str
         with platform.db.write() as conn:
             session_store.record_failure(conn, [email_key, address_key], now=now)
         return _signin_form(
-            request, token=token, email=email, status=401, error="Wrong email or password."
+            request,
+            token=token,
+            email=email,
+            status=401,
+            error="Wrong email or password.",
+            target=target,
         )
     with platform.db.write() as conn:
         session_store.clear_failures(conn, email_key)

@@ -63,11 +63,12 @@ def csrf_of(html: str) -> str:
 def sign_in(client: TestClient, email: str, password: str = PASSWORD) -> httpx.Response:
     """GET the sign-in form (for its token and cookie), then POST it; no redirects followed."""
     form = client.get("/dashboard/signin")
-    return client.post(
+    response: httpx.Response = client.post(
         "/dashboard/signin",
         data={"email": email, "password": password, "csrf_token": csrf_of(form.text)},
         follow_redirects=False,
     )
+    return response
 
 
 def page_token(client: TestClient, path: str = "/dashboard") -> str:

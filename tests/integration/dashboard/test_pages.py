@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,7 +18,7 @@ from tests.factories import publish_sample
 from tests.integration.dashboard.site import Site, make_site, make_user, page_token, sign_in
 
 
-def _signed_in(tmp_path: Path, **overrides: object) -> tuple[Site, str]:
+def _signed_in(tmp_path: Path, **overrides: Any) -> tuple[Site, str]:
     site = make_site(tmp_path, **overrides)
     account_id = make_user(site, email="ana@example.com", url=None)
     sign_in(site.client, "ana@example.com")
