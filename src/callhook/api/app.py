@@ -81,3 +81,7 @@ def _include_optional_routers(app: FastAPI) -> None:
     # Per-process limits of API v2 (see callhook.api.ratelimit), on the platform's clock.
     app.state.rate_limits = RateLimits.from_settings(app.state.settings, app.state.platform.clock)
     app.include_router(v2.router)
+
+    from callhook import dashboard
+
+    dashboard.install(app)
