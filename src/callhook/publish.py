@@ -210,9 +210,13 @@ class Publisher:
                 if attempt == 1:
                     raise
         if any(r.delivery_id for r in results):
-            for listener in self._listeners:
-                listener()
+            self.notify()
         return results
+
+    def notify(self) -> None:
+        """Tell listeners that deliveries are due now (after a publish or a redelivery)."""
+        for listener in self._listeners:
+            listener()
 
     def _publish(self, conn: Any, requests: Sequence[PublishRequest]) -> list[Published]:
         now = self._clock.now()

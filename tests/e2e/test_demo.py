@@ -52,7 +52,8 @@ def test_demo_delivers_verified_events_and_stops_cleanly(tmp_path: Path) -> None
             f"http://127.0.0.1:{port}/api/v2/webhooks/available",
             headers={"Authorization": f"Bearer {token}"},
         )
-        assert response.status_code in (200, 404)  # 404 until the API v2 routes exist
+        assert response.status_code == 200
+        assert len(response.json()["data"]) == 14
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
     finally:

@@ -285,6 +285,8 @@ async def redeliver_window(request: Request, caller: BodyWriter) -> Response:
         )
 
     queued = await write(request, work)
+    if queued:
+        platform.publisher.notify()
     return success(request, {"queued": queued}, status=202)
 
 
@@ -338,6 +340,7 @@ async def redeliver_one(request: Request, delivery_id: DeliveryIdPath, caller: W
         return delivery_store.redeliver(conn, delivery_id, now=now, account_id=caller.account_id)
 
     delivery = await write(request, work)
+    platform_of(request).publisher.notify()
     return success(request, delivery_json(delivery), status=202)
 
 
