@@ -182,6 +182,8 @@ def redeliver_failed(request: Request, who: CurrentViewer, form: CheckedForm) ->
         count = delivery_store.redeliver_window(
             conn, now=platform.clock.now(), account_id=who.account_id, since=since
         )
+    if count:
+        platform.publisher.notify()
     return RedirectResponse(f"/dashboard/deliveries?requeued={count}", status_code=303)
 
 
@@ -219,5 +221,5 @@ def redeliver(request: Request, who: CurrentViewer, delivery_id: str, _f: Checke
         delivery_store.redeliver(
             conn, delivery_id, now=platform.clock.now(), account_id=who.account_id
         )
-    # The worker polls for due deliveries, so the redelivery goes out within a poll interval.
+    platform.publisher.notify()  # wake idle workers: the delivery is due now
     return RedirectResponse(f"/dashboard/deliveries/{delivery_id}?redelivered=1", status_code=303)
