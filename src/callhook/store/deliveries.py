@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, func, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, func, or_, select, type_coerce, update
 
 from callhook.errors import InvalidRequest, NotFound
 from callhook.store import dialect
@@ -336,14 +336,11 @@ def queue_stats(conn: Connection, *, now: datetime) -> tuple[int, int, float]:
         select(func.count()).select_from(deliveries).where(deliveries.c.status == "pending")
     ).scalar_one()
     due_count, oldest = conn.execute(
-        select(func.count(), func.min(deliveries.c.next_attempt_at)).where(
-            deliveries.c.status == "pending", deliveries.c.next_attempt_at <= now
-        )
+        select(
+            func.count(), type_coerce(func.min(deliveries.c.next_attempt_at), UTCDateTime)
+        ).where(deliveries.c.status == "pending", deliveries.c.next_attempt_at <= now)
     ).one()
-    age = 0.0
-    if oldest is not None:
-        oldest_dt = deliveries.c.next_attempt_at.type.process_result_value(oldest, conn.dialect)  # type: ignore[attr-defined]
-        age = max(0.0, (now - oldest_dt).total_seconds())
+    age = 0.0 if oldest is None else max(0.0, (now - oldest).total_seconds())
     return int(pending), int(due_count), age
 
 

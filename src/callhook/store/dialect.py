@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Select, Table, bindparam, select, tuple_, update
+from sqlalchemy import Connection, Select, Table, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 
@@ -35,15 +35,20 @@ def add_to_counters(
         ins(table).on_conflict_do_nothing(),
         [{**dict(zip(names, key, strict=True)), column: 0} for key in order],
     )
+    # One IN list per key column, not a row-value IN: SQLite plans ``(a, b) IN (...)`` as a
+    # full scan, but serves per-column lists from the composite primary key. The cross
+    # product may fetch a few extra rows; only the wanted keys are kept.
     query = (
         select(*(table.c[n] for n in names), table.c[column])
-        .where(tuple_(*(table.c[n] for n in names)).in_(order))
+        .where(*(table.c[n].in_({key[i] for key in order}) for i, n in enumerate(names)))
         .order_by(*(table.c[n] for n in names))
     )
     if conn.dialect.name == "postgresql":
         query = query.with_for_update()
-    current = {tuple(row[:-1]): int(row[-1]) for row in conn.execute(query)}
-    totals = dict(current)
+    wanted = set(order)
+    totals = {
+        key: int(row[-1]) for row in conn.execute(query) if (key := tuple(row[:-1])) in wanted
+    }
     for key, amount in zip(ident, amounts, strict=True):
         totals[key] += amount
     conn.execute(

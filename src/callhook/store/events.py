@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select, tuple_
+from sqlalchemy import Connection, select
 
 from callhook.store import dialect
 from callhook.store.tables import call_sequences, events
@@ -63,12 +63,16 @@ def find_idempotent(
     pairs = list(set(keys))
     if not pairs:
         return {}
+    # Per-column IN lists (served by the unique index), not a row-value IN (a full scan on
+    # SQLite); the exact pairs are picked out here.
     rows = conn.execute(
         select(events.c.account_id, events.c.idempotency_key, events.c.id).where(
-            tuple_(events.c.account_id, events.c.idempotency_key).in_(pairs)
+            events.c.account_id.in_({a for a, _ in pairs}),
+            events.c.idempotency_key.in_({k for _, k in pairs}),
         )
     )
-    return {(r.account_id, r.idempotency_key): r.id for r in rows}
+    wanted = set(pairs)
+    return {key: r.id for r in rows if (key := (r.account_id, r.idempotency_key)) in wanted}
 
 
 def insert(conn: Connection, rows: list[dict[str, Any]]) -> None:
