@@ -22,11 +22,12 @@ import logging
 import os
 import socket
 import zlib
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import datetime, timedelta
 
 from callhook.core import outcome as outcomes
 from callhook.core import retry
+from callhook.core.breaker import Breakers
 from callhook.core.clock import Clock
 from callhook.core.ids import Randomness, new_id
 from callhook.delivery.sender import Sender, headers_json, request_headers
@@ -76,6 +77,7 @@ class Worker:
             lambda: asyncio.Semaphore(max(settings.worker_per_endpoint_limit, 1))
         )
         self._secret_cache: dict[str, str] = {}
+        self._breakers = Breakers()
         # Jobs this worker holds a lease on (claimed, result not yet recorded), by delivery id;
         # those not started yet; those whose result is being recorded right now.
         self._held: dict[str, ClaimedJob] = {}
@@ -130,8 +132,12 @@ class Worker:
                 await self._wait_any(stop)
                 continue
             try:
+                now = self._clock.now()
                 jobs = await asyncio.to_thread(
-                    self._claim, min(free, self._settings.worker_batch_size)
+                    self._claim,
+                    min(free, self._settings.worker_batch_size),
+                    self._no_room(),
+                    self._breakers.probing(now),
                 )
             except Exception:
                 log.exception("claim failed; retrying", extra={"worker": self.worker_id})
@@ -151,10 +157,23 @@ class Worker:
                 self._wake.clear()
                 await self._wait_wake(stop)
 
-    def _claim(self, limit: int) -> list[ClaimedJob]:
+    def _no_room(self) -> set[str]:
+        """Accounts to leave out of the next claim: those already holding their share of this
+        worker (a slow endpoint must not fill every place) and those whose breaker is open or
+        has its one probe under way."""
+        now = self._clock.now()
+        held = Counter(job.account_id for job in self._held.values())
+        limit = max(self._settings.worker_per_endpoint_limit, 1)
+        full = {account for account, count in held.items() if count >= limit}
+        probing = {account for account in self._breakers.probing(now) if held[account]}
+        return full | probing | self._breakers.blocked(now)
+
+    def _claim(self, limit: int, exclude: set[str], probing: set[str]) -> list[ClaimedJob]:
+        """Claim due jobs; for an endpoint whose breaker is half-open keep one (the probe) and
+        give the rest back in the same transaction."""
         now = self._clock.now()
         with self._db.write() as conn:
-            return queue.claim(
+            jobs = queue.claim(
                 conn,
                 worker_id=self.worker_id,
                 claim_id=new_id("clm", now, self._rng),
@@ -163,7 +182,24 @@ class Worker:
                 limit=limit,
                 box=self._box,
                 secret_cache=self._secret_cache,
+                exclude_accounts=exclude,
             )
+            if not probing:
+                return jobs
+            kept: list[ClaimedJob] = []
+            extra: list[ClaimedJob] = []
+            probes: set[str] = set()
+            for job in jobs:
+                if job.account_id not in probing:
+                    kept.append(job)
+                elif job.account_id in probes:
+                    extra.append(job)
+                else:
+                    probes.add(job.account_id)
+                    kept.append(job)
+            if extra:
+                queue.release(conn, extra)
+            return kept
 
     async def _wait_any(self, stop: asyncio.Event) -> None:
         stopper = asyncio.create_task(stop.wait())
@@ -195,9 +231,30 @@ class Worker:
                 return  # released at shutdown, or lost to another worker, before it started
             self._waiting.discard(job.delivery_id)
             result = await self._send(job, sender)
+        failed = None if result.delivered else result.error_class
+        if self._breakers.record(job.account_id, error_class=failed, now=self._clock.now()):
+            await self._trip(job.account_id)
         self._results.append(result)
         if len(self._results) >= self._settings.worker_batch_size:
             await self._flush()
+
+    async def _trip(self, account_id: str) -> None:
+        """The account's breaker opened: give back its jobs that have not started, at once."""
+        jobs = [
+            self._held.pop(d)
+            for d in list(self._waiting)
+            if d in self._held and self._held[d].account_id == account_id
+        ]
+        self._waiting.difference_update(job.delivery_id for job in jobs)
+        log.warning(
+            "endpoint failing: pausing its deliveries",
+            extra={"account_id": account_id, "released": len(jobs)},
+        )
+        if jobs:
+            try:
+                await asyncio.to_thread(self._release, jobs)
+            except Exception as exc:
+                log.warning("releasing leases failed; they will expire", extra={"error": str(exc)})
 
     async def _send(self, job: ClaimedJob, sender: Sender) -> AttemptResult:
         if job.url is None or not job.enabled or not job.secrets:

@@ -9,7 +9,7 @@ worker can delay a delivery by one lease, never lose it or overwrite the new own
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -110,15 +110,16 @@ def claim(
     limit: int,
     box: SecretBox,
     secret_cache: dict[str, str] | None = None,
+    exclude_accounts: Collection[str] = (),
 ) -> list[ClaimedJob]:
-    """Claim up to ``limit`` due deliveries (oldest due first) and load what sending needs."""
-    due_ids = dialect.skip_locked(
-        conn,
-        select(deliveries.c.id)
-        .where(_due(now))
-        .order_by(deliveries.c.next_attempt_at)
-        .limit(limit),
-    )
+    """Claim up to ``limit`` due deliveries (oldest due first) and load what sending needs.
+
+    ``exclude_accounts`` are skipped: endpoints the worker has no room for right now.
+    """
+    due = select(deliveries.c.id).where(_due(now))
+    if exclude_accounts:
+        due = due.where(deliveries.c.account_id.not_in(list(exclude_accounts)))
+    due_ids = dialect.skip_locked(conn, due.order_by(deliveries.c.next_attempt_at).limit(limit))
     claimed = (
         conn.execute(
             update(deliveries)

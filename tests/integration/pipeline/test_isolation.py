@@ -1,0 +1,83 @@
+"""A dead endpoint cannot take the worker's capacity from healthy ones."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from aiohttp import web
+from sqlalchemy import func, select
+
+from callhook.core.clock import FakeClock
+from callhook.platform import Platform
+from callhook.store.tables import deliveries
+from tests.factories import make_account, make_platform, publish_sample
+from tests.support.receiver import Receiver, Tls, wait_for
+from tests.support.worker import running_worker
+
+
+def _count(platform: Platform, account_id: str, status: str, attempts: int | None = None) -> int:
+    query = select(func.count()).where(
+        deliveries.c.account_id == account_id, deliveries.c.status == status
+    )
+    if attempts is not None:
+        query = query.where(deliveries.c.attempts == attempts)
+    with platform.db.read() as conn:
+        return int(conn.execute(query).scalar_one())
+
+
+def _leased(platform: Platform, account_id: str) -> int:
+    query = select(func.count()).where(
+        deliveries.c.account_id == account_id, deliveries.c.lease_until.is_not(None)
+    )
+    with platform.db.read() as conn:
+        return int(conn.execute(query).scalar_one())
+
+
+async def test_dead_endpoint_is_paused_and_healthy_ones_keep_flowing(
+    tmp_path: Path, tls: Tls
+) -> None:
+    async def hang(_r: web.Request) -> web.StreamResponse:
+        await asyncio.sleep(30)
+        return web.Response(status=200)
+
+    ctx = tls.server_context()
+    healthy = await Receiver(ctx).start()
+    dead = await Receiver(ctx, behaviour=hang).start()
+    clock = FakeClock()
+    limit = 4
+    try:
+        platform = make_platform(
+            tmp_path,
+            clock=clock,
+            seed=2,
+            ca_bundle=tls.ca_path,
+            delivery_timeout=0.3,
+            worker_per_endpoint_limit=limit,
+        )
+        good = make_account(platform, url=healthy.url, name="Good")
+        bad = make_account(platform, url=dead.url, name="Bad")
+        for seed in range(40):
+            publish_sample(platform, bad.id, seed=seed)
+            publish_sample(platform, good.id, seed=seed)
+        async with running_worker(platform) as worker:
+            await wait_for(lambda: _count(platform, good.id, "delivered") == 40)
+            # The breaker opens after 5 timeouts: at most two rounds of `limit` attempts are
+            # made, and the dead endpoint's other deliveries are given back untouched.
+            await wait_for(lambda: _count(platform, bad.id, "pending", attempts=1) >= 5)
+            await asyncio.sleep(0.8)  # longer than another round of timeouts
+            attempts_before = len(dead.received)
+            assert 5 <= attempts_before <= 2 * limit
+            assert _count(platform, bad.id, "pending", attempts=0) == 40 - attempts_before
+            assert _leased(platform, bad.id) == 0
+            await asyncio.sleep(0.5)
+            assert len(dead.received) == attempts_before  # paused, on the injected clock
+            # After the cooldown, exactly one probe goes out.
+            clock.advance(31)
+            worker.wake()
+            await wait_for(lambda: len(dead.received) == attempts_before + 1)
+            await asyncio.sleep(0.5)
+            assert len(dead.received) == attempts_before + 1
+    finally:
+        await healthy.stop()
+        await dead.stop()
