@@ -8,7 +8,6 @@ come through here.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -188,10 +187,6 @@ class Publisher:
         self._clock = clock
         self._rng = rng
         self._listeners: list[Callable[[], None]] = []
-        # One write transaction at a time from this process: concurrent BEGIN IMMEDIATEs on
-        # SQLite wait in the busy handler's sleeps (1-100 ms) instead of queueing (measured:
-        # 16 threads publish half as fast as one without this lock).
-        self._write_lock = threading.Lock()
 
     def on_publish(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` (from any thread) after each commit that queued deliveries."""
@@ -201,7 +196,7 @@ class Publisher:
         """Publish all or nothing; each request carries its ``account_id`` (bind_accounts)."""
         for attempt in range(2):
             try:
-                with self._write_lock, self._db.write() as conn:
+                with self._db.write() as conn:
                     results = self._publish(conn, requests)
                 break
             except IntegrityError:

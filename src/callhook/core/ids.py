@@ -21,18 +21,14 @@ class RandomBits(Protocol):
 SYSTEM_RANDOM: RandomBits = secrets.SystemRandom()
 
 
-def _encode(value: int, length: int) -> str:
-    out = []
-    for _ in range(length):
-        out.append(_ALPHABET[value & 31])
-        value >>= 5
-    return "".join(reversed(out))
+# Every pair of characters (10 bits), so an id takes 13 lookups instead of 26 shifts.
+_PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]
 
 
 def sortable_id(when: datetime, rng: RandomBits = SYSTEM_RANDOM) -> str:
     """26 characters: 10 of time (ms since epoch), 16 of randomness."""
-    millis = int(when.timestamp() * 1000)
-    return _encode(millis, 10) + _encode(rng.getrandbits(80), 16)
+    value = (int(when.timestamp() * 1000) << 80) | rng.getrandbits(80)
+    return "".join([_PAIRS[(value >> shift) & 1023] for shift in range(120, -1, -10)])
 
 
 def new_id(prefix: str, when: datetime, rng: RandomBits = SYSTEM_RANDOM) -> str:

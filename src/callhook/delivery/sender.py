@@ -12,6 +12,7 @@ import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 import aiohttp
 import orjson
@@ -19,7 +20,7 @@ import orjson
 from callhook import __version__
 from callhook.core import outcome as outcomes
 from callhook.core.clock import Clock, monotonic
-from callhook.core.urlvet import parse_webhook_url
+from callhook.core.urlvet import WebhookURL, parse_webhook_url
 from callhook.delivery.resolver import VettingResolver, unsafe_target_reason
 from callhook.errors import UnsafeURL
 from callhook.settings import Settings
@@ -73,6 +74,13 @@ def request_headers(
     return headers
 
 
+@lru_cache(maxsize=4096)
+def _vetted(url: str, allow_unsafe: bool) -> WebhookURL:
+    # Parsing is pure, so a URL vetted once stays vetted; an unsafe one raises every time
+    # (exceptions are not cached).
+    return parse_webhook_url(url, allow_unsafe=allow_unsafe)
+
+
 def excerpt(raw: bytes, limit: int) -> str:
     """The stored part of a response body: at most ``limit`` bytes, no NULs (PostgreSQL)."""
     return raw[:limit].decode("utf-8", errors="replace").replace("\x00", "")
@@ -124,7 +132,7 @@ class Sender:
         limit = self._settings.response_body_limit
         sent_headers = dict(headers)
         try:
-            parse_webhook_url(url, allow_unsafe=self._settings.allow_unsafe_targets)
+            _vetted(url, self._settings.allow_unsafe_targets)
             async with self._session.post(
                 url,
                 data=body,

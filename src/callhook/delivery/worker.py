@@ -71,6 +71,7 @@ class Worker:
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
+        self._slot_freed = asyncio.Event()  # set whenever an attempt task finishes
         self._results: list[AttemptResult] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._slots: dict[str, asyncio.Semaphore] = defaultdict(
@@ -107,6 +108,7 @@ class Worker:
             helpers = [
                 asyncio.create_task(self._renew_loop()),
                 asyncio.create_task(self._prune_loop(stop)),
+                asyncio.create_task(self._relay_stop(stop)),
             ]
             try:
                 await self._claim_loop(stop, sender)
@@ -126,10 +128,14 @@ class Worker:
     async def _claim_loop(self, stop: asyncio.Event, sender: Sender) -> None:
         assert self._wake is not None
         max_in_flight = max(self._settings.worker_max_in_flight, 1)
+        # Claim in sizeable batches: a claim is a write transaction, so claiming one job each
+        # time one finishes would cost a transaction per delivery.
+        low_water = max(1, max_in_flight // 4)
         while not stop.is_set():
             free = max_in_flight - len(self._tasks)
-            if free <= 0:
-                await self._wait_any(stop)
+            if free <= 0 or (free < low_water and self._tasks):
+                self._slot_freed.clear()
+                await self._slot_freed.wait()
                 continue
             try:
                 now = self._clock.now()
@@ -152,7 +158,7 @@ class Worker:
                 self._waiting.add(job.delivery_id)
                 task = asyncio.create_task(self._attempt(job, sender))
                 self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                task.add_done_callback(self._finished)
             if not jobs:
                 self._wake.clear()
                 await self._wait_wake(stop)
@@ -201,12 +207,14 @@ class Worker:
                 queue.release(conn, extra)
             return kept
 
-    async def _wait_any(self, stop: asyncio.Event) -> None:
-        stopper = asyncio.create_task(stop.wait())
-        try:
-            await asyncio.wait({*self._tasks, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stopper.cancel()
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._slot_freed.set()
+
+    async def _relay_stop(self, stop: asyncio.Event) -> None:
+        """Let a stop end any wait for a free slot (one event to wait on, not two tasks)."""
+        await stop.wait()
+        self._slot_freed.set()
 
     async def _wait_wake(self, stop: asyncio.Event) -> None:
         assert self._wake is not None
@@ -339,6 +347,8 @@ class Worker:
         if self._metrics is not None:
             self._metrics.deliveries.labels(verdict, res.job.event).inc()
             self._metrics.attempt_seconds.observe(res.duration_ms / 1000)
+        if not log.isEnabledFor(logging.INFO):
+            return
         log.info(
             "attempt",
             extra={

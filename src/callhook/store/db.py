@@ -8,6 +8,7 @@ callers compose several queries into one atomic unit.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -101,7 +102,9 @@ class Database:
         except Exception as exc:
             raise ConfigurationError(f"invalid database URL: {url!r}") from exc
         self.dialect = dialect
+        self._write_lock: threading.Lock | None = None
         if dialect == "sqlite":
+            self._write_lock = threading.Lock()
             self._writer = _sqlite_engine(self.url, immediate=True)
             self._reader = _sqlite_engine(self.url, immediate=False)
         elif dialect == "postgresql":
@@ -132,8 +135,19 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        """A write transaction, committed on success and rolled back on any exception."""
-        with self._writer.begin() as conn:
+        """A write transaction, committed on success and rolled back on any exception.
+
+        On SQLite the process's writers take turns on a lock first: SQLite has one writer at a
+        time anyway, and concurrent ``BEGIN IMMEDIATE``s would wait in its busy handler, which
+        sleeps 1–100 ms between tries instead of queueing (measured: 16 publishing threads ran
+        at half the rate of one, and the worker's claim and completion stalled each other).
+        The busy handler remains for writers in other processes.
+        """
+        if self._write_lock is None:
+            with self._writer.begin() as conn:
+                yield conn
+            return
+        with self._write_lock, self._writer.begin() as conn:
             yield conn
 
     @contextmanager
