@@ -137,6 +137,9 @@ class Worker:
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
                 continue
+            # Cleared before claiming, not after: a publish that commits while this claim runs
+            # sets it again, so the wait below returns at once instead of missing the wake-up.
+            self._wake.clear()
             try:
                 now = self._clock.now()
                 jobs = await asyncio.to_thread(
@@ -160,7 +163,6 @@ class Worker:
                 self._tasks.add(task)
                 task.add_done_callback(self._finished)
             if not jobs:
-                self._wake.clear()
                 await self._wait_wake(stop)
 
     def _no_room(self) -> set[str]:
