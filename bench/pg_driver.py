@@ -33,10 +33,10 @@ from callhook.platform import Platform
 from callhook.publish import parse_event
 from callhook.settings import Settings
 from callhook.store import accounts as account_store
-from callhook.store import deliveries as queue
 from callhook.store import integrations as integration_store
-from callhook.store.deliveries import AttemptResult, ClaimedJob
+from callhook.store import queue
 from callhook.store.migrate import upgrade
+from callhook.store.queue import AttemptResult, ClaimedJob
 
 KEY = "YmVuY2gtb25seS1tYXN0ZXIta2V5LTMyLWJ5dGVzISE"
 CLAIM_SQL = """

@@ -20,10 +20,10 @@ from callhook.platform import Platform
 from callhook.publish import parse_event
 from callhook.settings import Settings
 from callhook.store import accounts as account_store
-from callhook.store import deliveries as queue
 from callhook.store import integrations as integration_store
-from callhook.store.deliveries import AttemptResult
+from callhook.store import queue
 from callhook.store.migrate import upgrade
+from callhook.store.queue import AttemptResult
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ from callhook.core.ids import Randomness
 from callhook.metrics import Metrics
 from callhook.publish import Publisher
 from callhook.settings import Settings
-from callhook.store import deliveries as delivery_store
+from callhook.store import queue
 from callhook.store.db import Database
 from callhook.store.secretbox import SecretBox, load_secret_box
 
@@ -54,4 +54,4 @@ class Platform:
 
     def queue_stats(self) -> tuple[int, int, float]:
         with self.db.read() as conn:
-            return delivery_store.queue_stats(conn, now=self.clock.now())
+            return queue.queue_stats(conn, now=self.clock.now())

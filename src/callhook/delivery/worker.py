@@ -21,7 +21,6 @@ import contextlib
 import logging
 import os
 import socket
-import zlib
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta
 
@@ -30,14 +29,13 @@ from callhook.core import retry
 from callhook.core.breaker import Breakers
 from callhook.core.clock import Clock
 from callhook.core.ids import Randomness, new_id
+from callhook.delivery.housekeeping import prune_periodically
 from callhook.delivery.sender import Sender, headers_json, request_headers
 from callhook.metrics import Metrics
 from callhook.settings import Settings
-from callhook.store import deliveries as queue
-from callhook.store import notify
-from callhook.store import prune as pruning
+from callhook.store import notify, queue
 from callhook.store.db import Database
-from callhook.store.deliveries import AttemptResult, ClaimedJob
+from callhook.store.queue import AttemptResult, ClaimedJob
 from callhook.store.secretbox import SecretBox
 
 log = logging.getLogger("callhook.delivery")
@@ -107,7 +105,11 @@ class Worker:
             releaser = asyncio.create_task(self._release_on_stop(stop))
             helpers = [
                 asyncio.create_task(self._renew_loop()),
-                asyncio.create_task(self._prune_loop(stop)),
+                asyncio.create_task(
+                    prune_periodically(
+                        self._db, self._settings, self._clock, stop, worker_id=self.worker_id
+                    )
+                ),
                 asyncio.create_task(self._relay_stop(stop)),
             ]
             try:
@@ -467,36 +469,3 @@ class Worker:
                 now=self._clock.now(),
                 lease=timedelta(seconds=self._settings.lease_seconds),
             )
-
-    # --- retention -----------------------------------------------------------------------------
-    async def _prune_loop(self, stop: asyncio.Event) -> None:
-        settings = self._settings
-        if settings.retention_days <= 0 or settings.prune_interval_minutes <= 0:
-            return
-        interval = settings.prune_interval_minutes * 60
-        # Workers started together prune at different moments (a stable offset per worker).
-        offset = 0.1 + 0.9 * (zlib.crc32(self.worker_id.encode()) % 1000) / 1000
-        await self._sleep(stop, offset * interval)
-        while not stop.is_set():
-            try:
-                report = await asyncio.to_thread(
-                    pruning.prune,
-                    self._db,
-                    now=self._clock.now(),
-                    older_than=timedelta(days=settings.retention_days),
-                    batch_size=settings.prune_batch_size,
-                    should_stop=stop.is_set,
-                )
-            except Exception as exc:
-                log.warning("prune failed", extra={"error": str(exc).strip()[:200]})
-            else:
-                if report.deliveries or report.events:
-                    log.info(
-                        "pruned",
-                        extra={
-                            "deliveries": report.deliveries,
-                            "attempts": report.attempts,
-                            "events": report.events,
-                        },
-                    )
-            await self._sleep(stop, interval)

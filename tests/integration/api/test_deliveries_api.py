@@ -14,6 +14,7 @@ from callhook.events import call_scenario
 from callhook.publish import PublishRequest
 from callhook.store import deliveries as delivery_store
 from callhook.store import integrations as integration_store
+from callhook.store import queue
 from callhook.store.tables import deliveries
 from tests.factories import publish_sample
 from tests.integration.api.helpers import Api, assert_error, assert_success, running_api
@@ -41,7 +42,7 @@ def _fail(api: Api, delivery_ids: list[str]) -> None:
             .where(deliveries.c.id.not_in(delivery_ids))
             .values(next_attempt_at=now + timedelta(days=1))
         )
-        jobs = delivery_store.claim(
+        jobs = queue.claim(
             conn,
             worker_id="w",
             claim_id="c1",
@@ -50,10 +51,10 @@ def _fail(api: Api, delivery_ids: list[str]) -> None:
             limit=100,
             box=api.platform.box,
         )
-        delivery_store.complete(
+        queue.complete(
             conn,
             [
-                delivery_store.AttemptResult(
+                queue.AttemptResult(
                     job=job,
                     started_at=now,
                     duration_ms=12.5,

@@ -6,8 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from callhook.platform import Platform
-from callhook.store import deliveries as delivery_store
-from callhook.store import stats
+from callhook.store import queue, stats
 from tests.factories import publish_sample
 from tests.integration.dashboard.site import make_site, make_user, sign_in
 
@@ -23,7 +22,7 @@ def _attempt(
     """Claim the one due delivery and record an attempt for it (what the worker would do)."""
     now = platform.clock.now()
     with platform.db.write() as conn:
-        [job] = delivery_store.claim(
+        [job] = queue.claim(
             conn,
             worker_id="test",
             claim_id=f"clm{now.timestamp()}",
@@ -32,10 +31,10 @@ def _attempt(
             limit=1,
             box=platform.box,
         )
-        delivery_store.complete(
+        queue.complete(
             conn,
             [
-                delivery_store.AttemptResult(
+                queue.AttemptResult(
                     job=job,
                     started_at=now,
                     duration_ms=ms,

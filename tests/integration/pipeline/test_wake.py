@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 
 from callhook.delivery.worker import Worker
-from callhook.store.deliveries import ClaimedJob
+from callhook.store.queue import ClaimedJob
 from tests.factories import make_account, make_platform, publish_sample
 from tests.support.receiver import Receiver, Tls, wait_for
 

@@ -12,9 +12,9 @@ from callhook.cli.main import app
 from callhook.core.clock import FakeClock
 from callhook.core.ids import new_id
 from callhook.platform import Platform
-from callhook.store import deliveries as queue
-from callhook.store.deliveries import AttemptResult
+from callhook.store import queue
 from callhook.store.prune import prune
+from callhook.store.queue import AttemptResult
 from callhook.store.tables import attempts, deliveries, events
 from tests.factories import make_account, publish_sample
 

@@ -12,10 +12,11 @@ from sqlalchemy import func, select, text
 from callhook.core.clock import FakeClock
 from callhook.core.ids import new_id
 from callhook.platform import Platform
-from callhook.store import deliveries as queue
+from callhook.store import deliveries as delivery_store
+from callhook.store import queue
 from callhook.store.db import Database
-from callhook.store.deliveries import AttemptResult, ClaimedJob
 from callhook.store.migrate import current, upgrade
+from callhook.store.queue import AttemptResult, ClaimedJob
 from callhook.store.tables import attempts, deliveries
 from tests import factories
 from tests.factories import make_account, publish_sample
@@ -77,7 +78,7 @@ def test_a_worker_whose_lease_expired_cannot_complete_over_the_new_owner(
         assert queue.renew_lease(conn, [new], now=clock.now(), lease=LEASE) == {new.delivery_id}
         assert queue.complete(conn, [_ok(platform, new)]) == []
     with platform.db.read() as conn:
-        delivery = queue.get(conn, new.delivery_id)
+        delivery = delivery_store.get(conn, new.delivery_id)
         assert delivery.status == "delivered"
         assert [a.status_code for a in delivery.attempt_log] == [200]
         # …and the stale one cannot release the row either.

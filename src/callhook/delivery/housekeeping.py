@@ -1,0 +1,57 @@
+"""Periodic work a worker does besides delivering: pruning what is past retention."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import zlib
+from datetime import timedelta
+
+from callhook.core.clock import Clock
+from callhook.settings import Settings
+from callhook.store import prune as pruning
+from callhook.store.db import Database
+
+log = logging.getLogger("callhook.delivery")
+
+
+async def _sleep(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+
+
+async def prune_periodically(
+    db: Database, settings: Settings, clock: Clock, stop: asyncio.Event, *, worker_id: str
+) -> None:
+    """Every ``prune_interval_minutes`` prune what is older than ``retention_days``, until
+    ``stop``. Off when either setting is 0."""
+    if settings.retention_days <= 0 or settings.prune_interval_minutes <= 0:
+        return
+    interval = settings.prune_interval_minutes * 60
+    # Workers started together prune at different moments (a stable offset per worker).
+    offset = 0.1 + 0.9 * (zlib.crc32(worker_id.encode()) % 1000) / 1000
+    await _sleep(stop, offset * interval)
+    while not stop.is_set():
+        try:
+            report = await asyncio.to_thread(
+                pruning.prune,
+                db,
+                now=clock.now(),
+                older_than=timedelta(days=settings.retention_days),
+                batch_size=settings.prune_batch_size,
+                should_stop=stop.is_set,
+            )
+        except Exception as exc:
+            log.warning("prune failed", extra={"error": str(exc).strip()[:200]})
+        else:
+            if report.deliveries or report.events:
+                log.info(
+                    "pruned",
+                    extra={
+                        "deliveries": report.deliveries,
+                        "attempts": report.attempts,
+                        "events": report.events,
+                    },
+                )
+        await _sleep(stop, interval)

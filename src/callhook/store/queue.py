@@ -1,0 +1,309 @@
+"""The durable queue: claiming due deliveries under a lease, completing them, giving them back.
+
+Claiming: a worker takes up to ``limit`` due rows (``pending``, ``next_attempt_at`` passed, no
+live lease) in one statement, stamping them with a fresh ``claim_id`` and ``lease_until``.
+Completing matches on ``claim_id``: once a lease has run out and another worker has claimed the
+row, the first worker's result is refused (``complete`` reports it as stale) — a killed or stalled
+worker can delay a delivery by one lease, never lose it or overwrite the new owner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, and_, bindparam, func, or_, select, type_coerce, update
+
+from callhook.store import dialect
+from callhook.store.secretbox import SecretBox
+from callhook.store.tables import attempts, deliveries, events, integration_secrets, integrations
+from callhook.store.types import UTCDateTime
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedJob:
+    """Everything one attempt needs, read in the claim transaction."""
+
+    delivery_id: str
+    claim_id: str
+    event_id: str
+    account_id: str
+    event: str
+    attempt_number: int
+    window_start: datetime
+    body: bytes
+    url: str | None
+    enabled: bool
+    retry_policy: str
+    secrets: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptResult:
+    """What happened to one claimed job; ``next_attempt_at`` None with not delivered = failed."""
+
+    job: ClaimedJob
+    started_at: datetime
+    duration_ms: float
+    delivered: bool
+    status_code: int | None
+    response_body: str | None
+    error_class: str | None
+    error_message: str | None
+    next_attempt_at: datetime | None
+    request_headers: str | None = None
+
+
+def _due(now: datetime) -> Any:
+    return and_(
+        deliveries.c.status == "pending",
+        deliveries.c.next_attempt_at <= now,
+        or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until <= now),
+    )
+
+
+def claim(
+    conn: Connection,
+    *,
+    worker_id: str,
+    claim_id: str,
+    now: datetime,
+    lease: timedelta,
+    limit: int,
+    box: SecretBox,
+    secret_cache: dict[str, str] | None = None,
+    exclude_accounts: Collection[str] = (),
+) -> list[ClaimedJob]:
+    """Claim up to ``limit`` due deliveries (oldest due first) and load what sending needs.
+
+    ``exclude_accounts`` are skipped: endpoints the worker has no room for right now.
+    """
+    due = select(deliveries.c.id).where(_due(now))
+    if exclude_accounts:
+        due = due.where(deliveries.c.account_id.not_in(list(exclude_accounts)))
+    due_ids = dialect.skip_locked(conn, due.order_by(deliveries.c.next_attempt_at).limit(limit))
+    claimed = (
+        conn.execute(
+            update(deliveries)
+            .where(deliveries.c.id.in_(due_ids.scalar_subquery()))
+            .values(claim_id=claim_id, claimed_by=worker_id, lease_until=now + lease)
+            .returning(deliveries.c.id)
+        )
+        .scalars()
+        .all()
+    )
+    if not claimed:
+        return []
+    rows = conn.execute(
+        select(
+            deliveries.c.id,
+            deliveries.c.event_id,
+            deliveries.c.account_id,
+            deliveries.c.event,
+            deliveries.c.attempts,
+            deliveries.c.window_start,
+            events.c.body,
+            integrations.c.url,
+            integrations.c.enabled,
+            integrations.c.retry_policy,
+        )
+        .join(events, events.c.id == deliveries.c.event_id)
+        .join(integrations, integrations.c.account_id == deliveries.c.account_id, isouter=True)
+        # By primary key: there is no index on claim_id, so ``claim_id = ?`` scanned the
+        # whole table on every claim (the worker slowed as delivered rows piled up).
+        .where(deliveries.c.id.in_(claimed))
+    ).all()
+    secrets = _secrets_for(conn, {r.account_id for r in rows}, now, box, secret_cache)
+    return [
+        ClaimedJob(
+            delivery_id=r.id,
+            claim_id=claim_id,
+            event_id=r.event_id,
+            account_id=r.account_id,
+            event=r.event,
+            attempt_number=r.attempts + 1,
+            window_start=r.window_start,
+            body=bytes(r.body),
+            url=r.url,
+            enabled=bool(r.enabled) if r.enabled is not None else False,
+            retry_policy=r.retry_policy or "exponential",
+            secrets=tuple(secrets.get(r.account_id, ())),
+        )
+        for r in rows
+    ]
+
+
+def _secrets_for(
+    conn: Connection,
+    account_ids: set[str],
+    now: datetime,
+    box: SecretBox,
+    cache: dict[str, str] | None,
+) -> dict[str, list[str]]:
+    rows = conn.execute(
+        select(
+            integration_secrets.c.id,
+            integration_secrets.c.account_id,
+            integration_secrets.c.secret_encrypted,
+        )
+        .where(
+            integration_secrets.c.account_id.in_(account_ids),
+            or_(integration_secrets.c.expires_at.is_(None), integration_secrets.c.expires_at > now),
+        )
+        .order_by(integration_secrets.c.created_at.desc(), integration_secrets.c.id.desc())
+    )
+    out: dict[str, list[str]] = {}
+    for r in rows:
+        # Secret rows never change once written, so decrypting each id once is safe.
+        if cache is not None and r.id in cache:
+            plain = cache[r.id]
+        else:
+            plain = box.decrypt(r.secret_encrypted)
+            if cache is not None:
+                cache[r.id] = plain
+        out.setdefault(r.account_id, []).append(plain)
+    return out
+
+
+#: The fenced completion, built once: matching ``claim_id`` is what keeps a stale worker out.
+_COMPLETE = (
+    update(deliveries)
+    .where(deliveries.c.id == bindparam("b_id"), deliveries.c.claim_id == bindparam("b_claim"))
+    .values(
+        status=bindparam("b_status"),
+        attempts=bindparam("b_attempts"),
+        next_attempt_at=bindparam("b_next", type_=UTCDateTime),
+        claim_id=None,
+        claimed_by=None,
+        lease_until=None,
+        last_attempt_at=bindparam("b_started", type_=UTCDateTime),
+        last_status_code=bindparam("b_code"),
+        last_error_class=bindparam("b_error"),
+        last_latency_ms=bindparam("b_ms"),
+        delivered_at=bindparam("b_delivered", type_=UTCDateTime),
+    )
+)
+
+
+def complete(conn: Connection, results: Sequence[AttemptResult]) -> list[AttemptResult]:
+    """Record results of claimed jobs; return those refused because the claim was lost.
+
+    One query finds which (delivery, claim) pairs this worker still owns (locking them on
+    PostgreSQL so no one can claim them before the update), then one batched update and one
+    batched insert record the rest.
+    """
+    if not results:
+        return []
+    pairs = [(r.job.delivery_id, r.job.claim_id) for r in results]
+    # Look up by primary key and compare claim ids here: SQLite plans a row-value
+    # ``(id, claim_id) IN (...)`` as a full table scan (measured: the worker's main cost).
+    owned_query = select(deliveries.c.id, deliveries.c.claim_id).where(
+        deliveries.c.id.in_([p[0] for p in pairs])
+    )
+    if conn.dialect.name == "postgresql":
+        owned_query = owned_query.with_for_update()
+    owned = {(r.id, r.claim_id) for r in conn.execute(owned_query)}
+    stale = [r for r in results if (r.job.delivery_id, r.job.claim_id) not in owned]
+    mine = [r for r in results if (r.job.delivery_id, r.job.claim_id) in owned]
+    if not mine:
+        return stale
+    updates = []
+    for res in mine:
+        if res.delivered:
+            status, next_at = "delivered", None
+        elif res.next_attempt_at is not None:
+            status, next_at = "pending", res.next_attempt_at
+        else:
+            status, next_at = "failed", None
+        updates.append(
+            {
+                "b_id": res.job.delivery_id,
+                "b_claim": res.job.claim_id,
+                "b_status": status,
+                "b_attempts": res.job.attempt_number,
+                "b_next": next_at,
+                "b_started": res.started_at,
+                "b_code": res.status_code,
+                "b_error": res.error_class,
+                "b_ms": res.duration_ms,
+                "b_delivered": res.started_at if res.delivered else None,
+            }
+        )
+    conn.execute(_COMPLETE, updates)
+    conn.execute(
+        attempts.insert(),
+        [
+            {
+                "delivery_id": res.job.delivery_id,
+                "event_id": res.job.event_id,
+                "number": res.job.attempt_number,
+                "started_at": res.started_at,
+                "duration_ms": res.duration_ms,
+                "status_code": res.status_code,
+                "response_body": res.response_body,
+                "error_class": res.error_class,
+                "error_message": res.error_message,
+                "request_headers": res.request_headers,
+            }
+            for res in mine
+        ],
+    )
+    return stale
+
+
+def renew_lease(
+    conn: Connection, jobs: Iterable[ClaimedJob], *, now: datetime, lease: timedelta
+) -> set[str]:
+    """Extend the lease of jobs this worker still holds; return the delivery ids renewed.
+
+    Fenced like ``complete``: a row is renewed only while its ``claim_id`` is still one of ours,
+    so a worker whose lease ran out and was re-claimed elsewhere renews nothing.
+    """
+    held = list(jobs)
+    if not held:
+        return set()
+    renewed = conn.execute(
+        update(deliveries)
+        .where(
+            deliveries.c.id.in_([j.delivery_id for j in held]),
+            deliveries.c.claim_id.in_({j.claim_id for j in held}),
+        )
+        .values(lease_until=now + lease)
+        .returning(deliveries.c.id)
+    )
+    return set(renewed.scalars())
+
+
+def release(conn: Connection, jobs: Iterable[ClaimedJob]) -> int:
+    """Give unstarted claimed jobs back at once (graceful shutdown), without an attempt.
+
+    One statement, fenced on the claim ids like ``renew_lease``; returns how many were released.
+    """
+    held = list(jobs)
+    if not held:
+        return 0
+    result = conn.execute(
+        update(deliveries)
+        .where(
+            deliveries.c.id.in_([j.delivery_id for j in held]),
+            deliveries.c.claim_id.in_({j.claim_id for j in held}),
+        )
+        .values(claim_id=None, claimed_by=None, lease_until=None)
+    )
+    return int(result.rowcount)
+
+
+def queue_stats(conn: Connection, *, now: datetime) -> tuple[int, int, float]:
+    """(pending, due now, age in seconds of the oldest due job)."""
+    pending = conn.execute(
+        select(func.count()).select_from(deliveries).where(deliveries.c.status == "pending")
+    ).scalar_one()
+    due_count, oldest = conn.execute(
+        select(
+            func.count(), type_coerce(func.min(deliveries.c.next_attempt_at), UTCDateTime)
+        ).where(deliveries.c.status == "pending", deliveries.c.next_attempt_at <= now)
+    ).one()
+    age = 0.0 if oldest is None else max(0.0, (now - oldest).total_seconds())
+    return int(pending), int(due_count), age
