@@ -8,27 +8,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from callhook.api.auth import authenticate
+from callhook.api.body import read_body
 from callhook.api.envelope import success
-from callhook.errors import PayloadTooLarge, UnsupportedMediaType
+from callhook.errors import UnsupportedMediaType
 from callhook.platform import Platform
 from callhook.publish import bind_accounts, parse_publish_body
 
 router = APIRouter()
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refusing (413) anything over ``limit`` bytes without reading it all."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"Request body exceeds {limit // 1024} KiB.")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"Request body exceeds {limit // 1024} KiB.")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 _ONE_EVENT = {

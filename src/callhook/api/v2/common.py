@@ -27,6 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 
+from callhook.api import body
 from callhook.api.auth import authenticate_token, require_scope
 from callhook.api.ratelimit import RateLimits
 from callhook.api.v2.models import ErrorResponse
@@ -106,23 +107,8 @@ def _check_headers(request: Request, body_limit: int) -> None:
 
 
 async def read_body(request: Request, limit: int = MAX_JSON_BODY_BYTES) -> bytes:
-    """The request body, refusing (413) more than ``limit`` bytes without reading it all.
-
-    Read once per request; later calls return the same bytes.
-    """
-    cached: bytes | None = getattr(request.state, "v2_body", None)
-    if cached is not None:
-        return cached
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"Request body exceeds {limit // 1024} KiB.")
-        chunks.append(chunk)
-    body = b"".join(chunks)
-    request.state.v2_body = body
-    return body
+    """The request body (at most ``limit`` bytes, else 413); read once per request."""
+    return await body.read_body(request, limit)
 
 
 def _may_have_body(request: Request) -> bool:
