@@ -34,6 +34,7 @@ def run(smoke: bool, workdir: Path, console: Console) -> phases.Results:
             ("ceiling (signed-POST loop)", phases.ceiling),
             ("isolation (baseline, 10 % dead endpoints)", phases.isolation),
             ("live publishing and latency (callhook serve)", phases.live),
+            ("scale-out: SQLite and PostgreSQL, worker --processes 1/2/4", phases.scale_out),
         )
         for label, step in steps:
             t0 = time.monotonic()
@@ -62,7 +63,13 @@ def main(argv: list[str] | None = None) -> int:
         workdir.mkdir(parents=True, exist_ok=True)
         results = run(args.smoke, workdir, console)
     sizes = phases.Sizes.smoke() if args.smoke else phases.Sizes()
-    table_rows = report.rows(results.values, prefill=sizes.prefill, concurrency=128)
+    table_rows = report.rows(
+        results.values,
+        prefill=sizes.prefill,
+        concurrency=128,
+        scale_events=sizes.scale_events,
+        scale_processes=sizes.scale_processes,
+    )
     title = "Callhook benchmark" + (" (smoke)" if args.smoke else "")
     console.print(report.rich_table(table_rows, title))
     if not args.no_record:

@@ -1,11 +1,13 @@
 """The processes under test: the sink, ``callhook serve`` / ``callhook worker``, on a temp SQLite.
 
 Everything listens on 127.0.0.1 and every child is stopped (SIGINT, then SIGKILL) by the
-``Cluster`` that started it.
+``Cluster`` that started it. A ``Cluster`` with a ``database_url`` (and ``master_key``) runs its
+processes against that database instead, e.g. a PostgreSQL schema for the scale-out phase.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -67,15 +69,20 @@ class Cluster:
     sink_port: int = 0
     api_port: int = field(default_factory=free_port)
     children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    groups: set[int] = field(default_factory=set)  # pids started as process-group leaders
+    database_url: str | None = None  # default: SQLite at ``db_path``
+    master_key: str | None = None  # required by PostgreSQL
+    db_name: str = "bench.db"
 
     @property
     def db_path(self) -> Path:
-        return self.workdir / "bench.db"
+        return self.workdir / self.db_name
 
     @property
     def settings(self) -> Settings:
         return Settings(
-            database_url=f"sqlite:///{self.db_path}",
+            database_url=self.database_url or f"sqlite:///{self.db_path}",
+            master_key=self.master_key,
             allow_unsafe_targets=True,
             log_level="WARNING",
         )
@@ -90,6 +97,8 @@ class Cluster:
             CALLHOOK_HOST="127.0.0.1",
             PYTHONPATH=str(ROOT),
         )
+        if self.master_key is not None:
+            env["CALLHOOK_MASTER_KEY"] = self.master_key
         return env
 
     # --- processes ---------------------------------------------------------------------------
@@ -108,7 +117,9 @@ class Cluster:
         self.sink_port = int(line[1])
         self.children["sink"] = proc
 
-    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+    def start(self, name: str, *args: str, group: bool = False) -> subprocess.Popen[bytes]:
+        """Start ``callhook *args``; with ``group``, in its own process group (a supervisor whose
+        children must die with it if it has to be killed)."""
         log = (self.workdir / f"{name}.log").open("ab")
         proc = subprocess.Popen(
             [CALLHOOK, *args],
@@ -116,7 +127,10 @@ class Cluster:
             stderr=subprocess.STDOUT,
             cwd=self.workdir,
             env=self.env(),
+            start_new_session=group,
         )
+        if group:
+            self.groups.add(proc.pid)
         self.children[name] = proc
         return proc
 
@@ -134,13 +148,34 @@ class Cluster:
                 time.sleep(0.05)
         raise RuntimeError("callhook serve did not start listening")
 
-    def start_worker(self) -> subprocess.Popen[bytes]:
-        return self.start("worker", "worker")
+    def start_worker(self, processes: int | None = None) -> subprocess.Popen[bytes]:
+        if processes is None:
+            return self.start("worker", "worker")
+        return self.start("worker", "worker", "--processes", str(processes), group=True)
+
+    def run(self, *args: str, timeout: float = 120.0) -> str:
+        """Run ``callhook *args`` to completion with this cluster's environment; its stdout."""
+        proc = subprocess.run(
+            [CALLHOOK, *args],
+            capture_output=True,
+            cwd=self.workdir,
+            env=self.env(),
+            timeout=timeout,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(
+                f"callhook {' '.join(args)} exited {proc.returncode}: "
+                + (proc.stdout + proc.stderr).decode(errors="replace")[-2000:]
+            )
+        return proc.stdout.decode()
 
     def stop(self, name: str, timeout: float = 15.0) -> None:
         proc = self.children.pop(name, None)
         if proc is None:
             return
+        group = proc.pid in self.groups
+        self.groups.discard(proc.pid)
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)  # a clean drain, like Ctrl-C
             try:
@@ -148,6 +183,10 @@ class Cluster:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        if group:
+            # Whatever the supervisor left behind (it was killed, or a child hung) goes too.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
 
     def stop_all(self) -> None:
         for name in list(self.children):

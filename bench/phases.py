@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import os
+import resource
+import secrets
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
 from bench import load
 from bench.cluster import ROOT, Accounts, Cluster, proc_cpu_seconds, proc_peak_rss_mb, sink_get
@@ -30,6 +34,8 @@ class Sizes:
     pool_calls: int = 1_000
     drain_timeout: float = 300.0
     loads: tuple[int, ...] = (100, 1_000, 3_000)
+    scale_events: int = 30_000
+    scale_processes: tuple[int, ...] = (1, 2, 4)
 
     @classmethod
     def smoke(cls) -> Sizes:
@@ -42,6 +48,7 @@ class Sizes:
             isolation_events=400,
             pool_calls=100,
             drain_timeout=60.0,
+            scale_events=2_000,
         )
 
 
@@ -242,3 +249,115 @@ def live(c: Cluster, acc: Accounts, pool: list[sim.SimEvent], sizes: Sizes, out:
                 out.put(f"lat_{rate}_{name}", quantile(latencies, q))
     finally:
         c.stop("serve")
+
+
+# --- scale-out: SQLite and PostgreSQL, 1/2/4 worker processes ----------------------------------
+#: The PostgreSQL server of the scale-out phase (each run gets a fresh schema there, dropped after).
+POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+SCALE_BACKENDS = ("sqlite", "postgresql")
+
+
+def scale_out(
+    c: Cluster, acc: Accounts, pool: list[sim.SimEvent], sizes: Sizes, out: Results
+) -> None:
+    """``callhook worker --processes K`` draining the same pre-filled queue, per backend and K.
+
+    Every (backend, K) run starts from a fresh database (a new SQLite file; a new PostgreSQL
+    schema), migrated with ``callhook migrate``, with 10 accounts pointing at the shared sink and
+    ``scale_events`` events published in-process in batches of 100. Deliveries/s are measured at
+    the sink, first to last arrival. An unreachable PostgreSQL server fails the phase.
+    """
+    master_key = c.run("keys", "generate").strip()
+    for backend in SCALE_BACKENDS:
+        prefilled = 0
+        prefill_seconds = 0.0
+        for k in sizes.scale_processes:
+            n, seconds = _scale_run(c, backend, k, master_key, pool, sizes, out)
+            prefilled += n
+            prefill_seconds += seconds
+        out.put(f"scale_prefill_{backend}", prefilled / prefill_seconds if prefill_seconds else 0)
+
+
+def _postgres_schema() -> tuple[str, str]:
+    """Create a fresh schema on the benchmark's server; its name and a URL that uses it."""
+    import psycopg
+
+    schema = f"bench_{os.getpid()}_{secrets.token_hex(4)}"
+    try:
+        with psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=10) as conn:
+            conn.execute(f'CREATE SCHEMA "{schema}"')
+    except psycopg.OperationalError as exc:
+        raise RuntimeError(
+            f"scale-out phase: PostgreSQL at {POSTGRES_URL} is unreachable"
+            " (start it, or point BENCH_POSTGRES_URL at one)"
+        ) from exc
+    sep = "&" if "?" in POSTGRES_URL else "?"
+    return schema, f"{POSTGRES_URL}{sep}options={quote(f'-csearch_path={schema}')}"
+
+
+def _drop_schema(schema: str) -> None:
+    import psycopg
+
+    with psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=10) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def _children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _scale_run(
+    c: Cluster,
+    backend: str,
+    k: int,
+    master_key: str,
+    pool: list[sim.SimEvent],
+    sizes: Sizes,
+    out: Results,
+) -> tuple[int, float]:
+    """One drain; returns (events pre-filled, seconds the pre-fill took)."""
+    schema: str | None = None
+    if backend == "postgresql":
+        schema, url = _postgres_schema()
+        sub = Cluster(c.workdir, sink_port=c.sink_port, database_url=url, master_key=master_key)
+    else:
+        sub = Cluster(c.workdir, sink_port=c.sink_port, db_name=f"scale-out-{k}.db")
+    try:
+        sub.run("migrate")
+        accounts = sub.prepare(load=10, healthy=0, dead=0, seed=7)
+        platform = Platform.create(sub.settings)
+        try:
+            t0 = time.monotonic()
+            load.prefill(platform.publisher, pool, accounts.load, sizes.scale_events, batch=100)
+            prefill_seconds = time.monotonic() - t0
+        finally:
+            platform.db.dispose()
+        sink_pid = c.children["sink"].pid
+        start = sink_count(c.sink_port)
+        sink_cpu = proc_cpu_seconds(sink_pid)
+        workers_cpu = _children_cpu_seconds()
+        sub.start_worker(processes=k)
+        got = wait_for_sink(c.sink_port, start + sizes.scale_events, sizes.drain_timeout)
+        win = window(c.sink_port, start)
+        sink_cpu = proc_cpu_seconds(sink_pid) - sink_cpu
+        # A supervisor reaps its children before exiting: their CPU counts once it is waited for.
+        sub.stop("worker", timeout=45.0)
+        workers_cpu = _children_cpu_seconds() - workers_cpu
+    finally:
+        sub.stop_all()
+        if schema is not None:
+            _drop_schema(schema)
+    delivered = got - start
+    rate = rate_of(win)
+    out.put(f"scale_{backend}_{k}", rate)
+    drain = (delivered - 1) / rate if rate else math.nan
+    out.notes.append(
+        f"Scale-out, {backend}, {k} worker process{'es' if k > 1 else ''}: "
+        f"{delivered:,} of {sizes.scale_events:,} delivered in {drain:.1f} s "
+        f"(first to last arrival), {win['duplicates']} duplicates at the sink in total; "
+        f"workers {workers_cpu:.1f} CPU s incl. start-up "
+        f"({workers_cpu / max(delivered, 1) * 1000:.3f} per 1,000), "
+        f"sink {sink_cpu / drain if drain else math.nan:.2f} cores while draining"
+    )
+    return sizes.scale_events, prefill_seconds

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from bench.cluster import ROOT
 
-SECTIONS = ("Throughput", "Ceiling", "Latency", "Isolation", "Resources")
+SECTIONS = ("Throughput", "Ceiling", "Latency", "Isolation", "Resources", "Scale-out")
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,14 @@ def _check(ok: bool | None) -> str:
     return "pass" if ok else "MISS"
 
 
-def rows(v: dict[str, float], *, prefill: int, concurrency: int) -> list[Row]:
+def rows(
+    v: dict[str, float],
+    *,
+    prefill: int,
+    concurrency: int,
+    scale_events: int,
+    scale_processes: tuple[int, ...],
+) -> list[Row]:
     """Turn the measured values into the table's rows, with the bar of issue 6."""
     get = v.get
     out: list[Row] = []
@@ -128,6 +135,28 @@ def rows(v: dict[str, float], *, prefill: int, concurrency: int) -> list[Row]:
         ),
         Row("Resources", "duplicate deliveries seen at the sink", _num(get("duplicates")), "", ""),
     ]
+    # Issue 7: PostgreSQL beside SQLite, 1, 2 and 4 worker processes on the same queue.
+    for k in scale_processes:
+        out.append(
+            Row(
+                "Scale-out",
+                f"deliveries/s, {k} worker process{'es' if k > 1 else ''}",
+                f"sqlite {_num(get(f'scale_sqlite_{k}'))}"
+                f" / postgresql {_num(get(f'scale_postgresql_{k}'))}",
+                "",
+                "",
+            )
+        )
+    out.append(
+        Row(
+            "Scale-out",
+            f"pre-fill events/s, {scale_events:,} per run, batches of 100",
+            f"sqlite {_num(get('scale_prefill_sqlite'))}"
+            f" / postgresql {_num(get('scale_prefill_postgresql'))}",
+            "",
+            "",
+        )
+    )
     return out
 
 

@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from bench import phases
+from bench.cluster import free_port
 from bench.report import SECTIONS
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -42,6 +44,8 @@ def test_smoke_run_prints_one_table_and_records_it(tmp_path: Path) -> None:
         assert section in out
     for metric in ("pre-filled", "ingest events/s", "signed-POST loop", "p50/p95/p99/max"):
         assert metric in out
+    for k in ("1 worker process", "2 worker processes", "4 worker processes"):
+        assert f"deliveries/s, {k}" in out
     text = record.read_text()
     assert text.startswith("\n### Run ")
     assert "(smoke: sizes shrunk" in text
@@ -55,3 +59,24 @@ def test_smoke_run_prints_one_table_and_records_it(tmp_path: Path) -> None:
     assert sections == set(SECTIONS)
     values = [row.split("|")[3].strip() for row in rows[1:]]
     assert all(v and v != "n/a" for v in values), values  # every phase produced a number
+    # Scale-out: both backends measured with 1, 2 and 4 worker processes, side by side.
+    scale = {
+        row.split("|")[2].strip(): row.split("|")[3].strip()
+        for row in rows[1:]
+        if row.split("|")[1].strip() == "Scale-out"
+    }
+    for k in ("1 worker process", "2 worker processes", "4 worker processes"):
+        value = scale[f"deliveries/s, {k}"]
+        assert value.startswith("sqlite "), value
+        assert " / postgresql " in value, value
+        assert "n/a" not in value, value
+    assert sum(1 for line in text.splitlines() if line.startswith("- Scale-out, ")) == 6
+
+
+def test_scale_out_fails_loudly_when_postgresql_is_unreachable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    closed = f"postgresql://postgres@127.0.0.1:{free_port()}/test"
+    monkeypatch.setattr(phases, "POSTGRES_URL", closed)
+    with pytest.raises(RuntimeError, match="unreachable"):
+        phases._postgres_schema()
