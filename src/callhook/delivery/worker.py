@@ -139,9 +139,10 @@ class Worker:
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
                 continue
-            # Cleared before claiming, not after: a publish that commits while this claim runs
-            # sets it again, so the wait below returns at once instead of missing the wake-up.
+            # Cleared before claiming, not after: a publish that commits (or a slot that frees)
+            # while this claim runs sets them again, so the wait below returns at once.
             self._wake.clear()
+            self._slot_freed.clear()
             try:
                 now = self._clock.now()
                 jobs = await asyncio.to_thread(
@@ -221,8 +222,12 @@ class Worker:
         self._slot_freed.set()
 
     async def _wait_wake(self, stop: asyncio.Event) -> None:
+        """Wait for a publish, the poll, or a slot freeing up since the last claim began (an
+        account may have been left out of that claim for lack of room). Both events were
+        cleared before the claim, so nothing that happened during it is missed."""
         assert self._wake is not None
-        waiters = {asyncio.create_task(self._wake.wait()), asyncio.create_task(stop.wait())}
+        waiting_on = [self._wake.wait(), self._slot_freed.wait(), stop.wait()]
+        waiters = {asyncio.create_task(w) for w in waiting_on}
         try:
             await asyncio.wait(
                 waiters, timeout=self._settings.poll_interval, return_when=asyncio.FIRST_COMPLETED
@@ -403,6 +408,7 @@ class Worker:
             self._recording -= ids
             for delivery_id in ids:
                 self._held.pop(delivery_id, None)
+            self._slot_freed.set()  # recorded jobs no longer count against their account
         for res in stale:
             log.warning(
                 "result refused: lease lost to another worker",

@@ -81,3 +81,28 @@ async def test_dead_endpoint_is_paused_and_healthy_ones_keep_flowing(
     finally:
         await healthy.stop()
         await dead.stop()
+
+
+async def test_a_claim_that_leaves_every_account_out_does_not_stall_the_worker(
+    tmp_path: Path, tls: Tls
+) -> None:
+    receiver = await Receiver(tls.server_context()).start()
+    try:
+        # Room for two jobs per account, and a poll too slow to rescue a stalled worker: when
+        # both accounts are full, the next claim finds nothing claimable, and the worker must
+        # claim again as soon as jobs are recorded rather than wait for the poll.
+        platform = make_platform(
+            tmp_path,
+            ca_bundle=tls.ca_path,
+            poll_interval=30.0,
+            worker_per_endpoint_limit=2,
+            worker_batch_size=4,
+        )
+        accounts = [make_account(platform, url=receiver.url, name=f"A{i}") for i in range(2)]
+        for seed in range(20):
+            for account in accounts:
+                publish_sample(platform, account.id, seed=seed)
+        async with running_worker(platform):
+            await wait_for(lambda: len(receiver.received) == 40, timeout=10)
+    finally:
+        await receiver.stop()
