@@ -13,14 +13,7 @@ from tests.support.receiver import wait_for
 
 @contextlib.asynccontextmanager
 async def running_worker(platform: Platform) -> AsyncIterator[Worker]:
-    worker = Worker(
-        platform.db,
-        platform.settings,
-        clock=platform.clock,
-        rng=platform.rng,
-        box=platform.box,
-        metrics=platform.metrics,
-    )
+    worker = Worker.for_platform(platform)
     platform.publisher.on_publish(worker.wake)
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))

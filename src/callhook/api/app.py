@@ -37,14 +37,7 @@ def create_app(
         stop = asyncio.Event()
         task = None
         if run_worker:
-            worker = Worker(
-                platform.db,
-                settings,
-                clock=platform.clock,
-                rng=platform.rng,
-                box=platform.box,
-                metrics=platform.metrics,
-            )
+            worker = Worker.for_platform(platform)
             platform.publisher.on_publish(worker.wake)
             app.state.worker = worker
             task = asyncio.create_task(worker.run(stop))

@@ -93,14 +93,7 @@ async def run_worker_until_signalled(platform: Platform) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    worker = Worker(
-        platform.db,
-        platform.settings,
-        clock=platform.clock,
-        rng=platform.rng,
-        box=platform.box,
-        metrics=platform.metrics,
-    )
+    worker = Worker.for_platform(platform)
     await worker.run(stop)
 
 

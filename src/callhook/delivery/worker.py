@@ -23,6 +23,7 @@ import os
 import socket
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta
+from typing import Self
 
 from callhook.core import outcome as outcomes
 from callhook.core import retry
@@ -32,6 +33,7 @@ from callhook.core.ids import Randomness, new_id
 from callhook.delivery.housekeeping import prune_periodically
 from callhook.delivery.sender import Sender, headers_json, request_headers
 from callhook.metrics import Metrics
+from callhook.platform import Platform
 from callhook.settings import Settings
 from callhook.store import notify, queue
 from callhook.store.db import Database
@@ -86,6 +88,19 @@ class Worker:
         self.delivered = 0
         self.attempted = 0
         self.leases_lost = 0
+
+    @classmethod
+    def for_platform(cls, platform: Platform, *, worker_id: str | None = None) -> Self:
+        """A worker on this platform's database, settings, clock, randomness and metrics."""
+        return cls(
+            platform.db,
+            platform.settings,
+            clock=platform.clock,
+            rng=platform.rng,
+            box=platform.box,
+            metrics=platform.metrics,
+            worker_id=worker_id,
+        )
 
     # --- waking --------------------------------------------------------------------------------
     def wake(self) -> None:

@@ -29,9 +29,7 @@ async def test_a_publish_during_an_empty_claim_is_not_missed(tmp_path: Path, tls
                 publish_sample(platform, account.id)
             return jobs
 
-    worker = RacingWorker(
-        platform.db, platform.settings, clock=platform.clock, rng=platform.rng, box=platform.box
-    )
+    worker = RacingWorker.for_platform(platform)
     platform.publisher.on_publish(worker.wake)
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))

@@ -34,7 +34,7 @@ async def test_idle_worker_on_another_connection_wakes_on_publish(tmp_path: Path
     # The worker's own platform: its own engine and pool, like another process; nothing wires
     # the publisher to it, so only the database can wake it.
     other = Platform.create(api.settings)
-    worker = Worker(other.db, other.settings, clock=other.clock, rng=other.rng, box=other.box)
+    worker = Worker.for_platform(other)
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
     try:

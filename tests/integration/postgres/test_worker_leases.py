@@ -16,9 +16,7 @@ from tests.support.receiver import Receiver, wait_for
 
 
 def _worker(platform: Platform) -> Worker:
-    return Worker(
-        platform.db, platform.settings, clock=platform.clock, rng=platform.rng, box=platform.box
-    )
+    return Worker.for_platform(platform)
 
 
 async def test_a_long_attempt_keeps_its_lease_while_another_worker_polls(
