@@ -139,30 +139,38 @@ def set_retry_policy(
     return _must(conn, account_id)
 
 
-def subscribe(
-    conn: Connection, account_id: str, events: Iterable[str], *, now: datetime
-) -> Integration:
-    """Subscribe events (idempotent). Unknown names raise ``UnknownEvent`` before any write."""
-    names = list(events)
+def _checked(conn: Connection, account_id: str, events: Iterable[str]) -> list[str]:
+    """The distinct event names, all subscribable, for a configured integration — checked
+    before anything is written."""
+    names = list(dict.fromkeys(events))
     for name in names:
         check_subscribable(name)
     require_configured(conn, account_id)
+    return names
+
+
+def _add(conn: Connection, account_id: str, names: list[str], now: datetime) -> Integration:
     dialect.insert_ignore(
         conn,
         subscriptions,
-        [{"account_id": account_id, "event": n, "created_at": now} for n in dict.fromkeys(names)],
+        [{"account_id": account_id, "event": n, "created_at": now} for n in names],
     )
     _touch(conn, account_id, now)
     return _must(conn, account_id)
 
 
+def subscribe(
+    conn: Connection, account_id: str, events: Iterable[str], *, now: datetime
+) -> Integration:
+    """Subscribe events (idempotent). Unknown names raise ``UnknownEvent`` before any write."""
+    return _add(conn, account_id, _checked(conn, account_id, events), now)
+
+
 def unsubscribe(
     conn: Connection, account_id: str, events: Iterable[str], *, now: datetime
 ) -> Integration:
-    names = list(events)
-    for name in names:
-        check_subscribable(name)
-    require_configured(conn, account_id)
+    """Unsubscribe events (idempotent)."""
+    names = _checked(conn, account_id, events)
     conn.execute(
         delete(subscriptions).where(
             subscriptions.c.account_id == account_id, subscriptions.c.event.in_(names)
@@ -176,18 +184,9 @@ def set_subscriptions(
     conn: Connection, account_id: str, events: Iterable[str], *, now: datetime
 ) -> Integration:
     """Replace the subscription set (the dashboard's checkboxes)."""
-    names = list(dict.fromkeys(events))
-    for name in names:
-        check_subscribable(name)
-    require_configured(conn, account_id)
+    names = _checked(conn, account_id, events)
     conn.execute(delete(subscriptions).where(subscriptions.c.account_id == account_id))
-    dialect.insert_ignore(
-        conn,
-        subscriptions,
-        [{"account_id": account_id, "event": n, "created_at": now} for n in names],
-    )
-    _touch(conn, account_id, now)
-    return _must(conn, account_id)
+    return _add(conn, account_id, names, now)
 
 
 # --- Secrets -----------------------------------------------------------------------------------
