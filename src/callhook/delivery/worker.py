@@ -84,7 +84,7 @@ class Worker:
         self._held: dict[str, ClaimedJob] = {}
         self._waiting: set[str] = set()
         self._recording: set[str] = set()
-        self.listener: notify.Listener | None = None
+        self.listener: notify.WakeListener | None = None
         self.delivered = 0
         self.attempted = 0
         self.leases_lost = 0
@@ -113,8 +113,7 @@ class Worker:
     async def run(self, stop: asyncio.Event) -> None:
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
-        if self._db.is_postgresql:
-            self.listener = notify.Listener(self._db, self.wake).start()
+        self.listener = notify.listener_for(self._db, self.wake)
         async with Sender(self._settings, clock=self._clock) as sender:
             flusher = asyncio.create_task(self._flush_loop(stop))
             releaser = asyncio.create_task(self._release_on_stop(stop))

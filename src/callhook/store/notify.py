@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from callhook.store.db import Database
 
@@ -90,3 +90,16 @@ class Listener:
                 )
                 self._stop.wait(delay)
         self.connected.clear()
+
+
+class WakeListener(Protocol):
+    """What a worker holds while it listens for publishes from other processes."""
+
+    def stop(self, timeout: float = 2.0) -> None: ...
+
+
+def listener_for(db: Database, wake: Callable[[], None]) -> WakeListener | None:
+    """Start listening for publishes committed by other processes; None where unsupported."""
+    if db.is_postgresql:
+        return Listener(db, wake).start()
+    return None
