@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Select, Table, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
 
 
 def insert_ignore(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
@@ -68,3 +72,53 @@ def skip_locked(conn: Connection, query: Select[Any]) -> Select[Any]:
     if conn.dialect.name == "postgresql":
         return query.with_for_update(skip_locked=True)
     return query
+
+
+class FastStatement:
+    """A Core statement compiled once per dialect and run on the DB-API cursor.
+
+    For the hot paths (recording attempt results, publishing), where SQLAlchemy's per-row
+    parameter processing cost more than the SQL itself (profiled: a fifth of the worker's
+    time). Contract: every bind parameter is named (``bindparam``; constants as ``null()`` or
+    literals) and each row supplies them all, already in the driver's form — datetimes through
+    ``types.time_encoder``. Runs inside the caller's transaction (same DB-API connection).
+    """
+
+    def __init__(self, statement: ClauseElement) -> None:
+        self.statement = statement
+        self._compiled: dict[str, tuple[str, Callable[[Mapping[str, Any]], Any] | None]] = {}
+
+    def _for(self, conn: Connection) -> tuple[str, Callable[[Mapping[str, Any]], Any] | None]:
+        name = conn.dialect.name
+        found = self._compiled.get(name)
+        if found is None:
+            compiled = self.statement.compile(dialect=conn.dialect)
+            assert isinstance(compiled, SQLCompiler)
+            preset = sorted(k for k, v in compiled.params.items() if v is not None)
+            if preset:
+                raise ValueError(f"FastStatement needs bindparams, not values: {preset}")
+            # Positional drivers (sqlite3) take tuples in placeholder order; named ones the rows.
+            order = list(compiled.positiontup or ()) if compiled.positional else None
+            pick = None if order is None else _tuple_getter(order)
+            found = self._compiled[name] = (compiled.string, pick)
+        return found
+
+    def executemany(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Run once per row (one ``executemany`` on the cursor)."""
+        if not rows:
+            return
+        sql, pick = self._for(conn)
+        params: Sequence[Any] = rows if pick is None else [pick(r) for r in rows]
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.executemany(sql, params)
+        finally:
+            cursor.close()
+
+
+def _tuple_getter(names: list[str]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    if len(names) == 1:
+        only = names[0]
+        return lambda row: (row[only],)
+    getter: Callable[[Mapping[str, Any]], tuple[Any, ...]] = operator.itemgetter(*names)
+    return getter

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, func, or_, select, type_coerce, update
+from sqlalchemy import Connection, and_, bindparam, func, null, or_, select, type_coerce, update
 
 from callhook.store import dialect
 from callhook.store.secretbox import SecretBox
 from callhook.store.tables import attempts, deliveries, events, integration_secrets, integrations
-from callhook.store.types import UTCDateTime
+from callhook.store.types import UTCDateTime, time_encoder
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,21 +168,40 @@ def _secrets_for(
 
 
 #: The fenced completion, built once: matching ``claim_id`` is what keeps a stale worker out.
-_COMPLETE = (
+_COMPLETE = dialect.FastStatement(
     update(deliveries)
     .where(deliveries.c.id == bindparam("b_id"), deliveries.c.claim_id == bindparam("b_claim"))
     .values(
         status=bindparam("b_status"),
         attempts=bindparam("b_attempts"),
-        next_attempt_at=bindparam("b_next", type_=UTCDateTime),
-        claim_id=None,
-        claimed_by=None,
-        lease_until=None,
-        last_attempt_at=bindparam("b_started", type_=UTCDateTime),
+        next_attempt_at=bindparam("b_next"),
+        claim_id=null(),
+        claimed_by=null(),
+        lease_until=null(),
+        last_attempt_at=bindparam("b_started"),
         last_status_code=bindparam("b_code"),
         last_error_class=bindparam("b_error"),
         last_latency_ms=bindparam("b_ms"),
-        delivered_at=bindparam("b_delivered", type_=UTCDateTime),
+        delivered_at=bindparam("b_delivered"),
+    )
+)
+_RECORD_ATTEMPT = dialect.FastStatement(
+    attempts.insert().values(
+        {
+            name: bindparam(f"a_{name}")
+            for name in (
+                "delivery_id",
+                "event_id",
+                "number",
+                "started_at",
+                "duration_ms",
+                "status_code",
+                "response_body",
+                "error_class",
+                "error_message",
+                "request_headers",
+            )
+        }
     )
 )
 
@@ -196,60 +215,60 @@ def complete(conn: Connection, results: Sequence[AttemptResult]) -> list[Attempt
     """
     if not results:
         return []
-    pairs = [(r.job.delivery_id, r.job.claim_id) for r in results]
     # Look up by primary key and compare claim ids here: SQLite plans a row-value
     # ``(id, claim_id) IN (...)`` as a full table scan (measured: the worker's main cost).
     owned_query = select(deliveries.c.id, deliveries.c.claim_id).where(
-        deliveries.c.id.in_([p[0] for p in pairs])
+        deliveries.c.id.in_([r.job.delivery_id for r in results])
     )
     if conn.dialect.name == "postgresql":
         owned_query = owned_query.with_for_update()
-    owned = {(r.id, r.claim_id) for r in conn.execute(owned_query)}
-    stale = [r for r in results if (r.job.delivery_id, r.job.claim_id) not in owned]
-    mine = [r for r in results if (r.job.delivery_id, r.job.claim_id) in owned]
-    if not mine:
-        return stale
-    updates = []
-    for res in mine:
+    owned = {(r[0], r[1]) for r in conn.execute(owned_query)}
+    stale: list[AttemptResult] = []
+    changes: list[dict[str, Any]] = []
+    records: list[dict[str, Any]] = []
+    db_time = time_encoder(conn.dialect.name)
+    for res in results:
+        job = res.job
+        if (job.delivery_id, job.claim_id) not in owned:
+            stale.append(res)
+            continue
+        started = db_time(res.started_at)
         if res.delivered:
             status, next_at = "delivered", None
         elif res.next_attempt_at is not None:
-            status, next_at = "pending", res.next_attempt_at
+            status, next_at = "pending", db_time(res.next_attempt_at)
         else:
             status, next_at = "failed", None
-        updates.append(
+        changes.append(
             {
-                "b_id": res.job.delivery_id,
-                "b_claim": res.job.claim_id,
+                "b_id": job.delivery_id,
+                "b_claim": job.claim_id,
                 "b_status": status,
-                "b_attempts": res.job.attempt_number,
+                "b_attempts": job.attempt_number,
                 "b_next": next_at,
-                "b_started": res.started_at,
+                "b_started": started,
                 "b_code": res.status_code,
                 "b_error": res.error_class,
                 "b_ms": res.duration_ms,
-                "b_delivered": res.started_at if res.delivered else None,
+                "b_delivered": started if res.delivered else None,
             }
         )
-    conn.execute(_COMPLETE, updates)
-    conn.execute(
-        attempts.insert(),
-        [
+        records.append(
             {
-                "delivery_id": res.job.delivery_id,
-                "event_id": res.job.event_id,
-                "number": res.job.attempt_number,
-                "started_at": res.started_at,
-                "duration_ms": res.duration_ms,
-                "status_code": res.status_code,
-                "response_body": res.response_body,
-                "error_class": res.error_class,
-                "error_message": res.error_message,
-                "request_headers": res.request_headers,
+                "a_delivery_id": job.delivery_id,
+                "a_event_id": job.event_id,
+                "a_number": job.attempt_number,
+                "a_started_at": started,
+                "a_duration_ms": res.duration_ms,
+                "a_status_code": res.status_code,
+                "a_response_body": res.response_body,
+                "a_error_class": res.error_class,
+                "a_error_message": res.error_message,
+                "a_request_headers": res.request_headers,
             }
-            for res in mine
-        ],
-    )
+        )
+    _COMPLETE.executemany(conn, changes)
+    _RECORD_ATTEMPT.executemany(conn, records)
     return stale
 
 
