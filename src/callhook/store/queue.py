@@ -14,7 +14,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, func, null, or_, select, type_coerce, update
+from sqlalchemy import (
+    Connection,
+    Integer,
+    bindparam,
+    func,
+    null,
+    or_,
+    select,
+    type_coerce,
+    update,
+)
 
 from callhook.store import dialect
 from callhook.store.secretbox import SecretBox
@@ -56,12 +66,56 @@ class AttemptResult:
     request_headers: str | None = None
 
 
-def _due(now: datetime) -> Any:
-    return and_(
-        deliveries.c.status == "pending",
-        deliveries.c.next_attempt_at <= now,
-        or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until <= now),
+# The claim's statements are built once with bound parameters (``expanding`` for the lists):
+# building them per claim, with a literal per id, cost more than running them (profiled).
+_NOW = bindparam("now", type_=UTCDateTime)
+
+
+def _claim_statement(conn: Connection) -> Any:
+    due = (
+        select(deliveries.c.id)
+        .where(
+            deliveries.c.status == "pending",
+            deliveries.c.next_attempt_at <= _NOW,
+            or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until <= _NOW),
+            deliveries.c.account_id.not_in(bindparam("excluded", expanding=True)),
+        )
+        .order_by(deliveries.c.next_attempt_at)
+        .limit(bindparam("limit", type_=Integer))
     )
+    return (
+        update(deliveries)
+        .where(deliveries.c.id.in_(dialect.skip_locked(conn, due).scalar_subquery()))
+        .values(
+            claim_id=bindparam("claim_id"),
+            claimed_by=bindparam("worker_id"),
+            lease_until=bindparam("lease_until", type_=UTCDateTime),
+        )
+        .returning(deliveries.c.id)
+    )
+
+
+_CLAIMS: dict[str, Any] = {}
+
+_CLAIMED = (
+    select(
+        deliveries.c.id,
+        deliveries.c.event_id,
+        deliveries.c.account_id,
+        deliveries.c.event,
+        deliveries.c.attempts,
+        deliveries.c.window_start,
+        events.c.body,
+        integrations.c.url,
+        integrations.c.enabled,
+        integrations.c.retry_policy,
+    )
+    .join(events, events.c.id == deliveries.c.event_id)
+    .join(integrations, integrations.c.account_id == deliveries.c.account_id, isouter=True)
+    # By primary key: there is no index on claim_id, so ``claim_id = ?`` scanned the
+    # whole table on every claim (the worker slowed as delivered rows piled up).
+    .where(deliveries.c.id.in_(bindparam("ids", expanding=True)))
+)
 
 
 def claim(
@@ -80,59 +134,69 @@ def claim(
 
     ``exclude_accounts`` are skipped: endpoints the worker has no room for right now.
     """
-    due = select(deliveries.c.id).where(_due(now))
-    if exclude_accounts:
-        due = due.where(deliveries.c.account_id.not_in(list(exclude_accounts)))
-    due_ids = dialect.skip_locked(conn, due.order_by(deliveries.c.next_attempt_at).limit(limit))
-    claimed = (
-        conn.execute(
-            update(deliveries)
-            .where(deliveries.c.id.in_(due_ids.scalar_subquery()))
-            .values(claim_id=claim_id, claimed_by=worker_id, lease_until=now + lease)
-            .returning(deliveries.c.id)
+    statement = _CLAIMS.get(conn.dialect.name)
+    if statement is None:
+        statement = _CLAIMS[conn.dialect.name] = _claim_statement(conn)
+    claimed = [
+        row[0]
+        for row in conn.execute(
+            statement,
+            {
+                "now": now,
+                "excluded": list(exclude_accounts),
+                "limit": limit,
+                "claim_id": claim_id,
+                "worker_id": worker_id,
+                "lease_until": now + lease,
+            },
         )
-        .scalars()
-        .all()
-    )
+    ]
     if not claimed:
         return []
-    rows = conn.execute(
-        select(
-            deliveries.c.id,
-            deliveries.c.event_id,
-            deliveries.c.account_id,
-            deliveries.c.event,
-            deliveries.c.attempts,
-            deliveries.c.window_start,
-            events.c.body,
-            integrations.c.url,
-            integrations.c.enabled,
-            integrations.c.retry_policy,
-        )
-        .join(events, events.c.id == deliveries.c.event_id)
-        .join(integrations, integrations.c.account_id == deliveries.c.account_id, isouter=True)
-        # By primary key: there is no index on claim_id, so ``claim_id = ?`` scanned the
-        # whole table on every claim (the worker slowed as delivered rows piled up).
-        .where(deliveries.c.id.in_(claimed))
-    ).all()
-    secrets = _secrets_for(conn, {r.account_id for r in rows}, now, box, secret_cache)
+    rows = conn.execute(_CLAIMED, {"ids": claimed}).all()
+    secrets = _secrets_for(conn, {r[2] for r in rows}, now, box, secret_cache)
     return [
         ClaimedJob(
-            delivery_id=r.id,
+            delivery_id=delivery_id,
             claim_id=claim_id,
-            event_id=r.event_id,
-            account_id=r.account_id,
-            event=r.event,
-            attempt_number=r.attempts + 1,
-            window_start=r.window_start,
-            body=bytes(r.body),
-            url=r.url,
-            enabled=bool(r.enabled) if r.enabled is not None else False,
-            retry_policy=r.retry_policy or "exponential",
-            secrets=tuple(secrets.get(r.account_id, ())),
+            event_id=event_id,
+            account_id=account_id,
+            event=event,
+            attempt_number=attempts + 1,
+            window_start=window_start,
+            body=bytes(body),
+            url=url,
+            enabled=bool(enabled) if enabled is not None else False,
+            retry_policy=retry_policy or "exponential",
+            secrets=tuple(secrets.get(account_id, ())),
         )
-        for r in rows
+        for (
+            delivery_id,
+            event_id,
+            account_id,
+            event,
+            attempts,
+            window_start,
+            body,
+            url,
+            enabled,
+            retry_policy,
+        ) in rows
     ]
+
+
+_SECRETS = (
+    select(
+        integration_secrets.c.id,
+        integration_secrets.c.account_id,
+        integration_secrets.c.secret_encrypted,
+    )
+    .where(
+        integration_secrets.c.account_id.in_(bindparam("accounts", expanding=True)),
+        or_(integration_secrets.c.expires_at.is_(None), integration_secrets.c.expires_at > _NOW),
+    )
+    .order_by(integration_secrets.c.created_at.desc(), integration_secrets.c.id.desc())
+)
 
 
 def _secrets_for(
@@ -142,28 +206,17 @@ def _secrets_for(
     box: SecretBox,
     cache: dict[str, str] | None,
 ) -> dict[str, list[str]]:
-    rows = conn.execute(
-        select(
-            integration_secrets.c.id,
-            integration_secrets.c.account_id,
-            integration_secrets.c.secret_encrypted,
-        )
-        .where(
-            integration_secrets.c.account_id.in_(account_ids),
-            or_(integration_secrets.c.expires_at.is_(None), integration_secrets.c.expires_at > now),
-        )
-        .order_by(integration_secrets.c.created_at.desc(), integration_secrets.c.id.desc())
-    )
+    rows = conn.execute(_SECRETS, {"accounts": list(account_ids), "now": now})
     out: dict[str, list[str]] = {}
-    for r in rows:
+    for secret_id, account_id, encrypted in rows:
         # Secret rows never change once written, so decrypting each id once is safe.
-        if cache is not None and r.id in cache:
-            plain = cache[r.id]
+        if cache is not None and secret_id in cache:
+            plain = cache[secret_id]
         else:
-            plain = box.decrypt(r.secret_encrypted)
+            plain = box.decrypt(encrypted)
             if cache is not None:
-                cache[r.id] = plain
-        out.setdefault(r.account_id, []).append(plain)
+                cache[secret_id] = plain
+        out.setdefault(account_id, []).append(plain)
     return out
 
 
@@ -206,6 +259,12 @@ _RECORD_ATTEMPT = dialect.FastStatement(
 )
 
 
+_OWNED = select(deliveries.c.id, deliveries.c.claim_id).where(
+    deliveries.c.id.in_(bindparam("ids", expanding=True))
+)
+_OWNED_FOR_UPDATE = _OWNED.with_for_update()
+
+
 def complete(conn: Connection, results: Sequence[AttemptResult]) -> list[AttemptResult]:
     """Record results of claimed jobs; return those refused because the claim was lost.
 
@@ -217,12 +276,9 @@ def complete(conn: Connection, results: Sequence[AttemptResult]) -> list[Attempt
         return []
     # Look up by primary key and compare claim ids here: SQLite plans a row-value
     # ``(id, claim_id) IN (...)`` as a full table scan (measured: the worker's main cost).
-    owned_query = select(deliveries.c.id, deliveries.c.claim_id).where(
-        deliveries.c.id.in_([r.job.delivery_id for r in results])
-    )
-    if conn.dialect.name == "postgresql":
-        owned_query = owned_query.with_for_update()
-    owned = {(r[0], r[1]) for r in conn.execute(owned_query)}
+    owned_query = _OWNED_FOR_UPDATE if conn.dialect.name == "postgresql" else _OWNED
+    ids = [r.job.delivery_id for r in results]
+    owned = {(r[0], r[1]) for r in conn.execute(owned_query, {"ids": ids})}
     stale: list[AttemptResult] = []
     changes: list[dict[str, Any]] = []
     records: list[dict[str, Any]] = []
