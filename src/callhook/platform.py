@@ -14,7 +14,7 @@ from callhook.core.ids import Randomness
 from callhook.metrics import Metrics
 from callhook.publish import Publisher
 from callhook.settings import Settings
-from callhook.store import queue
+from callhook.store import queue, wake
 from callhook.store.db import Database
 from callhook.store.secretbox import SecretBox, load_secret_box
 
@@ -49,6 +49,12 @@ class Platform:
             box=load_secret_box(settings),
             publisher=Publisher(db, clock=clock, rng=rng),
         )
+        # Workers in other processes on the same SQLite file hear of each commit through the
+        # wake directory (PostgreSQL's trigger NOTIFYs on its own; in-process workers are woken
+        # by whoever runs them, through the same on_publish).
+        pinger = wake.pinger_for(db)
+        if pinger is not None:
+            platform.publisher.on_publish(pinger.ping)
         platform.metrics.watch_queue(platform.queue_stats)
         return platform
 

@@ -1,4 +1,5 @@
-"""Cross-process wake-ups on PostgreSQL: ``LISTEN callhook_deliveries``.
+"""Cross-process wake-ups: ``LISTEN callhook_deliveries`` on PostgreSQL (here), datagram
+sockets beside the database file on SQLite (``store/wake.py``); ``listener_for`` picks one.
 
 Migration 0002 installs a statement-level trigger that runs ``pg_notify('callhook_deliveries',
 current_schema())`` after every INSERT into ``deliveries``. PostgreSQL sends the notification
@@ -20,6 +21,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from callhook.store.db import Database
+from callhook.store.wake import DatagramListener, wake_dir
 
 log = logging.getLogger("callhook.store.notify")
 
@@ -99,7 +101,23 @@ class WakeListener(Protocol):
 
 
 def listener_for(db: Database, wake: Callable[[], None]) -> WakeListener | None:
-    """Start listening for publishes committed by other processes; None where unsupported."""
+    """Start listening for publishes committed by other processes; None where unsupported.
+
+    PostgreSQL: ``LISTEN`` (``Listener``). File-backed SQLite: a datagram socket in the wake
+    directory beside the database file (``store/wake.py``); if it cannot be bound (read-only
+    directory, say) this logs a warning and returns None, because the poll still delivers.
+    In-memory SQLite: None (no other process can publish to it).
+    """
     if db.is_postgresql:
         return Listener(db, wake).start()
-    return None
+    directory = wake_dir(db)
+    if directory is None:
+        return None
+    try:
+        return DatagramListener(directory, wake).start()
+    except OSError as exc:
+        log.warning(
+            "cannot listen for publishes from other processes; polling only",
+            extra={"directory": str(directory), "error": str(exc).strip()[:200]},
+        )
+        return None
