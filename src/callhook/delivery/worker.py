@@ -1,17 +1,20 @@
 """The delivery worker: claim due deliveries in batches, send them, record results in batches.
 
-Life of a claimed job: claimed (leased) → waits for its endpoint's slot → one attempt → its
-result joins the next group commit (every ``FLUSH_INTERVAL`` or ``worker_batch_size`` results),
-which records the attempt and reschedules, delivers or fails the delivery — only if this worker
-still holds the claim. A worker killed at any instant loses nothing: un-recorded jobs are claimed
-again when their lease runs out (at-least-once; receivers dedupe on the event id).
+Life of a claimed job: claimed (leased) → queued in ``Dispatch`` (fair across endpoints, at
+most ``worker_per_endpoint_limit`` attempts under way per endpoint) → one of
+``worker_max_in_flight`` lanes makes one attempt → its result joins the next group commit (every
+``FLUSH_INTERVAL`` or ``worker_batch_size`` results), which records the attempt and
+reschedules, delivers or fails the delivery — only if this worker still holds the claim. A
+worker killed at any instant loses nothing: un-recorded jobs are claimed again when their lease
+runs out (at-least-once; receivers dedupe on the event id).
 
 While a job is held its lease is renewed every third of ``lease_seconds`` (fenced on the claim
 id: a job lost to another worker is dropped, not renewed). On shutdown the jobs not yet started
 are released in one statement at once, so other workers take them without waiting for expiry.
-On PostgreSQL a ``LISTEN`` connection wakes the idle worker when any process publishes; the poll
-every ``poll_interval`` stays as the safety net. Every ``prune_interval_minutes`` the worker also
-prunes what is older than ``retention_days`` (``callhook.store.prune``).
+An idle worker is woken when any process publishes (``notify.listener_for``: ``LISTEN`` on
+PostgreSQL, a datagram socket beside a SQLite file); the poll every ``poll_interval`` stays as
+the safety net. Every ``prune_interval_minutes`` the worker also prunes what is older than
+``retention_days`` (``callhook.store.prune``).
 """
 
 from __future__ import annotations
@@ -21,15 +24,16 @@ import contextlib
 import logging
 import os
 import socket
-from collections import Counter, defaultdict
+from collections import Counter, deque
 from datetime import datetime, timedelta
-from typing import Self
+from typing import Any, Self
 
 from callhook.core import outcome as outcomes
 from callhook.core import retry
 from callhook.core.breaker import Breakers
 from callhook.core.clock import Clock
 from callhook.core.ids import Randomness, new_id
+from callhook.delivery.dispatch import Dispatch
 from callhook.delivery.housekeeping import prune_periodically
 from callhook.delivery.sender import Sender, headers_json, request_headers
 from callhook.metrics import Metrics
@@ -71,19 +75,24 @@ class Worker:
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
-        self._slot_freed = asyncio.Event()  # set whenever an attempt task finishes
+        self._slot_freed = asyncio.Event()  # set whenever an attempt finishes
+        self._room = asyncio.Event()  # set when enough places are free for the next claim
         self._results: list[AttemptResult] = []
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._slots: dict[str, asyncio.Semaphore] = defaultdict(
-            lambda: asyncio.Semaphore(max(settings.worker_per_endpoint_limit, 1))
-        )
+        self._max_in_flight = max(settings.worker_max_in_flight, 1)
+        # Claim in sizeable batches: a claim is a write transaction, so claiming one job each
+        # time one finishes would cost a transaction per delivery.
+        self._low_water = max(1, self._max_in_flight // 4)
+        # Claimed jobs not started yet, handed to ``worker_max_in_flight`` lanes (long-lived
+        # coroutines: a task per attempt cost more than the rest of the bookkeeping).
+        self._dispatch: Dispatch[ClaimedJob] = Dispatch(settings.worker_per_endpoint_limit)
+        self._idle_lanes: deque[asyncio.Future[None]] = deque()
         self._secret_cache: dict[str, str] = {}
         self._breakers = Breakers()
         # Jobs this worker holds a lease on (claimed, result not yet recorded), by delivery id;
-        # those not started yet; those whose result is being recorded right now.
+        # those whose result is being recorded right now.
         self._held: dict[str, ClaimedJob] = {}
-        self._waiting: set[str] = set()
         self._recording: set[str] = set()
+        self._counted: dict[tuple[str, str], Any] = {}  # metric children by (verdict, event)
         self.listener: notify.WakeListener | None = None
         self.delivered = 0
         self.attempted = 0
@@ -115,6 +124,9 @@ class Worker:
         self._wake = asyncio.Event()
         self.listener = notify.listener_for(self._db, self.wake)
         async with Sender(self._settings, clock=self._clock) as sender:
+            lanes = [
+                asyncio.create_task(self._lane(sender, stop)) for _ in range(self._max_in_flight)
+            ]
             flusher = asyncio.create_task(self._flush_loop(stop))
             releaser = asyncio.create_task(self._release_on_stop(stop))
             helpers = [
@@ -127,12 +139,12 @@ class Worker:
                 asyncio.create_task(self._relay_stop(stop)),
             ]
             try:
-                await self._claim_loop(stop, sender)
+                await self._claim_loop(stop)
             finally:
                 stop.set()
                 await releaser
-                if self._tasks:
-                    await asyncio.gather(*self._tasks, return_exceptions=True)
+                self._wake_lanes(len(self._idle_lanes))
+                await asyncio.gather(*lanes, return_exceptions=True)
                 await flusher
                 await self._flush()
                 for helper in helpers:
@@ -141,17 +153,13 @@ class Worker:
                 if self.listener is not None:
                     await asyncio.to_thread(self.listener.stop)
 
-    async def _claim_loop(self, stop: asyncio.Event, sender: Sender) -> None:
+    async def _claim_loop(self, stop: asyncio.Event) -> None:
         assert self._wake is not None
-        max_in_flight = max(self._settings.worker_max_in_flight, 1)
-        # Claim in sizeable batches: a claim is a write transaction, so claiming one job each
-        # time one finishes would cost a transaction per delivery.
-        low_water = max(1, max_in_flight // 4)
         while not stop.is_set():
-            free = max_in_flight - len(self._tasks)
-            if free <= 0 or (free < low_water and self._tasks):
-                self._slot_freed.clear()
-                await self._slot_freed.wait()
+            free = self._free()
+            if free < self._low_water and self._outstanding():
+                self._room.clear()
+                await self._room.wait()
                 continue
             # Cleared before claiming, not after: a publish that commits (or a slot that frees)
             # while this claim runs sets them again, so the wait below returns at once.
@@ -173,14 +181,27 @@ class Worker:
                 # Claimed while shutting down: give them back at once, untouched.
                 await asyncio.to_thread(self._release, jobs)
                 break
-            for job in jobs:
-                self._held[job.delivery_id] = job
-                self._waiting.add(job.delivery_id)
-                task = asyncio.create_task(self._attempt(job, sender))
-                self._tasks.add(task)
-                task.add_done_callback(self._finished)
             if not jobs:
                 await self._wait_wake(stop)
+                continue
+            for job in jobs:
+                self._held[job.delivery_id] = job
+            self._dispatch.add(jobs)
+            self._wake_lanes(len(jobs))
+
+    def _outstanding(self) -> int:
+        """Claimed jobs not finished: waiting to start, or under way."""
+        return self._dispatch.queued + self._dispatch.in_flight
+
+    def _free(self) -> int:
+        return self._max_in_flight - self._outstanding()
+
+    def _wake_lanes(self, count: int) -> None:
+        while count > 0 and self._idle_lanes:
+            lane = self._idle_lanes.popleft()
+            if not lane.done():
+                lane.set_result(None)
+                count -= 1
 
     def _no_room(self) -> set[str]:
         """Accounts to leave out of the next claim: those already holding their share of this
@@ -226,14 +247,11 @@ class Worker:
                 queue.release(conn, extra)
             return kept
 
-    def _finished(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        self._slot_freed.set()
-
     async def _relay_stop(self, stop: asyncio.Event) -> None:
         """Let a stop end any wait for a free slot (one event to wait on, not two tasks)."""
         await stop.wait()
         self._slot_freed.set()
+        self._room.set()
 
     async def _wait_wake(self, stop: asyncio.Event) -> None:
         """Wait for a publish, the poll, or a slot freeing up since the last claim began (an
@@ -255,13 +273,34 @@ class Worker:
             await asyncio.wait_for(stop.wait(), timeout=seconds)
 
     # --- one attempt ---------------------------------------------------------------------------
+    async def _lane(self, sender: Sender, stop: asyncio.Event) -> None:
+        """Start queued jobs one after another; park while none may start; end on stop."""
+        loop = asyncio.get_running_loop()
+        dispatch = self._dispatch
+        while True:
+            job = dispatch.take()
+            if job is None:
+                if stop.is_set():
+                    return
+                parked = loop.create_future()
+                self._idle_lanes.append(parked)
+                await parked
+                continue
+            try:
+                await self._attempt(job, sender)
+            except Exception:
+                # Not recorded: the lease runs out and the delivery is attempted again.
+                log.exception("attempt failed unexpectedly", extra={"delivery_id": job.delivery_id})
+                self._held.pop(job.delivery_id, None)
+            finally:
+                if dispatch.done(job):
+                    self._wake_lanes(1)
+                self._slot_freed.set()
+                if self._free() >= self._low_water:
+                    self._room.set()
+
     async def _attempt(self, job: ClaimedJob, sender: Sender) -> None:
-        slot = self._slots[job.account_id]
-        async with slot:
-            if job.delivery_id not in self._waiting:
-                return  # released at shutdown, or lost to another worker, before it started
-            self._waiting.discard(job.delivery_id)
-            result = await self._send(job, sender)
+        result = await self._send(job, sender)
         failed = None if result.delivered else result.error_class
         if self._breakers.record(job.account_id, error_class=failed, now=self._clock.now()):
             await self._trip(job.account_id)
@@ -271,12 +310,10 @@ class Worker:
 
     async def _trip(self, account_id: str) -> None:
         """The account's breaker opened: give back its jobs that have not started, at once."""
-        jobs = [
-            self._held.pop(d)
-            for d in list(self._waiting)
-            if d in self._held and self._held[d].account_id == account_id
-        ]
-        self._waiting.difference_update(job.delivery_id for job in jobs)
+        jobs = self._dispatch.drop(j.delivery_id for j in self._dispatch.queued_jobs(account_id))
+        for job in jobs:
+            self._held.pop(job.delivery_id, None)
+        self._room.set()  # the claim loop re-checks how many places are free
         log.warning(
             "endpoint failing: pausing its deliveries",
             extra={"account_id": account_id, "released": len(jobs)},
@@ -368,7 +405,11 @@ class Worker:
         if res.delivered:
             self.delivered += 1
         if self._metrics is not None:
-            self._metrics.deliveries.labels(verdict, res.job.event).inc()
+            counter = self._counted.get((verdict, res.job.event))
+            if counter is None:
+                counter = self._metrics.deliveries.labels(verdict, res.job.event)
+                self._counted[(verdict, res.job.event)] = counter
+            counter.inc()
             self._metrics.attempt_seconds.observe(res.duration_ms / 1000)
         if not log.isEnabledFor(logging.INFO):
             return
@@ -391,7 +432,7 @@ class Worker:
 
     # --- group commit --------------------------------------------------------------------------
     async def _flush_loop(self, stop: asyncio.Event) -> None:
-        while not stop.is_set() or self._tasks:
+        while not stop.is_set() or self._dispatch.in_flight:
             await asyncio.sleep(FLUSH_INTERVAL)
             if self._results:
                 await self._flush()
@@ -441,8 +482,9 @@ class Worker:
     async def _release_on_stop(self, stop: asyncio.Event) -> None:
         """At shutdown, give back every held job that has not started, in one statement."""
         await stop.wait()
-        jobs = [self._held.pop(d) for d in self._waiting if d in self._held]
-        self._waiting.clear()
+        jobs = self._dispatch.drop([j.delivery_id for j in self._dispatch.queued_jobs()])
+        for job in jobs:
+            self._held.pop(job.delivery_id, None)
         if not jobs:
             return
         try:
@@ -475,7 +517,8 @@ class Worker:
                 # Another worker owns it now: do not start it; a result would be refused.
                 self.leases_lost += 1
                 self._held.pop(job.delivery_id, None)
-                self._waiting.discard(job.delivery_id)
+                self._dispatch.drop([job.delivery_id])
+                self._room.set()
                 log.warning(
                     "lease lost to another worker",
                     extra={"delivery_id": job.delivery_id, "claim_id": job.claim_id},

@@ -1,0 +1,123 @@
+"""Dispatch: fair, capped hand-out of claimed jobs (pure)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from callhook.delivery.dispatch import Dispatch
+
+
+@dataclass(frozen=True)
+class J:
+    delivery_id: str
+    account_id: str
+
+
+def jobs(account: str, n: int, start: int = 0) -> list[J]:
+    return [J(f"{account}-{i}", account) for i in range(start, start + n)]
+
+
+def take_all(d: Dispatch[J]) -> list[J]:
+    out = []
+    while (job := d.take()) is not None:
+        out.append(job)
+    return out
+
+
+def test_round_robin_over_accounts_fifo_within_one() -> None:
+    d: Dispatch[J] = Dispatch(per_account=10)
+    d.add(jobs("a", 3) + jobs("b", 2) + jobs("c", 1))
+    assert [j.delivery_id for j in take_all(d)] == ["a-0", "b-0", "c-0", "a-1", "b-1", "a-2"]
+    assert d.in_flight == 6
+    assert d.queued == 0
+
+
+def test_an_account_at_its_cap_waits_until_one_of_its_attempts_is_done() -> None:
+    d: Dispatch[J] = Dispatch(per_account=2)
+    d.add(jobs("slow", 5) + jobs("fast", 1))
+    started = take_all(d)
+    assert [j.delivery_id for j in started] == ["slow-0", "fast-0", "slow-1"]
+    assert d.queued == 3
+    assert d.busy["slow"] == 2
+    assert d.done(started[1]) is False  # fast has nothing queued
+    assert d.done(started[0]) is True  # slow has room again and jobs waiting
+    assert [j.delivery_id for j in take_all(d)] == ["slow-2"]
+
+
+def test_dropped_jobs_are_skipped_and_not_counted() -> None:
+    d: Dispatch[J] = Dispatch(per_account=5)
+    d.add(jobs("a", 4))
+    dropped = d.drop(["a-1", "a-2", "zzz"])
+    assert [j.delivery_id for j in dropped] == ["a-1", "a-2"]
+    assert d.queued == 2
+    assert not d.is_queued("a-1")
+    assert d.is_queued("a-3")
+    assert [j.delivery_id for j in take_all(d)] == ["a-0", "a-3"]
+
+
+def test_queued_jobs_of_one_account() -> None:
+    d: Dispatch[J] = Dispatch(per_account=1)
+    d.add(jobs("a", 2) + jobs("b", 2))
+    first = d.take()
+    assert first is not None
+    assert first.delivery_id == "a-0"
+    assert [j.delivery_id for j in d.queued_jobs("a")] == ["a-1"]
+    assert {j.delivery_id for j in d.queued_jobs()} == {"a-1", "b-0", "b-1"}
+
+
+@given(
+    cap=st.integers(1, 4),
+    ops=st.lists(
+        st.one_of(
+            st.tuples(st.just("add"), st.sampled_from("abcd"), st.integers(1, 6)),
+            st.tuples(st.just("take"), st.just(""), st.integers(1, 8)),
+            st.tuples(st.just("done"), st.just(""), st.integers(0, 20)),
+            st.tuples(st.just("drop"), st.just(""), st.integers(0, 40)),
+        ),
+        max_size=60,
+    ),
+)
+def test_never_over_cap_nothing_lost_nothing_twice(
+    cap: int, ops: list[tuple[str, str, int]]
+) -> None:
+    d: Dispatch[J] = Dispatch(per_account=cap)
+    added: list[J] = []
+    running: list[J] = []
+    started: Counter[str] = Counter()
+    dropped: set[str] = set()
+    for op, account, n in ops:
+        if op == "add":
+            new = jobs(account, n, start=sum(1 for j in added if j.account_id == account))
+            added += new
+            d.add(new)
+        elif op == "take":
+            for _ in range(n):
+                job = d.take()
+                if job is None:
+                    break
+                running.append(job)
+                started[job.delivery_id] += 1
+        elif op == "done" and running:
+            d.done(running.pop(n % len(running)))
+        elif op == "drop" and added:
+            target = added[n % len(added)].delivery_id
+            dropped |= {j.delivery_id for j in d.drop([target])}
+        busy = Counter(j.account_id for j in running)
+        assert all(count <= cap for count in busy.values())
+        assert d.in_flight == len(running)
+        assert +d.busy == busy
+    # Everything still queued starts once the running attempts finish: nothing is stranded.
+    while True:
+        while (job := d.take()) is not None:
+            running.append(job)
+            started[job.delivery_id] += 1
+        if not running:
+            break
+        d.done(running.pop())
+    assert d.queued == 0
+    assert set(started) | dropped == {j.delivery_id for j in added}
+    assert max(started.values(), default=1) == 1
