@@ -33,7 +33,7 @@ def run(smoke: bool, workdir: Path, console: Console) -> phases.Results:
             ("drain the pre-filled queue (callhook worker)", phases.drain_prefilled),
             ("ceiling (signed-POST loop)", phases.ceiling),
             ("isolation (baseline, 10 % dead endpoints)", phases.isolation),
-            ("live publishing and latency (callhook serve)", phases.live),
+            ("live publishing and latency (serve --no-worker + worker)", phases.live),
             ("scale-out: SQLite and PostgreSQL, worker --processes 1/2/4", phases.scale_out),
         )
         for label, step in steps:

@@ -221,8 +221,11 @@ def _healthy_share(
 
 
 def live(c: Cluster, acc: Accounts, pool: list[sim.SimEvent], sizes: Sizes, out: Results) -> None:
-    """API with its worker: publish flat out (batches of 100); then paced loads for latency."""
-    c.start_api(worker=True)
+    """The API (``serve --no-worker``) and a ``callhook worker``, each in its own process (the
+    worker woken by the publishing process): publish flat out (batches of 100), then paced
+    loads for latency."""
+    c.start_api(worker=False)
+    c.start_worker()
     try:
         start = sink_count(c.sink_port)
         n = int(sizes.live_seconds * 12_000)
@@ -248,6 +251,7 @@ def live(c: Cluster, acc: Accounts, pool: list[sim.SimEvent], sizes: Sizes, out:
             for q, name in ((0.5, "p50"), (0.95, "p95"), (0.99, "p99"), (1.0, "max")):
                 out.put(f"lat_{rate}_{name}", quantile(latencies, q))
     finally:
+        c.stop("worker")
         c.stop("serve")
 
 

@@ -94,6 +94,7 @@ class Sender:
         self._clock = clock
         self._session: aiohttp.ClientSession | None = None
         self._resolver: VettingResolver | None = None
+        self._timeout = aiohttp.ClientTimeout(total=settings.delivery_timeout)
 
     async def __aenter__(self) -> Sender:
         self._resolver = VettingResolver(allow_unsafe=self._settings.allow_unsafe_targets)
@@ -124,13 +125,16 @@ class Sender:
             await self._resolver.close()
             self._resolver = None
 
-    async def send(self, *, url: str, body: bytes, headers: Mapping[str, str]) -> SendResult:
-        """POST once and classify; never raises for anything the endpoint or network does."""
+    async def send(self, *, url: str, body: bytes, headers: dict[str, str]) -> SendResult:
+        """POST once and classify; never raises for anything the endpoint or network does.
+
+        ``headers`` are sent as given and returned in the result (not copied, not changed).
+        """
         assert self._session is not None, "use `async with Sender(...)`"
         started_at = self._clock.now()
         t0 = monotonic()
         limit = self._settings.response_body_limit
-        sent_headers = dict(headers)
+        sent_headers = headers
         try:
             _vetted(url, self._settings.allow_unsafe_targets)
             async with self._session.post(
@@ -138,7 +142,7 @@ class Sender:
                 data=body,
                 headers=sent_headers,
                 allow_redirects=False,
-                timeout=aiohttp.ClientTimeout(total=self._settings.delivery_timeout),
+                timeout=self._timeout,
             ) as response:
                 raw = await response.content.read(_READ_LIMIT)
                 result = outcomes.from_status(response.status)
