@@ -25,17 +25,16 @@ import logging
 import os
 import socket
 from collections import Counter, deque
-from datetime import datetime, timedelta
-from typing import Any, Self
+from datetime import timedelta
+from typing import Self
 
-from callhook.core import outcome as outcomes
-from callhook.core import retry
 from callhook.core.breaker import Breakers
 from callhook.core.clock import Clock
 from callhook.core.ids import Randomness, new_id
+from callhook.delivery.attempt import Attempts
 from callhook.delivery.dispatch import Dispatch
 from callhook.delivery.housekeeping import prune_periodically
-from callhook.delivery.sender import Sender, headers_json, request_headers
+from callhook.delivery.sender import Sender
 from callhook.metrics import Metrics
 from callhook.platform import Platform
 from callhook.settings import Settings
@@ -92,10 +91,8 @@ class Worker:
         # those whose result is being recorded right now.
         self._held: dict[str, ClaimedJob] = {}
         self._recording: set[str] = set()
-        self._counted: dict[tuple[str, str], Any] = {}  # metric children by (verdict, event)
         self.listener: notify.WakeListener | None = None
-        self.delivered = 0
-        self.attempted = 0
+        self._attempts = Attempts(clock=clock, rng=rng, metrics=metrics)
         self.leases_lost = 0
 
     @classmethod
@@ -110,6 +107,16 @@ class Worker:
             metrics=platform.metrics,
             worker_id=worker_id,
         )
+
+    @property
+    def attempted(self) -> int:
+        """Attempts made by this worker so far."""
+        return self._attempts.made
+
+    @property
+    def delivered(self) -> int:
+        """Attempts that delivered (2xx) so far."""
+        return self._attempts.delivered
 
     # --- waking --------------------------------------------------------------------------------
     def wake(self) -> None:
@@ -300,7 +307,7 @@ class Worker:
                     self._room.set()
 
     async def _attempt(self, job: ClaimedJob, sender: Sender) -> None:
-        result = await self._send(job, sender)
+        result = await self._attempts.make(job, sender)
         failed = None if result.delivered else result.error_class
         if self._breakers.record(job.account_id, error_class=failed, now=self._clock.now()):
             await self._trip(job.account_id)
@@ -323,112 +330,6 @@ class Worker:
                 await asyncio.to_thread(self._release, jobs)
             except Exception as exc:
                 log.warning("releasing leases failed; they will expire", extra={"error": str(exc)})
-
-    async def _send(self, job: ClaimedJob, sender: Sender) -> AttemptResult:
-        if job.url is None or not job.enabled or not job.secrets:
-            outcome = outcomes.failure(
-                "integration_disabled",
-                "the integration has no URL or is disabled",
-                retryable=False,
-            )
-            now = self._clock.now()
-            return self._result(job, outcome, started_at=now, duration_ms=0.0)
-        headers = request_headers(
-            body=job.body,
-            event_id=job.event_id,
-            event=job.event,
-            attempt=job.attempt_number,
-            timestamp=int(self._clock.now().timestamp()),
-            secrets=job.secrets,
-        )
-        sent = await sender.send(url=job.url, body=job.body, headers=headers)
-        return self._result(
-            job,
-            sent.outcome,
-            started_at=sent.started_at,
-            duration_ms=sent.duration_ms,
-            response_body=sent.response_body,
-            retry_after=sent.retry_after,
-            headers=headers_json(sent.request_headers),
-        )
-
-    def _result(
-        self,
-        job: ClaimedJob,
-        outcome: outcomes.Outcome,
-        *,
-        started_at: datetime,
-        duration_ms: float,
-        response_body: str | None = None,
-        retry_after: str | None = None,
-        headers: str | None = None,
-    ) -> AttemptResult:
-        now = self._clock.now()
-        next_at = None
-        if not outcome.delivered and outcome.retryable:
-            wait = (
-                retry.parse_retry_after(retry_after, now=now)
-                if outcome.honours_retry_after
-                else None
-            )
-            next_at = retry.next_attempt_at(
-                policy=job.retry_policy,
-                attempt_number=job.attempt_number,
-                created_at=job.window_start,
-                now=now,
-                rng=self._rng,
-                retry_after=wait,
-            )
-        result = AttemptResult(
-            job=job,
-            started_at=started_at,
-            duration_ms=duration_ms,
-            delivered=outcome.delivered,
-            status_code=outcome.status_code,
-            response_body=response_body,
-            error_class=outcome.error_class,
-            error_message=outcome.message,
-            next_attempt_at=next_at,
-            request_headers=headers,
-        )
-        self._observe(result)
-        return result
-
-    def _observe(self, res: AttemptResult) -> None:
-        if res.delivered:
-            verdict = "delivered"
-        elif res.next_attempt_at is not None:
-            verdict = "retrying"
-        else:
-            verdict = "failed"
-        self.attempted += 1
-        if res.delivered:
-            self.delivered += 1
-        if self._metrics is not None:
-            counter = self._counted.get((verdict, res.job.event))
-            if counter is None:
-                counter = self._metrics.deliveries.labels(verdict, res.job.event)
-                self._counted[(verdict, res.job.event)] = counter
-            counter.inc()
-            self._metrics.attempt_seconds.observe(res.duration_ms / 1000)
-        if not log.isEnabledFor(logging.INFO):
-            return
-        log.info(
-            "attempt",
-            extra={
-                "delivery_id": res.job.delivery_id,
-                "event_id": res.job.event_id,
-                "account_id": res.job.account_id,
-                "event": res.job.event,
-                "attempt": res.job.attempt_number,
-                "result": verdict,
-                "status_code": res.status_code,
-                "error_class": res.error_class,
-                "error": res.error_message,
-                "duration_ms": round(res.duration_ms, 2),
-                "next_attempt_at": res.next_attempt_at.isoformat() if res.next_attempt_at else None,
-            },
-        )
 
     # --- group commit --------------------------------------------------------------------------
     async def _flush_loop(self, stop: asyncio.Event) -> None:

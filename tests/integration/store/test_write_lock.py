@@ -1,0 +1,46 @@
+"""SQLite writers in different processes queue on ``<database>.write-lock``."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+from pathlib import Path
+
+from sqlalchemy import text
+
+from callhook.store.db import Database
+
+
+def test_a_writer_waits_for_the_file_lock_and_proceeds_when_it_is_released(
+    tmp_path: Path,
+) -> None:
+    db_path = tmp_path / "cb.db"
+    db = Database(f"sqlite:///{db_path}")
+    try:
+        with db.write() as conn:
+            conn.execute(text("CREATE TABLE t (n INTEGER)"))
+        lock_path = Path(f"{db_path}.write-lock")
+        assert lock_path.exists()
+        # Another process's writer, as far as flock is concerned: a separate open file.
+        fd = os.open(lock_path, os.O_RDWR)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        done = threading.Event()
+
+        def write() -> None:
+            with db.write() as conn:
+                conn.execute(text("INSERT INTO t VALUES (1)"))
+            done.set()
+
+        writer = threading.Thread(target=write)
+        writer.start()
+        assert not done.wait(0.3), "the write went ahead while another writer held the lock"
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+        writer.join(10)
+        assert done.is_set()
+        with db.read() as conn:
+            assert conn.execute(text("SELECT count(*) FROM t")).scalar_one() == 1
+    finally:
+        db.dispose()
+
