@@ -34,6 +34,7 @@ class Dispatch(Generic[J]):
         self._ready: deque[str] = deque()  # accounts with queued jobs and room, in turn order
         self._in_ready: set[str] = set()
         self._queued: dict[str, J] = {}  # delivery id → job, for jobs not started nor dropped
+        self._queued_of: Counter[str] = Counter()  # the same, counted per account
         self.busy: Counter[str] = Counter()  # attempts under way, per account
         self.in_flight = 0
 
@@ -49,6 +50,7 @@ class Dispatch(Generic[J]):
         for job in jobs:
             self._queued[job.delivery_id] = job
             account = job.account_id
+            self._queued_of[account] += 1
             queue = self._queues.get(account)
             if queue is None:
                 queue = self._queues[account] = deque()
@@ -71,6 +73,7 @@ class Dispatch(Generic[J]):
                 continue
             job = queue.popleft()
             del self._queued[job.delivery_id]
+            self._unqueued(account)
             self.busy[account] += 1
             self.in_flight += 1
             ready.rotate(-1)  # the next take serves the next account
@@ -94,6 +97,7 @@ class Dispatch(Generic[J]):
         for delivery_id in delivery_ids:
             job = self._queued.pop(delivery_id, None)
             if job is not None:
+                self._unqueued(job.account_id)
                 dropped.append(job)
         return dropped
 
@@ -104,6 +108,19 @@ class Dispatch(Generic[J]):
             for job in self._queued.values()
             if account_id is None or job.account_id == account_id
         ]
+
+    def saturated(self) -> set[str]:
+        """Accounts with at least ``per_account`` jobs queued or under way: claiming more for
+        them now would only make them wait here."""
+        load = self.busy + self._queued_of
+        return {account for account, count in load.items() if count >= self.per_account}
+
+    def _unqueued(self, account: str) -> None:
+        left = self._queued_of[account] - 1
+        if left:
+            self._queued_of[account] = left
+        else:
+            del self._queued_of[account]
 
     def _make_ready(self, account: str) -> bool:
         if account in self._in_ready or self.busy[account] >= self.per_account:

@@ -45,7 +45,7 @@ from callhook.store.secretbox import SecretBox
 
 log = logging.getLogger("callhook.delivery")
 
-FLUSH_INTERVAL = 0.01  # seconds: group-commit window for attempt results
+FLUSH_INTERVAL = 0.025  # seconds: group-commit window for attempt results
 # Back-off while results cannot be recorded (database restarting); after the last one the
 # results are dropped and the deliveries are attempted again once their leases run out.
 FLUSH_RETRY_DELAYS = (0.05, 0.2, 0.5, 1.0, 2.0, 4.0, 8.0)
@@ -78,9 +78,10 @@ class Worker:
         self._room = asyncio.Event()  # set when enough places are free for the next claim
         self._results: list[AttemptResult] = []
         self._max_in_flight = max(settings.worker_max_in_flight, 1)
-        # Claim in sizeable batches: a claim is a write transaction, so claiming one job each
-        # time one finishes would cost a transaction per delivery.
-        self._low_water = max(1, self._max_in_flight // 4)
+        # Claimed jobs not finished may be up to twice the lanes: every lane busy and a lane-load
+        # queued, so lanes do not wait for claims; the next claim starts once half of that is
+        # free. Claims are write transactions: claiming in big batches keeps them rare.
+        self._budget = 2 * self._max_in_flight
         # Claimed jobs not started yet, handed to ``worker_max_in_flight`` lanes (long-lived
         # coroutines: a task per attempt cost more than the rest of the bookkeeping).
         self._dispatch: Dispatch[ClaimedJob] = Dispatch(settings.worker_per_endpoint_limit)
@@ -163,8 +164,7 @@ class Worker:
     async def _claim_loop(self, stop: asyncio.Event) -> None:
         assert self._wake is not None
         while not stop.is_set():
-            free = self._free()
-            if free < self._low_water and self._outstanding():
+            if self._outstanding() > self._max_in_flight:
                 self._room.clear()
                 await self._room.wait()
                 continue
@@ -176,7 +176,7 @@ class Worker:
                 now = self._clock.now()
                 jobs = await asyncio.to_thread(
                     self._claim,
-                    min(free, self._settings.worker_batch_size),
+                    min(self._budget - self._outstanding(), self._settings.worker_batch_size),
                     self._no_room(),
                     self._breakers.probing(now),
                 )
@@ -200,9 +200,6 @@ class Worker:
         """Claimed jobs not finished: waiting to start, or under way."""
         return self._dispatch.queued + self._dispatch.in_flight
 
-    def _free(self) -> int:
-        return self._max_in_flight - self._outstanding()
-
     def _wake_lanes(self, count: int) -> None:
         while count > 0 and self._idle_lanes:
             lane = self._idle_lanes.popleft()
@@ -216,10 +213,8 @@ class Worker:
         has its one probe under way."""
         now = self._clock.now()
         held = Counter(job.account_id for job in self._held.values())
-        limit = max(self._settings.worker_per_endpoint_limit, 1)
-        full = {account for account, count in held.items() if count >= limit}
         probing = {account for account in self._breakers.probing(now) if held[account]}
-        return full | probing | self._breakers.blocked(now)
+        return self._dispatch.saturated() | probing | self._breakers.blocked(now)
 
     def _claim(self, limit: int, exclude: set[str], probing: set[str]) -> list[ClaimedJob]:
         """Claim due jobs; for an endpoint whose breaker is half-open keep one (the probe) and
@@ -303,7 +298,7 @@ class Worker:
                 if dispatch.done(job):
                     self._wake_lanes(1)
                 self._slot_freed.set()
-                if self._free() >= self._low_water:
+                if self._outstanding() <= self._max_in_flight:
                     self._room.set()
 
     async def _attempt(self, job: ClaimedJob, sender: Sender) -> None:

@@ -110,6 +110,8 @@ def test_never_over_cap_nothing_lost_nothing_twice(
         assert all(count <= cap for count in busy.values())
         assert d.in_flight == len(running)
         assert +d.busy == busy
+        queued = Counter(j.account_id for j in d.queued_jobs())
+        assert d.saturated() == {a for a, n in (busy + queued).items() if n >= cap}
     # Everything still queued starts once the running attempts finish: nothing is stranded.
     while True:
         while (job := d.take()) is not None:
