@@ -174,10 +174,11 @@ class Worker:
             self._slot_freed.clear()
             try:
                 now = self._clock.now()
+                saturated = self._dispatch.saturated()
                 jobs = await asyncio.to_thread(
                     self._claim,
                     min(self._budget - self._outstanding(), self._settings.worker_batch_size),
-                    self._no_room(),
+                    self._no_room(saturated),
                     self._breakers.probing(now),
                 )
             except Exception:
@@ -189,7 +190,7 @@ class Worker:
                 await asyncio.to_thread(self._release, jobs)
                 break
             if not jobs:
-                await self._wait_wake(stop)
+                await self._wait_wake(stop, room_matters=bool(saturated))
                 continue
             for job in jobs:
                 self._held[job.delivery_id] = job
@@ -207,14 +208,14 @@ class Worker:
                 lane.set_result(None)
                 count -= 1
 
-    def _no_room(self) -> set[str]:
+    def _no_room(self, saturated: set[str]) -> set[str]:
         """Accounts to leave out of the next claim: those already holding their share of this
         worker (a slow endpoint must not fill every place) and those whose breaker is open or
         has its one probe under way."""
         now = self._clock.now()
         held = Counter(job.account_id for job in self._held.values())
         probing = {account for account in self._breakers.probing(now) if held[account]}
-        return self._dispatch.saturated() | probing | self._breakers.blocked(now)
+        return saturated | probing | self._breakers.blocked(now)
 
     def _claim(self, limit: int, exclude: set[str], probing: set[str]) -> list[ClaimedJob]:
         """Claim due jobs; for an endpoint whose breaker is half-open keep one (the probe) and
@@ -255,12 +256,16 @@ class Worker:
         self._slot_freed.set()
         self._room.set()
 
-    async def _wait_wake(self, stop: asyncio.Event) -> None:
-        """Wait for a publish, the poll, or a slot freeing up since the last claim began (an
-        account may have been left out of that claim for lack of room). Both events were
-        cleared before the claim, so nothing that happened during it is missed."""
+    async def _wait_wake(self, stop: asyncio.Event, *, room_matters: bool) -> None:
+        """Wait for a publish, the poll, or — if the last claim left accounts out for lack of
+        room (``room_matters``) — an attempt finishing since that claim began. Both events were
+        cleared before the claim, so nothing that happened during it is missed. (Waking on
+        every finished attempt regardless made a lightly loaded worker run an empty claim
+        transaction per delivery, competing with publishers for SQLite's one writer.)"""
         assert self._wake is not None
-        waiting_on = [self._wake.wait(), self._slot_freed.wait(), stop.wait()]
+        waiting_on = [self._wake.wait(), stop.wait()]
+        if room_matters:
+            waiting_on.append(self._slot_freed.wait())
         waiters = {asyncio.create_task(w) for w in waiting_on}
         try:
             await asyncio.wait(
