@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from callhook import events as catalog
@@ -25,11 +26,10 @@ from callhook.errors import (
     PermissionDenied,
     UnknownEvent,
 )
-from callhook.store import accounts as account_store
 from callhook.store import events as event_store
 from callhook.store import integrations as integration_store
 from callhook.store.db import Database
-from callhook.store.tables import deliveries
+from callhook.store.types import time_encoder
 
 _ALLOWED_KEYS = frozenset({"event", "pbx_id", "account_id", "data", "idempotency_key"})
 MAX_ID_LENGTH = 200
@@ -71,7 +71,10 @@ class Published:
 
 
 # --- Parsing (pure) ----------------------------------------------------------------------------
-def _text(value: object, field: str, *, required: bool) -> str | None:
+def _text(value: object, where: str, name: str, *, required: bool) -> str | None:
+    if type(value) is str and 0 < len(value) <= MAX_ID_LENGTH:
+        return value  # the common case, before any error text is built
+    field = f"{where}{name}"
     if value is None:
         if required:
             raise PayloadInvalid(f"{field}: field required", field=field)
@@ -88,28 +91,26 @@ def parse_event(item: object, *, where: str = "") -> PublishRequest:
     """Validate one publish request object; ``where`` prefixes field paths (``events[3].``)."""
     if not isinstance(item, dict):
         raise PayloadInvalid(f"{where or 'body'}: must be a JSON object", field=where.rstrip("."))
-    extra = sorted(set(item) - _ALLOWED_KEYS)
-    if extra:
-        field = f"{where}{extra[0]}"
+    if not item.keys() <= _ALLOWED_KEYS:
+        field = f"{where}{sorted(set(item) - _ALLOWED_KEYS)[0]}"
         raise PayloadInvalid(f"{field}: unknown field", field=field)
     name = item.get("event")
     if not isinstance(name, str):
         raise PayloadInvalid(f"{where}event: field required (a string)", field=f"{where}event")
     if not catalog.is_known(name):
         raise UnknownEvent(name)
-    pbx_id = _text(item.get("pbx_id"), f"{where}pbx_id", required=True)
+    pbx_id = _text(item.get("pbx_id"), where, "pbx_id", required=True)
     assert pbx_id is not None
-    account_id = _text(item.get("account_id"), f"{where}account_id", required=False)
-    key = _text(item.get("idempotency_key"), f"{where}idempotency_key", required=False)
+    account_id = _text(item.get("account_id"), where, "account_id", required=False)
+    key = _text(item.get("idempotency_key"), where, "idempotency_key", required=False)
     raw_data = item.get("data", {})
     try:
         data = catalog.validate_data(name, raw_data)
     except PayloadInvalid as exc:
         field = f"{where}{exc.field}" if exc.field else f"{where}data"
         raise PayloadInvalid(f"{where}{exc.message}", field=field) from exc
-    return PublishRequest(
-        event=name, pbx_id=pbx_id, account_id=account_id, data=data, idempotency_key=key
-    )
+    # Positional: keywords double the cost of this constructor, run once per event.
+    return PublishRequest(name, pbx_id, account_id, data, key)
 
 
 def parse_publish_body(raw: bytes, *, max_events: int) -> list[PublishRequest]:
@@ -213,12 +214,15 @@ class Publisher:
         for listener in self._listeners:
             listener()
 
-    def _publish(self, conn: Any, requests: Sequence[PublishRequest]) -> list[Published]:
+    def _publish(self, conn: Connection, requests: Sequence[PublishRequest]) -> list[Published]:
         now = self._clock.now()
         created_at = rfc3339(now)
-        known = account_store.existing_ids(conn, {r.account_id for r in requests if r.account_id})
+        # Which accounts exist, and where each one's events go (read in this transaction).
+        targets = integration_store.publish_targets(
+            conn, {r.account_id for r in requests if r.account_id}
+        )
         for i, req in enumerate(requests):
-            if req.account_id not in known:
+            if req.account_id not in targets:
                 where = f"events[{i}]." if len(requests) > 1 else ""
                 raise PayloadInvalid(
                     f"{where}account_id: unknown account {req.account_id!r}",
@@ -257,39 +261,42 @@ class Publisher:
             )
         )
         # Pass 2: rows for the new events, results for all.
-        integrations = {a: integration_store.get(conn, a) for a in known}
+        stored_at = time_encoder(conn.dialect.name)(now)  # the rows go to the DB-API as is
         event_rows: list[dict[str, Any]] = []
         delivery_rows: list[dict[str, Any]] = []
         made: dict[int, Published] = {}
+        rng = self._rng
         for i in fresh:
             req = requests[i]
             account_id = req.account_id or ""
-            event_id = new_id("evt", now, self._rng)
-            skip_reason = _skip_reason(integrations.get(account_id), req.event)
+            event_id = new_id("evt", now, rng)
+            skip_reason = _skip_reason(targets[account_id], req.event)
+            call_id = call_ids[i]
+            sequence = sequences.get(i)
             event_rows.append(
                 {
                     "id": event_id,
                     "account_id": account_id,
                     "event": req.event,
                     "pbx_id": req.pbx_id,
-                    "call_id": call_ids[i],
-                    "sequence": sequences.get(i),
+                    "call_id": call_id,
+                    "sequence": sequence,
                     "idempotency_key": req.idempotency_key,
-                    "created_at": now,
+                    "created_at": stored_at,
                     "body": delivery_body(
                         event_id=event_id,
                         req=req,
                         account_id=account_id,
                         created_at=created_at,
-                        call_id=call_ids[i],
-                        sequence=sequences.get(i),
+                        call_id=call_id,
+                        sequence=sequence,
                     ),
                     "skip_reason": skip_reason,
                 }
             )
             delivery_id = None
             if skip_reason is None:
-                delivery_id = new_id("dlv", now, self._rng)
+                delivery_id = new_id("dlv", now, rng)
                 delivery_rows.append(
                     {
                         "id": delivery_id,
@@ -298,17 +305,16 @@ class Publisher:
                         "event": req.event,
                         "status": "pending",
                         "attempts": 0,
-                        "created_at": now,
-                        "window_start": now,
-                        "next_attempt_at": now,
+                        "created_at": stored_at,
+                        "window_start": stored_at,
+                        "next_attempt_at": stored_at,
                     }
                 )
             made[i] = Published(
                 event_id, req.event, req.pbx_id, account_id, False, delivery_id, skip_reason
             )
         event_store.insert(conn, event_rows)
-        if delivery_rows:
-            conn.execute(deliveries.insert(), delivery_rows)
+        event_store.insert_deliveries(conn, delivery_rows)
         results = []
         for i, req in enumerate(requests):
             if i in made:

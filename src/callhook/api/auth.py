@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import hmac
+from datetime import datetime
+
+from sqlalchemy import Connection, bindparam, select
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from callhook.errors import AuthenticationFailed, PermissionDenied
 from callhook.platform import Platform
 from callhook.store import tokens as token_store
+from callhook.store.tables import api_tokens
 from callhook.store.tokens import Token
 
 
@@ -25,7 +30,39 @@ def bearer(request: Request) -> str:
     return value.strip()
 
 
+# Looked up by hash, the same way ``token_store.authenticate`` does.
+_BY_HASH = select(api_tokens).where(api_tokens.c.token_hash == bindparam("digest"))
+
+
+def _without_recording(conn: Connection, plaintext: str, now: datetime) -> Token | None:
+    """The token, when it is valid and its last use is recent enough that
+    ``token_store.authenticate`` would record nothing; otherwise None (that function then
+    decides: it raises the exact error, or records the use). Reads only."""
+    if not plaintext.startswith(token_store.TOKEN_PREFIX) or len(plaintext) > 200:
+        return None
+    digest = token_store.hash_token(plaintext)
+    row = conn.execute(_BY_HASH, {"digest": digest}).first()
+    if row is None or not hmac.compare_digest(row.token_hash, digest):
+        return None
+    token = token_store._from_row(row)
+    last = token.last_used_at
+    if not token.active(now) or last is None or now - last >= token_store._LAST_USED_RESOLUTION:
+        return None
+    return token
+
+
 def _authenticate(platform: Platform, plaintext: str) -> Token:
+    """``token_store.authenticate``, in a read transaction when it would write nothing.
+
+    Its write transaction took the database's write lock on every request, so each ingest
+    request queued behind the publish being committed (on SQLite, 15-25 ms at 4 concurrent
+    batches of 100, measured) before it even read its body. Now only the request that records
+    a token's use (once a minute per token) writes.
+    """
+    with platform.db.read() as conn:
+        token = _without_recording(conn, plaintext, platform.clock.now())
+    if token is not None:
+        return token
     with platform.db.write() as conn:
         return token_store.authenticate(conn, plaintext, now=platform.clock.now())
 

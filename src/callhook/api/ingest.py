@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -80,7 +82,7 @@ async def publish_events(request: Request) -> Response:
     requests = parse_publish_body(raw, max_events=platform.settings.max_batch_events)
     bound = bind_accounts(requests, token_account=token.account_id)
     results = await run_in_threadpool(platform.publisher.publish, bound)
-    for r in results:
-        if not r.duplicate:
-            platform.metrics.published.labels(r.event).inc()
+    # One increment per event name, not per event (a labelled lookup each: 100 per batch).
+    for event, count in Counter(r.event for r in results if not r.duplicate).items():
+        platform.metrics.published.labels(event).inc(count)
     return success(request, {"events": [r.as_json() for r in results]}, status=202)

@@ -9,6 +9,11 @@ Ids (``call_id``, ``leg_id``, record ids) are the PBX's own opaque ids: 1 to 128
 ``.``, ``_``, ``:`` or ``-``.
 
 No I/O here; :mod:`callhook.events.validate` turns validation errors into Callhook errors.
+
+:mod:`callhook.events.fast` generates a faster check from these models and calls their
+validators as they are, so a validator here reads only ``info.data`` (never nested models in
+it) and returns its input unchanged or raises ``PydanticCustomError``. A constraint, type or
+option that ``fast`` does not know keeps that model on pydantic alone (a test says which).
 """
 
 from __future__ import annotations

@@ -3,15 +3,52 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 
 from callhook.store import dialect
-from callhook.store.tables import call_sequences, events
+from callhook.store.tables import call_sequences, deliveries, events
+
+#: The columns of an event row, as ``insert`` takes them.
+EVENT_COLUMNS = (
+    "id",
+    "account_id",
+    "event",
+    "pbx_id",
+    "call_id",
+    "sequence",
+    "idempotency_key",
+    "created_at",
+    "body",
+    "skip_reason",
+)
+#: The columns a new delivery sets (the rest start NULL), as ``insert_deliveries`` takes them.
+DELIVERY_COLUMNS = (
+    "id",
+    "event_id",
+    "account_id",
+    "event",
+    "status",
+    "attempts",
+    "created_at",
+    "window_start",
+    "next_attempt_at",
+)
+# Run on the DB-API cursor: with SQLAlchemy's per-row, per-column parameter processing these
+# two executemany inserts were 29 % of a 100-event publish (profiled: 4.1 ms; now 1.8 ms, most
+# of it SQLite's own work). The values need no processing: callers pass the driver's form.
+_INSERT_EVENTS = dialect.FastStatement(
+    events.insert().values({c: bindparam(c) for c in EVENT_COLUMNS})
+)
+_INSERT_DELIVERIES = dialect.FastStatement(
+    deliveries.insert().values({c: bindparam(c) for c in DELIVERY_COLUMNS})
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,27 +65,66 @@ class StoredEvent:
     skip_reason: str | None
 
 
+def _add_to_sequences(insert: Any) -> dialect.FastStatement:
+    statement = insert(call_sequences).values(
+        account_id=bindparam("account_id"),
+        call_id=bindparam("call_id"),
+        last_sequence=bindparam("amount"),
+    )
+    return dialect.FastStatement(
+        statement.on_conflict_do_update(
+            index_elements=[call_sequences.c.account_id, call_sequences.c.call_id],
+            set_={
+                "last_sequence": call_sequences.c.last_sequence + statement.excluded.last_sequence
+            },
+        )
+    )
+
+
+# Sequence counters take one upsert executemany on the DB-API cursor and one read, instead of
+# dialect.add_to_counters' three statements through SQLAlchemy (9 % of a 100-event publish,
+# profiled: 1.3 ms; now 0.4 ms). The upsert is an atomic add; on PostgreSQL it row-locks each
+# counter until commit, in key order, so concurrent publishers queue per call and never
+# deadlock.
+_ADD_TO_SEQUENCES = {
+    "sqlite": _add_to_sequences(sqlite.insert),
+    "postgresql": _add_to_sequences(postgresql.insert),
+}
+# One IN list per key column, not a row-value IN: SQLite plans ``(a, b) IN (...)`` as a full
+# scan but serves per-column lists from the primary key. The cross product may return a few
+# other counters; only the wanted ones are kept.
+_READ_SEQUENCES = select(
+    call_sequences.c.account_id, call_sequences.c.call_id, call_sequences.c.last_sequence
+).where(
+    call_sequences.c.account_id.in_(bindparam("account_ids", expanding=True)),
+    call_sequences.c.call_id.in_(bindparam("call_ids", expanding=True)),
+)
+
+
 def next_sequences(conn: Connection, calls: Sequence[tuple[str, str]]) -> list[int]:
     """Sequence numbers for events of ``(account_id, call_id)``, in the given order.
 
-    A call's events are numbered 1, 2, 3… in commit order, across batches and publishers.
+    A call's events are numbered 1, 2, 3… in commit order, across batches and publishers: the
+    counters are raised inside the caller's transaction, so a rolled-back batch uses up none.
     """
+    if not calls:
+        return []
     wanted = Counter(calls)
-    distinct = list(wanted)
-    last = dict(
-        zip(
-            distinct,
-            dialect.add_to_counters(
-                conn,
-                call_sequences,
-                [{"account_id": a, "call_id": c} for a, c in distinct],
-                "last_sequence",
-                [wanted[call] for call in distinct],
-            ),
-            strict=True,
-        )
+    order = sorted(wanted)
+    _ADD_TO_SEQUENCES[conn.dialect.name].executemany(
+        conn,
+        [{"account_id": a, "call_id": c, "amount": wanted[(a, c)]} for a, c in order],
     )
-    nxt = {call: last[call] - wanted[call] + 1 for call in distinct}
+    rows = conn.execute(
+        _READ_SEQUENCES,
+        {"account_ids": list({a for a, _ in order}), "call_ids": list({c for _, c in order})},
+    )
+    # The first number of each call in this batch: its new total less what this batch added.
+    nxt = {
+        key: last - wanted[key] + 1
+        for account_id, call_id, last in rows
+        if (key := (account_id, call_id)) in wanted
+    }
     out = []
     for call in calls:
         out.append(nxt[call])
@@ -75,9 +151,30 @@ def find_idempotent(
     return {key: r.id for r in rows if (key := (r.account_id, r.idempotency_key)) in wanted}
 
 
-def insert(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        conn.execute(events.insert(), rows)
+def insert(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert event rows: each maps every name of ``EVENT_COLUMNS`` to a value in the driver's
+    form (``created_at`` through ``types.time_encoder``, ``body`` as bytes).
+
+    A duplicate ``(account_id, idempotency_key)`` raises SQLAlchemy's ``IntegrityError``, as
+    ``conn.execute`` would (publishers retry on it).
+    """
+    _run(conn, _INSERT_EVENTS, rows)
+
+
+def insert_deliveries(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert new deliveries: each row maps every name of ``DELIVERY_COLUMNS`` to a value in the
+    driver's form (datetimes through ``types.time_encoder``)."""
+    _run(conn, _INSERT_DELIVERIES, rows)
+
+
+def _run(
+    conn: Connection, statement: dialect.FastStatement, rows: Sequence[Mapping[str, Any]]
+) -> None:
+    try:
+        statement.executemany(conn, rows)
+    except conn.dialect.loaded_dbapi.IntegrityError as exc:
+        # The DB-API cursor raises the driver's own error; callers handle SQLAlchemy's.
+        raise IntegrityError(str(statement.statement), None, exc) from exc
 
 
 def _from_row(r: Any) -> StoredEvent:

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, bindparam, delete, func, select, update
 
 from callhook.core.ids import RandomBits, new_id
 from callhook.core.retry import RETRY_POLICIES
@@ -15,7 +15,7 @@ from callhook.events.names import SUBSCRIBABLE_EVENTS
 from callhook.signing import generate_secret
 from callhook.store import dialect
 from callhook.store.secretbox import SecretBox
-from callhook.store.tables import integration_secrets, integrations, subscriptions
+from callhook.store.tables import accounts, integration_secrets, integrations, subscriptions
 
 ROTATION_OVERLAP = timedelta(hours=24)
 
@@ -69,6 +69,55 @@ def get(conn: Connection, account_id: str) -> Integration | None:
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
+
+
+# One query for every account of a batch, built once: with an expanding IN list SQLAlchemy
+# neither rebuilds nor re-keys it per call. The subscribed events come joined into one string
+# per account (group_concat / string_agg; event names have no commas): a row per subscription,
+# 14 per account, cost more to fetch than the query itself (profiled).
+_PUBLISH_TARGETS = (
+    select(
+        accounts.c.id.label("known_account_id"),
+        integrations,
+        func.aggregate_strings(subscriptions.c.event, ",").label("subscribed"),
+    )
+    .select_from(
+        accounts.outerjoin(integrations, integrations.c.account_id == accounts.c.id).outerjoin(
+            subscriptions, subscriptions.c.account_id == integrations.c.account_id
+        )
+    )
+    .where(accounts.c.id.in_(bindparam("account_ids", expanding=True)))
+    # The integration's columns depend on its primary key (PostgreSQL accepts them so).
+    .group_by(accounts.c.id, integrations.c.account_id)
+)
+
+
+def publish_targets(conn: Connection, account_ids: Iterable[str]) -> dict[str, Integration | None]:
+    """Each existing account among ``account_ids`` → its integration (None without one).
+
+    Accounts that do not exist are absent. The integrations are the same objects as
+    :func:`get` returns, read in one query whatever the count (publishing asks for every
+    account of a batch: an existence check plus one ``get`` each was 1 + 2n queries, profiled
+    at a fifth of a 100-event publish with 10 accounts).
+    """
+    wanted = list(set(account_ids))
+    if not wanted:
+        return {}
+    rows = conn.execute(_PUBLISH_TARGETS, {"account_ids": wanted}).all()
+    return {
+        row.known_account_id: None
+        if row.account_id is None
+        else Integration(
+            account_id=row.account_id,
+            url=row.url,
+            enabled=bool(row.enabled),
+            retry_policy=row.retry_policy,
+            subscribed_events=_order(row.subscribed.split(",") if row.subscribed else ()),
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+        for row in rows
+    }
 
 
 def require_configured(conn: Connection, account_id: str) -> Integration:
