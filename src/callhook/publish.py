@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from callhook import events as catalog
 from callhook.core.clock import Clock, rfc3339
-from callhook.core.ids import RandomBits, new_id
+from callhook.core.ids import RandomBits, new_ids
 from callhook.errors import (
     InvalidRequest,
     PayloadInvalid,
@@ -265,12 +265,18 @@ class Publisher:
         event_rows: list[dict[str, Any]] = []
         delivery_rows: list[dict[str, Any]] = []
         made: dict[int, Published] = {}
-        rng = self._rng
+        skips = {
+            i: _skip_reason(targets[requests[i].account_id or ""], requests[i].event) for i in fresh
+        }
+        event_ids = iter(new_ids("evt", now, len(fresh), self._rng))
+        delivery_ids = iter(
+            new_ids("dlv", now, sum(1 for i in fresh if skips[i] is None), self._rng)
+        )
         for i in fresh:
             req = requests[i]
             account_id = req.account_id or ""
-            event_id = new_id("evt", now, rng)
-            skip_reason = _skip_reason(targets[account_id], req.event)
+            event_id = next(event_ids)
+            skip_reason = skips[i]
             call_id = call_ids[i]
             sequence = sequences.get(i)
             event_rows.append(
@@ -296,7 +302,7 @@ class Publisher:
             )
             delivery_id = None
             if skip_reason is None:
-                delivery_id = new_id("dlv", now, rng)
+                delivery_id = next(delivery_ids)
                 delivery_rows.append(
                     {
                         "id": delivery_id,

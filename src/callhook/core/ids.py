@@ -27,8 +27,29 @@ _PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]
 
 def sortable_id(when: datetime, rng: RandomBits = SYSTEM_RANDOM) -> str:
     """26 characters: 10 of time (ms since epoch), 16 of randomness."""
-    value = (int(when.timestamp() * 1000) << 80) | rng.getrandbits(80)
+    return _encode((int(when.timestamp() * 1000) << 80) | rng.getrandbits(80))
+
+
+def _encode(value: int) -> str:
     return "".join([_PAIRS[(value >> shift) & 1023] for shift in range(120, -1, -10)])
+
+
+def new_ids(prefix: str, when: datetime, count: int, rng: RandomBits = SYSTEM_RANDOM) -> list[str]:
+    """``count`` ids like ``new_id``'s, drawing the randomness of all of them at once (one
+    ``getrandbits`` — one ``getrandom`` system call for ``SystemRandom`` — instead of one each:
+    a publish of 100 events needs 200 ids)."""
+    if count <= 0:
+        return []
+    stamp = int(when.timestamp() * 1000) << 80
+    bits = rng.getrandbits(80 * count)
+    mask = (1 << 80) - 1
+    head = f"{prefix}_"
+    out = []
+    for _ in range(count):
+        value = stamp | (bits & mask)
+        bits >>= 80
+        out.append(head + _encode(value))
+    return out
 
 
 def new_id(prefix: str, when: datetime, rng: RandomBits = SYSTEM_RANDOM) -> str:

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from callhook.core.clock import FakeClock, rfc3339, rfc3339_seconds
-from callhook.core.ids import new_id, sortable_id
+from callhook.core.ids import new_id, new_ids, sortable_id
 
 T0 = datetime(2026, 1, 15, 10, 30, tzinfo=UTC)
 
@@ -46,3 +46,15 @@ def test_fake_clock_moves_only_when_told() -> None:
     assert clock.now() == T0
     clock.advance(1.5)
     assert clock.now() == T0 + timedelta(seconds=1.5)
+
+
+@given(count=st.integers(0, 300), seed=st.integers(0, 2**32))
+def test_new_ids_in_bulk(count: int, seed: int) -> None:
+    ids = new_ids("dlv", T0, count, random.Random(seed))
+    assert len(ids) == count
+    assert len(set(ids)) == count
+    single = new_id("dlv", T0, random.Random(seed))
+    for value in ids:
+        assert value.startswith("dlv_")
+        assert len(value) == 4 + 26
+        assert value[:14] == single[:14]  # prefix and the 10 characters of time
