@@ -8,6 +8,7 @@ redirects are never followed), ``unsafe_target`` (the address failed the SSRF gu
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Final
 
@@ -38,8 +39,9 @@ class Outcome:
     honours_retry_after: bool = False
 
 
+@functools.lru_cache(maxsize=1024)
 def from_status(status: int) -> Outcome:
-    """The outcome of a complete HTTP response."""
+    """The outcome of a complete HTTP response (immutable, so one per status is shared)."""
     if 200 <= status < 300:
         return Outcome(delivered=True, status_code=status)
     if 300 <= status < 400:

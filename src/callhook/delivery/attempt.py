@@ -69,9 +69,9 @@ class Attempts:
         retry_after: str | None = None,
         headers: str | None = None,
     ) -> AttemptResult:
-        now = self._clock.now()
         next_at = None
         if not outcome.delivered and outcome.retryable:
+            now = self._clock.now()
             wait = (
                 retry.parse_retry_after(retry_after, now=now)
                 if outcome.honours_retry_after

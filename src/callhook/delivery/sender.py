@@ -9,7 +9,6 @@ IP-literal hosts never reach a resolver, so the URL is parsed and vetted again b
 from __future__ import annotations
 
 import ssl
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -183,5 +182,5 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"[:500]
 
 
-def headers_json(headers: Mapping[str, str]) -> str:
-    return orjson.dumps(dict(headers)).decode()
+def headers_json(headers: dict[str, str]) -> str:
+    return orjson.dumps(headers).decode()
