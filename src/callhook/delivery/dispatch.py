@@ -2,8 +2,12 @@
 
 A worker claims jobs in batches and starts them as attempt places free up. ``Dispatch`` holds
 the claimed jobs that have not started, one FIFO queue per account, and hands them out
-round-robin over the accounts that have room — at most ``per_account`` attempts under way per
-account — so one endpoint's backlog (or one slow endpoint) cannot take every place. No I/O, no
+round-robin over the accounts that have room, so one endpoint's backlog (or one slow endpoint)
+cannot take every place. An account's room adapts (additive increase, multiplicative decrease):
+it starts at ``initial`` attempts under way, grows by one with each healthy attempt up to
+``per_account``, and halves (down to one) with each attempt that timed out or could not connect
+— a dead endpoint holds a few places while its attempts time out, not ``per_account`` of them,
+and a healthy one reaches full room within a few dozen answers. No I/O, no
 asyncio: the worker's lanes call ``take`` and ``done``; tests drive it directly.
 """
 
@@ -28,8 +32,10 @@ J = TypeVar("J", bound=Job)
 class Dispatch(Generic[J]):
     """Queued jobs by account; ``take`` round-robin over accounts below their cap."""
 
-    def __init__(self, per_account: int) -> None:
+    def __init__(self, per_account: int, *, initial: int = 4) -> None:
         self.per_account = max(per_account, 1)
+        self.initial = max(1, min(initial, self.per_account))
+        self._room: dict[str, int] = {}  # current room per account (absent: ``initial``)
         self._queues: dict[str, deque[J]] = {}
         self._ready: deque[str] = deque()  # accounts with queued jobs and room, in turn order
         self._in_ready: set[str] = set()
@@ -65,7 +71,7 @@ class Dispatch(Generic[J]):
             queue = self._queues.get(account)
             while queue and queue[0].delivery_id not in self._queued:
                 queue.popleft()  # dropped while it waited
-            if not queue or self.busy[account] >= self.per_account:
+            if not queue or self.busy[account] >= self.room(account):
                 ready.popleft()
                 self._in_ready.discard(account)
                 if not queue:
@@ -80,9 +86,16 @@ class Dispatch(Generic[J]):
             return job
         return None
 
-    def done(self, job: J) -> bool:
-        """An attempt of ``job`` finished; True if its account may start another job now."""
+    def room(self, account: str) -> int:
+        """How many attempts of ``account`` may be under way now."""
+        return self._room.get(account, self.initial)
+
+    def done(self, job: J, *, healthy: bool = True) -> bool:
+        """An attempt of ``job`` finished (``healthy``: the endpoint answered); True if its
+        account may start another job now."""
         account = job.account_id
+        room = self.room(account)
+        self._room[account] = min(self.per_account, room + 1) if healthy else max(1, room // 2)
         self.in_flight -= 1
         left = self.busy[account] - 1
         if left:
@@ -123,7 +136,7 @@ class Dispatch(Generic[J]):
             del self._queued_of[account]
 
     def _make_ready(self, account: str) -> bool:
-        if account in self._in_ready or self.busy[account] >= self.per_account:
+        if account in self._in_ready or self.busy[account] >= self.room(account):
             return False
         if not self._queues.get(account):
             return False

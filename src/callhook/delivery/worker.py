@@ -28,7 +28,7 @@ from collections import Counter, deque
 from datetime import timedelta
 from typing import Self
 
-from callhook.core.breaker import Breakers
+from callhook.core.breaker import TRIPPING, Breakers
 from callhook.core.clock import Clock
 from callhook.core.ids import Randomness, new_id
 from callhook.delivery.attempt import Attempts
@@ -293,20 +293,23 @@ class Worker:
                 self._idle_lanes.append(parked)
                 await parked
                 continue
+            healthy = True
             try:
-                await self._attempt(job, sender)
+                healthy = await self._attempt(job, sender)
             except Exception:
                 # Not recorded: the lease runs out and the delivery is attempted again.
                 log.exception("attempt failed unexpectedly", extra={"delivery_id": job.delivery_id})
                 self._held.pop(job.delivery_id, None)
             finally:
-                if dispatch.done(job):
+                if dispatch.done(job, healthy=healthy):
                     self._wake_lanes(1)
                 self._slot_freed.set()
                 if self._outstanding() <= self._max_in_flight:
                     self._room.set()
 
-    async def _attempt(self, job: ClaimedJob, sender: Sender) -> None:
+    async def _attempt(self, job: ClaimedJob, sender: Sender) -> bool:
+        """One attempt, its result queued for the group commit; False if the endpoint did not
+        answer (timeout, connection or TLS failure)."""
         result = await self._attempts.make(job, sender)
         failed = None if result.delivered else result.error_class
         if self._breakers.record(job.account_id, error_class=failed, now=self._clock.now()):
@@ -314,6 +317,7 @@ class Worker:
         self._results.append(result)
         if len(self._results) >= self._settings.worker_batch_size:
             await self._flush()
+        return failed not in TRIPPING
 
     async def _trip(self, account_id: str) -> None:
         """The account's breaker opened: give back its jobs that have not started, at once."""

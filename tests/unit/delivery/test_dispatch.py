@@ -123,3 +123,16 @@ def test_never_over_cap_nothing_lost_nothing_twice(
     assert d.queued == 0
     assert set(started) | dropped == {j.delivery_id for j in added}
     assert max(started.values(), default=1) == 1
+
+
+def test_room_grows_with_answers_and_halves_when_the_endpoint_does_not_answer() -> None:
+    d: Dispatch[J] = Dispatch(per_account=32, initial=4)
+    d.add(jobs("dead", 40) + jobs("live", 40))
+    started = take_all(d)
+    assert Counter(j.account_id for j in started) == {"dead": 4, "live": 4}
+    for job in started:
+        d.done(job, healthy=job.account_id == "live")
+    assert d.room("dead") == 1  # 4 → 2 → 1 → 1 → 1
+    assert d.room("live") == 8
+    again = Counter(j.account_id for j in take_all(d))
+    assert again == {"dead": 1, "live": 8}
