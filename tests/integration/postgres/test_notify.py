@@ -39,12 +39,14 @@ async def test_idle_worker_on_another_connection_wakes_on_publish(tmp_path: Path
     task = asyncio.create_task(worker.run(stop))
     try:
         account = workers.accounts(api, receiver.url, 1)
-        await wait_for(lambda: worker.listener is not None and worker.listener.connected.is_set())
+        await wait_for(
+            lambda: isinstance(worker.listener, Listener) and worker.listener.connected.is_set()
+        )
         await asyncio.sleep(0.3)  # the worker has polled, found nothing and is now idle
         for round_ in range(3):
             ids = workers.publish(api, workers.requests(account, 5, offset=round_ * 5))
             await wait_for(_received(receiver, ids))
-        assert worker.listener is not None
+        assert isinstance(worker.listener, Listener)
         assert worker.listener.notifications >= 3
     finally:
         stop.set()
