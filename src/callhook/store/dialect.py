@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, Table
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
@@ -57,14 +58,18 @@ class FastStatement:
         return found
 
     def executemany(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Run once per row (one ``executemany`` on the cursor)."""
+        """Run once per row (one ``executemany`` on the cursor). Driver errors are raised as
+        SQLAlchemy's (``IntegrityError``, ``OperationalError`` …), as ``conn.execute`` would."""
         if not rows:
             return
         sql, pick = self._for(conn)
         params: Sequence[Any] = rows if pick is None else [pick(r) for r in rows]
+        dbapi = conn.dialect.loaded_dbapi
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
             cursor.executemany(sql, params)
+        except dbapi.Error as exc:
+            raise DBAPIError.instance(sql, None, exc, dbapi.Error) from exc
         finally:
             cursor.close()
 

@@ -10,7 +10,6 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
 
 from callhook.store import dialect
 from callhook.store.tables import call_sequences, deliveries, events
@@ -158,23 +157,13 @@ def insert(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
     A duplicate ``(account_id, idempotency_key)`` raises SQLAlchemy's ``IntegrityError``, as
     ``conn.execute`` would (publishers retry on it).
     """
-    _run(conn, _INSERT_EVENTS, rows)
+    _INSERT_EVENTS.executemany(conn, rows)
 
 
 def insert_deliveries(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
     """Insert new deliveries: each row maps every name of ``DELIVERY_COLUMNS`` to a value in the
     driver's form (datetimes through ``types.time_encoder``)."""
-    _run(conn, _INSERT_DELIVERIES, rows)
-
-
-def _run(
-    conn: Connection, statement: dialect.FastStatement, rows: Sequence[Mapping[str, Any]]
-) -> None:
-    try:
-        statement.executemany(conn, rows)
-    except conn.dialect.loaded_dbapi.IntegrityError as exc:
-        # The DB-API cursor raises the driver's own error; callers handle SQLAlchemy's.
-        raise IntegrityError(str(statement.statement), None, exc) from exc
+    _INSERT_DELIVERIES.executemany(conn, rows)
 
 
 def _from_row(r: Any) -> StoredEvent:
