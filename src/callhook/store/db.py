@@ -9,7 +9,9 @@ callers compose several queries into one atomic unit.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +23,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool, QueuePool
 
 from callhook.errors import ConfigurationError
+
+log = logging.getLogger("callhook.store")
 
 
 def normalize_url(url: str) -> str:
@@ -161,11 +165,13 @@ class Checkpointer:
         self._thread = None
 
     def _run(self) -> None:
-        import sqlite3
-
         try:
             conn = sqlite3.connect(self.path, timeout=5, isolation_level=None)
-        except sqlite3.Error:
+        except sqlite3.Error as exc:
+            log.warning(
+                "WAL checkpointer could not connect; the log grows until another process folds it",
+                extra={"error": str(exc)},
+            )
             return
         try:
             while not self._stop.wait(CHECKPOINT_INTERVAL):
