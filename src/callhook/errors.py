@@ -88,5 +88,12 @@ class ConfigurationError(CallhookError):
     """Settings or environment are unusable."""
 
 
+class InvalidSecret(ConfigurationError, ValueError):
+    """A webhook signing secret that must not be used: not text, not ``whsec_`` + base64 when it
+    says it is, or key material shorter than ``callhook.signing.MIN_KEY_BYTES`` (16 bytes) in
+    either signature scheme. Raised when a verifier, adapter or signer is set up, never per
+    request. Also a ``ValueError``: the receiver SDK has always raised one for a bad secret."""
+
+
 class StoreError(CallhookError):
     """The database failed in a way the caller cannot fix."""

@@ -11,6 +11,11 @@ Two header schemes are sent on every delivery:
 
 During a secret rotation every valid secret contributes one entry to each list; a verifier
 accepts the request when any entry matches any secret it knows.
+
+A secret whose key material is shorter than ``MIN_KEY_BYTES`` is refused (``InvalidSecret``)
+wherever a secret enters: signing, verifying, every receiver entry point. ``"whsec_"`` alone —
+what ``"whsec_$SECRET"`` becomes when the variable is unset — would otherwise key our scheme with
+a string anyone knows and Standard Webhooks with no key at all.
 """
 
 from __future__ import annotations
@@ -22,9 +27,16 @@ import hmac
 import secrets as _secrets
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
+from typing import Final
+
+from callhook.errors import InvalidSecret
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - a prefix, not a secret
 DEFAULT_TOLERANCE = 300  # seconds, either direction
+#: The least key material a secret may have, in bytes, in either scheme (128 bits: the
+#: Standard Webhooks and OpenAI SDKs draw the same line). Callhook issues ``SECRET_BYTES``.
+MIN_KEY_BYTES: Final = 16
+SECRET_BYTES: Final = 32
 
 HEADER_TIMESTAMP = "X-Webhook-Timestamp"
 HEADER_SIGNATURE = "X-Webhook-Signature"
@@ -56,8 +68,57 @@ class StaleTimestamp(WebhookVerificationError):
 
 # --- Secrets ---------------------------------------------------------------------------------
 def generate_secret() -> str:
-    """A new signing secret: ``whsec_`` + base64 of 32 random bytes."""
-    return SECRET_PREFIX + base64.b64encode(_secrets.token_bytes(32)).decode("ascii")
+    """A new signing secret: ``whsec_`` + base64 of ``SECRET_BYTES`` (32) random bytes."""
+    return SECRET_PREFIX + base64.b64encode(_secrets.token_bytes(SECRET_BYTES)).decode("ascii")
+
+
+def _base64_key(text: str) -> bytes | None:
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def check_secret(secret: object) -> None:
+    """Raise ``InvalidSecret`` unless ``secret`` is safe to sign or verify with.
+
+    The key material is what is left after the public ``whsec_`` prefix. Rules, in order:
+
+    * a non-empty ``str`` that encodes as UTF-8;
+    * ``whsec_…`` must be followed by strict base64 (the Standard Webhooks form);
+    * when that part is base64 (with or without the prefix), Standard Webhooks keys with the
+      decoded bytes: at least ``MIN_KEY_BYTES`` of them;
+    * otherwise (a plain string, usable by our scheme only) its UTF-8 bytes: at least
+      ``MIN_KEY_BYTES``.
+
+    Messages never contain the secret.
+    """
+    if not isinstance(secret, str):
+        raise InvalidSecret(f"a signing secret must be a string, not {type(secret).__name__}")
+    try:
+        secret.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidSecret("the signing secret is not valid text") from exc
+    material = secret.removeprefix(SECRET_PREFIX)
+    if not material:
+        raise InvalidSecret(
+            "the signing secret is empty"
+            if not secret
+            else "the signing secret is 'whsec_' with no key after it (is the variable that "
+            "should follow it unset?)"
+        )
+    key = _base64_key(material)
+    if key is None and secret.startswith(SECRET_PREFIX):
+        raise InvalidSecret("the signing secret starts with whsec_ but the rest is not base64")
+    if key is not None:
+        size, what = len(key), "base64-decoded, as Standard Webhooks keys with it"
+    else:
+        size, what = len(material.encode("utf-8")), "as UTF-8"
+    if size < MIN_KEY_BYTES:
+        raise InvalidSecret(
+            f"the signing secret is too weak: its key is {size} byte{'s' * (size != 1)} "
+            f"({what}); at least {MIN_KEY_BYTES} are needed (Callhook issues {SECRET_BYTES})"
+        )
 
 
 def standard_key(secret: str) -> bytes:
@@ -69,19 +130,25 @@ def standard_key(secret: str) -> bytes:
         raise MalformedHeader("the secret is not whsec_ followed by base64") from exc
 
 
+# Both MAC builders check the secret, so no sign or verify path can use a weak one; they are
+# cached per secret, so the check runs once per secret, not once per request.
 @lru_cache(maxsize=4096)
 def _callhook_mac(secret: str) -> hmac.HMAC:
+    check_secret(secret)
     return hmac.new(secret.encode("utf-8"), digestmod=hashlib.sha256)
 
 
 @lru_cache(maxsize=4096)
 def _standard_mac(secret: str) -> hmac.HMAC:
+    check_secret(secret)
     return hmac.new(standard_key(secret), digestmod=hashlib.sha256)
 
 
 # --- Signing ---------------------------------------------------------------------------------
 def sign_callhook(body: bytes, timestamp: int, secret: str) -> str:
-    """Hex HMAC-SHA256 of ``"<timestamp>.<body>"`` keyed by the whole secret string."""
+    """Hex HMAC-SHA256 of ``"<timestamp>.<body>"`` keyed by the whole secret string.
+
+    Raises ``InvalidSecret`` for a weak or malformed secret (see :func:`check_secret`)."""
     mac = _callhook_mac(secret).copy()
     mac.update(b"%d." % timestamp)
     mac.update(body)
@@ -89,7 +156,9 @@ def sign_callhook(body: bytes, timestamp: int, secret: str) -> str:
 
 
 def sign_standard(body: bytes, msg_id: str, timestamp: int, secret: str) -> str:
-    """Base64 HMAC-SHA256 of ``"<id>.<timestamp>.<body>"`` (Standard Webhooks ``v1``)."""
+    """Base64 HMAC-SHA256 of ``"<id>.<timestamp>.<body>"`` (Standard Webhooks ``v1``).
+
+    Raises ``InvalidSecret`` for a weak or malformed secret (see :func:`check_secret`)."""
     mac = _standard_mac(secret).copy()
     mac.update(f"{msg_id}.{timestamp}.".encode())
     mac.update(body)

@@ -27,7 +27,9 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from callhook.errors import InvalidSecret
 from callhook.receiver.explain import explain
+from callhook.receiver.verify import secret_list
 
 SecretOpt = Annotated[
     list[str],
@@ -38,6 +40,16 @@ SecretOpt = Annotated[
     ),
 ]
 TRIGGER_TIMEOUT = 2.0  # seconds: the sender's own limit (spec 000), so slow endpoints show up
+
+
+def checked_secrets(secrets: Sequence[str]) -> list[str]:
+    """The ``--secret`` values, or a usage error (exit 2) naming what is wrong with them: an
+    empty, malformed or weak secret (key material under 16 bytes) is refused by every command,
+    as the receiver SDK refuses it."""
+    try:
+        return secret_list(list(secrets))
+    except InvalidSecret as exc:
+        raise typer.BadParameter(exc.message, param_hint="--secret") from exc
 
 
 def register(app: typer.Typer) -> None:
@@ -191,6 +203,7 @@ def trigger(
     seed: Annotated[int | None, typer.Option(help="Seed the sample generator.")] = None,
 ) -> None:
     """Send realistic, correctly signed sample deliveries to URL (like `stripe trigger`)."""
+    secret = checked_secrets(secret)
     console = Console(highlight=False)
     rng = random.Random(seed)
     deliveries = build_deliveries(event, scenario, rng, now=datetime.now(UTC))
@@ -216,6 +229,7 @@ def listen(
     """Run a local receiver: verify, pretty-print and flag every delivery; optionally forward."""
     from callhook.cli.devtools_listen import serve
 
+    secret = checked_secrets(secret)
     serve(
         host=host,
         port=port,
@@ -272,6 +286,7 @@ def verify_capture(
     tolerance: Annotated[float, typer.Option(help="Timestamp tolerance, seconds.")] = 300,
 ) -> None:
     """Explain exactly why a captured request does or does not verify. Exit 1 if it does not."""
+    secret = checked_secrets(secret)
     console = Console(highlight=False)
     try:
         captured = read_headers(headers.read_text("utf-8"))

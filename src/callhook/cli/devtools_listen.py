@@ -23,6 +23,7 @@ from rich.panel import Panel
 
 from callhook.receiver.event import Event, MalformedPayload, parse
 from callhook.receiver.explain import explain
+from callhook.receiver.verify import secret_list
 
 #: Headers that describe one hop, not the delivery; never forwarded.
 HOP_HEADERS = frozenset(
@@ -66,7 +67,8 @@ class ListenState:
 
 
 class Listener:
-    """The aiohttp handler and its state."""
+    """The aiohttp handler and its state. Raises ``InvalidSecret`` for an unusable or weak
+    secret, before anything listens."""
 
     def __init__(
         self,
@@ -77,7 +79,7 @@ class Listener:
         tolerance: float = 300,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        self.secrets = list(secrets)
+        self.secrets = secret_list(list(secrets))
         self.console = console
         self.forward_to = forward_to
         self.tolerance = tolerance

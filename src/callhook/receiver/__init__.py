@@ -9,8 +9,13 @@ lazily: :mod:`callhook.receiver.fastapi` (FastAPI / Starlette), :mod:`callhook.r
     verify(request_headers, raw_body, secret)   # raises WebhookVerificationError → answer 401
     event = parse(raw_body)                      # raises MalformedPayload → answer 400
     if dedup.first_time(event): queue(event)     # then answer 200 at once
+
+A missing, malformed or weak secret (key material under 16 bytes, such as ``"whsec_"`` from an
+unset variable) raises :class:`InvalidSecret` — a configuration error, raised by ``verify`` and
+when an adapter is constructed, never answered as a 401.
 """
 
+from callhook.errors import InvalidSecret
 from callhook.receiver.background import BackgroundRunner
 from callhook.receiver.dedup import (
     Deduplicator,
@@ -43,6 +48,7 @@ __all__ = [
     "Deduplicator",
     "Event",
     "Finding",
+    "InvalidSecret",
     "InvalidSignature",
     "MalformedHeader",
     "MalformedPayload",

@@ -39,7 +39,10 @@ class Rejection(Exception):
 
 @dataclass
 class Gate:
-    """Verification settings for one endpoint: secret(s), tolerance, optional dedup, clock."""
+    """Verification settings for one endpoint: secret(s), tolerance, optional dedup, clock.
+
+    Construction raises :class:`~callhook.errors.InvalidSecret` for a missing, malformed or weak
+    secret (so every adapter refuses it when the app starts, not on the first request)."""
 
     secret: Secrets
     tolerance: float = DEFAULT_TOLERANCE

@@ -13,11 +13,12 @@ from __future__ import annotations
 import base64
 import binascii
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from callhook.errors import InvalidSecret
 from callhook.signing import (
     DEFAULT_TOLERANCE,
     HEADER_SIGNATURE,
@@ -30,6 +31,7 @@ from callhook.signing import (
     MissingHeader,
     WebhookVerificationError,
     check_fresh,
+    check_secret,
     parse_timestamp,
     verify_callhook,
     verify_standard,
@@ -63,21 +65,31 @@ def normalize_headers(headers: Mapping[str, str] | Mapping[str, bytes]) -> dict[
 
 
 def secret_list(secret: Secrets) -> list[str]:
-    """One secret or several (rotation) as a list. Raises ``ValueError`` when unusable.
+    """One secret or several (rotation) as a list, each checked by
+    :func:`callhook.signing.check_secret`.
 
-    A bad secret is a configuration mistake, not a bad request, so it is a ``ValueError``
-    rather than a :class:`WebhookVerificationError`.
+    Raises :class:`~callhook.errors.InvalidSecret` (a ``ValueError``) when there is none or any
+    is unusable: empty, not text, ``whsec_`` not followed by base64, or key material shorter
+    than 16 bytes. A bad secret is a configuration mistake, not a bad request, so it is never a
+    :class:`WebhookVerificationError`; every adapter calls this when it is constructed.
     """
-    secrets = [secret] if isinstance(secret, str) else list(secret)
+    if isinstance(secret, str):
+        secrets = [secret]
+    elif isinstance(secret, bytes | bytearray | memoryview) or not isinstance(secret, Iterable):
+        raise InvalidSecret(
+            f"the secret must be a string or a list of strings, not {type(secret).__name__}"
+        )
+    else:
+        secrets = list(secret)
     if not secrets:
-        raise ValueError("at least one secret is needed to verify")
-    for item in secrets:
-        if not isinstance(item, str) or not item:
-            raise ValueError("each secret must be a non-empty string")
+        raise InvalidSecret("at least one secret is needed to verify")
+    for number, item in enumerate(secrets, 1):
         try:
-            item.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise ValueError("a secret must be valid text") from exc
+            check_secret(item)
+        except InvalidSecret as exc:
+            if len(secrets) == 1:
+                raise
+            raise InvalidSecret(f"secret #{number} of {len(secrets)}: {exc.message}") from exc
     return secrets
 
 
@@ -147,7 +159,8 @@ def verify(
 
     Raises only :class:`WebhookVerificationError` subclasses for anything wrong with the
     request (``MissingHeader``, ``MalformedHeader``, ``InvalidSignature``, ``StaleTimestamp``),
-    and ``ValueError`` for an unusable ``secret`` or ``now``.
+    :class:`~callhook.errors.InvalidSecret` (a ``ValueError``) for an unusable or weak
+    ``secret`` (see :func:`secret_list`), and ``ValueError`` for an unusable ``now``.
     """
     secrets = secret_list(secret)
     current = now_seconds(now)

@@ -17,6 +17,8 @@ from callhook.signing import signature_headers
 
 REPO = Path(__file__).resolve().parents[3]
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+#: A well-formed secret no receiver of these tests holds (a weak one would be refused outright).
+WRONG_SECRET = "whsec_RC60C7DbwGMQ8dm+MFuB5otvez6Dz3nXN37F1d8zARU="
 
 
 def free_port() -> int:

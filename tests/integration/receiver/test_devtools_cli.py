@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import ssl
 import subprocess
 import sys
@@ -26,6 +27,7 @@ from callhook.receiver import WebhookVerificationError, parse, verify
 from .receiver_http import (
     REPO,
     SECRET,
+    WRONG_SECRET,
     delivery,
     encode,
     free_port,
@@ -175,7 +177,7 @@ def test_trigger_checks_certificates_and_reports_rejections(https_endpoint: Endp
     insecure = run("trigger", "sms", "--url", ep.url, "--secret", SECRET, "--insecure")
     assert insecure.exit_code == 0, insecure.output
     wrong = run(
-        "trigger", "sms", "--url", ep.url, "--secret", "whsec_AAAA", "--ca-bundle", str(ep.ca_file)
+        "trigger", "sms", "--url", ep.url, "--secret", WRONG_SECRET, "--ca-bundle", str(ep.ca_file)
     )
     assert wrong.exit_code == 1
     assert "→ 401" in wrong.output
@@ -290,7 +292,7 @@ def test_listen_verifies_flags_and_forwards() -> None:
         assert post(port, late, signed_headers(late, "evt_2")).status == 200
 
         bad = encode(delivery("voicemail", eid="evt_3"))
-        reply = post(port, bad, signed_headers(bad, "evt_3", "whsec_AAAA"))
+        reply = post(port, bad, signed_headers(bad, "evt_3", WRONG_SECRET))
         assert reply.status == 401
         assert len(app_received) == 3  # the bad one never reached the app
     finally:
@@ -304,3 +306,32 @@ def test_listen_verifies_flags_and_forwards() -> None:
     assert "BAD SIGNATURE" in output
     assert "no X-Webhook-Signature entry matches" in output
     assert "forwarded to http://127.0.0.1" in output
+
+
+# --- weak secrets ---------------------------------------------------------------------------
+WEAK = ["whsec_", "whsec_AA==", "whsec_AAAA", ""]
+
+
+@pytest.mark.parametrize("weak", WEAK)
+def test_every_command_refuses_a_weak_secret_before_doing_anything(
+    weak: str, tmp_path: Path, https_endpoint: Endpoint
+) -> None:
+    headers, body = capture(tmp_path, as_json=True)
+    port = free_port()
+    commands = {
+        "verify": ["verify", "--headers", str(headers), "--body", str(body)],
+        "trigger": ["trigger", "sms", "--url", https_endpoint.url, "--insecure"],
+        "listen": ["listen", "--port", str(port)],
+    }
+    for name, args in commands.items():
+        result = run(*args, "--secret", weak)
+        assert result.exit_code == 2, (name, result.output)
+        assert "--secret" in result.output
+        assert "NOT VERIFIED" not in result.output
+        # The same weak secret in a rotation list is refused too.
+        rotated = run(*args, "--secret", SECRET, "--secret", weak)
+        assert rotated.exit_code == 2, (name, rotated.output)
+        assert "secret #2 of 2" in " ".join(rotated.output.split())
+    assert https_endpoint.received == []  # trigger sent nothing
+    with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+        pass  # listen never listened

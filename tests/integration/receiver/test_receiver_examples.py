@@ -4,6 +4,7 @@ signed deliveries over a socket."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ import pytest
 from .receiver_http import (
     REPO,
     SECRET,
+    WRONG_SECRET,
     delivery,
     encode,
     free_port,
@@ -66,7 +68,7 @@ def test_example_receiver(server: tuple[int, Path]) -> None:
 
     # Bad signature, no signature, tampered body: 401 and never processed.
     bad = encode(delivery("voicemail", eid="evt_bad"))
-    assert post(port, bad, signed_headers(bad, "evt_bad", "whsec_AAAA")).status == 401
+    assert post(port, bad, signed_headers(bad, "evt_bad", WRONG_SECRET)).status == 401
     assert post(port, bad, {"Content-Type": "application/json"}).status == 401
     assert post(port, bad + b" ", signed_headers(bad, "evt_bad")).status == 401
 
@@ -90,3 +92,37 @@ def test_example_receiver(server: tuple[int, Path]) -> None:
         ("evt_2", "voicemail"),
         ("evt_3", "unhandled"),
     ]
+
+
+#: Weak secrets as they arrive from the environment (``CALLHOOK_WEBHOOK_SECRET``): an unset
+#: ``$SECRET`` after the prefix, a 1-byte key, and a rotation list with one weak entry.
+WEAK_ENV = ["whsec_", "whsec_AA==", f"{SECRET},whsec_AAAA"]
+
+
+@pytest.mark.parametrize("weak", WEAK_ENV)
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_example_receiver_refuses_a_weak_secret_at_start(
+    example: str, weak: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    env = dict(
+        os.environ,
+        CALLHOOK_WEBHOOK_SECRET=weak,
+        CALLHOOK_DEDUP_DB=str(tmp_path / "dedup.sqlite3"),
+        CALLHOOK_EXAMPLE_RECORD=str(tmp_path / "processed.jsonl"),
+        PYTHONPATH=os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")]),
+    )
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "examples" / f"{example}.py"), "--port", str(port)],
+        env=env,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode != 0
+    stderr = proc.stderr.decode()
+    assert "callhook.errors.InvalidSecret" in stderr
+    assert "whsec_" in stderr or "too weak" in stderr
+    # It never listened: a forged request has nowhere to go.
+    with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+        pass

@@ -112,7 +112,7 @@ def test_bytes_values_and_any_case() -> None:
 
 
 def test_non_whsec_secret_still_verifies_ours_and_explains_standard() -> None:
-    plain = "not-base64!"
+    plain = "not-base64, but long enough!"
     headers = signed([SECRET])
     ours = signature_headers(body=BODY, msg_id="evt_1", timestamp=TS, secrets=[SECRET])
     ours = only(ours, OURS)
