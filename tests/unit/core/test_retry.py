@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 import pytest
 from hypothesis import given
@@ -107,6 +108,130 @@ def test_retry_after_is_honoured_within_bounds(retry_after: float | None, expect
 )
 def test_parse_retry_after(header: str | None, expected: float | None) -> None:
     assert retry.parse_retry_after(header, now=T0) == expected
+
+
+#: Retry-After values an endpoint can send that are not a hint we can use: each means the normal
+#: schedule (None), never an exception. The first is the issue's example.
+HOSTILE_RETRY_AFTER = [
+    "①",  # a digit to str.isdigit, not to int() or float()
+    "١٢٠",  # Arabic-Indic digits: int() would read 120; HTTP would not
+    "１２０",  # fullwidth digits
+    "²",
+    "-5",
+    "+5",
+    "1.5",
+    "1e3",
+    "0x10",
+    "inf",
+    "nan",
+    "12 0",
+    "\x00",
+    "120\x00",
+    "\udcff\udcfe",  # undecodable bytes as aiohttp hands them over
+    "Ã©tÃ©",  # latin-1 read as UTF-8
+    "9" * 65,  # longer than any real value
+    "Thu, 15 Jan 2026 10:32:00 -0000",  # local time, unknown zone
+    "Mon, 01 Jan 99999 00:00:00 GMT",  # year out of range
+    "Mon, 32 Jan 2026 00:00:00 GMT",
+    "Mon, 29 Feb 2025 00:00:00 GMT",  # not a leap year
+    "Mon, 01 Jan 2026 24:00:00 GMT",
+    "Mon, 01 Jan 2026 00:00:60 GMT",
+    "Mon, 01 Jan 2026 00:00:00 +9999",  # an offset of four days
+    "Mon, 01 Jan 2026 00:00:00 +99999999999999999999",  # OverflowError inside email.utils
+    "Thu, 15 Jan ２０２６ 10:32:00 GMT",  # non-ASCII digits inside a date
+    "Thu, 15 Jan 2026",
+    "GMT",
+    ",",
+    " \t ",
+]
+
+
+@pytest.mark.parametrize("header", HOSTILE_RETRY_AFTER)
+def test_hostile_retry_after_means_no_hint(header: str) -> None:
+    assert retry.parse_retry_after(header, now=T0) is None
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("0", 0.0),
+        ("000120", 120.0),
+        ("\t120\t", 120.0),
+        ("3600", 3600.0),
+        ("3601", retry.MAX_RETRY_AFTER),
+        ("9" * 64, retry.MAX_RETRY_AFTER),  # huge: clamped, never inf or an overflow
+        ("Fri, 31 Dec 9999 23:59:59 GMT", retry.MAX_RETRY_AFTER),  # the calendar's last second
+        ("Fri, 31 Dec 9999 23:59:59 -2359", retry.MAX_RETRY_AFTER),
+        ("Mon, 01 Jan 0100 00:00:00 +0000", 0.0),  # long past
+        ("Sat, 01 Jan 0001 00:00:00 +2359", 0.0),  # two-digit-year rules read it as 2001
+        ("Thu, 15 Jan 2026 10:32:00 +0000", 120.0),
+        ("Thu, 15 Jan 2026 11:32:00 +0100", 120.0),
+        ("Thursday, 15-Jan-26 10:32:00 GMT", 120.0),  # RFC 850, obsolete but allowed
+        ("Thu Jan 15 10:32:00 2026", None),  # asctime carries no zone: not trusted
+    ],
+)
+def test_retry_after_edges(header: str, expected: float | None) -> None:
+    assert retry.parse_retry_after(header, now=T0) == expected
+
+
+@given(
+    value=st.one_of(
+        st.text(max_size=80),
+        st.text(alphabet="0123456789 \t", max_size=80),
+        # Any bytes, decoded as aiohttp decodes header values.
+        st.binary(max_size=80).map(lambda b: b.decode("utf-8", "surrogateescape")),
+    )
+)
+def test_parse_retry_after_never_raises_and_stays_in_bounds(value: str) -> None:
+    seconds = retry.parse_retry_after(value, now=T0)
+    assert seconds is None or 0.0 <= seconds <= retry.MAX_RETRY_AFTER
+    if value.strip(" \t").isascii() and value.strip(" \t").isdigit() and len(value) <= 64:
+        assert seconds == min(int(value.strip(" \t")), retry.MAX_RETRY_AFTER)
+
+
+@given(
+    when=st.datetimes(
+        min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.just(UTC)
+    )
+)
+def test_any_http_date_is_read_and_clamped(when: datetime) -> None:
+    header = format_datetime(when.replace(microsecond=0), usegmt=True)
+    seconds = retry.parse_retry_after(header, now=T0)
+    if when.year < 1000:
+        # email.utils reads years of fewer than four digits by the two-digit-year rules.
+        assert seconds is not None
+        return
+    expected = (when.replace(microsecond=0) - T0).total_seconds()
+    assert seconds == min(max(0.0, expected), retry.MAX_RETRY_AFTER)
+
+
+@given(value=st.text(max_size=40), attempt=st.integers(1, 20), seed=st.integers(0, 2**32))
+def test_any_retry_after_gives_a_time_inside_the_window_or_none(
+    value: str, attempt: int, seed: int
+) -> None:
+    when = retry.next_attempt_at(
+        policy="exponential",
+        attempt_number=attempt,
+        created_at=T0,
+        now=T0,
+        rng=random.Random(seed),
+        retry_after=retry.parse_retry_after(value, now=T0),
+    )
+    assert when is None or T0 < when <= T0 + retry.WINDOW
+
+
+@pytest.mark.parametrize(
+    ("elapsed", "expired"),
+    [
+        (timedelta(0), False),
+        (retry.WINDOW, False),
+        (retry.WINDOW + retry.LATE_GRACE, False),
+        (retry.WINDOW + retry.LATE_GRACE + timedelta(microseconds=1), True),
+        (timedelta(days=400), True),
+    ],
+)
+def test_window_expired(elapsed: timedelta, expired: bool) -> None:
+    assert retry.window_expired(T0, T0 + elapsed) is expired
 
 
 @given(attempt=st.integers(1, 50), elapsed=st.floats(0, 30 * 3600), seed=st.integers(0, 2**32))
