@@ -3,7 +3,11 @@
 Success is any 2xx. Everything else is a failure with a reason class:
 ``timeout``, ``connect_error``, ``tls_error``, ``http_status``, ``redirect`` (3xx is a failure:
 redirects are never followed), ``unsafe_target`` (the address failed the SSRF guard),
-``integration_disabled`` (no URL or disabled when the attempt came due).
+``integration_disabled`` (no URL or disabled when the attempt came due), ``no_signing_secret``
+(nothing to sign with when the attempt came due: nothing sent), ``window_expired`` (the 24 h
+retry window had ended when the attempt came due: nothing sent, the delivery fails),
+``internal_error`` (Callhook itself failed while making or recording the attempt; logged, and
+retried on the normal schedule).
 """
 
 from __future__ import annotations
@@ -20,6 +24,14 @@ ERROR_CLASSES: Final = (
     "redirect",
     "unsafe_target",
     "integration_disabled",
+    "no_signing_secret",
+    "window_expired",
+    "internal_error",
+)
+#: Failures that say nothing about the endpoint (nothing was sent, or Callhook failed): left out
+#: of endpoint health (latency percentiles, failure streaks).
+NOT_THE_ENDPOINT: Final = frozenset(
+    {"integration_disabled", "no_signing_secret", "window_expired", "internal_error"}
 )
 
 #: Statuses after which retrying the same request cannot help: the receiver said it is gone.

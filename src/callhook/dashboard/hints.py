@@ -33,6 +33,19 @@ _HINTS = {
         "Nothing was sent: the integration is disabled or has no URL. Enable it on the webhook "
         "settings page."
     ),
+    "no_signing_secret": (
+        "Nothing was sent: the integration had no active signing secret to sign with. Create "
+        "one on the webhook settings page (rotate the secret), then redeliver."
+    ),
+    "window_expired": (
+        "Nothing was sent: the 24-hour retry window had ended when this attempt came due, so "
+        "the delivery was given up. Fix the endpoint, then redeliver it (a redelivery starts a "
+        "new window)."
+    ),
+    "internal_error": (
+        "Callhook failed while making or recording this attempt; it is on our side, logged, "
+        "and the delivery is retried on the normal schedule."
+    ),
 }
 
 
@@ -52,6 +65,9 @@ LABELS = {
     "connect_error": "connection failed",
     "unsafe_target": "unsafe target",
     "integration_disabled": "integration disabled",
+    "no_signing_secret": "no signing secret",
+    "window_expired": "retry window over",
+    "internal_error": "internal error",
 }
 
 

@@ -11,13 +11,15 @@ Contracts
   - ``success_rate``: delivered / (delivered + failed) of deliveries created in the last 24 h;
     ``None`` when there is nothing to judge.
   - ``p95_ms``: the nearest-rank 95th percentile of the duration of attempts started in the last
-    24 h that reached the network (``integration_disabled`` attempts are not timed); ``None``
+    24 h that reached the network (``core.outcome.NOT_THE_ENDPOINT`` attempts, such as
+  ``integration_disabled``, are not timed); ``None``
     without attempts. Computed with one ``ORDER BY … OFFSET`` query, not by loading them all.
 
 * :func:`failure_streak` describes the attempts since the account's last successful one (an
   attempt without ``error_class``): when they started failing, how many, and the last error.
-  ``None`` when the latest attempt succeeded or there are no failures. Attempts refused because
-  the integration is disabled are not the endpoint's fault and are left out.
+  ``None`` when the latest attempt succeeded or there are no failures. Attempts that are not the
+  endpoint's fault (``NOT_THE_ENDPOINT``: integration disabled, no signing secret, window
+  expired, Callhook's own error) are left out.
 
 Hour buckets are filtered with plain range comparisons on the stored timestamps (one ``CASE``
 sum per bucket), so no dialect-specific date functions are needed.
@@ -32,10 +34,12 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, case, func, select
 
+from callhook.core.outcome import NOT_THE_ENDPOINT
 from callhook.store.tables import attempts, deliveries
 
 WINDOW = timedelta(hours=24)
-_NOT_THE_ENDPOINT = "integration_disabled"
+#: Attempts that say nothing about the endpoint (nothing sent, or Callhook's own failure).
+_NOT_THE_ENDPOINT = sorted(NOT_THE_ENDPOINT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +138,7 @@ def _timed_attempts(account_id: str, since: datetime) -> Any:
     return and_(
         deliveries.c.account_id == account_id,
         attempts.c.started_at >= since,
-        (attempts.c.error_class.is_(None)) | (attempts.c.error_class != _NOT_THE_ENDPOINT),
+        (attempts.c.error_class.is_(None)) | attempts.c.error_class.not_in(_NOT_THE_ENDPOINT),
     )
 
 
@@ -168,7 +172,7 @@ def failure_streak(conn: Connection, account_id: str) -> FailureStreak | None:
     failing = and_(
         mine,
         attempts.c.error_class.is_not(None),
-        attempts.c.error_class != _NOT_THE_ENDPOINT,
+        attempts.c.error_class.not_in(_NOT_THE_ENDPOINT),
     )
     if last_ok is not None:
         failing = and_(failing, attempts.c.started_at > _as_datetime(last_ok))

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from callhook.core import outcome
+from callhook.dashboard import hints
 
 
 @pytest.mark.parametrize("status", [200, 201, 202, 204, 299])
@@ -48,3 +51,12 @@ def test_failure_requires_a_known_class() -> None:
     assert outcome.failure("timeout", "slow").error_class == "timeout"
     with pytest.raises(ValueError, match="unknown error class"):
         outcome.failure("gremlins", "?")
+
+
+@pytest.mark.parametrize("error_class", outcome.ERROR_CLASSES)
+def test_every_error_class_is_documented_and_explained(error_class: str) -> None:
+    api = (Path(__file__).parents[3] / "docs" / "api.md").read_text("utf-8")
+    assert f"| `{error_class}` |" in api  # the error-class table of GET /deliveries/{id}
+    assert hints.hint(error_class)  # the dashboard says what to do
+    assert error_class in hints.LABELS
+    assert outcome.NOT_THE_ENDPOINT.issubset(outcome.ERROR_CLASSES)
