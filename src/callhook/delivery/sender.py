@@ -4,10 +4,15 @@ Security by default: HTTPS only, certificates verified (system store, or ``CALLH
 redirects never followed, and every connection goes to an address the ``VettingResolver`` has
 vetted (the same lookup that vets is the one aiohttp connects to, so DNS rebinding has no window).
 IP-literal hosts never reach a resolver, so the URL is parsed and vetted again before each try.
+
+Everything the endpoint sends back is untrusted: once a status line has been parsed, the status
+is the endpoint's answer, and a body that arrives slowly, in pieces, cut short or never finished
+only shortens the stored excerpt (``read_excerpt``) — it never turns the answer into an error.
 """
 
 from __future__ import annotations
 
+import logging
 import ssl
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,8 +30,11 @@ from callhook.errors import UnsafeURL
 from callhook.settings import Settings
 from callhook.signing import signature_headers
 
+log = logging.getLogger("callhook.delivery")
+
 USER_AGENT = f"Callhook/{__version__}"
-#: How much of a response we read to keep the connection reusable; only the first
+#: How much of a response that has already arrived is drained (without waiting) after the
+#: excerpt, so a complete body leaves the connection reusable; only the first
 #: ``response_body_limit`` bytes are stored.
 _READ_LIMIT = 64 * 1024
 
@@ -39,6 +47,9 @@ class SendResult:
     response_body: str | None
     retry_after: str | None
     request_headers: dict[str, str]
+    #: Why the stored excerpt is shorter than the body, when the body could not be read in full
+    #: (time limit, connection reset, broken chunked encoding); the attempt logs it.
+    note: str | None = None
 
 
 def build_ssl_context(settings: Settings) -> ssl.SSLContext:
@@ -78,6 +89,38 @@ def _vetted(url: str, allow_unsafe: bool) -> WebhookURL:
     # Parsing is pure, so a URL vetted once stays vetted; an unsafe one raises every time
     # (exceptions are not cached).
     return parse_webhook_url(url, allow_unsafe=allow_unsafe)
+
+
+async def read_excerpt(content: aiohttp.StreamReader, limit: int) -> tuple[bytes, str | None]:
+    """The first ``limit`` bytes of a response body, or all of it if shorter, and a note when
+    the body ended early.
+
+    ``content.read(n)`` returns only what is buffered, so one call can return the first 40 bytes
+    of a body written in two parts; this reads until ``limit`` bytes or the end of the body.
+    The attempt's time limit still applies (aiohttp raises ``TimeoutError`` from the read), so a
+    body that drips forever ends the read, not the attempt. Never raises except on
+    cancellation: whatever the body does, the status already received stands.
+    """
+    buf = bytearray()
+    try:
+        while len(buf) < limit:
+            chunk = await content.read(limit - len(buf))
+            if not chunk:
+                return bytes(buf), None
+            buf += chunk
+        # Drain what has already arrived, without waiting, so a complete body leaves the
+        # connection reusable.
+        drained = 0
+        while drained < _READ_LIMIT and not content.at_eof():
+            chunk = content.read_nowait(_READ_LIMIT - drained)
+            if not chunk:
+                break
+            drained += len(chunk)
+    except TimeoutError:
+        return bytes(buf), "response body not complete within the time limit"
+    except Exception as exc:  # reset, bad chunking, or anything else the body can cause
+        return bytes(buf), f"response body cut short: {_describe(exc)}"
+    return bytes(buf), None
 
 
 def excerpt(raw: bytes, limit: int) -> str:
@@ -125,7 +168,8 @@ class Sender:
             self._resolver = None
 
     async def send(self, *, url: str, body: bytes, headers: dict[str, str]) -> SendResult:
-        """POST once and classify; never raises for anything the endpoint or network does.
+        """POST once and classify; never raises (short of cancellation), whatever the endpoint
+        or the network does.
 
         ``headers`` are sent as given and returned in the result (not copied, not changed).
         """
@@ -143,15 +187,17 @@ class Sender:
                 allow_redirects=False,
                 timeout=self._timeout,
             ) as response:
-                raw = await response.content.read(_READ_LIMIT)
                 result = outcomes.from_status(response.status)
+                retry_after = response.headers.get("Retry-After")
+                raw, note = await read_excerpt(response.content, limit)
                 return SendResult(
                     outcome=result,
                     started_at=started_at,
                     duration_ms=(monotonic() - t0) * 1000,
                     response_body=excerpt(raw, limit),
-                    retry_after=response.headers.get("Retry-After"),
+                    retry_after=retry_after,
                     request_headers=sent_headers,
+                    note=note,
                 )
         except UnsafeURL as exc:
             result = outcomes.failure("unsafe_target", exc.message)
@@ -167,6 +213,11 @@ class Sender:
                 result = outcomes.failure("unsafe_target", reason)
             else:
                 result = outcomes.failure("connect_error", _describe(exc))
+        except Exception as exc:
+            # Not something the HTTP client is documented to raise: our fault or the client's,
+            # never a reason to lose the attempt.
+            log.exception("unexpected error while sending")
+            result = outcomes.failure("internal_error", _describe(exc))
         return SendResult(
             outcome=result,
             started_at=started_at,

@@ -296,16 +296,31 @@ class Worker:
             healthy = True
             try:
                 healthy = await self._attempt(job, sender)
-            except Exception:
-                # Not recorded: the lease runs out and the delivery is attempted again.
-                log.exception("attempt failed unexpectedly", extra={"delivery_id": job.delivery_id})
-                self._held.pop(job.delivery_id, None)
+            except Exception as exc:
+                # Never leave the attempt unrecorded: its lease would run out and it would be
+                # sent again, as the same attempt number, past its retry window. Unless its
+                # result is already queued or recorded (or the job was lost to another worker),
+                # record it as Callhook's own failure (logged there), on the normal schedule.
+                if self._unrecorded(job):
+                    self._results.append(self._attempts.crashed(job, exc))
+                else:
+                    log.exception(
+                        "attempt bookkeeping failed", extra={"delivery_id": job.delivery_id}
+                    )
             finally:
                 if dispatch.done(job, healthy=healthy):
                     self._wake_lanes(1)
                 self._slot_freed.set()
                 if self._outstanding() <= self._max_in_flight:
                     self._room.set()
+
+    def _unrecorded(self, job: ClaimedJob) -> bool:
+        """Whether ``job`` is still held with no result queued or being recorded."""
+        return (
+            job.delivery_id in self._held
+            and job.delivery_id not in self._recording
+            and not any(res.job is job for res in self._results)
+        )
 
     async def _attempt(self, job: ClaimedJob, sender: Sender) -> bool:
         """One attempt, its result queued for the group commit; False if the endpoint did not
