@@ -74,7 +74,13 @@ def prepare(base: str, events: int) -> tuple[str, Platform]:
     for start in range(0, events, 500):
         platform.publisher.publish(
             [
-                parse_event({**template, "pbx_id": f"p-{i}", "data": {**template["data"]}})
+                parse_event(
+                    {
+                        **template,
+                        "pbx_id": f"p-{i}",
+                        "data": {**template["data"], "call_id": f"p-{i}"},
+                    }
+                )
                 for i in range(start, min(start + 500, events))
             ]
         )

@@ -20,19 +20,11 @@ from sqlalchemy.exc import IntegrityError
 from callhook import events as catalog
 from callhook.core.clock import Clock, rfc3339
 from callhook.core.ids import RandomBits, new_ids
-from callhook.errors import (
-    InvalidRequest,
-    PayloadInvalid,
-    PermissionDenied,
-    UnknownEvent,
-)
+from callhook.errors import InvalidRequest, PayloadInvalid, PermissionDenied
 from callhook.store import events as event_store
 from callhook.store import integrations as integration_store
 from callhook.store.db import Database
 from callhook.store.types import time_encoder
-
-_ALLOWED_KEYS = frozenset({"event", "pbx_id", "account_id", "data", "idempotency_key"})
-MAX_ID_LENGTH = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,46 +63,15 @@ class Published:
 
 
 # --- Parsing (pure) ----------------------------------------------------------------------------
-def _text(value: object, where: str, name: str, *, required: bool) -> str | None:
-    if type(value) is str and 0 < len(value) <= MAX_ID_LENGTH:
-        return value  # the common case, before any error text is built
-    field = f"{where}{name}"
-    if value is None:
-        if required:
-            raise PayloadInvalid(f"{field}: field required", field=field)
-        return None
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise PayloadInvalid(f"{field}: must be a string", field=field)
-    text = str(value)
-    if not text or len(text) > MAX_ID_LENGTH:
-        raise PayloadInvalid(f"{field}: must be 1 to {MAX_ID_LENGTH} characters", field=field)
-    return text
-
-
 def parse_event(item: object, *, where: str = "") -> PublishRequest:
-    """Validate one publish request object; ``where`` prefixes field paths (``events[3].``)."""
-    if not isinstance(item, dict):
-        raise PayloadInvalid(f"{where or 'body'}: must be a JSON object", field=where.rstrip("."))
-    if not item.keys() <= _ALLOWED_KEYS:
-        field = f"{where}{sorted(set(item) - _ALLOWED_KEYS)[0]}"
-        raise PayloadInvalid(f"{field}: unknown field", field=field)
-    name = item.get("event")
-    if not isinstance(name, str):
-        raise PayloadInvalid(f"{where}event: field required (a string)", field=f"{where}event")
-    if not catalog.is_known(name):
-        raise UnknownEvent(name)
-    pbx_id = _text(item.get("pbx_id"), where, "pbx_id", required=True)
-    assert pbx_id is not None
-    account_id = _text(item.get("account_id"), where, "account_id", required=False)
-    key = _text(item.get("idempotency_key"), where, "idempotency_key", required=False)
-    raw_data = item.get("data", {})
-    try:
-        data = catalog.validate_data(name, raw_data)
-    except PayloadInvalid as exc:
-        field = f"{where}{exc.field}" if exc.field else f"{where}data"
-        raise PayloadInvalid(f"{where}{exc.message}", field=field) from exc
+    """Validate one publish request object; ``where`` prefixes field paths (``events[3].``).
+
+    The rules are the catalog's, in one place for every publish path:
+    :func:`callhook.events.validate_publish_item` (raises ``PayloadInvalid`` naming the field,
+    or ``UnknownEvent``).
+    """
     # Positional: keywords double the cost of this constructor, run once per event.
-    return PublishRequest(name, pbx_id, account_id, data, key)
+    return PublishRequest(*catalog.validate_publish_item(item, where=where))
 
 
 def parse_publish_body(raw: bytes, *, max_events: int) -> list[PublishRequest]:

@@ -13,6 +13,8 @@ from callhook.api.auth import authenticate
 from callhook.api.body import read_body
 from callhook.api.envelope import success
 from callhook.errors import UnsupportedMediaType
+from callhook.events.models import LINE_PATTERN, PBX_ID_PATTERN
+from callhook.events.validate import MAX_IDEMPOTENCY_KEY
 from callhook.platform import Platform
 from callhook.publish import bind_accounts, parse_publish_body
 
@@ -26,13 +28,23 @@ _ONE_EVENT = {
     "additionalProperties": False,
     "properties": {
         "event": {"type": "string", "description": "An event name of the catalog."},
-        "pbx_id": {"type": "string", "maxLength": 200, "description": "The subject's PBX id."},
+        "pbx_id": {
+            "type": "string",
+            "pattern": PBX_ID_PATTERN,
+            "description": "The subject's PBX id: the data field docs/events.md names.",
+        },
         "account_id": {
             "type": "string",
+            "pattern": PBX_ID_PATTERN,
             "description": "The account; only with a platform token (bound tokens imply it).",
         },
         "data": {"type": "object", "description": "The event's payload (docs/events.md)."},
-        "idempotency_key": {"type": "string", "maxLength": 200},
+        "idempotency_key": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_IDEMPOTENCY_KEY,
+            "pattern": LINE_PATTERN,
+        },
     },
 }
 _PUBLISH_BODY = {

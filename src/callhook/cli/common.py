@@ -10,7 +10,9 @@ from typing import Any
 import orjson
 import typer
 from rich.console import Console
+from rich.markup import escape
 
+from callhook.core import times
 from callhook.core.clock import rfc3339
 from callhook.errors import CallhookError
 from callhook.platform import Platform
@@ -68,14 +70,12 @@ def when(value: datetime | None) -> str:
 
 
 def parse_time(value: str | None, name: str) -> datetime | None:
-    """Parse an RFC 3339 / ISO 8601 time given on the command line (UTC when no offset)."""
+    """An RFC 3339 time given on the command line (one without a time zone is UTC), in the
+    accepted range of ``core.times``; otherwise a clear message and exit code 2."""
     if value is None:
         return None
-    from datetime import UTC
-
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
-        err_console.print(f"[red]error:[/red] {name} must be an ISO 8601 time, not {value!r}")
+        return times.parse_rfc3339(value, local_is_utc=True)
+    except times.TimeInvalid as exc:
+        err_console.print(f"[red]error:[/red] {escape(f'{name} {exc}, not {value!r}')}")
         raise typer.Exit(2) from exc
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -19,12 +19,21 @@ from callhook.cli.common import (
     print_json,
     when,
 )
+from callhook.core.ids import has_id_shape
+from callhook.errors import NotFound
+from callhook.events.models import PBX_ID_FIELD
 from callhook.publish import parse_event
 from callhook.store import deliveries as delivery_store
 
 deliveries_app = typer.Typer(
     name="deliveries", help="Watch, inspect and redeliver deliveries.", no_args_is_help=True
 )
+
+
+def _check_delivery_id(delivery_id: str) -> None:
+    """An id no delivery can have is "not found" without a query (PostgreSQL refuses NUL)."""
+    if not has_id_shape("dlv", delivery_id):
+        raise NotFound(f"Delivery '{delivery_id}' not found.")
 
 
 def _delivery_json(d: delivery_store.Delivery) -> dict[str, Any]:
@@ -77,6 +86,7 @@ def deliveries_show(
 ) -> None:
     """One delivery with its body and every attempt."""
     with platform(database_url) as p, p.db.read() as conn:
+        _check_delivery_id(delivery_id)
         d = delivery_store.get(conn, delivery_id)
     if json:
         print_json(_delivery_json(d))
@@ -102,9 +112,10 @@ def deliveries_redeliver(
     delivery_id: Annotated[str | None, typer.Argument(help="One delivery (dlv_…).")] = None,
     account: Annotated[str | None, typer.Option(help="With --since: only this account.")] = None,
     since: Annotated[
-        str | None, typer.Option(help="Failed deliveries created since (ISO 8601).")
+        str | None,
+        typer.Option(help="Failed deliveries created since (RFC 3339; no time zone: UTC)."),
     ] = None,
-    until: Annotated[str | None, typer.Option(help="… and before (ISO 8601).")] = None,
+    until: Annotated[str | None, typer.Option(help="… and before (RFC 3339).")] = None,
     json: bool = JsonOption,
     database_url: str | None = DatabaseOption,
 ) -> None:
@@ -112,16 +123,17 @@ def deliveries_redeliver(
     if (delivery_id is None) == (since is None):
         err_console.print("[red]error:[/red] give either a delivery id or --since")
         raise typer.Exit(2)
+    start, end = parse_time(since, "--since"), parse_time(until, "--until")
     with platform(database_url) as p, p.db.write() as conn:
         now = p.clock.now()
         if delivery_id is not None:
+            _check_delivery_id(delivery_id)
             d = delivery_store.redeliver(conn, delivery_id, now=now)
             count = 1
         else:
-            start = parse_time(since, "--since")
             assert start is not None
             count = delivery_store.redeliver_window(
-                conn, now=now, account_id=account, since=start, until=parse_time(until, "--until")
+                conn, now=now, account_id=account, since=start, until=end
             )
     if json:
         print_json({"queued": count})
@@ -138,7 +150,8 @@ def emit(
         str | None, typer.Option(help="The event's data as JSON (default: a sample).")
     ] = None,
     pbx_id: Annotated[
-        str | None, typer.Option(help="PBX record id (default: from the sample).")
+        str | None,
+        typer.Option(help="The event's pbx_id (default: the data's id field the catalog names)."),
     ] = None,
     idempotency_key: Annotated[str | None, typer.Option()] = None,
     json: bool = JsonOption,
@@ -163,7 +176,12 @@ def emit(
             except orjson.JSONDecodeError as exc:
                 err_console.print("[red]error:[/red] --data is not valid JSON")
                 raise typer.Exit(2) from exc
-            item = {"event": event, "pbx_id": pbx_id or "", "data": parsed}
+            item = {"event": event, "data": parsed}
+            # The catalog says which data field the pbx_id equals (validated with the rest).
+            field = PBX_ID_FIELD.get(event)
+            own_id = parsed.get(field) if field and isinstance(parsed, dict) else None
+            if isinstance(own_id, str):
+                item["pbx_id"] = own_id
         if pbx_id is not None:
             item["pbx_id"] = pbx_id
         item["account_id"] = account

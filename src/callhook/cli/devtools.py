@@ -27,6 +27,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from callhook.core import times
 from callhook.errors import InvalidSecret
 from callhook.receiver.explain import explain
 from callhook.receiver.verify import secret_list
@@ -266,11 +267,11 @@ def _parse_now(value: str | None) -> float | None:
     if value is None:
         return None
     if value.isdigit():
-        return float(value)
-    when = datetime.fromisoformat(value)
-    if when.tzinfo is None:
-        raise typer.BadParameter("--now needs a time zone", param_hint="--now")
-    return when.timestamp()
+        return float(value)  # Unix seconds, as in the signature headers
+    try:
+        return times.parse_rfc3339(value).timestamp()
+    except times.TimeInvalid as exc:
+        raise typer.BadParameter(f"must be Unix seconds, or {exc}", param_hint="--now") from None
 
 
 STYLE = {"ok": "[green]✓[/]", "info": "[dim]·[/]", "problem": "[red]✗[/]"}

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from callhook.core import times
 from callhook.core.clock import SystemClock
 from callhook.errors import CallhookError
 from callhook.events import ALL_EVENTS, DESCRIPTIONS, json_schema, sample_publish_request
@@ -28,12 +29,9 @@ def _fail(message: str) -> typer.Exit:
 
 def _parse_time(value: str) -> datetime:
     try:
-        when = datetime.fromisoformat(value)
-    except ValueError:
-        raise _fail(f"--at must be an RFC 3339 timestamp, got '{value}'") from None
-    if when.tzinfo is None:
-        raise _fail(f"--at needs a time zone (e.g. 2026-01-15T10:30:00Z), got '{value}'")
-    return when
+        return times.parse_rfc3339(value)
+    except times.TimeInvalid as exc:
+        raise _fail(f"--at {exc}, got '{value}'") from None
 
 
 @app.command("list")

@@ -37,13 +37,23 @@ class FakeClock:
 
 
 def rfc3339(when: datetime) -> str:
-    """RFC 3339 UTC with millisecond precision and a ``Z``: ``2025-01-15T10:30:00.000Z``."""
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+    """RFC 3339 UTC with millisecond precision and a ``Z``: ``2025-01-15T10:30:00.000Z``.
+
+    The year always has four digits (``strftime("%Y")`` writes ``999`` for 999, which RFC 3339
+    does not allow); times read from outside are kept within years 1970–9999
+    (:mod:`callhook.core.times`), so nothing wider reaches here.
+    """
+    u = when.astimezone(UTC)
+    return (
+        f"{u.year:04d}-{u.month:02d}-{u.day:02d}T{u.hour:02d}:{u.minute:02d}:{u.second:02d}."
+        f"{u.microsecond // 1000:03d}Z"
+    )
 
 
 def rfc3339_seconds(when: datetime) -> str:
     """RFC 3339 UTC to the second with a ``Z``, as the envelope of spec 002 shows."""
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    u = when.astimezone(UTC)
+    return f"{u.year:04d}-{u.month:02d}-{u.day:02d}T{u.hour:02d}:{u.minute:02d}:{u.second:02d}Z"
 
 
 def monotonic() -> float:

@@ -7,6 +7,7 @@ in (``random.Random`` or anything with ``getrandbits``) so tests can fix it; pro
 
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import datetime
 from typing import Protocol
@@ -55,6 +56,18 @@ def new_ids(prefix: str, when: datetime, count: int, rng: RandomBits = SYSTEM_RA
 def new_id(prefix: str, when: datetime, rng: RandomBits = SYSTEM_RANDOM) -> str:
     """``<prefix>_<sortable id>``, e.g. ``evt_01JH8Z...``."""
     return f"{prefix}_{sortable_id(when, rng)}"
+
+
+_SHAPE = re.compile(r"([a-z]+)_[0-9A-Z]{26}", re.ASCII)
+
+
+def has_id_shape(prefix: str, value: str) -> bool:
+    """Whether ``value`` could be an id :func:`new_id` made with ``prefix`` (``dlv_`` + 26
+    characters). Ids from outside (URL paths, query strings) are checked before any query: one
+    that cannot exist is answered "not found" without asking the database, which also keeps
+    text it cannot hold (PostgreSQL refuses NUL) away from it."""
+    match = _SHAPE.fullmatch(value)
+    return match is not None and match.group(1) == prefix
 
 
 class Randomness(RandomBits, Protocol):

@@ -28,7 +28,7 @@ from starlette.responses import RedirectResponse, Response
 
 from callhook.api.errors import status_for
 from callhook.dashboard.render import page
-from callhook.errors import CallhookError
+from callhook.errors import CallhookError, InvalidRequest
 from callhook.platform import Platform
 from callhook.store import users as user_store
 from callhook.store import web_sessions as session_store
@@ -131,9 +131,17 @@ CheckedForm = Annotated[FormData, Depends(checked_form)]
 
 
 def text(form: FormData, name: str, *, limit: int = 4096) -> str:
-    """A text field of a form, stripped ("" when absent or a file)."""
+    """A text field of a form, stripped ("" when absent or a file).
+
+    Raises ``InvalidRequest`` (a 400 page) for a NUL character, which no form sends and
+    PostgreSQL cannot hold even in a query.
+    """
     value = form.get(name)
-    return value.strip()[:limit] if isinstance(value, str) else ""
+    if not isinstance(value, str):
+        return ""
+    if "\x00" in value:
+        raise InvalidRequest(f"The form field '{name}' holds a NUL character.")
+    return value.strip()[:limit]
 
 
 def texts(form: FormData, name: str) -> list[str]:

@@ -4,7 +4,10 @@ Contracts
 ---------
 * Every read and every redelivery is scoped to the viewer's account: another account's delivery
   id answers 404 and is never queued.
-* Filters are validated; a bad value is shown next to its field, never a 500.
+* Filters are validated; a bad value is shown next to its field, never a 500. Times are
+  ``YYYY-MM-DDTHH:MM`` in UTC (what ``<input type=datetime-local>`` sends) within the accepted
+  range (``core.times``: 1970 to 9999); a pbx_id is an id of the catalog's form; a delivery id
+  that cannot exist is "not found" without a query.
 * "Redeliver failed since…" queues again every *failed* delivery of the account created at or
   after the given UTC time, and says how many.
 """
@@ -19,12 +22,16 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from callhook.core import times
+from callhook.core.ids import has_id_shape
 from callhook.dashboard import hints
 from callhook.dashboard.auth import CheckedForm, CurrentViewer, DashboardRoute, platform_of, text
 from callhook.dashboard.charts import hourly_chart
 from callhook.dashboard.pages_webhook import request_headers
 from callhook.dashboard.render import clock_time, page
+from callhook.errors import NotFound
 from callhook.events import ALL_EVENTS
+from callhook.events.models import is_pbx_id
 from callhook.platform import Platform
 from callhook.store import deliveries as delivery_store
 from callhook.store import integrations as integration_store
@@ -36,14 +43,38 @@ PAGE_SIZE = 50
 _LOCAL_FORMAT = "%Y-%m-%dT%H:%M"
 
 
+_FORM_MESSAGE = "Use the form YYYY-MM-DDTHH:MM (UTC)."
+_RANGE_MESSAGE = "Use a time from 1970-01-01T00:00 to 9999-12-31T23:59 (UTC)."
+
+
 def parse_utc(value: str) -> datetime:
-    """``YYYY-MM-DDTHH:MM`` (what ``<input type=datetime-local>`` sends), read as UTC."""
+    """``YYYY-MM-DDTHH:MM`` (what ``<input type=datetime-local>`` sends), read as UTC.
+
+    Raises ``times.TimeInvalid`` outside the accepted range, ``ValueError`` for other text.
+    """
     for fmt in (_LOCAL_FORMAT, "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d"):
         try:
-            return datetime.strptime(value, fmt).replace(tzinfo=UTC)
+            parsed = datetime.strptime(value, fmt).replace(tzinfo=UTC)
         except ValueError:
             continue
+        return times.in_range(parsed)
     raise ValueError(value)
+
+
+def _time_error(value: str) -> str | None:
+    """The message for a time filter the user typed, or None when it is fine."""
+    try:
+        parse_utc(value)
+    except times.TimeInvalid:
+        return _RANGE_MESSAGE
+    except ValueError:
+        return _FORM_MESSAGE
+    return None
+
+
+def _check_delivery_id(delivery_id: str) -> None:
+    if not has_id_shape("dlv", delivery_id):
+        raise NotFound(f"Delivery '{delivery_id}' not found.")
 
 
 def banner(platform: Platform, account_id: str) -> dict[str, Any] | None:
@@ -107,14 +138,21 @@ def _filters(request: Request) -> tuple[dict[str, str], dict[str, str], dict[str
         else:
             errors["event"] = "Choose an event from the list."
     if values["pbx_id"]:
-        args["pbx_id"] = values["pbx_id"][:200]
+        if is_pbx_id(values["pbx_id"]):
+            args["pbx_id"] = values["pbx_id"]
+        else:
+            errors["pbx_id"] = "A pbx_id is 1 to 128 letters, digits, '.', '_', ':' or '-'."
     if values["since"]:
-        try:
+        message = _time_error(values["since"])
+        if message is None:
             args["since"] = parse_utc(values["since"])
-        except ValueError:
-            errors["since"] = "Use the form YYYY-MM-DDTHH:MM (UTC)."
+        else:
+            errors["since"] = message
     if values["before"]:
-        args["before_id"] = values["before"][:40]
+        if has_id_shape("dlv", values["before"]):
+            args["before_id"] = values["before"]
+        else:
+            errors["before"] = "This page link is broken; start again from the newest deliveries."
     return values, errors, args
 
 
@@ -168,16 +206,20 @@ def deliveries_page(request: Request, who: CurrentViewer) -> Response:
 def redeliver_failed(request: Request, who: CurrentViewer, form: CheckedForm) -> Response:
     platform = platform_of(request)
     raw = text(form, "since", limit=40)
-    try:
-        since = parse_utc(raw)
-    except ValueError:
+    problem = _time_error(raw)
+    if problem is not None:
         return _list_page(
             request,
             who.account_id,
             bulk_since=raw,
-            bulk_error="Enter a date and time, like 2026-01-15T10:00 (UTC).",
+            bulk_error=(
+                _RANGE_MESSAGE
+                if problem == _RANGE_MESSAGE
+                else "Enter a date and time, like 2026-01-15T10:00 (UTC)."
+            ),
             status=400,
         )
+    since = parse_utc(raw)
     with platform.db.write() as conn:
         count = delivery_store.redeliver_window(
             conn, now=platform.clock.now(), account_id=who.account_id, since=since
@@ -190,6 +232,7 @@ def redeliver_failed(request: Request, who: CurrentViewer, form: CheckedForm) ->
 @router.get("/deliveries/{delivery_id}")
 def delivery_page(request: Request, who: CurrentViewer, delivery_id: str) -> Response:
     platform = platform_of(request)
+    _check_delivery_id(delivery_id)
     with platform.db.read() as conn:
         delivery = delivery_store.get(conn, delivery_id, account_id=who.account_id)
     attempts = [
@@ -217,6 +260,7 @@ def delivery_page(request: Request, who: CurrentViewer, delivery_id: str) -> Res
 @router.post("/deliveries/{delivery_id}/redeliver")
 def redeliver(request: Request, who: CurrentViewer, delivery_id: str, _f: CheckedForm) -> Response:
     platform = platform_of(request)
+    _check_delivery_id(delivery_id)
     with platform.db.write() as conn:
         delivery_store.redeliver(
             conn, delivery_id, now=platform.clock.now(), account_id=who.account_id

@@ -15,6 +15,7 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from callhook.core.ids import has_id_shape
 from callhook.dashboard.auth import (
     CheckedForm,
     CurrentViewer,
@@ -25,7 +26,7 @@ from callhook.dashboard.auth import (
     texts,
 )
 from callhook.dashboard.render import page
-from callhook.errors import InvalidRequest
+from callhook.errors import InvalidRequest, NotFound
 from callhook.store import tokens as token_store
 
 router = APIRouter(route_class=DashboardRoute)
@@ -116,6 +117,8 @@ def create_token(request: Request, who: CurrentViewer, form: CheckedForm) -> Res
 @router.post("/tokens/{token_id}/revoke")
 def revoke_token(request: Request, who: CurrentViewer, token_id: str, _f: CheckedForm) -> Response:
     platform = platform_of(request)
+    if not has_id_shape("tok", token_id):  # nothing to look up (and no NUL for PostgreSQL)
+        raise NotFound(f"no token {token_id!r}")
     with platform.db.write() as conn:
-        token_store.revoke(conn, token_id[:40], now=platform.clock.now(), account_id=who.account_id)
+        token_store.revoke(conn, token_id, now=platform.clock.now(), account_id=who.account_id)
     return RedirectResponse("/dashboard/tokens?revoked=1", status_code=303)

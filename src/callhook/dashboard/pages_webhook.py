@@ -25,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from callhook.core.ids import has_id_shape
 from callhook.core.retry import RETRY_POLICIES
 from callhook.dashboard import hints
 from callhook.dashboard.auth import (
@@ -38,7 +39,7 @@ from callhook.dashboard.auth import (
 )
 from callhook.dashboard.render import page
 from callhook.delivery.resolver import check_url
-from callhook.errors import UnsafeURL
+from callhook.errors import NotFound, UnsafeURL
 from callhook.events import DESCRIPTIONS, EVENT_GROUPS, SUBSCRIBABLE_EVENTS
 from callhook.platform import Platform
 from callhook.publish import send_test_event
@@ -265,6 +266,8 @@ def request_headers(raw: str | None) -> list[tuple[str, str]]:
 @router.get("/test/{delivery_id}")
 def test_result(request: Request, who: CurrentViewer, delivery_id: str) -> Response:
     platform = platform_of(request)
+    if not has_id_shape("dlv", delivery_id):  # nothing to look up (and no NUL for PostgreSQL)
+        raise NotFound(f"Delivery '{delivery_id}' not found.")
     with platform.db.read() as conn:
         delivery = delivery_store.get(conn, delivery_id, account_id=who.account_id)
         integration = integration_store.get(conn, who.account_id)

@@ -1,7 +1,8 @@
 """The event catalog: names, payload models, samples, JSON Schema.
 
 ``MODELS`` maps each of the 15 event names to the pydantic model of its ``data``;
-``validate_data`` checks a payload, ``call_id_of`` says which call an event belongs to,
+``validate_publish_item`` checks a publish request (every publish path), ``validate_data`` a
+payload, ``call_id_of`` says which call an event belongs to,
 ``sample_*``/``call_scenario``/``sms_exchange`` build realistic valid events and
 ``json_schema`` describes it all.
 """
@@ -28,6 +29,7 @@ from callhook.events.validate import (
     call_id_of,
     model_for,
     validate_data,
+    validate_publish_item,
     validate_publish_request,
 )
 
@@ -50,5 +52,6 @@ __all__ = [
     "sample_publish_request",
     "sms_exchange",
     "validate_data",
+    "validate_publish_item",
     "validate_publish_request",
 ]

@@ -11,12 +11,22 @@ import random
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
+from callhook.core import times
 from callhook.core.clock import rfc3339
 from callhook.core.ids import new_id
-from callhook.events.models import CALL_EVENTS, E164_PATTERN, PBX_ID_FIELD, PBX_ID_PATTERN
+from callhook.events.models import (
+    BLOCK_PATTERN,
+    CALL_EVENTS,
+    DIGITS_PATTERN,
+    E164_PATTERN,
+    LINE_PATTERN,
+    PBX_ID_FIELD,
+    PBX_ID_PATTERN,
+)
 from callhook.events.names import DESCRIPTIONS, EVENT_GROUPS, TEST_EVENT
 from callhook.events.samples import ScheduledEvent, call_scenario, sample_data, sms_exchange
 from callhook.events.schema import json_schema
+from callhook.events.validate import MAX_IDEMPOTENCY_KEY
 
 DOC_SEED: Final = 20260115
 DOC_NOW: Final = datetime(2026, 1, 15, 10, 30, tzinfo=UTC)
@@ -38,9 +48,21 @@ What the PBX sends to Callhook:
 {"event": "incoming_call_start", "pbx_id": "call_01KF…", "account_id": "acc_01KF…", "data": {…}}
 ```
 
-`account_id` is optional. `data` must match the event's fields below exactly: unknown fields are
-rejected, and the error names the first bad field (`data.caller: value is not a valid E.164
-number`).
+| Field | Type | Required | Rule |
+|---|---|---|---|
+| `event` | string | yes | An event name below. |
+| `pbx_id` | id | yes | The event's subject: the `data` field named under Conventions. |
+| `account_id` | id | no | Required with a platform token; an account's token implies it. |
+| `idempotency_key` | string | no | 1 to {key_max} characters, no control characters.¹ |
+| `data` | object | yes | The event's fields below, exactly: unknown fields are rejected. |
+
+¹ A repeat with the same key (per account) stores nothing and answers the first event's id.
+
+Every way of publishing (HTTP ingest, `callhook emit`, `publish_one`, the simulator) applies the
+same rules. Types are strict (`12345` is not an id, `"5"` is not a number); `null` counts as
+absent for optional fields. A request that breaks a rule is refused with 422 and nothing is
+stored; the error names the first bad field (`data.caller: value is not a valid E.164 number`,
+`pbx_id: must equal data.call_id for incoming_call_start`; in a batch, `events[3].pbx_id: …`).
 
 ## Delivery body
 
@@ -59,11 +81,18 @@ What Callhook POSTs to your webhook URL:
 
 ## Conventions
 
-- **Phone numbers** are E.164: `+`, country code, number; 7 to 15 digits (`{e164}`).
-- **Timestamps** are RFC 3339 with a time zone on input and are delivered in UTC with
-  milliseconds and a `Z`: `2026-01-15T10:30:00.123Z`.
+- **Phone numbers** are E.164: `+`, country code, number; 7 to 15 ASCII digits (`{e164}`).
+- **Timestamps** are RFC 3339 with a time zone on input (`2026-01-15T11:30:00.123+01:00`; not
+  Unix time, not a date alone) and, once converted to UTC, must lie
+  {time_range}. They are delivered in UTC with milliseconds, a four-digit year and a `Z`:
+  `2026-01-15T10:30:00.123Z`.
 - **Durations** are whole seconds, never negative.
-- **Ids** are the PBX's own: 1 to 128 letters, digits, `.`, `_`, `:` or `-` (`{pbx_id}`).
+- **Ids** (`pbx_id`, `account_id` and fields of type *id*) are the PBX's own: 1 to 128 ASCII
+  letters, digits, `.`, `_`, `:` or `-` (`{pbx_id}`).
+- **Text**: a *line* (names, tags, the line's name) never holds a control character (U+0000 to
+  U+001F, U+007F to U+009F); *multi-line text* (transcriptions, summaries, action items,
+  utterances, SMS bodies, the test message) may hold tab, line feed and carriage return, and no
+  other control character. Lengths are in the field tables, counted in Unicode characters.
 - **`pbx_id`** identifies the event's subject, so `(event, pbx_id)` is unique per event:
 
 | Event | `pbx_id` is |
@@ -96,16 +125,25 @@ def _type_of(prop: dict[str, Any]) -> str:
     kind = prop.get("type")
     if kind == "array":
         items = prop.get("items", {})
-        return "array of " + ("objects" if _ref_name(items) else _type_of(items))
+        most = f" (at most {prop['maxItems']})" if "maxItems" in prop else ""
+        return f"array{most} of " + ("objects" if _ref_name(items) else _type_of(items))
     if kind == "string":
+        pattern = prop.get("pattern")
         if prop.get("format") == "date-time":
             return "timestamp"
         if prop.get("format") == "uri":
-            return "https URL"
-        if prop.get("pattern") == E164_PATTERN:
+            return f"https URL, at most {prop['maxLength']} characters"
+        if pattern == E164_PATTERN:
             return "E.164 number"
-        if prop.get("pattern") == PBX_ID_PATTERN:
+        if pattern == PBX_ID_PATTERN:
             return "id"
+        if pattern == DIGITS_PATTERN:
+            return "2 to 8 digits"
+        lengths = f"{prop.get('minLength')}–{prop.get('maxLength')} characters"
+        if pattern == LINE_PATTERN:
+            return f"line, {lengths}"
+        if pattern == BLOCK_PATTERN:
+            return f"multi-line text, {lengths}"
         return "string"
     if kind in ("integer", "number"):
         low, high = prop.get("minimum"), prop.get("maximum")
@@ -183,7 +221,12 @@ def render_markdown(seed: int = DOC_SEED) -> str:
         + " |"
         for name in DESCRIPTIONS
     )
-    intro = _INTRO.replace("{e164}", E164_PATTERN).replace("{pbx_id}", PBX_ID_PATTERN)
+    intro = (
+        _INTRO.replace("{e164}", E164_PATTERN)
+        .replace("{pbx_id}", PBX_ID_PATTERN)
+        .replace("{key_max}", str(MAX_IDEMPOTENCY_KEY))
+        .replace("{time_range}", times.RANGE_TEXT)
+    )
     parts = [intro.replace("{pbx_id_rows}", pbx_rows)]
     groups = (*EVENT_GROUPS, ("Test event", (TEST_EVENT,)))
     for title, group in groups:

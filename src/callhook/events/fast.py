@@ -17,13 +17,14 @@ model refuses. It is conservative by construction:
 - where pydantic's behaviour is subtle it accepts a subset only: strict types by exact
   ``type()``; ``pattern`` constraints matched with ASCII classes (pydantic-core's Rust regex
   reads ``\\d`` as any Unicode digit, so ASCII matches are a subset); timestamps only in the
-  common ``YYYY-MM-DDTHH:MM:SS[.ffffff](Z|±HH:MM)`` shape between the years 1900 and 2999;
+  common ``YYYY-MM-DDTHH:MM:SS[.ffffff](Z|±HH:MM)`` shape between the years 1900 and 2999,
+  and inside the accepted range of :mod:`callhook.core.times` once in UTC;
   integers for ``float`` fields only up to 2**53 (exactly representable);
 - the models' own Python checks (``AfterValidator`` functions, ``field_validator`` methods of
   ``callhook.events.models``) are called as they are, so their rules are not restated; one that
   raises, or returns something other than its input, makes the input :class:`Unsure`.
-  ``_check_e164`` and ``_check_pbx_id`` are a single match of a module regex: that same
-  compiled regex is called directly.
+  ``_check_e164``, ``_check_pbx_id``, ``_check_line`` and ``_check_block`` are a single match
+  of a module regex: that same compiled regex is called directly.
 
 Each model's check is one generated function (straight-line code, one block per field): a loop
 over per-field closures cost twice as much. ``tests/unit/events/test_fast_validation.py``
@@ -45,6 +46,7 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, PlainSerializer, 
 from pydantic.functional_validators import BeforeValidator
 from pydantic.json_schema import WithJsonSchema
 
+from callhook.core import times
 from callhook.core.clock import rfc3339
 from callhook.events import models
 
@@ -90,6 +92,8 @@ def _timestamp(value: Any) -> tuple[datetime, str]:
         when = datetime.fromisoformat(value).astimezone(UTC)
     except ValueError:
         raise Unsure from None
+    if not times.EARLIEST <= when <= times.LATEST:  # pydantic names the range error
+        raise Unsure
     fraction = match.group(2)
     if match.group(3) == "Z" and fraction is not None and len(fraction) == 4:
         seen = (when, value)  # already ``rfc3339(when)``: UTC with milliseconds
@@ -154,6 +158,8 @@ _TIMESTAMP_METADATA: Final = (
 _REGEX_CHECKS: Final[dict[Callable[..., Any], re.Pattern[str]]] = {
     models._check_e164: models._E164,
     models._check_pbx_id: models._PBX_ID,
+    models._check_line: models._LINE,
+    models._check_block: models._BLOCK,
 }
 # ``pattern`` constraints the ASCII reading may take: anchored, made of literals, ``\d``, simple
 # classes, groups, ``?``/``+``/``*`` and ``{m,n}``. Anything else (alternation, lookaround,
@@ -161,7 +167,7 @@ _REGEX_CHECKS: Final[dict[Callable[..., Any], re.Pattern[str]]] = {
 _SIMPLE_PATTERN = re.compile(
     r"\^(?:[A-Za-z0-9 _.:-]|\\d|\[[A-Za-z0-9_.:-]*\]|\{\d+(?:,\d+)?\}|[()?+*])*\$", re.ASCII
 )
-_KNOWN_CONFIG = {"extra", "strict", "frozen", "title"}
+_KNOWN_CONFIG = {"extra", "strict", "frozen", "title", "allow_inf_nan"}
 
 
 def _own(func: Any) -> bool:

@@ -1,12 +1,17 @@
 """Pydantic models of each event's ``data`` object: the payload contract of the catalog.
 
 Every model forbids unknown fields and validates strictly (no ``"3"`` for ``3``, no ``true`` for a
-number), except timestamps, which arrive as RFC 3339 strings. Timestamps must carry a time zone;
-they are normalised to UTC and serialised (``model_dump(mode="json")``) as
-``2026-01-15T10:30:00.123Z``. Phone numbers are E.164 (``+`` then 7 to 15 digits).
+number, no infinite or NaN floats), except timestamps, which arrive as RFC 3339 strings.
+Timestamps must carry a time zone and lie in the accepted range (1970 to 9999 in UTC,
+:mod:`callhook.core.times`); they are normalised to UTC and serialised
+(``model_dump(mode="json")``) as ``2026-01-15T10:30:00.123Z``. Phone numbers are E.164 (``+``
+then 7 to 15 ASCII digits).
 
 Ids (``call_id``, ``leg_id``, record ids) are the PBX's own opaque ids: 1 to 128 letters, digits,
-``.``, ``_``, ``:`` or ``-``.
+``.``, ``_``, ``:`` or ``-``. Other text never holds a control character (U+0000–U+001F,
+U+007F–U+009F) or an unpaired surrogate (which UTF-8, and so storage, cannot hold); only
+multi-line text (``TextBlock``: transcriptions, summaries, SMS bodies…) may hold tab, line feed
+and carriage return.
 
 No I/O here; :mod:`callhook.events.validate` turns validation errors into Callhook errors.
 
@@ -19,7 +24,7 @@ option that ``fast`` does not know keeps that model on pydantic alone (a test sa
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Final, Literal
 from urllib.parse import urlsplit
 
@@ -38,16 +43,20 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from callhook.core import times
 from callhook.core.clock import rfc3339
 from callhook.events import names
 
-E164_PATTERN: Final = r"^\+[1-9]\d{6,14}$"
+E164_PATTERN: Final = r"^\+[1-9][0-9]{6,14}$"
 PBX_ID_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+#: Longest ``https://`` URL accepted (presigned URLs with session tokens run past 2,000).
+MAX_URL_LENGTH: Final = 4096
 _E164 = re.compile(E164_PATTERN)
 _PBX_ID = re.compile(PBX_ID_PATTERN)
-_RFC3339 = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$", re.ASCII
-)
+# Text as a whole: no control character, no unpaired surrogate; multi-line text may hold tab,
+# line feed and carriage return.
+_LINE = re.compile("[^\x00-\x1f\x7f-\x9f\ud800-\udfff]*")
+_BLOCK = re.compile("[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]*")
 
 
 # --- Field types ---------------------------------------------------------------------------
@@ -70,9 +79,29 @@ def _check_pbx_id(value: str) -> str:
     return value
 
 
+def _check_line(value: str) -> str:
+    if _LINE.fullmatch(value) is None:
+        raise PydanticCustomError("control_character", "value must not contain control characters")
+    return value
+
+
+def _check_block(value: str) -> str:
+    if _BLOCK.fullmatch(value) is None:
+        raise PydanticCustomError(
+            "control_character",
+            "value must not contain control characters other than tab and line breaks",
+        )
+    return value
+
+
 def _check_https_url(value: str) -> str:
     parts = urlsplit(value)
-    if parts.scheme != "https" or not parts.hostname or any(c.isspace() for c in value):
+    if (
+        parts.scheme != "https"
+        or not parts.hostname
+        or _LINE.fullmatch(value) is None
+        or any(c.isspace() for c in value)
+    ):
         raise PydanticCustomError("https_url", "value is not a valid https:// URL")
     return value
 
@@ -80,7 +109,7 @@ def _check_https_url(value: str) -> str:
 def _check_rfc3339(value: object) -> object:
     # Pydantic alone would also take Unix timestamps and date-only strings; the wire format is
     # RFC 3339 with an explicit offset, so anything else is refused before parsing.
-    if isinstance(value, datetime) or (isinstance(value, str) and _RFC3339.fullmatch(value)):
+    if isinstance(value, datetime) or (isinstance(value, str) and times.RFC3339.fullmatch(value)):
         return value
     raise PydanticCustomError(
         "rfc3339", "value is not an RFC 3339 timestamp with a time zone (e.g. 2026-01-15T10:30:00Z)"
@@ -88,7 +117,12 @@ def _check_rfc3339(value: object) -> object:
 
 
 def _to_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+    # The accepted range is checked here, once the value is parsed: converting it to UTC is what
+    # overflows (``0001-01-01T00:00:00+01:00``), and a value outside it gets a clean error.
+    try:
+        return times.in_range(value)
+    except times.TimeInvalid as exc:
+        raise PydanticCustomError("time_range", f"value {exc}") from None
 
 
 E164 = Annotated[
@@ -103,8 +137,11 @@ PbxId = Annotated[
 ]
 HttpsUrl = Annotated[
     str,
+    Field(max_length=MAX_URL_LENGTH),
     AfterValidator(_check_https_url),
-    WithJsonSchema({"type": "string", "format": "uri", "pattern": "^https://"}),
+    WithJsonSchema(
+        {"type": "string", "format": "uri", "pattern": "^https://", "maxLength": MAX_URL_LENGTH}
+    ),
 ]
 Timestamp = Annotated[
     AwareDatetime,
@@ -117,20 +154,53 @@ Timestamp = Annotated[
 Seconds = Annotated[int, Field(ge=0, le=7 * 24 * 3600)]
 Direction = Literal["inbound", "outbound"]
 Disposition = Literal["answered", "missed", "busy", "failed", "voicemail"]
-Text = Annotated[str, Field(min_length=1, max_length=10_000)]
-Name = Annotated[str, Field(min_length=1, max_length=120)]
-Tag = Annotated[str, Field(min_length=1, max_length=64)]
+#: JSON Schema patterns of the two kinds of text (documentation; the checks are above).
+LINE_PATTERN: Final = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
+BLOCK_PATTERN: Final = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*$"
+
+
+_BLOCK_SCHEMA = {"pattern": BLOCK_PATTERN}
+_LINE_SCHEMA = {"pattern": LINE_PATTERN}
+#: Text that may span lines (tab, line feed, carriage return), 1 to 10,000 characters.
+TextBlock = Annotated[
+    str,
+    Field(min_length=1, max_length=10_000, json_schema_extra=_BLOCK_SCHEMA),
+    AfterValidator(_check_block),
+]
+SmsText = Annotated[
+    str,
+    Field(min_length=1, max_length=1600, json_schema_extra=_BLOCK_SCHEMA),
+    AfterValidator(_check_block),
+]
+Message = Annotated[
+    str,
+    Field(min_length=1, max_length=500, json_schema_extra=_BLOCK_SCHEMA),
+    AfterValidator(_check_block),
+]
+#: One line of text: a name (1 to 120 characters) or a tag (1 to 64).
+Name = Annotated[
+    str,
+    Field(min_length=1, max_length=120, json_schema_extra=_LINE_SCHEMA),
+    AfterValidator(_check_line),
+]
+Tag = Annotated[
+    str,
+    Field(min_length=1, max_length=64, json_schema_extra=_LINE_SCHEMA),
+    AfterValidator(_check_line),
+]
+DIGITS_PATTERN: Final = r"^[0-9]{2,8}$"
+Digits = Annotated[str, Field(pattern=DIGITS_PATTERN)]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
 
 # --- Shared parts --------------------------------------------------------------------------
 class UserRef(_Model):
     """A PBX user: a dial-chain member, the agent who dialled, who answered or tagged."""
 
-    extension: str = Field(pattern=r"^\d{2,8}$", description="Internal extension number.")
+    extension: Digits = Field(description="Internal extension number.")
     user_id: PbxId = Field(description="The user's id at the PBX.")
     user_name: Name = Field(description="The user's display name.")
 
@@ -273,10 +343,12 @@ class Voicemail(_CallData):
     voicemail_id: PbxId = Field(description="The voicemail's id; also the event's `pbx_id`.")
     caller: E164 = Field(description="Who left the message (E.164).")
     callee: E164 = Field(description="The number that was called (E.164).")
-    mailbox: str = Field(pattern=r"^\d{2,8}$", description="Mailbox (extension) it was left in.")
+    mailbox: Digits = Field(description="Mailbox (extension) it was left in.")
     audio_url: HttpsUrl = Field(description="The recorded message.")
     duration: Seconds = Field(description="Length of the message in seconds.")
-    transcription: Text | None = Field(default=None, description="Text of the message, if any.")
+    transcription: TextBlock | None = Field(
+        default=None, description="Text of the message, if any."
+    )
     recorded_at: Timestamp = Field(description="When recording of the message started.")
 
 
@@ -297,7 +369,7 @@ class SpeechSegment(_Model):
     speaker: Literal["agent", "customer"] = Field(description="Who spoke.")
     start: float = Field(ge=0, description="Seconds from the start of the recording.")
     end: float = Field(ge=0, description="Seconds from the start of the recording (>= start).")
-    text: Text = Field(description="What was said.")
+    text: TextBlock = Field(description="What was said.")
 
     @field_validator("end")
     @classmethod
@@ -323,8 +395,8 @@ class Summary(_CallData):
     """A call summary was generated; ``pbx_id`` is ``summary_id``."""
 
     summary_id: PbxId = Field(description="The summary's id; also the event's `pbx_id`.")
-    text: Text = Field(description="The summary.")
-    action_items: list[Text] | None = Field(
+    text: TextBlock = Field(description="The summary.")
+    action_items: list[TextBlock] | None = Field(
         default=None, max_length=100, description="Follow-ups the summary found, if any."
     )
     sentiment: Literal["positive", "neutral", "negative"] | None = Field(
@@ -341,7 +413,7 @@ class Sms(_Model):
     direction: Direction = Field(description="`inbound` (received) or `outbound` (sent).")
     from_: E164 = Field(alias="from", description="Sender (E.164).")
     to: E164 = Field(description="Recipient (E.164).")
-    text: Annotated[str, Field(min_length=1, max_length=1600)] = Field(description="The body.")
+    text: SmsText = Field(description="The body.")
     sent_at: Timestamp = Field(description="When the message was sent.")
 
 
@@ -361,9 +433,7 @@ class Test(_Model):
 
     __test__ = False  # not a pytest test class, despite the name
 
-    message: Annotated[str, Field(min_length=1, max_length=500)] = Field(
-        description="A short human-readable message."
-    )
+    message: Message = Field(description="A short human-readable message.")
     timestamp: Timestamp = Field(description="When the test was triggered.")
 
 

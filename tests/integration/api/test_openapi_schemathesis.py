@@ -96,7 +96,7 @@ RUNS = [
     for mode in MODES
     if mode is schemathesis.GenerationMode.POSITIVE or (method, path) not in NO_INPUT
 ]
-#: A window whose ``until`` is not after ``since`` is schema-valid yet refused with 400 (a
+#: A window whose ``until`` is not after ``since`` is schema-valid yet refused with 422 (a
 #: JSON Schema cannot relate two fields); every other check still applies to that operation.
 RELAXED = {("POST", "/api/v2/webhooks/deliveries/redeliver"): [positive_data_acceptance]}
 

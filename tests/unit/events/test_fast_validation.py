@@ -86,6 +86,16 @@ _TIMESTAMPS = [
     "1900-01-01T00:00:00+00:30",
     "2999-12-31T23:59:59.999999-12:00",
     "0001-01-01T00:00:00Z",
+    # The accepted range (core.times) and its edges, also shifted by offsets.
+    "0001-01-01T00:00:00+01:00",
+    "9999-12-31T23:59:59-01:00",
+    "9999-12-31T23:59:59.999Z",
+    "0999-06-01T00:00:00Z",
+    "1969-12-31T23:59:59.999999Z",
+    "1970-01-01T00:00:00Z",
+    "1970-01-01T00:59:59+01:00",
+    "1970-01-01T01:00:00+01:00",
+    "1969-12-31T23:30:00-00:30",
     "２０２６-01-15T10:30:00Z",
     "2026-01-15T10:30:00Z\n",
     "",
@@ -95,6 +105,26 @@ _TIMESTAMPS = [
 @pytest.mark.parametrize("value", _TIMESTAMPS)
 def test_timestamps(value: str) -> None:
     _assert_agrees("test", {"message": "hi", "timestamp": value})
+
+
+@pytest.mark.parametrize(
+    ("event", "field", "value"),
+    [
+        ("summary", "text", "Line one.\n\tLine two.\r\n"),
+        ("sms", "text", "Hi,\nis my order shipped?"),
+        ("voicemail", "audio_url", "https://files.example.com/" + "a" * 4070),
+        ("test", "timestamp", "1970-01-01T00:00:00Z"),
+        ("test", "timestamp", "2999-12-31T23:59:59.999+01:00"),
+    ],
+)
+def test_valid_values_at_the_new_limits_stay_on_the_fast_path(
+    event: str, field: str, value: str
+) -> None:
+    _, data = sample_data(event, random.Random(0), now=NOW)
+    data[field] = value
+    fast = _fast(event, data)
+    assert fast is not None
+    assert orjson.dumps(fast) == orjson.dumps(_slow(event, data))
 
 
 def test_times_before_the_start_and_answered_without_time_are_left_to_pydantic() -> None:
@@ -124,6 +154,15 @@ _SCALARS = st.one_of(
             "+0415555012",
             "call_01JH8Z",
             "has space",
+            "a\x00b",
+            "line\nbreak",
+            "tab\there",
+            "esc\x1b[0m",
+            "c1\x85",
+            "del\x7f",
+            "lone\ud800",
+            "https://files.example.com/a\x00.mp3",
+            "https://files.example.com/" + "a" * 4071,
             "x" * 128,
             "x" * 129,
             "12",
@@ -198,6 +237,16 @@ _EDGES: list[object] = [
     "",
     " ",
     "12\n",
+    "a\x00b",
+    "x\ty",
+    "x\r\ny",
+    "x\x1by",
+    "x\x9fy",
+    "x\udfffy",
+    "https://files.example.com/a\x01",
+    "https://files.example.com/" + "a" * 4070,
+    "https://files.example.com/" + "a" * 4071,
+    "１２３",
     "١٢٣",  # Arabic-Indic digits (pydantic's Rust regex reads \\d as any Unicode digit)
     "+1٤١٥٥٥٥٠١٢٣",
     *("x" * n for n in (64, 65, 120, 121, 128, 129, 500, 501, 1600, 1601, 10000, 10001)),

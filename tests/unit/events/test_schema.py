@@ -59,6 +59,6 @@ def test_delivery_bodies_match_the_delivery_schema(event: str) -> None:
 
 def test_e164_pattern_is_in_the_schema() -> None:
     caller = DOCUMENT["$defs"]["IncomingCallStart"]["properties"]["caller"]
-    assert caller["pattern"] == r"^\+[1-9]\d{6,14}$"
+    assert caller["pattern"] == r"^\+[1-9][0-9]{6,14}$"
     timestamp = DOCUMENT["$defs"]["IncomingCallStart"]["properties"]["started_at"]
     assert timestamp["format"] == "date-time"

@@ -52,7 +52,7 @@ bearer_scheme = HTTPBearer(
 )
 
 _ERRORS = {
-    400: "Bad request: an unknown event, an invalid parameter or cursor, a body where none "
+    400: "Bad request: an unknown event, a body that is not a JSON object, a body where none "
     "is taken.",
     401: "Missing, malformed, unknown, expired or revoked token.",
     403: "The token lacks the route's scope, or is bound to no account.",
@@ -60,7 +60,8 @@ _ERRORS = {
     "resource in your account.",
     413: "Request body too large.",
     415: "The body is not application/json.",
-    422: "A parameter or body field is invalid.",
+    422: "A parameter or body field breaks its rule (the message names it): out of range, "
+    "not an id, a time that is not RFC 3339 with a zone from 1970 to 9999.",
     429: "Rate limited; retry after the Retry-After header's seconds.",
     431: "Request headers too large.",
 }

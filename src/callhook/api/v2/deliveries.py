@@ -8,7 +8,7 @@ restricted to the caller's account; another account's delivery id is "not found"
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
@@ -41,15 +41,20 @@ from callhook.api.v2.models import (
     RedeliverWindow,
     StoredEventListResponse,
 )
+from callhook.core import times
 from callhook.core.clock import rfc3339
+from callhook.core.ids import has_id_shape
 from callhook.errors import (
     IntegrationNotConfigured,
     InvalidRequest,
+    NotFound,
+    PayloadInvalid,
     UnknownEvent,
     UnsupportedMediaType,
 )
+from callhook.events.models import PBX_ID_PATTERN
 from callhook.events.names import ALL_EVENTS, TEST_EVENT, is_known
-from callhook.publish import MAX_ID_LENGTH, Published, send_test_event
+from callhook.publish import Published, send_test_event
 from callhook.store import deliveries as delivery_store
 from callhook.store import events as event_store
 from callhook.store import integrations as integration_store
@@ -143,23 +148,16 @@ def decode_cursor(cursor: str) -> str:
 
 
 def parse_time(name: str, raw: str | None) -> datetime | None:
-    """An RFC 3339 / ISO 8601 date-time (a naive one is UTC); ``InvalidRequest`` otherwise."""
-    if raw is None:
-        return None
-    try:
-        when = datetime.fromisoformat(raw.strip())
-    except ValueError as exc:
-        raise InvalidRequest(
-            f"{name}: must be an RFC 3339 date-time such as 2025-01-15T10:30:00Z."
-        ) from exc
-    return _utc(when)
+    """An RFC 3339 date-time with a time zone, in the accepted range (``core.times``), as UTC;
+    ``PayloadInvalid`` (422) naming the parameter otherwise (Unix times included)."""
+    return None if raw is None else times.time_field(raw, name)
 
 
-def _utc(when: datetime | None) -> datetime | None:
-    """Naive times are taken as UTC."""
-    if when is None:
-        return None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+def check_delivery_id(delivery_id: str) -> None:
+    """``NotFound`` for an id no delivery can have (``dlv_`` + 26 characters), before any query:
+    it is answered like an id that never existed."""
+    if not has_id_shape("dlv", delivery_id):
+        raise NotFound(f"Delivery '{delivery_id}' not found.")
 
 
 def _require_configured(account_id: str) -> Any:
@@ -196,22 +194,23 @@ async def list_deliveries(
         ),
     ] = None,
     pbx_id: Annotated[
-        str | None, Query(max_length=MAX_ID_LENGTH, description="Only this pbx_id.")
+        str | None,
+        Query(max_length=128, pattern=PBX_ID_PATTERN, description="Only this pbx_id."),
     ] = None,
     since: Annotated[
         str | None,
         Query(
             max_length=64,
-            description="Created at or after (RFC 3339).",
-            json_schema_extra={"format": "date-time"},
+            description=f"Created at or after (RFC 3339 with a time zone, {times.RANGE_TEXT}).",
+            json_schema_extra={"format": "date-time", "pattern": times.RFC3339_PATTERN},
         ),
     ] = None,
     until: Annotated[
         str | None,
         Query(
             max_length=64,
-            description="Created before (RFC 3339).",
-            json_schema_extra={"format": "date-time"},
+            description=f"Created before (RFC 3339 with a time zone, {times.RANGE_TEXT}).",
+            json_schema_extra={"format": "date-time", "pattern": times.RFC3339_PATTERN},
         ),
     ] = None,
 ) -> Response:
@@ -268,10 +267,9 @@ async def redeliver_window(request: Request, caller: BodyWriter) -> Response:
     window = _parse_window(await read_body(request))
     platform = platform_of(request)
     now = platform.clock.now()
-    since, until = _utc(window.since), _utc(window.until)
-    assert since is not None
+    since, until = window.since, window.until
     if until is not None and until <= since:
-        raise InvalidRequest("until must be later than since.")
+        raise PayloadInvalid("until: must be later than since.", field="until")
 
     def work(conn: Connection) -> int:
         integration_store.require_configured(conn, caller.account_id)
@@ -300,11 +298,11 @@ def _parse_window(raw: bytes) -> RedeliverWindow:
     try:
         return RedeliverWindow.model_validate(doc)
     except ValidationError as exc:
-        messages = [
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" if e["loc"] else e["msg"]
-            for e in exc.errors()
-        ]
-        raise InvalidRequest("; ".join(messages)) from exc
+        # 422 naming the first bad field, like ingest (times: ``core.times`` in the model).
+        first = exc.errors(include_url=False)[0]
+        field = ".".join(str(p) for p in first["loc"]) or "body"
+        message = "unknown field" if first["type"] == "extra_forbidden" else first["msg"]
+        raise PayloadInvalid(f"{field}: {message}", field=field) from exc
 
 
 @router.get(
@@ -318,6 +316,7 @@ def _parse_window(raw: bytes) -> RedeliverWindow:
 async def get_delivery(request: Request, delivery_id: DeliveryIdPath, caller: Reader) -> Response:
     def work(conn: Connection) -> Delivery:
         integration_store.require_configured(conn, caller.account_id)
+        check_delivery_id(delivery_id)
         return delivery_store.get(conn, delivery_id, account_id=caller.account_id)
 
     return success(request, delivery_detail_json(await read(request, work)))
@@ -337,6 +336,7 @@ async def redeliver_one(request: Request, delivery_id: DeliveryIdPath, caller: W
 
     def work(conn: Connection) -> Delivery:
         integration_store.require_configured(conn, caller.account_id)
+        check_delivery_id(delivery_id)
         return delivery_store.redeliver(conn, delivery_id, now=now, account_id=caller.account_id)
 
     delivery = await write(request, work)
@@ -383,7 +383,9 @@ async def send_test(request: Request, caller: Writer) -> Response:
 async def events_of_call(
     request: Request,
     caller: Reader,
-    pbx_id: Annotated[str, Path(max_length=MAX_ID_LENGTH, description="A call's pbx_id.")],
+    pbx_id: Annotated[
+        str, Path(max_length=128, pattern=PBX_ID_PATTERN, description="A call's pbx_id.")
+    ],
 ) -> Response:
     def work(conn: Connection) -> list[StoredEvent]:
         integration_store.require_configured(conn, caller.account_id)

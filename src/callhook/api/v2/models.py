@@ -8,9 +8,12 @@ document can be checked against real responses (the schemathesis tests do).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic_core import PydanticCustomError
+
+from callhook.core import times
 
 #: RFC 3339 UTC to the second, with a ``Z`` (the envelope's ``timestamp``).
 TIMESTAMP_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$"
@@ -113,12 +116,34 @@ class DeliveryDetailResponse(_Envelope):
     data: DeliveryDetail
 
 
+def _request_time(value: object) -> datetime:
+    # The one reading of times at the API (``core.times``): RFC 3339 with a time zone, in the
+    # accepted range, as UTC; pydantic's own datetime would also take Unix times (``0``).
+    try:
+        return times.parse_rfc3339(value)
+    except times.TimeInvalid as exc:
+        raise PydanticCustomError("time", str(exc)) from None
+
+
+#: A time in a request body: RFC 3339 with a time zone, 1970 to 9999 in UTC.
+RequestTime = Annotated[
+    datetime,
+    BeforeValidator(_request_time),
+    WithJsonSchema({"type": "string", "format": "date-time", "pattern": times.RFC3339_PATTERN}),
+]
+
+
 class RedeliverWindow(_Model):
     """Body of ``POST /api/v2/webhooks/deliveries/redeliver``."""
 
-    since: datetime = Field(description="Start of the window (inclusive), RFC 3339.")
-    until: datetime | None = Field(
-        default=None, description="End of the window (exclusive), RFC 3339; default now."
+    since: RequestTime = Field(
+        description="Start of the window (inclusive), RFC 3339 with a time zone, "
+        f"{times.RANGE_TEXT}."
+    )
+    until: RequestTime | None = Field(
+        default=None,
+        description="End of the window (exclusive), RFC 3339 with a time zone, in the same "
+        "range; default now.",
     )
     status: Literal["failed", "delivered"] = Field(
         default="failed", description="Which finished deliveries to send again."

@@ -1,0 +1,170 @@
+"""Issue 11, classes 3 and 4, on the command line, on SQLite and PostgreSQL: time options are
+range-checked RFC 3339 with a clear message (exit 2, no traceback); ``emit`` goes through the
+one publish validator, so it refuses what ingest refuses, with the same words, and stores
+nothing."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from callhook.cli.main import app
+from callhook.errors import PayloadInvalid
+from callhook.events import sample_publish_request
+from callhook.events.validate import validate_publish_item
+from tests.factories import BACKENDS, TEST_MASTER_KEY, fresh_postgres_url
+from tests.support.edge_values import BAD_TIMES, EDGE_TIMES, RANGE
+
+runner = CliRunner()
+NOW = datetime(2026, 1, 15, 10, 30, tzinfo=UTC)
+
+
+@dataclass
+class Cli:
+    env: dict[str, str]
+    account: str
+
+    def run(self, *args: str, code: int = 0) -> str:
+        result = runner.invoke(app, list(args), env=self.env)
+        assert result.exit_code == code, result.output
+        assert "Traceback" not in result.output
+        if code:  # a refusal is an exit with a message, not an escaped exception
+            assert isinstance(result.exception, SystemExit), result.exception
+        return result.output
+
+    def said(self, *args: str, code: int) -> str:
+        """What a refused command printed, on one line (rich wraps it to the terminal)."""
+        return " ".join(self.run(*args, code=code).split())
+
+    def deliveries(self) -> list[Any]:
+        listed: list[Any] = orjson.loads(self.run("deliveries", "list", "--json"))
+        return listed
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def cli(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Cli:
+    env = {"CALLHOOK_ALLOW_UNSAFE_TARGETS": "1", "CALLHOOK_LOG_LEVEL": "WARNING"}
+    if request.param == "postgresql":
+        env |= {
+            "CALLHOOK_DATABASE_URL": fresh_postgres_url(),
+            "CALLHOOK_MASTER_KEY": TEST_MASTER_KEY,
+        }
+    else:
+        path = tmp_path_factory.mktemp("cli") / "cli.db"
+        env["CALLHOOK_DATABASE_URL"] = f"sqlite:///{path}"
+    runner.invoke(app, ["migrate"], env=env, catch_exceptions=False)
+    setup = Cli(env, "")
+    account = orjson.loads(setup.run("accounts", "create", "Acme", "--json"))["id"]
+    setup.run("integration", "set-url", account, "https://localhost:9/hook")
+    setup.run("integration", "subscribe", account, "incoming_call_start")
+    return Cli(env, account)
+
+
+# --- Class 3: time options ---------------------------------------------------------------------
+@pytest.mark.parametrize("option", ["--since", "--until"])
+@pytest.mark.parametrize(("value", "reason"), BAD_TIMES, ids=[v for v, _ in BAD_TIMES])
+def test_redeliver_refuses_bad_times_by_name(
+    cli: Cli, option: str, value: str, reason: str
+) -> None:
+    args = ["--since", "2026-01-01T00:00:00Z", option, value]
+    out = cli.said("deliveries", "redeliver", *args, code=2)
+    assert option in out
+    assert reason in out
+
+
+@pytest.mark.parametrize("value", [*EDGE_TIMES, "2026-01-15T10:00", "2026-01-15 10:00:00"])
+def test_redeliver_takes_edge_times_and_zoneless_utc(cli: Cli, value: str) -> None:
+    out = cli.run("deliveries", "redeliver", "--since", value, "--json")
+    assert orjson.loads(out) == {"queued": 0}
+
+
+@pytest.mark.parametrize(("value", "reason"), BAD_TIMES, ids=[v for v, _ in BAD_TIMES])
+def test_sample_at_refuses_bad_times(cli: Cli, value: str, reason: str) -> None:
+    out = cli.said("events", "sample", "incoming_call_start", "--at", value, code=2)
+    assert "--at" in out
+    assert reason in out
+
+
+def test_verify_now_refuses_times_outside_the_range(cli: Cli, tmp_path: Path) -> None:
+    headers = tmp_path / "headers.txt"
+    headers.write_text("webhook-id: evt_1\nwebhook-timestamp: 1768473000\n")
+    body = tmp_path / "body.json"
+    body.write_bytes(b"{}")
+    secret = "whsec_" + "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE="
+    common = ["verify", "--secret", secret, "--headers", str(headers), "--body", str(body)]
+    for value in ("0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "tomorrow"):
+        out = cli.said(*common, "--now", value, code=2)
+        assert "--now" in out
+
+
+# --- Class 4: emit and the one validator --------------------------------------------------------
+def _sample(**changes: Any) -> dict[str, Any]:
+    item = sample_publish_request("incoming_call_start", random.Random(5), now=NOW)
+    item["data"].update(changes)
+    return item
+
+
+def _expected(item: dict[str, Any]) -> str:
+    with pytest.raises(PayloadInvalid) as info:
+        validate_publish_item(item)
+    return info.value.message
+
+
+@pytest.mark.parametrize(
+    ("case", "data", "extra"),
+    [
+        ("NUL in the call id", {"call_id": "call\x00"}, []),
+        ("integer call id", {"call_id": 12345}, []),
+        ("year 1 start", {"started_at": "0001-01-01T00:00:00+01:00"}, []),
+        ("year 9999 start", {"started_at": "9999-12-31T23:59:59-01:00"}, []),
+        ("escape in a name", {"caller_name": "ACME\x1b[2J"}, []),
+        ("pbx_id not the call", {}, ["--pbx-id", "another-call"]),
+        ("bad account", {}, ["--account", "acc 1"]),
+        ("control in the key", {}, ["--idempotency-key", "k\x1b"]),
+    ],
+)
+def test_emit_refuses_what_ingest_refuses(
+    cli: Cli, case: str, data: dict[str, Any], extra: list[str]
+) -> None:
+    item = _sample(**data)
+    request = {**item, "account_id": cli.account}
+    options = dict(zip(extra[::2], extra[1::2], strict=True))
+    request["pbx_id"] = options.get("--pbx-id", item["data"]["call_id"])
+    if isinstance(request["pbx_id"], int):
+        del request["pbx_id"]  # emit takes the pbx_id from the data only when it is text
+    request["account_id"] = options.get("--account", cli.account)
+    if "--idempotency-key" in options:
+        request["idempotency_key"] = options["--idempotency-key"]
+    expected = _expected(request)
+    before = cli.deliveries()
+    args = ["emit", "incoming_call_start", "--account", cli.account]
+    args += ["--data", orjson.dumps(item["data"]).decode(), *extra]
+    out = cli.said(*args, code=1)
+    assert expected in out, (case, out)
+    assert cli.deliveries() == before
+
+
+def test_emit_with_data_takes_the_pbx_id_from_it(cli: Cli) -> None:
+    item = _sample()
+    args = ["emit", "incoming_call_start", "--account", cli.account, "--json"]
+    out = cli.run(*args, "--data", orjson.dumps(item["data"]).decode())
+    assert orjson.loads(out)["pbx_id"] == item["data"]["call_id"]
+
+
+def test_deliveries_show_an_impossible_id_is_not_found(cli: Cli) -> None:
+    for value in ("dlv_\x00", "dlv_nope", "x" * 300):
+        out = cli.said("deliveries", "show", value, code=1)
+        assert "not found" in out
+
+
+def test_the_range_message_is_the_documented_one() -> None:
+    assert _expected(_sample(started_at="0001-01-01T00:00:00+01:00")) == (
+        f"data.started_at: value {RANGE}"
+    )
