@@ -79,7 +79,11 @@ def run_server(settings: Settings, *, run_worker: bool, platform: Platform | Non
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: None)
     settle_heap()
-    uvicorn.Server(config).run()
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        # Closes the pools and leaves a SQLite file's write-ahead log folded and empty.
+        app.state.platform.db.dispose()
 
 
 def serve(

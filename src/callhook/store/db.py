@@ -4,6 +4,10 @@
 writers queue on ``busy_timeout`` instead of failing on lock upgrade); ``Database.read()`` a
 read-only one. Query modules take a ``Connection`` and never open transactions themselves, so
 callers compose several queries into one atomic unit.
+
+A database that cannot take the work — a full disk, a PostgreSQL server that cannot be reached —
+is reported by both as ``errors.StoreUnavailable`` (naming the cause, with a retry delay), never
+as the driver's error; ``Database.health`` logs the start and the end of each such episode once.
 """
 
 from __future__ import annotations
@@ -13,16 +17,25 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.pool import NullPool, QueuePool
 
-from callhook.errors import ConfigurationError
+from callhook.errors import ConfigurationError, StoreUnavailable
+from callhook.store.files import (
+    check_sqlite_files,
+    create_private_database,
+    open_private,
+)
 
 log = logging.getLogger("callhook.store")
 
@@ -36,10 +49,23 @@ def normalize_url(url: str) -> str:
     return url
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URL; None for in-memory and ``file:`` URIs."""
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    if database.startswith("file:") or parsed.query.get("mode") == "memory":
+        return None
+    return Path(database)
+
+
 def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
     parsed = make_url(url)
-    if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    path = sqlite_file(url)
+    if path is not None:
+        # 0600 before SQLite creates it 0644 (its -wal and -shm files take the same mode).
+        create_private_database(path)
     engine = create_engine(
         url,
         poolclass=QueuePool,
@@ -60,6 +86,8 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
         if parsed.database and parsed.database != ":memory:":
             # Checkpoints run in the background (``Checkpointer``), not inside a commit.
             cur.execute("PRAGMA wal_autocheckpoint=0")
+            # When the log restarts from its beginning, SQLite cuts the file down to this.
+            cur.execute(f"PRAGMA journal_size_limit={WAL_RESET_BYTES}")
         cur.close()
 
     begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
@@ -113,7 +141,7 @@ class WriterFileLock:
 
     def __enter__(self) -> None:
         if self._fd is None or self._pid != os.getpid():
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            self._fd = open_private(self.path)
             self._pid = os.getpid()
         fcntl.flock(self._fd, fcntl.LOCK_EX)
 
@@ -129,58 +157,246 @@ class WriterFileLock:
 
 #: Seconds between background checkpoints of a SQLite file's write-ahead log.
 CHECKPOINT_INTERVAL = 0.5
+#: WAL size (bytes) past which the background checkpointer resets the log to empty
+#: (``TRUNCATE``) instead of only copying it (``PASSIVE``); also SQLite's
+#: ``journal_size_limit``, what it keeps of the file when the log restarts by itself.
+WAL_RESET_BYTES = 16 * 1024 * 1024
+#: WAL size past which the writer that crossed it resets the log before giving up the write
+#: slot (the bound that holds whatever the background thread manages).
+WAL_HARD_BYTES = 64 * 1024 * 1024
+#: Milliseconds a reset waits for readers of older snapshots before trying again later.
+RESET_WAIT_MS = 200
 
 
 class Checkpointer:
-    """Folds a SQLite file's write-ahead log back into the database every
-    ``CHECKPOINT_INTERVAL`` seconds, from a thread of the process that writes.
+    """Keeps a SQLite file's write-ahead log folded into the database and bounded in size.
 
-    SQLite's automatic checkpoint runs inside the commit that crosses 1,000 WAL pages: that
-    writer copies the log into the database file while holding the write lock (measured: a
-    100-event publish committed in ~3.5 ms with it, ~1.6–2.0 ms without). ``PASSIVE``
-    checkpoints never wait for or block readers and writers, and sqlite3 releases the GIL while
-    it works, so here the copying overlaps with the process's Python on another core. Started
-    on the first write (a process that only reads leaves the log alone); after a crash nothing
-    is lost — the log is the durable record until it is folded.
+    Every ``interval`` seconds a thread of the process that writes copies the log into the
+    database (``PASSIVE``: never waits for or blocks readers and writers; sqlite3 releases the
+    GIL meanwhile, so the copying overlaps with the process's Python on another core). A passive
+    checkpoint never shrinks the file, and under steady load it rarely catches up (a reader is
+    always on some older snapshot), so the log would grow without end (measured before this:
+    12.5 MiB/s at 200 publishes/s, to 2 GiB). Hence two more steps:
+
+    - when the log is over ``reset_bytes``, the thread resets it (``TRUNCATE``: copy everything,
+      wait up to ``RESET_WAIT_MS`` for readers of older snapshots, cut the file to 0 bytes)
+      while holding the writers' slot (``hold_writers``), so writers queue on our fair lock
+      rather than in SQLite's busy handler; if readers do not let it finish, the next tick
+      tries again;
+    - when a commit leaves the log over ``hard_bytes`` (the thread could not keep up), that
+      writer resets it itself before giving up the write slot (``after_commit``).
+
+    So the log stays under about ``hard_bytes`` plus one transaction whenever readers finish
+    their transactions; a reader that keeps one snapshot open forever pins it (SQLite cannot
+    reset a log that a reader still needs). Started on the first write (a process that only
+    reads leaves the log alone); after a crash nothing is lost — the log is the durable record
+    until it is folded. ``stop`` resets the log once more, so a clean stop leaves it empty.
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(
+        self,
+        path: str,
+        *,
+        hold_writers: Callable[[], AbstractContextManager[object]] = nullcontext,
+        interval: float = CHECKPOINT_INTERVAL,
+        reset_bytes: int = WAL_RESET_BYTES,
+        hard_bytes: int = WAL_HARD_BYTES,
+    ) -> None:
         self.path = path
+        self.wal_path = f"{path}-wal"
+        self.interval = interval
+        self.reset_bytes = reset_bytes
+        self.hard_bytes = hard_bytes
+        self._hold_writers = hold_writers
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pid = 0
+        # One connection, used by the thread and by writers in turn (``_lock``).
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._warned = False
+        #: Resets done (by the thread and by writers), for tests and the bench.
+        self.resets = 0
+
+    def wal_size(self) -> int:
+        """The write-ahead log's size in bytes (0 when there is none)."""
+        try:
+            return os.stat(self.wal_path).st_size
+        except FileNotFoundError:
+            return 0
 
     def ensure_running(self) -> None:
         if self._thread is not None and self._pid == os.getpid():
             return
+        if self._pid != os.getpid():
+            self._conn = None  # a child must not use its parent's connection
+            self._lock = threading.Lock()
         self._pid = os.getpid()
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="callhook-checkpoint", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop the thread and leave the log reset (if readers allow), then close."""
         self._stop.set()
         if self._thread is not None and self._pid == os.getpid():
             self._thread.join(5)
+            with self._hold_writers():
+                self.reset()
         self._thread = None
+        with self._lock:
+            if self._conn is not None and self._pid == os.getpid():
+                self._conn.close()
+            self._conn = None
+
+    def after_commit(self) -> None:
+        """Called by a writer still holding the write slot: reset an over-long log now."""
+        if self.wal_size() > self.hard_bytes:
+            self.reset()
+
+    def checkpoint(self, mode: str) -> tuple[int, int, int] | None:
+        """``PRAGMA wal_checkpoint(mode)``: (busy, log frames, checkpointed frames), or None
+        when the database could not be reached. A reset (``TRUNCATE``) must be made holding
+        the writers' slot."""
+        with self._lock:
+            conn = self._connection()
+            if conn is None:
+                return None
+            try:
+                row = conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+            except sqlite3.Error:
+                return None  # busy or briefly unavailable: the next tick tries again
+        if row is None:
+            return None
+        busy, log_frames, done = (int(v) for v in row)
+        return busy, log_frames, done
+
+    def reset(self) -> bool:
+        """Copy the whole log into the database and cut it to 0 bytes (``TRUNCATE``); False when
+        a reader of an older snapshot did not finish in time. Call holding the write slot."""
+        result = self.checkpoint("TRUNCATE")
+        done = result is not None and result[0] == 0
+        if done:
+            self.resets += 1
+        return done
+
+    def _connection(self) -> sqlite3.Connection | None:
+        if self._conn is not None:
+            return self._conn
+        try:
+            conn = sqlite3.connect(
+                self.path, timeout=5, isolation_level=None, check_same_thread=False
+            )
+            conn.execute(f"PRAGMA busy_timeout={RESET_WAIT_MS}")
+        except sqlite3.Error as exc:
+            if not self._warned:
+                self._warned = True
+                log.warning(
+                    "WAL checkpointer could not connect; the log grows until it can",
+                    extra={"error": str(exc)},
+                )
+            return None
+        self._conn = conn
+        return conn
 
     def _run(self) -> None:
-        try:
-            conn = sqlite3.connect(self.path, timeout=5, isolation_level=None)
-        except sqlite3.Error as exc:
-            log.warning(
-                "WAL checkpointer could not connect; the log grows until another process folds it",
-                extra={"error": str(exc)},
-            )
+        while not self._stop.wait(self.interval):
+            self.checkpoint("PASSIVE")
+            if self.wal_size() > self.reset_bytes:
+                with self._hold_writers():
+                    self.reset()
+
+
+class Unavailability(StrEnum):
+    """Why the database cannot take work for now (``StoreUnavailable.cause``)."""
+
+    DISK_FULL = "disk_full"
+    UNREACHABLE = "unreachable"
+
+
+#: What the client is told, and after how many seconds to retry, per cause.
+_UNAVAILABLE: dict[Unavailability, tuple[str, float]] = {
+    Unavailability.DISK_FULL: (
+        "The database's disk is full, so nothing was stored. Retry later.",
+        30.0,
+    ),
+    Unavailability.UNREACHABLE: (
+        "The database cannot be reached, so nothing was stored. Retry later.",
+        5.0,
+    ),
+}
+#: SQLSTATEs of PostgreSQL that mean "not now" rather than "wrong": connection exceptions
+#: (class 08), the server shutting down or starting (57P01-57P03), and a full disk (53100).
+_PG_UNREACHABLE = ("08", "57P01", "57P02", "57P03")
+_PG_DISK_FULL = "53100"
+#: Free bytes below which a SQLite database's filesystem counts as full (``readiness``).
+MIN_FREE_BYTES = 1024 * 1024
+
+
+def unavailability(exc: BaseException) -> Unavailability | None:
+    """The cause when ``exc`` (a SQLAlchemy or driver error) means the database cannot take
+    work for now — SQLite's ``SQLITE_FULL``, PostgreSQL out of disk or out of reach, the pool
+    unable to hand out a connection; None for everything else (constraint violations, bugs)."""
+    if isinstance(exc, PoolTimeout):
+        return Unavailability.UNREACHABLE
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    if isinstance(orig, sqlite3.Error):
+        code = getattr(orig, "sqlite_errorcode", None)
+        return Unavailability.DISK_FULL if code == sqlite3.SQLITE_FULL else None
+    sqlstate = getattr(orig, "sqlstate", "") if orig is not None else ""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return Unavailability.UNREACHABLE
+    if type(orig).__module__.startswith("psycopg"):
+        if sqlstate == _PG_DISK_FULL:
+            return Unavailability.DISK_FULL
+        if sqlstate is None and type(orig).__name__ == "OperationalError":
+            return Unavailability.UNREACHABLE  # failed to connect: no SQLSTATE at all
+        if sqlstate and sqlstate.startswith(_PG_UNREACHABLE):
+            return Unavailability.UNREACHABLE
+    return None
+
+
+def unavailable_error(cause: Unavailability) -> StoreUnavailable:
+    message, retry_after = _UNAVAILABLE[cause]
+    return StoreUnavailable(message, cause=cause.value, retry_after=retry_after)
+
+
+class StoreHealth:
+    """Episodes of unavailability of one ``Database``: the first failure of an episode and its
+    end (the next transaction that works) are logged once each, however many requests meet it.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._lock = threading.Lock()
+        self._clock = clock
+        self.failing: Unavailability | None = None
+        self._since = 0.0
+        self._failures = 0
+
+    def failed(self, cause: Unavailability, exc: BaseException) -> None:
+        with self._lock:
+            self._failures += 1
+            if self.failing == cause:
+                return
+            self.failing, self._since, self._failures = cause, self._clock(), 1
+        log.error(
+            "database unavailable: requests are refused with 503 until it recovers",
+            extra={"cause": cause.value, "error": str(exc).strip().splitlines()[0][:300]},
+        )
+
+    def ok(self) -> None:
+        if self.failing is None:  # the common case, without the lock
             return
-        try:
-            while not self._stop.wait(CHECKPOINT_INTERVAL):
-                try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                except sqlite3.Error:
-                    continue  # busy or briefly unavailable: the next tick tries again
-        finally:
-            conn.close()
+        with self._lock:
+            cause, self.failing = self.failing, None
+            if cause is None:
+                return
+            seconds = round(self._clock() - self._since, 1)
+            failures = self._failures
+        log.warning(
+            "database available again",
+            extra={"cause": cause.value, "seconds": seconds, "failures": failures},
+        )
 
 
 class Database:
@@ -193,15 +409,19 @@ class Database:
         except Exception as exc:
             raise ConfigurationError(f"invalid database URL: {url!r}") from exc
         self.dialect = dialect
+        self.health = StoreHealth()
         self._write_lock: threading.Lock | None = None
         self._file_lock: WriterFileLock | None = None
         self._checkpointer: Checkpointer | None = None
+        self.file: Path | None = None
         if dialect == "sqlite":
             self._write_lock = threading.Lock()
-            path = make_url(self.url).database
-            if path and path != ":memory:" and not path.startswith("file:"):
-                self._file_lock = WriterFileLock(Path(f"{path}.write-lock"))
-                self._checkpointer = Checkpointer(path)
+            self.file = sqlite_file(self.url)
+            if self.file is not None:
+                check_sqlite_files(self.file)
+                create_private_database(self.file)
+                self._file_lock = WriterFileLock(Path(f"{self.file}.write-lock"))
+                self._checkpointer = Checkpointer(str(self.file), hold_writers=self.writer_slot)
             self._writer = _sqlite_engine(self.url, immediate=True)
             self._reader = _sqlite_engine(self.url, immediate=False)
         elif dialect == "postgresql":
@@ -224,11 +444,30 @@ class Database:
     def is_postgresql(self) -> bool:
         return self.dialect == "postgresql"
 
+    @property
+    def checkpointer(self) -> Checkpointer | None:
+        """The SQLite file's WAL checkpointer (None for PostgreSQL and in-memory SQLite)."""
+        return self._checkpointer
+
     def connect_args(self) -> tuple[list[Any], dict[str, Any]]:
         """The DB-API ``connect()`` arguments of this database (for a dedicated connection,
         such as ``LISTEN``, outside the pool)."""
         cargs, cparams = self._writer.dialect.create_connect_args(self._writer.url)
         return list(cargs), dict(cparams)
+
+    @contextmanager
+    def writer_slot(self) -> Iterator[None]:
+        """This process's turn to write (SQLite; nothing on PostgreSQL): the threads' lock and
+        the processes' ``flock``, in that order."""
+        if self._write_lock is None:
+            yield
+            return
+        with self._write_lock:
+            if self._file_lock is None:
+                yield
+                return
+            with self._file_lock:
+                yield
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
@@ -241,26 +480,55 @@ class Database:
         turns on a lock; processes on one file take turns on an ``flock`` of
         ``<database>.write-lock``, which the kernel hands to the next waiter at once. The busy
         handler remains for writers that do not take part (the ``sqlite3`` shell, migrations).
+
+        Raises ``StoreUnavailable`` (from the driver's error) when the database cannot take the
+        write for now: a full disk, PostgreSQL unreachable (see ``unavailability``).
         """
-        if self._write_lock is None:
-            with self._writer.begin() as conn:
-                yield conn
-            return
-        with self._write_lock:
-            if self._file_lock is None:
+        try:
+            with self.writer_slot():
+                if self._checkpointer is not None:
+                    self._checkpointer.ensure_running()
                 with self._writer.begin() as conn:
                     yield conn
-                return
-            if self._checkpointer is not None:
-                self._checkpointer.ensure_running()
-            with self._file_lock, self._writer.begin() as conn:
-                yield conn
+                if self._checkpointer is not None:
+                    self._checkpointer.after_commit()
+        except (DBAPIError, PoolTimeout) as exc:
+            self._raise_if_unavailable(exc)
+            raise
+        self.health.ok()
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        """A read transaction."""
-        with self._reader.begin() as conn:
-            yield conn
+        """A read transaction. ``StoreUnavailable`` as for ``write``."""
+        try:
+            with self._reader.begin() as conn:
+                yield conn
+        except (DBAPIError, PoolTimeout) as exc:
+            self._raise_if_unavailable(exc)
+            raise
+
+    def _raise_if_unavailable(self, exc: Exception) -> None:
+        cause = unavailability(exc)
+        if cause is None:
+            return
+        self.health.failed(cause, exc)
+        raise unavailable_error(cause) from exc
+
+    def readiness(self) -> Unavailability | None:
+        """None when the database can take work; else why not. A read must work, and a SQLite
+        file's filesystem must have ``MIN_FREE_BYTES`` free (root may use reserved blocks)."""
+        try:
+            with self.read() as conn:
+                conn.execute(text("SELECT 1"))
+        except StoreUnavailable as exc:
+            return Unavailability(exc.cause)
+        if self.file is not None:
+            st = os.statvfs(self.file.parent)
+            blocks = st.f_bfree if os.geteuid() == 0 else st.f_bavail
+            if blocks * st.f_frsize < MIN_FREE_BYTES:
+                self.health.failed(Unavailability.DISK_FULL, OSError("no space left on device"))
+                return Unavailability.DISK_FULL
+        return None
 
     def dispose(self) -> None:
         if self._checkpointer is not None:
