@@ -24,11 +24,15 @@ STATUS: tuple[tuple[type[errors.CallhookError], int], ...] = (
     (errors.AuthenticationFailed, 401),
     (errors.PermissionDenied, 403),
     (errors.NotFound, 404),
+    (errors.RequestTimeout, 408),
     (errors.Conflict, 409),
     (errors.PayloadTooLarge, 413),
+    (errors.URITooLong, 414),
     (errors.UnsupportedMediaType, 415),
     (errors.PayloadInvalid, 422),
     (errors.RateLimited, 429),
+    (errors.HeadersTooLarge, 431),
+    (errors.Unavailable, 503),
 )
 
 _HTTP_MESSAGES = {
@@ -71,7 +75,7 @@ async def on_callhook_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, errors.CallhookError)
     status = status_for(exc)
     headers: dict[str, str] = {}
-    if isinstance(exc, errors.RateLimited):
+    if isinstance(exc, errors.RateLimited | errors.Unavailable):
         headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
     if isinstance(exc, errors.AuthenticationFailed):
         headers["WWW-Authenticate"] = "Bearer"
