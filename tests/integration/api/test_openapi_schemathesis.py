@@ -66,6 +66,8 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
         now=clock_seconds(clock),
         auth_failure_rate=1e6,
         auth_failure_burst=1_000_000,
+        bad_token_rate=1e6,
+        bad_token_burst=1_000_000,
     )
     schema = schemathesis.openapi.from_asgi("/api/v2/openapi.json", app)
     # The token is added to every call; missing credentials are probed by the ignored_auth check.

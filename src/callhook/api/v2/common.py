@@ -3,9 +3,11 @@
 Order of checks for each request (each failure in the spec 002 error envelope):
 
 1. headers over ``MAX_HEADER_BYTES`` → 431; a declared body over the route's limit → 413;
-2. credentials presented by a client address that has used up its failed authentications → 429;
+2. a presented credential that already failed repeatedly from this client address → 429,
+   without looking it up (``callhook.api.auth.authenticate_token``);
 3. the bearer token: missing, malformed, unknown, expired or revoked → 401 (and, when
-   credentials were presented, one failure counted against the client address);
+   credentials were presented, one failure counted against the client address; 429 instead
+   while that address has failed too often lately — a valid token is still served);
 4. the token's request allowance → 429 with ``Retry-After``;
 5. scope → 403 naming the missing scope; a platform token (bound to no account) → 403;
 6. a body on a route that takes none → 400.
@@ -28,10 +30,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 
 from callhook.api import body
-from callhook.api.auth import authenticate_token, require_scope
-from callhook.api.ratelimit import RateLimits
+from callhook.api.auth import authenticate_token, limits_of, require_scope
 from callhook.api.v2.models import ErrorResponse
-from callhook.errors import AuthenticationFailed, InvalidRequest, PayloadTooLarge, PermissionDenied
+from callhook.errors import InvalidRequest, PayloadTooLarge, PermissionDenied
 from callhook.platform import Platform
 from callhook.store.tokens import Token
 
@@ -83,20 +84,6 @@ def platform_of(request: Request) -> Platform:
     return platform
 
 
-def limits_of(request: Request) -> RateLimits:
-    """The app's limits (``app.state.rate_limits``), made from settings on first use."""
-    limits: RateLimits | None = getattr(request.app.state, "rate_limits", None)
-    if limits is None:
-        platform = platform_of(request)
-        limits = RateLimits.from_settings(platform.settings, platform.clock)
-        request.app.state.rate_limits = limits
-    return limits
-
-
-def client_address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
-
-
 def _check_headers(request: Request, body_limit: int) -> None:
     size = sum(len(name) + len(value) for name, value in request.scope.get("headers", ()))
     if size > MAX_HEADER_BYTES:
@@ -126,18 +113,8 @@ def access(scope: str, *, takes_body: bool = False) -> Callable[..., Awaitable[C
         _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
     ) -> Caller:
         _check_headers(request, MAX_JSON_BODY_BYTES)
-        limits = limits_of(request)
-        client = client_address(request)
-        presented = "authorization" in request.headers
-        if presented:
-            limits.check_client(client)
-        try:
-            token = await authenticate_token(request)
-        except AuthenticationFailed:
-            if presented:
-                limits.record_failure(client)
-            raise
-        limits.take(token.id)
+        token = await authenticate_token(request)
+        limits_of(request).take(token.id)
         require_scope(token, scope)
         if token.account_id is None:
             raise PermissionDenied(
