@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from callhook import errors
 from callhook.api.envelope import error
+from callhook.api.routing import allowed_methods
 
 log = logging.getLogger("callhook.api")
 
@@ -98,9 +99,14 @@ async def on_validation_error(request: Request, exc: Exception) -> Response:
 async def on_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     message = _HTTP_MESSAGES.get(exc.status_code) or str(exc.detail)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        # Every method some route serves at this path, not only the first route's.
+        allowed = allowed_methods(request.app.router.routes, request.scope)
+        headers["Allow"] = ", ".join(allowed)
     _count(request, exc.status_code)
     _log_rejection(request, exc.status_code, message)
-    return error(request, exc.status_code, [message], dict(exc.headers or {}) or None)
+    return error(request, exc.status_code, [message], headers or None)
 
 
 async def on_unexpected(request: Request, exc: Exception) -> Response:

@@ -59,16 +59,25 @@ _ERRORS = {
     403: "The token lacks the route's scope, or is bound to no account.",
     404: "Webhook integration not configured (set a URL via the dashboard first), or no such "
     "resource in your account.",
+    408: "The request (headers or body) did not arrive in time.",
     413: "Request body too large.",
-    415: "The body is not application/json.",
+    414: "Request target (path and query) too long.",
+    415: "The body is not JSON: Content-Type application/json or application/*+json (with a "
+    "charset, only UTF-8).",
     422: "A parameter or body field is invalid.",
-    429: "Rate limited; retry after the Retry-After header's seconds.",
-    431: "Request headers too large.",
+    429: "Rate limited, or too many failed authentications; retry after the Retry-After "
+    "header's seconds.",
+    431: "Request headers too large, or too many of them.",
+    503: "The database cannot take the request for now (disk full, unreachable): nothing was "
+    "done; retry after the Retry-After header's seconds.",
 }
 #: OpenAPI descriptions of every error status, all in the error envelope.
 ERROR_RESPONSES: dict[int, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": text} for status, text in _ERRORS.items()
 }
+#: What any request can be answered, whatever the route: the HTTP edge's limits
+#: (``callhook.edge``) and an unavailable database.
+ANY_ROUTE = (408, 414, 431, 503)
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +180,16 @@ async def write(request: Request, work: Callable[[Connection], T]) -> T:
     return await run_in_threadpool(run)
 
 
-def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` for these error statuses, all in the error envelope."""
-    return {status: ERROR_RESPONSES[status] for status in statuses}
+def responses(
+    *statuses: int, descriptions: Mapping[int, str] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for these error statuses and those of ``ANY_ROUTE``, all in the
+    error envelope; ``descriptions`` replaces the generic text of some."""
+    chosen = sorted({*statuses, *ANY_ROUTE})
+    out: dict[int | str, dict[str, Any]] = {}
+    for status in chosen:
+        entry = dict(ERROR_RESPONSES[status])
+        if descriptions and status in descriptions:
+            entry["description"] = descriptions[status]
+        out[status] = entry
+    return out

@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from callhook.api.body import require_json
 from callhook.api.envelope import success
 from callhook.api.v2.common import (
     BodyWriter,
@@ -46,7 +47,6 @@ from callhook.errors import (
     IntegrationNotConfigured,
     InvalidRequest,
     UnknownEvent,
-    UnsupportedMediaType,
 )
 from callhook.events.names import ALL_EVENTS, TEST_EVENT, is_known
 from callhook.publish import MAX_ID_LENGTH, Published, send_test_event
@@ -262,9 +262,7 @@ _WINDOW_SCHEMA = RedeliverWindow.model_json_schema(ref_template="#/components/sc
     },
 )
 async def redeliver_window(request: Request, caller: BodyWriter) -> Response:
-    content_type = request.headers.get("content-type", "application/json")
-    if content_type.split(";")[0].strip().lower() != "application/json":
-        raise UnsupportedMediaType("Content-Type must be application/json.")
+    require_json(request)
     window = _parse_window(await read_body(request))
     platform = platform_of(request)
     now = platform.clock.now()
