@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
+from http import HTTPStatus
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from callhook import errors
-from callhook.api.envelope import error
+from callhook.api.envelope import error, error_body
 from callhook.api.routing import allowed_methods
 
 log = logging.getLogger("callhook.api")
@@ -109,6 +111,60 @@ async def on_http_error(request: Request, exc: Exception) -> Response:
     return error(request, exc.status_code, [message], headers or None)
 
 
+def edge_response(
+    exc: errors.CallhookError,
+    *,
+    path: str,
+    timestamp: str,
+    request_id: str,
+    client: str | None,
+    count: Callable[[int, str, str], None] | None = None,
+) -> bytes:
+    """A whole HTTP/1.1 response (envelope, ``Connection: close``) for an error the HTTP edge
+    answers before or instead of the application (``callhook.api.edge``); logged and counted
+    like the application's rejections."""
+    status = status_for(exc)
+    body = error_body(
+        status=status, errors=[exc.message], request_id=request_id, timestamp=timestamp, path=path
+    )
+    headers = [
+        ("content-type", "application/json"),
+        ("content-length", str(len(body))),
+        ("connection", "close"),
+        ("x-request-id", request_id),
+    ]
+    if isinstance(exc, errors.RateLimited | errors.Unavailable):
+        headers.append(("retry-after", str(max(1, math.ceil(exc.retry_after)))))
+    try:
+        reason = HTTPStatus(status).phrase
+    except ValueError:
+        reason = ""
+    head = f"HTTP/1.1 {status} {reason}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers)
+    log.info(
+        "request rejected",
+        extra={
+            "status": status,
+            "path": path,
+            "error": exc.message,
+            "request_id": request_id,
+            "client": client,
+        },
+    )
+    if count is not None:
+        count(status, path, exc.message)
+    return head.encode("latin-1") + b"\r\n" + body
+
+
+async def on_client_disconnect(request: Request, exc: Exception) -> Response:
+    """The client went away (or the HTTP edge cut it off) while the body was being read:
+    nothing can be answered, nothing was done."""
+    log.info(
+        "client disconnected before the request was read",
+        extra={"method": request.method, "path": request.url.path},
+    )
+    return Response(status_code=400)
+
+
 async def on_unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error", extra={"path": request.url.path})
     _count(request, 500)
@@ -119,4 +175,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(errors.CallhookError, on_callhook_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(ClientDisconnect, on_client_disconnect)
     app.add_exception_handler(Exception, on_unexpected)

@@ -114,6 +114,7 @@ async def _run(platform: Platform, setup: DemoSetup, receiver_port: int, traffic
     import uvicorn
 
     from callhook.api.app import create_app
+    from callhook.api.edge import server_config
 
     settings = platform.settings
 
@@ -135,8 +136,9 @@ async def _run(platform: Platform, setup: DemoSetup, receiver_port: int, traffic
 
     app = create_app(settings, platform=platform, run_worker=True)
     server = uvicorn.Server(
-        uvicorn.Config(
+        server_config(
             app,
+            settings,
             host=settings.host,
             port=settings.port,
             log_level="warning",

@@ -61,14 +61,15 @@ def run_server(settings: Settings, *, run_worker: bool, platform: Platform | Non
     import uvicorn
 
     from callhook.api.app import create_app
+    from callhook.api.edge import server_config
 
     app = create_app(settings, platform=platform, run_worker=run_worker)
-    config = uvicorn.Config(
+    config = server_config(
         app,
+        settings,
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http="httptools",
         log_level="warning",
         access_log=False,
         lifespan="on",
