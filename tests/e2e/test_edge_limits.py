@@ -29,6 +29,7 @@ from callhook.api.edge import EdgeLimits
 from callhook.store.db import Database
 from callhook.store.tables import events
 from tests.factories import make_account, make_platform, make_token, sample_event
+from tests.support.rawhttp import GUARD, read_answer, send_until_answered
 from tests.support.receiver import free_port
 
 pytestmark = pytest.mark.e2e
@@ -36,7 +37,6 @@ pytestmark = pytest.mark.e2e
 CALLHOOK = str(Path(sys.executable).parent / "callhook")
 LIMITS = EdgeLimits()
 MAX_CONNECTIONS = 8
-GUARD = 30.0  # seconds before a socket operation counts as hung
 
 
 @dataclass
@@ -125,84 +125,13 @@ def _wait_until_up(port: int, proc: subprocess.Popen[bytes]) -> None:
     raise AssertionError("callhook serve did not come up")
 
 
-@dataclass
-class Answer:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-    closed: bool
-
-    def envelope(self) -> dict[str, object]:
-        doc: dict[str, object] = orjson.loads(self.body)
-        assert list(doc) == ["status", "errors", "request_id", "timestamp", "path"]
-        assert doc["status"] == self.status
-        assert self.headers["content-type"] == "application/json"
-        assert self.headers["x-request-id"] == doc["request_id"]
-        return doc
-
-
-def _read_answer(sock: socket.socket, *, then_closed: bool = True) -> Answer:
-    """One response, then (``then_closed``) whether the server closed the connection."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise AssertionError(f"connection closed without an answer: {data!r}")
-        data += chunk
-    head, _, rest = data.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split()[1])
-    headers = {k.strip().lower(): v.strip() for k, v in (x.split(":", 1) for x in lines[1:])}
-    length = int(headers.get("content-length", "0"))
-    while len(rest) < length:
-        chunk = sock.recv(65536)
-        if not chunk:
-            break
-        rest += chunk
-    body, extra = rest[:length], rest[length:]
-    closed = _closed(sock) if then_closed and not extra else False
-    return Answer(status, headers, body, closed)
-
-
-def _closed(sock: socket.socket) -> bool:
-    try:
-        return sock.recv(1) == b""
-    except ConnectionResetError:
-        return True
-
-
-def _send_until_answered(sock: socket.socket, head: bytes, filler: bytes, total: int) -> int:
-    """Send ``head`` then ``filler`` repeatedly up to ``total`` bytes, stopping as soon as the
-    server answers (or stops reading); return how many filler bytes went out."""
-    sock.sendall(head)
-    sock.setblocking(False)
-    sent = 0
-    try:
-        while sent < total:
-            readable, writable, _ = select.select([sock], [sock], [], GUARD)
-            if readable:
-                break
-            if not writable:
-                raise AssertionError("server neither read nor answered")
-            try:
-                sent += sock.send(filler[: total - sent])
-            except (BlockingIOError, InterruptedError):
-                continue
-            except (BrokenPipeError, ConnectionResetError):
-                break
-    finally:
-        sock.setblocking(True)
-        sock.settimeout(GUARD)
-    return sent
-
-
 def test_a_64_mib_header_is_refused_431_after_the_limit_not_read_whole(live: Live) -> None:
     with live.connect() as sock:
         total = 64 * 1024 * 1024
-        sent = _send_until_answered(
+        sent = send_until_answered(
             sock, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ", b"a" * 65536, total
         )
-        answer = _read_answer(sock)
+        answer = read_answer(sock)
     assert answer.status == 431
     doc = answer.envelope()
     assert doc["errors"] == ["Request header fields too large."]
@@ -215,8 +144,8 @@ def test_a_64_mib_header_is_refused_431_after_the_limit_not_read_whole(live: Liv
 def test_too_many_header_fields_are_refused_431(live: Live, count: int) -> None:
     fields = b"".join(b"X-%d: 1\r\n" % i for i in range(count))
     with live.connect() as sock:
-        _send_until_answered(sock, b"GET /healthz HTTP/1.1\r\nHost: x\r\n", fields, len(fields))
-        answer = _read_answer(sock)
+        send_until_answered(sock, b"GET /healthz HTTP/1.1\r\nHost: x\r\n", fields, len(fields))
+        answer = read_answer(sock)
     assert answer.status == 431
     assert answer.closed
     errors = answer.envelope()["errors"]
@@ -237,8 +166,8 @@ def test_too_many_header_fields_are_refused_431(live: Live, count: int) -> None:
 )
 def test_a_huge_url_is_refused_414(live: Live, target: bytes) -> None:
     with live.connect() as sock:
-        _send_until_answered(sock, b"GET ", target + b" HTTP/1.1\r\nHost: x\r\n\r\n", 10**9)
-        answer = _read_answer(sock)
+        send_until_answered(sock, b"GET ", target + b" HTTP/1.1\r\nHost: x\r\n\r\n", 10**9)
+        answer = read_answer(sock)
     assert answer.status == 414
     assert answer.envelope()["errors"] == ["Request target too long: at most 8192 bytes."]
     assert answer.closed
@@ -260,7 +189,7 @@ def _publish_head(live: Live, length: int | None, extra: bytes = b"") -> bytes:
 def test_a_declared_body_over_the_limit_is_refused_413_before_it_is_sent(live: Live) -> None:
     with live.connect() as sock:
         sock.sendall(_publish_head(live, 10 * 1024 * 1024))
-        answer = _read_answer(sock)
+        answer = read_answer(sock)
     assert answer.status == 413
     doc = answer.envelope()
     assert doc == {
@@ -274,8 +203,8 @@ def test_a_declared_body_over_the_limit_is_refused_413_before_it_is_sent(live: L
 def test_a_chunked_body_growing_over_the_limit_is_refused_413(live: Live) -> None:
     chunk = b"%x\r\n%s\r\n" % (65536, b" " * 65536)
     with live.connect() as sock:
-        _send_until_answered(sock, _publish_head(live, None), chunk, 64 * len(chunk))
-        answer = _read_answer(sock)
+        send_until_answered(sock, _publish_head(live, None), chunk, 64 * len(chunk))
+        answer = read_answer(sock)
     assert answer.status == 413
     assert answer.closed
 
@@ -291,7 +220,7 @@ def test_a_slow_head_is_answered_408_or_an_idle_connection_closed(live: Live, se
         if not sent:
             assert sock.recv(100) == b""  # idle: closed without a word
             return
-        answer = _read_answer(sock)
+        answer = read_answer(sock)
     assert answer.status == 408
     assert answer.envelope()["errors"] == ["Request headers not received in time."]
     assert answer.closed
@@ -311,7 +240,7 @@ def test_slow_loris_trickling_header_bytes_is_cut_off(live: Live) -> None:
             except (BrokenPipeError, ConnectionResetError):
                 break
             answered = bool(select.select([sock], [], [], 0.1)[0])
-        answer = _read_answer(sock)
+        answer = read_answer(sock)
     assert answer.status == 408
     assert answer.closed
     assert 0 < sent < 200  # cut off after about a second of trickling, not left open
@@ -322,7 +251,7 @@ def test_a_slow_body_is_answered_408_and_nothing_is_stored(live: Live) -> None:
     before = live.stored_events()
     with live.connect() as sock:
         sock.sendall(_publish_head(live, len(body)) + body[:-1])  # all but the last byte
-        answer = _read_answer(sock)
+        answer = read_answer(sock)
     assert live.stored_events() == before
     assert answer.status == 408
     doc = answer.envelope()
@@ -347,11 +276,11 @@ def test_ordinary_requests_keep_alive_and_a_body_just_under_the_limit_work(live:
     with live.connect() as sock:
         for _ in range(3):  # keep-alive: several requests on one connection
             sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-            answer = _read_answer(sock, then_closed=False)
+            answer = read_answer(sock, then_closed=False)
             assert answer.status == 200
             assert answer.headers.get("connection") != "close"
         sock.sendall(_publish_head(live, len(body)) + body)  # one write: head and body together
-        answer = _read_answer(sock, then_closed=False)
+        answer = read_answer(sock, then_closed=False)
         assert answer.status == 202, answer.body[:300]
         assert len(orjson.loads(answer.body)["data"]["events"]) == len(events)
 
@@ -363,9 +292,9 @@ def test_connections_past_the_limit_are_answered_503(patient: Live) -> None:
         # Each held connection is known to the server once it answered on it.
         for sock in held:
             sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-            assert _read_answer(sock, then_closed=False).status == 200
+            assert read_answer(sock, then_closed=False).status == 200
         with live.connect() as extra:
-            answer = _read_answer(extra)
+            answer = read_answer(extra)
         assert answer.status == 503
         assert answer.headers["retry-after"] == "1"
         assert answer.envelope()["errors"] == ["Too many connections; retry shortly."]
@@ -375,7 +304,7 @@ def test_connections_past_the_limit_are_answered_503(patient: Live) -> None:
     time.sleep(0.2)  # the server notices the closes
     with live.connect() as again:
         again.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        assert _read_answer(again, then_closed=False).status == 200
+        assert read_answer(again, then_closed=False).status == 200
 
 
 @pytest.mark.parametrize("size", [40_000, 1_000_000])
