@@ -381,7 +381,7 @@ class StoreHealth:
             self.failing, self._since, self._failures = cause, self._clock(), 1
         log.error(
             "database unavailable: requests are refused with 503 until it recovers",
-            extra={"cause": cause.value, "error": str(exc).strip().splitlines()[0][:300]},
+            extra={"cause": cause.value, "error": (str(exc).strip().splitlines() or [""])[0][:300]},
         )
 
     def ok(self) -> None:
