@@ -15,12 +15,9 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
-import sqlite3
 import threading
-import time
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
-from enum import StrEnum
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +28,18 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.pool import NullPool, QueuePool
 
 from callhook.errors import ConfigurationError, StoreUnavailable
+from callhook.store.checkpoint import WAL_RESET_BYTES, Checkpointer
 from callhook.store.files import (
     check_sqlite_files,
     create_private_database,
     open_private,
+)
+from callhook.store.health import (
+    MIN_FREE_BYTES,
+    StoreHealth,
+    Unavailability,
+    unavailability,
+    unavailable_error,
 )
 
 log = logging.getLogger("callhook.store")
@@ -153,250 +158,6 @@ class WriterFileLock:
         if self._fd is not None and self._pid == os.getpid():
             os.close(self._fd)
         self._fd = None
-
-
-#: Seconds between background checkpoints of a SQLite file's write-ahead log.
-CHECKPOINT_INTERVAL = 0.5
-#: WAL size (bytes) past which the background checkpointer resets the log to empty
-#: (``TRUNCATE``) instead of only copying it (``PASSIVE``); also SQLite's
-#: ``journal_size_limit``, what it keeps of the file when the log restarts by itself.
-WAL_RESET_BYTES = 16 * 1024 * 1024
-#: WAL size past which the writer that crossed it resets the log before giving up the write
-#: slot (the bound that holds whatever the background thread manages).
-WAL_HARD_BYTES = 64 * 1024 * 1024
-#: Milliseconds a reset waits for readers of older snapshots before trying again later.
-RESET_WAIT_MS = 200
-
-
-class Checkpointer:
-    """Keeps a SQLite file's write-ahead log folded into the database and bounded in size.
-
-    Every ``interval`` seconds a thread of the process that writes copies the log into the
-    database (``PASSIVE``: never waits for or blocks readers and writers; sqlite3 releases the
-    GIL meanwhile, so the copying overlaps with the process's Python on another core). A passive
-    checkpoint never shrinks the file, and under steady load it rarely catches up (a reader is
-    always on some older snapshot), so the log would grow without end (measured before this:
-    12.5 MiB/s at 200 publishes/s, to 2 GiB). Hence two more steps:
-
-    - when the log is over ``reset_bytes``, the thread resets it (``TRUNCATE``: copy everything,
-      wait up to ``RESET_WAIT_MS`` for readers of older snapshots, cut the file to 0 bytes)
-      while holding the writers' slot (``hold_writers``), so writers queue on our fair lock
-      rather than in SQLite's busy handler; if readers do not let it finish, the next tick
-      tries again;
-    - when a commit leaves the log over ``hard_bytes`` (the thread could not keep up), that
-      writer resets it itself before giving up the write slot (``after_commit``).
-
-    So the log stays under about ``hard_bytes`` plus one transaction whenever readers finish
-    their transactions; a reader that keeps one snapshot open forever pins it (SQLite cannot
-    reset a log that a reader still needs). Started on the first write (a process that only
-    reads leaves the log alone); after a crash nothing is lost — the log is the durable record
-    until it is folded. ``stop`` resets the log once more, so a clean stop leaves it empty.
-    """
-
-    def __init__(
-        self,
-        path: str,
-        *,
-        hold_writers: Callable[[], AbstractContextManager[object]] = nullcontext,
-        interval: float = CHECKPOINT_INTERVAL,
-        reset_bytes: int = WAL_RESET_BYTES,
-        hard_bytes: int = WAL_HARD_BYTES,
-    ) -> None:
-        self.path = path
-        self.wal_path = f"{path}-wal"
-        self.interval = interval
-        self.reset_bytes = reset_bytes
-        self.hard_bytes = hard_bytes
-        self._hold_writers = hold_writers
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._pid = 0
-        # One connection, used by the thread and by writers in turn (``_lock``).
-        self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = None
-        self._warned = False
-        #: Resets done (by the thread and by writers), for tests and the bench.
-        self.resets = 0
-
-    def wal_size(self) -> int:
-        """The write-ahead log's size in bytes (0 when there is none)."""
-        try:
-            return os.stat(self.wal_path).st_size
-        except FileNotFoundError:
-            return 0
-
-    def ensure_running(self) -> None:
-        if self._thread is not None and self._pid == os.getpid():
-            return
-        if self._pid != os.getpid():
-            self._conn = None  # a child must not use its parent's connection
-            self._lock = threading.Lock()
-        self._pid = os.getpid()
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="callhook-checkpoint", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop the thread and leave the log reset (if readers allow), then close."""
-        self._stop.set()
-        if self._thread is not None and self._pid == os.getpid():
-            self._thread.join(5)
-            with self._hold_writers():
-                self.reset()
-        self._thread = None
-        with self._lock:
-            if self._conn is not None and self._pid == os.getpid():
-                self._conn.close()
-            self._conn = None
-
-    def after_commit(self) -> None:
-        """Called by a writer still holding the write slot: reset an over-long log now."""
-        if self.wal_size() > self.hard_bytes:
-            self.reset()
-
-    def checkpoint(self, mode: str) -> tuple[int, int, int] | None:
-        """``PRAGMA wal_checkpoint(mode)``: (busy, log frames, checkpointed frames), or None
-        when the database could not be reached. A reset (``TRUNCATE``) must be made holding
-        the writers' slot."""
-        with self._lock:
-            conn = self._connection()
-            if conn is None:
-                return None
-            try:
-                row = conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
-            except sqlite3.Error:
-                return None  # busy or briefly unavailable: the next tick tries again
-        if row is None:
-            return None
-        busy, log_frames, done = (int(v) for v in row)
-        return busy, log_frames, done
-
-    def reset(self) -> bool:
-        """Copy the whole log into the database and cut it to 0 bytes (``TRUNCATE``); False when
-        a reader of an older snapshot did not finish in time. Call holding the write slot."""
-        result = self.checkpoint("TRUNCATE")
-        done = result is not None and result[0] == 0
-        if done:
-            self.resets += 1
-        return done
-
-    def _connection(self) -> sqlite3.Connection | None:
-        if self._conn is not None:
-            return self._conn
-        try:
-            conn = sqlite3.connect(
-                self.path, timeout=5, isolation_level=None, check_same_thread=False
-            )
-            conn.execute(f"PRAGMA busy_timeout={RESET_WAIT_MS}")
-        except sqlite3.Error as exc:
-            if not self._warned:
-                self._warned = True
-                log.warning(
-                    "WAL checkpointer could not connect; the log grows until it can",
-                    extra={"error": str(exc)},
-                )
-            return None
-        self._conn = conn
-        return conn
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.checkpoint("PASSIVE")
-            if self.wal_size() > self.reset_bytes:
-                with self._hold_writers():
-                    self.reset()
-
-
-class Unavailability(StrEnum):
-    """Why the database cannot take work for now (``StoreUnavailable.cause``)."""
-
-    DISK_FULL = "disk_full"
-    UNREACHABLE = "unreachable"
-
-
-#: What the client is told, and after how many seconds to retry, per cause.
-_UNAVAILABLE: dict[Unavailability, tuple[str, float]] = {
-    Unavailability.DISK_FULL: (
-        "The database's disk is full, so nothing was stored. Retry later.",
-        30.0,
-    ),
-    Unavailability.UNREACHABLE: (
-        "The database cannot be reached, so nothing was stored. Retry later.",
-        5.0,
-    ),
-}
-#: SQLSTATEs of PostgreSQL that mean "not now" rather than "wrong": connection exceptions
-#: (class 08), the server shutting down or starting (57P01-57P03), and a full disk (53100).
-_PG_UNREACHABLE = ("08", "57P01", "57P02", "57P03")
-_PG_DISK_FULL = "53100"
-#: Free bytes below which a SQLite database's filesystem counts as full (``readiness``).
-MIN_FREE_BYTES = 1024 * 1024
-
-
-def unavailability(exc: BaseException) -> Unavailability | None:
-    """The cause when ``exc`` (a SQLAlchemy or driver error) means the database cannot take
-    work for now — SQLite's ``SQLITE_FULL``, PostgreSQL out of disk or out of reach, the pool
-    unable to hand out a connection; None for everything else (constraint violations, bugs)."""
-    if isinstance(exc, PoolTimeout):
-        return Unavailability.UNREACHABLE
-    orig = exc.orig if isinstance(exc, DBAPIError) else exc
-    if isinstance(orig, sqlite3.Error):
-        code = getattr(orig, "sqlite_errorcode", None)
-        return Unavailability.DISK_FULL if code == sqlite3.SQLITE_FULL else None
-    sqlstate = getattr(orig, "sqlstate", "") if orig is not None else ""
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return Unavailability.UNREACHABLE
-    if type(orig).__module__.startswith("psycopg"):
-        if sqlstate == _PG_DISK_FULL:
-            return Unavailability.DISK_FULL
-        if sqlstate is None and type(orig).__name__ == "OperationalError":
-            return Unavailability.UNREACHABLE  # failed to connect: no SQLSTATE at all
-        if sqlstate and sqlstate.startswith(_PG_UNREACHABLE):
-            return Unavailability.UNREACHABLE
-    return None
-
-
-def unavailable_error(cause: Unavailability) -> StoreUnavailable:
-    message, retry_after = _UNAVAILABLE[cause]
-    return StoreUnavailable(message, cause=cause.value, retry_after=retry_after)
-
-
-class StoreHealth:
-    """Episodes of unavailability of one ``Database``: the first failure of an episode and its
-    end (the next transaction that works) are logged once each, however many requests meet it.
-    """
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._lock = threading.Lock()
-        self._clock = clock
-        self.failing: Unavailability | None = None
-        self._since = 0.0
-        self._failures = 0
-
-    def failed(self, cause: Unavailability, exc: BaseException) -> None:
-        with self._lock:
-            self._failures += 1
-            if self.failing == cause:
-                return
-            self.failing, self._since, self._failures = cause, self._clock(), 1
-        log.error(
-            "database unavailable: requests are refused with 503 until it recovers",
-            extra={"cause": cause.value, "error": (str(exc).strip().splitlines() or [""])[0][:300]},
-        )
-
-    def ok(self) -> None:
-        if self.failing is None:  # the common case, without the lock
-            return
-        with self._lock:
-            cause, self.failing = self.failing, None
-            if cause is None:
-                return
-            seconds = round(self._clock() - self._since, 1)
-            failures = self._failures
-        log.warning(
-            "database available again",
-            extra={"cause": cause.value, "seconds": seconds, "failures": failures},
-        )
 
 
 class Database:

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from callhook.store.db import WAL_RESET_BYTES, Checkpointer, Database
+from callhook.store.checkpoint import WAL_RESET_BYTES, Checkpointer
+from callhook.store.db import Database
 
 ROW_BYTES = 16 * 1024
 ROWS_PER_COMMIT = 2
