@@ -10,6 +10,7 @@ import resource
 import secrets
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -101,27 +102,69 @@ def rate_of(win: dict[str, object], count: int | None = None) -> float:
     return float((n - 1) / (last - first))
 
 
+class WalSampler:
+    """The peak size of the SQLite database's write-ahead log while a phase runs (a thread
+    stat-ing ``<db>-wal`` every ``interval`` seconds); use as a context manager."""
+
+    def __init__(self, c: Cluster, interval: float = 0.05) -> None:
+        self.path = c.db_path.with_name(c.db_path.name + "-wal")
+        self.interval = interval
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def size(self) -> int:
+        try:
+            return self.path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def _run(self) -> None:
+        while True:
+            self.peak = max(self.peak, self.size())
+            if self._stop.wait(self.interval):
+                return
+
+    def __enter__(self) -> WalSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.size())
+
+
 # --- phases ------------------------------------------------------------------------------------
 def ingest_and_prefill(
     c: Cluster, acc: Accounts, pool: list[sim.SimEvent], sizes: Sizes, out: Results
 ) -> None:
-    """API without worker: single-event ingest for a while, then batches of 100 up to prefill."""
+    """API without worker: single-event ingest for a while, then batches of 100 up to prefill.
+    Also the write-ahead log's peak size meanwhile, and what is left of it after a clean stop."""
+    wal = WalSampler(c)
     c.start_api(worker=False)
     try:
-        singles = load.bodies(pool, acc.load, 20_000 if sizes.prefill > 10_000 else 1_000, 1)
-        single = asyncio.run(
-            load.ingest(
-                c.api_port, acc.token, singles, concurrency=16, seconds=sizes.single_seconds
-            )
-        )
-        out.put("ingest_single", single.rate)
-        batched = load.bodies(pool, acc.load, sizes.prefill - single.events, 100)
-        result = asyncio.run(load.ingest(c.api_port, acc.token, batched, concurrency=4))
-        out.put("ingest_batched", result.rate)
-        out.put("ingest_errors", float(single.errors + result.errors))
-        out.put("prefilled", float(single.events + result.events))
+        with wal:
+            _ingest(c, acc, pool, sizes, out)
     finally:
         c.stop("serve")
+    out.put("wal_peak_mb_ingest", wal.peak / 2**20)
+    out.put("wal_after_stop_mb", wal.size() / 2**20)
+
+
+def _ingest(
+    c: Cluster, acc: Accounts, pool: list[sim.SimEvent], sizes: Sizes, out: Results
+) -> None:
+    singles = load.bodies(pool, acc.load, 20_000 if sizes.prefill > 10_000 else 1_000, 1)
+    single = asyncio.run(
+        load.ingest(c.api_port, acc.token, singles, concurrency=16, seconds=sizes.single_seconds)
+    )
+    out.put("ingest_single", single.rate)
+    batched = load.bodies(pool, acc.load, sizes.prefill - single.events, 100)
+    result = asyncio.run(load.ingest(c.api_port, acc.token, batched, concurrency=4))
+    out.put("ingest_batched", result.rate)
+    out.put("ingest_errors", float(single.errors + result.errors))
+    out.put("prefilled", float(single.events + result.events))
 
 
 def drain_prefilled(
@@ -226,6 +269,7 @@ def live(c: Cluster, acc: Accounts, pool: list[sim.SimEvent], sizes: Sizes, out:
     loads for latency."""
     c.start_api(worker=False)
     c.start_worker()
+    wal = WalSampler(c).__enter__()
     try:
         start = sink_count(c.sink_port)
         n = int(sizes.live_seconds * 12_000)
@@ -251,8 +295,10 @@ def live(c: Cluster, acc: Accounts, pool: list[sim.SimEvent], sizes: Sizes, out:
             for q, name in ((0.5, "p50"), (0.95, "p95"), (0.99, "p99"), (1.0, "max")):
                 out.put(f"lat_{rate}_{name}", quantile(latencies, q))
     finally:
+        wal.__exit__()
         c.stop("worker")
         c.stop("serve")
+    out.put("wal_peak_mb_live", wal.peak / 2**20)
 
 
 # --- scale-out: SQLite and PostgreSQL, 1/2/4 worker processes ----------------------------------

@@ -134,6 +134,17 @@ def rows(
             "",
         ),
         Row("Resources", "duplicate deliveries seen at the sink", _num(get("duplicates")), "", ""),
+        Row(
+            "Resources",
+            "SQLite WAL peak, ingest / live publishing; after a clean stop",
+            f"{_num(get('wal_peak_mb_ingest'), ' MB', 1)}"
+            f" / {_num(get('wal_peak_mb_live'), ' MB', 1)}"
+            f"; {_num(get('wal_after_stop_mb'), ' MB', 1)}",
+            "≤ 72 MB (64 MiB + a batch)",
+            _check(
+                max(get("wal_peak_mb_ingest", math.inf), get("wal_peak_mb_live", math.inf)) <= 72
+            ),
+        ),
     ]
     # Issue 7: PostgreSQL beside SQLite, 1, 2 and 4 worker processes on the same queue.
     for k in scale_processes:

@@ -12,7 +12,10 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from callhook.listeners import LIMITS, ListenerLimits, limited_app, read_body
 from callhook.signing import WebhookVerificationError, verify_callhook, verify_standard
+
+MAX_SEEN = 10_000
 
 
 @dataclass
@@ -23,10 +26,11 @@ class DemoReceiver:
     on_delivery: Callable[[str, bool, bytes], None] | None = None
     received: int = 0
     rejected: int = 0
-    seen_ids: set[str] = field(default_factory=set)
+    #: The last ``MAX_SEEN`` delivery ids (bounded: the demo runs for as long as you like).
+    seen_ids: dict[str, None] = field(default_factory=dict)
 
     async def handle(self, request: web.Request) -> web.Response:
-        body = await request.read()
+        body = await read_body(request)
         headers = dict(request.headers)
         now = time.time()
         try:
@@ -39,12 +43,14 @@ class DemoReceiver:
                 self.on_delivery(request.headers.get("X-Webhook-Event", "?"), False, body)
             return web.json_response({"error": str(exc)}, status=401)
         self.received += 1
-        self.seen_ids.add(request.headers.get("webhook-id", ""))
+        self.seen_ids[request.headers.get("webhook-id", "")] = None
+        while len(self.seen_ids) > MAX_SEEN:
+            del self.seen_ids[next(iter(self.seen_ids))]
         if self.on_delivery:
             self.on_delivery(request.headers.get("X-Webhook-Event", "?"), True, body)
         return web.json_response({"received": True})
 
-    def app(self) -> web.Application:
-        application = web.Application()
+    def app(self, limits: ListenerLimits = LIMITS) -> web.Application:
+        application = limited_app(limits)
         application.router.add_post("/webhook", self.handle)
         return application

@@ -42,6 +42,18 @@ class PayloadTooLarge(CallhookError):
     """The request body is larger than allowed."""
 
 
+class HeadersTooLarge(CallhookError):
+    """The request's header block (size or number of fields) is larger than allowed."""
+
+
+class URITooLong(CallhookError):
+    """The request target (path and query) is longer than allowed."""
+
+
+class RequestTimeout(CallhookError):
+    """The client did not send its request (head or body) in the time allowed."""
+
+
 class UnsupportedMediaType(CallhookError):
     """The request body has a content type we do not accept."""
 
@@ -73,6 +85,24 @@ class IntegrationNotConfigured(NotFound):
 
 class Conflict(CallhookError):
     """The request conflicts with the current state."""
+
+
+class Unavailable(CallhookError):
+    """We cannot take the request for now (not the client's fault); ``retry_after`` seconds
+    until it is worth trying again."""
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class StoreUnavailable(Unavailable):
+    """The database cannot take work for now; ``cause`` says why (``disk_full``,
+    ``unreachable``: ``callhook.store.db.Unavailability``)."""
+
+    def __init__(self, message: str, *, cause: str, retry_after: float) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.cause = cause
 
 
 class RateLimited(CallhookError):

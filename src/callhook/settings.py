@@ -43,6 +43,13 @@ class Settings:
     public_url: str | None = None
     max_body_bytes: int = 256 * 1024
     max_batch_events: int = 1000
+    # The HTTP edge (``callhook.api.edge``): what one client may send, and how slowly.
+    max_url_bytes: int = 8 * 1024
+    max_header_bytes: int = 32 * 1024
+    max_header_count: int = 100
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    max_connections: int = 1000
     # Worker tuning.
     worker_batch_size: int = 256
     worker_max_in_flight: int = 128

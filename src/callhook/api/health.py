@@ -1,10 +1,9 @@
-"""``/healthz`` (the process is up), ``/readyz`` (it can reach the database), ``/metrics``."""
+"""``/healthz`` (the process is up), ``/readyz`` (the database can take work), ``/metrics``."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -19,18 +18,19 @@ async def healthz() -> Response:
     return JSONResponse({"status": "ok"})
 
 
-def _ping(platform: Platform) -> None:
-    with platform.db.read() as conn:
-        conn.execute(text("SELECT 1"))
-
-
 @router.get("/readyz")
 async def readyz(request: Request) -> Response:
+    """200 ``{"status": "ok", "database": "ok"}``; 503 ``{"status": "unavailable", "database":
+    "unreachable" | "disk_full"}`` while the database cannot take work (``Database.readiness``),
+    so a load balancer sends traffic elsewhere until it recovers by itself."""
     platform: Platform = request.app.state.platform
-    try:
-        await run_in_threadpool(_ping, platform)
-    except Exception:
-        return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
+    cause = await run_in_threadpool(platform.db.readiness)
+    if cause is not None:
+        return JSONResponse(
+            {"status": "unavailable", "database": cause.value},
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
     return JSONResponse({"status": "ok", "database": "ok"})
 
 

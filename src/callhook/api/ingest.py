@@ -10,9 +10,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from callhook.api.auth import authenticate
-from callhook.api.body import read_body
+from callhook.api.body import read_body, require_json
 from callhook.api.envelope import success
-from callhook.errors import UnsupportedMediaType
+from callhook.api.v2.common import responses
 from callhook.events.models import LINE_PATTERN, PBX_ID_PATTERN
 from callhook.events.validate import MAX_IDEMPOTENCY_KEY
 from callhook.platform import Platform
@@ -77,19 +77,38 @@ _PUBLISH_BODY = {
 }
 
 
+#: Every status ingest answers besides 202, all in the error envelope.
+_RESPONSES = responses(
+    400,
+    401,
+    403,
+    413,
+    415,
+    422,
+    429,
+    descriptions={
+        400: "Malformed JSON, a body of the wrong shape, or an unknown event name.",
+        403: "The token lacks events.write, or publishes for another account.",
+        413: "Request body over the limit (256 KiB by default).",
+        415: "Content-Type is not application/json or application/*+json (with a charset, "
+        "only UTF-8).",
+        422: "An event's payload breaks its catalog model; the error names the field.",
+    },
+)
+
+
 @router.post(
     "/internal/v1/events",
     status_code=202,
     summary="Publish one event or a batch of up to 1,000",
     tags=["ingest"],
     openapi_extra={"requestBody": _PUBLISH_BODY},
+    responses=_RESPONSES,
 )
 async def publish_events(request: Request) -> Response:
     platform: Platform = request.app.state.platform
     token = await authenticate(request, scope="events.write")
-    content_type = request.headers.get("content-type", "application/json")
-    if not content_type.split(";")[0].strip().lower().endswith("json"):
-        raise UnsupportedMediaType("Content-Type must be application/json.")
+    require_json(request)
     raw = await read_body(request, platform.settings.max_body_bytes)
     requests = parse_publish_body(raw, max_events=platform.settings.max_batch_events)
     bound = bind_accounts(requests, token_account=token.account_id)

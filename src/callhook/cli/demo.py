@@ -22,6 +22,7 @@ from callhook import logs
 from callhook.cli.common import console, settings_from_env
 from callhook.demo import DemoReceiver
 from callhook.events import SUBSCRIBABLE_EVENTS
+from callhook.listeners import LIMITS
 from callhook.platform import Platform
 from callhook.store import accounts as account_store
 from callhook.store import integrations as integration_store
@@ -114,6 +115,7 @@ async def _run(platform: Platform, setup: DemoSetup, receiver_port: int, traffic
     import uvicorn
 
     from callhook.api.app import create_app
+    from callhook.api.edge import server_config
 
     settings = platform.settings
 
@@ -129,14 +131,15 @@ async def _run(platform: Platform, setup: DemoSetup, receiver_port: int, traffic
         console.print(f"demo receiver: {mark} {event}")
 
     receiver = DemoReceiver(secrets=secrets, on_delivery=shown)
-    runner = web.AppRunner(receiver.app(), access_log=None)
+    runner = web.AppRunner(receiver.app(), access_log=None, **LIMITS.server_options())
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", receiver_port).start()
 
     app = create_app(settings, platform=platform, run_worker=True)
     server = uvicorn.Server(
-        uvicorn.Config(
+        server_config(
             app,
+            settings,
             host=settings.host,
             port=settings.port,
             log_level="warning",

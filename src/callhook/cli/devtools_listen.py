@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.json import JSON
 from rich.panel import Panel
 
+from callhook.listeners import LIMITS, ListenerLimits, limited_app, read_body
 from callhook.receiver.event import Event, MalformedPayload, parse
 from callhook.receiver.explain import explain
 from callhook.receiver.verify import secret_list
@@ -92,7 +93,7 @@ class Listener:
         self.console.file.flush()
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        body = await request.read()
+        body = await read_body(request)
         where = f"{request.method} {request.path_qs}"
         if request.method != "POST":
             self.say(f"[yellow]· {where}: not a delivery (405)[/]")
@@ -166,8 +167,8 @@ class Listener:
             await self.session.close()
 
 
-def make_app(listener: Listener) -> web.Application:
-    app = web.Application()
+def make_app(listener: Listener, limits: ListenerLimits = LIMITS) -> web.Application:
+    app = limited_app(limits)
     app.router.add_route("*", "/{tail:.*}", listener.handle)
     app.on_cleanup.append(listener.close)
     return app
@@ -193,4 +194,4 @@ def serve(
     )
     target = f", forwarding to {forward_to}" if forward_to else ""
     listener.say(f"[bold]Listening on http://{host}:{port}/[/]{target} (Ctrl-C to stop)")
-    web.run_app(make_app(listener), host=host, port=port, print=None)
+    web.run_app(make_app(listener), host=host, port=port, print=None, **LIMITS.server_options())

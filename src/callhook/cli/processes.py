@@ -61,14 +61,15 @@ def run_server(settings: Settings, *, run_worker: bool, platform: Platform | Non
     import uvicorn
 
     from callhook.api.app import create_app
+    from callhook.api.edge import server_config
 
     app = create_app(settings, platform=platform, run_worker=run_worker)
-    config = uvicorn.Config(
+    config = server_config(
         app,
+        settings,
         host=settings.host,
         port=settings.port,
         loop="uvloop",
-        http="httptools",
         log_level="warning",
         access_log=False,
         lifespan="on",
@@ -79,7 +80,11 @@ def run_server(settings: Settings, *, run_worker: bool, platform: Platform | Non
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: None)
     settle_heap()
-    uvicorn.Server(config).run()
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        # Closes the pools and leaves a SQLite file's write-ahead log folded and empty.
+        app.state.platform.db.dispose()
 
 
 def serve(

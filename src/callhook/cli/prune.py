@@ -30,8 +30,9 @@ def prune(
     as_json: bool = JsonOption,
     database_url: str | None = DatabaseOption,
 ) -> None:
-    """Delete delivered deliveries, their attempts and unreferenced events older than the
-    retention age, in small batches that do not hold up delivery."""
+    """Delete delivered and failed deliveries, their attempts and unreferenced events older than
+    the retention age (and expired sessions, old failed sign-ins), in small batches that do not
+    hold up delivery."""
     settings = settings_from_env(database_url=database_url)
     days = settings.retention_days if older_than_days is None else older_than_days
     if days <= 0 and older_than_days is None:
@@ -53,6 +54,9 @@ def prune(
                 "deliveries": report.deliveries,
                 "attempts": report.attempts,
                 "events": report.events,
+                "call_sequences": report.call_sequences,
+                "sessions": report.sessions,
+                "login_failures": report.login_failures,
                 "batches": report.batches,
             }
         )

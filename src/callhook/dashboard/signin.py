@@ -7,6 +7,9 @@ Contracts
 * A failed sign-in is recorded under the email and under the client address. While either has
   :data:`EMAIL_LIMIT` / :data:`ADDRESS_LIMIT` failures within :data:`THROTTLE_WINDOW`, sign-in is
   refused with 429 *before* the password is checked (a right password does not help then).
+  Counting and checking are one atomic step (``web_sessions.reserve_attempt``): the attempt is
+  recorded as a failure before the password is checked and forgiven when it is right, so
+  parallel attempts cannot check more than the limit of passwords.
 * The same message answers an unknown email and a wrong password.
 * Success starts a server-side session (see :mod:`callhook.store.web_sessions`), sets the
   session cookie and forgets the email's failures. Sign-out deletes the session row.
@@ -15,7 +18,6 @@ Contracts
 from __future__ import annotations
 
 import secrets
-from datetime import timedelta
 
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
@@ -45,7 +47,7 @@ router = APIRouter(route_class=DashboardRoute)
 
 EMAIL_LIMIT = 5
 ADDRESS_LIMIT = 20
-THROTTLE_WINDOW = timedelta(minutes=15)
+THROTTLE_WINDOW = session_store.THROTTLE_WINDOW
 _SIGNIN_COOKIE_AGE = 3600
 
 
@@ -112,13 +114,11 @@ def _signin(request: Request, token: str, email: str, password: str, target: str
     platform = platform_of(request)
     now = platform.clock.now()
     email_key, address_key = _keys(request, email)
-    since = now - THROTTLE_WINDOW
-    with platform.db.read() as conn:
-        throttled = (
-            session_store.failures(conn, email_key, since=since) >= EMAIL_LIMIT
-            or session_store.failures(conn, address_key, since=since) >= ADDRESS_LIMIT
+    with platform.db.write() as conn:
+        reserved = session_store.reserve_attempt(
+            conn, [(email_key, EMAIL_LIMIT), (address_key, ADDRESS_LIMIT)], now=now
         )
-    if throttled:
+    if reserved is None:
         minutes = int(THROTTLE_WINDOW.total_seconds() // 60)
         return _signin_form(
             request,
@@ -131,8 +131,7 @@ def _signin(request: Request, token: str, email: str, password: str, target: str
     with platform.db.read() as conn:
         user = user_store.check_password(conn, email, password) if email and password else None
     if user is None:
-        with platform.db.write() as conn:
-            session_store.record_failure(conn, [email_key, address_key], now=now)
+        # The failure is already recorded (by the reservation).
         return _signin_form(
             request,
             token=token,
@@ -142,9 +141,8 @@ def _signin(request: Request, token: str, email: str, password: str, target: str
             target=target,
         )
     with platform.db.write() as conn:
+        session_store.forgive(conn, reserved)
         session_store.clear_failures(conn, email_key)
-        session_store.delete_expired(conn, now=now)
-        session_store.prune_failures(conn, before=since)
         cookie, _session = session_store.create(conn, user_id=user.id, now=now)
     response = RedirectResponse(safe_next(target), status_code=303)
     lifetime = int(session_store.SESSION_LIFETIME.total_seconds())

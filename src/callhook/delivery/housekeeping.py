@@ -25,9 +25,11 @@ async def prune_periodically(
     db: Database, settings: Settings, clock: Clock, stop: asyncio.Event, *, worker_id: str
 ) -> None:
     """Every ``prune_interval_minutes`` prune what is older than ``retention_days``, until
-    ``stop``. Off when either setting is 0."""
-    if settings.retention_days <= 0 or settings.prune_interval_minutes <= 0:
+    ``stop``: off when the interval is 0. With ``retention_days`` 0 deliveries and events are
+    kept, but expired sessions and old failed sign-ins are still pruned (``store.prune``)."""
+    if settings.prune_interval_minutes <= 0:
         return
+    older_than = timedelta(days=settings.retention_days) if settings.retention_days > 0 else None
     interval = settings.prune_interval_minutes * 60
     # Workers started together prune at different moments (a stable offset per worker).
     offset = 0.1 + 0.9 * (zlib.crc32(worker_id.encode()) % 1000) / 1000
@@ -38,20 +40,23 @@ async def prune_periodically(
                 pruning.prune,
                 db,
                 now=clock.now(),
-                older_than=timedelta(days=settings.retention_days),
+                older_than=older_than,
                 batch_size=settings.prune_batch_size,
                 should_stop=stop.is_set,
             )
         except Exception as exc:
             log.warning("prune failed", extra={"error": str(exc).strip()[:200]})
         else:
-            if report.deliveries or report.events:
+            if report.deliveries or report.events or report.sessions or report.login_failures:
                 log.info(
                     "pruned",
                     extra={
                         "deliveries": report.deliveries,
                         "attempts": report.attempts,
                         "events": report.events,
+                        "call_sequences": report.call_sequences,
+                        "sessions": report.sessions,
+                        "login_failures": report.login_failures,
                     },
                 )
         await _sleep(stop, interval)

@@ -4,6 +4,10 @@
 writers queue on ``busy_timeout`` instead of failing on lock upgrade); ``Database.read()`` a
 read-only one. Query modules take a ``Connection`` and never open transactions themselves, so
 callers compose several queries into one atomic unit.
+
+A database that cannot take the work — a full disk, a PostgreSQL server that cannot be reached —
+is reported by both as ``errors.StoreUnavailable`` (naming the cause, with a retry delay), never
+as the driver's error; ``Database.health`` logs the start and the end of each such episode once.
 """
 
 from __future__ import annotations
@@ -11,18 +15,32 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
-import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.pool import NullPool, QueuePool
 
-from callhook.errors import ConfigurationError
+from callhook.errors import ConfigurationError, StoreUnavailable
+from callhook.store.checkpoint import WAL_RESET_BYTES, Checkpointer
+from callhook.store.files import (
+    check_sqlite_files,
+    create_private_database,
+    open_private,
+)
+from callhook.store.health import (
+    MIN_FREE_BYTES,
+    StoreHealth,
+    Unavailability,
+    unavailability,
+    unavailable_error,
+)
 
 log = logging.getLogger("callhook.store")
 
@@ -36,10 +54,23 @@ def normalize_url(url: str) -> str:
     return url
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URL; None for in-memory and ``file:`` URIs."""
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    if database.startswith("file:") or parsed.query.get("mode") == "memory":
+        return None
+    return Path(database)
+
+
 def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
     parsed = make_url(url)
-    if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    path = sqlite_file(url)
+    if path is not None:
+        # 0600 before SQLite creates it 0644 (its -wal and -shm files take the same mode).
+        create_private_database(path)
     engine = create_engine(
         url,
         poolclass=QueuePool,
@@ -60,6 +91,8 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
         if parsed.database and parsed.database != ":memory:":
             # Checkpoints run in the background (``Checkpointer``), not inside a commit.
             cur.execute("PRAGMA wal_autocheckpoint=0")
+            # When the log restarts from its beginning, SQLite cuts the file down to this.
+            cur.execute(f"PRAGMA journal_size_limit={WAL_RESET_BYTES}")
         cur.close()
 
     begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
@@ -113,7 +146,7 @@ class WriterFileLock:
 
     def __enter__(self) -> None:
         if self._fd is None or self._pid != os.getpid():
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            self._fd = open_private(self.path)
             self._pid = os.getpid()
         fcntl.flock(self._fd, fcntl.LOCK_EX)
 
@@ -127,62 +160,6 @@ class WriterFileLock:
         self._fd = None
 
 
-#: Seconds between background checkpoints of a SQLite file's write-ahead log.
-CHECKPOINT_INTERVAL = 0.5
-
-
-class Checkpointer:
-    """Folds a SQLite file's write-ahead log back into the database every
-    ``CHECKPOINT_INTERVAL`` seconds, from a thread of the process that writes.
-
-    SQLite's automatic checkpoint runs inside the commit that crosses 1,000 WAL pages: that
-    writer copies the log into the database file while holding the write lock (measured: a
-    100-event publish committed in ~3.5 ms with it, ~1.6–2.0 ms without). ``PASSIVE``
-    checkpoints never wait for or block readers and writers, and sqlite3 releases the GIL while
-    it works, so here the copying overlaps with the process's Python on another core. Started
-    on the first write (a process that only reads leaves the log alone); after a crash nothing
-    is lost — the log is the durable record until it is folded.
-    """
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._pid = 0
-
-    def ensure_running(self) -> None:
-        if self._thread is not None and self._pid == os.getpid():
-            return
-        self._pid = os.getpid()
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="callhook-checkpoint", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None and self._pid == os.getpid():
-            self._thread.join(5)
-        self._thread = None
-
-    def _run(self) -> None:
-        try:
-            conn = sqlite3.connect(self.path, timeout=5, isolation_level=None)
-        except sqlite3.Error as exc:
-            log.warning(
-                "WAL checkpointer could not connect; the log grows until another process folds it",
-                extra={"error": str(exc)},
-            )
-            return
-        try:
-            while not self._stop.wait(CHECKPOINT_INTERVAL):
-                try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                except sqlite3.Error:
-                    continue  # busy or briefly unavailable: the next tick tries again
-        finally:
-            conn.close()
-
-
 class Database:
     """Owns the engines for one database URL."""
 
@@ -193,15 +170,19 @@ class Database:
         except Exception as exc:
             raise ConfigurationError(f"invalid database URL: {url!r}") from exc
         self.dialect = dialect
+        self.health = StoreHealth()
         self._write_lock: threading.Lock | None = None
         self._file_lock: WriterFileLock | None = None
         self._checkpointer: Checkpointer | None = None
+        self.file: Path | None = None
         if dialect == "sqlite":
             self._write_lock = threading.Lock()
-            path = make_url(self.url).database
-            if path and path != ":memory:" and not path.startswith("file:"):
-                self._file_lock = WriterFileLock(Path(f"{path}.write-lock"))
-                self._checkpointer = Checkpointer(path)
+            self.file = sqlite_file(self.url)
+            if self.file is not None:
+                check_sqlite_files(self.file)
+                create_private_database(self.file)
+                self._file_lock = WriterFileLock(Path(f"{self.file}.write-lock"))
+                self._checkpointer = Checkpointer(str(self.file), hold_writers=self.writer_slot)
             self._writer = _sqlite_engine(self.url, immediate=True)
             self._reader = _sqlite_engine(self.url, immediate=False)
         elif dialect == "postgresql":
@@ -224,11 +205,30 @@ class Database:
     def is_postgresql(self) -> bool:
         return self.dialect == "postgresql"
 
+    @property
+    def checkpointer(self) -> Checkpointer | None:
+        """The SQLite file's WAL checkpointer (None for PostgreSQL and in-memory SQLite)."""
+        return self._checkpointer
+
     def connect_args(self) -> tuple[list[Any], dict[str, Any]]:
         """The DB-API ``connect()`` arguments of this database (for a dedicated connection,
         such as ``LISTEN``, outside the pool)."""
         cargs, cparams = self._writer.dialect.create_connect_args(self._writer.url)
         return list(cargs), dict(cparams)
+
+    @contextmanager
+    def writer_slot(self) -> Iterator[None]:
+        """This process's turn to write (SQLite; nothing on PostgreSQL): the threads' lock and
+        the processes' ``flock``, in that order."""
+        if self._write_lock is None:
+            yield
+            return
+        with self._write_lock:
+            if self._file_lock is None:
+                yield
+                return
+            with self._file_lock:
+                yield
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
@@ -241,26 +241,55 @@ class Database:
         turns on a lock; processes on one file take turns on an ``flock`` of
         ``<database>.write-lock``, which the kernel hands to the next waiter at once. The busy
         handler remains for writers that do not take part (the ``sqlite3`` shell, migrations).
+
+        Raises ``StoreUnavailable`` (from the driver's error) when the database cannot take the
+        write for now: a full disk, PostgreSQL unreachable (see ``unavailability``).
         """
-        if self._write_lock is None:
-            with self._writer.begin() as conn:
-                yield conn
-            return
-        with self._write_lock:
-            if self._file_lock is None:
+        try:
+            with self.writer_slot():
+                if self._checkpointer is not None:
+                    self._checkpointer.ensure_running()
                 with self._writer.begin() as conn:
                     yield conn
-                return
-            if self._checkpointer is not None:
-                self._checkpointer.ensure_running()
-            with self._file_lock, self._writer.begin() as conn:
-                yield conn
+                if self._checkpointer is not None:
+                    self._checkpointer.after_commit()
+        except (DBAPIError, PoolTimeout) as exc:
+            self._raise_if_unavailable(exc)
+            raise
+        self.health.ok()
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        """A read transaction."""
-        with self._reader.begin() as conn:
-            yield conn
+        """A read transaction. ``StoreUnavailable`` as for ``write``."""
+        try:
+            with self._reader.begin() as conn:
+                yield conn
+        except (DBAPIError, PoolTimeout) as exc:
+            self._raise_if_unavailable(exc)
+            raise
+
+    def _raise_if_unavailable(self, exc: Exception) -> None:
+        cause = unavailability(exc)
+        if cause is None:
+            return
+        self.health.failed(cause, exc)
+        raise unavailable_error(cause) from exc
+
+    def readiness(self) -> Unavailability | None:
+        """None when the database can take work; else why not. A read must work, and a SQLite
+        file's filesystem must have ``MIN_FREE_BYTES`` free (root may use reserved blocks)."""
+        try:
+            with self.read() as conn:
+                conn.execute(text("SELECT 1"))
+        except StoreUnavailable as exc:
+            return Unavailability(exc.cause)
+        if self.file is not None:
+            st = os.statvfs(self.file.parent)
+            blocks = st.f_bfree if os.geteuid() == 0 else st.f_bavail
+            if blocks * st.f_frsize < MIN_FREE_BYTES:
+                self.health.failed(Unavailability.DISK_FULL, OSError("no space left on device"))
+                return Unavailability.DISK_FULL
+        return None
 
     def dispose(self) -> None:
         if self._checkpointer is not None:

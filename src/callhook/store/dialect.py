@@ -6,7 +6,7 @@ import operator
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Select, Table
+from sqlalchemy import Connection, Select, Table, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import ClauseElement
@@ -26,6 +26,20 @@ def skip_locked(conn: Connection, query: Select[Any]) -> Select[Any]:
     if conn.dialect.name == "postgresql":
         return query.with_for_update(skip_locked=True)
     return query
+
+
+def lock_keys(conn: Connection, namespace: str, keys: Sequence[str]) -> None:
+    """Hold a lock per key until the transaction ends, taken in a fixed order (no deadlocks):
+    a transaction-scoped advisory lock on PostgreSQL; nothing on SQLite, where a write
+    transaction already excludes every other writer. For check-then-write sequences that no
+    row lock covers (counting rows that may not exist yet)."""
+    if conn.dialect.name != "postgresql":
+        return
+    for key in sorted(set(keys)):
+        conn.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+            {"key": f"{namespace}:{key}"},
+        )
 
 
 class FastStatement:

@@ -1,13 +1,21 @@
-"""Retention: delete old delivered deliveries, their attempts, and events nothing references.
+"""Retention: delete what is past its use, so no table grows without bound with traffic.
 
-What is pruned, ``older_than`` before ``now``:
+What is pruned, ``older_than`` before ``now`` (when retention is on):
 - deliveries with status ``delivered`` and ``delivered_at`` before the cut-off (partial index
   ``ix_deliveries_delivered_at``), with all their attempts (``ix_attempts_delivery_id``);
+- deliveries with status ``failed`` whose last attempt (or, never attempted, creation) is before
+  the cut-off, with their attempts: a failed delivery can be redelivered for the retention period
+  after it gave up, not forever (an endpoint that is gone for good would otherwise keep every
+  event and ~14 attempts each);
 - the events of those deliveries once no delivery references them (``ix_deliveries_event_id``);
 - events that never had a delivery (``skip_reason`` set) created before the cut-off (partial index
-  ``ix_events_skipped``; event ids sort by creation time).
+  ``ix_events_skipped``; event ids sort by creation time);
+- the per-call sequence counters (``call_sequences``) of calls none of whose events is left.
 
-Pending and failed deliveries are kept whatever their age (failed ones can still be redelivered).
+Always, whatever the retention: dashboard sessions past their lifetime and failed sign-ins older
+than the throttling window (``web_sessions``).
+
+Pending deliveries are kept whatever their age (they are still being retried).
 
 Each batch is one short transaction of at most ``batch_size`` deliveries. On PostgreSQL the batch
 locks its rows with ``FOR UPDATE SKIP LOCKED``, so two pruners never wait on each other and a
@@ -24,12 +32,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, delete, exists, select
+from sqlalchemy import Connection, and_, delete, exists, func, or_, select, tuple_
 
 from callhook.core.ids import sortable_id
 from callhook.store import dialect
+from callhook.store import web_sessions as session_store
 from callhook.store.db import Database
-from callhook.store.tables import attempts, deliveries, events
+from callhook.store.tables import attempts, call_sequences, deliveries, events
 
 
 @dataclass
@@ -40,12 +49,18 @@ class PruneReport:
     attempts: int = 0
     events: int = 0
     batches: int = 0
+    call_sequences: int = 0
+    sessions: int = 0
+    login_failures: int = 0
 
     def add(self, other: PruneReport) -> None:
         self.deliveries += other.deliveries
         self.attempts += other.attempts
         self.events += other.events
         self.batches += other.batches
+        self.call_sequences += other.call_sequences
+        self.sessions += other.sessions
+        self.login_failures += other.login_failures
 
 
 class _NoBits:
@@ -58,11 +73,40 @@ def first_id_at(prefix: str, when: datetime) -> str:
     return f"{prefix}_{sortable_id(when, _NoBits())}"
 
 
+def _calls_of(conn: Connection, event_ids: list[str]) -> list[tuple[str, str]]:
+    if not event_ids:
+        return []
+    rows = conn.execute(
+        select(events.c.account_id, events.c.call_id)
+        .where(events.c.id.in_(event_ids), events.c.call_id.is_not(None))
+        .distinct()
+    ).all()
+    return [(r.account_id, r.call_id) for r in rows]
+
+
+def _forget_calls(conn: Connection, calls: list[tuple[str, str]]) -> int:
+    """Delete the sequence counters of these calls that have no event left."""
+    if not calls:
+        return 0
+    key = tuple_(call_sequences.c.account_id, call_sequences.c.call_id)
+    return int(
+        conn.execute(
+            delete(call_sequences).where(
+                key.in_(calls),
+                ~exists().where(
+                    events.c.account_id == call_sequences.c.account_id,
+                    events.c.call_id == call_sequences.c.call_id,
+                ),
+            )
+        ).rowcount
+    )
+
+
 def prune_batch(conn: Connection, *, cutoff: datetime, limit: int) -> PruneReport:
-    """Prune at most ``limit`` deliveries (and ``limit`` skipped events) in ``conn``'s
-    transaction."""
+    """Prune at most ``limit`` delivered and ``limit`` failed deliveries (and ``limit`` skipped
+    events) in ``conn``'s transaction."""
     report = PruneReport(batches=1)
-    picked = conn.execute(
+    delivered = conn.execute(
         dialect.skip_locked(
             conn,
             select(deliveries.c.id, deliveries.c.event_id)
@@ -71,6 +115,16 @@ def prune_batch(conn: Connection, *, cutoff: datetime, limit: int) -> PruneRepor
             .limit(limit),
         )
     ).all()
+    gave_up_at = func.coalesce(deliveries.c.last_attempt_at, deliveries.c.created_at)
+    failed = conn.execute(
+        dialect.skip_locked(
+            conn,
+            select(deliveries.c.id, deliveries.c.event_id)
+            .where(deliveries.c.status == "failed", gave_up_at < cutoff)
+            .limit(limit),
+        )
+    ).all()
+    picked = [*delivered, *failed]
     if picked:
         ids = [r.id for r in picked]
         event_ids = sorted({r.event_id for r in picked})
@@ -81,50 +135,77 @@ def prune_batch(conn: Connection, *, cutoff: datetime, limit: int) -> PruneRepor
             delete(deliveries).where(
                 deliveries.c.id.in_(ids),
                 # Re-checked under the lock: a redelivery that won the race keeps its row.
-                deliveries.c.status == "delivered",
+                or_(
+                    and_(deliveries.c.status == "delivered", deliveries.c.delivered_at < cutoff),
+                    and_(deliveries.c.status == "failed", gave_up_at < cutoff),
+                ),
             )
         ).rowcount
+        calls = _calls_of(conn, event_ids)
         report.events = conn.execute(
             delete(events).where(
                 events.c.id.in_(event_ids),
                 ~exists().where(deliveries.c.event_id == events.c.id),
             )
         ).rowcount
-    skipped = (
-        select(events.c.id)
-        .where(events.c.skip_reason.is_not(None), events.c.id < first_id_at("evt", cutoff))
-        .order_by(events.c.id)
-        .limit(limit)
+        report.call_sequences += _forget_calls(conn, calls)
+    skipped_ids = list(
+        conn.execute(
+            select(events.c.id)
+            .where(events.c.skip_reason.is_not(None), events.c.id < first_id_at("evt", cutoff))
+            .order_by(events.c.id)
+            .limit(limit)
+        ).scalars()
     )
-    report.events += conn.execute(
-        delete(events).where(
-            events.c.id.in_(skipped.scalar_subquery()),
-            ~exists().where(deliveries.c.event_id == events.c.id),
-        )
-    ).rowcount
+    if skipped_ids:
+        calls = _calls_of(conn, skipped_ids)
+        report.events += conn.execute(
+            delete(events).where(
+                events.c.id.in_(skipped_ids),
+                ~exists().where(deliveries.c.event_id == events.c.id),
+            )
+        ).rowcount
+        report.call_sequences += _forget_calls(conn, calls)
     return report
+
+
+def prune_accounts_state(conn: Connection, *, now: datetime, limit: int) -> PruneReport:
+    """Expired dashboard sessions and failed sign-ins past the throttling window (at most
+    ``limit`` of each)."""
+    return PruneReport(
+        sessions=session_store.prune_sessions(conn, now=now, limit=limit),
+        login_failures=session_store.prune_failures(
+            conn, before=now - session_store.THROTTLE_WINDOW, limit=limit
+        ),
+    )
 
 
 def prune(
     db: Database,
     *,
     now: datetime,
-    older_than: timedelta,
+    older_than: timedelta | None,
     batch_size: int = 500,
     pause: float = 0.01,
     should_stop: Callable[[], bool] | None = None,
     max_batches: int | None = None,
 ) -> PruneReport:
-    """Prune in batches until nothing old is left (or ``should_stop()``/``max_batches``)."""
+    """Prune in batches until nothing old is left (or ``should_stop()``/``max_batches``).
+    ``older_than`` None keeps deliveries and events (retention off) and prunes the rest."""
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
-    cutoff = now - older_than
     total = PruneReport()
     while should_stop is None or not should_stop():
         with db.write() as conn:
-            report = prune_batch(conn, cutoff=cutoff, limit=batch_size)
+            report = prune_accounts_state(conn, now=now, limit=batch_size)
+            if older_than is not None:
+                report.add(prune_batch(conn, cutoff=now - older_than, limit=batch_size))
+        report.batches = 1
         total.add(report)
-        done = report.deliveries < batch_size and report.events < batch_size
+        done = all(
+            n < batch_size
+            for n in (report.deliveries, report.events, report.sessions, report.login_failures)
+        )
         if done or (max_batches is not None and total.batches >= max_batches):
             break
         if pause > 0:

@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 from callhook.errors import ConfigurationError, StoreError
 from callhook.settings import Settings
 from callhook.store.db import normalize_url
+from callhook.store.files import make_private_dirs, make_private_file, open_private
 
 
 class SecretBox:
@@ -77,8 +78,15 @@ def load_secret_box(settings: Settings) -> SecretBox:
             "(generate one with `callhook keys generate`)"
         )
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(new_master_key() + "\n")
+        make_private_dirs(path.parent)
+        try:
+            fd = open_private(path, os.O_WRONLY | os.O_EXCL)
+        except FileExistsError:
+            pass  # another process created it first: use theirs
+        else:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(new_master_key() + "\n")
+    else:
+        # 0600 whatever the umask was when it was made (fixed with a warning, or refused).
+        make_private_file(path)
     return SecretBox(decode_master_key(path.read_text()))

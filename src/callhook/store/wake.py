@@ -33,6 +33,7 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 
 from callhook.store.db import Database
+from callhook.store.files import make_private_dir, make_private_dirs
 
 log = logging.getLogger("callhook.store.wake")
 
@@ -160,7 +161,8 @@ class DatagramListener:
             self._close()
 
     def _bind(self) -> None:
-        self.directory.mkdir(mode=0o700, exist_ok=True)
+        make_private_dirs(self.directory)
+        make_private_dir(self.directory)  # one made by an older version, or under a lax umask
         name = f"{os.getpid()}-{secrets.token_hex(6)}{SUFFIX}"
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         try:

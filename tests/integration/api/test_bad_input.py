@@ -15,8 +15,8 @@ BEFORE = ("incoming_call_start", "incoming_call_end")
     ("method", "path", "allow"),
     [
         ("PUT", "/api/v2/webhooks", "GET"),
-        ("PATCH", "/api/v2/webhooks/outgoing_call_end", "POST"),
-        ("GET", "/api/v2/webhooks/outgoing_call_end", "POST"),
+        ("PATCH", "/api/v2/webhooks/outgoing_call_end", "DELETE, POST"),
+        ("GET", "/api/v2/webhooks/outgoing_call_end", "DELETE, POST"),
         ("POST", "/api/v2/webhooks/available", "GET"),
         ("DELETE", "/api/v2/webhooks/available", "GET"),
         ("POST", "/api/v2/webhooks/deliveries", "GET"),

@@ -3,9 +3,11 @@
 Order of checks for each request (each failure in the spec 002 error envelope):
 
 1. headers over ``MAX_HEADER_BYTES`` → 431; a declared body over the route's limit → 413;
-2. credentials presented by a client address that has used up its failed authentications → 429;
+2. a presented credential that already failed repeatedly from this client address → 429,
+   without looking it up (``callhook.api.auth.authenticate_token``);
 3. the bearer token: missing, malformed, unknown, expired or revoked → 401 (and, when
-   credentials were presented, one failure counted against the client address);
+   credentials were presented, one failure counted against the client address; 429 instead
+   while that address has failed too often lately — a valid token is still served);
 4. the token's request allowance → 429 with ``Retry-After``;
 5. scope → 403 naming the missing scope; a platform token (bound to no account) → 403;
 6. a body on a route that takes none → 400.
@@ -28,10 +30,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 
 from callhook.api import body
-from callhook.api.auth import authenticate_token, require_scope
-from callhook.api.ratelimit import RateLimits
+from callhook.api.auth import authenticate_token, limits_of, require_scope
 from callhook.api.v2.models import ErrorResponse
-from callhook.errors import AuthenticationFailed, InvalidRequest, PayloadTooLarge, PermissionDenied
+from callhook.errors import InvalidRequest, PayloadTooLarge, PermissionDenied
 from callhook.platform import Platform
 from callhook.store.tokens import Token
 
@@ -58,17 +59,26 @@ _ERRORS = {
     403: "The token lacks the route's scope, or is bound to no account.",
     404: "Webhook integration not configured (set a URL via the dashboard first), or no such "
     "resource in your account.",
+    408: "The request (headers or body) did not arrive in time.",
     413: "Request body too large.",
-    415: "The body is not application/json.",
+    414: "Request target (path and query) too long.",
+    415: "The body is not JSON: Content-Type application/json or application/*+json (with a "
+    "charset, only UTF-8).",
     422: "A parameter or body field breaks its rule (the message names it): out of range, "
     "not an id, a time that is not RFC 3339 with a zone from 1970 to 9999.",
-    429: "Rate limited; retry after the Retry-After header's seconds.",
-    431: "Request headers too large.",
+    429: "Rate limited, or too many failed authentications; retry after the Retry-After "
+    "header's seconds.",
+    431: "Request headers too large, or too many of them.",
+    503: "The database cannot take the request for now (disk full, unreachable): nothing was "
+    "done; retry after the Retry-After header's seconds.",
 }
 #: OpenAPI descriptions of every error status, all in the error envelope.
 ERROR_RESPONSES: dict[int, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": text} for status, text in _ERRORS.items()
 }
+#: What any request can be answered, whatever the route: the HTTP edge's limits
+#: (``callhook.edge``) and an unavailable database.
+ANY_ROUTE = (408, 414, 431, 503)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,20 +92,6 @@ class Caller:
 def platform_of(request: Request) -> Platform:
     platform: Platform = request.app.state.platform
     return platform
-
-
-def limits_of(request: Request) -> RateLimits:
-    """The app's limits (``app.state.rate_limits``), made from settings on first use."""
-    limits: RateLimits | None = getattr(request.app.state, "rate_limits", None)
-    if limits is None:
-        platform = platform_of(request)
-        limits = RateLimits.from_settings(platform.settings, platform.clock)
-        request.app.state.rate_limits = limits
-    return limits
-
-
-def client_address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
 
 
 def _check_headers(request: Request, body_limit: int) -> None:
@@ -127,18 +123,8 @@ def access(scope: str, *, takes_body: bool = False) -> Callable[..., Awaitable[C
         _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
     ) -> Caller:
         _check_headers(request, MAX_JSON_BODY_BYTES)
-        limits = limits_of(request)
-        client = client_address(request)
-        presented = "authorization" in request.headers
-        if presented:
-            limits.check_client(client)
-        try:
-            token = await authenticate_token(request)
-        except AuthenticationFailed:
-            if presented:
-                limits.record_failure(client)
-            raise
-        limits.take(token.id)
+        token = await authenticate_token(request)
+        limits_of(request).take(token.id)
         require_scope(token, scope)
         if token.account_id is None:
             raise PermissionDenied(
@@ -195,6 +181,16 @@ async def write(request: Request, work: Callable[[Connection], T]) -> T:
     return await run_in_threadpool(run)
 
 
-def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` for these error statuses, all in the error envelope."""
-    return {status: ERROR_RESPONSES[status] for status in statuses}
+def responses(
+    *statuses: int, descriptions: Mapping[int, str] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for these error statuses and those of ``ANY_ROUTE``, all in the
+    error envelope; ``descriptions`` replaces the generic text of some."""
+    chosen = sorted({*statuses, *ANY_ROUTE})
+    out: dict[int | str, dict[str, Any]] = {}
+    for status in chosen:
+        entry = dict(ERROR_RESPONSES[status])
+        if descriptions and status in descriptions:
+            entry["description"] = descriptions[status]
+        out[status] = entry
+    return out

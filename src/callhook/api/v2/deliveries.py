@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from callhook.api.body import require_json
 from callhook.api.envelope import success
 from callhook.api.v2.common import (
     BodyWriter,
@@ -50,7 +51,6 @@ from callhook.errors import (
     NotFound,
     PayloadInvalid,
     UnknownEvent,
-    UnsupportedMediaType,
 )
 from callhook.events.models import PBX_ID_PATTERN
 from callhook.events.names import ALL_EVENTS, TEST_EVENT, is_known
@@ -261,9 +261,7 @@ _WINDOW_SCHEMA = RedeliverWindow.model_json_schema(ref_template="#/components/sc
     },
 )
 async def redeliver_window(request: Request, caller: BodyWriter) -> Response:
-    content_type = request.headers.get("content-type", "application/json")
-    if content_type.split(";")[0].strip().lower() != "application/json":
-        raise UnsupportedMediaType("Content-Type must be application/json.")
+    require_json(request)
     window = _parse_window(await read_body(request))
     platform = platform_of(request)
     now = platform.clock.now()
