@@ -20,6 +20,9 @@ from callhook.errors import ConfigurationError, StoreError
 from callhook.settings import Settings
 from callhook.store.db import normalize_url
 
+#: The key file beside a SQLite database: read and written by its owner only.
+KEY_FILE_MODE = 0o600
+
 
 class SecretBox:
     """Encrypts and decrypts short strings with one master key."""
@@ -78,7 +81,21 @@ def load_secret_box(settings: Settings) -> SecretBox:
         )
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, KEY_FILE_MODE)
         with os.fdopen(fd, "w") as fh:
             fh.write(new_master_key() + "\n")
+    _restrict(path)
     return SecretBox(decode_master_key(path.read_text()))
+
+
+def _restrict(path: Path) -> None:
+    """Owner-only access to a key file made by an older version or copied in loosely."""
+    mode = path.stat().st_mode & 0o777
+    if mode & ~KEY_FILE_MODE:
+        try:
+            path.chmod(KEY_FILE_MODE)
+        except PermissionError as exc:  # another user's file: say so rather than use it openly
+            raise ConfigurationError(
+                f"the key file {path} is readable by others (mode {mode:o}) and cannot be "
+                "restricted to its owner: chmod 600 it"
+            ) from exc
