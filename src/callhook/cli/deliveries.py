@@ -3,31 +3,34 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import orjson
 import typer
-from rich.table import Column, Table
 
 from callhook.cli.common import (
     DatabaseOption,
     JsonOption,
+    LazyModule,
+    command_group,
     console,
-    err_console,
+    fail,
     parse_time,
     platform,
     print_json,
     when,
 )
-from callhook.publish import parse_event
-from callhook.store import deliveries as delivery_store
 
-deliveries_app = typer.Typer(
-    name="deliveries", help="Watch, inspect and redeliver deliveries.", no_args_is_help=True
-)
+if TYPE_CHECKING:
+    from callhook.store import deliveries as delivery_store
+else:
+    delivery_store = LazyModule("callhook.store.deliveries")
+
+deliveries_app = command_group("deliveries", "Watch, inspect and redeliver deliveries.")
 
 
 def _delivery_json(d: delivery_store.Delivery) -> dict[str, Any]:
+    import orjson
+
     doc = asdict(d)
     if d.body is not None:
         doc["body"] = orjson.loads(d.body)
@@ -51,6 +54,8 @@ def deliveries_list(
     if json:
         print_json([_delivery_json(d) for d in rows])
         return
+    from rich.table import Column, Table
+
     table = Table("event", "pbx_id", "status", "attempts", "last", "ms", "created")
     # Ids are for copying: never wrapped or cut, whatever the terminal width.
     table.columns.insert(0, Column("id", no_wrap=True, overflow="ignore", min_width=30))
@@ -84,6 +89,8 @@ def deliveries_show(
     console.print(f"[bold]{d.id}[/bold]  {d.event}  pbx_id={d.pbx_id}  account={d.account_id}")
     console.print(f"status: {d.status}   attempts: {d.attempts}   next: {when(d.next_attempt_at)}")
     console.print_json(d.body.decode() if d.body else "null")
+    from rich.table import Table
+
     table = Table("#", "started", "ms", "status", "error", "response")
     for a in d.attempt_log:
         table.add_row(
@@ -108,10 +115,12 @@ def deliveries_redeliver(
     json: bool = JsonOption,
     database_url: str | None = DatabaseOption,
 ) -> None:
-    """Queue failed deliveries again: same body and event id, a new signature."""
+    """Queue failed deliveries again.
+
+    Same body and event id (receivers deduplicate on it), signed afresh when sent.
+    """
     if (delivery_id is None) == (since is None):
-        err_console.print("[red]error:[/red] give either a delivery id or --since")
-        raise typer.Exit(2)
+        raise fail("give either a delivery id or --since")
     with platform(database_url) as p, p.db.write() as conn:
         now = p.clock.now()
         if delivery_id is not None:
@@ -147,7 +156,10 @@ def emit(
     """Publish one event from a shell, as the telephony core would."""
     import random
 
+    import orjson
+
     from callhook.events import sample_publish_request
+    from callhook.publish import parse_event
 
     with platform(database_url) as p:
         if data is None:
@@ -161,8 +173,7 @@ def emit(
             try:
                 parsed = orjson.loads(data)
             except orjson.JSONDecodeError as exc:
-                err_console.print("[red]error:[/red] --data is not valid JSON")
-                raise typer.Exit(2) from exc
+                raise fail("--data is not valid JSON") from exc
             item = {"event": event, "pbx_id": pbx_id or "", "data": parsed}
         if pbx_id is not None:
             item["pbx_id"] = pbx_id
@@ -173,6 +184,11 @@ def emit(
     if json:
         print_json(result.as_json())
     elif result.skip_reason:
-        console.print(f"Recorded {result.id} but not delivered: {result.skip_reason}")
+        console.print(
+            f"Recorded {result.id} but not delivered: {result.skip_reason}", soft_wrap=True
+        )
     else:
-        console.print(f"Published {result.id} → delivery {result.delivery_id or '(duplicate)'}")
+        console.print(
+            f"Published {result.id} → delivery {result.delivery_id or '(duplicate)'}",
+            soft_wrap=True,
+        )

@@ -13,21 +13,23 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
-import ssl
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 
-from callhook.receiver.explain import explain
+from callhook.cli.common import make_console
+
+if TYPE_CHECKING:
+    import ssl
+
+    from rich.console import Console
 
 SecretOpt = Annotated[
     list[str],
@@ -119,6 +121,8 @@ def build_deliveries(
 
 def client_ssl(insecure: bool, ca_bundle: Path | None) -> ssl.SSLContext:
     """Verify certificates (system store or ``ca_bundle``) unless ``insecure``."""
+    import ssl
+
     ctx = ssl.create_default_context(cafile=str(ca_bundle) if ca_bundle else None)
     if insecure:
         ctx.check_hostname = False
@@ -134,6 +138,8 @@ async def _send_all(
     ctx: ssl.SSLContext,
     console: Console,
 ) -> int:
+    import asyncio
+
     import aiohttp
 
     from callhook.delivery.sender import request_headers
@@ -190,11 +196,17 @@ def trigger(
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Seed the sample generator.")] = None,
 ) -> None:
-    """Send realistic, correctly signed sample deliveries to URL (like `stripe trigger`)."""
-    console = Console(highlight=False)
+    """Send signed sample deliveries to your endpoint.
+
+    Realistic, correctly signed samples of one event, or a whole call in order (like
+    `stripe trigger`).
+    """
+    console = make_console(highlight=False)
     rng = random.Random(seed)
     deliveries = build_deliveries(event, scenario, rng, now=datetime.now(UTC))
     ctx = client_ssl(insecure, ca_bundle)
+    import asyncio
+
     failures = asyncio.run(_send_all(deliveries, url, secret, speed, ctx, console))
     if failures:
         console.print(f"[red]{failures} of {len(deliveries)} deliveries were not accepted[/]")
@@ -213,7 +225,11 @@ def listen(
     insecure: Annotated[bool, typer.Option(help="Skip TLS checks when forwarding.")] = False,
     ca_bundle: Annotated[Path | None, typer.Option(exists=True, dir_okay=False)] = None,
 ) -> None:
-    """Run a local receiver: verify, pretty-print and flag every delivery; optionally forward."""
+    """A local receiver that verifies each delivery.
+
+    Pretty-prints and flags every delivery (bad signature, duplicate, out of order) and
+    optionally forwards it to your app.
+    """
     from callhook.cli.devtools_listen import serve
 
     serve(
@@ -271,8 +287,14 @@ def verify_capture(
     ] = None,
     tolerance: Annotated[float, typer.Option(help="Timestamp tolerance, seconds.")] = 300,
 ) -> None:
-    """Explain exactly why a captured request does or does not verify. Exit 1 if it does not."""
-    console = Console(highlight=False)
+    """Explain whether a captured request verifies.
+
+    Names the usual mistakes (a changed body, a stale capture, the wrong secret or key
+    derivation). Exits 1 when it does not verify.
+    """
+    from callhook.receiver.explain import explain
+
+    console = make_console(highlight=False)
     try:
         captured = read_headers(headers.read_text("utf-8"))
     except ValueError as exc:
