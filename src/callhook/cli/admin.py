@@ -189,10 +189,11 @@ def tokens_list(
         return
     from rich.table import Table
 
-    table = Table("id", "prefix", "scopes", "created", "expires", "last used", "revoked")
+    table = Table("id", "name", "prefix", "scopes", "created", "expires", "last used", "revoked")
     for t in rows:
         table.add_row(
             t.id,
+            t.name or "—",
             t.prefix + "…",
             ",".join(sorted(t.scopes)),
             when(t.created_at),

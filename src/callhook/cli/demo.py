@@ -19,7 +19,7 @@ import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -156,12 +156,14 @@ def _activate_hint() -> str | None:
     """``. .venv/bin/activate`` (relative when below this directory) when running from a venv."""
     if sys.prefix == sys.base_prefix:
         return None
-    activate = Path(sys.prefix) / "bin" / "activate"
+    venv = Path(sys.prefix).resolve()
+    cwd = Path.cwd()
+    if (cwd / ".venv").resolve() == venv:  # `make run` from the repository
+        return ". .venv/bin/activate"
     try:
-        shown = activate.relative_to(Path.cwd())
+        return f". {venv.relative_to(cwd.resolve()) / 'bin' / 'activate'}"
     except ValueError:
-        shown = activate
-    return f". {shown}"
+        return f". {venv / 'bin' / 'activate'}"
 
 
 def demo(
@@ -203,11 +205,35 @@ def demo(
     except CallhookError as exc:
         raise fail(exc.message, code=1) from exc
     save_state(path, state.with_ca_bundle(ca_bundle))
-    _print_setup(settings, setup, receiver_url, ca_bundle, ca_source)
-    # uvicorn re-raises Ctrl-C after its clean shutdown; a no-op handler spares a traceback.
+    stop = StopRequest()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: None)
-    asyncio.run(_run(platform, setup, receiver_port, traffic))
+        signal.signal(sig, stop.handle)
+    _print_setup(settings, setup, receiver_url, ca_bundle, ca_source)
+    asyncio.run(_run(platform, setup, receiver_port, traffic, stop))
+
+
+@dataclass
+class StopRequest:
+    """Ctrl-C / SIGTERM from now on stops the demo, whenever it comes.
+
+    uvicorn handles both signals only while it serves: one arriving earlier (the demo is still
+    starting) would otherwise be lost and the demo never stop. This handler remembers it and
+    tells the server once there is one. After a clean shutdown uvicorn re-raises the signal it
+    caught; landing here, it changes nothing (and prints no traceback).
+    """
+
+    requested: bool = False
+    server: Any = None  # the uvicorn.Server, once made
+
+    def handle(self, _sig: int, _frame: object) -> None:
+        self.requested = True
+        if self.server is not None:
+            self.server.should_exit = True
+
+    def attach(self, server: Any) -> None:
+        self.server = server
+        if self.requested:
+            server.should_exit = True
 
 
 def _print_setup(
@@ -233,7 +259,8 @@ def _print_setup(
         Panel.fit(
             f"[bold]Dashboard[/bold]  {base}/dashboard\n"
             f"[bold]Sign in[/bold]    {DEMO_EMAIL} / {DEMO_PASSWORD}\n"
-            f"[bold]API[/bold]        {base}/api/v2/webhooks  (reference: {base}/api/v2/docs)\n"
+            f"[bold]API[/bold]        {base}/api/v2/webhooks\n"
+            f"[bold]API docs[/bold]   {base}/api/v2/docs\n"
             f"[bold]Ingest[/bold]     POST {base}/internal/v1/events\n"
             f"[bold]Metrics[/bold]    {base}/metrics\n"
             f"[bold]Account[/bold]    {setup.account_id} ({DEMO_ACCOUNT}, {made})\n"
@@ -294,7 +321,9 @@ async def _trickle(platform: Platform, account_id: str, every: float) -> None:
         seed += 1
 
 
-async def _run(platform: Platform, setup: DemoSetup, receiver_port: int, traffic: bool) -> None:
+async def _run(
+    platform: Platform, setup: DemoSetup, receiver_port: int, traffic: bool, stop: StopRequest
+) -> None:
     import asyncio
     import contextlib
 
@@ -334,6 +363,7 @@ async def _run(platform: Platform, setup: DemoSetup, receiver_port: int, traffic
             lifespan="on",
         )
     )
+    stop.attach(server)
     trickle = asyncio.create_task(_trickle(platform, setup.account_id, 1.5)) if traffic else None
     try:
         await server.serve()
