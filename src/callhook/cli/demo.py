@@ -14,9 +14,11 @@ demo token still active is revoked, so there is only ever one.
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -208,8 +210,8 @@ def demo(
     stop = StopRequest()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, stop.handle)
-    _print_setup(settings, setup, receiver_url, ca_bundle, ca_source)
-    asyncio.run(_run(platform, setup, receiver_port, traffic, stop))
+    banner = functools.partial(_print_setup, settings, setup, receiver_url, ca_bundle, ca_source)
+    asyncio.run(_run(platform, setup, receiver_port, traffic, stop, banner))
 
 
 @dataclass
@@ -292,7 +294,8 @@ def _print_setup(
         "A local HTTPS receiver with its own CA: stop, then start with the CA file",
         f"  {CA_BUNDLE_VARIABLE}=/path/to/ca.pem make run      (remembered for later runs; "
         f"{CA_BUNDLE_VARIABLE}= forgets it)",
-        f"Back to the built-in receiver: callhook integration set-url $ACCOUNT {receiver_url}",
+        "Back to the built-in receiver:",
+        f"  CALLHOOK_ALLOW_UNSAFE_TARGETS=1 callhook integration set-url $ACCOUNT {receiver_url}",
     ]
     if ca_bundle is not None:
         lines.append(f"CA bundle: {ca_bundle} ({ca_source})")
@@ -322,8 +325,15 @@ async def _trickle(platform: Platform, account_id: str, every: float) -> None:
 
 
 async def _run(
-    platform: Platform, setup: DemoSetup, receiver_port: int, traffic: bool, stop: StopRequest
+    platform: Platform,
+    setup: DemoSetup,
+    receiver_port: int,
+    traffic: bool,
+    stop: StopRequest,
+    banner: Callable[[], None],
 ) -> None:
+    """Serve until stopped; ``banner`` is printed once the server answers (not before: what it
+    tells people to open and run must work when they read it)."""
     import asyncio
     import contextlib
 
@@ -366,7 +376,12 @@ async def _run(
     stop.attach(server)
     trickle = asyncio.create_task(_trickle(platform, setup.account_id, 1.5)) if traffic else None
     try:
-        await server.serve()
+        serving = asyncio.create_task(server.serve())
+        while not server.started and not serving.done():
+            await asyncio.sleep(0.02)
+        if server.started:
+            banner()
+        await serving
     finally:
         if trickle is not None:
             trickle.cancel()
