@@ -215,8 +215,18 @@ def _run_page(clone: Clone, page: str, setup: str) -> None:
     assert len(ran) == sum(b.runnable for b in blocks(page))
 
 
+def ensure_tools() -> None:
+    """curl and jq, installed by `make tools` when missing; the test fails, never skips,
+    without them."""
+    if not (shutil.which("curl") and shutil.which("jq")) and shutil.which("make"):
+        subprocess.run(["make", "-s", "tools"], cwd=ROOT, check=False)
+    missing = [tool for tool in ("curl", "jq") if shutil.which(tool) is None]
+    assert not missing, f"{missing} missing and `make tools` could not install them"
+
+
 @pytest.mark.timeout(600)
 def test_the_docs_run_as_written(clone: Clone, demo: Demo) -> None:
+    ensure_tools()
     setup = _another_terminal(demo)
     assert setup.startswith(". .venv/bin/activate\nexport CALLHOOK=")
     # Without the first line the CLI is not there: what the README now says up front.
