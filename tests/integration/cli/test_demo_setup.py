@@ -156,3 +156,18 @@ def test_the_state_file_keeps_no_token_in_plain_text(platform: Platform) -> None
     assert path.name == "callhook.demo.json"
     assert setup.token not in path.read_text()
     assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_missing_ca_bundle_is_refused_before_anything_is_made(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from callhook.cli.main import app
+
+    env = {
+        "CALLHOOK_DATABASE_URL": f"sqlite:///{tmp_path / 'callhook.db'}",
+        "CALLHOOK_CA_BUNDLE": str(tmp_path / "no-such-ca.pem"),
+    }
+    result = CliRunner().invoke(app, ["demo", "--no-traffic"], env=env)
+    assert result.exit_code == 2
+    assert "no-such-ca.pem (CALLHOOK_CA_BUNDLE) is not a file" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
