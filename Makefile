@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit bench bench-smoke clean setup browser
+.PHONY: run test lint typecheck unit bench bench-smoke clean setup browser tools
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -23,6 +23,13 @@ browser:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 	  || sudo sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null'; }
 
+# curl and jq: the docs' shell examples use them, and a test runs those examples as written.
+tools:
+	@command -v curl >/dev/null 2>&1 && command -v jq >/dev/null 2>&1 || { \
+	  echo "installing curl and jq for the docs' examples"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl jq >/dev/null) \
+	  || sudo sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl jq >/dev/null'; }
+
 run: setup
 	$(BIN)/callhook demo
 
@@ -33,7 +40,7 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-test: setup browser lint typecheck
+test: setup browser tools lint typecheck
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 bench: setup
@@ -43,4 +50,4 @@ bench-smoke: setup
 	$(BIN)/python -m bench --smoke
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache callhook.db*
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache callhook.db* callhook.demo.json

@@ -1,6 +1,6 @@
 """An aiohttp webhook receiver that follows every practice of specs 000 and 004.
 
-    pip install callhook aiohttp
+    pip install "./packages/callhook-receiver[aiohttp]"     # from a clone of the repository
     CALLHOOK_WEBHOOK_SECRET=whsec_... python examples/aiohttp_receiver.py --port 8000
 
 Verifies the signature first (401 otherwise), ignores duplicates (``event:pbx_id`` in a SQLite

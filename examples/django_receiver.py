@@ -1,6 +1,6 @@
 """A single-file Django webhook receiver that follows every practice of specs 000 and 004.
 
-    pip install callhook django
+    pip install "./packages/callhook-receiver[django]"      # from a clone of the repository
     CALLHOOK_WEBHOOK_SECRET=whsec_... python examples/django_receiver.py --port 8000
 
 In a real project the view goes in ``views.py`` and the secret in ``settings.py``. The view is

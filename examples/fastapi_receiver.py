@@ -1,6 +1,6 @@
 """A FastAPI webhook receiver that follows every practice of specs 000 and 004.
 
-    pip install callhook fastapi uvicorn
+    pip install "./packages/callhook-receiver[fastapi]" uvicorn   # from a clone of the repository
     CALLHOOK_WEBHOOK_SECRET=whsec_... python examples/fastapi_receiver.py --port 8000
 
 Verifies the signature before the endpoint runs (401 otherwise), ignores duplicates

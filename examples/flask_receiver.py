@@ -1,6 +1,6 @@
 """A Flask webhook receiver that follows every practice of specs 000 and 004.
 
-    pip install callhook flask
+    pip install "./packages/callhook-receiver[flask]"       # from a clone of the repository
     CALLHOOK_WEBHOOK_SECRET=whsec_... python examples/flask_receiver.py --port 8000
 
 Verifies the signature before the view runs (401 otherwise), ignores duplicates

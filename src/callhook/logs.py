@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from typing import Any
 
 import orjson
@@ -12,6 +13,13 @@ _RESERVED = set(vars(logging.makeLogRecord({})))
 
 
 class JsonFormatter(logging.Formatter):
+    """``{"ts": "2025-01-15T10:30:00.123Z", "level", "logger", "msg", …extra fields}``: the
+    time in UTC with milliseconds, the one format of every JSON Callhook writes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.converter = time.gmtime  # the default, localtime, would be labelled "Z" wrongly
+
     def format(self, record: logging.LogRecord) -> str:
         doc: dict[str, Any] = {
             "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",

@@ -53,7 +53,7 @@ def create_app(
         version=__version__,
         lifespan=lifespan,
         openapi_url="/api/v2/openapi.json",
-        docs_url="/api/v2/docs",
+        docs_url=None,  # callhook.api.site serves /api/v2/docs without a CDN
         redoc_url=None,
     )
     app.state.platform = platform
@@ -76,5 +76,7 @@ def _include_optional_routers(app: FastAPI) -> None:
     app.include_router(v2.router)
 
     from callhook import dashboard
+    from callhook.api import site
 
     dashboard.install(app)
+    site.install(app)

@@ -1,35 +1,44 @@
-"""Operator commands: accounts, tokens, integration (the operator's path to the webhook setting)."""
+"""Operator commands: accounts, tokens, integration (the operator's path to the webhook setting).
+
+Heavy modules (the store, SQLAlchemy, Rich tables) are imported inside the commands, so that
+``callhook --help`` stays fast (see :mod:`callhook.cli.common`).
+"""
 
 from __future__ import annotations
 
+import sys
 from dataclasses import asdict
 from datetime import timedelta
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from callhook.cli.common import (
     DatabaseOption,
     JsonOption,
+    LazyModule,
+    command_group,
     console,
+    fail,
     platform,
     print_json,
+    stdin_is_terminal,
     when,
 )
-from callhook.core.urlvet import parse_webhook_url
-from callhook.store import accounts as account_store
-from callhook.store import integrations as integration_store
-from callhook.store import tokens as token_store
 
-accounts_app = typer.Typer(name="accounts", help="Create and list accounts.", no_args_is_help=True)
-tokens_app = typer.Typer(
-    name="tokens", help="Create, list and revoke API tokens.", no_args_is_help=True
-)
-keys_app = typer.Typer(name="keys", help="Master keys for secrets at rest.", no_args_is_help=True)
-integration_app = typer.Typer(
-    name="integration", help="An account's webhook setting (operators).", no_args_is_help=True
-)
+if TYPE_CHECKING:
+    from callhook.store import accounts as account_store
+    from callhook.store import integrations as integration_store
+    from callhook.store import tokens as token_store
+else:
+    account_store = LazyModule("callhook.store.accounts")
+    integration_store = LazyModule("callhook.store.integrations")
+    token_store = LazyModule("callhook.store.tokens")
+
+accounts_app = command_group("accounts", "Create and list accounts.")
+tokens_app = command_group("tokens", "Create, list and revoke API tokens.")
+keys_app = command_group("keys", "Master keys for secrets at rest.")
+integration_app = command_group("integration", "An account's webhook setting (operators).")
 
 
 @accounts_app.command("create")
@@ -37,19 +46,30 @@ def accounts_create(
     name: Annotated[str, typer.Argument(help="Display name.")],
     email: Annotated[str | None, typer.Option(help="First dashboard user's email.")] = None,
     password: Annotated[
-        str | None, typer.Option(help="First user's password (prompted when --email is given).")
+        str | None,
+        typer.Option(help="First user's password (visible to other users of this machine)."),
     ] = None,
+    password_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--password-stdin", help="Read the first user's password from standard input."
+        ),
+    ] = False,
     json: bool = JsonOption,
     database_url: str | None = DatabaseOption,
 ) -> None:
-    """Create an account (and, with --email, its first dashboard user)."""
-    if email and not password:
-        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    """Create an account (and, with --email, its first dashboard user).
+
+    With --email the password comes from --password-stdin (for scripts:
+    `printf '%s' "$PW" | callhook accounts create NAME --email E --password-stdin`), from
+    --password, or from a prompt when run in a terminal.
+    """
+    password = _first_password(email, password, password_stdin)
     with platform(database_url) as p, p.db.write() as conn:
         account = account_store.create(conn, name=name, now=p.clock.now(), rng=p.rng)
         integration_store.ensure(conn, account.id, now=p.clock.now(), box=p.box, rng=p.rng)
         user_email = None
-        if email and password:
+        if email is not None and password is not None:
             from callhook.store import users as user_store
 
             user_email = user_store.create(
@@ -68,6 +88,31 @@ def accounts_create(
             console.print(f"Dashboard user: {user_email}")
 
 
+def _first_password(email: str | None, password: str | None, from_stdin: bool) -> str | None:
+    """The first user's password, from exactly one source; a clear refusal otherwise.
+
+    Refusals happen before anything is written, so a refused command creates nothing.
+    """
+    if email is None:
+        if password is not None or from_stdin:
+            raise fail("a password is for the first dashboard user: give --email too")
+        return None
+    if password is not None and from_stdin:
+        raise fail("give the password once: --password or --password-stdin, not both")
+    if from_stdin:
+        # One line, as `echo`/`printf` and secret stores write it; the newline is not part of it.
+        return sys.stdin.readline().removesuffix("\n").removesuffix("\r")
+    if password is not None:
+        return password
+    if not stdin_is_terminal():
+        raise fail(
+            "--email needs the user's password: pipe it with --password-stdin "
+            "(no terminal here to prompt in)"
+        )
+    prompted: str = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return prompted
+
+
 @accounts_app.command("list")
 def accounts_list(json: bool = JsonOption, database_url: str | None = DatabaseOption) -> None:
     """List accounts."""
@@ -76,6 +121,8 @@ def accounts_list(json: bool = JsonOption, database_url: str | None = DatabaseOp
     if json:
         print_json([asdict(a) for a in rows])
         return
+    from rich.table import Table
+
     table = Table("id", "name", "created")
     for a in rows:
         table.add_row(a.id, a.name, when(a.created_at))
@@ -94,6 +141,12 @@ def tokens_create(
     expires_in_days: Annotated[
         int | None, typer.Option(help="Expire after this many days.")
     ] = None,
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "--quiet", "-q", help="Print only the token, for scripts: TOKEN=$(callhook tokens …)."
+        ),
+    ] = False,
     json: bool = JsonOption,
     database_url: str | None = DatabaseOption,
 ) -> None:
@@ -114,6 +167,9 @@ def tokens_create(
     if json:
         print_json({**asdict(token), "token": plaintext})
         return
+    if quiet:
+        typer.echo(plaintext)
+        return
     console.print(f"Token [bold]{token.id}[/bold] ({', '.join(sorted(token.scopes))})")
     console.print("Copy it now; it will not be shown again:")
     console.print(plaintext, highlight=False, soft_wrap=True)
@@ -131,10 +187,13 @@ def tokens_list(
     if json:
         print_json([asdict(t) for t in rows])
         return
-    table = Table("id", "prefix", "scopes", "created", "expires", "last used", "revoked")
+    from rich.table import Table
+
+    table = Table("id", "name", "prefix", "scopes", "created", "expires", "last used", "revoked")
     for t in rows:
         table.add_row(
             t.id,
+            t.name or "—",
             t.prefix + "…",
             ",".join(sorted(t.scopes)),
             when(t.created_at),
@@ -186,6 +245,8 @@ def integration_set_url(
     account: str, url: str, json: bool = JsonOption, database_url: str | None = DatabaseOption
 ) -> None:
     """Set the webhook URL (HTTPS; vetted against SSRF)."""
+    from callhook.core.urlvet import parse_webhook_url
+
     with platform(database_url) as p:
         vetted = parse_webhook_url(url, allow_unsafe=p.settings.allow_unsafe_targets)
         _check_resolves(vetted.url, p.settings.allow_unsafe_targets)
@@ -220,7 +281,10 @@ def integration_enable(
 def integration_disable(
     account: str, json: bool = JsonOption, database_url: str | None = DatabaseOption
 ) -> None:
-    """Disable deliveries (events are still recorded, as not delivered)."""
+    """Disable deliveries (events are still recorded).
+
+    Events published meanwhile are kept, marked as not delivered.
+    """
     with platform(database_url) as p, p.db.write() as conn:
         _show_integration(
             integration_store.set_enabled(conn, account, False, now=p.clock.now()), json
@@ -297,7 +361,10 @@ def integration_secret(
 
 @keys_app.command("generate")
 def keys_generate() -> None:
-    """Print a new master key for CALLHOOK_MASTER_KEY (encrypts signing secrets at rest)."""
+    """Print a new master key for CALLHOOK_MASTER_KEY.
+
+    The master key encrypts signing secrets at rest; use the same one on every machine.
+    """
     from callhook.store.secretbox import new_master_key
 
     typer.echo(new_master_key())

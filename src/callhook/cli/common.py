@@ -1,25 +1,88 @@
-"""What every command shares: building the platform from the environment, and output."""
+"""What every command shares: building the platform from the environment, and output.
+
+Import cost matters here: ``callhook --help`` imports every command module, so this module and
+they import only the standard library and Typer at the top. Everything heavier (the platform,
+SQLAlchemy, pydantic, aiohttp, even Rich) is imported inside the function that uses it
+(measured by ``python -m bench.cli_startup``).
+"""
 
 from __future__ import annotations
 
+import importlib
+import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
-import orjson
 import typer
-from rich.console import Console
-from rich.markup import escape
 
-from callhook.core import times
-from callhook.core.clock import rfc3339
-from callhook.errors import CallhookError
-from callhook.platform import Platform
-from callhook.settings import Settings
+if TYPE_CHECKING:
+    from rich.console import Console
 
-console = Console()
-err_console = Console(stderr=True)
+    from callhook.platform import Platform
+    from callhook.settings import Settings
+
+
+class LazyModule:
+    """A module imported on first attribute access. Used as::
+
+        if TYPE_CHECKING:
+            from callhook.store import tokens as token_store
+        else:
+            token_store = LazyModule("callhook.store.tokens")
+
+    so that call sites read (and type-check) as if the module were imported at the top.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(importlib.import_module(self._name), attr)
+
+
+#: Console width when the output is not a terminal (a pipe, a file, ``$(…)``): nothing to fit,
+#: so values (ids, tokens, URLs) are printed whole instead of cut or wrapped at 80 columns.
+UNBOUNDED_WIDTH = 100_000
+
+
+def make_console(*, stderr: bool = False, **options: Any) -> Console:
+    """A Rich console for people: the terminal's width, or unbounded when not a terminal
+    (``COLUMNS`` still wins when set)."""
+    from rich.console import Console
+
+    console = Console(stderr=stderr, **options)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = UNBOUNDED_WIDTH
+    return console
+
+
+class _LazyConsole:
+    """Stands in for a :class:`rich.console.Console` and makes it on first use."""
+
+    def __init__(self, *, stderr: bool) -> None:
+        self._stderr = stderr
+        self._console: Console | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            self._console = make_console(stderr=self._stderr)
+        return getattr(self._console, name)
+
+
+console = cast("Console", _LazyConsole(stderr=False))
+err_console = cast("Console", _LazyConsole(stderr=True))
+
+
+def command_group(name: str, help: str) -> typer.Typer:
+    """A ``callhook NOUN …`` group. Help is plain text: Typer's Rich help costs ~0.15 s to
+    import and shows ``<bool>`` after every flag."""
+    return typer.Typer(
+        name=name, help=help, no_args_is_help=True, rich_markup_mode=None, add_completion=False
+    )
+
 
 JsonOption = typer.Option(False, "--json", help="Print JSON instead of text for people.")
 DatabaseOption = typer.Option(
@@ -28,30 +91,55 @@ DatabaseOption = typer.Option(
 
 
 def settings_from_env(**overrides: Any) -> Settings:
+    from callhook.settings import Settings
+
     try:
         return Settings.from_env(**overrides)
     except ValueError as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+        raise fail(str(exc), code=2) from exc
+
+
+def fail(message: str, *, code: int = 2) -> typer.Exit:
+    """Print ``error: message`` on stderr; return the ``typer.Exit`` to raise (code 2 for a
+    usage mistake, 1 for a refusal by Callhook)."""
+    from rich.markup import escape
+
+    err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
 
 
 @contextmanager
 def platform(database_url: str | None = None) -> Iterator[Platform]:
     """A platform for one command; CallhookErrors become a clear message and exit code 1."""
+    from callhook.errors import CallhookError
+    from callhook.platform import Platform
+
     settings = settings_from_env(database_url=database_url)
     built: Platform | None = None
     try:
         built = Platform.create(settings)
         yield built
     except CallhookError as exc:
-        err_console.print(f"[red]error:[/red] {exc.message}")
-        raise typer.Exit(1) from exc
+        raise fail(exc.message, code=1) from exc
     finally:
         if built is not None:
             built.db.dispose()
 
 
+def display_url(database_url: str) -> str:
+    """The database URL to show people: any password replaced by ``***``."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(database_url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return database_url
+
+
 def _default(value: object) -> object:
+    from callhook.core.clock import rfc3339
+
     if isinstance(value, datetime):
         return rfc3339(value)
     if isinstance(value, frozenset | set | tuple):
@@ -62,11 +150,20 @@ def _default(value: object) -> object:
 
 
 def print_json(data: Any) -> None:
-    typer.echo(orjson.dumps(data, default=_default, option=orjson.OPT_INDENT_2).decode())
+    """``data`` as indented JSON. Times are RFC 3339 UTC with milliseconds and a ``Z``
+    (``2025-01-15T10:30:00.000Z``), as in the API's ``data``."""
+    import orjson
+
+    # orjson writes datetimes itself (``+00:00``, microseconds) unless told to pass them on.
+    option = orjson.OPT_INDENT_2 | orjson.OPT_PASSTHROUGH_DATETIME
+    typer.echo(orjson.dumps(data, default=_default, option=option).decode())
 
 
 def when(value: datetime | None) -> str:
-    return "—" if value is None else value.strftime("%Y-%m-%d %H:%M:%S")
+    """A time for a table: UTC, to the second (``—`` for none)."""
+    from datetime import UTC
+
+    return "—" if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def parse_time(value: str | None, name: str) -> datetime | None:
@@ -74,8 +171,13 @@ def parse_time(value: str | None, name: str) -> datetime | None:
     accepted range of ``core.times``; otherwise a clear message and exit code 2."""
     if value is None:
         return None
+    from callhook.core import times
+
     try:
         return times.parse_rfc3339(value, local_is_utc=True)
     except times.TimeInvalid as exc:
-        err_console.print(f"[red]error:[/red] {escape(f'{name} {exc}, not {value!r}')}")
-        raise typer.Exit(2) from exc
+        raise fail(f"{name} {exc}, not {value!r}") from exc
+
+
+def stdin_is_terminal() -> bool:
+    return sys.stdin.isatty()

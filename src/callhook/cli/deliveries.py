@@ -3,40 +3,43 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import orjson
 import typer
-from rich.table import Column, Table
 
 from callhook.cli.common import (
     DatabaseOption,
     JsonOption,
+    LazyModule,
+    command_group,
     console,
-    err_console,
+    fail,
     parse_time,
     platform,
     print_json,
     when,
 )
-from callhook.core.ids import has_id_shape
-from callhook.errors import NotFound
-from callhook.events.models import PBX_ID_FIELD
-from callhook.publish import parse_event
-from callhook.store import deliveries as delivery_store
 
-deliveries_app = typer.Typer(
-    name="deliveries", help="Watch, inspect and redeliver deliveries.", no_args_is_help=True
-)
+if TYPE_CHECKING:
+    from callhook.store import deliveries as delivery_store
+else:
+    delivery_store = LazyModule("callhook.store.deliveries")
+
+deliveries_app = command_group("deliveries", "Watch, inspect and redeliver deliveries.")
 
 
 def _check_delivery_id(delivery_id: str) -> None:
     """An id no delivery can have is "not found" without a query (PostgreSQL refuses NUL)."""
+    from callhook.core.ids import has_id_shape
+    from callhook.errors import NotFound
+
     if not has_id_shape("dlv", delivery_id):
         raise NotFound(f"Delivery '{delivery_id}' not found.")
 
 
 def _delivery_json(d: delivery_store.Delivery) -> dict[str, Any]:
+    import orjson
+
     doc = asdict(d)
     if d.body is not None:
         doc["body"] = orjson.loads(d.body)
@@ -60,6 +63,8 @@ def deliveries_list(
     if json:
         print_json([_delivery_json(d) for d in rows])
         return
+    from rich.table import Column, Table
+
     table = Table("event", "pbx_id", "status", "attempts", "last", "ms", "created")
     # Ids are for copying: never wrapped or cut, whatever the terminal width.
     table.columns.insert(0, Column("id", no_wrap=True, overflow="ignore", min_width=30))
@@ -94,6 +99,8 @@ def deliveries_show(
     console.print(f"[bold]{d.id}[/bold]  {d.event}  pbx_id={d.pbx_id}  account={d.account_id}")
     console.print(f"status: {d.status}   attempts: {d.attempts}   next: {when(d.next_attempt_at)}")
     console.print_json(d.body.decode() if d.body else "null")
+    from rich.table import Table
+
     table = Table("#", "started", "ms", "status", "error", "response")
     for a in d.attempt_log:
         table.add_row(
@@ -119,10 +126,12 @@ def deliveries_redeliver(
     json: bool = JsonOption,
     database_url: str | None = DatabaseOption,
 ) -> None:
-    """Queue failed deliveries again: same body and event id, a new signature."""
+    """Queue failed deliveries again.
+
+    Same body and event id (receivers deduplicate on it), signed afresh when sent.
+    """
     if (delivery_id is None) == (since is None):
-        err_console.print("[red]error:[/red] give either a delivery id or --since")
-        raise typer.Exit(2)
+        raise fail("give either a delivery id or --since")
     start, end = parse_time(since, "--since"), parse_time(until, "--until")
     with platform(database_url) as p, p.db.write() as conn:
         now = p.clock.now()
@@ -160,7 +169,10 @@ def emit(
     """Publish one event from a shell, as the telephony core would."""
     import random
 
+    import orjson
+
     from callhook.events import sample_publish_request
+    from callhook.publish import parse_event
 
     with platform(database_url) as p:
         if data is None:
@@ -174,10 +186,11 @@ def emit(
             try:
                 parsed = orjson.loads(data)
             except orjson.JSONDecodeError as exc:
-                err_console.print("[red]error:[/red] --data is not valid JSON")
-                raise typer.Exit(2) from exc
+                raise fail("--data is not valid JSON") from exc
             item = {"event": event, "data": parsed}
             # The catalog says which data field the pbx_id equals (validated with the rest).
+            from callhook.events.models import PBX_ID_FIELD
+
             field = PBX_ID_FIELD.get(event)
             own_id = parsed.get(field) if field and isinstance(parsed, dict) else None
             if isinstance(own_id, str):
@@ -191,6 +204,11 @@ def emit(
     if json:
         print_json(result.as_json())
     elif result.skip_reason:
-        console.print(f"Recorded {result.id} but not delivered: {result.skip_reason}")
+        console.print(
+            f"Recorded {result.id} but not delivered: {result.skip_reason}", soft_wrap=True
+        )
     else:
-        console.print(f"Published {result.id} → delivery {result.delivery_id or '(duplicate)'}")
+        console.print(
+            f"Published {result.id} → delivery {result.delivery_id or '(duplicate)'}",
+            soft_wrap=True,
+        )

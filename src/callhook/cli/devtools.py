@@ -13,24 +13,23 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
-import ssl
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 
-from callhook.core import times
-from callhook.errors import InvalidSecret
-from callhook.receiver.explain import explain
-from callhook.receiver.verify import secret_list
+from callhook.cli.common import make_console
+
+if TYPE_CHECKING:
+    import ssl
+
+    from rich.console import Console
 
 SecretOpt = Annotated[
     list[str],
@@ -47,6 +46,9 @@ def checked_secrets(secrets: Sequence[str]) -> list[str]:
     """The ``--secret`` values, or a usage error (exit 2) naming what is wrong with them: an
     empty, malformed or weak secret (key material under 16 bytes) is refused by every command,
     as the receiver SDK refuses it."""
+    from callhook.errors import InvalidSecret
+    from callhook.receiver.verify import secret_list
+
     try:
         return secret_list(list(secrets))
     except InvalidSecret as exc:
@@ -132,6 +134,8 @@ def build_deliveries(
 
 def client_ssl(insecure: bool, ca_bundle: Path | None) -> ssl.SSLContext:
     """Verify certificates (system store or ``ca_bundle``) unless ``insecure``."""
+    import ssl
+
     ctx = ssl.create_default_context(cafile=str(ca_bundle) if ca_bundle else None)
     if insecure:
         ctx.check_hostname = False
@@ -147,6 +151,8 @@ async def _send_all(
     ctx: ssl.SSLContext,
     console: Console,
 ) -> int:
+    import asyncio
+
     import aiohttp
 
     from callhook.delivery.sender import request_headers
@@ -203,12 +209,18 @@ def trigger(
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Seed the sample generator.")] = None,
 ) -> None:
-    """Send realistic, correctly signed sample deliveries to URL (like `stripe trigger`)."""
+    """Send signed sample deliveries to your endpoint.
+
+    Realistic, correctly signed samples of one event, or a whole call in order (like
+    `stripe trigger`).
+    """
+    console = make_console(highlight=False)
     secret = checked_secrets(secret)
-    console = Console(highlight=False)
     rng = random.Random(seed)
     deliveries = build_deliveries(event, scenario, rng, now=datetime.now(UTC))
     ctx = client_ssl(insecure, ca_bundle)
+    import asyncio
+
     failures = asyncio.run(_send_all(deliveries, url, secret, speed, ctx, console))
     if failures:
         console.print(f"[red]{failures} of {len(deliveries)} deliveries were not accepted[/]")
@@ -227,7 +239,11 @@ def listen(
     insecure: Annotated[bool, typer.Option(help="Skip TLS checks when forwarding.")] = False,
     ca_bundle: Annotated[Path | None, typer.Option(exists=True, dir_okay=False)] = None,
 ) -> None:
-    """Run a local receiver: verify, pretty-print and flag every delivery; optionally forward."""
+    """A local receiver that verifies each delivery.
+
+    Pretty-prints and flags every delivery (bad signature, duplicate, out of order) and
+    optionally forwards it to your app.
+    """
     from callhook.cli.devtools_listen import serve
 
     secret = checked_secrets(secret)
@@ -268,6 +284,8 @@ def _parse_now(value: str | None) -> float | None:
         return None
     if value.isdigit():
         return float(value)  # Unix seconds, as in the signature headers
+    from callhook.core import times
+
     try:
         return times.parse_rfc3339(value).timestamp()
     except times.TimeInvalid as exc:
@@ -286,9 +304,15 @@ def verify_capture(
     ] = None,
     tolerance: Annotated[float, typer.Option(help="Timestamp tolerance, seconds.")] = 300,
 ) -> None:
-    """Explain exactly why a captured request does or does not verify. Exit 1 if it does not."""
+    """Explain whether a captured request verifies.
+
+    Names the usual mistakes (a changed body, a stale capture, the wrong secret or key
+    derivation). Exits 1 when it does not verify.
+    """
+    from callhook.receiver.explain import explain
+
     secret = checked_secrets(secret)
-    console = Console(highlight=False)
+    console = make_console(highlight=False)
     try:
         captured = read_headers(headers.read_text("utf-8"))
     except ValueError as exc:

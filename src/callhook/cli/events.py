@@ -9,17 +9,9 @@ from typing import Annotated
 
 import typer
 
-from callhook.core import times
-from callhook.core.clock import SystemClock
-from callhook.errors import CallhookError
-from callhook.events import ALL_EVENTS, DESCRIPTIONS, json_schema, sample_publish_request
-from callhook.events.docs import render_markdown
+from callhook.cli.common import command_group
 
-app = typer.Typer(
-    name="events",
-    help="The event catalog: list events, print the JSON Schema, print sample payloads.",
-    no_args_is_help=True,
-)
+app = command_group("events", "The event catalog: names, JSON Schema, sample payloads.")
 
 
 def _fail(message: str) -> typer.Exit:
@@ -28,6 +20,8 @@ def _fail(message: str) -> typer.Exit:
 
 
 def _parse_time(value: str) -> datetime:
+    from callhook.core import times
+
     try:
         return times.parse_rfc3339(value)
     except times.TimeInvalid as exc:
@@ -37,6 +31,8 @@ def _parse_time(value: str) -> datetime:
 @app.command("list")
 def list_events() -> None:
     """Print every event name with its description."""
+    from callhook.events import ALL_EVENTS, DESCRIPTIONS
+
     width = max(map(len, ALL_EVENTS))
     for name in ALL_EVENTS:
         typer.echo(f"{name:<{width}}  {DESCRIPTIONS[name]}")
@@ -44,7 +40,12 @@ def list_events() -> None:
 
 @app.command("schema")
 def schema() -> None:
-    """Print the JSON Schema of all event payloads, publish requests and delivery bodies."""
+    """Print the JSON Schema of events and deliveries.
+
+    Event payloads, publish requests and delivery bodies.
+    """
+    from callhook.events import json_schema
+
     typer.echo(json.dumps(json_schema(), indent=2, ensure_ascii=False))
 
 
@@ -62,6 +63,10 @@ def sample(
     ] = None,
 ) -> None:
     """Print a realistic, valid publish request for EVENT as JSON."""
+    from callhook.core.clock import SystemClock
+    from callhook.errors import CallhookError
+    from callhook.events import ALL_EVENTS, sample_publish_request
+
     if event not in ALL_EVENTS:
         raise _fail(f"unknown event '{event}'. Valid events: {', '.join(ALL_EVENTS)}.")
     now = _parse_time(at) if at is not None else SystemClock().now()
@@ -76,5 +81,10 @@ def sample(
 
 @app.command("docs")
 def docs() -> None:
-    """Print the Markdown event reference (docs/events.md is this output)."""
+    """Print the Markdown event reference.
+
+    docs/events.md is this output.
+    """
+    from callhook.events.docs import render_markdown
+
     typer.echo(render_markdown(), nl=False)

@@ -8,35 +8,46 @@ have. Any number of such supervisors and ``serve --no-worker`` processes can sha
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import gc
 import logging
-import multiprocessing
 import os
 import signal
 import time
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from callhook import logs
-from callhook.cli.common import DatabaseOption, console, settings_from_env
-from callhook.platform import Platform
-from callhook.settings import Settings
-from callhook.store.db import Database
-from callhook.store.migrate import upgrade
+from callhook.cli.common import DatabaseOption, console, display_url, settings_from_env
+
+if TYPE_CHECKING:
+    from callhook.platform import Platform
+    from callhook.settings import Settings
 
 
 def migrate(database_url: str | None = DatabaseOption) -> None:
     """Create or upgrade the database schema."""
+    from callhook.store.db import Database
+    from callhook.store.migrate import current, upgrade
+
     settings = settings_from_env(database_url=database_url)
     db = Database(settings.database_url)
     try:
+        before = current(db)
         upgrade(db)
+        after = current(db)
     finally:
         db.dispose()
-    console.print(f"Database is up to date ({settings.database_url})")
+    console.print(migrate_summary(before, after, display_url(settings.database_url)))
+
+
+def migrate_summary(before: str | None, after: str | None, where: str) -> str:
+    """What ``migrate`` did, in words: created, upgraded, or nothing to do."""
+    if before is None:
+        return f"Created the database schema (revision {after}) in {where}"
+    if before != after:
+        return f"Upgraded the database schema from revision {before} to {after} in {where}"
+    return f"The database schema is up to date (revision {after}) in {where}"
 
 
 #: Container allocations (net) between young-generation collections; CPython's default is 700.
@@ -98,19 +109,36 @@ def serve(
     ] = True,
     database_url: str | None = DatabaseOption,
 ) -> None:
-    """The HTTP API and (unless --no-worker) a delivery worker, in one process."""
+    """The API and dashboard, with a delivery worker.
+
+    One process; --no-worker leaves delivery to `callhook worker` processes.
+    """
+    from callhook import logs
+
     settings = settings_from_env(database_url=database_url, host=host, port=port)
     logs.configure(settings.log_level, json=settings.log_json)
     if auto_migrate:
+        from callhook.store.db import Database
+        from callhook.store.migrate import upgrade
+
         db = Database(settings.database_url)
         upgrade(db)
         db.dispose()
-    console.print(f"Callhook API on http://{settings.host}:{settings.port}  (worker: {worker})")
+    delivering = "and a delivery worker" if worker else "without a worker (--no-worker)"
+    console.print(
+        f"Callhook API and dashboard on http://{settings.host}:{settings.port} {delivering}; "
+        f"database {display_url(settings.database_url)}; metrics on /metrics. "
+        "Ctrl-C or SIGTERM drains and stops.",
+        highlight=False,
+        soft_wrap=True,
+    )
     run_server(settings, run_worker=worker)
 
 
 async def run_worker_until_signalled(platform: Platform) -> None:
     """Run one worker until SIGTERM/SIGINT: stop claiming, finish in-flight, release the rest."""
+    import asyncio
+
     from callhook.delivery.worker import Worker
 
     stop = asyncio.Event()
@@ -123,6 +151,11 @@ async def run_worker_until_signalled(platform: Platform) -> None:
 
 def run_worker_process(settings: Settings) -> None:
     """One worker process: one event loop, until SIGTERM/SIGINT."""
+    import asyncio
+
+    from callhook import logs
+    from callhook.platform import Platform
+
     logs.configure(settings.log_level, json=settings.log_json)
     platform = Platform.create(settings)
     with contextlib.suppress(ImportError):
@@ -144,6 +177,8 @@ CRASH_LOOP_SECONDS = 5.0
 
 def supervise(settings: Settings, processes: int) -> int:
     """Run ``processes`` worker processes until SIGTERM/SIGINT; restart any that die."""
+    import multiprocessing
+
     log = logging.getLogger("callhook.supervisor")
     ctx = multiprocessing.get_context("spawn")
     stopping = False
@@ -193,10 +228,27 @@ def worker(
     ] = 1,
     database_url: str | None = DatabaseOption,
 ) -> None:
-    """Delivery workers only (run as many as you like, on any machines, against one database)."""
+    """Delivery workers only (run as many as you like).
+
+    On any machines, against one database.
+    """
+    from callhook import logs
+
     settings = settings_from_env(database_url=database_url)
+    console.print(worker_banner(settings, processes, os.getpid()), highlight=False, soft_wrap=True)
     if processes == 1:
         run_worker_process(settings)
         return
     logs.configure(settings.log_level, json=settings.log_json)
     raise typer.Exit(supervise(settings, processes))
+
+
+def worker_banner(settings: Settings, processes: int, pid: int) -> str:
+    """The line ``callhook worker`` prints at start: what it serves and how to stop it."""
+    plural = "process" if processes == 1 else "processes"
+    return (
+        f"Callhook worker (pid {pid}): {processes} delivery {plural} on "
+        f"{display_url(settings.database_url)}, up to {settings.worker_max_in_flight} attempts "
+        f"in flight each. No HTTP port: queue metrics are on the API's /metrics "
+        "(callhook serve). SIGTERM or Ctrl-C drains and stops."
+    )

@@ -8,9 +8,6 @@ from typing import Annotated
 import typer
 
 from callhook.cli.common import DatabaseOption, JsonOption, console, print_json, settings_from_env
-from callhook.core.clock import SystemClock
-from callhook.store.db import Database
-from callhook.store.prune import prune as prune_store
 
 
 def prune(
@@ -30,9 +27,16 @@ def prune(
     as_json: bool = JsonOption,
     database_url: str | None = DatabaseOption,
 ) -> None:
-    """Delete delivered and failed deliveries, their attempts and unreferenced events older than
-    the retention age (and expired sessions, old failed sign-ins), in small batches that do not
-    hold up delivery."""
+    """Delete history past retention.
+
+    Delivered and failed deliveries, their attempts and unreferenced events older than the
+    retention age (and expired sessions, old failed sign-ins), in small batches that do not
+    hold up delivery.
+    """
+    from callhook.core.clock import SystemClock
+    from callhook.store.db import Database
+    from callhook.store.prune import prune as prune_store
+
     settings = settings_from_env(database_url=database_url)
     days = settings.retention_days if older_than_days is None else older_than_days
     if days <= 0 and older_than_days is None:

@@ -2,30 +2,30 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
-from rich.table import Table
 
-from callhook import simulate as sim
-from callhook.cli.common import DatabaseOption, console, err_console, settings_from_env
-from callhook.core.clock import SystemClock
+from callhook.cli.common import DatabaseOption, LazyModule, console, fail, settings_from_env
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from rich.console import Console
+    from rich.progress import Progress, TaskID
+    from rich.table import Table
+
+    from callhook import simulate as sim
+else:
+    sim = LazyModule("callhook.simulate")
 
 
 def summary_table(stats: sim.Stats) -> Table:
     """The end-of-run table: conversations by kind, events by name, rates and errors."""
+    from rich.table import Table
+
     table = Table(title="Simulation summary", show_header=True, header_style="bold")
     table.add_column("what")
     table.add_column("count / value", justify="right")
@@ -54,6 +54,8 @@ async def _watch(
     progress: Progress, task_id: TaskID, stats: sim.Stats, done: asyncio.Event
 ) -> None:
     """Refresh the bar with the live rate (over the last second) and the overall rate."""
+    import asyncio
+
     last_n, last_t = 0, time.monotonic()
     recent = 0.0
     while not done.is_set():
@@ -80,6 +82,14 @@ async def run_with_progress(
     show: bool = True,
 ) -> sim.Stats:
     """Drive the simulation under a Rich progress bar with live rates."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     stats = sim.Stats()
     progress = Progress(
         TextColumn("[bold]simulating[/bold]"),
@@ -90,6 +100,8 @@ async def run_with_progress(
         console=out,
         disable=not show,
     )
+    import asyncio
+
     done = asyncio.Event()
     with progress:
         task_id = progress.add_task("events", total=len(events), rate="")
@@ -135,13 +147,18 @@ def simulate(
     ] = None,
     database_url: str | None = DatabaseOption,
 ) -> None:
-    """Publish realistic call lifecycles (and SMS) through the ingest path."""
+    """Publish realistic call traffic for an account.
+
+    Call lifecycles (and SMS) through the ingest path, in process or over HTTP.
+    """
+    import asyncio
+
+    from callhook.core.clock import SystemClock
+
     if calls < 1 or concurrency < 1 or batch < 1:
-        err_console.print("[red]error:[/red] --calls, --concurrency and --batch must be ≥ 1")
-        raise typer.Exit(2)
+        raise fail("--calls, --concurrency and --batch must be ≥ 1")
     if url is not None and token is None:
-        err_console.print("[red]error:[/red] --url needs --token (scope events.write)")
-        raise typer.Exit(2)
+        raise fail("--url needs --token (scope events.write)")
     start = SystemClock().now()
     events = sim.plan(calls, seed=seed, start=start, rate=rate, speed=speed)
     if url is not None and token is not None:

@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup, escape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
@@ -35,11 +36,14 @@ SECURITY_HEADERS = {
 }
 
 
-def when(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
-    """A datetime as UTC text (``—`` for None)."""
+def when(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> Markup:
+    """A datetime as UTC text in a ``<time>`` element (``—`` for None). On wide screens the
+    stylesheet keeps a ``<time>`` on one line, so a table's time column does not wrap into three."""
     if value is None:
-        return "—"
-    return value.astimezone(UTC).strftime(fmt) + " UTC"
+        return Markup("—")
+    utc = value.astimezone(UTC)
+    machine = utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return Markup('<time datetime="{}">{} UTC</time>').format(machine, utc.strftime(fmt))
 
 
 def clock_time(value: datetime, now: datetime) -> str:
@@ -74,6 +78,12 @@ def pretty_json(raw: bytes | str | None) -> str:
         return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
 
 
+def breakable(value: object) -> Markup:
+    """``value`` escaped, with a line-break opportunity after each ``_`` (``<wbr>``), so that
+    ``incoming_call_end_chain_member_call`` wraps at its words in a narrow column."""
+    return Markup(str(escape(value)).replace("_", "_<wbr>"))  # noqa: S704 - escaped first
+
+
 def _environment() -> Environment:
     env = Environment(
         loader=FileSystemLoader(str(TEMPLATES)),
@@ -85,6 +95,7 @@ def _environment() -> Environment:
     env.filters["ms"] = milliseconds
     env.filters["percent"] = percent
     env.filters["pretty_json"] = pretty_json
+    env.filters["breakable"] = breakable
     return env
 
 
@@ -100,11 +111,14 @@ def page(
 ) -> HTMLResponse:
     """Render ``template`` with ``context`` (plus ``request``, ``viewer``, ``csrf_token``)."""
     viewer = getattr(request.state, "viewer", None)
+    settings = getattr(request.app.state, "settings", None)
     values: dict[str, Any] = {
         "request": request,
         "viewer": viewer,
         "csrf_token": viewer.csrf_token if viewer is not None else "",
         "path": request.url.path,
+        # The development setting: pages say what it allows instead of production's rules.
+        "unsafe_targets": bool(getattr(settings, "allow_unsafe_targets", False)),
     }
     values.update(context or {})
     html = _ENV.get_template(template).render(values)

@@ -1,8 +1,10 @@
 """Receive Callhook webhooks correctly: verify, parse, deduplicate, answer fast.
 
-Standard library only; the framework adapters live in submodules that import their framework
-lazily: :mod:`callhook.receiver.fastapi` (FastAPI / Starlette), :mod:`callhook.receiver.flask`,
-:mod:`callhook.receiver.django`, :mod:`callhook.receiver.aiohttp`.
+Also its own distribution, ``callhook-receiver`` (``packages/callhook-receiver``: this package and
+:mod:`callhook.signing`, nothing else). Standard library only; the framework adapters live
+in submodules that import their framework lazily: :mod:`callhook.receiver.fastapi` (FastAPI /
+Starlette), :mod:`callhook.receiver.flask`, :mod:`callhook.receiver.django`,
+:mod:`callhook.receiver.aiohttp`.
 
     from callhook.receiver import verify, parse, Deduplicator
 

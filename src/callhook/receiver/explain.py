@@ -85,6 +85,18 @@ def _decoded_key_callhook(body: bytes, ts: int, secret: str) -> str | None:
     return hmac.new(key, b"%d." % ts + body, hashlib.sha256).hexdigest()
 
 
+def _match(entry: str, secret: int, label: str, as_given: bool) -> tuple[Level, str]:
+    """The finding for a signature entry that verified over ``label``: a success over the body
+    as given, else a problem worded as one (a ✗ never sits beside "matches")."""
+    if as_given:
+        return "ok", f"{entry} matches secret #{secret} over {label}"
+    return (
+        "problem",
+        f"the body as given does not verify: {entry} was signed (secret #{secret}) over {label}; "
+        "verify the exact bytes received",
+    )
+
+
 def _bodies(body: bytes) -> list[tuple[str, bytes]]:
     """The body plus the variants a capture commonly adds, labelled."""
     variants = [("the body as given", body)]
@@ -125,17 +137,19 @@ def _explain_callhook(
             expected = sign_callhook(candidate, ts, secret)
             for j, digest in enumerate(digests, 1):
                 if hmac.compare_digest(expected, digest):
-                    level: Level = "ok" if candidate is body else "problem"
-                    out.add(level, f"entry {j} matches secret #{i} over {label}")
+                    out.add(*_match(f"entry {j}", i, label, candidate is body))
                     return
-    out.add("problem", f"no {HEADER_SIGNATURE} entry matches any of the {len(secrets)} secret(s)")
+    out.add(
+        "problem",
+        f"no {HEADER_SIGNATURE} entry was signed with any of the {len(secrets)} secret(s)",
+    )
     for i, secret in enumerate(secrets, 1):
         wrong = _decoded_key_callhook(body, ts, secret)
         if wrong is not None and wrong in digests:
             out.add(
                 "problem",
-                f"secret #{i} matches only when base64-decoded: {HEADER_SIGNATURE} keys the HMAC "
-                "with the whole whsec_… string as UTF-8",
+                f"wrong key: the signer used secret #{i} base64-decoded, but "
+                f"{HEADER_SIGNATURE} keys the HMAC with the whole whsec_… string as UTF-8",
             )
 
 
@@ -184,16 +198,15 @@ def _explain_standard(
             expected = sign_standard(candidate, msg_id, ts, secret)
             for j, sig in enumerate(found, 1):
                 if hmac.compare_digest(expected.encode(), sig.encode("utf-8", "replace")):
-                    level: Level = "ok" if candidate is body else "problem"
-                    out.add(level, f"v1 entry {j} matches secret #{i} over {label}")
+                    out.add(*_match(f"v1 entry {j}", i, label, candidate is body))
                     return
-    out.add("problem", f"no {HEADER_SW_SIGNATURE} entry matches any of the secret(s)")
+    out.add("problem", f"no {HEADER_SW_SIGNATURE} entry was signed with any of the secret(s)")
     for i, secret in enumerate(secrets, 1):
         if _raw_key_standard(body, msg_id, ts, secret) in found:
             out.add(
                 "problem",
-                f"secret #{i} matches only as a raw string: Standard Webhooks keys the HMAC with "
-                "the base64-decoded part after whsec_",
+                f"wrong key: the signer used secret #{i} as a raw string, but Standard Webhooks "
+                "keys the HMAC with the base64-decoded part after whsec_",
             )
 
 

@@ -1,5 +1,6 @@
 """FastAPI / Starlette adapter. Imports Starlette; the receiver core does not.
 
+    install(app)        # a rejection answers its own JSON (401/400) instead of {"detail": "…"}
     verifier = WebhookVerifier(secret, dedup=Deduplicator())
 
     @app.post("/webhook")

@@ -21,6 +21,9 @@ from callhook.settings import Settings
 from callhook.store.db import normalize_url
 from callhook.store.files import make_private_dirs, make_private_file, open_private
 
+#: The key file beside a SQLite database: read and written by its owner only.
+KEY_FILE_MODE = 0o600
+
 
 class SecretBox:
     """Encrypts and decrypts short strings with one master key."""
@@ -90,3 +93,16 @@ def load_secret_box(settings: Settings) -> SecretBox:
         # 0600 whatever the umask was when it was made (fixed with a warning, or refused).
         make_private_file(path)
     return SecretBox(decode_master_key(path.read_text()))
+
+
+def _restrict(path: Path) -> None:
+    """Owner-only access to a key file made by an older version or copied in loosely."""
+    mode = path.stat().st_mode & 0o777
+    if mode & ~KEY_FILE_MODE:
+        try:
+            path.chmod(KEY_FILE_MODE)
+        except PermissionError as exc:  # another user's file: say so rather than use it openly
+            raise ConfigurationError(
+                f"the key file {path} is readable by others (mode {mode:o}) and cannot be "
+                "restricted to its owner: chmod 600 it"
+            ) from exc

@@ -2,8 +2,8 @@
 
 One scenario, as a new customer would go through it: sign in, point the integration at an
 endpoint, send the test event, rotate the secret, watch a failure and recover, manage a token.
-Screenshots of every page go to a temporary folder (and to ``$CALLHOOK_SCREENSHOT_DIR`` when set,
-which is how ``docs/screenshots/`` was made).
+Screenshots of every step go to a temporary folder (and to ``$CALLHOOK_SCREENSHOT_DIR/journey``
+when set; ``docs/screenshots/`` comes from ``test_layout.py``).
 """
 
 from __future__ import annotations
@@ -58,8 +58,8 @@ class Shots:
     def __init__(self, folder: Path) -> None:
         self.folders = [folder]
         extra = os.environ.get("CALLHOOK_SCREENSHOT_DIR")
-        if extra:
-            self.folders.append(Path(extra))
+        if extra:  # beside the layout test's page-by-width set (test_layout.py)
+            self.folders.append(Path(extra) / "journey")
         for f in self.folders:
             f.mkdir(parents=True, exist_ok=True)
         self.taken: list[Path] = []

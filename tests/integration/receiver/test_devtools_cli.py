@@ -304,7 +304,7 @@ def test_listen_verifies_flags_and_forwards() -> None:
     assert "duplicate: event id evt_1 was already received" in output
     assert "out of order: call c1 sequence 2 arrived after 3" in output
     assert "BAD SIGNATURE" in output
-    assert "no X-Webhook-Signature entry matches" in output
+    assert "no X-Webhook-Signature entry was signed with" in output
     assert "forwarded to http://127.0.0.1" in output
 
 

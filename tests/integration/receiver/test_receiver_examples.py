@@ -25,7 +25,13 @@ from .receiver_http import (
     wait_for_port,
 )
 
-EXAMPLES = ["fastapi_receiver", "flask_receiver", "django_receiver", "aiohttp_receiver"]
+EXAMPLES = [
+    "fastapi_receiver",
+    "flask_receiver",
+    "django_receiver",
+    "aiohttp_receiver",
+    "stdlib_receiver",
+]
 OLD_SECRET = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"
 
 

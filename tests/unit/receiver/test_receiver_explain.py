@@ -6,6 +6,8 @@ import base64
 import hashlib
 import hmac
 
+import pytest
+
 from callhook.receiver import explain, verify
 from callhook.signing import signature_headers
 
@@ -42,7 +44,7 @@ def test_wrong_secret_and_stale() -> None:
     assert not result.verified
     text = messages(result)
     assert "3600 s ago" in text
-    assert "no X-Webhook-Signature entry matches any of the 1 secret(s)" in text
+    assert "no X-Webhook-Signature entry was signed with any of the 1 secret(s)" in text
     assert result.error is not None
     assert result.error.startswith("StaleTimestamp")
 
@@ -55,8 +57,40 @@ def test_wrong_key_derivations_are_named() -> None:
     captured["X-Webhook-Signature"] = "sha256=" + ours
     captured["webhook-signature"] = "v1," + base64.b64encode(std).decode()
     text = messages(explain(captured, BODY, SECRET, now=TS))
-    assert "matches only when base64-decoded" in text
-    assert "matches only as a raw string" in text
+    assert "the signer used secret #1 base64-decoded" in text
+    assert "the signer used secret #1 as a raw string" in text
+
+
+def _wrong_keys() -> dict[str, str]:
+    key = base64.b64decode(SECRET.removeprefix("whsec_"))
+    ours = hmac.new(key, f"{TS}.".encode() + BODY, hashlib.sha256).hexdigest()
+    std = hmac.new(SECRET.encode(), f"evt_1.{TS}.".encode() + BODY, hashlib.sha256).digest()
+    return {
+        **headers(),
+        "X-Webhook-Signature": "sha256=" + ours,
+        "webhook-signature": "v1," + base64.b64encode(std).decode(),
+    }
+
+
+@pytest.mark.parametrize(
+    ("captured", "body", "now"),
+    [
+        (headers(), BODY, TS),
+        (headers(), BODY + b"\n", TS),
+        (headers(), BODY + b"\r\n", TS),
+        (headers(OTHER), BODY, TS),
+        (headers(), BODY, TS + 3600),
+        (headers(), BODY, TS - 3600),
+        (_wrong_keys(), BODY, TS),
+        ({**headers(), "X-Webhook-Signature": "sha256=zz"}, BODY, TS),
+        ({"webhook-signature": "v1,x", "webhook-id": "a", "webhook-timestamp": "1"}, BODY, 1),
+    ],
+)
+def test_a_problem_never_reads_as_a_match(captured: dict[str, str], body: bytes, now: int) -> None:
+    """`callhook verify` prints ✗ beside every problem: none may read as a match."""
+    for finding in explain(captured, body, SECRET, now=now).findings:
+        if finding.level == "problem":
+            assert "match" not in finding.message
 
 
 def test_verdict_agrees_with_verify() -> None:
