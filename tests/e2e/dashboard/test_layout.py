@@ -1,8 +1,8 @@
 """Every dashboard page fits every screen: 390 (phone), 768 (tablet), 1280 and 1920 px wide.
 
 Real Chromium against a real server, worker and HTTPS receiver, with data as long as the forms
-and the ingest API allow (200-character names, pbx_ids and URLs, every event name, a failing
-endpoint). A page fails when the document is wider than the screen, or when anything inside
+and the ingest API allow (200-character names and URLs, 124-character pbx_ids, every event name,
+a failing endpoint). A page fails when the document is wider than the screen, or when anything inside
 ``main`` is cut: a table wider than its card, or any element whose content needs scrolling
 sideways (nothing on these pages should; text wraps, tables stack on narrow screens). Text
 fields, which scroll inside themselves by design, are the exception.
@@ -45,7 +45,8 @@ WIDTHS = (390, 768, 1280, 1920)
 SCREENSHOT_WIDTHS = (390, 1280)
 EMAIL = "operations-and-billing-team@acme-telecommunications-international.example"
 PASSWORD = "a long enough password"
-LONG = "x" * 200  # the longest token name, pbx_id and URL path segment the inputs accept
+LONG = "x" * 200  # the longest token name and URL path segment the inputs accept
+LONG_ID = "x" * 120  # and the longest pbx_id (ids are at most 128 characters)
 
 #: Everything that does not fit, in one pass over the rendered page.
 FIT_CHECK = """
@@ -181,16 +182,18 @@ def _start_failing(site: Site) -> None:
     site.receiver.status = 503
     before = _received(site)
     for i in range(3):
-        site.failed_delivery = _publish(site, "sms", seed=100 + i, pbx_id=f"{LONG[:190]}-{i}")
+        site.failed_delivery = _publish(site, "sms", seed=100 + i, pbx_id=f"{LONG_ID}-{i}")
     eventually(lambda: _received(site) == before + 3, timeout=30)
 
 
 def _publish(site: Site, event: str, *, seed: int, pbx_id: str | None = None) -> str:
     from callhook.publish import parse_event
 
+    from callhook.events.models import PBX_ID_FIELD
+
     item = sample_event(event, seed=seed, account_id=site.account_id)
-    if pbx_id is not None:
-        item["pbx_id"] = pbx_id
+    if pbx_id is not None:  # the catalog's rule: the pbx_id is the record's own id
+        item["pbx_id"] = item["data"][PBX_ID_FIELD[event]] = pbx_id
     published = site.server.platform.publisher.publish([parse_event(item)])[0]
     assert published.delivery_id is not None
     return published.delivery_id
