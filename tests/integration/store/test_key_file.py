@@ -47,7 +47,7 @@ def test_the_key_file_is_created_owner_only_whatever_the_umask(
     assert load_secret_box(settings).decrypt(box.encrypt("whsec_x")) == "whsec_x"
 
 
-@pytest.mark.parametrize("loose", [0o644, 0o640, 0o604, 0o666, 0o700])
+@pytest.mark.parametrize("loose", [0o644, 0o640, 0o604, 0o666, 0o660, 0o707])
 def test_a_loose_key_file_is_restricted_on_load(
     tmp_path: Path, open_umask: None, loose: int
 ) -> None:
