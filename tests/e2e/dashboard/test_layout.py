@@ -1,9 +1,9 @@
 """Every dashboard page fits every screen: 390 (phone), 768 (tablet), 1280 and 1920 px wide.
 
 Real Chromium against a real server, worker and HTTPS receiver, with data as long as the forms
-and the ingest API allow (200-character names and URLs, 124-character pbx_ids, every event name,
-a failing endpoint). A page fails when the document is wider than the screen, or when anything inside
-``main`` is cut: a table wider than its card, or any element whose content needs scrolling
+and the ingest API allow (200-character names and URLs, 128-character pbx_ids, every event name,
+a failing endpoint). A page fails when the document is wider than the screen, or when anything
+inside ``main`` is cut: a table wider than its card, or any element whose content needs scrolling
 sideways (nothing on these pages should; text wraps, tables stack on narrow screens). Text
 fields, which scroll inside themselves by design, are the exception.
 
@@ -187,9 +187,8 @@ def _start_failing(site: Site) -> None:
 
 
 def _publish(site: Site, event: str, *, seed: int, pbx_id: str | None = None) -> str:
-    from callhook.publish import parse_event
-
     from callhook.events.models import PBX_ID_FIELD
+    from callhook.publish import parse_event
 
     item = sample_event(event, seed=seed, account_id=site.account_id)
     if pbx_id is not None:  # the catalog's rule: the pbx_id is the record's own id
