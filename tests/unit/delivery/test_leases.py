@@ -37,7 +37,9 @@ def test_claimed_jobs_are_held_until_finished_or_released() -> None:
     leases.finish([a])
     leases.release([b])
     assert held(leases) == [c.delivery_id]
-    assert not leases.holds(a) and not leases.holds(b) and leases.holds(c)
+    assert not leases.holds(a)
+    assert not leases.holds(b)
+    assert leases.holds(c)
     assert leases.lost == 0
 
 
@@ -66,7 +68,8 @@ def test_a_job_being_recorded_is_not_lost_when_its_renewal_misses_it() -> None:
     assert leases.renewed(batch, set(), now=T0) == []
     assert leases.holds(a)
     leases.finish([a])
-    assert len(leases) == 0 and leases.lost == 0
+    assert len(leases) == 0
+    assert leases.lost == 0
 
 
 @pytest.mark.parametrize("gone", ["finished", "released"])
@@ -95,7 +98,8 @@ def test_news_of_an_old_claim_does_not_touch_a_new_claim_of_the_same_delivery() 
     leases.hold([new], now=T0 + timedelta(seconds=5))
     # The renewal of the old claim (its claim id is gone) must not make the new one lost.
     assert leases.renewed(batch, set(), now=T0 + timedelta(seconds=5)) == []
-    assert leases.holds(new) and not leases.holds(old)
+    assert leases.holds(new)
+    assert not leases.holds(old)
     # Nor does finishing or releasing the old one again.
     leases.finish([old])
     leases.release([old])
@@ -223,7 +227,8 @@ class LeaseLife(RuleBasedStateMachine):
         lost = self.leases.renewed(batch, renewed, now=self.now)
         self.reported_lost += len(lost)
         for job in lost:
-            assert job in self.live and job not in self.recording
+            assert job in self.live
+            assert job not in self.recording
             assert job.delivery_id not in renewed
             self._end(job, "lost")
 
