@@ -25,16 +25,19 @@ import logging
 import os
 import socket
 from collections import Counter, deque
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Self
 
 from callhook.core.breaker import TRIPPING, Breakers
 from callhook.core.clock import Clock
 from callhook.core.ids import Randomness, new_id
+from callhook.delivery import sidetasks
 from callhook.delivery.attempt import Attempts
 from callhook.delivery.dispatch import Dispatch
 from callhook.delivery.housekeeping import prune_periodically
 from callhook.delivery.sender import Sender
+from callhook.delivery.sidetasks import SideTask
 from callhook.metrics import Metrics
 from callhook.platform import Platform
 from callhook.settings import Settings
@@ -64,8 +67,11 @@ class Worker:
         box: SecretBox,
         metrics: Metrics | None = None,
         worker_id: str | None = None,
+        side_tasks: Sequence[SideTask] = (),
     ) -> None:
         self._db = db
+        # Work beside delivering (the alert sender), each watched: restarted if it raises.
+        self._side_tasks = tuple(side_tasks)
         self._settings = settings
         self._clock = clock
         self._rng = rng
@@ -107,6 +113,7 @@ class Worker:
             box=platform.box,
             metrics=platform.metrics,
             worker_id=worker_id,
+            side_tasks=sidetasks.for_platform(platform),
         )
 
     @property
@@ -145,6 +152,7 @@ class Worker:
                     )
                 ),
                 asyncio.create_task(self._relay_stop(stop)),
+                *(asyncio.create_task(sidetasks.watched(t, stop)) for t in self._side_tasks),
             ]
             try:
                 await self._claim_loop(stop)
