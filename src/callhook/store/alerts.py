@@ -69,8 +69,11 @@ def record_alert(
         for channel in Channel
     ]
     ins = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    result = conn.execute(ins(alerts).values(rows).on_conflict_do_nothing())
-    return result.rowcount > 0
+    # RETURNING, not rowcount: psycopg reports -1 for an INSERT that skipped a conflict.
+    inserted = conn.execute(
+        ins(alerts).values(rows).on_conflict_do_nothing().returning(alerts.c.channel)
+    ).all()
+    return bool(inserted)
 
 
 def claim_due(
