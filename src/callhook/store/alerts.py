@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, and_, func, or_, select, tuple_, update
+from sqlalchemy import Connection, and_, delete, func, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from callhook.alerts.model import Alert, AlertKind, AlertStatus, Channel
@@ -188,3 +188,22 @@ def for_endpoint(conn: Connection, endpoint_id: str) -> list[dict[str, Any]]:
         .order_by(alerts.c.created_at, alerts.c.id, alerts.c.channel)
     ).all()
     return [{**row._asdict(), "data": orjson.loads(row.data)} for row in rows]
+
+
+def prune_finished(conn: Connection, *, before: datetime, limit: int) -> int:
+    """Delete up to ``limit`` alerts that are done (sent, failed or skipped) and were created
+    before ``before``; pending ones stay whatever their age. Returns how many."""
+    done = [str(AlertStatus.SENT), str(AlertStatus.FAILED), str(AlertStatus.SKIPPED)]
+    keys = [
+        tuple(row)
+        for row in conn.execute(
+            select(alerts.c.id, alerts.c.channel)
+            .where(alerts.c.status.in_(done), alerts.c.created_at < before)
+            .limit(limit)
+        )
+    ]
+    if not keys:
+        return 0
+    return int(
+        conn.execute(delete(alerts).where(tuple_(alerts.c.id, alerts.c.channel).in_(keys))).rowcount
+    )

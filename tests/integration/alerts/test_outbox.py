@@ -357,3 +357,26 @@ async def test_a_refusing_alert_receiver_gets_the_same_alert_again(
     assert first.headers["webhook-id"] == second.headers["webhook-id"]
     assert (first.headers["X-Webhook-Attempt"], second.headers["X-Webhook-Attempt"]) == ("1", "2")
     assert _by_channel(platform, "ep_1")["webhook"]["status"] == AlertStatus.SENT
+
+
+def test_retention_prunes_finished_alerts_and_keeps_pending_ones(
+    platform_factory: Callable[..., Platform],
+) -> None:
+    from datetime import timedelta
+
+    from callhook.store.prune import prune
+
+    platform = platform_factory(clock=FakeClock())
+    clock: FakeClock = platform.clock  # type: ignore[assignment]
+    account = make_account(platform)
+    _failing(platform, "ep_1", account.id)
+    with platform.db.write() as conn:
+        for alert in outbox.claim_due(
+            conn, claim_id="clm_a", now=clock.now(), lease=timedelta(minutes=1), limit=10
+        ):
+            if alert.channel == "email":
+                outbox.finish(conn, alert, AlertStatus.SENT, now=clock.now())
+    clock.advance(31 * 86400)
+    report = prune(platform.db, now=clock.now(), older_than=timedelta(days=30))
+    assert report.alerts == 1
+    assert [r["channel"] for r in _rows(platform, "ep_1")] == ["webhook"]
