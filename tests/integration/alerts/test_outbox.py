@@ -5,6 +5,7 @@ a real local HTTPS receiver that verifies the signature; retried while a channel
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from aiohttp import web
 from callhook.alerts import AlertKind, AlertStatus
 from callhook.alerts.outbox import AlertSender
 from callhook.alerts.payload import RETRY_DELAYS
-from callhook.core.clock import FakeClock
+from callhook.core.clock import FakeClock, rfc3339_seconds
 from callhook.platform import Platform
 from callhook.signing import (
     WebhookVerificationError,
@@ -362,8 +363,6 @@ async def test_a_refusing_alert_receiver_gets_the_same_alert_again(
 def test_retention_prunes_finished_alerts_and_keeps_pending_ones(
     platform_factory: Callable[..., Platform],
 ) -> None:
-    from datetime import timedelta
-
     from callhook.store.prune import prune
 
     platform = platform_factory(clock=FakeClock())
@@ -380,3 +379,71 @@ def test_retention_prunes_finished_alerts_and_keeps_pending_ones(
     report = prune(platform.db, now=clock.now(), older_than=timedelta(days=30))
     assert report.alerts == 1
     assert [r["channel"] for r in _rows(platform, "ep_1")] == ["webhook"]
+
+
+async def test_failing_warnings_disabled_recovered_each_sent_once_on_each_channel(
+    tmp_path: Path, tls: Tls
+) -> None:
+    """What the state machine will do, hour by hour with a fake clock: record each transition
+    once its time has come — and again on every later tick, the worst case of re-evaluation;
+    each alert goes out once per channel, in order."""
+    clock = FakeClock()
+    start = clock.now()
+
+    def at(hours: int) -> str:
+        return rfc3339_seconds(start + timedelta(hours=hours))
+
+    disable_at = at(120)
+    timeline = [
+        (0, AlertKind.ENDPOINT_FAILING),
+        (96, AlertKind.ENDPOINT_DISABLE_WARNING),  # 24 h before disabling
+        (119, AlertKind.ENDPOINT_DISABLE_WARNING),  # 1 h before
+        (120, AlertKind.ENDPOINT_DISABLED),
+        (130, AlertKind.ENDPOINT_RECOVERED),
+    ]
+    receiver = await Receiver(tls.server_context()).start()
+    try:
+        with smtp_server(tls=tls, login=LOGIN) as (mailbox, port):
+            platform = _alerting_platform(
+                tmp_path,
+                tls,
+                clock,
+                smtp_port=port,
+                operational_webhook_url=receiver.url,
+                operational_webhook_secret=OPS_SECRET,
+            )
+            account = make_account(platform)
+            make_user(platform, account.id, "ana@pbx.example.com")
+            new = 0
+            async with AlertSender.for_platform(platform) as sender:
+                for hour in range(140):
+                    clock.set(start + timedelta(hours=hour))
+                    with platform.db.write() as conn:
+                        for since, kind in timeline:
+                            if since > hour:
+                                continue
+                            data = {
+                                "transition_at": at(since),
+                                "url": "https://pbx.example.com/hook",
+                                "disable_at": disable_at,
+                            }
+                            new += outbox.record_alert(
+                                conn, kind, account.id, "ep_1", data, clock.now()
+                            )
+                    await sender.drain_once()
+    finally:
+        await receiver.stop()
+
+    assert new == len(timeline)
+    kinds = [str(kind) for _, kind in timeline]
+    assert [orjson.loads(r.body)["event"] for r in receiver.received] == kinds
+    assert [m.message["X-Callhook-Alert"] for m in mailbox.mails] == kinds
+    subjects = [m.message["Subject"] for m in mailbox.mails]
+    assert (
+        subjects[1]
+        == subjects[2]
+        == (
+            "[Callhook] Endpoint https://pbx.example.com/hook will be disabled on "
+            f"{disable_at} unless it recovers"
+        )
+    )
