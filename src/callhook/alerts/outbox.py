@@ -112,6 +112,9 @@ class AlertSender:
         return len(claimed)
 
     def _claim(self, claim_id: str, now: datetime) -> list[Alert]:
+        with self._db.read() as conn:
+            if not outbox.any_due(conn, now=now):
+                return []
         with self._db.write() as conn:
             return outbox.claim_due(conn, claim_id=claim_id, now=now, lease=LEASE, limit=BATCH)
 

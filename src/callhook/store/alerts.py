@@ -76,6 +76,17 @@ def record_alert(
     return bool(inserted)
 
 
+def _due(now: datetime) -> Any:
+    free = or_(alerts.c.lease_until.is_(None), alerts.c.lease_until <= now)
+    return and_(alerts.c.status == str(AlertStatus.PENDING), alerts.c.next_attempt_at <= now, free)
+
+
+def any_due(conn: Connection, *, now: datetime) -> bool:
+    """Whether some alert is due and not leased: a read, so an idle sender never takes the
+    writer's turn (SQLite has one) only to find nothing."""
+    return conn.execute(select(alerts.c.id).where(_due(now)).limit(1)).first() is not None
+
+
 def claim_due(
     conn: Connection, *, claim_id: str, now: datetime, lease: timedelta, limit: int
 ) -> list[Alert]:
