@@ -36,6 +36,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stop = asyncio.Event()
         task = None
+        app.state.ingest_writer = ingest.ingest_writer(platform)  # closed at shutdown
         if run_worker:
             worker = Worker.for_platform(platform)
             platform.publisher.on_publish(worker.wake)
@@ -44,6 +45,8 @@ def create_app(
         try:
             yield
         finally:
+            # uvicorn has finished the requests in flight: what they queued is written.
+            await asyncio.to_thread(ingest.writer_of(app).close, 30.0)
             stop.set()
             if task is not None:
                 await task
@@ -58,6 +61,7 @@ def create_app(
     )
     app.state.platform = platform
     app.state.settings = settings
+    app.state.ingest_writer = ingest.ingest_writer(platform)
     error_mapping.install(app)
     app.include_router(health.router)
     app.include_router(ingest.router)
