@@ -17,8 +17,8 @@ Nothing is recorded in docs/performance.md automatically: the table is printed, 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import asyncio
+import contextlib
 import os
 import shutil
 import subprocess
