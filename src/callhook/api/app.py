@@ -26,9 +26,12 @@ def create_app(
     clock: Clock | None = None,
     rng: Randomness | None = None,
     run_worker: bool = False,
+    fast_ingest: bool = True,
 ) -> FastAPI:
     """Build the ASGI app. With ``run_worker`` the app also runs a delivery worker, woken on
     every publish, started and drained by the app's lifespan (SIGTERM drains in-flight attempts).
+    ``fast_ingest=False`` leaves publishing to the FastAPI route alone (``IngestFastPath``
+    answers the same; tests compare the two).
     """
     platform = platform or Platform.create(settings, clock=clock, rng=rng)
 
@@ -66,6 +69,9 @@ def create_app(
     app.include_router(health.router)
     app.include_router(ingest.router)
     _include_optional_routers(app)
+    # Added first, so inside RequestIdMiddleware (the last added is the outermost).
+    if fast_ingest:
+        app.add_middleware(ingest.IngestFastPath)
     app.add_middleware(RequestIdMiddleware)
     return app
 

@@ -38,7 +38,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
@@ -55,14 +55,24 @@ Result = TypeVar("Result")
 #: Items (events) per group at most; a unit larger than this is still written whole, alone.
 MAX_ITEMS = 2000
 
+#: ``prepare(conn, memo, items) -> items``: a unit's check in the group's transaction, before
+#: the write (``memo`` is shared by the group's units: a lookup made once per group).
+Prepare = Callable[[Connection, dict[Any, Any], Sequence[Item]], Sequence[Item]]
+
 
 @dataclass(slots=True)
 class _Unit(Generic[Item, Result]):
     items: Sequence[Item]
     future: asyncio.Future[list[Result]]
     loop: asyncio.AbstractEventLoop
+    prepare: Prepare[Item] | None = None
+    ready: Sequence[Item] = ()
     results: list[Result] | None = None
     error: BaseException | None = None
+
+    def prepared(self, conn: Connection, memo: dict[Any, Any]) -> Sequence[Item]:
+        self.ready = self.items if self.prepare is None else self.prepare(conn, memo, self.items)
+        return self.ready
 
 
 @dataclass(slots=True)
@@ -104,16 +114,25 @@ class GroupCommitter(Generic[Item, Result]):
         self.stats = GroupStats()
 
     # --- callers ------------------------------------------------------------------------------
-    async def submit(self, items: Sequence[Item]) -> list[Result]:
+    async def submit(
+        self, items: Sequence[Item], *, prepare: Prepare[Item] | None = None
+    ) -> list[Result]:
         """Queue ``items`` as one unit; return its results once committed, or raise its error
         (``StoreUnavailable`` when the store cannot take the group; ``RuntimeError`` after
-        ``close``)."""
+        ``close``).
+
+        ``prepare(conn, memo, items)``, when given, runs in the group's transaction before the
+        write and returns the items to write (or raises: the unit fails alone). It may write
+        (it is rolled back with its unit), but must not raise after writing. The publish route
+        authenticates here: the token is read in the transaction that writes the events, once
+        per group, instead of in a transaction of its own on another thread per request.
+        """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[Result]] = loop.create_future()
         with self._cond:
             if self._closed:
                 raise RuntimeError("the group committer is closed")
-            self._queue.append(_Unit(items, future, loop))
+            self._queue.append(_Unit(items, future, loop, prepare))
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
                 self._thread.start()
@@ -174,36 +193,51 @@ class GroupCommitter(Generic[Item, Result]):
                 log.warning("after_commit failed", exc_info=True)
 
     def _fast(self, group: list[_Unit[Item, Result]]) -> bool:
-        """The whole group as one unit; False (rolled back) if anything in it failed."""
-        items = [item for unit in group for item in unit.items]
+        """The whole group as one unit; False (rolled back) if anything in it failed. A unit
+        whose ``prepare`` fails is left out with its error (it wrote nothing)."""
+        live: list[_Unit[Item, Result]] = []
         try:
             with self._db.write() as conn:
-                results = self._write(conn, items)
+                memo: dict[Any, Any] = {}
+                for unit in group:
+                    unit.error = None
+                    try:
+                        unit.prepared(conn, memo)
+                    except Exception as exc:
+                        if _outage(exc):
+                            raise
+                        unit.error = exc
+                    else:
+                        live.append(unit)
+                items = [item for unit in live for item in unit.ready]
+                results = self._write(conn, items) if items else []
         except Exception as exc:
-            if isinstance(exc, StoreUnavailable) or unavailability(exc) is not None:
+            if _outage(exc):
                 raise
             return False
         start = 0
-        for unit in group:
-            unit.results = results[start : start + len(unit.items)]
-            start += len(unit.items)
+        for unit in live:
+            unit.results = results[start : start + len(unit.ready)]
+            start += len(unit.ready)
         return True
 
     def _one_by_one(self, group: list[_Unit[Item, Result]]) -> None:
         """Each unit in its own savepoint of one transaction; a failing unit fails alone."""
         pending: list[tuple[_Unit[Item, Result], list[Result]]] = []
         with self._db.write() as conn:
+            memo: dict[Any, Any] = {}
             for unit in group:
+                unit.error = None
                 for attempt in range(2):
                     try:
                         with conn.begin_nested():
-                            results = self._write(conn, unit.items)
+                            results = self._write(conn, unit.prepared(conn, memo))
                     except IntegrityError as exc:
                         if attempt == 0:
                             continue  # the second pass finds the other writer's row
                         unit.error = exc
                     except Exception as exc:
-                        if unavailability(exc) is not None:
+                        if _outage(exc):
                             raise  # the store, not this unit: fails the group
                         unit.error = exc
                     else:
@@ -233,4 +267,9 @@ def _settle(units: list[_Unit[Item, Result]]) -> None:
             unit.future.set_result(unit.results)
 
 
-__all__ = ["MAX_ITEMS", "GroupCommitter", "GroupStats"]
+def _outage(exc: Exception) -> bool:
+    """The store cannot work (a full disk, an unreachable server): not one unit's fault."""
+    return isinstance(exc, StoreUnavailable) or unavailability(exc) is not None
+
+
+__all__ = ["MAX_ITEMS", "GroupCommitter", "GroupStats", "Prepare"]
