@@ -146,12 +146,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true", help="py-spy the single-event load")
     parser.add_argument("--no-batches", action="store_true")
     parser.add_argument("--workdir", type=Path)
+    parser.add_argument(
+        "--server-src",
+        type=Path,
+        help="serve the callhook package from this src/ directory instead (e.g. an exported "
+        "older commit: `git archive main src | tar -x -C /tmp/base`), for before/after runs",
+    )
     args = parser.parse_args(argv)
     command = "python -m bench.ingest " + " ".join(sys.argv[1:] if argv is None else argv)
     with tempfile.TemporaryDirectory(prefix="callhook-ingest-") as tmp:
         workdir = args.workdir or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
         cluster = Cluster(workdir)
+        if args.server_src is not None:
+            plain_env = cluster.env
+
+            def env() -> dict[str, str]:
+                out = plain_env()
+                out["PYTHONPATH"] = f"{args.server_src.resolve()}:{out['PYTHONPATH']}"
+                return out
+
+            cluster.env = env  # type: ignore[method-assign]
         drop = None
         if args.database == "postgresql":
             from bench.phases import _drop_schema, _postgres_schema
