@@ -170,6 +170,11 @@ class Publisher:
             self.notify()
         return results
 
+    def write(self, conn: Connection, requests: Sequence[PublishRequest]) -> list[Published]:
+        """``publish`` inside the caller's transaction: no commit, no retry, no wake-up (for
+        ``callhook.store.group_commit``, which commits many publishes together)."""
+        return self._publish(conn, requests)
+
     def notify(self) -> None:
         """Tell listeners that deliveries are due now (after a publish or a redelivery)."""
         for listener in self._listeners:
