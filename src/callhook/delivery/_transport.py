@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Final
 
 import pycurl
+from aiohttp.abc import AbstractResolver
 
 from callhook.core.clock import monotonic
 from callhook.core.urlvet import WebhookURL
@@ -67,8 +68,10 @@ class Transport:
     """POSTs over pooled, pinned connections. Open with :meth:`open` on the loop that will use
     it; :meth:`close` closes every connection."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, dns: AbstractResolver | None = None) -> None:
+        # ``dns``: the raw resolver the VettingResolver asks (default: the system's, threaded).
         self._settings = settings
+        self._dns_inner = dns
         self._ca = str(settings.ca_bundle) if settings.ca_bundle is not None else None
         self._resolver: VettingResolver | None = None
         self._curl: CurlLoop | None = None
@@ -82,7 +85,9 @@ class Transport:
     def open(self) -> None:
         in_flight = max(self._settings.worker_max_in_flight, 1)
         self._curl = CurlLoop(Limits(total=in_flight, per_host=in_flight))
-        self._resolver = VettingResolver(allow_unsafe=self._settings.allow_unsafe_targets)
+        self._resolver = VettingResolver(
+            allow_unsafe=self._settings.allow_unsafe_targets, inner=self._dns_inner
+        )
         if self._ca is None:
             self._ca = system_ca_bundle()
 
@@ -96,6 +101,13 @@ class Transport:
         if self._resolver is not None:
             await self._resolver.close()
             self._resolver = None
+
+    def cached(self, target: WebhookURL) -> tuple[str, ...] | None:
+        """The vetted addresses for ``target``'s host if a lookup of it is still fresh."""
+        cached = self._dns.get((target.host, target.port))
+        if cached is not None and cached[0] > monotonic():
+            return cached[1]
+        return None
 
     async def addresses(self, target: WebhookURL) -> tuple[str, ...]:
         """The vetted addresses to connect to for a host name (cached ``DNS_TTL`` seconds).
@@ -162,19 +174,15 @@ class Transport:
         else:
             handle.unsetopt(pycurl.CONNECT_TO)
         handle.setopt(pycurl.HTTPHEADER, headers)
-        handle.setopt(pycurl.POSTFIELDS, body)
-        handle.setopt(pycurl.POSTFIELDSIZE, len(body))
-        ms = max(int(seconds * 1000), 1)
-        handle.setopt(pycurl.TIMEOUT_MS, ms)
-        handle.setopt(pycurl.CONNECTTIMEOUT_MS, ms)
+        handle.setopt(pycurl.POSTFIELDS, body)  # pycurl sets the size (NULs allowed)
+        # One limit for everything: connecting, TLS, sending, the head, the kept body.
+        handle.setopt(pycurl.TIMEOUT_MS, max(int(seconds * 1000), 1))
         handle.setopt(pycurl.HEADERFUNCTION, answer.on_header)
         handle.setopt(pycurl.WRITEFUNCTION, answer.on_body)
         return handle
 
     def _release(self, handle: pycurl.Curl) -> None:
-        # The callbacks hold the answer, the body is the caller's: let both go.
-        handle.unsetopt(pycurl.HEADERFUNCTION)
-        handle.unsetopt(pycurl.WRITEFUNCTION)
+        # Its callbacks and body are replaced by the next transfer that takes it.
         if len(self._handles) < _HANDLE_POOL:
             self._handles.append(handle)
         else:

@@ -149,8 +149,11 @@ class Sender:
             target = _vetted(url, self._settings.allow_unsafe_targets)
             addresses: tuple[str, ...] = ()
             if target.literal_ip is None:
-                async with asyncio.timeout(limit):
-                    addresses = await transport.addresses(target)
+                fresh = transport.cached(target)
+                if fresh is None:
+                    async with asyncio.timeout(limit):
+                        fresh = await transport.addresses(target)
+                addresses = fresh
             exchange = await transport.post(
                 target,
                 body=body,
