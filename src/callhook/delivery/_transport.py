@@ -16,8 +16,12 @@ Rules kept here (docs/architecture.md, "Delivery"):
   never followed, no ``Accept-Encoding`` (bodies are stored as sent).
 * **One time limit** (``delivery_timeout``) for the whole attempt: resolving, connecting, TLS,
   sending, the answer's head and as much of its body as is kept.
-* **Connections are reused**: one ``CurlMulti`` per sender keeps up to ``worker_max_in_flight``
-  connections (idle ones included) and TLS sessions; easy handles are pooled too.
+* **Connections are reused** (a new TLS connection costs about 1 ms of CPU, a request on a
+  warm one well under 0.1 ms): one ``CurlMulti`` per sender keeps up to
+  ``worker_max_in_flight`` connections, idle ones included, for up to ``IDLE_SECONDS`` idle,
+  and TLS sessions; easy handles are pooled too. libcurl opens a second connection to an
+  endpoint only while every open one is busy, so a worker holds per endpoint at most as many
+  connections as it has attempts in flight to it (``worker_per_endpoint_limit``, 32).
 """
 
 from __future__ import annotations
@@ -42,6 +46,9 @@ from callhook.settings import Settings
 #: look for a Red Hat path, which does not exist here, so the bundle is always set explicitly.
 DEBIAN_CA_BUNDLE: Final = "/etc/ssl/certs/ca-certificates.crt"
 DNS_TTL: Final = 10.0
+#: A connection idle longer than this is closed rather than reused: endpoints' servers drop idle
+#: keep-alive connections on their own timers (as aiohttp's connector did, 60 s).
+IDLE_SECONDS: Final = 60
 _HANDLE_POOL: Final = 256
 
 
@@ -206,4 +213,5 @@ class Transport:
             handle.unsetopt(pycurl.CAPATH)
         handle.setopt(pycurl.TCP_NODELAY, 1)
         handle.setopt(pycurl.TCP_KEEPALIVE, 1)
+        handle.setopt(pycurl.MAXAGE_CONN, IDLE_SECONDS)
         return handle
