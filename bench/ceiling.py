@@ -6,8 +6,8 @@ no vetting or classification. What the worker reaches is reported as a ratio of 
 
 ``--client pycurl`` (the default) is the fastest client that meets our request rules
 (docs/decisions.md, "HTTP client for deliveries"): libcurl's multi interface on the event loop,
-the driver the sender uses (``callhook.delivery._curl``), with plain easy handles (no pinning,
-no head checks). ``--client aiohttp`` is the loop with the client the sender used before.
+(``pycurl.AsyncCurlMulti``, as the sender uses it), with plain easy handles (no pinning, no
+head checks). ``--client aiohttp`` is the loop with the client the sender used before.
 
 Run: ``python -m bench.ceiling --url URL --seconds S --concurrency C [--client NAME]`` prints
 one JSON line.
@@ -24,7 +24,6 @@ import aiohttp
 import orjson
 import pycurl
 
-from callhook.delivery._curl import CurlLoop, Limits
 from callhook.delivery.sender import request_headers
 
 SECRET = "whsec_" + base64.b64encode(b"bench-ceiling-secret-32-bytes!!!").decode()  # unverified
@@ -68,7 +67,8 @@ def signed(n: int) -> tuple[bytes, dict[str, str]]:
 
 
 async def run_pycurl(url: str, seconds: float, concurrency: int) -> dict[str, float]:
-    driver = CurlLoop(Limits(total=concurrency, per_host=concurrency))
+    multi = pycurl.AsyncCurlMulti()
+    multi.setopt(pycurl.M_MAXCONNECTS, concurrency)
     done = 0
     errors = 0
     deadline = time.monotonic() + seconds
@@ -87,11 +87,15 @@ async def run_pycurl(url: str, seconds: float, concurrency: int) -> dict[str, fl
             body, headers = signed(n)
             handle.setopt(pycurl.HTTPHEADER, [f"{h}: {v}" for h, v in headers.items()])
             handle.setopt(pycurl.POSTFIELDS, body)
-            errno, _message = await driver.perform(handle)
-            if errno == 0 and handle.getinfo(pycurl.RESPONSE_CODE) == 200:
-                done += 1
-            else:
+            try:
+                await multi.perform(handle)
+            except pycurl.error:
                 errors += 1
+            else:
+                if handle.getinfo(pycurl.RESPONSE_CODE) == 200:
+                    done += 1
+                else:
+                    errors += 1
             n += concurrency
         handle.close()
 
@@ -100,7 +104,7 @@ async def run_pycurl(url: str, seconds: float, concurrency: int) -> dict[str, fl
     try:
         await asyncio.gather(*(loop(k) for k in range(concurrency)))
     finally:
-        driver.close()
+        await multi.aclose()
     elapsed = time.monotonic() - t0
     cpu = time.process_time() - cpu0
     return {

@@ -37,7 +37,6 @@ from aiohttp.abc import AbstractResolver
 
 from callhook.core.clock import monotonic
 from callhook.core.urlvet import WebhookURL
-from callhook.delivery._curl import CurlLoop, Limits
 from callhook.delivery._head import Answer
 from callhook.delivery.resolver import VettingResolver
 from callhook.settings import Settings
@@ -81,7 +80,7 @@ class Transport:
         self._dns_inner = dns
         self._ca = str(settings.ca_bundle) if settings.ca_bundle is not None else None
         self._resolver: VettingResolver | None = None
-        self._curl: CurlLoop | None = None
+        self._multi: pycurl.AsyncCurlMulti | None = None
         self._handles: list[pycurl.Curl] = []
         self._dns: dict[tuple[str, int], tuple[float, tuple[str, ...]]] = {}
         protocols = pycurl.PROTO_HTTPS
@@ -90,8 +89,16 @@ class Transport:
         self._protocols = protocols
 
     def open(self) -> None:
+        # pycurl's own asyncio driver: libcurl's multi-socket API on this loop's readers,
+        # writers and timers; no threads. Its connection cache is what reuses connections.
         in_flight = max(self._settings.worker_max_in_flight, 1)
-        self._curl = CurlLoop(Limits(total=in_flight, per_host=in_flight))
+        multi = pycurl.AsyncCurlMulti()
+        multi.setopt(pycurl.M_MAXCONNECTS, in_flight)
+        multi.setopt(pycurl.M_MAX_TOTAL_CONNECTIONS, in_flight)
+        # A bound the worker's own per-endpoint cap keeps it under: never a queue inside the
+        # time limit.
+        multi.setopt(pycurl.M_MAX_HOST_CONNECTIONS, in_flight)
+        self._multi = multi
         self._resolver = VettingResolver(
             allow_unsafe=self._settings.allow_unsafe_targets, inner=self._dns_inner
         )
@@ -99,9 +106,9 @@ class Transport:
             self._ca = system_ca_bundle()
 
     async def close(self) -> None:
-        if self._curl is not None:
-            self._curl.close()
-            self._curl = None
+        if self._multi is not None:
+            await self._multi.aclose()
+            self._multi = None
         for handle in self._handles:
             handle.close()
         self._handles.clear()
@@ -145,7 +152,8 @@ class Transport:
     ) -> Exchange:
         """POST ``body`` to ``target`` within ``seconds``; pinned to ``addresses`` in order
         (empty for an IP-literal host). Never raises for what the endpoint does."""
-        assert self._curl is not None, "open() first"
+        multi = self._multi
+        assert multi is not None, "open() first"
         deadline = monotonic() + seconds
         tries = addresses or ("",)
         for i, address in enumerate(tries):
@@ -154,7 +162,13 @@ class Transport:
             if remaining <= 0:
                 return Exchange(pycurl.E_OPERATION_TIMEDOUT, "time limit reached", answer)
             handle = self._prepare(target, address, body, headers, answer, remaining)
-            errno, message = await self._curl.perform(handle)
+            try:
+                await multi.perform(handle)
+                errno, message = 0, ""
+            except pycurl.error as exc:
+                # (code, message), as libcurl reported it.
+                errno, message = int(exc.args[0]), str(exc.args[-1])
+            # Cancelled mid-transfer, the handle is dropped instead (its connection closed).
             self._release(handle)
             last = i == len(tries) - 1
             if errno == pycurl.E_COULDNT_CONNECT and not last:

@@ -4,8 +4,9 @@ Security by default: HTTPS only, certificates verified (system bundle, or ``CALL
 redirects never followed, and every connection goes to an address the ``VettingResolver`` has
 vetted (the lookup that vets is the one the connection is pinned to, so DNS rebinding has no
 window). IP-literal hosts never reach a resolver, so the URL is parsed and vetted again before
-each try. The network side lives in ``_transport`` (resolve, pin, POST), ``_curl`` (libcurl's
-multi interface on the event loop) and ``_head`` (the answer, checked as it arrives).
+each try. The network side lives in ``_transport`` (resolve, pin, POST over libcurl, driven by
+pycurl's own ``AsyncCurlMulti`` on the event loop) and ``_head`` (the answer, checked as it
+arrives).
 
 Everything the endpoint sends back is untrusted: once a complete, well-formed head has arrived,
 the status is the endpoint's answer, and a body that arrives slowly, in pieces, cut short or
