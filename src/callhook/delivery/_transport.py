@@ -13,7 +13,8 @@ Rules kept here (docs/architecture.md, "Delivery"):
   connection, the next is tried within the same time limit.
 * **HTTPS only** (plain HTTP too with ``allow_unsafe_targets``), certificates and names
   verified against ``ca_bundle`` or the system bundle, TLS 1.2 or later, HTTP/1.1, redirects
-  never followed, no ``Accept-Encoding`` (bodies are stored as sent).
+  never followed, no ``Accept-Encoding`` (bodies are stored as sent), no proxy (the
+  environment's ``https_proxy`` is ignored, as aiohttp ignored it).
 * **One time limit** (``delivery_timeout``) for the whole attempt: resolving, connecting, TLS,
   sending, the answer's head and as much of its body as is kept.
 * **Connections are reused** (a new TLS connection costs about 1 ms of CPU, a request on a
@@ -212,6 +213,9 @@ class Transport:
     def _new_handle(self) -> pycurl.Curl:
         handle = pycurl.Curl()
         handle.setopt(pycurl.NOSIGNAL, 1)
+        # libcurl honours https_proxy / ALL_PROXY from the environment by default: a proxy would
+        # connect wherever it likes, past the pinned address. Deliveries never use one.
+        handle.setopt(pycurl.PROXY, "")
         handle.setopt(pycurl.POST, 1)
         handle.setopt(pycurl.FOLLOWLOCATION, 0)
         handle.setopt(pycurl.PROTOCOLS, self._protocols)

@@ -153,6 +153,33 @@ async def test_an_unsafe_answer_refuses_the_host_before_connecting(
     assert server.hosts == []
 
 
+async def test_a_proxy_in_the_environment_is_not_used(
+    tls: Tls, server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A proxy would connect wherever it likes, past the pinned address.
+    proxied: list[asyncio.StreamWriter] = []
+
+    async def proxy(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        proxied.append(writer)
+        writer.close()
+
+    listener = await asyncio.start_server(proxy, "127.0.0.1", 0)
+    proxy_url = f"http://127.0.0.1:{listener.sockets[0].getsockname()[1]}"
+    for name in ("https_proxy", "HTTPS_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(name, proxy_url)
+    transport = Transport(settings(tls), dns=Dns("127.0.0.1"))
+    transport.open()
+    try:
+        exchange = await post(transport, f"https://hooks.example:{server.port}/hook")
+    finally:
+        await transport.close()
+        listener.close()
+        await listener.wait_closed()
+    assert (exchange.errno, exchange.answer.status) == (0, 200)
+    assert proxied == []
+    assert server.hosts == [f"hooks.example:{server.port}"]
+
+
 async def test_keep_alive_connections_are_reused(tls: Tls, server: Server) -> None:
     dns = Dns("127.0.0.1")
     transport = Transport(settings(tls), dns=dns)
