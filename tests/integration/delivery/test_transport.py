@@ -247,3 +247,17 @@ def test_without_a_configured_bundle_the_system_bundle_is_used(
     bundle.write_text("")
     monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
     assert _transport.system_ca_bundle() == str(bundle)
+
+
+async def test_without_a_configured_bundle_certificates_are_checked_against_the_system_one(
+    tls: Tls, server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # OpenSSL's system bundle, as SSL_CERT_FILE names it: here, the test CA.
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls.ca_path))
+    transport = Transport(settings(tls, ca_bundle=None), dns=Dns("127.0.0.1"))
+    transport.open()
+    try:
+        exchange = await post(transport, f"https://hooks.example:{server.port}/hook")
+    finally:
+        await transport.close()
+    assert (exchange.errno, exchange.answer.status) == (0, 200)
