@@ -90,14 +90,15 @@ class Transport:
         self._protocols = protocols
 
     def open(self) -> None:
+        """Create the connection pool; it binds to the event loop of its first transfer."""
         # pycurl's own asyncio driver: libcurl's multi-socket API on this loop's readers,
         # writers and timers; no threads. Its connection cache is what reuses connections.
         in_flight = max(self._settings.worker_max_in_flight, 1)
         multi = pycurl.AsyncCurlMulti()
         multi.setopt(pycurl.M_MAXCONNECTS, in_flight)
         multi.setopt(pycurl.M_MAX_TOTAL_CONNECTIONS, in_flight)
-        # A bound the worker's own per-endpoint cap keeps it under: never a queue inside the
-        # time limit.
+        # As high as the total: a transfer must never wait for a connection inside its time
+        # limit. Per-endpoint fairness is the worker's (worker_per_endpoint_limit).
         multi.setopt(pycurl.M_MAX_HOST_CONNECTIONS, in_flight)
         self._multi = multi
         self._resolver = VettingResolver(
@@ -107,6 +108,7 @@ class Transport:
             self._ca = system_ca_bundle()
 
     async def close(self) -> None:
+        """End every transfer, close every connection and the resolver. Idempotent."""
         if self._multi is not None:
             await self._multi.aclose()
             self._multi = None
