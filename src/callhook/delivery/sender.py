@@ -21,7 +21,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import Final
+from typing import Final, NamedTuple
 
 import orjson
 import pycurl
@@ -30,7 +30,6 @@ from callhook import __version__
 from callhook.core import outcome as outcomes
 from callhook.core.clock import Clock, monotonic
 from callhook.core.urlvet import WebhookURL, parse_webhook_url
-from callhook.delivery._head import Answer
 from callhook.delivery._transport import Exchange, Transport
 from callhook.delivery.resolver import unsafe_target_reason
 from callhook.errors import UnsafeURL
@@ -183,33 +182,18 @@ class Sender:
     def _result(
         self, exchange: Exchange, started_at: datetime, t0: float, headers: dict[str, str]
     ) -> SendResult:
-        answer = exchange.answer
-        errno = exchange.errno
-        if answer.problem is not None:
-            result = outcomes.failure("connect_error", f"malformed response: {answer.problem}")
-            return self._failed(result, started_at, t0, headers)
-        if not answer.complete or answer.status is None or _unframed(errno, exchange, answer):
-            if errno == pycurl.E_OPERATION_TIMEDOUT:
-                result = outcomes.failure("timeout", self._limit_message)
-            elif errno in _TLS_ERRORS:
-                result = outcomes.failure("tls_error", _curl_error(errno, exchange.message))
-            else:
-                result = outcomes.failure("connect_error", _curl_error(errno, exchange.message))
-            return self._failed(result, started_at, t0, headers)
-        note = None
-        if errno == pycurl.E_OPERATION_TIMEDOUT:
-            note = "response body not complete within the time limit"
-        elif errno and not (errno == pycurl.E_WRITE_ERROR and answer.enough):
-            note = f"response body cut short: {_curl_error(errno, exchange.message)}"
+        verdict = classify(exchange, timeout_message=self._limit_message)
+        if not verdict.answered:
+            return self._failed(verdict.outcome, started_at, t0, headers)
         limit = self._settings.response_body_limit
         return SendResult(
-            outcome=outcomes.from_status(answer.status),
+            outcome=verdict.outcome,
             started_at=started_at,
             duration_ms=(monotonic() - t0) * 1000,
-            response_body=excerpt(bytes(answer.body), limit),
-            retry_after=answer.retry_after,
+            response_body=excerpt(bytes(exchange.answer.body), limit),
+            retry_after=exchange.answer.retry_after,
             request_headers=headers,
-            note=note,
+            note=verdict.note,
         )
 
     @staticmethod
@@ -226,10 +210,45 @@ class Sender:
         )
 
 
-def _unframed(errno: int, exchange: Exchange, answer: Answer) -> bool:
-    # A body whose chunked framing is broken before its first byte is a malformed answer, like
-    # a malformed head; broken later, it only shortens the excerpt (noted).
-    return errno == pycurl.E_RECV_ERROR and "chunk" in exchange.message.lower() and not answer.body
+class Verdict(NamedTuple):
+    """What one exchange came to: the ``outcome``; whether the endpoint ``answered`` (a complete,
+    well-formed head: its status, Retry-After and body excerpt are kept); and a ``note`` when
+    the excerpt is shorter than the body for a reason other than the size limit."""
+
+    outcome: outcomes.Outcome
+    answered: bool
+    note: str | None = None
+
+
+def classify(exchange: Exchange, *, timeout_message: str) -> Verdict:
+    """Map libcurl's result and the answer's state onto ``core/outcome.py``'s classes. Pure.
+
+    A refused head is a ``connect_error``; no complete head is ``timeout`` (libcurl's 28),
+    ``tls_error`` (its TLS and certificate codes) or ``connect_error`` (anything else); so is
+    chunked framing broken before the first body byte. After a complete head the status
+    stands, and an error only shortens the excerpt (noted), except the write error that is our
+    own stop at the size limit.
+    """
+    answer = exchange.answer
+    errno = exchange.errno
+    if answer.problem is not None:
+        return Verdict(
+            outcomes.failure("connect_error", f"malformed response: {answer.problem}"), False
+        )
+    unframed = (
+        errno == pycurl.E_RECV_ERROR and "chunk" in exchange.message.lower() and not answer.body
+    )
+    if not answer.complete or answer.status is None or unframed:
+        if errno == pycurl.E_OPERATION_TIMEDOUT:
+            return Verdict(outcomes.failure("timeout", timeout_message), False)
+        error_class = "tls_error" if errno in _TLS_ERRORS else "connect_error"
+        return Verdict(outcomes.failure(error_class, _curl_error(errno, exchange.message)), False)
+    note = None
+    if errno == pycurl.E_OPERATION_TIMEDOUT:
+        note = "response body not complete within the time limit"
+    elif errno and not (errno == pycurl.E_WRITE_ERROR and answer.enough):
+        note = f"response body cut short: {_curl_error(errno, exchange.message)}"
+    return Verdict(outcomes.from_status(answer.status), True, note)
 
 
 def _curl_error(errno: int, message: str) -> str:
