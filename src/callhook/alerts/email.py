@@ -13,6 +13,7 @@ from email.message import EmailMessage
 import aiosmtplib
 
 from callhook.alerts.config import SmtpConfig
+from callhook.settings import Settings
 
 log = logging.getLogger("callhook.alerts")
 
@@ -50,3 +51,14 @@ async def send(config: SmtpConfig, msg: EmailMessage, *, tls: ssl.SSLContext) ->
 def _describe(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     return f"{type(exc).__name__}: {text}"[:500]
+
+
+def tls_context(settings: Settings) -> ssl.SSLContext:
+    """The SMTP client's TLS context: certificates verified against the configured CA bundle
+    (``CALLHOOK_CA_BUNDLE``) or the system store, TLS 1.2 or later, as for deliveries."""
+    if settings.ca_bundle is not None:
+        ctx = ssl.create_default_context(cafile=str(settings.ca_bundle))
+    else:
+        ctx = ssl.create_default_context()
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    return ctx

@@ -25,7 +25,7 @@ from callhook.alerts.model import Alert, AlertStatus, Channel
 from callhook.alerts.payload import dashboard_link, next_try_at
 from callhook.core.clock import Clock
 from callhook.core.ids import Randomness, new_id
-from callhook.delivery.sender import Sender, build_ssl_context
+from callhook.delivery.sender import Sender
 from callhook.metrics import Metrics
 from callhook.platform import Platform
 from callhook.settings import Settings
@@ -78,7 +78,7 @@ class AlertSender:
         )
 
     async def __aenter__(self) -> Self:
-        self._tls = build_ssl_context(self._settings)
+        self._tls = email.tls_context(self._settings)
         self._http = await Sender(self._settings, clock=self._clock).__aenter__()
         return self
 
