@@ -56,6 +56,9 @@ class Settings:
     worker_batch_size: int = 256
     worker_max_in_flight: int = 128
     worker_per_endpoint_limit: int = 32
+    # At most this many of one endpoint's deliveries per claim: claims take every endpoint's
+    # oldest due delivery first, then every one's second, … (``callhook.store.queue.claim``).
+    worker_claim_per_endpoint: int = 32
     lease_seconds: float = 30.0
     poll_interval: float = 0.25
     response_body_limit: int = 4096
