@@ -62,6 +62,9 @@ class Settings:
     lease_seconds: float = 30.0
     poll_interval: float = 0.25
     response_body_limit: int = 4096
+    # Endpoints with their own series in ``callhook_endpoint_attempts_total`` (per process; the
+    # rest are counted as endpoint="other"): bounds the metric's cardinality.
+    metrics_max_endpoint_series: int = 50
     # Retention: delivered deliveries (with their attempts, and events nothing else references)
     # older than this many days are pruned; 0 keeps everything. Workers prune every
     # ``prune_interval_minutes`` (0: only ``callhook prune``), ``prune_batch_size`` rows at a time.
