@@ -266,7 +266,7 @@ def endpoints_page(request: Request, who: CurrentViewer) -> Response:
         request,
         "endpoints.html",
         {
-            "items": items,
+            "endpoint_rows": items,
             "limit": platform.settings.max_endpoints_per_account,
             "changed": {
                 "deleted": "Endpoint deleted.",
