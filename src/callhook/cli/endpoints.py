@@ -38,7 +38,7 @@ else:
     endpoint_store = LazyModule("callhook.store.endpoints")
     endpoint_view = LazyModule("callhook.endpoint_view")
 
-app = command_group("endpoints", "An account's webhook endpoints: list, add, show, update, remove.")
+app = command_group("endpoints", "An account's webhook endpoints (operators).")
 
 AccountArg = Annotated[str, typer.Argument(help="Account id (acc_…).")]
 EndpointArg = Annotated[str, typer.Argument(help="Endpoint id (ep_…).")]
@@ -124,7 +124,7 @@ def endpoints_add(
     json: bool = JsonOption,
     database_url: str | None = DatabaseOption,
 ) -> None:
-    """Add an endpoint with its own signing secret (`callhook endpoints show --secret`)."""
+    """Add an endpoint (with its own signing secret: show --secret)."""
     names = _events(events)
     with platform(database_url) as p:
         allow_unsafe = p.settings.allow_unsafe_targets
@@ -234,7 +234,7 @@ def endpoints_remove(
     ] = False,
     database_url: str | None = DatabaseOption,
 ) -> None:
-    """Remove an endpoint with its secrets and deliveries (not the primary one)."""
+    """Remove an endpoint and its deliveries (not the primary one)."""
     with platform(database_url) as p:
         with p.db.read() as conn:
             endpoint = endpoint_store.get(conn, account, endpoint_id)
