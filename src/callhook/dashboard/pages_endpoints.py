@@ -31,7 +31,8 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from callhook.core.retry import RETRY_POLICIES
+from callhook.core.outcome import ErrorClass
+from callhook.core.retry import RETRY_POLICIES, RetryPolicy
 from callhook.dashboard import hints
 from callhook.dashboard.auth import (
     CheckedForm,
@@ -66,7 +67,7 @@ class EndpointForm:
     url: str = ""
     description: str = ""
     enabled: bool = True
-    retry_policy: str = "exponential"
+    retry_policy: str = RetryPolicy.EXPONENTIAL
     #: Every event, present and future (``subscribed_events`` null).
     all_events: bool = False
     events: set[str] = field(default_factory=set)
@@ -199,7 +200,7 @@ def glance(item: stats_store.EndpointGlance | None, endpoint: Endpoint) -> dict[
     if item.last_ok:
         return {"text": "healthy", "class": "ok"}
     error = hints.label(item.last_error)
-    if item.last_error == "http_status" and item.last_status_code is not None:
+    if item.last_error == ErrorClass.HTTP_STATUS and item.last_status_code is not None:
         error = f"HTTP {item.last_status_code}"
     return {"text": f"failing: {error}", "class": "bad"}
 
