@@ -30,13 +30,8 @@ from starlette.responses import Response
 from callhook.core.ids import has_id_shape
 from callhook.dashboard import hints
 from callhook.dashboard.auth import CheckedForm, CurrentViewer, DashboardRoute, platform_of
-from callhook.dashboard.pages_endpoints import (
-    EndpointForm,
-    endpoint_page,
-    save,
-    secret_page,
-    send_test_to,
-)
+from callhook.dashboard.pages_endpoint_tools import secret_page, send_test_to
+from callhook.dashboard.pages_endpoints import EndpointForm, endpoint_page, save
 from callhook.dashboard.render import page
 from callhook.errors import NotFound
 from callhook.platform import Platform

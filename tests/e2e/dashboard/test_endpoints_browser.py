@@ -19,6 +19,7 @@ from callhook.errors import EndpointNotFound
 from callhook.publish import parse_event
 from callhook.signing import WebhookVerificationError, verify_callhook, verify_standard
 from callhook.store import accounts as account_store
+from callhook.store import deliveries as delivery_store
 from callhook.store import endpoints as endpoint_store
 from callhook.store import integrations as integration_store
 from callhook.store import users as user_store
@@ -84,6 +85,12 @@ def _received(receiver: ReceiverThread) -> list[Received]:
 
 def _events(receiver: ReceiverThread) -> list[str]:
     return sorted(r.headers["X-Webhook-Event"] for r in _received(receiver))
+
+
+def _delivered(server: ServerThread, account_id: str) -> int:
+    with server.platform.db.read() as conn:
+        rows = delivery_store.list_deliveries(conn, account_id=account_id, status="delivered")
+    return len(rows)
 
 
 def _signed_by(received: Received, secret: str) -> bool:
@@ -166,6 +173,8 @@ def test_a_second_endpoint_receives_only_its_own_events(
         assert len(set(ids)) == 4
 
         # --- The list shows both healthy; each endpoint's page its own deliveries ------------
+        # (The receivers have the requests; the worker records the answers just after.)
+        eventually(lambda: _delivered(server, account_id) == 4, timeout=30)
         page.goto(f"{base}/dashboard/endpoints")
         rows = page.locator("tr[data-endpoint]")
         expect(rows).to_have_count(2)
