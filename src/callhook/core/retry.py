@@ -19,9 +19,18 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
+from enum import StrEnum
 from typing import Final, Protocol
 
-RETRY_POLICIES: Final = ("exponential", "none")
+
+class RetryPolicy(StrEnum):
+    """How an endpoint's failed deliveries are retried (see the module docstring)."""
+
+    EXPONENTIAL = "exponential"
+    NONE = "none"
+
+
+RETRY_POLICIES: Final = tuple(p.value for p in RetryPolicy)
 #: Delay before attempt n+1, indexed by n-1 (seconds); the last value repeats.
 SCHEDULE: Final[tuple[float, ...]] = (5, 30, 120, 600, 1800, 3600, 7200, 14400, 28800)
 WINDOW: Final = timedelta(hours=24)
@@ -55,9 +64,9 @@ def next_attempt_at(
     retry_after: float | None = None,
 ) -> datetime | None:
     """When to try again after failed attempt ``attempt_number``, or None to give up."""
-    if policy == "none":
+    if policy == RetryPolicy.NONE:
         return None
-    if policy != "exponential":
+    if policy != RetryPolicy.EXPONENTIAL:
         raise ValueError(f"unknown retry policy {policy!r}")
     delay = base_delay(attempt_number) * rng.uniform(1 - JITTER, 1 + JITTER)
     if retry_after is not None and retry_after > 0:

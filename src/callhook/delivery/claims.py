@@ -24,10 +24,10 @@ from callhook.store.secretbox import SecretBox
 def left_out(
     saturated: set[str], held: Counter[str], breakers: Breakers, now: datetime
 ) -> set[str]:
-    """Accounts to leave out of the next claim: those already holding their share of this
+    """Endpoints to leave out of the next claim: those already holding their share of this
     worker (``saturated``: a slow endpoint must not fill every place), those whose breaker is
     open, and those whose half-open breaker has its one probe ``held`` here already."""
-    probing = {account for account in breakers.probing(now) if held[account]}
+    probing = {endpoint for endpoint in breakers.probing(now) if held[endpoint]}
     return saturated | probing | breakers.blocked(now)
 
 
@@ -50,12 +50,13 @@ class Claims:
         self._box = box
         self._worker_id = worker_id
         self._lease = timedelta(seconds=settings.lease_seconds)
+        self._per_endpoint = settings.worker_claim_per_endpoint
         self._secret_cache: dict[str, str] = {}  # decrypted secrets, by ciphertext
 
     def claim(self, limit: int, exclude: set[str], probing: set[str]) -> list[ClaimedJob]:
-        """Claim up to ``limit`` due jobs, none of the accounts in ``exclude``; for an account
-        whose breaker is half-open (``probing``) keep one (the probe) and give the rest back in
-        the same transaction."""
+        """Claim up to ``limit`` due jobs, fairly across endpoints (``queue.claim``), none of
+        the endpoints in ``exclude``; for an endpoint whose breaker is half-open (``probing``)
+        keep one (the probe) and give the rest back in the same transaction."""
         now = self._clock.now()
         with self._db.write() as conn:
             jobs = queue.claim(
@@ -67,7 +68,8 @@ class Claims:
                 limit=limit,
                 box=self._box,
                 secret_cache=self._secret_cache,
-                exclude_accounts=exclude,
+                exclude_endpoints=exclude,
+                per_endpoint=self._per_endpoint,
             )
             if not probing:
                 return jobs
@@ -75,12 +77,12 @@ class Claims:
             extra: list[ClaimedJob] = []
             probes: set[str] = set()
             for job in jobs:
-                if job.account_id not in probing:
+                if job.endpoint_id not in probing:
                     kept.append(job)
-                elif job.account_id in probes:
+                elif job.endpoint_id in probes:
                     extra.append(job)
                 else:
-                    probes.add(job.account_id)
+                    probes.add(job.endpoint_id)
                     kept.append(job)
             if extra:
                 queue.release(conn, extra)

@@ -109,20 +109,20 @@ class Lanes:
         answer (timeout, connection or TLS failure)."""
         result = await self._attempts.make(job, sender)
         failed = None if result.delivered else result.error_class
-        if self._breakers.record(job.account_id, error_class=failed, now=self._clock.now()):
-            await self._trip(job.account_id)
+        if self._breakers.record(job.endpoint_id, error_class=failed, now=self._clock.now()):
+            await self._trip(job.endpoint_id)
         if self._recorder.add(result):
             await self._recorder.flush()
         return failed not in TRIPPING
 
-    async def _trip(self, account_id: str) -> None:
-        """The account's breaker opened: give back its jobs that have not started, at once."""
-        jobs = self._dispatch.drop(j.delivery_id for j in self._dispatch.queued_jobs(account_id))
+    async def _trip(self, endpoint_id: str) -> None:
+        """The endpoint's breaker opened: give back its jobs that have not started, at once."""
+        jobs = self._dispatch.drop(j.delivery_id for j in self._dispatch.queued_jobs(endpoint_id))
         self._leases.release(jobs)
         self._room.set()  # the claim loop re-checks how many places are free
         log.warning(
             "endpoint failing: pausing its deliveries",
-            extra={"account_id": account_id, "released": len(jobs)},
+            extra={"endpoint_id": endpoint_id, "released": len(jobs)},
         )
         if jobs:
             try:

@@ -30,7 +30,7 @@ class Leased(Protocol):
     def delivery_id(self) -> str: ...
 
     @property
-    def account_id(self) -> str: ...
+    def endpoint_id(self) -> str: ...
 
 
 L = TypeVar("L", bound=Leased)
@@ -69,9 +69,9 @@ class Leases(Generic[L]):
             self._held[job.delivery_id] = job
             self._until[job.delivery_id] = until
 
-    def held_per_account(self) -> Counter[str]:
-        """How many jobs each account has held here (queued, under way or being recorded)."""
-        return Counter(job.account_id for job in self._held.values())
+    def held_per_endpoint(self) -> Counter[str]:
+        """How many jobs each endpoint has held here (queued, under way or being recorded)."""
+        return Counter(job.endpoint_id for job in self._held.values())
 
     def is_unrecorded(self, job: L) -> bool:
         """Held, and its result not being recorded right now."""

@@ -80,7 +80,7 @@ class Recorder:
                 return
         finally:
             self._leases.finish(jobs)
-            self._on_recorded()  # recorded jobs no longer count against their account
+            self._on_recorded()  # recorded jobs no longer count against their endpoint
         for res in stale:
             log.warning(
                 "result refused: lease lost to another worker",

@@ -163,20 +163,20 @@ class Sender:
             )
             return self._result(exchange, started_at, t0, headers)
         except UnsafeURL as exc:
-            result = outcomes.failure("unsafe_target", exc.message)
+            result = outcomes.failure(outcomes.ErrorClass.UNSAFE_TARGET, exc.message)
         except TimeoutError:
-            result = outcomes.failure("timeout", self._limit_message)
+            result = outcomes.failure(outcomes.ErrorClass.TIMEOUT, self._limit_message)
         except OSError as exc:
             reason = unsafe_target_reason(exc)
             if reason is not None:
-                result = outcomes.failure("unsafe_target", reason)
+                result = outcomes.failure(outcomes.ErrorClass.UNSAFE_TARGET, reason)
             else:
-                result = outcomes.failure("connect_error", _describe(exc))
+                result = outcomes.failure(outcomes.ErrorClass.CONNECT_ERROR, _describe(exc))
         except Exception as exc:
             # Not something the transport is documented to raise: our fault or the client's,
             # never a reason to lose the attempt.
             log.exception("unexpected error while sending")
-            result = outcomes.failure("internal_error", _describe(exc))
+            result = outcomes.failure(outcomes.ErrorClass.INTERNAL_ERROR, _describe(exc))
         return self._failed(result, started_at, t0, headers)
 
     def _result(
@@ -233,15 +233,22 @@ def classify(exchange: Exchange, *, timeout_message: str) -> Verdict:
     errno = exchange.errno
     if answer.problem is not None:
         return Verdict(
-            outcomes.failure("connect_error", f"malformed response: {answer.problem}"), False
+            outcomes.failure(
+                outcomes.ErrorClass.CONNECT_ERROR, f"malformed response: {answer.problem}"
+            ),
+            False,
         )
     unframed = (
         errno == pycurl.E_RECV_ERROR and "chunk" in exchange.message.lower() and not answer.body
     )
     if not answer.complete or answer.status is None or unframed:
         if errno == pycurl.E_OPERATION_TIMEDOUT:
-            return Verdict(outcomes.failure("timeout", timeout_message), False)
-        error_class = "tls_error" if errno in _TLS_ERRORS else "connect_error"
+            return Verdict(outcomes.failure(outcomes.ErrorClass.TIMEOUT, timeout_message), False)
+        error_class = (
+            outcomes.ErrorClass.TLS_ERROR
+            if errno in _TLS_ERRORS
+            else outcomes.ErrorClass.CONNECT_ERROR
+        )
         return Verdict(outcomes.failure(error_class, _curl_error(errno, exchange.message)), False)
     note = None
     if errno == pycurl.E_OPERATION_TIMEDOUT:

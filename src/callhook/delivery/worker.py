@@ -221,7 +221,7 @@ class Worker:
             try:
                 now = self._clock.now()
                 saturated = self._dispatch.saturated()
-                exclude = left_out(saturated, self.leases.held_per_account(), self._breakers, now)
+                exclude = left_out(saturated, self.leases.held_per_endpoint(), self._breakers, now)
                 jobs = await asyncio.to_thread(
                     self.claims.claim,
                     min(self._budget - lanes.outstanding(), self._settings.worker_batch_size),
@@ -250,7 +250,7 @@ class Worker:
         self._room.set()
 
     async def _wait_wake(self, stop: asyncio.Event, *, room_matters: bool) -> None:
-        """Wait for a publish, the poll, or — if the last claim left accounts out for lack of
+        """Wait for a publish, the poll, or — if the last claim left endpoints out for lack of
         room (``room_matters``) — an attempt finishing since that claim began. Both events were
         cleared before the claim, so nothing that happened during it is missed. (Waking on
         every finished attempt regardless made a lightly loaded worker run an empty claim

@@ -9,12 +9,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, func, select, update
 
+from callhook.core.outcome import DeliveryStatus
 from callhook.errors import InvalidRequest, NotFound
 from callhook.store.tables import attempts, deliveries, events
 
-STATUSES = ("pending", "delivered", "failed")
+STATUSES = tuple(s.value for s in DeliveryStatus)
+#: What a window redelivery may queue again (finished deliveries).
+REDELIVERABLE = (DeliveryStatus.FAILED.value, DeliveryStatus.DELIVERED.value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +37,7 @@ class Delivery:
     id: str
     event_id: str
     account_id: str
+    endpoint_id: str
     event: str
     pbx_id: str
     status: str
@@ -55,6 +59,7 @@ def _delivery_query() -> Any:
         deliveries.c.id,
         deliveries.c.event_id,
         deliveries.c.account_id,
+        deliveries.c.endpoint_id,
         deliveries.c.event,
         events.c.pbx_id,
         deliveries.c.status,
@@ -74,6 +79,7 @@ def _to_delivery(r: Any) -> Delivery:
         id=r.id,
         event_id=r.event_id,
         account_id=r.account_id,
+        endpoint_id=r.endpoint_id,
         event=r.event,
         pbx_id=r.pbx_id,
         status=r.status,
@@ -92,6 +98,7 @@ def list_deliveries(
     conn: Connection,
     *,
     account_id: str | None = None,
+    endpoint_id: str | None = None,
     status: str | None = None,
     event: str | None = None,
     pbx_id: str | None = None,
@@ -100,12 +107,15 @@ def list_deliveries(
     before_id: str | None = None,
     limit: int = 50,
 ) -> list[Delivery]:
-    """Newest first. ``before_id`` is the cursor: ids sort by creation time."""
+    """Newest first. ``before_id`` is the cursor: ids sort by creation time. ``endpoint_id``
+    keeps one endpoint's deliveries (the caller checks it is the account's)."""
     if status is not None and status not in STATUSES:
         raise InvalidRequest(f"status must be one of {', '.join(STATUSES)}")
     query = _delivery_query()
     if account_id is not None:
         query = query.where(deliveries.c.account_id == account_id)
+    if endpoint_id is not None:
+        query = query.where(deliveries.c.endpoint_id == endpoint_id)
     if status is not None:
         query = query.where(deliveries.c.status == status)
     if event is not None:
@@ -120,6 +130,13 @@ def list_deliveries(
         query = query.where(deliveries.c.id < before_id)
     query = query.order_by(deliveries.c.id.desc()).limit(limit)
     return [_to_delivery(r) for r in conn.execute(query)]
+
+
+def count_for_endpoint(conn: Connection, endpoint_id: str) -> int:
+    """How many deliveries go (or went) to this endpoint (the caller checks it is the
+    account's)."""
+    query = select(func.count()).select_from(deliveries)
+    return int(conn.execute(query.where(deliveries.c.endpoint_id == endpoint_id)).scalar_one())
 
 
 def get(conn: Connection, delivery_id: str, *, account_id: str | None = None) -> Delivery:
@@ -164,11 +181,16 @@ def redeliver(
     A delivery that is still pending is left as it is (it will be attempted anyway).
     """
     current = get(conn, delivery_id, account_id=account_id)
-    if current.status != "pending":
+    if current.status != DeliveryStatus.PENDING:
         conn.execute(
             update(deliveries)
-            .where(deliveries.c.id == delivery_id, deliveries.c.status != "pending")
-            .values(status="pending", next_attempt_at=now, window_start=now, delivered_at=None)
+            .where(deliveries.c.id == delivery_id, deliveries.c.status != DeliveryStatus.PENDING)
+            .values(
+                status=DeliveryStatus.PENDING.value,
+                next_attempt_at=now,
+                window_start=now,
+                delivered_at=None,
+            )
         )
     return get(conn, delivery_id, account_id=account_id)
 
@@ -180,13 +202,13 @@ def redeliver_window(
     account_id: str | None,
     since: datetime,
     until: datetime | None = None,
-    status: str = "failed",
+    status: str = DeliveryStatus.FAILED,
 ) -> int:
     """Queue again every ``status`` delivery created in [since, until); return how many.
 
     Each gets a new 24 h retry window (``window_start``) for the new round of attempts.
     """
-    if status not in ("failed", "delivered"):
+    if status not in REDELIVERABLE:
         raise InvalidRequest("status must be failed or delivered")
     query = update(deliveries).where(
         deliveries.c.status == status, deliveries.c.created_at >= since
@@ -196,6 +218,11 @@ def redeliver_window(
     if account_id is not None:
         query = query.where(deliveries.c.account_id == account_id)
     result = conn.execute(
-        query.values(status="pending", next_attempt_at=now, window_start=now, delivered_at=None)
+        query.values(
+            status=DeliveryStatus.PENDING.value,
+            next_attempt_at=now,
+            window_start=now,
+            delivered_at=None,
+        )
     )
     return int(result.rowcount)

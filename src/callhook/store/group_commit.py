@@ -43,7 +43,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
-from callhook.errors import StoreUnavailable
+from callhook.errors import ConcurrentPublish, StoreUnavailable
 from callhook.store.db import Database
 from callhook.store.health import unavailability
 
@@ -232,7 +232,7 @@ class GroupCommitter(Generic[Item, Result]):
                     try:
                         with conn.begin_nested():
                             results = self._write(conn, unit.prepared(conn, memo))
-                    except IntegrityError as exc:
+                    except (IntegrityError, ConcurrentPublish) as exc:
                         if attempt == 0:
                             continue  # the second pass finds the other writer's row
                         unit.error = exc

@@ -17,18 +17,22 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Integer,
+    String,
     bindparam,
     func,
     null,
     or_,
     select,
+    text,
     type_coerce,
     update,
 )
 
+from callhook.core.outcome import DeliveryStatus
+from callhook.core.retry import RetryPolicy
 from callhook.store import dialect
 from callhook.store.secretbox import SecretBox
-from callhook.store.tables import attempts, deliveries, events, integration_secrets, integrations
+from callhook.store.tables import attempts, deliveries, endpoint_secrets, endpoints, events
 from callhook.store.types import UTCDateTime, time_encoder
 
 
@@ -40,6 +44,7 @@ class ClaimedJob:
     claim_id: str
     event_id: str
     account_id: str
+    endpoint_id: str
     event: str
     attempt_number: int
     window_start: datetime
@@ -71,27 +76,81 @@ class AttemptResult:
 _NOW = bindparam("now", type_=UTCDateTime)
 
 
-def _claim_statement(conn: Connection) -> Any:
-    due = (
-        select(deliveries.c.id)
-        .where(
-            deliveries.c.status == "pending",
-            deliveries.c.next_attempt_at <= _NOW,
-            or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until <= _NOW),
-            deliveries.c.account_id.not_in(bindparam("excluded", expanding=True)),
-        )
-        .order_by(deliveries.c.next_attempt_at)
-        .limit(bindparam("limit", type_=Integer))
+# The fair claim. Oldest-due-first across the whole table let one endpoint's backlog (or sixty
+# slow endpoints' backlogs) come before a healthy endpoint's one new event, for as long as it
+# took to claim them all. Instead:
+#
+# 1. ``walk``: the endpoints that have pending deliveries, found by skipping through the
+#    partial index ``ix_deliveries_pending_endpoint`` one endpoint at a time (a recursive "next
+#    endpoint id after this one": one index seek per endpoint, never a read of their rows);
+# 2. ``candidates``: for each of those endpoints (but the excluded ones: no room in the worker,
+#    breaker open) its oldest due rows, at most ``:per_endpoint``: an index range read each
+#    (PostgreSQL: LATERAL, locked SKIP LOCKED; SQLite: a correlated subquery);
+# 3. ``chosen``: the first ``:limit`` of those in turns, every endpoint's oldest row first,
+#    then every endpoint's second, …; within a turn oldest due first.
+#
+# So an endpoint's due event is among the first claimed as soon as fewer than ``limit``
+# endpoints have due work ahead of it in its turn, whatever their backlogs.
+_PENDING = f"'{DeliveryStatus.PENDING.value}'"  # a literal: the partial index's own condition
+_WALK = f"""
+walk(endpoint_id) AS (
+    SELECT MIN(endpoint_id) FROM deliveries WHERE status = {_PENDING}
+    UNION ALL
+    SELECT (
+        SELECT MIN(d.endpoint_id) FROM deliveries d
+        WHERE d.status = {_PENDING} AND d.endpoint_id > walk.endpoint_id
     )
-    return (
-        update(deliveries)
-        .where(deliveries.c.id.in_(dialect.skip_locked(conn, due).scalar_subquery()))
-        .values(
-            claim_id=bindparam("claim_id"),
-            claimed_by=bindparam("worker_id"),
-            lease_until=bindparam("lease_until", type_=UTCDateTime),
-        )
-        .returning(deliveries.c.id)
+    FROM walk WHERE walk.endpoint_id IS NOT NULL
+)"""  # noqa: S608 (constants only, no input)
+_DUE = f"""
+        d2.status = {_PENDING} AND d2.endpoint_id = walk.endpoint_id
+        AND d2.next_attempt_at <= :now
+        AND (d2.lease_until IS NULL OR d2.lease_until <= :now)
+        ORDER BY d2.next_attempt_at LIMIT :per_endpoint"""
+_CANDIDATES = {
+    "postgresql": f"""
+candidates AS (
+    SELECT c.id, c.endpoint_id, c.next_attempt_at
+    FROM walk CROSS JOIN LATERAL (
+        SELECT d2.id, d2.endpoint_id, d2.next_attempt_at FROM deliveries d2 WHERE {_DUE}
+        FOR UPDATE SKIP LOCKED
+    ) c
+    WHERE walk.endpoint_id IS NOT NULL AND walk.endpoint_id NOT IN :excluded
+)""",  # noqa: S608 (constants only, no input)
+    "sqlite": f"""
+candidates AS (
+    SELECT d.id, d.endpoint_id, d.next_attempt_at
+    FROM walk JOIN deliveries d ON d.id IN (
+        SELECT d2.id FROM deliveries d2 WHERE {_DUE}
+    )
+    WHERE walk.endpoint_id IS NOT NULL AND walk.endpoint_id NOT IN :excluded
+)""",  # noqa: S608 (constants only, no input)
+}
+_CHOSEN = """
+chosen AS (
+    SELECT id FROM (
+        SELECT id, next_attempt_at,
+               ROW_NUMBER() OVER (PARTITION BY endpoint_id ORDER BY next_attempt_at) AS turn
+        FROM candidates
+    ) ranked
+    ORDER BY turn, next_attempt_at
+    LIMIT :limit
+)"""
+_UPDATE = """
+UPDATE deliveries
+SET claim_id = :claim_id, claimed_by = :worker_id, lease_until = :lease_until
+WHERE id IN (SELECT id FROM chosen)
+RETURNING id"""
+
+
+def _claim_statement(conn: Connection) -> Any:
+    sql = f"WITH RECURSIVE {_WALK},{_CANDIDATES[conn.dialect.name]},{_CHOSEN}{_UPDATE}"
+    return text(sql).bindparams(
+        bindparam("now", type_=UTCDateTime),
+        bindparam("lease_until", type_=UTCDateTime),
+        bindparam("excluded", expanding=True, type_=String),
+        bindparam("per_endpoint", type_=Integer),
+        bindparam("limit", type_=Integer),
     )
 
 
@@ -102,16 +161,17 @@ _CLAIMED = (
         deliveries.c.id,
         deliveries.c.event_id,
         deliveries.c.account_id,
+        deliveries.c.endpoint_id,
         deliveries.c.event,
         deliveries.c.attempts,
         deliveries.c.window_start,
         events.c.body,
-        integrations.c.url,
-        integrations.c.enabled,
-        integrations.c.retry_policy,
+        endpoints.c.url,
+        endpoints.c.enabled,
+        endpoints.c.retry_policy,
     )
     .join(events, events.c.id == deliveries.c.event_id)
-    .join(integrations, integrations.c.account_id == deliveries.c.account_id, isouter=True)
+    .join(endpoints, endpoints.c.id == deliveries.c.endpoint_id, isouter=True)
     # By primary key: there is no index on claim_id, so ``claim_id = ?`` scanned the
     # whole table on every claim (the worker slowed as delivered rows piled up).
     .where(deliveries.c.id.in_(bindparam("ids", expanding=True)))
@@ -128,11 +188,16 @@ def claim(
     limit: int,
     box: SecretBox,
     secret_cache: dict[str, str] | None = None,
-    exclude_accounts: Collection[str] = (),
+    exclude_endpoints: Collection[str] = (),
+    per_endpoint: int = 32,
 ) -> list[ClaimedJob]:
-    """Claim up to ``limit`` due deliveries (oldest due first) and load what sending needs.
+    """Claim up to ``limit`` due deliveries, fairly across endpoints, and load what sending
+    needs.
 
-    ``exclude_accounts`` are skipped: endpoints the worker has no room for right now.
+    At most ``per_endpoint`` per endpoint (the worker's per-endpoint limit: more could not
+    start anyway), taken in turns: every endpoint's oldest due delivery, then every endpoint's
+    second, and so on (see ``_WALK`` above: index reads only). ``exclude_endpoints`` are
+    skipped: endpoints the worker has no room for right now, or whose breaker is open.
     """
     statement = _CLAIMS.get(conn.dialect.name)
     if statement is None:
@@ -143,7 +208,8 @@ def claim(
             statement,
             {
                 "now": now,
-                "excluded": list(exclude_accounts),
+                "excluded": list(exclude_endpoints),
+                "per_endpoint": max(1, per_endpoint),
                 "limit": limit,
                 "claim_id": claim_id,
                 "worker_id": worker_id,
@@ -154,26 +220,28 @@ def claim(
     if not claimed:
         return []
     rows = conn.execute(_CLAIMED, {"ids": claimed}).all()
-    secrets = _secrets_for(conn, {r[2] for r in rows}, now, box, secret_cache)
+    secrets = _secrets_for(conn, {r[3] for r in rows}, now, box, secret_cache)
     return [
         ClaimedJob(
             delivery_id=delivery_id,
             claim_id=claim_id,
             event_id=event_id,
             account_id=account_id,
+            endpoint_id=endpoint_id,
             event=event,
             attempt_number=attempts + 1,
             window_start=window_start,
             body=bytes(body),
             url=url,
             enabled=bool(enabled) if enabled is not None else False,
-            retry_policy=retry_policy or "exponential",
-            secrets=tuple(secrets.get(account_id, ())),
+            retry_policy=retry_policy or RetryPolicy.EXPONENTIAL.value,
+            secrets=tuple(secrets.get(endpoint_id, ())),
         )
         for (
             delivery_id,
             event_id,
             account_id,
+            endpoint_id,
             event,
             attempts,
             window_start,
@@ -187,28 +255,34 @@ def claim(
 
 _SECRETS = (
     select(
-        integration_secrets.c.id,
-        integration_secrets.c.account_id,
-        integration_secrets.c.secret_encrypted,
+        endpoint_secrets.c.id,
+        endpoint_secrets.c.endpoint_id,
+        endpoint_secrets.c.secret_encrypted,
     )
     .where(
-        integration_secrets.c.account_id.in_(bindparam("accounts", expanding=True)),
-        or_(integration_secrets.c.expires_at.is_(None), integration_secrets.c.expires_at > _NOW),
+        endpoint_secrets.c.endpoint_id.in_(bindparam("endpoints", expanding=True)),
+        or_(endpoint_secrets.c.expires_at.is_(None), endpoint_secrets.c.expires_at > _NOW),
     )
-    .order_by(integration_secrets.c.created_at.desc(), integration_secrets.c.id.desc())
+    .order_by(
+        # The current secret first even when a rotation made its successor in the same instant.
+        endpoint_secrets.c.expires_at.is_(None).desc(),
+        endpoint_secrets.c.created_at.desc(),
+        endpoint_secrets.c.id.desc(),
+    )
 )
 
 
 def _secrets_for(
     conn: Connection,
-    account_ids: set[str],
+    endpoint_ids: set[str],
     now: datetime,
     box: SecretBox,
     cache: dict[str, str] | None,
 ) -> dict[str, list[str]]:
-    rows = conn.execute(_SECRETS, {"accounts": list(account_ids), "now": now})
+    """Each endpoint's signing secrets now, newest first (decrypted)."""
+    rows = conn.execute(_SECRETS, {"endpoints": list(endpoint_ids), "now": now})
     out: dict[str, list[str]] = {}
-    for secret_id, account_id, encrypted in rows:
+    for secret_id, endpoint_id, encrypted in rows:
         # Secret rows never change once written, so decrypting each id once is safe.
         if cache is not None and secret_id in cache:
             plain = cache[secret_id]
@@ -216,7 +290,7 @@ def _secrets_for(
             plain = box.decrypt(encrypted)
             if cache is not None:
                 cache[secret_id] = plain
-        out.setdefault(account_id, []).append(plain)
+        out.setdefault(endpoint_id, []).append(plain)
     return out
 
 
@@ -290,11 +364,11 @@ def complete(conn: Connection, results: Sequence[AttemptResult]) -> list[Attempt
             continue
         started = db_time(res.started_at)
         if res.delivered:
-            status, next_at = "delivered", None
+            status, next_at = DeliveryStatus.DELIVERED.value, None
         elif res.next_attempt_at is not None:
-            status, next_at = "pending", db_time(res.next_attempt_at)
+            status, next_at = DeliveryStatus.PENDING.value, db_time(res.next_attempt_at)
         else:
-            status, next_at = "failed", None
+            status, next_at = DeliveryStatus.FAILED.value, None
         changes.append(
             {
                 "b_id": job.delivery_id,
@@ -373,12 +447,14 @@ def release(conn: Connection, jobs: Iterable[ClaimedJob]) -> int:
 def queue_stats(conn: Connection, *, now: datetime) -> tuple[int, int, float]:
     """(pending, due now, age in seconds of the oldest due job)."""
     pending = conn.execute(
-        select(func.count()).select_from(deliveries).where(deliveries.c.status == "pending")
+        select(func.count())
+        .select_from(deliveries)
+        .where(deliveries.c.status == DeliveryStatus.PENDING)
     ).scalar_one()
     due_count, oldest = conn.execute(
         select(
             func.count(), type_coerce(func.min(deliveries.c.next_attempt_at), UTCDateTime)
-        ).where(deliveries.c.status == "pending", deliveries.c.next_attempt_at <= now)
+        ).where(deliveries.c.status == DeliveryStatus.PENDING, deliveries.c.next_attempt_at <= now)
     ).one()
     age = 0.0 if oldest is None else max(0.0, (now - oldest).total_seconds())
     return int(pending), int(due_count), age

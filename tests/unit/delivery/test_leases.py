@@ -18,11 +18,11 @@ LEASE = timedelta(seconds=30)
 @dataclass(frozen=True, eq=False)
 class J:
     delivery_id: str
-    account_id: str = "acc_a"
+    endpoint_id: str = "ep_a"
 
 
-def jobs(n: int, account: str = "acc_a") -> list[J]:
-    return [J(f"dlv_{account}_{i}", account) for i in range(n)]
+def jobs(n: int, endpoint: str = "ep_a") -> list[J]:
+    return [J(f"dlv_{endpoint}_{i}", endpoint) for i in range(n)]
 
 
 def held(leases: Leases[J]) -> list[str]:
@@ -159,10 +159,10 @@ def test_a_late_renewal_report_does_not_shorten_a_lease() -> None:
     assert leases.lapsed(T0 + timedelta(seconds=40)) == []
 
 
-def test_held_jobs_are_counted_per_account() -> None:
+def test_held_jobs_are_counted_per_endpoint() -> None:
     leases: Leases[J] = Leases(LEASE)
-    leases.hold(jobs(3, "acc_a") + jobs(1, "acc_b"), now=T0)
-    assert leases.held_per_account() == {"acc_a": 3, "acc_b": 1}
+    leases.hold(jobs(3, "ep_a") + jobs(1, "ep_b"), now=T0)
+    assert leases.held_per_endpoint() == {"ep_a": 3, "ep_b": 1}
 
 
 class LeaseLife(RuleBasedStateMachine):

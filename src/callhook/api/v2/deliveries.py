@@ -13,24 +13,23 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Path, Query
-from pydantic import ValidationError
-from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from callhook import queueing
 from callhook.api.body import require_json
 from callhook.api.envelope import success
 from callhook.api.v2.common import (
     BodyWriter,
     Reader,
     Writer,
+    parse_model,
     platform_of,
     read,
     read_body,
     reserved,
     responses,
-    write,
 )
 from callhook.api.v2.models import (
     DeliveryDetailResponse,
@@ -56,8 +55,10 @@ from callhook.events.models import PBX_ID_PATTERN
 from callhook.events.names import ALL_EVENTS, TEST_EVENT, is_known
 from callhook.publish import Published, send_test_event
 from callhook.store import deliveries as delivery_store
+from callhook.store import endpoints as endpoint_store
 from callhook.store import events as event_store
 from callhook.store import integrations as integration_store
+from callhook.store.db import Connection
 from callhook.store.deliveries import Delivery
 from callhook.store.events import StoredEvent
 
@@ -81,6 +82,7 @@ def delivery_json(d: Delivery) -> dict[str, Any]:
     return {
         "id": d.id,
         "event_id": d.event_id,
+        "endpoint_id": d.endpoint_id,
         "event": d.event,
         "pbx_id": d.pbx_id,
         "status": d.status,
@@ -197,6 +199,14 @@ async def list_deliveries(
         str | None,
         Query(max_length=128, pattern=PBX_ID_PATTERN, description="Only this pbx_id."),
     ] = None,
+    endpoint_id: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            description="Only deliveries to this endpoint (ep_…) of your account (another id "
+            "is answered with 404).",
+        ),
+    ] = None,
     since: Annotated[
         str | None,
         Query(
@@ -221,9 +231,12 @@ async def list_deliveries(
 
     def work(conn: Connection) -> list[Delivery]:
         integration_store.require_configured(conn, caller.account_id)
+        if endpoint_id is not None:
+            endpoint_store.get(conn, caller.account_id, endpoint_id)  # 404 unless the account's
         return delivery_store.list_deliveries(
             conn,
             account_id=caller.account_id,
+            endpoint_id=endpoint_id,
             status=status,
             event=event,
             pbx_id=pbx_id,
@@ -269,38 +282,24 @@ async def redeliver_window(request: Request, caller: BodyWriter) -> Response:
     if until is not None and until <= since:
         raise PayloadInvalid("until: must be later than since.", field="until")
 
-    def work(conn: Connection) -> int:
-        integration_store.require_configured(conn, caller.account_id)
-        return delivery_store.redeliver_window(
-            conn,
+    def work() -> int:
+        return queueing.redeliver_window(
+            platform.publisher,
             now=now,
             account_id=caller.account_id,
             since=since,
             until=until,
             status=window.status,
+            check=_require_configured(caller.account_id),
         )
 
-    queued = await write(request, work)
-    if queued:
-        platform.publisher.notify()
+    queued = await run_in_threadpool(work)
     return success(request, {"queued": queued}, status=202)
 
 
 def _parse_window(raw: bytes) -> RedeliverWindow:
-    try:
-        doc = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest("Request body is not valid JSON.") from exc
-    if not isinstance(doc, dict):
-        raise InvalidRequest("Request body must be a JSON object.")
-    try:
-        return RedeliverWindow.model_validate(doc)
-    except ValidationError as exc:
-        # 422 naming the first bad field, like ingest (times: ``core.times`` in the model).
-        first = exc.errors(include_url=False)[0]
-        field = ".".join(str(p) for p in first["loc"]) or "body"
-        message = "unknown field" if first["type"] == "extra_forbidden" else first["msg"]
-        raise PayloadInvalid(f"{field}: {message}", field=field) from exc
+    # 422 naming the first bad field, like ingest (times: ``core.times`` in the model).
+    return parse_model(raw, RedeliverWindow)
 
 
 @router.get(
@@ -330,15 +329,19 @@ async def get_delivery(request: Request, delivery_id: DeliveryIdPath, caller: Re
     responses=responses(400, 401, 403, 404, 413, 422, 429, 431),
 )
 async def redeliver_one(request: Request, delivery_id: DeliveryIdPath, caller: Writer) -> Response:
-    now = platform_of(request).clock.now()
+    platform = platform_of(request)
+    now = platform.clock.now()
 
-    def work(conn: Connection) -> Delivery:
+    def check(conn: Connection) -> None:
         integration_store.require_configured(conn, caller.account_id)
         check_delivery_id(delivery_id)
-        return delivery_store.redeliver(conn, delivery_id, now=now, account_id=caller.account_id)
 
-    delivery = await write(request, work)
-    platform_of(request).publisher.notify()
+    def work() -> Delivery:
+        return queueing.redeliver_one(
+            platform.publisher, delivery_id, now=now, account_id=caller.account_id, check=check
+        )
+
+    delivery = await run_in_threadpool(work)
     return success(request, delivery_json(delivery), status=202)
 
 
