@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
-from sqlalchemy import Connection
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -30,6 +29,7 @@ from callhook.events.models import LINE_PATTERN, PBX_ID_PATTERN
 from callhook.events.validate import MAX_IDEMPOTENCY_KEY
 from callhook.platform import Platform
 from callhook.publish import Published, PublishRequest, bind_accounts, parse_publish_body
+from callhook.store.db import Connection
 from callhook.store.group_commit import GroupCommitter
 from callhook.store.tokens import Token
 

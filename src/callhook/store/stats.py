@@ -260,11 +260,11 @@ def endpoint_glances(
         for row in conn.execute(
             select(
                 deliveries.c.endpoint_id,
-                func.sum(case((status == "delivered", 1), else_=0)).label("delivered"),
-                func.sum(case((_failing(status), 1), else_=0)).label("failed"),
+                func.sum(case((status == _DELIVERED, 1), else_=0)).label("n_delivered"),
+                func.sum(case((_failing(status), 1), else_=0)).label("n_failed"),
                 func.sum(
-                    case(((status == "pending") & (deliveries.c.attempts == 0), 1), else_=0)
-                ).label("pending"),
+                    case(((status == _PENDING) & (deliveries.c.attempts == 0), 1), else_=0)
+                ).label("n_pending"),
             )
             .where(deliveries.c.account_id == account_id, deliveries.c.created_at >= since)
             .group_by(deliveries.c.endpoint_id)
@@ -290,9 +290,9 @@ def endpoint_glances(
         ).first()
         found = counts.get(endpoint_id)
         out[endpoint_id] = EndpointGlance(
-            delivered=int(found.delivered or 0) if found else 0,
-            failed=int(found.failed or 0) if found else 0,
-            pending=int(found.pending or 0) if found else 0,
+            delivered=int(found.n_delivered or 0) if found else 0,
+            failed=int(found.n_failed or 0) if found else 0,
+            pending=int(found.n_pending or 0) if found else 0,
             last_attempt_at=None if last is None else _as_datetime(last.last_attempt_at),
             last_ok=None if last is None else last.last_error_class is None,
             last_error=None if last is None else last.last_error_class,

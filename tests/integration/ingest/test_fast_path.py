@@ -135,6 +135,7 @@ def _normalized(response: Any) -> tuple[int, dict[str, str], Any]:
         if not result["duplicate"]:
             result["id"] = result["id"][:4]
             result["delivery_id"] = result["delivery_id"] and result["delivery_id"][:4]
+            result["delivery_ids"] = [d[:4] for d in result.get("delivery_ids", [])]
     return response.status_code, headers, doc
 
 
