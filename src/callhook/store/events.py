@@ -11,8 +11,10 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from callhook.core import stored_body
 from callhook.store import dialect
 from callhook.store.tables import call_sequences, deliveries, events
+from callhook.store.types import decode_time
 
 #: The columns of an event row, as ``insert`` takes them.
 EVENT_COLUMNS = (
@@ -155,10 +157,44 @@ def insert(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
     """Insert event rows: each maps every name of ``EVENT_COLUMNS`` to a value in the driver's
     form (``created_at`` through ``types.time_encoder``, ``body`` as bytes).
 
+    ``body`` is the body as sent; it is stored packed (``core.stored_body``: the ``data`` only,
+    compressed) and every read here gives it back as sent.
+
     A duplicate ``(account_id, idempotency_key)`` raises SQLAlchemy's ``IntegrityError``, as
     ``conn.execute`` would (publishers retry on it).
     """
-    _INSERT_EVENTS.executemany(conn, rows)
+    _INSERT_EVENTS.executemany(conn, [{**r, "body": _packed(r)} for r in rows])
+
+
+def _packed(row: Mapping[str, Any]) -> bytes:
+    created_at = decode_time(row["created_at"])
+    assert created_at is not None
+    return stored_body.pack(
+        row["body"],
+        id=row["id"],
+        event=row["event"],
+        pbx_id=row["pbx_id"],
+        account_id=row["account_id"],
+        created_at=created_at,
+        call_id=row["call_id"],
+        sequence=row["sequence"],
+    )
+
+
+def body_of(row: Any) -> bytes:
+    """The body as sent, of a result row holding the ``events`` columns ``id``, ``event``,
+    ``pbx_id``, ``account_id``, ``created_at``, ``call_id``, ``sequence`` and ``body`` (under
+    those names)."""
+    return stored_body.unpack(
+        bytes(row.body),
+        id=row.id,
+        event=row.event,
+        pbx_id=row.pbx_id,
+        account_id=row.account_id,
+        created_at=row.created_at,
+        call_id=row.call_id,
+        sequence=row.sequence,
+    )
 
 
 def insert_deliveries(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -177,7 +213,7 @@ def _from_row(r: Any) -> StoredEvent:
         sequence=r.sequence,
         idempotency_key=r.idempotency_key,
         created_at=r.created_at,
-        body=bytes(r.body),
+        body=body_of(r),
         skip_reason=r.skip_reason,
     )
 

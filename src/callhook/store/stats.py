@@ -29,13 +29,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, and_, case, func, select
 
 from callhook.core.outcome import NOT_THE_ENDPOINT
 from callhook.store.tables import attempts, deliveries
+from callhook.store.types import decode_time
 
 WINDOW = timedelta(hours=24)
 #: Attempts that say nothing about the endpoint (nothing sent, or Callhook's own failure).
@@ -198,8 +199,8 @@ def failure_streak(conn: Connection, account_id: str) -> FailureStreak | None:
 
 
 def _as_datetime(value: Any) -> datetime:
-    """An aggregate of a timestamp column as an aware UTC datetime (SQLite may hand back text)."""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    assert isinstance(value, datetime)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    """An aggregate of a timestamp column as an aware UTC datetime (SQLite may hand back its
+    stored integer)."""
+    when = decode_time(value)
+    assert when is not None
+    return when

@@ -121,7 +121,7 @@ def _primary(platform: Platform, account_id: str) -> endpoint_store.Endpoint:
 
 def test_integrations_become_primary_endpoints_with_their_data(old_platform: Platform) -> None:
     platform = old_platform
-    upgrade(platform.db)
+    upgrade(platform.db, "0003")
     assert current(platform.db) == "0003"
     a, b, c = (_primary(platform, acc) for acc in (ACC_A, ACC_B, ACC_C))
     assert (a.id, a.url, a.enabled, a.retry_policy) == (
@@ -178,7 +178,7 @@ def test_downgrade_gives_the_primary_endpoints_back_as_integrations(
     old_platform: Platform,
 ) -> None:
     platform = old_platform
-    upgrade(platform.db)
+    upgrade(platform.db, "0003")
     with platform.db.write() as conn:
         endpoint_store.create(
             conn,
