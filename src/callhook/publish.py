@@ -158,6 +158,11 @@ class Publisher:
         self._rng = rng
         self._listeners: list[Callable[[], None]] = []
 
+    @property
+    def db(self) -> Database:
+        """The database it writes to (``callhook.queueing`` writes redeliveries there)."""
+        return self._db
+
     def on_publish(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` (from any thread) after each commit that queued deliveries."""
         self._listeners.append(listener)

@@ -22,6 +22,7 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from callhook import queueing
 from callhook.core import times
 from callhook.core.ids import has_id_shape
 from callhook.dashboard import hints
@@ -220,12 +221,9 @@ def redeliver_failed(request: Request, who: CurrentViewer, form: CheckedForm) ->
             status=400,
         )
     since = parse_utc(raw)
-    with platform.db.write() as conn:
-        count = delivery_store.redeliver_window(
-            conn, now=platform.clock.now(), account_id=who.account_id, since=since
-        )
-    if count:
-        platform.publisher.notify()
+    count = queueing.redeliver_window(
+        platform.publisher, now=platform.clock.now(), account_id=who.account_id, since=since
+    )
     return RedirectResponse(f"/dashboard/deliveries?requeued={count}", status_code=303)
 
 
@@ -261,9 +259,7 @@ def delivery_page(request: Request, who: CurrentViewer, delivery_id: str) -> Res
 def redeliver(request: Request, who: CurrentViewer, delivery_id: str, _f: CheckedForm) -> Response:
     platform = platform_of(request)
     _check_delivery_id(delivery_id)
-    with platform.db.write() as conn:
-        delivery_store.redeliver(
-            conn, delivery_id, now=platform.clock.now(), account_id=who.account_id
-        )
-    platform.publisher.notify()  # wake idle workers: the delivery is due now
+    queueing.redeliver_one(
+        platform.publisher, delivery_id, now=platform.clock.now(), account_id=who.account_id
+    )
     return RedirectResponse(f"/dashboard/deliveries/{delivery_id}?redelivered=1", status_code=303)

@@ -209,6 +209,8 @@ class Attempts:
                 counter = self._metrics.deliveries.labels(verdict, res.job.event)
                 self._counted[(verdict, res.job.event)] = counter
             counter.inc()
+            endpoint = self._metrics.endpoint_labels.of(res.job.endpoint_id)
+            self._metrics.endpoint_attempts.labels(endpoint, verdict).inc()
             self._metrics.attempt_seconds.observe(res.duration_ms / 1000)
         if not log.isEnabledFor(logging.INFO):
             return
@@ -218,6 +220,7 @@ class Attempts:
                 "delivery_id": res.job.delivery_id,
                 "event_id": res.job.event_id,
                 "account_id": res.job.account_id,
+                "endpoint_id": res.job.endpoint_id,
                 "event": res.job.event,
                 "attempt": res.job.attempt_number,
                 "result": verdict,

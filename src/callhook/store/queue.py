@@ -279,7 +279,12 @@ _SECRETS = (
         endpoint_secrets.c.endpoint_id.in_(bindparam("endpoints", expanding=True)),
         or_(endpoint_secrets.c.expires_at.is_(None), endpoint_secrets.c.expires_at > _NOW),
     )
-    .order_by(endpoint_secrets.c.created_at.desc(), endpoint_secrets.c.id.desc())
+    .order_by(
+        # The current secret first even when a rotation made its successor in the same instant.
+        endpoint_secrets.c.expires_at.is_(None).desc(),
+        endpoint_secrets.c.created_at.desc(),
+        endpoint_secrets.c.id.desc(),
+    )
 )
 
 
