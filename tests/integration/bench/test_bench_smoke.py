@@ -42,18 +42,18 @@ def test_smoke_run_prints_one_table_and_records_it(tmp_path: Path) -> None:
     assert out.count("Callhook benchmark (smoke)") == 1
     for section in SECTIONS:
         assert section in out
-    for metric in (
-        "pre-filled",
-        "ingest events/s, single events, 32 in flight",
-        "signed-POST loop",
-        "p50/p95/p99/max",
-        "CPU ms per delivery",
-        "bytes per delivered event",
-    ):
+    for metric in ("pre-filled", "ingest events/s", "signed-POST loop", "p50/p95/p99/max"):
         assert metric in out
-    for k in ("1 worker process", "2 worker processes"):
-        assert f"deliveries/s, {k} (× ceiling)" in out
     text = record.read_text()
+    # The terminal table may wrap long metric names; the recorded Markdown never does.
+    for metric in (
+        "ingest events/s, single events, 32 in flight",
+        "worker CPU ms per delivery",
+        "database bytes per delivered event",
+        "deliveries/s, 1 worker process (× ceiling)",
+        "deliveries/s, 2 worker processes (× ceiling)",
+    ):
+        assert metric in text
     assert text.startswith("\n### Run ")
     assert "(smoke: sizes shrunk" in text
     assert "- Machine: " in text
