@@ -180,6 +180,11 @@ class StoreError(CallhookError):
     """The database failed in a way the caller cannot fix."""
 
 
+class ConcurrentPublish(StoreError):
+    """Another publisher committed the same idempotency key between our look-up and our
+    insert; ``Publisher.publish`` retries once and then finds the original event."""
+
+
 class WorkerFailed(CallhookError):
     """A delivery worker stopped because one of its own tasks (``task``: ``"lease renewer"``,
     ``"results flusher"``, ``"claim loop"``, ``"lane 3"`` …) died with an exception, chained as

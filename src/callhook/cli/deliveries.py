@@ -65,10 +65,16 @@ def deliveries_list(
         return
     from rich.table import Column, Table
 
+    from callhook.core.outcome import DeliveryStatus
+
     table = Table("event", "pbx_id", "status", "attempts", "last", "ms", "created")
     # Ids are for copying: never wrapped or cut, whatever the terminal width.
     table.columns.insert(0, Column("id", no_wrap=True, overflow="ignore", min_width=30))
-    styles = {"delivered": "green", "failed": "red", "pending": "yellow"}
+    styles: dict[str, str] = {
+        DeliveryStatus.DELIVERED: "green",
+        DeliveryStatus.FAILED: "red",
+        DeliveryStatus.PENDING: "yellow",
+    }
     for d in rows:
         last = str(d.last_status_code or d.last_error_class or "—")
         ms = f"{d.last_latency_ms:.0f}" if d.last_latency_ms is not None else "—"

@@ -28,12 +28,11 @@ import typer
 from callhook.cli.common import console, fail, settings_from_env
 
 if TYPE_CHECKING:
-    from sqlalchemy import Connection
-
     from callhook.demo import DemoState
     from callhook.platform import Platform
     from callhook.settings import Settings
     from callhook.store.accounts import Account
+    from callhook.store.db import Connection
 
 DEMO_ACCOUNT = "Demo PBX"
 DEMO_EMAIL = "demo@callhook.local"

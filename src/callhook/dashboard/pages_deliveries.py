@@ -25,6 +25,7 @@ from starlette.responses import RedirectResponse, Response
 from callhook import queueing
 from callhook.core import times
 from callhook.core.ids import has_id_shape
+from callhook.core.outcome import ErrorClass
 from callhook.dashboard import hints
 from callhook.dashboard.auth import CheckedForm, CurrentViewer, DashboardRoute, platform_of, text
 from callhook.dashboard.charts import hourly_chart
@@ -85,7 +86,7 @@ def banner(platform: Platform, account_id: str) -> dict[str, Any] | None:
     if streak is None:
         return None
     error = hints.label(streak.last_error)
-    if streak.last_error == "http_status" and streak.last_status_code is not None:
+    if streak.last_error == ErrorClass.HTTP_STATUS and streak.last_status_code is not None:
         error = f"HTTP {streak.last_status_code}"
     plural = "failure" if streak.consecutive == 1 else "failures"
     return {

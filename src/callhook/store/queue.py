@@ -29,6 +29,8 @@ from sqlalchemy import (
 )
 
 from callhook.core import stored_body
+from callhook.core.outcome import DeliveryStatus
+from callhook.core.retry import RetryPolicy
 from callhook.store import dialect
 from callhook.store.secretbox import SecretBox
 from callhook.store.tables import attempts, deliveries, endpoint_secrets, endpoints, events
@@ -91,18 +93,19 @@ _NOW = bindparam("now", type_=UTCDateTime)
 #
 # So an endpoint's due event is among the first claimed as soon as fewer than ``limit``
 # endpoints have due work ahead of it in its turn, whatever their backlogs.
-_WALK = """
+_PENDING = f"'{DeliveryStatus.PENDING.value}'"  # a literal: the partial index's own condition
+_WALK = f"""
 walk(endpoint_id) AS (
-    SELECT MIN(endpoint_id) FROM deliveries WHERE status = 'pending'
+    SELECT MIN(endpoint_id) FROM deliveries WHERE status = {_PENDING}
     UNION ALL
     SELECT (
         SELECT MIN(d.endpoint_id) FROM deliveries d
-        WHERE d.status = 'pending' AND d.endpoint_id > walk.endpoint_id
+        WHERE d.status = {_PENDING} AND d.endpoint_id > walk.endpoint_id
     )
     FROM walk WHERE walk.endpoint_id IS NOT NULL
-)"""
-_DUE = """
-        d2.status = 'pending' AND d2.endpoint_id = walk.endpoint_id
+)"""  # noqa: S608 (constants only, no input)
+_DUE = f"""
+        d2.status = {_PENDING} AND d2.endpoint_id = walk.endpoint_id
         AND d2.next_attempt_at <= :now
         AND (d2.lease_until IS NULL OR d2.lease_until <= :now)
         ORDER BY d2.next_attempt_at LIMIT :per_endpoint"""
@@ -246,7 +249,7 @@ def claim(
             ),
             url=url,
             enabled=bool(enabled) if enabled is not None else False,
-            retry_policy=retry_policy or "exponential",
+            retry_policy=retry_policy or RetryPolicy.EXPONENTIAL.value,
             secrets=tuple(secrets.get(endpoint_id, ())),
         )
         for (
@@ -379,11 +382,11 @@ def complete(conn: Connection, results: Sequence[AttemptResult]) -> list[Attempt
             continue
         started = db_time(res.started_at)
         if res.delivered:
-            status, next_at = "delivered", None
+            status, next_at = DeliveryStatus.DELIVERED.value, None
         elif res.next_attempt_at is not None:
-            status, next_at = "pending", db_time(res.next_attempt_at)
+            status, next_at = DeliveryStatus.PENDING.value, db_time(res.next_attempt_at)
         else:
-            status, next_at = "failed", None
+            status, next_at = DeliveryStatus.FAILED.value, None
         changes.append(
             {
                 "b_id": job.delivery_id,
@@ -461,12 +464,14 @@ def release(conn: Connection, jobs: Iterable[ClaimedJob]) -> int:
 def queue_stats(conn: Connection, *, now: datetime) -> tuple[int, int, float]:
     """(pending, due now, age in seconds of the oldest due job)."""
     pending = conn.execute(
-        select(func.count()).select_from(deliveries).where(deliveries.c.status == "pending")
+        select(func.count())
+        .select_from(deliveries)
+        .where(deliveries.c.status == DeliveryStatus.PENDING)
     ).scalar_one()
     due_count, oldest = conn.execute(
         select(
             func.count(), type_coerce(func.min(deliveries.c.next_attempt_at), UTCDateTime)
-        ).where(deliveries.c.status == "pending", deliveries.c.next_attempt_at <= now)
+        ).where(deliveries.c.status == DeliveryStatus.PENDING, deliveries.c.next_attempt_at <= now)
     ).one()
     age = 0.0 if oldest is None else max(0.0, (now - oldest).total_seconds())
     return int(pending), int(due_count), age

@@ -14,7 +14,6 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import ValidationError
-from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -58,6 +57,7 @@ from callhook.publish import Published, send_test_event
 from callhook.store import deliveries as delivery_store
 from callhook.store import events as event_store
 from callhook.store import integrations as integration_store
+from callhook.store.db import Connection
 from callhook.store.deliveries import Delivery
 from callhook.store.events import StoredEvent
 
