@@ -128,7 +128,7 @@ def _filters(request: Request) -> tuple[dict[str, str], dict[str, str], dict[str
     errors: dict[str, str] = {}
     args: dict[str, Any] = {}
     if values["status"]:
-        if values["status"] in delivery_store.STATUSES:
+        if values["status"] in delivery_store.FILTERS:
             args["status"] = values["status"]
         else:
             errors["status"] = "Choose a status from the list."
@@ -185,7 +185,7 @@ def _list_page(
             "rows": rows,
             "filters": values,
             "errors": errors,
-            "statuses": delivery_store.STATUSES,
+            "statuses": delivery_store.FILTERS,
             "events": ALL_EVENTS,
             "next_link": next_link,
             "bulk_since": bulk_since if bulk_since is not None else default_since,

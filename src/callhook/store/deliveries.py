@@ -15,6 +15,9 @@ from callhook.errors import InvalidRequest, NotFound
 from callhook.store.tables import attempts, deliveries, events
 
 STATUSES = ("pending", "delivered", "failed")
+#: Filters people may use: the stored statuses, and ``retrying`` — ``pending`` with at least one
+#: attempt made (the endpoint failed it; the next attempt is at ``next_attempt_at``).
+FILTERS = (*STATUSES, "retrying")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +50,13 @@ class Delivery:
     delivered_at: datetime | None
     body: bytes | None = None
     attempt_log: list[Attempt] = field(default_factory=list)
+
+    @property
+    def shown_status(self) -> str:
+        """The status people read: ``retrying`` for a pending delivery already attempted."""
+        if self.status == "pending" and self.attempts > 0:
+            return "retrying"
+        return self.status
 
 
 # --- Reading -----------------------------------------------------------------------------------
@@ -101,12 +111,14 @@ def list_deliveries(
     limit: int = 50,
 ) -> list[Delivery]:
     """Newest first. ``before_id`` is the cursor: ids sort by creation time."""
-    if status is not None and status not in STATUSES:
-        raise InvalidRequest(f"status must be one of {', '.join(STATUSES)}")
+    if status is not None and status not in FILTERS:
+        raise InvalidRequest(f"status must be one of {', '.join(FILTERS)}")
     query = _delivery_query()
     if account_id is not None:
         query = query.where(deliveries.c.account_id == account_id)
-    if status is not None:
+    if status == "retrying":
+        query = query.where(deliveries.c.status == "pending", deliveries.c.attempts > 0)
+    elif status is not None:
         query = query.where(deliveries.c.status == status)
     if event is not None:
         query = query.where(deliveries.c.event == event)

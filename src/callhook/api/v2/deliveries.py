@@ -36,6 +36,7 @@ from callhook.api.v2.models import (
     DeliveryDetailResponse,
     DeliveryPageResponse,
     DeliveryResponse,
+    DeliveryFilter,
     DeliveryStatus,
     QueuedTestResponse,
     RedeliverCountResponse,
@@ -184,7 +185,13 @@ async def list_deliveries(
             description="next_cursor of the previous page (opaque to you).",
         ),
     ] = None,
-    status: Annotated[DeliveryStatus | None, Query(description="Only this status.")] = None,
+    status: Annotated[
+        DeliveryFilter | None,
+        Query(
+            description="Only this status; `retrying` is `pending` with at least one attempt "
+            "made (the next at `next_attempt_at`)."
+        ),
+    ] = None,
     event: Annotated[
         str | None,
         Query(

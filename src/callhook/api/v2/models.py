@@ -21,6 +21,8 @@ TIMESTAMP_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$"
 TIME_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$"
 
 DeliveryStatus = Literal["pending", "delivered", "failed"]
+#: The deliveries filter: a status, or ``retrying`` (pending with at least one attempt made).
+DeliveryFilter = Literal["pending", "retrying", "delivered", "failed"]
 
 
 class _Model(BaseModel):
