@@ -34,10 +34,9 @@ from callhook.api.v2.common import (
 )
 from callhook.api.v2.models import (
     DeliveryDetailResponse,
+    DeliveryFilter,
     DeliveryPageResponse,
     DeliveryResponse,
-    DeliveryFilter,
-    DeliveryStatus,
     QueuedTestResponse,
     RedeliverCountResponse,
     RedeliverWindow,
