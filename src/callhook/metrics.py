@@ -38,6 +38,20 @@ class Metrics:
             ["status"],
             registry=self.registry,
         )
+        self.endpoint_transitions = Counter(
+            "callhook_endpoint_transitions_total",
+            "Endpoint health transitions (and disable warnings) by state before, after and cause",
+            ["before", "after", "cause"],
+            registry=self.registry,
+        )
+
+    def endpoint_transition(self, before: str, after: str, cause: str) -> None:
+        """Count one transition of an endpoint's state machine."""
+        self.endpoint_transitions.labels(before, after, cause).inc()
+
+    def watch_endpoints(self, read: Callable[[], dict[str, int]]) -> None:
+        """Export endpoints by state (``callhook_endpoints{state=…}``), read at scrape time."""
+        self.registry.register(_EndpointCollector(read))
 
     def watch_queue(self, read: Callable[[], tuple[int, int, float]]) -> None:
         """Export queue depth and oldest due age, read by ``read`` at scrape time."""
@@ -59,3 +73,16 @@ class _QueueCollector(Collector):
             "How long the oldest due delivery has been waiting",
             value=age,
         )
+
+
+class _EndpointCollector(Collector):
+    def __init__(self, read: Callable[[], dict[str, int]]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "callhook_endpoints", "Endpoints by health state", labels=["state"]
+        )
+        for state, count in sorted(self._read().items()):
+            family.add_metric([state], count)
+        yield family

@@ -14,7 +14,7 @@ from callhook.core.ids import Randomness
 from callhook.metrics import Metrics
 from callhook.publish import Publisher
 from callhook.settings import Settings
-from callhook.store import queue, wake
+from callhook.store import endpoint_health, queue, wake
 from callhook.store.db import Database
 from callhook.store.secretbox import SecretBox, load_secret_box
 
@@ -56,7 +56,13 @@ class Platform:
         if pinger is not None:
             platform.publisher.on_publish(pinger.ping)
         platform.metrics.watch_queue(platform.queue_stats)
+        platform.metrics.watch_endpoints(platform.endpoint_states)
         return platform
+
+    def endpoint_states(self) -> dict[str, int]:
+        """Endpoints by health state (for the gauges)."""
+        with self.db.read() as conn:
+            return endpoint_health.counts_by_state(conn)
 
     def queue_stats(self) -> tuple[int, int, float]:
         with self.db.read() as conn:

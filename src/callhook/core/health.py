@@ -176,7 +176,8 @@ def record_attempt(
 ) -> Step:
     """Feed one attempt's verdict (a probe's, while failing). Attempts made while paused or
     disabled (a test event; one already under way) change counts, not the state — except that
-    a success is never held against the endpoint."""
+    a success is never held against the endpoint. ``now`` is when the attempt started: a
+    failure that started before the endpoint began failing is not a failed probe."""
     if result is AttemptVerdict.NEUTRAL:
         return Step(health)
     if result is AttemptVerdict.SUCCESS:
@@ -196,6 +197,9 @@ def record_attempt(
         return Step(health)
     failures = health.consecutive_failures + 1
     if health.state is EndpointState.FAILING:
+        if health.since is not None and now <= health.since:
+            # An attempt that was under way when the endpoint began failing: not a probe.
+            return Step(replace(health, consecutive_failures=failures))
         cooldown = min(
             max(health.probe_cooldown * 2, policy.probe_cooldown.total_seconds()),
             policy.max_probe_cooldown.total_seconds(),

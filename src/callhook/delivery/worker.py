@@ -28,8 +28,9 @@ from collections import Counter, deque
 from datetime import timedelta
 from typing import Self
 
-from callhook.core.breaker import TRIPPING, Breakers
+from callhook.core import health as machine
 from callhook.core.clock import Clock
+from callhook.core.health import EndpointState, Transition
 from callhook.core.ids import Randomness, new_id
 from callhook.delivery.attempt import Attempts
 from callhook.delivery.dispatch import Dispatch
@@ -38,7 +39,7 @@ from callhook.delivery.sender import Sender
 from callhook.metrics import Metrics
 from callhook.platform import Platform
 from callhook.settings import Settings
-from callhook.store import notify, queue
+from callhook.store import endpoint_health, notify, queue
 from callhook.store.db import Database
 from callhook.store.queue import AttemptResult, ClaimedJob
 from callhook.store.secretbox import SecretBox
@@ -49,6 +50,21 @@ FLUSH_INTERVAL = 0.025  # seconds: group-commit window for attempt results
 # Back-off while results cannot be recorded (database restarting); after the last one the
 # results are dropped and the deliveries are attempted again once their leases run out.
 FLUSH_RETRY_DELAYS = (0.05, 0.2, 0.5, 1.0, 2.0, 4.0, 8.0)
+#: Failures that held a connection slot for long: the dispatcher gives such an endpoint less
+#: room (an endpoint that answers, even with a 5xx, answers fast).
+HOLDS_A_CONNECTION = frozenset({"timeout", "connect_error", "tls_error"})
+#: States in which an endpoint takes nothing more (a failing one only its probes).
+_HELD_STATES = frozenset({EndpointState.FAILING, EndpointState.PAUSED, EndpointState.DISABLED})
+
+
+def _transition_log(endpoint_id: str, t: Transition) -> dict[str, object]:
+    return {
+        "endpoint_id": endpoint_id,
+        "before": t.before.value,
+        "after": t.after.value,
+        "cause": t.cause.value,
+        "alert": t.alert.value if t.alert else None,
+    }
 
 
 class Worker:
@@ -87,12 +103,17 @@ class Worker:
         self._dispatch: Dispatch[ClaimedJob] = Dispatch(settings.worker_per_endpoint_limit)
         self._idle_lanes: deque[asyncio.Future[None]] = deque()
         self._secret_cache: dict[str, str] = {}
-        self._breakers = Breakers()
+        self._rules = endpoint_health.rules_from(settings)
+        # When something the last claim left out may change (a token, a probe, a slow-down
+        # ending): the claim loop looks again then rather than at its next poll.
+        self._next_change: float | None = None
         # Jobs this worker holds a lease on (claimed, result not yet recorded), by delivery id;
         # those whose result is being recorded right now.
         self._held: dict[str, ClaimedJob] = {}
         self._recording: set[str] = set()
         self.listener: notify.WakeListener | None = None
+        self._transitions: list[tuple[str, Transition]] = []
+        self._slowed: set[str] = set()
         self._attempts = Attempts(clock=clock, rng=rng, metrics=metrics)
         self.leases_lost = 0
 
@@ -173,13 +194,11 @@ class Worker:
             self._wake.clear()
             self._slot_freed.clear()
             try:
-                now = self._clock.now()
                 saturated = self._dispatch.saturated()
                 jobs = await asyncio.to_thread(
                     self._claim,
                     min(self._budget - self._outstanding(), self._settings.worker_batch_size),
                     self._no_room(saturated),
-                    self._breakers.probing(now),
                 )
             except Exception:
                 log.exception("claim failed; retrying", extra={"worker": self.worker_id})
@@ -209,46 +228,53 @@ class Worker:
                 count -= 1
 
     def _no_room(self, saturated: set[str]) -> set[str]:
-        """Accounts to leave out of the next claim: those already holding their share of this
-        worker (a slow endpoint must not fill every place) and those whose breaker is open or
-        has its one probe under way."""
-        now = self._clock.now()
-        held = Counter(job.account_id for job in self._held.values())
-        probing = {account for account in self._breakers.probing(now) if held[account]}
-        return saturated | probing | self._breakers.blocked(now)
+        """Endpoints to leave out of the next claim for this worker's own reasons: those
+        already holding their share of it (a slow endpoint must not fill every place). What the
+        store says (paused, failing, throttled) is added inside the claim's transaction."""
+        return saturated
 
-    def _claim(self, limit: int, exclude: set[str], probing: set[str]) -> list[ClaimedJob]:
-        """Claim due jobs; for an endpoint whose breaker is half-open keep one (the probe) and
-        give the rest back in the same transaction."""
+    def _claim(self, limit: int, exclude: set[str]) -> list[ClaimedJob]:
+        """Claim due jobs, within what the endpoints' shared state allows (``plan_claim``):
+        nothing for paused, disabled or slowed-down endpoints, one probe for a failing one whose
+        probe is due, a throttled endpoint's allowance from its token bucket — all in the same
+        transaction, so every worker process shares one breaker and one bucket."""
         now = self._clock.now()
+        claim_id = new_id("clm", now, self._rng)
+        lease = timedelta(seconds=self._settings.lease_seconds)
         with self._db.write() as conn:
-            jobs = queue.claim(
-                conn,
-                worker_id=self.worker_id,
-                claim_id=new_id("clm", now, self._rng),
-                now=now,
-                lease=timedelta(seconds=self._settings.lease_seconds),
-                limit=limit,
-                box=self._box,
-                secret_cache=self._secret_cache,
-                exclude_accounts=exclude,
-            )
-            if not probing:
-                return jobs
-            kept: list[ClaimedJob] = []
-            extra: list[ClaimedJob] = []
-            probes: set[str] = set()
-            for job in jobs:
-                if job.account_id not in probing:
-                    kept.append(job)
-                elif job.account_id in probes:
-                    extra.append(job)
-                else:
-                    probes.add(job.account_id)
-                    kept.append(job)
-            if extra:
-                queue.release(conn, extra)
-            return kept
+            plan = endpoint_health.plan_claim(conn, now=now, want=limit, rules=self._rules)
+            jobs: list[ClaimedJob] = []
+            for endpoint_id, allowed in plan.limited.items():
+                if endpoint_id in exclude or len(jobs) >= limit:
+                    continue
+                jobs += queue.claim(
+                    conn,
+                    worker_id=self.worker_id,
+                    claim_id=claim_id,
+                    now=now,
+                    lease=lease,
+                    limit=min(allowed, limit - len(jobs)),
+                    box=self._box,
+                    secret_cache=self._secret_cache,
+                    only_endpoint=endpoint_id,
+                )
+            if len(jobs) < limit:
+                jobs += queue.claim(
+                    conn,
+                    worker_id=self.worker_id,
+                    claim_id=claim_id,
+                    now=now,
+                    lease=lease,
+                    limit=limit - len(jobs),
+                    box=self._box,
+                    secret_cache=self._secret_cache,
+                    exclude_accounts=exclude | plan.excluded | set(plan.limited),
+                )
+            endpoint_health.settle_claim(conn, plan, Counter(j.account_id for j in jobs))
+        self._next_change = (
+            None if plan.next_change is None else max(0.0, (plan.next_change - now).total_seconds())
+        )
+        return jobs
 
     async def _relay_stop(self, stop: asyncio.Event) -> None:
         """Let a stop end any wait for a free slot (one event to wait on, not two tasks)."""
@@ -267,10 +293,11 @@ class Worker:
         if room_matters:
             waiting_on.append(self._slot_freed.wait())
         waiters = {asyncio.create_task(w) for w in waiting_on}
+        timeout = self._settings.poll_interval
+        if self._next_change is not None:
+            timeout = min(timeout, max(self._next_change, 0.002))
         try:
-            await asyncio.wait(
-                waiters, timeout=self._settings.poll_interval, return_when=asyncio.FIRST_COMPLETED
-            )
+            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for w in waiters:
                 w.cancel()
@@ -327,22 +354,21 @@ class Worker:
         answer (timeout, connection or TLS failure)."""
         result = await self._attempts.make(job, sender)
         failed = None if result.delivered else result.error_class
-        if self._breakers.record(job.account_id, error_class=failed, now=self._clock.now()):
-            await self._trip(job.account_id)
         self._results.append(result)
         if len(self._results) >= self._settings.worker_batch_size:
             await self._flush()
-        return failed not in TRIPPING
+        return failed not in HOLDS_A_CONNECTION
 
-    async def _trip(self, account_id: str) -> None:
-        """The account's breaker opened: give back its jobs that have not started, at once."""
-        jobs = self._dispatch.drop(j.delivery_id for j in self._dispatch.queued_jobs(account_id))
+    async def _hold_back(self, endpoint_id: str, why: str) -> None:
+        """The endpoint may not take more now (failing, paused, disabled, or slowed down by a
+        Retry-After): give back its jobs that have not started, at once."""
+        jobs = self._dispatch.drop(j.delivery_id for j in self._dispatch.queued_jobs(endpoint_id))
         for job in jobs:
             self._held.pop(job.delivery_id, None)
         self._room.set()  # the claim loop re-checks how many places are free
         log.warning(
-            "endpoint failing: pausing its deliveries",
-            extra={"account_id": account_id, "released": len(jobs)},
+            "endpoint held back: giving back its deliveries",
+            extra={"endpoint_id": endpoint_id, "why": why, "released": len(jobs)},
         )
         if jobs:
             try:
@@ -389,10 +415,47 @@ class Worker:
                 "result refused: lease lost to another worker",
                 extra={"delivery_id": res.job.delivery_id, "claim_id": res.job.claim_id},
             )
+        await self._after_record()
 
     def _complete(self, batch: list[AttemptResult]) -> list[AttemptResult]:
+        """Record the results and feed them to their endpoints' health, in one transaction."""
+        now = self._clock.now()
         with self._db.write() as conn:
-            return queue.complete(conn, batch)
+            stale = queue.complete(conn, batch)
+            refused = {id(res) for res in stale}
+            verdicts = [
+                endpoint_health.Verdict(
+                    endpoint_id=res.job.account_id,
+                    account_id=res.job.account_id,
+                    verdict=machine.verdict(delivered=res.delivered, error_class=res.error_class),
+                    at=res.started_at,
+                    retry_after=res.retry_after,
+                )
+                for res in batch
+                if id(res) not in refused
+            ]
+            self._transitions += endpoint_health.record(conn, verdicts, now=now, rules=self._rules)
+        self._slowed |= {res.job.account_id for res in batch if res.retry_after}
+        return stale
+
+    async def _after_record(self) -> None:
+        """Act on what the last group commits changed: count transitions, and hold back the
+        endpoints that may take no more (their queued jobs go back at once)."""
+        transitions, self._transitions = self._transitions, []
+        slowed, self._slowed = self._slowed, set()
+        stopped: dict[str, str] = {}
+        for endpoint_id, t in transitions:
+            if self._metrics is not None:
+                self._metrics.endpoint_transition(t.before.value, t.after.value, t.cause.value)
+            if t.after in _HELD_STATES and t.after is not t.before:
+                stopped[endpoint_id] = t.after.value
+                log.warning("endpoint %s", t.after.value, extra=_transition_log(endpoint_id, t))
+            elif t.after is not t.before or t.alert is not None:
+                log.info("endpoint %s", t.cause.value, extra=_transition_log(endpoint_id, t))
+        for endpoint_id in slowed:
+            stopped.setdefault(endpoint_id, "Retry-After")
+        for endpoint_id, why in stopped.items():
+            await self._hold_back(endpoint_id, why)
 
     def _release(self, jobs: list[ClaimedJob]) -> None:
         with self._db.write() as conn:

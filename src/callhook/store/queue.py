@@ -26,6 +26,7 @@ from sqlalchemy import (
     update,
 )
 
+from callhook.events.names import TEST_EVENT
 from callhook.store import dialect
 from callhook.store.secretbox import SecretBox
 from callhook.store.tables import attempts, deliveries, events, integration_secrets, integrations
@@ -64,6 +65,9 @@ class AttemptResult:
     error_message: str | None
     next_attempt_at: datetime | None
     request_headers: str | None = None
+    #: A 429/503's ``Retry-After`` in seconds (understood and honoured): the whole endpoint
+    #: waits that long, not only this delivery.
+    retry_after: float | None = None
 
 
 # The claim's statements are built once with bound parameters (``expanding`` for the lists):
@@ -71,14 +75,22 @@ class AttemptResult:
 _NOW = bindparam("now", type_=UTCDateTime)
 
 
-def _claim_statement(conn: Connection) -> Any:
+def _claim_statement(conn: Connection, *, one_endpoint: bool) -> Any:
+    if one_endpoint:
+        which = deliveries.c.account_id == bindparam("only")
+    else:
+        # Test events go to paused, failing and throttled endpoints too: the customer asked.
+        which = or_(
+            deliveries.c.account_id.not_in(bindparam("excluded", expanding=True)),
+            deliveries.c.event == TEST_EVENT,
+        )
     due = (
         select(deliveries.c.id)
         .where(
             deliveries.c.status == "pending",
             deliveries.c.next_attempt_at <= _NOW,
             or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until <= _NOW),
-            deliveries.c.account_id.not_in(bindparam("excluded", expanding=True)),
+            which,
         )
         .order_by(deliveries.c.next_attempt_at)
         .limit(bindparam("limit", type_=Integer))
@@ -129,14 +141,18 @@ def claim(
     box: SecretBox,
     secret_cache: dict[str, str] | None = None,
     exclude_accounts: Collection[str] = (),
+    only_endpoint: str | None = None,
 ) -> list[ClaimedJob]:
     """Claim up to ``limit`` due deliveries (oldest due first) and load what sending needs.
 
-    ``exclude_accounts`` are skipped: endpoints the worker has no room for right now.
+    ``exclude_accounts`` are skipped (endpoints the worker has no room for, or that are paused,
+    failing or throttled), except for their test events; ``only_endpoint`` claims for that
+    endpoint alone (a throttled endpoint's allowance, a failing endpoint's probe).
     """
-    statement = _CLAIMS.get(conn.dialect.name)
+    key = f"{conn.dialect.name}:{only_endpoint is not None}"
+    statement = _CLAIMS.get(key)
     if statement is None:
-        statement = _CLAIMS[conn.dialect.name] = _claim_statement(conn)
+        statement = _CLAIMS[key] = _claim_statement(conn, one_endpoint=only_endpoint is not None)
     claimed = [
         row[0]
         for row in conn.execute(
@@ -144,6 +160,7 @@ def claim(
             {
                 "now": now,
                 "excluded": list(exclude_accounts),
+                "only": only_endpoint,
                 "limit": limit,
                 "claim_id": claim_id,
                 "worker_id": worker_id,

@@ -22,8 +22,8 @@ async def test_a_publish_during_an_empty_claim_is_not_missed(tmp_path: Path, tls
 
         raced = False
 
-        def _claim(self, limit: int, exclude: set[str], probing: set[str]) -> list[ClaimedJob]:
-            jobs = super()._claim(limit, exclude, probing)
+        def _claim(self, limit: int, exclude: set[str]) -> list[ClaimedJob]:
+            jobs = super()._claim(limit, exclude)
             if not jobs and not self.raced:
                 self.raced = True
                 publish_sample(platform, account.id)

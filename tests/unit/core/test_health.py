@@ -248,3 +248,10 @@ def test_invariants_under_any_sequence(inputs: list[tuple[str, int]]) -> None:
         assert (health.next_probe_at is not None) is failing
         if failing and health.failing_since is not None:
             assert now < health.failing_since + timedelta(days=1) or action != "check"
+
+
+def test_failures_under_way_when_it_tripped_are_not_failed_probes() -> None:
+    failing = _failing()
+    after = h.record_attempt(failing, FAIL, T0, POLICY).health
+    assert after.next_probe_at == failing.next_probe_at
+    assert after.consecutive_failures == failing.consecutive_failures + 1
