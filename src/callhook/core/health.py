@@ -34,6 +34,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Final
 
+from callhook.alerts.model import AlertKind
 from callhook.core.outcome import NOT_THE_ENDPOINT
 
 
@@ -59,15 +60,6 @@ class Cause(StrEnum):
     URL_CHANGED = "url_changed"
     TEST_SUCCEEDED = "test_succeeded"
     DISABLE_WARNING = "disable_warning"
-
-
-class AlertKind(StrEnum):
-    """Alert kinds the health machine raises (the alerts package delivers them)."""
-
-    FAILING = "endpoint.failing"
-    DISABLE_WARNING = "endpoint.disable_warning"
-    DISABLED = "endpoint.disabled"
-    RECOVERED = "endpoint.recovered"
 
 
 class AttemptVerdict(StrEnum):
@@ -188,7 +180,7 @@ def record_attempt(
                 EndpointState.ACTIVE,
                 Cause.PROBE_SUCCEEDED,
                 now,
-                AlertKind.RECOVERED,
+                AlertKind.ENDPOINT_RECOVERED,
                 failing_since=health.failing_since,
                 outage_seconds=(now - health.failing_since).total_seconds(),
             )
@@ -227,7 +219,7 @@ def record_attempt(
         if deadline is not None:
             data["disable_at"] = deadline
         tripped = Transition(
-            health.state, failing.state, Cause.FAILURES, now, AlertKind.FAILING, data
+            health.state, failing.state, Cause.FAILURES, now, AlertKind.ENDPOINT_FAILING, data
         )
         # A disable deadline closer than a warning offset: that warning is due now.
         return _then(Step(failing, (tripped,)), check(failing, now, policy))
@@ -264,7 +256,7 @@ def check(health: Health, now: datetime, policy: HealthPolicy) -> Step:
             EndpointState.DISABLED,
             Cause.AUTO_DISABLED,
             now,
-            AlertKind.DISABLED,
+            AlertKind.ENDPOINT_DISABLED,
             failing_since=health.failing_since,
             consecutive_failures=health.consecutive_failures,
         )
@@ -286,7 +278,7 @@ def check(health: Health, now: datetime, policy: HealthPolicy) -> Step:
         health.state,
         Cause.DISABLE_WARNING,
         now,
-        AlertKind.DISABLE_WARNING,
+        AlertKind.ENDPOINT_DISABLE_WARNING,
         {
             "disable_at": deadline,
             "warning_seconds": most_urgent,
@@ -342,7 +334,7 @@ def reset(health: Health, now: datetime, cause: Cause) -> Step:
     endpoint is ``active`` again at once; the failure count of any other is cleared. Paused
     and disabled endpoints stay so (only resume changes that)."""
     if health.state is EndpointState.FAILING:
-        return _move(health, EndpointState.ACTIVE, cause, now, AlertKind.RECOVERED)
+        return _move(health, EndpointState.ACTIVE, cause, now, AlertKind.ENDPOINT_RECOVERED)
     if health.consecutive_failures:
         return Step(replace(health, consecutive_failures=0))
     return Step(health)

@@ -25,20 +25,25 @@ import logging
 import os
 import socket
 from collections import Counter, deque
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Self
 
+from callhook.alerts.model import AlertKind
 from callhook.core import health as machine
-from callhook.core.clock import Clock
+from callhook.core.clock import Clock, rfc3339
 from callhook.core.health import EndpointState, Transition
 from callhook.core.ids import Randomness, new_id
+from callhook.delivery import sidetasks
 from callhook.delivery.attempt import Attempts
 from callhook.delivery.dispatch import Dispatch
 from callhook.delivery.housekeeping import prune_periodically
 from callhook.delivery.sender import Sender
+from callhook.delivery.sidetasks import SideTask
 from callhook.metrics import Metrics
 from callhook.platform import Platform
 from callhook.settings import Settings
+from callhook.store import alerts as alert_store
 from callhook.store import endpoint_health, notify, queue
 from callhook.store.db import Database
 from callhook.store.queue import AttemptResult, ClaimedJob
@@ -80,8 +85,11 @@ class Worker:
         box: SecretBox,
         metrics: Metrics | None = None,
         worker_id: str | None = None,
+        side_tasks: Sequence[SideTask] = (),
     ) -> None:
         self._db = db
+        # Work beside delivering (the alert sender), each watched: restarted if it raises.
+        self._side_tasks = tuple(side_tasks)
         self._settings = settings
         self._clock = clock
         self._rng = rng
@@ -128,6 +136,7 @@ class Worker:
             box=platform.box,
             metrics=platform.metrics,
             worker_id=worker_id,
+            side_tasks=sidetasks.for_platform(platform),
         )
 
     @property
@@ -166,6 +175,7 @@ class Worker:
                     )
                 ),
                 asyncio.create_task(self._relay_stop(stop)),
+                *(asyncio.create_task(sidetasks.watched(t, stop)) for t in self._side_tasks),
             ]
             try:
                 await self._claim_loop(stop)
@@ -435,6 +445,25 @@ class Worker:
                 if id(res) not in refused
             ]
             self._transitions += endpoint_health.record(conn, verdicts, now=now, rules=self._rules)
+            for res in batch:
+                if id(res) in refused or res.delivered or res.next_attempt_at is not None:
+                    continue
+                # Failed for good: the customer hears of it (once per delivery).
+                alert_store.record_alert(
+                    conn,
+                    AlertKind.DELIVERY_EXHAUSTED,
+                    res.job.account_id,
+                    res.job.account_id,
+                    {
+                        "delivery_id": res.job.delivery_id,
+                        "event": res.job.event,
+                        "event_id": res.job.event_id,
+                        "reason": res.error_class,
+                        "url": res.job.url,
+                        "transition_at": rfc3339(res.started_at),
+                    },
+                    now,
+                )
         self._slowed |= {res.job.account_id for res in batch if res.retry_after}
         return stale
 

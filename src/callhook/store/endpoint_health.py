@@ -37,6 +37,7 @@ from callhook.core.health import (
 )
 from callhook.errors import Conflict, InvalidRequest
 from callhook.settings import Settings, health_rules
+from callhook.store import alerts as alert_store
 from callhook.store import dialect
 from callhook.store.tables import deliveries, endpoint_events, endpoint_health, integrations
 
@@ -172,8 +173,22 @@ def _jsonable(value: Any) -> Any:
 
 
 def _alert(conn: Connection, eh: EndpointHealth, t: Transition) -> None:
-    """The one place a transition raises its alert. The alert is kept in the event log row
-    (``alert``); the alerts outbox (operational webhooks, mail) reads from here once merged."""
+    """The one place a transition raises its alert: into the alerts outbox (operational
+    webhook, mail), in this transaction, once per endpoint and transition."""
+    assert t.alert is not None
+    url = conn.execute(
+        select(integrations.c.url).where(integrations.c.account_id == eh.endpoint_id)
+    ).scalar_one_or_none()
+    data: dict[str, Any] = {k: _jsonable(v) for k, v in t.data.items()}
+    data.update(
+        transition_at=rfc3339(t.at),
+        reason=t.cause.value,
+        state=t.after.value,
+        url=url,
+    )
+    if t.after is EndpointState.FAILING and eh.health.next_probe_at is not None:
+        data["next_probe_at"] = rfc3339(eh.health.next_probe_at)
+    alert_store.record_alert(conn, t.alert, eh.account_id, eh.endpoint_id, data, t.at)
 
 
 def _log(conn: Connection, eh: EndpointHealth, transitions: Iterable[Transition]) -> None:

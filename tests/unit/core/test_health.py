@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from callhook.alerts.model import AlertKind
 from callhook.core import health as h
-from callhook.core.health import AlertKind, AttemptVerdict, Cause, EndpointState, Health
+from callhook.core.health import AttemptVerdict, Cause, EndpointState, Health
 
 T0 = datetime(2026, 1, 15, 10, 30, tzinfo=UTC)
 POLICY = h.HealthPolicy(failure_threshold=3)
@@ -56,7 +57,7 @@ def test_threshold_consecutive_failures_make_it_failing_with_one_alert() -> None
         EndpointState.ACTIVE,
         EndpointState.FAILING,
         Cause.FAILURES,
-        AlertKind.FAILING,
+        AlertKind.ENDPOINT_FAILING,
     )
     assert t.data["disable_at"] == T0 + timedelta(days=5)
 
@@ -102,7 +103,7 @@ def test_first_success_recovers_at_once() -> None:
     step = h.record_attempt(_failing(), OK, later, POLICY)
     assert step.health == Health(state=EndpointState.ACTIVE, since=later)
     [t] = step.transitions
-    assert t.alert is AlertKind.RECOVERED
+    assert t.alert is AlertKind.ENDPOINT_RECOVERED
     assert t.cause is Cause.PROBE_SUCCEEDED
     assert t.data == {"failing_since": T0, "outage_seconds": 7200.0}
 
@@ -115,9 +116,9 @@ def test_failing_then_warnings_then_disabled_each_once() -> None:
         health = step.health
         alerts += [(t.alert, t.at - T0) for t in step.transitions]
     assert alerts == [
-        (AlertKind.DISABLE_WARNING, timedelta(days=4)),
-        (AlertKind.DISABLE_WARNING, timedelta(days=5, hours=-1)),
-        (AlertKind.DISABLED, timedelta(days=5)),
+        (AlertKind.ENDPOINT_DISABLE_WARNING, timedelta(days=4)),
+        (AlertKind.ENDPOINT_DISABLE_WARNING, timedelta(days=5, hours=-1)),
+        (AlertKind.ENDPOINT_DISABLED, timedelta(days=5)),
     ]
     assert health.state is EndpointState.DISABLED
 
@@ -132,7 +133,10 @@ def test_late_checks_send_only_the_most_urgent_warning() -> None:
 def test_a_short_disable_after_warns_when_failing_starts() -> None:
     policy = h.HealthPolicy(failure_threshold=1, disable_after=timedelta(hours=2))
     step = h.record_attempt(Health(since=T0), FAIL, T0, policy)
-    assert [t.alert for t in step.transitions] == [AlertKind.FAILING, AlertKind.DISABLE_WARNING]
+    assert [t.alert for t in step.transitions] == [
+        AlertKind.ENDPOINT_FAILING,
+        AlertKind.ENDPOINT_DISABLE_WARNING,
+    ]
     assert step.transitions[1].data["warning_seconds"] == 24 * 3600
     assert h.next_check_at(step.health, policy) == T0 + timedelta(hours=1)
 
@@ -178,7 +182,7 @@ def test_disabled_cannot_be_paused_but_can_be_resumed() -> None:
 def test_reset_after_a_new_url_or_a_successful_test() -> None:
     step = h.reset(_failing(), T0, Cause.URL_CHANGED)
     assert step.health.state is EndpointState.ACTIVE
-    assert step.transitions[0].alert is AlertKind.RECOVERED
+    assert step.transitions[0].alert is AlertKind.ENDPOINT_RECOVERED
     counted = _feed(Health(), [FAIL, FAIL]).health
     assert h.reset(counted, T0, Cause.TEST_SUCCEEDED).health.consecutive_failures == 0
     paused = h.pause(Health(), T0, by="c").health
@@ -236,7 +240,7 @@ def test_invariants_under_any_sequence(inputs: list[tuple[str, int]]) -> None:
         for t in step.transitions:
             assert t.before is state
             state = t.after
-            if t.alert is AlertKind.DISABLE_WARNING:
+            if t.alert is AlertKind.ENDPOINT_DISABLE_WARNING:
                 warned.append(t.data["warning_seconds"])
             elif t.after is not EndpointState.FAILING:
                 warned = []

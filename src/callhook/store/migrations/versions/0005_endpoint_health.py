@@ -1,7 +1,7 @@
 """endpoint health: states, the endpoint event log, throttling
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0005_endpoint_health
+Revises: 0004_alerts
 Create Date: 2026-11-25 09:00:00.000000
 
 ``endpoint_health`` holds each endpoint's state machine (``callhook.core.health``) and token
@@ -15,8 +15,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003"
-down_revision = "0002"
+revision = "0005_endpoint_health"
+down_revision = "0004_alerts"
 branch_labels = None
 depends_on = None
 
