@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, Connection, and_, case, func, or_, select, update
 
 from callhook.core import health as machine
 from callhook.core import replay as replay_rules
@@ -548,15 +548,22 @@ def event_log(conn: Connection, endpoint_id: str, *, limit: int = 50) -> list[En
 
 
 def counts_by_state(conn: Connection) -> dict[str, int]:
-    """Endpoints by state. Endpoints without a row (configured with a URL) are ``active``."""
+    """Endpoints (configured with a URL) by state. One switched off by hand (``enabled``
+    false) is ``disabled``; one without a health row is ``active``."""
     counts = {s.value: 0 for s in EndpointState}
-    for state, n in conn.execute(select(H.state, func.count()).group_by(H.state)):
-        counts[state] += int(n)
-    configured = conn.execute(
-        select(func.count()).select_from(integrations).where(integrations.c.url.is_not(None))
-    ).scalar_one()
-    rowless = int(configured) - sum(counts.values())
-    counts[EndpointState.ACTIVE.value] += max(0, rowless)
+    i = integrations.c
+    state = case(
+        (i.enabled.is_(False), EndpointState.DISABLED.value),
+        else_=func.coalesce(H.state, EndpointState.ACTIVE.value),
+    )
+    rows = conn.execute(
+        select(state, func.count())
+        .select_from(integrations.outerjoin(endpoint_health, H.endpoint_id == i.account_id))
+        .where(i.url.is_not(None))
+        .group_by(state)
+    )
+    for name, n in rows:
+        counts[name] = counts.get(name, 0) + int(n)
     return counts
 
 
