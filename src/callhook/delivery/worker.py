@@ -255,8 +255,8 @@ class Worker:
             plan = endpoint_health.plan_claim(conn, now=now, want=limit, rules=self._rules)
             jobs: list[ClaimedJob] = []
             for endpoint_id, allowed in plan.limited.items():
-                if endpoint_id in exclude or len(jobs) >= limit:
-                    continue
+                if len(jobs) >= limit:
+                    break
                 jobs += queue.claim(
                     conn,
                     worker_id=self.worker_id,
@@ -278,9 +278,10 @@ class Worker:
                     limit=limit - len(jobs),
                     box=self._box,
                     secret_cache=self._secret_cache,
-                    exclude_accounts=exclude | plan.excluded | set(plan.limited),
+                    exclude_accounts=exclude,
+                    hold_endpoints=plan.excluded | set(plan.limited),
                 )
-            endpoint_health.settle_claim(conn, plan, Counter(j.account_id for j in jobs))
+            endpoint_health.settle_claim(conn, plan, Counter(j.endpoint_id for j in jobs))
         self._next_change = (
             None if plan.next_change is None else max(0.0, (plan.next_change - now).total_seconds())
         )
@@ -372,7 +373,8 @@ class Worker:
     async def _hold_back(self, endpoint_id: str, why: str) -> None:
         """The endpoint may not take more now (failing, paused, disabled, or slowed down by a
         Retry-After): give back its jobs that have not started, at once."""
-        jobs = self._dispatch.drop(j.delivery_id for j in self._dispatch.queued_jobs(endpoint_id))
+        queued = self._dispatch.queued_jobs()
+        jobs = self._dispatch.drop(j.delivery_id for j in queued if j.endpoint_id == endpoint_id)
         for job in jobs:
             self._held.pop(job.delivery_id, None)
         self._room.set()  # the claim loop re-checks how many places are free
@@ -435,7 +437,7 @@ class Worker:
             refused = {id(res) for res in stale}
             verdicts = [
                 endpoint_health.Verdict(
-                    endpoint_id=res.job.account_id,
+                    endpoint_id=res.job.endpoint_id,
                     account_id=res.job.account_id,
                     verdict=machine.verdict(delivered=res.delivered, error_class=res.error_class),
                     at=res.started_at,
@@ -453,7 +455,7 @@ class Worker:
                     conn,
                     AlertKind.DELIVERY_EXHAUSTED,
                     res.job.account_id,
-                    res.job.account_id,
+                    res.job.endpoint_id,
                     {
                         "delivery_id": res.job.delivery_id,
                         "event": res.job.event,
@@ -464,7 +466,7 @@ class Worker:
                     },
                     now,
                 )
-        self._slowed |= {res.job.account_id for res in batch if res.retry_after}
+        self._slowed |= {res.job.endpoint_id for res in batch if res.retry_after}
         return stale
 
     async def _after_record(self) -> None:

@@ -37,6 +37,7 @@ class Delivery:
     id: str
     event_id: str
     account_id: str
+    endpoint_id: str
     event: str
     pbx_id: str
     status: str
@@ -65,6 +66,7 @@ def _delivery_query() -> Any:
         deliveries.c.id,
         deliveries.c.event_id,
         deliveries.c.account_id,
+        deliveries.c.endpoint_id,
         deliveries.c.event,
         events.c.pbx_id,
         deliveries.c.status,
@@ -84,6 +86,7 @@ def _to_delivery(r: Any) -> Delivery:
         id=r.id,
         event_id=r.event_id,
         account_id=r.account_id,
+        endpoint_id=r.endpoint_id,
         event=r.event,
         pbx_id=r.pbx_id,
         status=r.status,
@@ -102,6 +105,7 @@ def list_deliveries(
     conn: Connection,
     *,
     account_id: str | None = None,
+    endpoint_id: str | None = None,
     status: str | None = None,
     event: str | None = None,
     pbx_id: str | None = None,
@@ -110,12 +114,15 @@ def list_deliveries(
     before_id: str | None = None,
     limit: int = 50,
 ) -> list[Delivery]:
-    """Newest first. ``before_id`` is the cursor: ids sort by creation time."""
+    """Newest first. ``before_id`` is the cursor: ids sort by creation time. ``endpoint_id``
+    keeps one endpoint's deliveries (the caller checks it is the account's)."""
     if status is not None and status not in FILTERS:
         raise InvalidRequest(f"status must be one of {', '.join(FILTERS)}")
     query = _delivery_query()
     if account_id is not None:
         query = query.where(deliveries.c.account_id == account_id)
+    if endpoint_id is not None:
+        query = query.where(deliveries.c.endpoint_id == endpoint_id)
     if status == "retrying":
         query = query.where(deliveries.c.status == "pending", deliveries.c.attempts > 0)
     elif status is not None:

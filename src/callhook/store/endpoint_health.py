@@ -8,8 +8,8 @@ change and what it implies (the log row, the alert, the replay, failing the queu
 endpoint) commit together or not at all. An endpoint without a row is ``active`` with no limits:
 the hot path (a success on a healthy endpoint) writes nothing.
 
-``endpoint_id`` is the account id while an account has a single endpoint (``ENDPOINT_OF``, the
-deliveries column that names the endpoint, is the one place that says so).
+The machine's state is mirrored in ``endpoints.state`` (written in the same statement group) so
+everything that reads an endpoint shows it.
 """
 
 from __future__ import annotations
@@ -39,10 +39,10 @@ from callhook.errors import Conflict, InvalidRequest
 from callhook.settings import Settings, health_rules
 from callhook.store import alerts as alert_store
 from callhook.store import dialect
-from callhook.store.tables import deliveries, endpoint_events, endpoint_health, integrations
+from callhook.store.tables import deliveries, endpoint_events, endpoint_health, endpoints
 
 #: The deliveries column naming a delivery's endpoint.
-ENDPOINT_OF = deliveries.c.account_id
+ENDPOINT_OF = deliveries.c.endpoint_id
 
 
 def deliveries_of(endpoint_id: str) -> ColumnElement[bool]:
@@ -166,6 +166,11 @@ def _save(conn: Connection, eh: EndpointHealth, policy: HealthPolicy) -> None:
             slowed_until=eh.slowed_until,
         )
     )
+    conn.execute(
+        update(endpoints)
+        .where(endpoints.c.id == eh.endpoint_id, endpoints.c.state != h.state.value)
+        .values(state=h.state.value)
+    )
 
 
 def _jsonable(value: Any) -> Any:
@@ -177,7 +182,7 @@ def _alert(conn: Connection, eh: EndpointHealth, t: Transition) -> None:
     webhook, mail), in this transaction, once per endpoint and transition."""
     assert t.alert is not None
     url = conn.execute(
-        select(integrations.c.url).where(integrations.c.account_id == eh.endpoint_id)
+        select(endpoints.c.url).where(endpoints.c.id == eh.endpoint_id)
     ).scalar_one_or_none()
     data: dict[str, Any] = {k: _jsonable(v) for k, v in t.data.items()}
     data.update(
@@ -366,8 +371,8 @@ def replay(
 
 def _set_enabled(conn: Connection, endpoint_id: str, enabled: bool, now: datetime) -> None:
     conn.execute(
-        update(integrations)
-        .where(integrations.c.account_id == endpoint_id)
+        update(endpoints)
+        .where(endpoints.c.id == endpoint_id)
         .values(enabled=enabled, updated_at=now)
     )
 
@@ -551,14 +556,14 @@ def counts_by_state(conn: Connection) -> dict[str, int]:
     """Endpoints (configured with a URL) by state. One switched off by hand (``enabled``
     false) is ``disabled``; one without a health row is ``active``."""
     counts = {s.value: 0 for s in EndpointState}
-    i = integrations.c
+    i = endpoints.c
     state = case(
         (i.enabled.is_(False), EndpointState.DISABLED.value),
         else_=func.coalesce(H.state, EndpointState.ACTIVE.value),
     )
     rows = conn.execute(
         select(state, func.count())
-        .select_from(integrations.outerjoin(endpoint_health, H.endpoint_id == i.account_id))
+        .select_from(endpoints.outerjoin(endpoint_health, H.endpoint_id == i.id))
         .where(i.url.is_not(None))
         .group_by(state)
     )

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Integer,
+    and_,
     bindparam,
     func,
     null,
@@ -29,7 +30,7 @@ from sqlalchemy import (
 from callhook.events.names import TEST_EVENT
 from callhook.store import dialect
 from callhook.store.secretbox import SecretBox
-from callhook.store.tables import attempts, deliveries, events, integration_secrets, integrations
+from callhook.store.tables import attempts, deliveries, endpoint_secrets, endpoints, events
 from callhook.store.types import UTCDateTime, time_encoder
 
 
@@ -41,6 +42,7 @@ class ClaimedJob:
     claim_id: str
     event_id: str
     account_id: str
+    endpoint_id: str
     event: str
     attempt_number: int
     window_start: datetime
@@ -77,12 +79,15 @@ _NOW = bindparam("now", type_=UTCDateTime)
 
 def _claim_statement(conn: Connection, *, one_endpoint: bool) -> Any:
     if one_endpoint:
-        which = deliveries.c.account_id == bindparam("only")
+        which = deliveries.c.endpoint_id == bindparam("only")
     else:
         # Test events go to paused, failing and throttled endpoints too: the customer asked.
-        which = or_(
+        which = and_(
             deliveries.c.account_id.not_in(bindparam("excluded", expanding=True)),
-            deliveries.c.event == TEST_EVENT,
+            or_(
+                deliveries.c.endpoint_id.not_in(bindparam("held", expanding=True)),
+                deliveries.c.event == TEST_EVENT,
+            ),
         )
     due = (
         select(deliveries.c.id)
@@ -114,16 +119,17 @@ _CLAIMED = (
         deliveries.c.id,
         deliveries.c.event_id,
         deliveries.c.account_id,
+        deliveries.c.endpoint_id,
         deliveries.c.event,
         deliveries.c.attempts,
         deliveries.c.window_start,
         events.c.body,
-        integrations.c.url,
-        integrations.c.enabled,
-        integrations.c.retry_policy,
+        endpoints.c.url,
+        endpoints.c.enabled,
+        endpoints.c.retry_policy,
     )
     .join(events, events.c.id == deliveries.c.event_id)
-    .join(integrations, integrations.c.account_id == deliveries.c.account_id, isouter=True)
+    .join(endpoints, endpoints.c.id == deliveries.c.endpoint_id, isouter=True)
     # By primary key: there is no index on claim_id, so ``claim_id = ?`` scanned the
     # whole table on every claim (the worker slowed as delivered rows piled up).
     .where(deliveries.c.id.in_(bindparam("ids", expanding=True)))
@@ -141,13 +147,15 @@ def claim(
     box: SecretBox,
     secret_cache: dict[str, str] | None = None,
     exclude_accounts: Collection[str] = (),
+    hold_endpoints: Collection[str] = (),
     only_endpoint: str | None = None,
 ) -> list[ClaimedJob]:
     """Claim up to ``limit`` due deliveries (oldest due first) and load what sending needs.
 
-    ``exclude_accounts`` are skipped (endpoints the worker has no room for, or that are paused,
-    failing or throttled), except for their test events; ``only_endpoint`` claims for that
-    endpoint alone (a throttled endpoint's allowance, a failing endpoint's probe).
+    ``exclude_accounts`` are skipped (the worker has no room for them); ``hold_endpoints`` too
+    (paused, failing or throttled endpoints), except for their test events; ``only_endpoint``
+    claims for that endpoint alone (a throttled endpoint's allowance, a failing endpoint's
+    probe).
     """
     key = f"{conn.dialect.name}:{only_endpoint is not None}"
     statement = _CLAIMS.get(key)
@@ -160,6 +168,7 @@ def claim(
             {
                 "now": now,
                 "excluded": list(exclude_accounts),
+                "held": list(hold_endpoints),
                 "only": only_endpoint,
                 "limit": limit,
                 "claim_id": claim_id,
@@ -171,13 +180,14 @@ def claim(
     if not claimed:
         return []
     rows = conn.execute(_CLAIMED, {"ids": claimed}).all()
-    secrets = _secrets_for(conn, {r[2] for r in rows}, now, box, secret_cache)
+    secrets = _secrets_for(conn, {r[3] for r in rows}, now, box, secret_cache)
     return [
         ClaimedJob(
             delivery_id=delivery_id,
             claim_id=claim_id,
             event_id=event_id,
             account_id=account_id,
+            endpoint_id=endpoint_id,
             event=event,
             attempt_number=attempts + 1,
             window_start=window_start,
@@ -185,12 +195,13 @@ def claim(
             url=url,
             enabled=bool(enabled) if enabled is not None else False,
             retry_policy=retry_policy or "exponential",
-            secrets=tuple(secrets.get(account_id, ())),
+            secrets=tuple(secrets.get(endpoint_id, ())),
         )
         for (
             delivery_id,
             event_id,
             account_id,
+            endpoint_id,
             event,
             attempts,
             window_start,
@@ -204,28 +215,29 @@ def claim(
 
 _SECRETS = (
     select(
-        integration_secrets.c.id,
-        integration_secrets.c.account_id,
-        integration_secrets.c.secret_encrypted,
+        endpoint_secrets.c.id,
+        endpoint_secrets.c.endpoint_id,
+        endpoint_secrets.c.secret_encrypted,
     )
     .where(
-        integration_secrets.c.account_id.in_(bindparam("accounts", expanding=True)),
-        or_(integration_secrets.c.expires_at.is_(None), integration_secrets.c.expires_at > _NOW),
+        endpoint_secrets.c.endpoint_id.in_(bindparam("endpoints", expanding=True)),
+        or_(endpoint_secrets.c.expires_at.is_(None), endpoint_secrets.c.expires_at > _NOW),
     )
-    .order_by(integration_secrets.c.created_at.desc(), integration_secrets.c.id.desc())
+    .order_by(endpoint_secrets.c.created_at.desc(), endpoint_secrets.c.id.desc())
 )
 
 
 def _secrets_for(
     conn: Connection,
-    account_ids: set[str],
+    endpoint_ids: set[str],
     now: datetime,
     box: SecretBox,
     cache: dict[str, str] | None,
 ) -> dict[str, list[str]]:
-    rows = conn.execute(_SECRETS, {"accounts": list(account_ids), "now": now})
+    """Each endpoint's signing secrets now, newest first (decrypted)."""
+    rows = conn.execute(_SECRETS, {"endpoints": list(endpoint_ids), "now": now})
     out: dict[str, list[str]] = {}
-    for secret_id, account_id, encrypted in rows:
+    for secret_id, endpoint_id, encrypted in rows:
         # Secret rows never change once written, so decrypting each id once is safe.
         if cache is not None and secret_id in cache:
             plain = cache[secret_id]
@@ -233,7 +245,7 @@ def _secrets_for(
             plain = box.decrypt(encrypted)
             if cache is not None:
                 cache[secret_id] = plain
-        out.setdefault(account_id, []).append(plain)
+        out.setdefault(endpoint_id, []).append(plain)
     return out
 
 

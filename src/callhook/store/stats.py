@@ -35,7 +35,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, case, func, select
 
 from callhook.core.outcome import NOT_THE_ENDPOINT
-from callhook.store.tables import attempts, deliveries, integrations
+from callhook.store.tables import attempts, deliveries
 
 WINDOW = timedelta(hours=24)
 #: Attempts that say nothing about the endpoint (nothing sent, or Callhook's own failure).
@@ -204,24 +204,3 @@ def _as_datetime(value: Any) -> datetime:
     assert isinstance(value, datetime)
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
-
-#: The endpoint states of issue 15, each exported (0 when none) so a dashboard's series exist.
-ENDPOINT_STATES = ("active", "paused", "failing", "disabled")
-
-
-def endpoints_by_state(conn: Connection) -> dict[str, int]:
-    """How many configured endpoints are in each state, for the ``callhook_endpoints`` gauge.
-
-    Until endpoints carry a ``state`` column, an integration with a URL is ``active`` when
-    enabled and ``disabled`` when not; ``paused`` and ``failing`` stay 0 (the breaker's state
-    lives in each worker's memory). The state machine replaces this with a ``GROUP BY state``.
-    """
-    counts = dict.fromkeys(ENDPOINT_STATES, 0)
-    rows = conn.execute(
-        select(integrations.c.enabled, func.count())
-        .where(integrations.c.url.is_not(None))
-        .group_by(integrations.c.enabled)
-    )
-    for enabled, count in rows:
-        counts["active" if enabled else "disabled"] += int(count)
-    return counts

@@ -1,7 +1,7 @@
 """alerts: the outbox of operational webhooks and alert mail
 
 Revision ID: 0004_alerts
-Revises: 0002
+Revises: 0003
 Create Date: 2026-11-26 10:00:00.000000
 
 One row per alert and channel (``callhook.store.alerts``): the endpoint state machine writes
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004_alerts"
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 

@@ -44,6 +44,9 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["account_id"], ["accounts.id"], name="fk_endpoint_health_account_id_accounts"
         ),
+        sa.ForeignKeyConstraint(
+            ["endpoint_id"], ["endpoints.id"], name="fk_endpoint_health_endpoint_id_endpoints"
+        ),
     )
     op.create_index("ix_endpoint_health_account_id", "endpoint_health", ["account_id"])
     op.create_table(
