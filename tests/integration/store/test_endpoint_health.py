@@ -12,6 +12,7 @@ from sqlalchemy import select, update
 from callhook.core import health as machine
 from callhook.core.clock import FakeClock
 from callhook.core.health import AttemptVerdict, EndpointState
+from callhook.core.throttle import Caps
 from callhook.platform import Platform
 from callhook.store import endpoint_health as eh
 from callhook.store import endpoints as endpoint_store
@@ -150,7 +151,7 @@ def test_pause_holds_everything_but_test_events_and_resume_releases(tmp_path: Pa
 
 def test_a_token_bucket_shared_by_every_claim(tmp_path: Path) -> None:
     platform, clock, account_id, endpoint_id = _setup(tmp_path)
-    caps = eh.throttle.Caps()
+    caps = Caps()
     with platform.db.write() as conn:
         eh.set_limits(conn, endpoint_id, account_id, rate_limit=10, max_in_flight=None, caps=caps)
     granted = []
