@@ -518,20 +518,20 @@ def set_limits(
     max_in_flight: int | None,
     replay_on_recovery: bool | None = None,
     caps: throttle.Caps,
+    keep_bucket: bool = False,
 ) -> EndpointHealth:
     """Set an endpoint's throttling (and ``replay_on_recovery`` unless None). Refused with
-    ``InvalidRequest`` naming the field, nothing changed, outside the operator's caps."""
+    ``InvalidRequest`` naming the field, nothing changed, outside the operator's caps. A new
+    rate starts with a full bucket; ``keep_bucket`` (the rate did not change) keeps it, so
+    saving other fields grants no extra burst."""
     problems = throttle.check_limits(rate_limit, max_in_flight, caps)
     if problems:
         field, message = next(iter(problems.items()))
         raise InvalidRequest(f"{field} {message}")
     _ensure(conn, [(endpoint_id, account_id)])
-    values: dict[str, Any] = {
-        "rate_limit": rate_limit,
-        "max_in_flight": max_in_flight,
-        "tokens": None,  # a new rate starts with a full bucket
-        "tokens_at": None,
-    }
+    values: dict[str, Any] = {"rate_limit": rate_limit, "max_in_flight": max_in_flight}
+    if not keep_bucket:
+        values.update(tokens=None, tokens_at=None)  # a new rate starts with a full bucket
     if replay_on_recovery is not None:
         values["replay_on_recovery"] = replay_on_recovery
     conn.execute(update(endpoint_health).where(H.endpoint_id == endpoint_id).values(**values))
@@ -586,7 +586,113 @@ def reset(
     now: datetime,
     rules: Rules,
 ) -> list[Transition]:
-    """The customer fixed something (new URL, a successful test): deliveries resume at once."""
+    """The customer fixed something (new URL, a successful test): deliveries resume at once.
+    An endpoint without a health row has nothing to reset (and gets no row)."""
+    if not load(conn, [endpoint_id]):
+        return []
     return change(
         conn, endpoint_id, account_id, lambda h: machine.reset(h, now, cause), now=now, rules=rules
     )
+
+
+def pause(
+    conn: Connection, endpoint_id: str, account_id: str, *, by: str, now: datetime, rules: Rules
+) -> list[Transition]:
+    """Pause the endpoint (``by``: ``customer`` or ``operator``): new events wait ``pending``,
+    in order. Idempotent. ``Conflict`` for a disabled endpoint (resume it first)."""
+    return change(
+        conn,
+        endpoint_id,
+        account_id,
+        lambda h: machine.pause(h, now, by=by),
+        now=now,
+        rules=rules,
+    )
+
+
+def resume(
+    conn: Connection, endpoint_id: str, account_id: str, *, by: str, now: datetime, rules: Rules
+) -> list[Transition]:
+    """Resume a paused, failing or disabled endpoint: ``active`` at once (its waiting events go
+    out in order; a failing one's outage is replayed as on recovery). Idempotent."""
+    return change(
+        conn,
+        endpoint_id,
+        account_id,
+        lambda h: machine.resume(h, now, by=by),
+        now=now,
+        rules=rules,
+    )
+
+
+def set_enabled(
+    conn: Connection,
+    endpoint_id: str,
+    account_id: str,
+    enabled: bool,
+    *,
+    by: str,
+    now: datetime,
+    rules: Rules,
+) -> list[Transition]:
+    """Switch delivery off (``disabled`` by hand: waiting deliveries end not delivered) or on
+    (a disabled endpoint is resumed), so the ``enabled`` flag and the state never disagree."""
+    current = conn.execute(
+        select(endpoints.c.state).where(endpoints.c.id == endpoint_id)
+    ).scalar_one_or_none()
+    if enabled and current != EndpointState.DISABLED.value:
+        return []
+    fn = machine.resume if enabled else machine.disable
+    return change(conn, endpoint_id, account_id, lambda h: fn(h, now, by=by), now=now, rules=rules)
+
+
+def forget(conn: Connection, endpoint_id: str) -> None:
+    """Remove a deleted endpoint's health row and event log."""
+    conn.execute(endpoint_health.delete().where(H.endpoint_id == endpoint_id))
+    conn.execute(endpoint_events.delete().where(endpoint_events.c.endpoint_id == endpoint_id))
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """What every surface (API, CLI, dashboard) shows of an endpoint's health beside its
+    ``state``: times are None where they do not apply (``next_probe_at``, ``failing_since``
+    and ``disable_at`` only while failing; ``slowed_until`` only while a ``Retry-After`` holds
+    the endpoint)."""
+
+    state_since: datetime | None = None
+    failing_since: datetime | None = None
+    next_probe_at: datetime | None = None
+    disable_at: datetime | None = None
+    slowed_until: datetime | None = None
+    rate_limit: float | None = None
+    max_in_flight: int | None = None
+    replay_on_recovery: bool = True
+
+
+def status_of(eh: EndpointHealth | None, *, now: datetime, rules: Rules) -> Status:
+    """The :class:`Status` of one endpoint's row (the defaults without one)."""
+    if eh is None:
+        return Status()
+    h = eh.health
+    failing = h.state is EndpointState.FAILING
+    return Status(
+        state_since=h.since,
+        failing_since=h.failing_since if failing else None,
+        next_probe_at=h.next_probe_at if failing else None,
+        disable_at=machine.disable_deadline(h, rules.policy),
+        slowed_until=eh.slowed_until
+        if eh.slowed_until is not None and eh.slowed_until > now
+        else None,
+        rate_limit=eh.rate_limit,
+        max_in_flight=eh.max_in_flight,
+        replay_on_recovery=eh.replay_on_recovery,
+    )
+
+
+def statuses(
+    conn: Connection, endpoint_ids: Iterable[str], *, now: datetime, rules: Rules
+) -> dict[str, Status]:
+    """The :class:`Status` of each of these endpoints, in one statement."""
+    ids = list(endpoint_ids)
+    rows = load(conn, ids)
+    return {eid: status_of(rows.get(eid), now=now, rules=rules) for eid in ids}
