@@ -12,12 +12,16 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
+from callhook.store import endpoint_health
+from callhook.store import endpoints as endpoint_store
 from callhook.store import tokens as token_store
 from callhook.store.tables import deliveries, events
+from callhook.store.tables import endpoint_health as endpoint_health_table
 from tests.factories import make_account, make_token, publish_sample
 from tests.integration.api.helpers import BOTH, URL_B, Api, assert_error, running_api
 
 READ, WRITE = "webhooks.read", "webhooks.write"
+EP_WRITE = "endpoints.write"
 
 #: (method, path template, scope, JSON body). ``{dlv}`` and ``{pbx}`` are account A's.
 ROUTES: list[tuple[str, str, str, dict[str, Any] | None]] = [
@@ -31,6 +35,10 @@ ROUTES: list[tuple[str, str, str, dict[str, Any] | None]] = [
     ("POST", "/api/v2/webhooks/deliveries/redeliver", WRITE, {"since": "2026-01-01T00:00:00Z"}),
     ("POST", "/api/v2/webhooks/test", WRITE, None),
     ("GET", "/api/v2/webhooks/events/{pbx}", READ, None),
+    ("GET", "/api/v2/endpoints/{ep}", READ, None),
+    ("PATCH", "/api/v2/endpoints/{ep}", EP_WRITE, {"rate_limit": 5, "max_in_flight": 2}),
+    ("POST", "/api/v2/endpoints/{ep}/pause", EP_WRITE, None),
+    ("POST", "/api/v2/endpoints/{paused}/resume", EP_WRITE, None),
 ]
 ROUTE_IDS = [f"{m} {p}" for m, p, _, _ in ROUTES]
 
@@ -54,6 +62,8 @@ class World:
     b_id: str
     dlv: str
     pbx: str
+    ep: str
+    paused: str
 
 
 @pytest.fixture
@@ -82,6 +92,25 @@ def world(tmp_path: Path) -> Iterator[World]:
             token_store.revoke(
                 conn, revoked_token.id, now=platform.clock.now(), account_id=api.account.id
             )
+        with platform.db.write() as conn:  # account A's endpoints: one active, one paused
+            now = platform.clock.now()
+            primary = endpoint_store.primary(conn, api.account.id)
+            assert primary is not None
+            other = endpoint_store.create(
+                conn,
+                api.account.id,
+                url="https://127.0.0.1:9443/crm",
+                subscribed_events=None,
+                limit=20,
+                allow_unsafe=True,
+                now=now,
+                box=platform.box,
+                rng=platform.rng,
+            )
+            rules = endpoint_health.rules_from(platform.settings)
+            endpoint_health.pause(
+                conn, other.id, api.account.id, by="customer", now=now, rules=rules
+            )
         account_b = make_account(platform, url=URL_B, events=["sms"], name="Other Co")
         api.clock.advance(600)  # the expiring token has now expired
         tokens: dict[str, str | None] = {
@@ -91,12 +120,15 @@ def world(tmp_path: Path) -> Iterator[World]:
             "unknown": "Bearer chk_" + "A" * 43,
             "expired": f"Bearer {expiring}",
             "revoked": f"Bearer {revoked}",
-            "platform": f"Bearer {make_token(platform, None, [*BOTH, 'events.write'])}",
+            "platform": f"Bearer {make_token(platform, None, [*BOTH, 'events.write', EP_WRITE])}",
             "wrong_scope:" + READ: f"Bearer {make_token(platform, api.account.id, [WRITE])}",
             "wrong_scope:" + WRITE: f"Bearer {make_token(platform, api.account.id, [READ])}",
-            "other_account": f"Bearer {make_token(platform, account_b.id, BOTH)}",
+            "wrong_scope:" + EP_WRITE: f"Bearer {make_token(platform, api.account.id, BOTH)}",
+            "other_account": f"Bearer {make_token(platform, account_b.id, [*BOTH, EP_WRITE])}",
         }
-        yield World(api, tokens, account_b.id, published.delivery_id, published.pbx_id)
+        yield World(
+            api, tokens, account_b.id, published.delivery_id, published.pbx_id, primary.id, other.id
+        )
 
 
 def _snapshot(world: World) -> Any:
@@ -107,17 +139,20 @@ def _snapshot(world: World) -> Any:
             .where(deliveries.c.account_id == world.api.account.id)
             .order_by(deliveries.c.id)
         ).all()
+        health = conn.execute(
+            select(endpoint_health_table).order_by(endpoint_health_table.c.endpoint_id)
+        ).all()
         n_events = len(
             conn.execute(
                 select(events.c.id).where(events.c.account_id == world.api.account.id)
             ).all()
         )
-    return world.api.subscribed(), [tuple(r) for r in rows], n_events
+    return world.api.subscribed(), [tuple(r) for r in rows], n_events, health
 
 
 def _call(world: World, route: tuple[str, str, str, dict[str, Any] | None], kind: str) -> Any:
     method, template, scope, body = route
-    path = template.format(dlv=world.dlv, pbx=world.pbx)
+    path = template.format(dlv=world.dlv, pbx=world.pbx, ep=world.ep, paused=world.paused)
     header = world.tokens[f"{kind}:{scope}" if kind == "wrong_scope" else kind]
     headers = {} if header is None else {"Authorization": header}
     return path, world.api.client.request(method, path, headers=headers, json=body)
@@ -145,6 +180,9 @@ def test_route_by_token_kind(
         if "{dlv}" in route[1]:  # exactly what an id that never existed gets
             doc = assert_error(response, 404, path)
             assert doc["errors"] == [f"Delivery '{world.dlv}' not found."]
+        elif route[1].startswith("/api/v2/endpoints/"):
+            doc = assert_error(response, 404, path)
+            assert doc["errors"] == [f"Endpoint '{path.split('/')[4]}' not found."]
         else:
             for of_a in (world.dlv, world.api.account.id, "example.com/webhooks/sipsim"):
                 assert of_a not in response.text

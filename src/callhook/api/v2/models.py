@@ -246,6 +246,8 @@ RateLimit = Annotated[
     float | None,
     Field(
         gt=0,
+        # The default cap, documented; the operator's setting is what is enforced (422).
+        json_schema_extra={"maximum": 1000},
         description="Deliveries per second at most (across every worker), null for no limit; "
         "above 0 and at most the operator's cap (CALLHOOK_ENDPOINT_RATE_LIMIT_CAP, default "
         "1000).",
@@ -256,6 +258,7 @@ MaxInFlight = Annotated[
     int | None,
     Field(
         ge=1,
+        json_schema_extra={"maximum": 64},
         description="Attempts under way at once at most (across every worker), null for the "
         "worker's default; from 1 to the operator's cap (CALLHOOK_ENDPOINT_MAX_IN_FLIGHT_CAP, "
         "default 64).",
