@@ -16,8 +16,8 @@ from callhook.api.v2.models import EndpointOut, EndpointStateName
 from callhook.core.clock import rfc3339
 from callhook.core.health import AttemptVerdict, EndpointState
 from callhook.store import endpoint_health
-from callhook.store.tables import deliveries, endpoint_events, endpoint_health as health_table
-from callhook.store.tables import endpoints
+from callhook.store.tables import deliveries, endpoint_events, endpoints
+from callhook.store.tables import endpoint_health as health_table
 from tests.factories import make_account, make_token, publish_sample
 from tests.integration.api.helpers import BOTH, Api, assert_error, assert_success, running_api
 
