@@ -44,6 +44,7 @@ from callhook.events import DESCRIPTIONS, EVENT_GROUPS, SUBSCRIBABLE_EVENTS
 from callhook.platform import Platform
 from callhook.publish import send_test_event
 from callhook.store import deliveries as delivery_store
+from callhook.store import endpoint_health
 from callhook.store import integrations as integration_store
 from callhook.store.integrations import ROTATION_OVERLAP
 
@@ -146,11 +147,12 @@ async def save_webhook(request: Request, who: CurrentViewer, posted: CheckedForm
 
 def _save(platform: Platform, account_id: str, form: SettingsForm, url: str) -> None:
     now = platform.clock.now()
+    rules = endpoint_health.rules_from(platform.settings)
     with platform.db.write() as conn:
         integration_store.set_url(
-            conn, account_id, url, now=now, box=platform.box, rng=platform.rng
+            conn, account_id, url, now=now, box=platform.box, rng=platform.rng, rules=rules
         )
-        integration_store.set_enabled(conn, account_id, form.enabled, now=now)
+        integration_store.set_enabled(conn, account_id, form.enabled, now=now, rules=rules)
         integration_store.set_retry_policy(conn, account_id, form.retry_policy, now=now)
         integration_store.set_subscriptions(
             conn, account_id, [e for e in SUBSCRIBABLE_EVENTS if e in form.events], now=now

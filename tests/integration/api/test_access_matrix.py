@@ -15,15 +15,25 @@ from sqlalchemy import select, update
 from callhook.store import endpoint_health
 from callhook.store import endpoints as endpoint_store
 from callhook.store import tokens as token_store
-from callhook.store.tables import deliveries, events
-from callhook.store.tables import endpoint_health as endpoint_health_table
+from callhook.store.tables import (
+    deliveries,
+    endpoint_secrets,
+    endpoint_subscriptions,
+    endpoints,
+    events,
+)
+from callhook.store.tables import (
+    endpoint_health as endpoint_health_table,
+)
 from tests.factories import make_account, make_token, publish_sample
 from tests.integration.api.helpers import BOTH, URL_B, Api, assert_error, running_api
 
-READ, WRITE = "webhooks.read", "webhooks.write"
-EP_WRITE = "endpoints.write"
+READ, WRITE, EP_WRITE = "webhooks.read", "webhooks.write", "endpoints.write"
+ALL = [*BOTH, EP_WRITE]
+NEW_URL = "https://127.0.0.1:9443/new"
 
-#: (method, path template, scope, JSON body). ``{dlv}`` and ``{pbx}`` are account A's.
+#: (method, path template, scope, JSON body). ``{dlv}``, ``{pbx}`` and ``{ep}`` (an endpoint
+#: beside the primary one) are account A's.
 ROUTES: list[tuple[str, str, str, dict[str, Any] | None]] = [
     ("GET", "/api/v2/webhooks/available", READ, None),
     ("GET", "/api/v2/webhooks", READ, None),
@@ -35,7 +45,15 @@ ROUTES: list[tuple[str, str, str, dict[str, Any] | None]] = [
     ("POST", "/api/v2/webhooks/deliveries/redeliver", WRITE, {"since": "2026-01-01T00:00:00Z"}),
     ("POST", "/api/v2/webhooks/test", WRITE, None),
     ("GET", "/api/v2/webhooks/events/{pbx}", READ, None),
+    ("GET", "/api/v2/webhooks/deliveries?endpoint_id={ep}", READ, None),
+    ("GET", "/api/v2/endpoints", READ, None),
+    ("POST", "/api/v2/endpoints", EP_WRITE, {"url": NEW_URL, "subscribed_events": ["sms"]}),
     ("GET", "/api/v2/endpoints/{ep}", READ, None),
+    ("PATCH", "/api/v2/endpoints/{ep}", EP_WRITE, {"enabled": False, "url": NEW_URL}),
+    ("DELETE", "/api/v2/endpoints/{ep}", EP_WRITE, None),
+    ("GET", "/api/v2/endpoints/{ep}/secret", EP_WRITE, None),
+    ("POST", "/api/v2/endpoints/{ep}/secret/rotate", EP_WRITE, None),
+    ("POST", "/api/v2/endpoints/{ep}/test", WRITE, None),
     ("PATCH", "/api/v2/endpoints/{ep}", EP_WRITE, {"rate_limit": 5, "max_in_flight": 2}),
     ("POST", "/api/v2/endpoints/{ep}/pause", EP_WRITE, None),
     ("POST", "/api/v2/endpoints/{paused}/resume", EP_WRITE, None),
@@ -63,6 +81,8 @@ class World:
     dlv: str
     pbx: str
     ep: str
+    ep_secret: str
+    #: Another endpoint of account A, paused.
     paused: str
 
 
@@ -92,24 +112,40 @@ def world(tmp_path: Path) -> Iterator[World]:
             token_store.revoke(
                 conn, revoked_token.id, now=platform.clock.now(), account_id=api.account.id
             )
-        with platform.db.write() as conn:  # account A's endpoints: one active, one paused
-            now = platform.clock.now()
-            primary = endpoint_store.primary(conn, api.account.id)
-            assert primary is not None
-            other = endpoint_store.create(
+        with platform.db.write() as conn:
+            endpoint = endpoint_store.create(
                 conn,
                 api.account.id,
-                url="https://127.0.0.1:9443/crm",
-                subscribed_events=None,
+                url="https://127.0.0.1:9444/crm",
+                subscribed_events=["incoming_call_end"],
+                description="CRM",
                 limit=20,
                 allow_unsafe=True,
-                now=now,
+                now=platform.clock.now(),
                 box=platform.box,
                 rng=platform.rng,
             )
-            rules = endpoint_health.rules_from(platform.settings)
+            [ep_secret] = endpoint_store.active_secrets(
+                conn, api.account.id, endpoint.id, now=platform.clock.now(), box=platform.box
+            )
+            paused = endpoint_store.create(
+                conn,
+                api.account.id,
+                url="https://127.0.0.1:9445/desk",
+                subscribed_events=None,
+                limit=20,
+                allow_unsafe=True,
+                now=platform.clock.now(),
+                box=platform.box,
+                rng=platform.rng,
+            )
             endpoint_health.pause(
-                conn, other.id, api.account.id, by="customer", now=now, rules=rules
+                conn,
+                paused.id,
+                api.account.id,
+                by="customer",
+                now=platform.clock.now(),
+                rules=endpoint_health.rules_from(platform.settings),
             )
         account_b = make_account(platform, url=URL_B, events=["sms"], name="Other Co")
         api.clock.advance(600)  # the expiring token has now expired
@@ -120,34 +156,78 @@ def world(tmp_path: Path) -> Iterator[World]:
             "unknown": "Bearer chk_" + "A" * 43,
             "expired": f"Bearer {expiring}",
             "revoked": f"Bearer {revoked}",
-            "platform": f"Bearer {make_token(platform, None, [*BOTH, 'events.write', EP_WRITE])}",
+            "platform": f"Bearer {make_token(platform, None, [*ALL, 'events.write'])}",
             "wrong_scope:" + READ: f"Bearer {make_token(platform, api.account.id, [WRITE])}",
             "wrong_scope:" + WRITE: f"Bearer {make_token(platform, api.account.id, [READ])}",
+            # Everything but endpoints.write: it is never implied by the other scopes.
             "wrong_scope:" + EP_WRITE: f"Bearer {make_token(platform, api.account.id, BOTH)}",
-            "other_account": f"Bearer {make_token(platform, account_b.id, [*BOTH, EP_WRITE])}",
+            "other_account": f"Bearer {make_token(platform, account_b.id, ALL)}",
         }
         yield World(
-            api, tokens, account_b.id, published.delivery_id, published.pbx_id, primary.id, other.id
+            api,
+            tokens,
+            account_b.id,
+            published.delivery_id,
+            published.pbx_id,
+            endpoint.id,
+            ep_secret.secret,
+            paused.id,
         )
 
 
 def _snapshot(world: World) -> Any:
     """Everything of account A a request could change."""
     with world.api.platform.db.read() as conn:
+        ep_ids = select(endpoints.c.id).where(endpoints.c.account_id == world.api.account.id)
+        endpoint_rows = [
+            tuple(r)
+            for r in conn.execute(
+                select(endpoints).where(endpoints.c.id.in_(ep_ids)).order_by(endpoints.c.id)
+            )
+        ]
+        secret_rows = [
+            tuple(r)
+            for r in conn.execute(
+                select(endpoint_secrets)
+                .where(endpoint_secrets.c.endpoint_id.in_(ep_ids))
+                .order_by(endpoint_secrets.c.id)
+            )
+        ]
+        subscription_rows = [
+            tuple(r)
+            for r in conn.execute(
+                select(endpoint_subscriptions)
+                .where(endpoint_subscriptions.c.endpoint_id.in_(ep_ids))
+                .order_by(endpoint_subscriptions.c.endpoint_id, endpoint_subscriptions.c.event)
+            )
+        ]
+        health_rows = [
+            tuple(r)
+            for r in conn.execute(
+                select(endpoint_health_table)
+                .where(endpoint_health_table.c.endpoint_id.in_(ep_ids))
+                .order_by(endpoint_health_table.c.endpoint_id)
+            )
+        ]
         rows = conn.execute(
             select(deliveries.c.id, deliveries.c.status, deliveries.c.next_attempt_at)
             .where(deliveries.c.account_id == world.api.account.id)
             .order_by(deliveries.c.id)
-        ).all()
-        health = conn.execute(
-            select(endpoint_health_table).order_by(endpoint_health_table.c.endpoint_id)
         ).all()
         n_events = len(
             conn.execute(
                 select(events.c.id).where(events.c.account_id == world.api.account.id)
             ).all()
         )
-    return world.api.subscribed(), [tuple(r) for r in rows], n_events, health
+    return (
+        world.api.subscribed(),
+        [tuple(r) for r in rows],
+        n_events,
+        endpoint_rows,
+        secret_rows,
+        subscription_rows,
+        health_rows,
+    )
 
 
 def _call(world: World, route: tuple[str, str, str, dict[str, Any] | None], kind: str) -> Any:
@@ -155,7 +235,8 @@ def _call(world: World, route: tuple[str, str, str, dict[str, Any] | None], kind
     path = template.format(dlv=world.dlv, pbx=world.pbx, ep=world.ep, paused=world.paused)
     header = world.tokens[f"{kind}:{scope}" if kind == "wrong_scope" else kind]
     headers = {} if header is None else {"Authorization": header}
-    return path, world.api.client.request(method, path, headers=headers, json=body)
+    response = world.api.client.request(method, path, headers=headers, json=body)
+    return path.partition("?")[0], response
 
 
 @pytest.mark.parametrize("kind", TOKEN_KINDS)
@@ -176,16 +257,24 @@ def test_route_by_token_kind(
         doc = assert_error(response, 403, path)
         assert doc["errors"] == [f"This token lacks the required scope '{scope}'."]
     else:  # account B's token: its own account or "not found", never A's data
-        assert response.status_code in (200, 202, 404), response.text
+        assert response.status_code in (200, 201, 202, 404), response.text
         if "{dlv}" in route[1]:  # exactly what an id that never existed gets
             doc = assert_error(response, 404, path)
             assert doc["errors"] == [f"Delivery '{world.dlv}' not found."]
-        elif route[1].startswith("/api/v2/endpoints/"):
+        elif "{ep}" in route[1] or "{paused}" in route[1]:
             doc = assert_error(response, 404, path)
-            assert doc["errors"] == [f"Endpoint '{path.split('/')[4]}' not found."]
+            endpoint_id = world.ep if "{ep}" in route[1] else world.paused
+            assert doc["errors"] == [f"Endpoint '{endpoint_id}' not found."]
         else:
-            for of_a in (world.dlv, world.api.account.id, "example.com/webhooks/sipsim"):
-                assert of_a not in response.text
+            of_a = (
+                world.dlv,
+                world.api.account.id,
+                "example.com/webhooks/sipsim",
+                world.ep,
+                world.paused,
+            )
+            for value in (*of_a, world.ep_secret, "127.0.0.1:9444/crm"):
+                assert value not in response.text
     assert _snapshot(world) == before
 
 
@@ -201,3 +290,18 @@ def test_other_accounts_changes_land_on_its_own_account(world: World) -> None:
     assert world.api.subscribed(world.b_id) == ("outgoing_call_end", "sms")
     listed = client.get("/api/v2/webhooks/deliveries", headers=headers).json()["data"]
     assert listed == {"deliveries": [], "next_cursor": None}
+
+
+def test_other_accounts_endpoints_land_on_its_own_account(world: World) -> None:
+    headers = {"Authorization": str(world.tokens["other_account"])}
+    client = world.api.client
+    body = {"url": NEW_URL, "subscribed_events": ["sms"]}
+    created = client.post("/api/v2/endpoints", headers=headers, json=body).json()["data"]
+    listed = client.get("/api/v2/endpoints", headers=headers).json()["data"]
+    assert [e["url"] for e in listed] == [URL_B, NEW_URL]
+    assert listed[1] == created
+    with world.api.platform.db.read() as conn:
+        of_b = endpoint_store.list_for_account(conn, world.b_id)
+        of_a = endpoint_store.list_for_account(conn, world.api.account.id)
+    assert [e.id for e in of_b][1:] == [created["id"]]
+    assert created["id"] not in {e.id for e in of_a}

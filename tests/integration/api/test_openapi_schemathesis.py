@@ -114,8 +114,9 @@ RUNS = [
 #: Ingest's body schema says "an event name" and "an object" where the catalog's models (one
 #: per event, with cross-field rules) decide: schema-valid bodies are mostly refused with a
 #: documented 400 or 422, never accepted blindly.
-#: An endpoint's ``url`` is vetted (HTTPS, public, resolving) and the primary endpoint's is set
-#: in the dashboard: schema-valid URLs are mostly refused with a documented 400.
+#: An endpoint's URL is vetted and resolved (the schema cannot say "a public HTTPS host"), and a
+#: URL may be another endpoint's or past the account's limit: schema-valid bodies are mostly
+#: refused with a documented 400 or 409.
 RELAXED = {
     ("POST", "/api/v2/webhooks/deliveries/redeliver"): [positive_data_acceptance],
     ("POST", "/api/v2/endpoints"): [positive_data_acceptance],
