@@ -115,6 +115,8 @@ class Worker:
         # When something the last claim left out may change (a token, a probe, a slow-down
         # ending): the claim loop looks again then rather than at its next poll.
         self._next_change: float | None = None
+        # The last claim held an endpoint back for its max_in_flight alone (``ClaimPlan``).
+        self._capped = False
         # Jobs this worker holds a lease on (claimed, result not yet recorded), by delivery id;
         # those whose result is being recorded right now.
         self._held: dict[str, ClaimedJob] = {}
@@ -219,7 +221,7 @@ class Worker:
                 await asyncio.to_thread(self._release, jobs)
                 break
             if not jobs:
-                await self._wait_wake(stop, room_matters=bool(saturated))
+                await self._wait_wake(stop, room_matters=bool(saturated) or self._capped)
                 continue
             for job in jobs:
                 self._held[job.delivery_id] = job
@@ -285,6 +287,7 @@ class Worker:
         self._next_change = (
             None if plan.next_change is None else max(0.0, (plan.next_change - now).total_seconds())
         )
+        self._capped = plan.capped
         return jobs
 
     async def _relay_stop(self, stop: asyncio.Event) -> None:

@@ -334,8 +334,9 @@ def replay(
     policy: replay_rules.ReplayPolicy,
 ) -> int:
     """Queue again, in creation order, the endpoint's deliveries that failed for good since
-    ``outage_start`` (``callhook.core.replay``). Each is due a microsecond after the one before,
-    so claims (oldest due first) take them in order; each gets a new retry window."""
+    ``outage_start`` (``callhook.core.replay``). Each is due a microsecond after the one before
+    and the last one a microsecond before ``now`` — all due at once, and claims (oldest due
+    first) take them in order; each gets a new retry window."""
     if policy.max_count == 0:
         return 0
     rows = conn.execute(
@@ -361,7 +362,7 @@ def replay(
             .where(deliveries.c.id == delivery_id, deliveries.c.status == "failed")
             .values(
                 status="pending",
-                next_attempt_at=now + timedelta(microseconds=i),
+                next_attempt_at=now - timedelta(microseconds=len(chosen) - i),
                 window_start=now,
                 delivered_at=None,
             )
@@ -412,6 +413,9 @@ class ClaimPlan:
     #: The earliest time something excluded or limited may change (a token, a probe, a slow-down
     #: ending): the worker looks again then instead of waiting for its poll.
     next_change: datetime | None = None
+    #: Some endpoint was held back by its ``max_in_flight`` alone: a place frees when one of
+    #: its attempts is recorded, so the worker looks again then rather than at its poll.
+    capped: bool = False
 
 
 def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
@@ -457,6 +461,8 @@ def plan_claim(conn: Connection, *, now: datetime, want: int, rules: Rules) -> C
             _save(conn, replace(eh, health=probe), rules.policy)
             plan.limited[eh.endpoint_id] = 1
             continue
+        if eh.max_in_flight is not None and in_flight.get(eh.endpoint_id, 0) >= eh.max_in_flight:
+            plan.capped = True
         granted, bucket = throttle.allowance(
             want=want,
             bucket=eh.bucket,
