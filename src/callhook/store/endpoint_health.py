@@ -443,7 +443,22 @@ def plan_claim(conn: Connection, *, now: datetime, want: int, rules: Rules) -> C
     plan = ClaimPlan(set(), {}, {})
     capped = [eh.endpoint_id for eh in rows if eh.max_in_flight is not None]
     in_flight = _in_flight(conn, capped, now)
+    # Endpoints that would get a claim of their own: only those with something due do (one
+    # statement for all), so thousands of throttled or failing endpoints with nothing waiting
+    # cost nothing per claim — no probe written, no claim statement, no bucket update.
+    candidates = {
+        eh.endpoint_id
+        for eh in rows
+        if eh.health.state in (EndpointState.ACTIVE, EndpointState.FAILING)
+        and (eh.slowed_until is None or eh.slowed_until <= now)
+    }
+    due = _with_due_work(conn, sorted(candidates), now)
     for eh in rows:
+        if eh.endpoint_id in candidates and eh.endpoint_id not in due:
+            # Held from the general claim all the same (something may fall due meanwhile: a
+            # publish wakes the worker; a retry falling due is met by the poll).
+            plan.excluded.add(eh.endpoint_id)
+            continue
         h = eh.health
         if h.state in (EndpointState.PAUSED, EndpointState.DISABLED):
             plan.excluded.add(eh.endpoint_id)
@@ -487,6 +502,23 @@ def plan_claim(conn: Connection, *, now: datetime, want: int, rules: Rules) -> C
     return plan
 
 
+def _with_due_work(conn: Connection, endpoint_ids: list[str], now: datetime) -> set[str]:
+    """Those of these endpoints with a delivery due and not leased, in one statement."""
+    if not endpoint_ids:
+        return set()
+    rows = conn.execute(
+        select(ENDPOINT_OF)
+        .where(
+            deliveries.c.status == "pending",
+            ENDPOINT_OF.in_(endpoint_ids),
+            deliveries.c.next_attempt_at <= now,
+            or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until <= now),
+        )
+        .distinct()
+    )
+    return {endpoint_id for (endpoint_id,) in rows}
+
+
 def _in_flight(conn: Connection, endpoint_ids: list[str], now: datetime) -> dict[str, int]:
     """Deliveries of these endpoints leased right now, by any worker."""
     if not endpoint_ids:
@@ -504,9 +536,12 @@ def _in_flight(conn: Connection, endpoint_ids: list[str], now: datetime) -> dict
 
 
 def settle_claim(conn: Connection, plan: ClaimPlan, claimed: Mapping[str, int]) -> None:
-    """Take the tokens the claim used from the buckets it drew on."""
+    """Take the tokens the claim used from the buckets it drew on. A bucket nothing was taken
+    from is not written: its stored state refills to the same tokens at any later time."""
     for endpoint_id, (_eh, refilled) in plan.buckets.items():
         used = claimed.get(endpoint_id, 0)
+        if not used:
+            continue
         conn.execute(
             update(endpoint_health)
             .where(H.endpoint_id == endpoint_id)

@@ -154,6 +154,8 @@ def test_a_token_bucket_shared_by_every_claim(tmp_path: Path) -> None:
     caps = Caps()
     with platform.db.write() as conn:
         eh.set_limits(conn, endpoint_id, account_id, rate_limit=10, max_in_flight=None, caps=caps)
+    for seed in range(20):  # work waiting: a claim takes from the bucket only then
+        publish_sample(platform, account_id, seed=seed)
     granted = []
     for _ in range(3):
         with platform.db.write() as conn:
@@ -163,3 +165,37 @@ def test_a_token_bucket_shared_by_every_claim(tmp_path: Path) -> None:
         granted.append(allowed)
         clock.advance(0.2)
     assert granted == [5, 2, 2]
+
+
+def test_throttled_and_failing_endpoints_with_nothing_due_cost_no_claim_of_their_own(
+    tmp_path: Path,
+) -> None:
+    platform, clock, account_id, endpoint_id = _setup(tmp_path)
+    with platform.db.write() as conn:
+        eh.set_limits(conn, endpoint_id, account_id, rate_limit=10, max_in_flight=2, caps=Caps())
+    with platform.db.write() as conn:
+        plan = eh.plan_claim(conn, now=clock.now(), want=100, rules=RULES)
+        eh.settle_claim(conn, plan, {})
+    # Held from the general claim, but no claim of its own and its bucket untouched.
+    assert endpoint_id in plan.excluded
+    assert plan.limited == {}
+    with platform.db.read() as conn:
+        assert eh.get(conn, endpoint_id, account_id).bucket is None
+    # A failing endpoint whose probe is due but which has nothing waiting keeps its probe.
+    _fail(platform, account_id, endpoint_id, RULES.policy.failure_threshold)
+    with platform.db.read() as conn:
+        probe_at = eh.get(conn, endpoint_id, account_id).health.next_probe_at
+    assert probe_at is not None
+    clock.set(probe_at + timedelta(seconds=1))
+    with platform.db.write() as conn:
+        plan = eh.plan_claim(conn, now=clock.now(), want=100, rules=RULES)
+    with platform.db.read() as conn:
+        assert eh.get(conn, endpoint_id, account_id).health.next_probe_at == probe_at
+    assert (endpoint_id in plan.excluded, plan.limited) == (True, {})
+    # Once something waits, the probe is taken: one delivery, the next probe moved on.
+    publish_sample(platform, account_id)
+    with platform.db.write() as conn:
+        plan = eh.plan_claim(conn, now=clock.now(), want=100, rules=RULES)
+    assert plan.limited == {endpoint_id: 1}
+    with platform.db.read() as conn:
+        assert eh.get(conn, endpoint_id, account_id).health.next_probe_at > clock.now()
