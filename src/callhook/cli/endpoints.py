@@ -50,9 +50,7 @@ else:
 #: Who a change from this CLI is recorded as in the endpoint event log.
 BY = "operator"
 
-app = command_group(
-    "endpoints", "An account's webhook endpoints: list, add, show, update, remove, pause, resume."
-)
+app = command_group("endpoints", "An account's webhook endpoints (operators).")
 
 AccountArg = Annotated[str, typer.Argument(help="Account id (acc_…).")]
 EndpointArg = Annotated[str, typer.Argument(help="Endpoint id (ep_…).")]
@@ -172,7 +170,7 @@ def endpoints_add(
     json: bool = JsonOption,
     database_url: str | None = DatabaseOption,
 ) -> None:
-    """Add an endpoint with its own signing secret (`callhook endpoints show --secret`)."""
+    """Add an endpoint (with its own signing secret: show --secret)."""
     names = _events(events)
     with platform(database_url) as p:
         allow_unsafe = p.settings.allow_unsafe_targets
@@ -360,7 +358,7 @@ def endpoints_remove(
     ] = False,
     database_url: str | None = DatabaseOption,
 ) -> None:
-    """Remove an endpoint with its secrets and deliveries (not the primary one)."""
+    """Remove an endpoint and its deliveries (not the primary one)."""
     with platform(database_url) as p:
         with p.db.read() as conn:
             endpoint = endpoint_store.get(conn, account, endpoint_id)

@@ -22,8 +22,10 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from callhook import queueing
 from callhook.core import times
 from callhook.core.ids import has_id_shape
+from callhook.core.outcome import ErrorClass
 from callhook.dashboard import hints
 from callhook.dashboard.auth import CheckedForm, CurrentViewer, DashboardRoute, platform_of, text
 from callhook.dashboard.charts import hourly_chart
@@ -34,6 +36,7 @@ from callhook.events import ALL_EVENTS
 from callhook.events.models import is_pbx_id
 from callhook.platform import Platform
 from callhook.store import deliveries as delivery_store
+from callhook.store import endpoints as endpoint_store
 from callhook.store import integrations as integration_store
 from callhook.store import stats as stats_store
 
@@ -77,6 +80,20 @@ def _check_delivery_id(delivery_id: str) -> None:
         raise NotFound(f"Delivery '{delivery_id}' not found.")
 
 
+def endpoint_names(endpoints: list[endpoint_store.Endpoint]) -> dict[str, str]:
+    """Each endpoint's name for people (its description, else "primary" or its URL's host);
+    empty for an account with one endpoint, whose tables need no endpoint column."""
+    if len(endpoints) < 2:
+        return {}
+    from urllib.parse import urlsplit
+
+    return {
+        e.id: e.description
+        or ("primary" if e.primary else (urlsplit(e.url or "").hostname or e.id))
+        for e in endpoints
+    }
+
+
 def banner(platform: Platform, account_id: str) -> dict[str, Any] | None:
     """The failure banner's facts, or None while the endpoint is healthy."""
     with platform.db.read() as conn:
@@ -84,7 +101,7 @@ def banner(platform: Platform, account_id: str) -> dict[str, Any] | None:
     if streak is None:
         return None
     error = hints.label(streak.last_error)
-    if streak.last_error == "http_status" and streak.last_status_code is not None:
+    if streak.last_error == ErrorClass.HTTP_STATUS and streak.last_status_code is not None:
         error = f"HTTP {streak.last_status_code}"
     plural = "failure" if streak.consecutive == 1 else "failures"
     return {
@@ -121,10 +138,14 @@ def overview(request: Request, who: CurrentViewer) -> Response:
     )
 
 
-def _filters(request: Request) -> tuple[dict[str, str], dict[str, str], dict[str, Any]]:
-    """(values as typed, errors per field, arguments for ``list_deliveries``)."""
+def _filters(
+    request: Request, endpoint_ids: set[str]
+) -> tuple[dict[str, str], dict[str, str], dict[str, Any]]:
+    """(values as typed, errors per field, arguments for ``list_deliveries``); ``endpoint_ids``
+    are the account's endpoints (the only ones the endpoint filter takes)."""
     q = request.query_params
-    values = {k: q.get(k, "").strip() for k in ("status", "event", "pbx_id", "since", "before")}
+    names = ("status", "event", "pbx_id", "since", "before", "endpoint")
+    values = {k: q.get(k, "").strip() for k in names}
     errors: dict[str, str] = {}
     args: dict[str, Any] = {}
     if values["status"]:
@@ -148,6 +169,11 @@ def _filters(request: Request) -> tuple[dict[str, str], dict[str, str], dict[str
             args["since"] = parse_utc(values["since"])
         else:
             errors["since"] = message
+    if values["endpoint"]:
+        if values["endpoint"] in endpoint_ids:
+            args["endpoint_id"] = values["endpoint"]
+        else:
+            errors["endpoint"] = "Choose an endpoint from the list."
     if values["before"]:
         if has_id_shape("dlv", values["before"]):
             args["before_id"] = values["before"]
@@ -165,7 +191,9 @@ def _list_page(
     status: int = 200,
 ) -> Response:
     platform = platform_of(request)
-    values, errors, args = _filters(request)
+    with platform.db.read() as conn:
+        endpoints = endpoint_store.list_for_account(conn, account_id)
+    values, errors, args = _filters(request, {e.id for e in endpoints})
     rows: list[delivery_store.Delivery] = []
     if not errors:
         with platform.db.read() as conn:
@@ -187,6 +215,8 @@ def _list_page(
             "errors": errors,
             "statuses": delivery_store.FILTERS,
             "events": ALL_EVENTS,
+            "endpoints": endpoints,
+            "endpoint_names": endpoint_names(endpoints),
             "next_link": next_link,
             "bulk_since": bulk_since if bulk_since is not None else default_since,
             "bulk_error": bulk_error,
@@ -220,12 +250,9 @@ def redeliver_failed(request: Request, who: CurrentViewer, form: CheckedForm) ->
             status=400,
         )
     since = parse_utc(raw)
-    with platform.db.write() as conn:
-        count = delivery_store.redeliver_window(
-            conn, now=platform.clock.now(), account_id=who.account_id, since=since
-        )
-    if count:
-        platform.publisher.notify()
+    count = queueing.redeliver_window(
+        platform.publisher, now=platform.clock.now(), account_id=who.account_id, since=since
+    )
     return RedirectResponse(f"/dashboard/deliveries?requeued={count}", status_code=303)
 
 
@@ -261,9 +288,7 @@ def delivery_page(request: Request, who: CurrentViewer, delivery_id: str) -> Res
 def redeliver(request: Request, who: CurrentViewer, delivery_id: str, _f: CheckedForm) -> Response:
     platform = platform_of(request)
     _check_delivery_id(delivery_id)
-    with platform.db.write() as conn:
-        delivery_store.redeliver(
-            conn, delivery_id, now=platform.clock.now(), account_id=who.account_id
-        )
-    platform.publisher.notify()  # wake idle workers: the delivery is due now
+    queueing.redeliver_one(
+        platform.publisher, delivery_id, now=platform.clock.now(), account_id=who.account_id
+    )
     return RedirectResponse(f"/dashboard/deliveries/{delivery_id}?redelivered=1", status_code=303)

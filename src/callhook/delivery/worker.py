@@ -1,12 +1,12 @@
 """The delivery worker: claim due deliveries in batches, send them, record results in batches.
 
-Life of a claimed job: claimed (leased) → queued in ``Dispatch`` (fair across endpoints, at
-most ``worker_per_endpoint_limit`` attempts under way per endpoint) → one of
-``worker_max_in_flight`` lanes makes one attempt → its result joins the next group commit (every
-``FLUSH_INTERVAL`` or ``worker_batch_size`` results), which records the attempt and
-reschedules, delivers or fails the delivery — only if this worker still holds the claim. A
-worker killed at any instant loses nothing: un-recorded jobs are claimed again when their lease
-runs out (at-least-once; receivers dedupe on the event id).
+Life of a claimed job: claimed (leased, ``Leases``) → queued in ``Dispatch`` (fair across
+endpoints, at most ``worker_per_endpoint_limit`` attempts under way per endpoint) → one of
+``worker_max_in_flight`` lanes (``Lanes``) makes one attempt → its result joins the next group
+commit (``Recorder``: every ``FLUSH_INTERVAL`` or ``worker_batch_size`` results), which records
+the attempt and reschedules, delivers or fails the delivery — only if this worker still holds the
+claim. A worker killed at any instant loses nothing: un-recorded jobs are claimed again when
+their lease runs out (at-least-once; receivers dedupe on the event id).
 
 While a job is held its lease is renewed every third of ``lease_seconds`` (fenced on the claim
 id: a job lost to another worker is dropped, not renewed). On shutdown the jobs not yet started
@@ -15,6 +15,16 @@ An idle worker is woken when any process publishes (``notify.listener_for``: ``L
 PostgreSQL, a datagram socket beside a SQLite file); the poll every ``poll_interval`` stays as
 the safety net. Every ``prune_interval_minutes`` the worker also prunes what is older than
 ``retention_days`` (``callhook.store.prune``).
+
+Which endpoints a claim may take from, and how much, is shared state in the database
+(``callhook.store.endpoint_health``: paused, failing with one probe at a time, disabled, slowed
+down by a Retry-After, throttled by a token bucket); the group commit feeds each result to its
+endpoint's health, and the worker gives back the queued jobs of an endpoint that may take no
+more. Beside delivering, each worker runs the side tasks (the alert sender, the health checks).
+
+Each of these runs as a named task, watched (``Tasks``): one dying with an exception stops the
+worker — drained as on SIGTERM — and ``run`` raises ``WorkerFailed`` naming it, rather than
+delivering on with leases that are no longer renewed or results that are no longer recorded.
 """
 
 from __future__ import annotations
@@ -24,40 +34,35 @@ import contextlib
 import logging
 import os
 import socket
-from collections import Counter, deque
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Self
 
-from callhook.alerts.model import AlertKind
-from callhook.core import health as machine
-from callhook.core.clock import Clock, rfc3339
+from callhook.core.clock import Clock
 from callhook.core.health import EndpointState, Transition
-from callhook.core.ids import Randomness, new_id
+from callhook.core.ids import Randomness
 from callhook.delivery import sidetasks
 from callhook.delivery.attempt import Attempts
+from callhook.delivery.claims import Claims, left_out
 from callhook.delivery.dispatch import Dispatch
 from callhook.delivery.housekeeping import prune_periodically
+from callhook.delivery.lanes import Lanes
+from callhook.delivery.leaseholder import Leaseholder
+from callhook.delivery.leases import Leases
+from callhook.delivery.recorder import Recorder
 from callhook.delivery.sender import Sender
 from callhook.delivery.sidetasks import SideTask
+from callhook.delivery.tasks import Tasks
 from callhook.metrics import Metrics
 from callhook.platform import Platform
 from callhook.settings import Settings
-from callhook.store import alerts as alert_store
-from callhook.store import endpoint_health, notify, queue
+from callhook.store import notify
 from callhook.store.db import Database
-from callhook.store.queue import AttemptResult, ClaimedJob
+from callhook.store.queue import ClaimedJob
 from callhook.store.secretbox import SecretBox
 
 log = logging.getLogger("callhook.delivery")
 
-FLUSH_INTERVAL = 0.025  # seconds: group-commit window for attempt results
-# Back-off while results cannot be recorded (database restarting); after the last one the
-# results are dropped and the deliveries are attempted again once their leases run out.
-FLUSH_RETRY_DELAYS = (0.05, 0.2, 0.5, 1.0, 2.0, 4.0, 8.0)
-#: Failures that held a connection slot for long: the dispatcher gives such an endpoint less
-#: room (an endpoint that answers, even with a 5xx, answers fast).
-HOLDS_A_CONNECTION = frozenset({"timeout", "connect_error", "tls_error"})
 #: States in which an endpoint takes nothing more (a failing one only its probes).
 _HELD_STATES = frozenset({EndpointState.FAILING, EndpointState.PAUSED, EndpointState.DISABLED})
 
@@ -73,7 +78,8 @@ def _transition_log(endpoint_id: str, t: Transition) -> dict[str, object]:
 
 
 class Worker:
-    """One event loop's delivery worker. ``run`` returns after ``stop`` is set and drained."""
+    """One event loop's delivery worker. ``run`` returns after ``stop`` is set and drained, or
+    raises ``WorkerFailed`` (after draining) if one of its tasks died."""
 
     def __init__(
         self,
@@ -88,44 +94,52 @@ class Worker:
         side_tasks: Sequence[SideTask] = (),
     ) -> None:
         self._db = db
-        # Work beside delivering (the alert sender), each watched: restarted if it raises.
+        # Work beside delivering (the alert sender, the health checks), each watched: restarted
+        # if it raises.
         self._side_tasks = tuple(side_tasks)
+        self._metrics = metrics
         self._settings = settings
         self._clock = clock
-        self._rng = rng
-        self._box = box
-        self._metrics = metrics
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._slot_freed = asyncio.Event()  # set whenever an attempt finishes
         self._room = asyncio.Event()  # set when enough places are free for the next claim
-        self._results: list[AttemptResult] = []
-        self._max_in_flight = max(settings.worker_max_in_flight, 1)
+        max_in_flight = max(settings.worker_max_in_flight, 1)
         # Claimed jobs not finished may be up to twice the lanes: every lane busy and a lane-load
         # queued, so lanes do not wait for claims; the next claim starts once half of that is
         # free. Claims are write transactions: claiming in big batches keeps them rare.
-        self._budget = 2 * self._max_in_flight
-        # Claimed jobs not started yet, handed to ``worker_max_in_flight`` lanes (long-lived
-        # coroutines: a task per attempt cost more than the rest of the bookkeeping).
+        self._budget = 2 * max_in_flight
         self._dispatch: Dispatch[ClaimedJob] = Dispatch(settings.worker_per_endpoint_limit)
-        self._idle_lanes: deque[asyncio.Future[None]] = deque()
-        self._secret_cache: dict[str, str] = {}
-        self._rules = endpoint_health.rules_from(settings)
-        # When something the last claim left out may change (a token, a probe, a slow-down
-        # ending): the claim loop looks again then rather than at its next poll.
-        self._next_change: float | None = None
-        # The last claim held an endpoint back for its max_in_flight alone (``ClaimPlan``).
-        self._capped = False
-        # Jobs this worker holds a lease on (claimed, result not yet recorded), by delivery id;
-        # those whose result is being recorded right now.
-        self._held: dict[str, ClaimedJob] = {}
-        self._recording: set[str] = set()
-        self.listener: notify.WakeListener | None = None
-        self._transitions: list[tuple[str, Transition]] = []
-        self._slowed: set[str] = set()
+        self.leases: Leases[ClaimedJob] = Leases(timedelta(seconds=settings.lease_seconds))
+        self.claims = Claims(db, settings, clock=clock, rng=rng, box=box, worker_id=self.worker_id)
+        self.recorder = Recorder(
+            self.claims,
+            self.leases,
+            batch_size=settings.worker_batch_size,
+            on_recorded=self._slot_freed.set,
+            after_commit=self._after_record,
+        )
         self._attempts = Attempts(clock=clock, rng=rng, metrics=metrics)
-        self.leases_lost = 0
+        self._lanes = Lanes(
+            max_in_flight,
+            dispatch=self._dispatch,
+            leases=self.leases,
+            attempts=self._attempts,
+            recorder=self.recorder,
+            claims=self.claims,
+            room=self._room,
+            slot_freed=self._slot_freed,
+        )
+        self._leaseholder = Leaseholder(
+            self.leases,
+            self.claims,
+            self._dispatch,
+            clock=clock,
+            room=self._room,
+            worker_id=self.worker_id,
+        )
+        self.listener: notify.WakeListener | None = None
 
     @classmethod
     def for_platform(cls, platform: Platform, *, worker_id: str | None = None) -> Self:
@@ -151,6 +165,11 @@ class Worker:
         """Attempts that delivered (2xx) so far."""
         return self._attempts.delivered
 
+    @property
+    def leases_lost(self) -> int:
+        """Jobs found taken over by another worker when their leases were renewed."""
+        return self.leases.lost
+
     # --- waking --------------------------------------------------------------------------------
     def wake(self) -> None:
         """Ask an idle worker to look for work now. Safe from any thread."""
@@ -160,44 +179,57 @@ class Worker:
 
     # --- the loop ------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
+        """Deliver until ``stop`` is set, then drain: give back jobs not started, finish and
+        record the attempts under way. Raises ``WorkerFailed`` (chained) if a task died."""
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         self.listener = notify.listener_for(self._db, self.wake)
-        async with Sender(self._settings, clock=self._clock) as sender:
-            lanes = [
-                asyncio.create_task(self._lane(sender, stop)) for _ in range(self._max_in_flight)
-            ]
-            flusher = asyncio.create_task(self._flush_loop(stop))
-            releaser = asyncio.create_task(self._release_on_stop(stop))
-            helpers = [
-                asyncio.create_task(self._renew_loop()),
-                asyncio.create_task(
-                    prune_periodically(
-                        self._db, self._settings, self._clock, stop, worker_id=self.worker_id
-                    )
-                ),
-                asyncio.create_task(self._relay_stop(stop)),
-                *(asyncio.create_task(sidetasks.watched(t, stop)) for t in self._side_tasks),
-            ]
-            try:
-                await self._claim_loop(stop)
-            finally:
-                stop.set()
-                await releaser
-                self._wake_lanes(len(self._idle_lanes))
-                await asyncio.gather(*lanes, return_exceptions=True)
-                await flusher
-                await self._flush()
-                for helper in helpers:
-                    helper.cancel()
-                await asyncio.gather(*helpers, return_exceptions=True)
-                if self.listener is not None:
-                    await asyncio.to_thread(self.listener.stop)
+        tasks = Tasks(stop, worker_id=self.worker_id)
+        try:
+            async with Sender(self._settings, clock=self._clock) as sender:
+                lanes = [
+                    tasks.start(f"lane {i}", self._lanes.run(sender, stop))
+                    for i in range(self._lanes.count)
+                ]
+                flusher = tasks.start(
+                    "results flusher", self.recorder.run(stop, lambda: self._dispatch.in_flight)
+                )
+                releaser = tasks.start("releaser", self._leaseholder.release_on_stop(stop))
+                helpers = [
+                    tasks.start("lease renewer", self._leaseholder.renew()),
+                    tasks.start(
+                        "pruner",
+                        prune_periodically(
+                            self._db, self._settings, self._clock, stop, worker_id=self.worker_id
+                        ),
+                    ),
+                    tasks.start("stop relay", self._relay_stop(stop)),
+                    *(
+                        tasks.start(f"side task {i}", sidetasks.watched(t, stop))
+                        for i, t in enumerate(self._side_tasks)
+                    ),
+                ]
+                claimer = tasks.start("claim loop", self._claim_loop(stop))
+                try:
+                    await tasks.settle([claimer])
+                finally:
+                    stop.set()
+                    await tasks.settle([claimer, releaser])
+                    self._lanes.wake_all()
+                    await tasks.settle(lanes)
+                    await tasks.settle([flusher])
+                    await tasks.guard("final flush", self.recorder.flush())
+                    await tasks.cancel(helpers)
+        finally:
+            if self.listener is not None:
+                await asyncio.to_thread(self.listener.stop)
+        tasks.raise_failure()
 
     async def _claim_loop(self, stop: asyncio.Event) -> None:
         assert self._wake is not None
+        lanes = self._lanes
         while not stop.is_set():
-            if self._outstanding() > self._max_in_flight:
+            if lanes.outstanding() > lanes.count:
                 self._room.clear()
                 await self._room.wait()
                 continue
@@ -206,11 +238,12 @@ class Worker:
             self._wake.clear()
             self._slot_freed.clear()
             try:
+                now = self._clock.now()
                 saturated = self._dispatch.saturated()
                 jobs = await asyncio.to_thread(
-                    self._claim,
-                    min(self._budget - self._outstanding(), self._settings.worker_batch_size),
-                    self._no_room(saturated),
+                    self.claims.claim,
+                    min(self._budget - lanes.outstanding(), self._settings.worker_batch_size),
+                    left_out(saturated),
                 )
             except Exception:
                 log.exception("claim failed; retrying", extra={"worker": self.worker_id})
@@ -218,77 +251,16 @@ class Worker:
                 continue
             if jobs and stop.is_set():
                 # Claimed while shutting down: give them back at once, untouched.
-                await asyncio.to_thread(self._release, jobs)
+                await asyncio.to_thread(self.claims.release, jobs)
                 break
             if not jobs:
-                await self._wait_wake(stop, room_matters=bool(saturated) or self._capped)
+                # An endpoint held back by its max_in_flight alone takes more as soon as one of
+                # its attempts is recorded: look again then, not at the next poll.
+                await self._wait_wake(stop, room_matters=bool(saturated) or self.claims.capped)
                 continue
-            for job in jobs:
-                self._held[job.delivery_id] = job
+            self.leases.hold(jobs, now=now)
             self._dispatch.add(jobs)
-            self._wake_lanes(len(jobs))
-
-    def _outstanding(self) -> int:
-        """Claimed jobs not finished: waiting to start, or under way."""
-        return self._dispatch.queued + self._dispatch.in_flight
-
-    def _wake_lanes(self, count: int) -> None:
-        while count > 0 and self._idle_lanes:
-            lane = self._idle_lanes.popleft()
-            if not lane.done():
-                lane.set_result(None)
-                count -= 1
-
-    def _no_room(self, saturated: set[str]) -> set[str]:
-        """Endpoints to leave out of the next claim for this worker's own reasons: those
-        already holding their share of it (a slow endpoint must not fill every place). What the
-        store says (paused, failing, throttled) is added inside the claim's transaction."""
-        return saturated
-
-    def _claim(self, limit: int, exclude: set[str]) -> list[ClaimedJob]:
-        """Claim due jobs, within what the endpoints' shared state allows (``plan_claim``):
-        nothing for paused, disabled or slowed-down endpoints, one probe for a failing one whose
-        probe is due, a throttled endpoint's allowance from its token bucket — all in the same
-        transaction, so every worker process shares one breaker and one bucket."""
-        now = self._clock.now()
-        claim_id = new_id("clm", now, self._rng)
-        lease = timedelta(seconds=self._settings.lease_seconds)
-        with self._db.write() as conn:
-            plan = endpoint_health.plan_claim(conn, now=now, want=limit, rules=self._rules)
-            jobs: list[ClaimedJob] = []
-            for endpoint_id, allowed in plan.limited.items():
-                if len(jobs) >= limit:
-                    break
-                jobs += queue.claim(
-                    conn,
-                    worker_id=self.worker_id,
-                    claim_id=claim_id,
-                    now=now,
-                    lease=lease,
-                    limit=min(allowed, limit - len(jobs)),
-                    box=self._box,
-                    secret_cache=self._secret_cache,
-                    only_endpoint=endpoint_id,
-                )
-            if len(jobs) < limit:
-                jobs += queue.claim(
-                    conn,
-                    worker_id=self.worker_id,
-                    claim_id=claim_id,
-                    now=now,
-                    lease=lease,
-                    limit=limit - len(jobs),
-                    box=self._box,
-                    secret_cache=self._secret_cache,
-                    exclude_accounts=exclude,
-                    hold_endpoints=plan.excluded | set(plan.limited),
-                )
-            endpoint_health.settle_claim(conn, plan, Counter(j.endpoint_id for j in jobs))
-        self._next_change = (
-            None if plan.next_change is None else max(0.0, (plan.next_change - now).total_seconds())
-        )
-        self._capped = plan.capped
-        return jobs
+            lanes.wake(len(jobs))
 
     async def _relay_stop(self, stop: asyncio.Event) -> None:
         """Let a stop end any wait for a free slot (one event to wait on, not two tasks)."""
@@ -297,7 +269,7 @@ class Worker:
         self._room.set()
 
     async def _wait_wake(self, stop: asyncio.Event, *, room_matters: bool) -> None:
-        """Wait for a publish, the poll, or — if the last claim left accounts out for lack of
+        """Wait for a publish, the poll, or — if the last claim left endpoints out for lack of
         room (``room_matters``) — an attempt finishing since that claim began. Both events were
         cleared before the claim, so nothing that happened during it is missed. (Waking on
         every finished attempt regardless made a lightly loaded worker run an empty claim
@@ -307,176 +279,21 @@ class Worker:
         if room_matters:
             waiting_on.append(self._slot_freed.wait())
         waiters = {asyncio.create_task(w) for w in waiting_on}
+        # Something the last claim left out may change sooner (a token, a probe, a slow-down
+        # ending): look again then rather than at the next poll.
         timeout = self._settings.poll_interval
-        if self._next_change is not None:
-            timeout = min(timeout, max(self._next_change, 0.002))
+        if self.claims.next_change is not None:
+            timeout = min(timeout, max(self.claims.next_change, 0.002))
         try:
             await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for w in waiters:
                 w.cancel()
 
-    async def _sleep(self, stop: asyncio.Event, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=seconds)
-
-    # --- one attempt ---------------------------------------------------------------------------
-    async def _lane(self, sender: Sender, stop: asyncio.Event) -> None:
-        """Start queued jobs one after another; park while none may start; end on stop."""
-        loop = asyncio.get_running_loop()
-        dispatch = self._dispatch
-        while True:
-            job = dispatch.take()
-            if job is None:
-                if stop.is_set():
-                    return
-                parked = loop.create_future()
-                self._idle_lanes.append(parked)
-                await parked
-                continue
-            healthy = True
-            try:
-                healthy = await self._attempt(job, sender)
-            except Exception as exc:
-                # Never leave the attempt unrecorded: its lease would run out and it would be
-                # sent again, as the same attempt number, past its retry window. Unless its
-                # result is already queued or recorded (or the job was lost to another worker),
-                # record it as Callhook's own failure (logged there), on the normal schedule.
-                if self._unrecorded(job):
-                    self._results.append(self._attempts.crashed(job, exc))
-                else:
-                    log.exception(
-                        "attempt bookkeeping failed", extra={"delivery_id": job.delivery_id}
-                    )
-            finally:
-                if dispatch.done(job, healthy=healthy):
-                    self._wake_lanes(1)
-                self._slot_freed.set()
-                if self._outstanding() <= self._max_in_flight:
-                    self._room.set()
-
-    def _unrecorded(self, job: ClaimedJob) -> bool:
-        """Whether ``job`` is still held with no result queued or being recorded."""
-        return (
-            job.delivery_id in self._held
-            and job.delivery_id not in self._recording
-            and not any(res.job is job for res in self._results)
-        )
-
-    async def _attempt(self, job: ClaimedJob, sender: Sender) -> bool:
-        """One attempt, its result queued for the group commit; False if the endpoint did not
-        answer (timeout, connection or TLS failure)."""
-        result = await self._attempts.make(job, sender)
-        failed = None if result.delivered else result.error_class
-        self._results.append(result)
-        if len(self._results) >= self._settings.worker_batch_size:
-            await self._flush()
-        return failed not in HOLDS_A_CONNECTION
-
-    async def _hold_back(self, endpoint_id: str, why: str) -> None:
-        """The endpoint may not take more now (failing, paused, disabled, or slowed down by a
-        Retry-After): give back its jobs that have not started, at once."""
-        queued = self._dispatch.queued_jobs()
-        jobs = self._dispatch.drop(j.delivery_id for j in queued if j.endpoint_id == endpoint_id)
-        for job in jobs:
-            self._held.pop(job.delivery_id, None)
-        self._room.set()  # the claim loop re-checks how many places are free
-        log.warning(
-            "endpoint held back: giving back its deliveries",
-            extra={"endpoint_id": endpoint_id, "why": why, "released": len(jobs)},
-        )
-        if jobs:
-            try:
-                await asyncio.to_thread(self._release, jobs)
-            except Exception as exc:
-                log.warning("releasing leases failed; they will expire", extra={"error": str(exc)})
-
-    # --- group commit --------------------------------------------------------------------------
-    async def _flush_loop(self, stop: asyncio.Event) -> None:
-        while not stop.is_set() or self._dispatch.in_flight:
-            await asyncio.sleep(FLUSH_INTERVAL)
-            if self._results:
-                await self._flush()
-
-    async def _flush(self) -> None:
-        if not self._results:
-            return
-        batch, self._results = self._results, []
-        ids = {res.job.delivery_id for res in batch}
-        self._recording |= ids
-        try:
-            for delay in FLUSH_RETRY_DELAYS:
-                try:
-                    stale = await asyncio.to_thread(self._complete, batch)
-                    break
-                except Exception as exc:
-                    # The database is unavailable: keep the results and try again; if we never
-                    # succeed, the leases run out and the deliveries are attempted again.
-                    log.warning(
-                        "recording results failed; retrying",
-                        extra={"count": len(batch), "error": str(exc).strip()[:200]},
-                    )
-                    await asyncio.sleep(delay)
-            else:
-                log.error("results dropped; leases will expire", extra={"count": len(batch)})
-                return
-        finally:
-            self._recording -= ids
-            for delivery_id in ids:
-                self._held.pop(delivery_id, None)
-            self._slot_freed.set()  # recorded jobs no longer count against their account
-        for res in stale:
-            log.warning(
-                "result refused: lease lost to another worker",
-                extra={"delivery_id": res.job.delivery_id, "claim_id": res.job.claim_id},
-            )
-        await self._after_record()
-
-    def _complete(self, batch: list[AttemptResult]) -> list[AttemptResult]:
-        """Record the results and feed them to their endpoints' health, in one transaction."""
-        now = self._clock.now()
-        with self._db.write() as conn:
-            stale = queue.complete(conn, batch)
-            refused = {id(res) for res in stale}
-            verdicts = [
-                endpoint_health.Verdict(
-                    endpoint_id=res.job.endpoint_id,
-                    account_id=res.job.account_id,
-                    verdict=machine.verdict(delivered=res.delivered, error_class=res.error_class),
-                    at=res.started_at,
-                    retry_after=res.retry_after,
-                )
-                for res in batch
-                if id(res) not in refused
-            ]
-            self._transitions += endpoint_health.record(conn, verdicts, now=now, rules=self._rules)
-            for res in batch:
-                if id(res) in refused or res.delivered or res.next_attempt_at is not None:
-                    continue
-                # Failed for good: the customer hears of it (once per delivery).
-                alert_store.record_alert(
-                    conn,
-                    AlertKind.DELIVERY_EXHAUSTED,
-                    res.job.account_id,
-                    res.job.endpoint_id,
-                    {
-                        "delivery_id": res.job.delivery_id,
-                        "event": res.job.event,
-                        "event_id": res.job.event_id,
-                        "reason": res.error_class,
-                        "url": res.job.url,
-                        "transition_at": rfc3339(res.started_at),
-                    },
-                    now,
-                )
-        self._slowed |= {res.job.endpoint_id for res in batch if res.retry_after}
-        return stale
-
     async def _after_record(self) -> None:
         """Act on what the last group commits changed: count transitions, and hold back the
         endpoints that may take no more (their queued jobs go back at once)."""
-        transitions, self._transitions = self._transitions, []
-        slowed, self._slowed = self._slowed, set()
+        transitions, slowed = self.claims.take_changes()
         stopped: dict[str, str] = {}
         for endpoint_id, t in transitions:
             if self._metrics is not None:
@@ -489,63 +306,8 @@ class Worker:
         for endpoint_id in slowed:
             stopped.setdefault(endpoint_id, "Retry-After")
         for endpoint_id, why in stopped.items():
-            await self._hold_back(endpoint_id, why)
+            await self._lanes.hold_back(endpoint_id, why)
 
-    def _release(self, jobs: list[ClaimedJob]) -> None:
-        with self._db.write() as conn:
-            queue.release(conn, jobs)
-
-    # --- leases --------------------------------------------------------------------------------
-    async def _release_on_stop(self, stop: asyncio.Event) -> None:
-        """At shutdown, give back every held job that has not started, in one statement."""
-        await stop.wait()
-        jobs = self._dispatch.drop([j.delivery_id for j in self._dispatch.queued_jobs()])
-        for job in jobs:
-            self._held.pop(job.delivery_id, None)
-        if not jobs:
-            return
-        try:
-            await asyncio.to_thread(self._release, jobs)
-        except Exception as exc:
-            log.warning(
-                "releasing leases failed; they will expire",
-                extra={"count": len(jobs), "error": str(exc).strip()[:200]},
-            )
-        else:
-            log.info("released leases", extra={"count": len(jobs), "worker": self.worker_id})
-
-    async def _renew_loop(self) -> None:
-        """Renew held leases every third of a lease, so long attempts keep their jobs."""
-        every = max(self._settings.lease_seconds / 3, 0.05)
-        while True:
-            await asyncio.sleep(every)
-            held = list(self._held.values())
-            if not held:
-                continue
-            try:
-                renewed = await asyncio.to_thread(self._renew, held)
-            except Exception as exc:
-                log.warning("lease renewal failed", extra={"error": str(exc).strip()[:200]})
-                continue
-            for job in held:
-                gone = job.delivery_id in renewed or job.delivery_id in self._recording
-                if gone or job.delivery_id not in self._held:
-                    continue
-                # Another worker owns it now: do not start it; a result would be refused.
-                self.leases_lost += 1
-                self._held.pop(job.delivery_id, None)
-                self._dispatch.drop([job.delivery_id])
-                self._room.set()
-                log.warning(
-                    "lease lost to another worker",
-                    extra={"delivery_id": job.delivery_id, "claim_id": job.claim_id},
-                )
-
-    def _renew(self, jobs: list[ClaimedJob]) -> set[str]:
-        with self._db.write() as conn:
-            return queue.renew_lease(
-                conn,
-                jobs,
-                now=self._clock.now(),
-                lease=timedelta(seconds=self._settings.lease_seconds),
-            )
+    async def _sleep(self, stop: asyncio.Event, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=seconds)

@@ -9,15 +9,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, func, select, update
 
+from callhook.core.outcome import DeliveryStatus
 from callhook.errors import InvalidRequest, NotFound
 from callhook.store.tables import attempts, deliveries, events
 
-STATUSES = ("pending", "delivered", "failed")
+STATUSES = tuple(s.value for s in DeliveryStatus)
 #: Filters people may use: the stored statuses, and ``retrying`` — ``pending`` with at least one
 #: attempt made (the endpoint failed it; the next attempt is at ``next_attempt_at``).
 FILTERS = (*STATUSES, "retrying")
+#: What a window redelivery may queue again (finished deliveries).
+REDELIVERABLE = (DeliveryStatus.FAILED.value, DeliveryStatus.DELIVERED.value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +144,13 @@ def list_deliveries(
     return [_to_delivery(r) for r in conn.execute(query)]
 
 
+def count_for_endpoint(conn: Connection, endpoint_id: str) -> int:
+    """How many deliveries go (or went) to this endpoint (the caller checks it is the
+    account's)."""
+    query = select(func.count()).select_from(deliveries)
+    return int(conn.execute(query.where(deliveries.c.endpoint_id == endpoint_id)).scalar_one())
+
+
 def get(conn: Connection, delivery_id: str, *, account_id: str | None = None) -> Delivery:
     """One delivery with its body and every attempt; ``NotFound`` also for other accounts'."""
     query = _delivery_query().add_columns(events.c.body).where(deliveries.c.id == delivery_id)
@@ -183,11 +193,16 @@ def redeliver(
     A delivery that is still pending is left as it is (it will be attempted anyway).
     """
     current = get(conn, delivery_id, account_id=account_id)
-    if current.status != "pending":
+    if current.status != DeliveryStatus.PENDING:
         conn.execute(
             update(deliveries)
-            .where(deliveries.c.id == delivery_id, deliveries.c.status != "pending")
-            .values(status="pending", next_attempt_at=now, window_start=now, delivered_at=None)
+            .where(deliveries.c.id == delivery_id, deliveries.c.status != DeliveryStatus.PENDING)
+            .values(
+                status=DeliveryStatus.PENDING.value,
+                next_attempt_at=now,
+                window_start=now,
+                delivered_at=None,
+            )
         )
     return get(conn, delivery_id, account_id=account_id)
 
@@ -199,13 +214,13 @@ def redeliver_window(
     account_id: str | None,
     since: datetime,
     until: datetime | None = None,
-    status: str = "failed",
+    status: str = DeliveryStatus.FAILED,
 ) -> int:
     """Queue again every ``status`` delivery created in [since, until); return how many.
 
     Each gets a new 24 h retry window (``window_start``) for the new round of attempts.
     """
-    if status not in ("failed", "delivered"):
+    if status not in REDELIVERABLE:
         raise InvalidRequest("status must be failed or delivered")
     query = update(deliveries).where(
         deliveries.c.status == status, deliveries.c.created_at >= since
@@ -215,6 +230,11 @@ def redeliver_window(
     if account_id is not None:
         query = query.where(deliveries.c.account_id == account_id)
     result = conn.execute(
-        query.values(status="pending", next_attempt_at=now, window_start=now, delivered_at=None)
+        query.values(
+            status=DeliveryStatus.PENDING.value,
+            next_attempt_at=now,
+            window_start=now,
+            delivered_at=None,
+        )
     )
     return int(result.rowcount)

@@ -17,16 +17,19 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Integer,
-    and_,
+    String,
     bindparam,
     func,
     null,
     or_,
     select,
+    text,
     type_coerce,
     update,
 )
 
+from callhook.core.outcome import DeliveryStatus
+from callhook.core.retry import RetryPolicy
 from callhook.events.names import TEST_EVENT
 from callhook.store import dialect
 from callhook.store.secretbox import SecretBox
@@ -77,25 +80,16 @@ class AttemptResult:
 _NOW = bindparam("now", type_=UTCDateTime)
 
 
-def _claim_statement(conn: Connection, *, one_endpoint: bool) -> Any:
-    if one_endpoint:
-        which = deliveries.c.endpoint_id == bindparam("only")
-    else:
-        # Test events go to paused, failing and throttled endpoints too: the customer asked.
-        which = and_(
-            deliveries.c.account_id.not_in(bindparam("excluded", expanding=True)),
-            or_(
-                deliveries.c.endpoint_id.not_in(bindparam("held", expanding=True)),
-                deliveries.c.event == TEST_EVENT,
-            ),
-        )
+def _one_endpoint_statement(conn: Connection) -> Any:
+    """A claim for one endpoint alone (a throttled endpoint's allowance, a failing endpoint's
+    probe): its oldest due deliveries, at most ``:limit``."""
     due = (
         select(deliveries.c.id)
         .where(
-            deliveries.c.status == "pending",
+            deliveries.c.status == DeliveryStatus.PENDING.value,
+            deliveries.c.endpoint_id == bindparam("only"),
             deliveries.c.next_attempt_at <= _NOW,
             or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until <= _NOW),
-            which,
         )
         .order_by(deliveries.c.next_attempt_at)
         .limit(bindparam("limit", type_=Integer))
@@ -109,6 +103,87 @@ def _claim_statement(conn: Connection, *, one_endpoint: bool) -> Any:
             lease_until=bindparam("lease_until", type_=UTCDateTime),
         )
         .returning(deliveries.c.id)
+    )
+
+
+# The fair claim. Oldest-due-first across the whole table let one endpoint's backlog (or sixty
+# slow endpoints' backlogs) come before a healthy endpoint's one new event, for as long as it
+# took to claim them all. Instead:
+#
+# 1. ``walk``: the endpoints that have pending deliveries, found by skipping through the
+#    partial index ``ix_deliveries_pending_endpoint`` one endpoint at a time (a recursive "next
+#    endpoint id after this one": one index seek per endpoint, never a read of their rows);
+# 2. ``candidates``: for each of those endpoints (but the excluded ones: no room in the worker,
+#    breaker open) its oldest due rows, at most ``:per_endpoint``: an index range read each
+#    (PostgreSQL: LATERAL, locked SKIP LOCKED; SQLite: a correlated subquery);
+# 3. ``chosen``: the first ``:limit`` of those in turns, every endpoint's oldest row first,
+#    then every endpoint's second, …; within a turn oldest due first.
+#
+# So an endpoint's due event is among the first claimed as soon as fewer than ``limit``
+# endpoints have due work ahead of it in its turn, whatever their backlogs.
+_PENDING = f"'{DeliveryStatus.PENDING.value}'"  # a literal: the partial index's own condition
+_WALK = f"""
+walk(endpoint_id) AS (
+    SELECT MIN(endpoint_id) FROM deliveries WHERE status = {_PENDING}
+    UNION ALL
+    SELECT (
+        SELECT MIN(d.endpoint_id) FROM deliveries d
+        WHERE d.status = {_PENDING} AND d.endpoint_id > walk.endpoint_id
+    )
+    FROM walk WHERE walk.endpoint_id IS NOT NULL
+)"""  # noqa: S608 (constants only, no input)
+_DUE = f"""
+        d2.status = {_PENDING} AND d2.endpoint_id = walk.endpoint_id
+        AND d2.next_attempt_at <= :now
+        AND (d2.lease_until IS NULL OR d2.lease_until <= :now)
+        AND (walk.endpoint_id NOT IN :held OR d2.event = '{TEST_EVENT}')
+        ORDER BY d2.next_attempt_at LIMIT :per_endpoint"""
+_CANDIDATES = {
+    "postgresql": f"""
+candidates AS (
+    SELECT c.id, c.endpoint_id, c.next_attempt_at
+    FROM walk CROSS JOIN LATERAL (
+        SELECT d2.id, d2.endpoint_id, d2.next_attempt_at FROM deliveries d2 WHERE {_DUE}
+        FOR UPDATE SKIP LOCKED
+    ) c
+    WHERE walk.endpoint_id IS NOT NULL AND walk.endpoint_id NOT IN :excluded
+)""",  # noqa: S608 (constants only, no input)
+    "sqlite": f"""
+candidates AS (
+    SELECT d.id, d.endpoint_id, d.next_attempt_at
+    FROM walk JOIN deliveries d ON d.id IN (
+        SELECT d2.id FROM deliveries d2 WHERE {_DUE}
+    )
+    WHERE walk.endpoint_id IS NOT NULL AND walk.endpoint_id NOT IN :excluded
+)""",  # noqa: S608 (constants only, no input)
+}
+_CHOSEN = """
+chosen AS (
+    SELECT id FROM (
+        SELECT id, next_attempt_at,
+               ROW_NUMBER() OVER (PARTITION BY endpoint_id ORDER BY next_attempt_at) AS turn
+        FROM candidates
+    ) ranked
+    ORDER BY turn, next_attempt_at
+    LIMIT :limit
+)"""
+_UPDATE = """
+UPDATE deliveries
+SET claim_id = :claim_id, claimed_by = :worker_id, lease_until = :lease_until
+WHERE id IN (SELECT id FROM chosen)
+RETURNING id"""
+
+
+def _claim_statement(conn: Connection) -> Any:
+    sql = f"WITH RECURSIVE {_WALK},{_CANDIDATES[conn.dialect.name]},{_CHOSEN}{_UPDATE}"
+    return text(sql).bindparams(
+        bindparam("now", type_=UTCDateTime),
+        bindparam("lease_until", type_=UTCDateTime),
+        bindparam("excluded", expanding=True, type_=String),
+        # Held by the store (paused, failing, throttled): their test events still go out.
+        bindparam("held", expanding=True, type_=String),
+        bindparam("per_endpoint", type_=Integer),
+        bindparam("limit", type_=Integer),
     )
 
 
@@ -146,30 +221,37 @@ def claim(
     limit: int,
     box: SecretBox,
     secret_cache: dict[str, str] | None = None,
-    exclude_accounts: Collection[str] = (),
+    exclude_endpoints: Collection[str] = (),
     hold_endpoints: Collection[str] = (),
     only_endpoint: str | None = None,
+    per_endpoint: int = 32,
 ) -> list[ClaimedJob]:
-    """Claim up to ``limit`` due deliveries (oldest due first) and load what sending needs.
+    """Claim up to ``limit`` due deliveries, fairly across endpoints, and load what sending
+    needs.
 
-    ``exclude_accounts`` are skipped (the worker has no room for them); ``hold_endpoints`` too
-    (paused, failing or throttled endpoints), except for their test events; ``only_endpoint``
-    claims for that endpoint alone (a throttled endpoint's allowance, a failing endpoint's
-    probe).
+    At most ``per_endpoint`` per endpoint (the worker's per-endpoint limit: more could not
+    start anyway), taken in turns: every endpoint's oldest due delivery, then every endpoint's
+    second, and so on (see ``_WALK`` above: index reads only). ``exclude_endpoints`` are
+    skipped: endpoints the worker has no room for right now. ``hold_endpoints`` too (paused,
+    failing or throttled: ``callhook.store.endpoint_health.plan_claim``), except for their test
+    events. ``only_endpoint`` claims for that endpoint alone, oldest due first (a throttled
+    endpoint's allowance, a failing endpoint's probe).
     """
     key = f"{conn.dialect.name}:{only_endpoint is not None}"
     statement = _CLAIMS.get(key)
     if statement is None:
-        statement = _CLAIMS[key] = _claim_statement(conn, one_endpoint=only_endpoint is not None)
+        build = _one_endpoint_statement if only_endpoint is not None else _claim_statement
+        statement = _CLAIMS[key] = build(conn)
     claimed = [
         row[0]
         for row in conn.execute(
             statement,
             {
                 "now": now,
-                "excluded": list(exclude_accounts),
+                "excluded": list(exclude_endpoints),
                 "held": list(hold_endpoints),
                 "only": only_endpoint,
+                "per_endpoint": max(1, per_endpoint),
                 "limit": limit,
                 "claim_id": claim_id,
                 "worker_id": worker_id,
@@ -194,7 +276,7 @@ def claim(
             body=bytes(body),
             url=url,
             enabled=bool(enabled) if enabled is not None else False,
-            retry_policy=retry_policy or "exponential",
+            retry_policy=retry_policy or RetryPolicy.EXPONENTIAL.value,
             secrets=tuple(secrets.get(endpoint_id, ())),
         )
         for (
@@ -223,7 +305,12 @@ _SECRETS = (
         endpoint_secrets.c.endpoint_id.in_(bindparam("endpoints", expanding=True)),
         or_(endpoint_secrets.c.expires_at.is_(None), endpoint_secrets.c.expires_at > _NOW),
     )
-    .order_by(endpoint_secrets.c.created_at.desc(), endpoint_secrets.c.id.desc())
+    .order_by(
+        # The current secret first even when a rotation made its successor in the same instant.
+        endpoint_secrets.c.expires_at.is_(None).desc(),
+        endpoint_secrets.c.created_at.desc(),
+        endpoint_secrets.c.id.desc(),
+    )
 )
 
 
@@ -319,11 +406,11 @@ def complete(conn: Connection, results: Sequence[AttemptResult]) -> list[Attempt
             continue
         started = db_time(res.started_at)
         if res.delivered:
-            status, next_at = "delivered", None
+            status, next_at = DeliveryStatus.DELIVERED.value, None
         elif res.next_attempt_at is not None:
-            status, next_at = "pending", db_time(res.next_attempt_at)
+            status, next_at = DeliveryStatus.PENDING.value, db_time(res.next_attempt_at)
         else:
-            status, next_at = "failed", None
+            status, next_at = DeliveryStatus.FAILED.value, None
         changes.append(
             {
                 "b_id": job.delivery_id,
@@ -402,12 +489,14 @@ def release(conn: Connection, jobs: Iterable[ClaimedJob]) -> int:
 def queue_stats(conn: Connection, *, now: datetime) -> tuple[int, int, float]:
     """(pending, due now, age in seconds of the oldest due job)."""
     pending = conn.execute(
-        select(func.count()).select_from(deliveries).where(deliveries.c.status == "pending")
+        select(func.count())
+        .select_from(deliveries)
+        .where(deliveries.c.status == DeliveryStatus.PENDING)
     ).scalar_one()
     due_count, oldest = conn.execute(
         select(
             func.count(), type_coerce(func.min(deliveries.c.next_attempt_at), UTCDateTime)
-        ).where(deliveries.c.status == "pending", deliveries.c.next_attempt_at <= now)
+        ).where(deliveries.c.status == DeliveryStatus.PENDING, deliveries.c.next_attempt_at <= now)
     ).one()
     age = 0.0 if oldest is None else max(0.0, (now - oldest).total_seconds())
     return int(pending), int(due_count), age

@@ -1,0 +1,129 @@
+"""The worker's attempt lanes: ``worker_max_in_flight`` long-lived coroutines that start the
+claimed jobs ``Dispatch`` hands out, one attempt at a time each; their results go to the group
+commit (``Recorder``), which feeds the endpoints' health in the store.
+
+A task per attempt cost more than the rest of the bookkeeping, so lanes park on a future while
+nothing may start and the claim loop (or a finished attempt) wakes as many as there is work for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+
+from callhook.delivery.attempt import Attempts
+from callhook.delivery.claims import Claims
+from callhook.delivery.dispatch import Dispatch
+from callhook.delivery.leases import Leases
+from callhook.delivery.recorder import Recorder
+from callhook.delivery.sender import Sender
+from callhook.store.queue import ClaimedJob
+
+log = logging.getLogger("callhook.delivery")
+
+#: Failures that held a connection slot for long: the dispatcher gives such an endpoint less
+#: room (an endpoint that answers, even with a 5xx, answers fast).
+HOLDS_A_CONNECTION = frozenset({"timeout", "connect_error", "tls_error"})
+
+
+class Lanes:
+    """``count`` lanes over one worker's ``dispatch``. ``room`` is set when enough places are
+    free for the next claim, ``slot_freed`` whenever an attempt finishes."""
+
+    def __init__(
+        self,
+        count: int,
+        *,
+        dispatch: Dispatch[ClaimedJob],
+        leases: Leases[ClaimedJob],
+        attempts: Attempts,
+        recorder: Recorder,
+        claims: Claims,
+        room: asyncio.Event,
+        slot_freed: asyncio.Event,
+    ) -> None:
+        self.count = count
+        self._dispatch = dispatch
+        self._leases = leases
+        self._attempts = attempts
+        self._recorder = recorder
+        self._claims = claims
+        self._room = room
+        self._slot_freed = slot_freed
+        self._idle: deque[asyncio.Future[None]] = deque()
+
+    def outstanding(self) -> int:
+        """Claimed jobs not finished: waiting to start, or under way."""
+        return self._dispatch.queued + self._dispatch.in_flight
+
+    def wake(self, count: int) -> None:
+        """Wake up to ``count`` parked lanes (jobs were queued, or the worker is stopping)."""
+        while count > 0 and self._idle:
+            lane = self._idle.popleft()
+            if not lane.done():
+                lane.set_result(None)
+                count -= 1
+
+    def wake_all(self) -> None:
+        self.wake(len(self._idle))
+
+    async def run(self, sender: Sender, stop: asyncio.Event) -> None:
+        """One lane: start queued jobs one after another; park while none may start; end once
+        ``stop`` is set and nothing is left to start."""
+        loop = asyncio.get_running_loop()
+        dispatch = self._dispatch
+        while True:
+            job = dispatch.take()
+            if job is None:
+                if stop.is_set():
+                    return
+                parked = loop.create_future()
+                self._idle.append(parked)
+                await parked
+                continue
+            healthy = True
+            try:
+                healthy = await self._attempt(job, sender)
+            except Exception as exc:
+                # Never leave the attempt unrecorded: its lease would run out and it would be
+                # sent again, as the same attempt number, past its retry window. Unless its
+                # result is already queued or recorded (or the job was lost to another worker),
+                # record it as Callhook's own failure (logged there), on the normal schedule.
+                if self._leases.is_unrecorded(job) and not self._recorder.has_result(job):
+                    self._recorder.add(self._attempts.crashed(job, exc))
+                else:
+                    log.exception(
+                        "attempt bookkeeping failed", extra={"delivery_id": job.delivery_id}
+                    )
+            finally:
+                if dispatch.done(job, healthy=healthy):
+                    self.wake(1)
+                self._slot_freed.set()
+                if self.outstanding() <= self.count:
+                    self._room.set()
+
+    async def _attempt(self, job: ClaimedJob, sender: Sender) -> bool:
+        """One attempt, its result queued for the group commit; False if the endpoint did not
+        answer (timeout, connection or TLS failure)."""
+        result = await self._attempts.make(job, sender)
+        failed = None if result.delivered else result.error_class
+        if self._recorder.add(result):
+            await self._recorder.flush()
+        return failed not in HOLDS_A_CONNECTION
+
+    async def hold_back(self, endpoint_id: str, why: str) -> None:
+        """The endpoint may take no more now (failing, paused, disabled, or slowed down by a
+        Retry-After): give back its jobs that have not started, at once."""
+        jobs = self._dispatch.drop(j.delivery_id for j in self._dispatch.queued_jobs(endpoint_id))
+        self._leases.release(jobs)
+        self._room.set()  # the claim loop re-checks how many places are free
+        log.warning(
+            "endpoint held back: giving back its deliveries",
+            extra={"endpoint_id": endpoint_id, "why": why, "released": len(jobs)},
+        )
+        if jobs:
+            try:
+                await asyncio.to_thread(self._claims.release, jobs)
+            except Exception as exc:
+                log.warning("releasing leases failed; they will expire", extra={"error": str(exc)})
