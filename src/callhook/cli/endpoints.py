@@ -32,13 +32,12 @@ from callhook.cli.common import (
 )
 
 if TYPE_CHECKING:
-    from sqlalchemy import Connection
-
     from callhook import endpoint_view
     from callhook.platform import Platform
     from callhook.store import accounts as account_store
     from callhook.store import endpoint_health
     from callhook.store import endpoints as endpoint_store
+    from callhook.store.db import Connection
     from callhook.store.endpoint_health import EndpointEvent, Status
     from callhook.store.endpoints import Endpoint
 else:

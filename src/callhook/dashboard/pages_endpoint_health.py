@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from callhook.core import throttle
+from callhook.core.health import Cause
 from callhook.dashboard.auth import CheckedForm, CurrentViewer, DashboardRoute, platform_of
 from callhook.errors import Conflict
 from callhook.platform import Platform
@@ -33,17 +34,17 @@ router = APIRouter(route_class=DashboardRoute)
 BY = "customer"
 #: Transitions shown on an endpoint's page, newest first.
 LOG_ROWS = 20
-CAUSES = {
-    "consecutive_failures": "failed repeatedly",
-    "probe_succeeded": "a probe succeeded",
-    "delivered": "delivered",
-    "paused": "paused",
-    "resumed": "resumed",
-    "disabled_by_hand": "disabled by hand",
-    "failing_too_long": "failing for too long",
-    "url_changed": "URL changed",
-    "test_succeeded": "a test event succeeded",
-    "disable_warning": "warning: will be disabled",
+CAUSES: dict[str, str] = {
+    Cause.FAILURES: "failed repeatedly",
+    Cause.PROBE_SUCCEEDED: "a probe succeeded",
+    Cause.DELIVERED: "a delivery succeeded",
+    Cause.PAUSED: "paused",
+    Cause.RESUMED: "resumed",
+    Cause.DISABLED_BY_HAND: "disabled by hand",
+    Cause.AUTO_DISABLED: "failing for too long",
+    Cause.URL_CHANGED: "URL changed",
+    Cause.TEST_SUCCEEDED: "a test event succeeded",
+    Cause.DISABLE_WARNING: "warning: will be disabled",
 }
 
 

@@ -58,7 +58,7 @@ class Delivery:
     @property
     def shown_status(self) -> str:
         """The status people read: ``retrying`` for a pending delivery already attempted."""
-        if self.status == "pending" and self.attempts > 0:
+        if self.status == DeliveryStatus.PENDING.value and self.attempts > 0:
             return "retrying"
         return self.status
 
@@ -127,7 +127,9 @@ def list_deliveries(
     if endpoint_id is not None:
         query = query.where(deliveries.c.endpoint_id == endpoint_id)
     if status == "retrying":
-        query = query.where(deliveries.c.status == "pending", deliveries.c.attempts > 0)
+        query = query.where(
+            deliveries.c.status == DeliveryStatus.PENDING.value, deliveries.c.attempts > 0
+        )
     elif status is not None:
         query = query.where(deliveries.c.status == status)
     if event is not None:

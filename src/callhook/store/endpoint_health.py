@@ -35,6 +35,7 @@ from callhook.core.health import (
     Step,
     Transition,
 )
+from callhook.core.outcome import DeliveryStatus, ErrorClass
 from callhook.errors import Conflict, InvalidRequest
 from callhook.settings import Settings, health_rules
 from callhook.store import alerts as alert_store
@@ -343,7 +344,7 @@ def replay(
         select(deliveries.c.id, deliveries.c.created_at, deliveries.c.last_attempt_at)
         .where(
             deliveries_of(endpoint_id),
-            deliveries.c.status == "failed",
+            deliveries.c.status == DeliveryStatus.FAILED.value,
             deliveries.c.last_attempt_at >= outage_start,
             deliveries.c.created_at >= replay_rules.oldest_created(now, policy),
         )
@@ -359,9 +360,11 @@ def replay(
     for i, delivery_id in enumerate(chosen):
         conn.execute(
             update(deliveries)
-            .where(deliveries.c.id == delivery_id, deliveries.c.status == "failed")
+            .where(
+                deliveries.c.id == delivery_id, deliveries.c.status == DeliveryStatus.FAILED.value
+            )
             .values(
-                status="pending",
+                status=DeliveryStatus.PENDING.value,
                 next_attempt_at=now - timedelta(microseconds=len(chosen) - i),
                 window_start=now,
                 delivered_at=None,
@@ -384,10 +387,14 @@ def _fail_queue(conn: Connection, endpoint_id: str, now: datetime) -> None:
         update(deliveries)
         .where(
             deliveries_of(endpoint_id),
-            deliveries.c.status == "pending",
+            deliveries.c.status == DeliveryStatus.PENDING.value,
             or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until <= now),
         )
-        .values(status="failed", next_attempt_at=None, last_error_class="integration_disabled")
+        .values(
+            status=DeliveryStatus.FAILED.value,
+            next_attempt_at=None,
+            last_error_class=ErrorClass.INTEGRATION_DISABLED.value,
+        )
     )
 
 
@@ -396,7 +403,7 @@ def _restart_windows(conn: Connection, endpoint_id: str, now: datetime) -> None:
     customer's maintenance must not eat the time their events have to arrive."""
     conn.execute(
         update(deliveries)
-        .where(deliveries_of(endpoint_id), deliveries.c.status == "pending")
+        .where(deliveries_of(endpoint_id), deliveries.c.status == DeliveryStatus.PENDING.value)
         .values(window_start=now)
     )
 
@@ -509,7 +516,7 @@ def _with_due_work(conn: Connection, endpoint_ids: list[str], now: datetime) -> 
     rows = conn.execute(
         select(ENDPOINT_OF)
         .where(
-            deliveries.c.status == "pending",
+            deliveries.c.status == DeliveryStatus.PENDING.value,
             ENDPOINT_OF.in_(endpoint_ids),
             deliveries.c.next_attempt_at <= now,
             or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until <= now),
@@ -526,7 +533,7 @@ def _in_flight(conn: Connection, endpoint_ids: list[str], now: datetime) -> dict
     rows = conn.execute(
         select(ENDPOINT_OF, func.count())
         .where(
-            deliveries.c.status == "pending",
+            deliveries.c.status == DeliveryStatus.PENDING.value,
             ENDPOINT_OF.in_(endpoint_ids),
             and_(deliveries.c.lease_until.is_not(None), deliveries.c.lease_until > now),
         )

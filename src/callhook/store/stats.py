@@ -238,11 +238,11 @@ def endpoint_glances(
         for row in conn.execute(
             select(
                 deliveries.c.endpoint_id,
-                func.sum(case((status == "delivered", 1), else_=0)).label("delivered"),
-                func.sum(case((_failing(status), 1), else_=0)).label("failed"),
+                func.sum(case((status == _DELIVERED, 1), else_=0)).label(_DELIVERED),
+                func.sum(case((_failing(status), 1), else_=0)).label(_FAILED),
                 func.sum(
-                    case(((status == "pending") & (deliveries.c.attempts == 0), 1), else_=0)
-                ).label("pending"),
+                    case(((status == _PENDING) & (deliveries.c.attempts == 0), 1), else_=0)
+                ).label(_PENDING),
             )
             .where(deliveries.c.account_id == account_id, deliveries.c.created_at >= since)
             .group_by(deliveries.c.endpoint_id)

@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from sqlalchemy import Connection
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -23,6 +22,7 @@ from callhook.api.v2.endpoints import NOT_FOUND, EndpointIdPath, rules_of, shown
 from callhook.api.v2.models import EndpointResponse
 from callhook.store import endpoint_health
 from callhook.store import endpoints as endpoint_store
+from callhook.store.db import Connection
 
 router = APIRouter(tags=["endpoints"])
 
