@@ -20,7 +20,9 @@ from bench.cluster import ROOT, Cluster
 DOC = ROOT / "docs" / "performance.md"
 
 
-def run(smoke: bool, workdir: Path, console: Console) -> phases.Results:
+def run(
+    smoke: bool, workdir: Path, console: Console, only: frozenset[str] = frozenset()
+) -> phases.Results:
     sizes = phases.Sizes.smoke() if smoke else phases.Sizes()
     out = phases.Results()
     cluster = Cluster(workdir)
@@ -34,9 +36,12 @@ def run(smoke: bool, workdir: Path, console: Console) -> phases.Results:
             ("ceiling (signed-POST loop)", phases.ceiling),
             ("isolation (baseline, 10 % dead endpoints)", phases.isolation),
             ("live publishing and latency (serve --no-worker + worker)", phases.live),
+            ("throttle (one endpoint at 50/s, worker --processes 2)", phases.throttle),
             ("scale-out: SQLite and PostgreSQL, worker --processes 1 and 2", phases.scale_out),
         )
         for label, step in steps:
+            if only and step.__name__ not in only:
+                continue
             t0 = time.monotonic()
             console.print(f"[dim]→ {label}[/dim]")
             step(cluster, accounts, pool, sizes, out)
@@ -54,6 +59,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--record-to", type=Path, default=DOC, help="where to append results")
     parser.add_argument("--workdir", type=Path, help="keep the database and logs here")
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="PHASE",
+        help="run only this phase (repeatable): ingest_and_prefill, drain_prefilled, ceiling, "
+        "isolation, live, throttle, scale_out",
+    )
     args = parser.parse_args(argv)
     # A wide table even when piped (CI logs, the smoke test).
     console = Console(width=None if sys.stdout.isatty() else 132)
@@ -61,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="callhook-bench-") as tmp:
         workdir = args.workdir or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
-        results = run(args.smoke, workdir, console)
+        results = run(args.smoke, workdir, console, frozenset(args.only))
     sizes = phases.Sizes.smoke() if args.smoke else phases.Sizes()
     table_rows = report.rows(
         results.values,

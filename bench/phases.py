@@ -39,6 +39,13 @@ class Sizes:
     scale_processes: tuple[int, ...] = (1, 2)
     #: Publish requests in flight in the single-event ingest phase (issue 16: 32).
     single_concurrency: int = 32
+    #: Throttle phase: one endpoint limited to ``throttle_rate``/s, backlogged, measured over
+    #: ``throttle_seconds`` with ``throttle_processes`` worker processes; the other endpoints
+    #: drain ``throttle_others`` events beside it (and once alone, for comparison).
+    throttle_rate: float = 50.0
+    throttle_seconds: float = 30.0
+    throttle_processes: int = 2
+    throttle_others: int = 20_000
 
     @classmethod
     def smoke(cls) -> Sizes:
@@ -52,6 +59,8 @@ class Sizes:
             pool_calls=100,
             drain_timeout=60.0,
             scale_events=2_000,
+            throttle_seconds=4.0,
+            throttle_others=1_000,
         )
 
 
@@ -264,6 +273,110 @@ def isolation(
     out.put("isolation_ratio", out.values["isolation_with_dead"] / base if base else 0.0)
     # Dead-endpoint jobs left pending (retrying) must not leak into later phases.
     c.fail_pending()
+
+
+def throttle(
+    c: Cluster, acc: Accounts, pool: list[sim.SimEvent], sizes: Sizes, out: Results
+) -> None:
+    """One endpoint limited to ``throttle_rate``/s (the ``/a/0`` account's), backlogged with
+    twice what it may receive in ``throttle_seconds``, while the healthy accounts' endpoints
+    drain ``throttle_others`` events, with ``throttle_processes`` worker processes sharing the
+    database. Measured at the sink: the limited endpoint's arrivals in the ``throttle_seconds``
+    from its first one (and its busiest second), the others' throughput against a run alone."""
+    from callhook.core.throttle import Caps
+    from callhook.store import endpoint_health
+    from callhook.store import endpoints as endpoint_store
+
+    limited = acc.load[0]
+    platform = Platform.create(c.settings)
+    try:
+        # The others alone: the baseline.
+        load.prefill(platform.publisher, pool, acc.healthy, sizes.throttle_others)
+        start = sink_count(c.sink_port)
+        c.start_worker(sizes.throttle_processes)
+        got = wait_for_sink(c.sink_port, start + sizes.throttle_others, sizes.drain_timeout)
+        c.stop("worker")
+        out.put("throttle_others_alone", rate_of(window(c.sink_port, start), got - start))
+
+        with platform.db.write() as conn:
+            endpoint = endpoint_store.primary(conn, limited)
+            assert endpoint is not None
+            endpoint_health.set_limits(
+                conn,
+                endpoint.id,
+                limited,
+                rate_limit=sizes.throttle_rate,
+                max_in_flight=None,
+                caps=Caps(),
+            )
+        backlog = int(sizes.throttle_rate * sizes.throttle_seconds * 2)
+        load.prefill(platform.publisher, pool, [limited], backlog)
+        load.prefill(platform.publisher, pool, acc.healthy, sizes.throttle_others)
+        start = sink_count(c.sink_port)
+        t0 = time.time()
+        c.start_worker(sizes.throttle_processes)
+        # Long enough for the limited endpoint's whole window and the others' drain.
+        deadline = time.monotonic() + sizes.throttle_seconds + 5 + sizes.drain_timeout
+        while time.monotonic() < deadline:
+            times = _arrivals(c.sink_port, start, b"/a/")
+            others = window(c.sink_port, start)["by_prefix"]
+            assert isinstance(others, dict)
+            if (
+                times
+                and time.time() > times[0] + sizes.throttle_seconds + 1
+                and others.get("/i/", 0) >= sizes.throttle_others
+            ):
+                break
+            time.sleep(0.5)
+        c.stop("worker")
+        times = _arrivals(c.sink_port, start, b"/a/")
+        other_times = _arrivals(c.sink_port, start, b"/i/")
+    finally:
+        with platform.db.write() as conn:  # later phases run unthrottled
+            endpoint = endpoint_store.primary(conn, limited)
+            assert endpoint is not None
+            endpoint_health.set_limits(
+                conn, endpoint.id, limited, rate_limit=None, max_in_flight=None, caps=Caps()
+            )
+        platform.db.dispose()
+    first = times[0] if times else t0
+    in_window = [t for t in times if t < first + sizes.throttle_seconds]
+    out.put("throttle_rate", len(in_window) / sizes.throttle_seconds)
+    out.put("throttle_peak_second", float(_busiest_second(in_window)))
+    out.put("throttle_limit", sizes.throttle_rate)
+    out.put("throttle_seconds", sizes.throttle_seconds)
+    if len(other_times) > 1:
+        out.put(
+            "throttle_others_beside",
+            (len(other_times) - 1) / (other_times[-1] - other_times[0]),
+        )
+    alone = out.values.get("throttle_others_alone", 0.0)
+    beside = out.values.get("throttle_others_beside", 0.0)
+    out.put("throttle_others_kept", beside / alone if alone else 0.0)
+    out.notes.append(
+        f"throttle: {len(in_window)} deliveries to the endpoint limited to "
+        f"{sizes.throttle_rate:g}/s in the {sizes.throttle_seconds:g} s from its first, "
+        f"{sizes.throttle_processes} worker processes; the bound is rate × (T + 1) = "
+        f"{sizes.throttle_rate * (sizes.throttle_seconds + 1):g} (docs/decisions.md)"
+    )
+    c.fail_pending()  # the limited endpoint's backlog must not leak into later phases
+
+
+def _arrivals(port: int, start: int, prefix: bytes) -> list[float]:
+    got = sink_get(port, f"/_times?from={start}&prefix={prefix.decode()}")["times"]
+    assert isinstance(got, list)
+    return [float(t) for t in got]
+
+
+def _busiest_second(times: Sequence[float]) -> int:
+    """The most arrivals in any one-second window (a sliding window over sorted times)."""
+    best, lo = 0, 0
+    ordered = sorted(times)
+    for hi, t in enumerate(ordered):
+        while ordered[lo] <= t - 1.0:
+            lo += 1
+        best = max(best, hi - lo + 1)
+    return best
 
 
 def _healthy_share(

@@ -14,7 +14,15 @@ from rich.table import Table
 
 from bench.cluster import ROOT
 
-SECTIONS = ("Throughput", "Ceiling", "Latency", "Isolation", "Resources", "Scale-out")
+SECTIONS = (
+    "Throughput",
+    "Ceiling",
+    "Latency",
+    "Isolation",
+    "Throttle",
+    "Resources",
+    "Scale-out",
+)
 
 
 @dataclass(frozen=True)
@@ -144,6 +152,7 @@ def rows(
             "",
         ),
         Row("Isolation", "healthy kept", _num(iso * 100, " %"), "≥ 90 %", _check(iso >= 0.9)),
+        *_throttle_rows(v),
         Row(
             "Resources",
             "worker CPU ms per delivery (ceiling loop per request)",
@@ -287,3 +296,37 @@ def markdown(table_rows: list[Row], *, command: str, smoke: bool, notes: list[st
     ]
     lines += [f"- {n}" for n in notes]
     return "\n".join(lines) + "\n"
+
+
+def _throttle_rows(v: dict[str, float]) -> list[Row]:
+    """The throttle phase: the limited endpoint's rate over the window, its busiest second,
+    and how much of their throughput the other endpoints kept beside it."""
+    if "throttle_rate" not in v:
+        return []
+    limit, seconds = v["throttle_limit"], v["throttle_seconds"]
+    bar = limit * (seconds + 1) / seconds  # rate × (T + 1) over T: the documented bound
+    kept = v.get("throttle_others_kept", math.nan)
+    return [
+        Row(
+            "Throttle",
+            f"deliveries/s to an endpoint limited to {limit:g}/s, over {seconds:g} s",
+            _num(v["throttle_rate"], digits=1),
+            f"≤ {bar:.1f} (≤ 52)",
+            _check(v["throttle_rate"] <= bar),
+        ),
+        Row(
+            "Throttle",
+            "its busiest second (the bucket's burst is half a second)",
+            _num(v.get("throttle_peak_second"), digits=0),
+            "",
+            "",
+        ),
+        Row(
+            "Throttle",
+            "other endpoints: deliveries/s alone / beside it",
+            f"{_num(v.get('throttle_others_alone'))} / {_num(v.get('throttle_others_beside'))}",
+            "",
+            "",
+        ),
+        Row("Throttle", "others kept", _num(kept * 100, " %"), "≥ 90 %", _check(kept >= 0.9)),
+    ]

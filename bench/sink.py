@@ -84,6 +84,16 @@ class Records:
             "duplicates": self.duplicates,
         }
 
+    def times(self, start: int, prefix: bytes) -> dict[str, object]:
+        """Arrival times (Unix seconds) since record ``start`` of paths starting ``prefix``."""
+        return {
+            "times": [
+                t
+                for t, p in zip(self.received[start:], self.prefix[start:], strict=True)
+                if p.startswith(prefix[:3])
+            ]
+        }
+
     def stats(self) -> dict[str, object]:
         return {
             "count": len(self.received),
@@ -146,6 +156,10 @@ class SinkProtocol(asyncio.Protocol):
         query = parse_qs(parts.query)
         if parts.path == "/_window":
             payload = self.records.window(int(query.get("from", ["0"])[0]))
+        elif parts.path == "/_times":
+            payload = self.records.times(
+                int(query.get("from", ["0"])[0]), query.get("prefix", [""])[0].encode()
+            )
         else:
             payload = self.records.stats()
         body = orjson.dumps(payload)

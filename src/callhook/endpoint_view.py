@@ -14,14 +14,29 @@ from typing import TYPE_CHECKING, Any
 from callhook.core.clock import rfc3339
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
+    from callhook.store.endpoint_health import Status
     from callhook.store.endpoints import Endpoint, SigningSecret
 
 
-def endpoint_json(endpoint: Endpoint) -> dict[str, Any]:
+def _time(value: datetime | None) -> str | None:
+    return None if value is None else rfc3339(value)
+
+
+def endpoint_json(endpoint: Endpoint, status: Status | None = None) -> dict[str, Any]:
     """``{"id", "url", "description", "enabled", "subscribed_events", "retry_policy", "state",
-    "primary", "created_at", "updated_at"}``. ``subscribed_events`` is a list in catalog order,
-    or null for every event (present and future); ``url`` is null only for a primary endpoint
-    not configured yet. Times are RFC 3339 UTC with milliseconds."""
+    "state_since", "failing_since", "next_probe_at", "disable_at", "slowed_until",
+    "rate_limit", "max_in_flight", "replay_on_recovery", "primary", "created_at",
+    "updated_at"}``. ``subscribed_events`` is a list in catalog order, or null for every event
+    (present and future); ``url`` is null only for a primary endpoint not configured yet. The
+    health fields come from ``status`` (``callhook.store.endpoint_health.statuses``; the
+    defaults of an endpoint that never failed nor was limited if None). Times are RFC 3339 UTC
+    with milliseconds, null where they do not apply."""
+    if status is None:
+        from callhook.store.endpoint_health import Status
+
+        status = Status()
     return {
         "id": endpoint.id,
         "url": endpoint.url,
@@ -32,6 +47,14 @@ def endpoint_json(endpoint: Endpoint) -> dict[str, Any]:
         else list(endpoint.subscribed_events),
         "retry_policy": endpoint.retry_policy.value,
         "state": endpoint.state.value,
+        "state_since": _time(status.state_since),
+        "failing_since": _time(status.failing_since),
+        "next_probe_at": _time(status.next_probe_at),
+        "disable_at": _time(status.disable_at),
+        "slowed_until": _time(status.slowed_until),
+        "rate_limit": status.rate_limit,
+        "max_in_flight": status.max_in_flight,
+        "replay_on_recovery": status.replay_on_recovery,
         "primary": endpoint.primary,
         "created_at": rfc3339(endpoint.created_at),
         "updated_at": rfc3339(endpoint.updated_at),

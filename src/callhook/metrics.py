@@ -96,6 +96,16 @@ class Metrics:
             ["channel", "kind"],
             registry=self.registry,
         )
+        self.endpoint_transitions = Counter(
+            "callhook_endpoint_transitions_total",
+            "Endpoint health transitions (and disable warnings) by state before, after and cause",
+            ["before", "after", "cause"],
+            registry=self.registry,
+        )
+
+    def endpoint_transition(self, before: str, after: str, cause: str) -> None:
+        """Count one transition of an endpoint's state machine."""
+        self.endpoint_transitions.labels(before, after, cause).inc()
 
     def watch_queue(self, read: Callable[[], tuple[int, int, float]]) -> None:
         """Export queue depth and oldest due age, read by ``read`` at scrape time."""

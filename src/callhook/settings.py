@@ -12,6 +12,10 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from callhook.core.health import HealthPolicy
+from callhook.core.replay import ReplayPolicy
+from callhook.core.throttle import Caps
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -74,6 +78,21 @@ class Settings:
     # Rate limits (requests per second, with a burst of ``rate_limit_burst``).
     rate_limit_per_token: float = 50.0
     rate_limit_burst: int = 100
+    # Endpoint health (``callhook.core.health``): consecutive failures that make an endpoint
+    # ``failing``; probe cooldowns (seconds); hours failing before it is disabled (0: never);
+    # warnings before that (hours, comma-separated); replay on recovery bounds; how often
+    # workers check deadlines (seconds).
+    endpoint_failure_threshold: int = 5
+    endpoint_probe_cooldown: float = 30.0
+    endpoint_max_probe_cooldown: float = 300.0
+    endpoint_disable_after_hours: float = 120.0
+    endpoint_disable_warnings_hours: str = "24,1"
+    replay_max_age_hours: float = 72.0
+    replay_max_count: int = 10_000
+    health_check_interval: float = 60.0
+    # Operator caps on the throttling customers set per endpoint (deliveries/s, in flight).
+    endpoint_rate_limit_cap: float = 1000.0
+    endpoint_max_in_flight_cap: int = 64
     # Alerts (``callhook.alerts``): operational webhooks to the operator's URL, signed with
     # their own secret, and mail to each account's dashboard users. Checked at start
     # (``callhook.alerts.config``): a URL the vetting refuses or a malformed SMTP setting stops
@@ -109,7 +128,9 @@ class Settings:
                 continue
             values[f.name] = _convert(f.name, f.type, raw)
         values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
+        built = cls(**values)
+        health_rules(built)  # a malformed health setting stops start-up, here
+        return built
 
     def with_(self, **changes: Any) -> Settings:
         """A copy with some fields changed."""
@@ -136,3 +157,47 @@ def _convert(name: str, type_name: Any, raw: str) -> Any:
     if kind.endswith("| None") and raw == "":
         return None
     return raw
+
+
+def health_rules(settings: Settings) -> tuple[HealthPolicy, ReplayPolicy, Caps]:
+    """The endpoint health machine's policy, the replay bounds and the throttling caps.
+
+    Raises ``ValueError`` naming the ``CALLHOOK_*`` variable when one is out of range."""
+    from datetime import timedelta
+
+    try:
+        warnings = tuple(
+            timedelta(hours=float(part))
+            for part in settings.endpoint_disable_warnings_hours.split(",")
+            if part.strip()
+        )
+    except ValueError as exc:
+        raise ValueError(
+            "CALLHOOK_ENDPOINT_DISABLE_WARNINGS_HOURS must be hours separated by commas, "
+            f"not {settings.endpoint_disable_warnings_hours!r}"
+        ) from exc
+    after = settings.endpoint_disable_after_hours
+    try:
+        policy = HealthPolicy(
+            failure_threshold=settings.endpoint_failure_threshold,
+            probe_cooldown=timedelta(seconds=settings.endpoint_probe_cooldown),
+            max_probe_cooldown=timedelta(seconds=settings.endpoint_max_probe_cooldown),
+            disable_after=timedelta(hours=after) if after > 0 else None,
+            warnings=warnings,
+        )
+        replay = ReplayPolicy(
+            max_age=timedelta(hours=settings.replay_max_age_hours),
+            max_count=settings.replay_max_count,
+        )
+    except (ValueError, OverflowError) as exc:
+        raise ValueError(f"CALLHOOK_ENDPOINT_*/CALLHOOK_REPLAY_* settings: {exc}") from exc
+    if not settings.endpoint_rate_limit_cap > 0 or settings.endpoint_max_in_flight_cap < 1:
+        raise ValueError(
+            "CALLHOOK_ENDPOINT_RATE_LIMIT_CAP must be above 0 and "
+            "CALLHOOK_ENDPOINT_MAX_IN_FLIGHT_CAP at least 1"
+        )
+    caps = Caps(
+        max_rate_limit=settings.endpoint_rate_limit_cap,
+        max_in_flight=settings.endpoint_max_in_flight_cap,
+    )
+    return policy, replay, caps

@@ -28,10 +28,12 @@ from callhook.cli.common import (
 
 if TYPE_CHECKING:
     from callhook.store import accounts as account_store
+    from callhook.store import endpoint_health
     from callhook.store import integrations as integration_store
     from callhook.store import tokens as token_store
 else:
     account_store = LazyModule("callhook.store.accounts")
+    endpoint_health = LazyModule("callhook.store.endpoint_health")
     integration_store = LazyModule("callhook.store.integrations")
     token_store = LazyModule("callhook.store.tokens")
 
@@ -257,7 +259,13 @@ def integration_set_url(
         with p.db.write() as conn:
             account_store.get(conn, account)
             integration = integration_store.set_url(
-                conn, account, vetted.url, now=p.clock.now(), box=p.box, rng=p.rng
+                conn,
+                account,
+                vetted.url,
+                now=p.clock.now(),
+                box=p.box,
+                rng=p.rng,
+                rules=endpoint_health.rules_from(p.settings),
             )
     _show_integration(integration, json)
 
@@ -277,7 +285,15 @@ def integration_enable(
     """Enable deliveries."""
     with platform(database_url) as p, p.db.write() as conn:
         _show_integration(
-            integration_store.set_enabled(conn, account, True, now=p.clock.now()), json
+            integration_store.set_enabled(
+                conn,
+                account,
+                True,
+                now=p.clock.now(),
+                rules=endpoint_health.rules_from(p.settings),
+                by="operator",
+            ),
+            json,
         )
 
 
@@ -291,7 +307,15 @@ def integration_disable(
     """
     with platform(database_url) as p, p.db.write() as conn:
         _show_integration(
-            integration_store.set_enabled(conn, account, False, now=p.clock.now()), json
+            integration_store.set_enabled(
+                conn,
+                account,
+                False,
+                now=p.clock.now(),
+                rules=endpoint_health.rules_from(p.settings),
+                by="operator",
+            ),
+            json,
         )
 
 

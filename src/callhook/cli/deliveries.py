@@ -49,7 +49,10 @@ def _delivery_json(d: delivery_store.Delivery) -> dict[str, Any]:
 @deliveries_app.command("list")
 def deliveries_list(
     account: Annotated[str | None, typer.Option(help="Only this account.")] = None,
-    status: Annotated[str | None, typer.Option(help="failed, pending or delivered.")] = None,
+    status: Annotated[
+        str | None,
+        typer.Option(help="pending, retrying (pending with an attempt made), delivered or failed."),
+    ] = None,
     event: Annotated[str | None, typer.Option(help="Only this event.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
     json: bool = JsonOption,
@@ -74,6 +77,7 @@ def deliveries_list(
         DeliveryStatus.DELIVERED: "green",
         DeliveryStatus.FAILED: "red",
         DeliveryStatus.PENDING: "yellow",
+        "retrying": "yellow",
     }
     for d in rows:
         last = str(d.last_status_code or d.last_error_class or "—")
@@ -82,7 +86,7 @@ def deliveries_list(
             d.id,
             d.event,
             d.pbx_id,
-            f"[{styles[d.status]}]{d.status}[/]",
+            f"[{styles[d.shown_status]}]{d.shown_status}[/]",
             str(d.attempts),
             last,
             ms,
@@ -103,7 +107,9 @@ def deliveries_show(
         print_json(_delivery_json(d))
         return
     console.print(f"[bold]{d.id}[/bold]  {d.event}  pbx_id={d.pbx_id}  account={d.account_id}")
-    console.print(f"status: {d.status}   attempts: {d.attempts}   next: {when(d.next_attempt_at)}")
+    console.print(
+        f"status: {d.shown_status}   attempts: {d.attempts}   next: {when(d.next_attempt_at)}"
+    )
     console.print_json(d.body.decode() if d.body else "null")
     from rich.table import Table
 

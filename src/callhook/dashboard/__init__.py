@@ -12,6 +12,7 @@ from starlette.staticfiles import StaticFiles
 
 from callhook.dashboard import (
     pages_deliveries,
+    pages_endpoint_health,
     pages_endpoint_tools,
     pages_endpoints,
     pages_tokens,
@@ -28,6 +29,7 @@ def build_router() -> APIRouter:
         pages_webhook,
         pages_endpoints,
         pages_endpoint_tools,
+        pages_endpoint_health,
         pages_deliveries,
         pages_tokens,
     ):

@@ -149,7 +149,7 @@ def _filters(
     errors: dict[str, str] = {}
     args: dict[str, Any] = {}
     if values["status"]:
-        if values["status"] in delivery_store.STATUSES:
+        if values["status"] in delivery_store.FILTERS:
             args["status"] = values["status"]
         else:
             errors["status"] = "Choose a status from the list."
@@ -213,7 +213,7 @@ def _list_page(
             "rows": rows,
             "filters": values,
             "errors": errors,
-            "statuses": delivery_store.STATUSES,
+            "statuses": delivery_store.FILTERS,
             "events": ALL_EVENTS,
             "endpoints": endpoints,
             "endpoint_names": endpoint_names(endpoints),

@@ -12,7 +12,8 @@ Contracts
 * The primary endpoint (spec 002's webhook setting) is edited at ``/dashboard/webhook``, its
   secret at ``/dashboard/secret`` (``pages_webhook``); ``/dashboard/endpoints/{its id}`` leads
   there. It cannot be deleted.
-* An endpoint's secret and test event are ``pages_endpoint_tools``'.
+* An endpoint's secret and test event are ``pages_endpoint_tools``'; its health (state, banner,
+  pause and resume, throttling, event log) ``pages_endpoint_health``'.
 
 A new endpoint field is a field of :class:`EndpointForm`, a line in :meth:`EndpointForm.read`
 and :func:`changes`, and an input in ``_endpoint_form.html``.
@@ -32,6 +33,7 @@ from starlette.responses import RedirectResponse, Response
 from callhook.core.outcome import ErrorClass
 from callhook.core.retry import RETRY_POLICIES, RetryPolicy
 from callhook.dashboard import hints
+from callhook.dashboard import pages_endpoint_health as health_pages
 from callhook.dashboard.auth import (
     CheckedForm,
     CurrentViewer,
@@ -46,15 +48,21 @@ from callhook.errors import Conflict, UnsafeURL
 from callhook.events import DESCRIPTIONS, EVENT_GROUPS, SUBSCRIBABLE_EVENTS
 from callhook.platform import Platform
 from callhook.store import deliveries as delivery_store
+from callhook.store import endpoint_health
 from callhook.store import endpoints as endpoint_store
 from callhook.store import stats as stats_store
-from callhook.store.endpoints import MAX_DESCRIPTION, Endpoint
+from callhook.store.endpoints import MAX_DESCRIPTION, Endpoint, EndpointState
 
 router = APIRouter(route_class=DashboardRoute)
 
 #: Deliveries shown on an endpoint's page (the Deliveries page has them all).
 RECENT = 10
 _SAVED = {"1": "Endpoint saved.", "added": "Endpoint added. Its signing secret is below."}
+_HEALTH_DONE = {
+    "paused": "Paused: new events wait, in order, until you resume.",
+    "resumed": "Resumed: deliveries go out again, what waited first.",
+    "disabled": "A disabled endpoint cannot be paused: enable (resume) it first.",
+}
 
 
 @dataclass
@@ -68,11 +76,27 @@ class EndpointForm:
     #: Every event, present and future (``subscribed_events`` null).
     all_events: bool = False
     events: set[str] = field(default_factory=set)
+    #: Throttling, as typed (blank: no limit); checked by ``pages_endpoint_health``.
+    rate_limit: str = ""
+    max_in_flight: str = ""
     errors: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, endpoint: Endpoint) -> EndpointForm:
+    def of(cls, endpoint: Endpoint, platform: Platform | None = None) -> EndpointForm:
+        rate, cap = "", ""
+        if platform is not None:
+            with platform.db.read() as conn:
+                rate, cap = health_pages.limit_texts(
+                    endpoint_health.statuses(
+                        conn,
+                        [endpoint.id],
+                        now=platform.clock.now(),
+                        rules=health_pages.rules_of(platform),
+                    )[endpoint.id]
+                )
         return cls(
+            rate_limit=rate,
+            max_in_flight=cap,
             url=endpoint.url or "",
             description=endpoint.description,
             enabled=endpoint.enabled,
@@ -95,7 +119,13 @@ class EndpointForm:
             retry_policy=text(posted, "retry_policy"),
             all_events=text(posted, "all_events") == "on",
             events=set(texts(posted, "events")),
+            rate_limit=text(posted, "rate_limit", limit=40),
+            max_in_flight=text(posted, "max_in_flight", limit=40),
         )
+
+    def limits(self, platform: Platform) -> tuple[float | None, int | None]:
+        """The throttling fields, checked (messages into ``errors``)."""
+        return health_pages.parse_limits(platform, self.rate_limit, self.max_in_flight, self.errors)
 
     @property
     def subscribed_events(self) -> list[str] | None:
@@ -132,6 +162,7 @@ async def vet(platform: Platform, form: EndpointForm) -> str:
     unknown = sorted(form.events - set(SUBSCRIBABLE_EVENTS))
     if unknown:
         form.errors["events"] = f"Unknown event(s): {', '.join(unknown)}."
+    form.limits(platform)
     return normalized
 
 
@@ -190,7 +221,11 @@ def glance(item: stats_store.EndpointGlance | None, endpoint: Endpoint) -> dict[
     """A pill for an endpoint's health: (text, class)."""
     if endpoint.url is None:
         return {"text": "no URL yet", "class": "wait"}
-    if not endpoint.enabled:
+    if endpoint.state is EndpointState.PAUSED:
+        return {"text": "paused", "class": "wait"}
+    if endpoint.state is EndpointState.FAILING:
+        return {"text": "failing: probing", "class": "bad"}
+    if not endpoint.enabled or endpoint.state is EndpointState.DISABLED:
         return {"text": "disabled", "class": "wait"}
     if item is None or item.last_ok is None:
         return {"text": "no deliveries yet", "class": ""}
@@ -214,11 +249,13 @@ def endpoint_page(
     endpoint" page when ``endpoint`` is None."""
     platform = platform_of(request)
     recent: list[delivery_store.Delivery] = []
+    health: dict[str, Any] = {}
     if endpoint is not None:
         with platform.db.read() as conn:
             recent = delivery_store.list_deliveries(
                 conn, account_id=account_id, endpoint_id=endpoint.id, limit=RECENT
             )
+            health = health_pages.health_context(conn, platform, endpoint)
     saved = request.query_params.get("saved", "")
     primary = endpoint is not None and endpoint.primary
     return page(
@@ -229,10 +266,10 @@ def endpoint_page(
             "endpoint": endpoint,
             "links": links(endpoint),
             "recent": recent,
-            "saved": ("Webhook settings saved." if primary else _SAVED.get(saved))
-            if saved
-            else None,
+            "saved": _HEALTH_DONE.get(saved)
+            or (("Webhook settings saved." if primary else _SAVED.get(saved)) if saved else None),
             "label": hints.label,
+            **health,
         },
         status=status,
     )
@@ -289,10 +326,11 @@ async def create_endpoint(request: Request, who: CurrentViewer, posted: CheckedF
         return endpoint_page(request, who.account_id, None, form)
     url = await vet(platform, form)
     if not form.errors:
+        rate, cap = form.limits(platform)
 
         def create() -> Endpoint:
             with platform.db.write() as conn:
-                return endpoint_store.create(
+                created = endpoint_store.create(
                     conn,
                     who.account_id,
                     url=url,
@@ -301,8 +339,11 @@ async def create_endpoint(request: Request, who: CurrentViewer, posted: CheckedF
                     now=platform.clock.now(),
                     box=platform.box,
                     rng=platform.rng,
+                    rules=health_pages.rules_of(platform),
                     **changes(form),
                 )
+                health_pages.store_limits(conn, platform, created, rate, cap)
+                return created
 
         try:
             created = await run_in_threadpool(create)
@@ -321,7 +362,9 @@ def one_endpoint_page(request: Request, who: CurrentViewer, endpoint_id: str) ->
     endpoint = get_endpoint(platform_of(request), who.account_id, endpoint_id)
     if endpoint.primary:
         return RedirectResponse("/dashboard/webhook", status_code=303)
-    return endpoint_page(request, who.account_id, endpoint, EndpointForm.of(endpoint))
+    return endpoint_page(
+        request, who.account_id, endpoint, EndpointForm.of(endpoint, platform_of(request))
+    )
 
 
 @router.post("/endpoints/{endpoint_id}")
@@ -341,13 +384,21 @@ async def save(request: Request, account_id: str, endpoint: Endpoint, posted: Fo
         return endpoint_page(request, account_id, endpoint, form)
     url = await vet(platform, form)
     if not form.errors:
+        rate, cap = form.limits(platform)
+        rules = health_pages.rules_of(platform)
 
         def write() -> None:
             now = platform.clock.now()
             with platform.db.write() as conn:
                 if endpoint.primary:
                     endpoint_store.set_primary_url(
-                        conn, account_id, url, now=now, box=platform.box, rng=platform.rng
+                        conn,
+                        account_id,
+                        url,
+                        now=now,
+                        box=platform.box,
+                        rng=platform.rng,
+                        rules=rules,
                     )
                     fields = changes(form)
                 else:
@@ -358,8 +409,10 @@ async def save(request: Request, account_id: str, endpoint: Endpoint, posted: Fo
                     endpoint.id,
                     allow_unsafe=platform.settings.allow_unsafe_targets,
                     now=now,
+                    rules=rules,
                     **fields,
                 )
+                health_pages.store_limits(conn, platform, endpoint, rate, cap)
 
         try:
             await run_in_threadpool(write)
@@ -380,7 +433,12 @@ def set_enabled(
     enabled = text(posted, "enabled") == "on"
     with platform.db.write() as conn:
         endpoint_store.update(
-            conn, who.account_id, endpoint_id, enabled=enabled, now=platform.clock.now()
+            conn,
+            who.account_id,
+            endpoint_id,
+            enabled=enabled,
+            now=platform.clock.now(),
+            rules=health_pages.rules_of(platform),
         )
     done = "enabled" if enabled else "disabled"
     return RedirectResponse(f"/dashboard/endpoints?done={done}", status_code=303)

@@ -53,7 +53,9 @@ def primary(platform: Platform, account_id: str) -> Endpoint:
 @router.get("/webhook")
 def webhook_page(request: Request, who: CurrentViewer) -> Response:
     endpoint = primary(platform_of(request), who.account_id)
-    return endpoint_page(request, who.account_id, endpoint, EndpointForm.of(endpoint))
+    return endpoint_page(
+        request, who.account_id, endpoint, EndpointForm.of(endpoint, platform_of(request))
+    )
 
 
 @router.post("/webhook")

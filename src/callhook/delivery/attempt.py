@@ -18,6 +18,7 @@ from callhook.core import retry, stored_headers
 from callhook.core.clock import Clock, rfc3339_seconds
 from callhook.core.ids import Randomness
 from callhook.delivery.sender import Sender, request_headers
+from callhook.events.names import TEST_EVENT
 from callhook.metrics import Metrics
 from callhook.store.queue import AttemptResult, ClaimedJob
 
@@ -90,7 +91,8 @@ class Attempts:
                 f"not sent: the 24 h retry window ended at {rfc3339_seconds(end)}",
                 retryable=False,
             )
-        if job.url is None or not job.enabled:
+        # A test event is sent to a disabled endpoint too: the customer asked for it (docs/api.md).
+        if job.url is None or (not job.enabled and job.event != TEST_EVENT):
             return outcomes.failure(
                 outcomes.ErrorClass.INTEGRATION_DISABLED,
                 "the integration has no URL or is disabled",
@@ -137,7 +139,7 @@ class Attempts:
         ``retry_after`` is the raw header, ``headers`` the stored form of the request headers
         (``core.stored_headers``), and a value that is not understood, like any failure
         while scheduling or counting, is logged and falls back to the normal schedule."""
-        next_at = self._schedule(job, outcome, retry_after)
+        next_at, wait = self._schedule(job, outcome, retry_after)
         result = AttemptResult(
             job=job,
             started_at=started_at,
@@ -149,6 +151,7 @@ class Attempts:
             error_message=storable(outcome.message),
             next_attempt_at=next_at,
             request_headers=headers,
+            retry_after=wait,
         )
         try:
             self.observe(result)
@@ -158,12 +161,13 @@ class Attempts:
 
     def _schedule(
         self, job: ClaimedJob, outcome: outcomes.Outcome, retry_after: str | None
-    ) -> datetime | None:
+    ) -> tuple[datetime | None, float | None]:
+        """(the next attempt or None, the understood Retry-After in seconds or None)."""
         if outcome.delivered or not outcome.retryable:
-            return None
+            return None, None
         now = self._clock.now()
+        wait = None
         try:
-            wait = None
             if outcome.honours_retry_after and retry_after is not None:
                 wait = retry.parse_retry_after(retry_after, now=now)
                 if wait is None and retry_after.strip():
@@ -171,7 +175,7 @@ class Attempts:
                         "Retry-After not understood; using the normal schedule",
                         extra={**self._ids(job), "retry_after": ascii(retry_after[:80])},
                     )
-            return retry.next_attempt_at(
+            next_at = retry.next_attempt_at(
                 policy=job.retry_policy,
                 attempt_number=job.attempt_number,
                 created_at=job.window_start,
@@ -179,12 +183,13 @@ class Attempts:
                 rng=self._rng,
                 retry_after=wait,
             )
+            return next_at, wait
         except Exception:
             log.exception(
                 "scheduling the next attempt failed; using the normal schedule",
                 extra=self._ids(job),
             )
-        return normal_schedule(job, now)
+        return normal_schedule(job, now), wait
 
     @staticmethod
     def _ids(job: ClaimedJob) -> dict[str, object]:

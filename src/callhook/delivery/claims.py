@@ -11,28 +11,34 @@ from __future__ import annotations
 from collections import Counter
 from datetime import datetime, timedelta
 
-from callhook.core.breaker import Breakers
-from callhook.core.clock import Clock
+from callhook.alerts.model import AlertKind
+from callhook.core import health as machine
+from callhook.core.clock import Clock, rfc3339
+from callhook.core.health import Transition
 from callhook.core.ids import Randomness, new_id
 from callhook.settings import Settings
-from callhook.store import queue
+from callhook.store import alerts as alert_store
+from callhook.store import endpoint_health, queue
 from callhook.store.db import Database
 from callhook.store.queue import AttemptResult, ClaimedJob
 from callhook.store.secretbox import SecretBox
 
 
-def left_out(
-    saturated: set[str], held: Counter[str], breakers: Breakers, now: datetime
-) -> set[str]:
-    """Endpoints to leave out of the next claim: those already holding their share of this
-    worker (``saturated``: a slow endpoint must not fill every place), those whose breaker is
-    open, and those whose half-open breaker has its one probe ``held`` here already."""
-    probing = {endpoint for endpoint in breakers.probing(now) if held[endpoint]}
-    return saturated | probing | breakers.blocked(now)
+def left_out(saturated: set[str]) -> set[str]:
+    """Endpoints to leave out of the next claim for this worker's own reasons: those already
+    holding their share of it (``saturated``: a slow endpoint must not fill every place). What
+    the store says (paused, failing, throttled) is added inside the claim's transaction
+    (``endpoint_health.plan_claim``)."""
+    return set(saturated)
 
 
 class Claims:
-    """One worker's queue statements, on its database, clock and randomness."""
+    """One worker's queue statements, on its database, clock and randomness.
+
+    After each claim, ``next_change`` (seconds, or None) says when something it left out may
+    change (a token, a probe, a slow-down ending) and ``capped`` whether an endpoint was held
+    back by its ``max_in_flight`` alone. After each commit, ``transitions`` and ``slowed`` hold
+    what the results changed, for the worker to act on (``take_changes``)."""
 
     def __init__(
         self,
@@ -52,41 +58,58 @@ class Claims:
         self._lease = timedelta(seconds=settings.lease_seconds)
         self._per_endpoint = settings.worker_claim_per_endpoint
         self._secret_cache: dict[str, str] = {}  # decrypted secrets, by ciphertext
+        self._rules = endpoint_health.rules_from(settings)
+        self.next_change: float | None = None
+        self.capped = False
+        self._transitions: list[tuple[str, Transition]] = []
+        self._slowed: set[str] = set()
 
-    def claim(self, limit: int, exclude: set[str], probing: set[str]) -> list[ClaimedJob]:
+    def claim(self, limit: int, exclude: set[str]) -> list[ClaimedJob]:
         """Claim up to ``limit`` due jobs, fairly across endpoints (``queue.claim``), none of
-        the endpoints in ``exclude``; for an endpoint whose breaker is half-open (``probing``)
-        keep one (the probe) and give the rest back in the same transaction."""
+        the endpoints in ``exclude``, within what the endpoints' shared state allows
+        (``plan_claim``): nothing for paused, disabled or slowed-down endpoints, one probe for a
+        failing one whose probe is due, a throttled endpoint's allowance from its token bucket
+        — all in the same transaction, so every worker process shares one breaker and one
+        bucket."""
         now = self._clock.now()
+        claim_id = new_id("clm", now, self._rng)
         with self._db.write() as conn:
-            jobs = queue.claim(
-                conn,
-                worker_id=self._worker_id,
-                claim_id=new_id("clm", now, self._rng),
-                now=now,
-                lease=self._lease,
-                limit=limit,
-                box=self._box,
-                secret_cache=self._secret_cache,
-                exclude_endpoints=exclude,
-                per_endpoint=self._per_endpoint,
-            )
-            if not probing:
-                return jobs
-            kept: list[ClaimedJob] = []
-            extra: list[ClaimedJob] = []
-            probes: set[str] = set()
-            for job in jobs:
-                if job.endpoint_id not in probing:
-                    kept.append(job)
-                elif job.endpoint_id in probes:
-                    extra.append(job)
-                else:
-                    probes.add(job.endpoint_id)
-                    kept.append(job)
-            if extra:
-                queue.release(conn, extra)
-            return kept
+            plan = endpoint_health.plan_claim(conn, now=now, want=limit, rules=self._rules)
+            jobs: list[ClaimedJob] = []
+            for endpoint_id, allowed in plan.limited.items():
+                if len(jobs) >= limit:
+                    break
+                if endpoint_id in exclude:
+                    continue
+                jobs += queue.claim(
+                    conn,
+                    worker_id=self._worker_id,
+                    claim_id=claim_id,
+                    now=now,
+                    lease=self._lease,
+                    limit=min(allowed, limit - len(jobs)),
+                    box=self._box,
+                    secret_cache=self._secret_cache,
+                    only_endpoint=endpoint_id,
+                )
+            if len(jobs) < limit:
+                jobs += queue.claim(
+                    conn,
+                    worker_id=self._worker_id,
+                    claim_id=claim_id,
+                    now=now,
+                    lease=self._lease,
+                    limit=limit - len(jobs),
+                    box=self._box,
+                    secret_cache=self._secret_cache,
+                    exclude_endpoints=exclude,
+                    hold_endpoints=plan.excluded | set(plan.limited),
+                    per_endpoint=self._per_endpoint,
+                )
+            endpoint_health.settle_claim(conn, plan, Counter(j.endpoint_id for j in jobs))
+        self.next_change = _seconds_until(plan.next_change, now)
+        self.capped = plan.capped
+        return jobs
 
     def renew(self, jobs: list[ClaimedJob]) -> set[str]:
         """Extend the leases of ``jobs`` still ours; returns the delivery ids renewed."""
@@ -99,6 +122,54 @@ class Claims:
             queue.release(conn, jobs)
 
     def complete(self, batch: list[AttemptResult]) -> list[AttemptResult]:
-        """Record ``batch``; returns the results refused because their claim was lost."""
+        """Record ``batch`` and feed it to the endpoints' health, in one transaction; returns
+        the results refused because their claim was lost. A delivery that failed for good
+        raises its ``delivery.exhausted`` alert here (once per delivery)."""
+        now = self._clock.now()
         with self._db.write() as conn:
-            return queue.complete(conn, batch)
+            stale = queue.complete(conn, batch)
+            refused = {id(res) for res in stale}
+            verdicts = [
+                endpoint_health.Verdict(
+                    endpoint_id=res.job.endpoint_id,
+                    account_id=res.job.account_id,
+                    verdict=machine.verdict(delivered=res.delivered, error_class=res.error_class),
+                    at=res.started_at,
+                    retry_after=res.retry_after,
+                )
+                for res in batch
+                if id(res) not in refused
+            ]
+            transitions = endpoint_health.record(conn, verdicts, now=now, rules=self._rules)
+            for res in batch:
+                if id(res) in refused or res.delivered or res.next_attempt_at is not None:
+                    continue
+                alert_store.record_alert(
+                    conn,
+                    AlertKind.DELIVERY_EXHAUSTED,
+                    res.job.account_id,
+                    res.job.endpoint_id,
+                    {
+                        "delivery_id": res.job.delivery_id,
+                        "event": res.job.event,
+                        "event_id": res.job.event_id,
+                        "reason": res.error_class,
+                        "url": res.job.url,
+                        "transition_at": rfc3339(res.started_at),
+                    },
+                    now,
+                )
+        # Only once committed: a rolled-back batch changed nothing.
+        self._transitions += transitions
+        self._slowed |= {res.job.endpoint_id for res in batch if res.retry_after}
+        return stale
+
+    def take_changes(self) -> tuple[list[tuple[str, Transition]], set[str]]:
+        """The transitions and the endpoints slowed down by a Retry-After since the last call."""
+        changes = (self._transitions, self._slowed)
+        self._transitions, self._slowed = [], set()
+        return changes
+
+
+def _seconds_until(when: datetime | None, now: datetime) -> float | None:
+    return None if when is None else max(0.0, (when - now).total_seconds())

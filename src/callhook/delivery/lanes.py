@@ -1,5 +1,6 @@
 """The worker's attempt lanes: ``worker_max_in_flight`` long-lived coroutines that start the
-claimed jobs ``Dispatch`` hands out, one attempt at a time each, and feed the endpoint breakers.
+claimed jobs ``Dispatch`` hands out, one attempt at a time each; their results go to the group
+commit (``Recorder``), which feeds the endpoints' health in the store.
 
 A task per attempt cost more than the rest of the bookkeeping, so lanes park on a future while
 nothing may start and the claim loop (or a finished attempt) wakes as many as there is work for.
@@ -11,8 +12,6 @@ import asyncio
 import logging
 from collections import deque
 
-from callhook.core.breaker import TRIPPING, Breakers
-from callhook.core.clock import Clock
 from callhook.delivery.attempt import Attempts
 from callhook.delivery.claims import Claims
 from callhook.delivery.dispatch import Dispatch
@@ -22,6 +21,10 @@ from callhook.delivery.sender import Sender
 from callhook.store.queue import ClaimedJob
 
 log = logging.getLogger("callhook.delivery")
+
+#: Failures that held a connection slot for long: the dispatcher gives such an endpoint less
+#: room (an endpoint that answers, even with a 5xx, answers fast).
+HOLDS_A_CONNECTION = frozenset({"timeout", "connect_error", "tls_error"})
 
 
 class Lanes:
@@ -34,22 +37,18 @@ class Lanes:
         *,
         dispatch: Dispatch[ClaimedJob],
         leases: Leases[ClaimedJob],
-        breakers: Breakers,
         attempts: Attempts,
         recorder: Recorder,
         claims: Claims,
-        clock: Clock,
         room: asyncio.Event,
         slot_freed: asyncio.Event,
     ) -> None:
         self.count = count
         self._dispatch = dispatch
         self._leases = leases
-        self._breakers = breakers
         self._attempts = attempts
         self._recorder = recorder
         self._claims = claims
-        self._clock = clock
         self._room = room
         self._slot_freed = slot_freed
         self._idle: deque[asyncio.Future[None]] = deque()
@@ -109,20 +108,19 @@ class Lanes:
         answer (timeout, connection or TLS failure)."""
         result = await self._attempts.make(job, sender)
         failed = None if result.delivered else result.error_class
-        if self._breakers.record(job.endpoint_id, error_class=failed, now=self._clock.now()):
-            await self._trip(job.endpoint_id)
         if self._recorder.add(result):
             await self._recorder.flush()
-        return failed not in TRIPPING
+        return failed not in HOLDS_A_CONNECTION
 
-    async def _trip(self, endpoint_id: str) -> None:
-        """The endpoint's breaker opened: give back its jobs that have not started, at once."""
+    async def hold_back(self, endpoint_id: str, why: str) -> None:
+        """The endpoint may take no more now (failing, paused, disabled, or slowed down by a
+        Retry-After): give back its jobs that have not started, at once."""
         jobs = self._dispatch.drop(j.delivery_id for j in self._dispatch.queued_jobs(endpoint_id))
         self._leases.release(jobs)
         self._room.set()  # the claim loop re-checks how many places are free
         log.warning(
-            "endpoint failing: pausing its deliveries",
-            extra={"endpoint_id": endpoint_id, "released": len(jobs)},
+            "endpoint held back: giving back its deliveries",
+            extra={"endpoint_id": endpoint_id, "why": why, "released": len(jobs)},
         )
         if jobs:
             try:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from callhook.delivery.claims import Claims
 from callhook.delivery.leases import Leases
@@ -23,7 +23,9 @@ FLUSH_RETRY_DELAYS = (0.05, 0.2, 0.5, 1.0, 2.0, 4.0, 8.0)
 
 class Recorder:
     """Results waiting to be recorded, and their group commit. ``on_recorded`` is called after
-    each commit (or when a batch is given up): recorded jobs no longer count as held."""
+    each commit (or when a batch is given up): recorded jobs no longer count as held;
+    ``after_commit`` (awaited) after each successful one: the worker acts on what the results
+    changed in the endpoints' health."""
 
     def __init__(
         self,
@@ -32,11 +34,13 @@ class Recorder:
         *,
         batch_size: int,
         on_recorded: Callable[[], None],
+        after_commit: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._claims = claims
         self._leases = leases
         self._batch_size = batch_size
         self._on_recorded = on_recorded
+        self._after_commit = after_commit
         self._results: list[AttemptResult] = []
 
     def add(self, result: AttemptResult) -> bool:
@@ -86,3 +90,5 @@ class Recorder:
                 "result refused: lease lost to another worker",
                 extra={"delivery_id": res.job.delivery_id, "claim_id": res.job.claim_id},
             )
+        if self._after_commit is not None:
+            await self._after_commit()

@@ -23,7 +23,6 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Final, NamedTuple
 
-import orjson
 import pycurl
 
 from callhook import __version__
@@ -265,7 +264,3 @@ def _curl_error(errno: int, message: str) -> str:
 def _describe(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     return f"{type(exc).__name__}: {text}"[:500]
-
-
-def headers_json(headers: dict[str, str]) -> str:
-    return orjson.dumps(headers).decode()

@@ -45,7 +45,9 @@ async def watched(task: SideTask, stop: asyncio.Event) -> None:
 
 
 def for_platform(platform: Platform) -> tuple[SideTask, ...]:
-    """The side tasks every worker on ``platform`` runs: the alert sender."""
+    """The side tasks every worker on ``platform`` runs: the alert sender and the endpoint
+    health deadlines (warnings, automatic disabling)."""
     from callhook.alerts.outbox import AlertSender
+    from callhook.delivery.health_checks import HealthChecks
 
-    return (AlertSender.for_platform(platform).run,)
+    return (AlertSender.for_platform(platform).run, HealthChecks(platform).run)

@@ -16,6 +16,12 @@ PostgreSQL, a datagram socket beside a SQLite file); the poll every ``poll_inter
 the safety net. Every ``prune_interval_minutes`` the worker also prunes what is older than
 ``retention_days`` (``callhook.store.prune``).
 
+Which endpoints a claim may take from, and how much, is shared state in the database
+(``callhook.store.endpoint_health``: paused, failing with one probe at a time, disabled, slowed
+down by a Retry-After, throttled by a token bucket); the group commit feeds each result to its
+endpoint's health, and the worker gives back the queued jobs of an endpoint that may take no
+more. Beside delivering, each worker runs the side tasks (the alert sender, the health checks).
+
 Each of these runs as a named task, watched (``Tasks``): one dying with an exception stops the
 worker — drained as on SIGTERM — and ``run`` raises ``WorkerFailed`` naming it, rather than
 delivering on with leases that are no longer renewed or results that are no longer recorded.
@@ -32,8 +38,8 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Self
 
-from callhook.core.breaker import Breakers
 from callhook.core.clock import Clock
+from callhook.core.health import EndpointState, Transition
 from callhook.core.ids import Randomness
 from callhook.delivery import sidetasks
 from callhook.delivery.attempt import Attempts
@@ -57,6 +63,19 @@ from callhook.store.secretbox import SecretBox
 
 log = logging.getLogger("callhook.delivery")
 
+#: States in which an endpoint takes nothing more (a failing one only its probes).
+_HELD_STATES = frozenset({EndpointState.FAILING, EndpointState.PAUSED, EndpointState.DISABLED})
+
+
+def _transition_log(endpoint_id: str, t: Transition) -> dict[str, object]:
+    return {
+        "endpoint_id": endpoint_id,
+        "before": t.before.value,
+        "after": t.after.value,
+        "cause": t.cause.value,
+        "alert": t.alert.value if t.alert else None,
+    }
+
 
 class Worker:
     """One event loop's delivery worker. ``run`` returns after ``stop`` is set and drained, or
@@ -75,8 +94,10 @@ class Worker:
         side_tasks: Sequence[SideTask] = (),
     ) -> None:
         self._db = db
-        # Work beside delivering (the alert sender), each watched: restarted if it raises.
+        # Work beside delivering (the alert sender, the health checks), each watched: restarted
+        # if it raises.
         self._side_tasks = tuple(side_tasks)
+        self._metrics = metrics
         self._settings = settings
         self._clock = clock
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
@@ -90,7 +111,6 @@ class Worker:
         # free. Claims are write transactions: claiming in big batches keeps them rare.
         self._budget = 2 * max_in_flight
         self._dispatch: Dispatch[ClaimedJob] = Dispatch(settings.worker_per_endpoint_limit)
-        self._breakers = Breakers()
         self.leases: Leases[ClaimedJob] = Leases(timedelta(seconds=settings.lease_seconds))
         self.claims = Claims(db, settings, clock=clock, rng=rng, box=box, worker_id=self.worker_id)
         self.recorder = Recorder(
@@ -98,17 +118,16 @@ class Worker:
             self.leases,
             batch_size=settings.worker_batch_size,
             on_recorded=self._slot_freed.set,
+            after_commit=self._after_record,
         )
         self._attempts = Attempts(clock=clock, rng=rng, metrics=metrics)
         self._lanes = Lanes(
             max_in_flight,
             dispatch=self._dispatch,
             leases=self.leases,
-            breakers=self._breakers,
             attempts=self._attempts,
             recorder=self.recorder,
             claims=self.claims,
-            clock=clock,
             room=self._room,
             slot_freed=self._slot_freed,
         )
@@ -221,12 +240,10 @@ class Worker:
             try:
                 now = self._clock.now()
                 saturated = self._dispatch.saturated()
-                exclude = left_out(saturated, self.leases.held_per_endpoint(), self._breakers, now)
                 jobs = await asyncio.to_thread(
                     self.claims.claim,
                     min(self._budget - lanes.outstanding(), self._settings.worker_batch_size),
-                    exclude,
-                    self._breakers.probing(now),
+                    left_out(saturated),
                 )
             except Exception:
                 log.exception("claim failed; retrying", extra={"worker": self.worker_id})
@@ -237,7 +254,9 @@ class Worker:
                 await asyncio.to_thread(self.claims.release, jobs)
                 break
             if not jobs:
-                await self._wait_wake(stop, room_matters=bool(saturated))
+                # An endpoint held back by its max_in_flight alone takes more as soon as one of
+                # its attempts is recorded: look again then, not at the next poll.
+                await self._wait_wake(stop, room_matters=bool(saturated) or self.claims.capped)
                 continue
             self.leases.hold(jobs, now=now)
             self._dispatch.add(jobs)
@@ -260,13 +279,34 @@ class Worker:
         if room_matters:
             waiting_on.append(self._slot_freed.wait())
         waiters = {asyncio.create_task(w) for w in waiting_on}
+        # Something the last claim left out may change sooner (a token, a probe, a slow-down
+        # ending): look again then rather than at the next poll.
+        timeout = self._settings.poll_interval
+        if self.claims.next_change is not None:
+            timeout = min(timeout, max(self.claims.next_change, 0.002))
         try:
-            await asyncio.wait(
-                waiters, timeout=self._settings.poll_interval, return_when=asyncio.FIRST_COMPLETED
-            )
+            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for w in waiters:
                 w.cancel()
+
+    async def _after_record(self) -> None:
+        """Act on what the last group commits changed: count transitions, and hold back the
+        endpoints that may take no more (their queued jobs go back at once)."""
+        transitions, slowed = self.claims.take_changes()
+        stopped: dict[str, str] = {}
+        for endpoint_id, t in transitions:
+            if self._metrics is not None:
+                self._metrics.endpoint_transition(t.before.value, t.after.value, t.cause.value)
+            if t.after in _HELD_STATES and t.after is not t.before:
+                stopped[endpoint_id] = t.after.value
+                log.warning("endpoint %s", t.after.value, extra=_transition_log(endpoint_id, t))
+            elif t.after is not t.before or t.alert is not None:
+                log.info("endpoint %s", t.cause.value, extra=_transition_log(endpoint_id, t))
+        for endpoint_id in slowed:
+            stopped.setdefault(endpoint_id, "Retry-After")
+        for endpoint_id, why in stopped.items():
+            await self._lanes.hold_back(endpoint_id, why)
 
     async def _sleep(self, stop: asyncio.Event, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):

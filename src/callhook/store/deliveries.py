@@ -17,6 +17,9 @@ from callhook.errors import InvalidRequest, NotFound
 from callhook.store.tables import attempts, deliveries, events
 
 STATUSES = tuple(s.value for s in DeliveryStatus)
+#: Filters people may use: the stored statuses, and ``retrying`` — ``pending`` with at least one
+#: attempt made (the endpoint failed it; the next attempt is at ``next_attempt_at``).
+FILTERS = (*STATUSES, "retrying")
 #: What a window redelivery may queue again (finished deliveries).
 REDELIVERABLE = (DeliveryStatus.FAILED.value, DeliveryStatus.DELIVERED.value)
 
@@ -52,6 +55,13 @@ class Delivery:
     delivered_at: datetime | None
     body: bytes | None = None
     attempt_log: list[Attempt] = field(default_factory=list)
+
+    @property
+    def shown_status(self) -> str:
+        """The status people read: ``retrying`` for a pending delivery already attempted."""
+        if self.status == DeliveryStatus.PENDING.value and self.attempts > 0:
+            return "retrying"
+        return self.status
 
 
 # --- Reading -----------------------------------------------------------------------------------
@@ -110,14 +120,18 @@ def list_deliveries(
 ) -> list[Delivery]:
     """Newest first. ``before_id`` is the cursor: ids sort by creation time. ``endpoint_id``
     keeps one endpoint's deliveries (the caller checks it is the account's)."""
-    if status is not None and status not in STATUSES:
-        raise InvalidRequest(f"status must be one of {', '.join(STATUSES)}")
+    if status is not None and status not in FILTERS:
+        raise InvalidRequest(f"status must be one of {', '.join(FILTERS)}")
     query = _delivery_query()
     if account_id is not None:
         query = query.where(deliveries.c.account_id == account_id)
     if endpoint_id is not None:
         query = query.where(deliveries.c.endpoint_id == endpoint_id)
-    if status is not None:
+    if status == "retrying":
+        query = query.where(
+            deliveries.c.status == DeliveryStatus.PENDING.value, deliveries.c.attempts > 0
+        )
+    elif status is not None:
         query = query.where(deliveries.c.status == status)
     if event is not None:
         query = query.where(deliveries.c.event == event)

@@ -20,12 +20,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, delete, func, select
 from sqlalchemy import update as sql_update
 
+from callhook.core.health import Cause
+from callhook.core.health import EndpointState as _HealthState
 from callhook.core.ids import RandomBits, has_id_shape, new_id
 from callhook.core.retry import RetryPolicy
 from callhook.core.urlvet import parse_webhook_url
@@ -42,6 +43,7 @@ from callhook.errors import (
 from callhook.events.names import SUBSCRIBABLE_EVENTS
 from callhook.signing import generate_secret
 from callhook.store import dialect
+from callhook.store import endpoint_health as health_store
 from callhook.store.secretbox import SecretBox
 from callhook.store.tables import (
     accounts,
@@ -81,10 +83,8 @@ MAX_DESCRIPTION = 500
 PREFIX = "ep"
 
 
-class EndpointState(StrEnum):
-    """An endpoint's delivery state. ``active``: deliveries are attempted (when enabled)."""
-
-    ACTIVE = "active"
+# The one state machine's states (``callhook.core.health``), re-exported for readers here.
+EndpointState = _HealthState
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,6 +336,7 @@ def create(
     now: datetime,
     box: SecretBox,
     rng: RandomBits,
+    rules: health_store.Rules | None = None,
 ) -> Endpoint:
     """Add a (non-primary) endpoint with a fresh signing secret; return it.
 
@@ -371,6 +372,10 @@ def create(
         box=box,
         rng=rng,
     )
+    if not enabled:  # disabled by hand from the start: the state says so too
+        health_store.set_enabled(
+            conn, endpoint_id, account_id, False, by="customer", now=now, rules=rules or _RULES
+        )
     return get(conn, account_id, endpoint_id)
 
 
@@ -417,6 +422,8 @@ def update(
     retry_policy: str | None = _UNSET,
     allow_unsafe: bool = False,
     now: datetime,
+    rules: health_store.Rules | None = None,
+    by: str = "customer",
 ) -> Endpoint:
     """Change the given fields of the account's endpoint (others stay); return it.
 
@@ -424,6 +431,11 @@ def update(
     is refused (``PrimaryEndpointUrl``: spec 002 has it set in the dashboard; see
     :func:`set_primary_url`). Raises as :func:`create` does, and ``EndpointNotFound``; all checks
     come before any write.
+
+    The health machine follows (``callhook.store.endpoint_health``, with the operator's
+    ``rules``, the defaults if None): a new URL resets it (a failing endpoint is active again at
+    once, its outage replayed); ``enabled`` false disables it by hand (``by``), true resumes a
+    disabled one.
     """
     current = get(conn, account_id, endpoint_id)
     values: dict[str, Any] = {}
@@ -448,6 +460,7 @@ def update(
     if "url" in values:
         _check_url_free(conn, account_id, values["url"], besides=endpoint_id)
     conn.execute(update_statement(endpoint_id).values(updated_at=now, **values))
+    _follow(conn, current, values, now=now, rules=rules or _RULES, by=by)
     if subscribed_events is not _UNSET:
         conn.execute(
             delete(endpoint_subscriptions).where(
@@ -457,6 +470,29 @@ def update(
         if names:
             _subscribe_rows(conn, endpoint_id, names, now)
     return get(conn, account_id, endpoint_id)
+
+
+_RULES = health_store.Rules()
+
+
+def _follow(
+    conn: Connection,
+    current: Endpoint,
+    values: dict[str, Any],
+    *,
+    now: datetime,
+    rules: health_store.Rules,
+    by: str,
+) -> None:
+    """Feed the health machine what a change of URL or of ``enabled`` means."""
+    if "url" in values and values["url"] != current.url:
+        health_store.reset(
+            conn, current.id, current.account_id, Cause.URL_CHANGED, now=now, rules=rules
+        )
+    if "enabled" in values:
+        health_store.set_enabled(
+            conn, current.id, current.account_id, values["enabled"], by=by, now=now, rules=rules
+        )
 
 
 def update_statement(endpoint_id: str) -> Any:
@@ -472,14 +508,17 @@ def set_primary_url(
     now: datetime,
     box: SecretBox,
     rng: RandomBits,
+    rules: health_store.Rules | None = None,
 ) -> Endpoint:
     """Set the primary endpoint's URL (dashboard, operator CLI), creating the primary endpoint
     when missing. ``url`` comes vetted and normalized by the caller, as spec 002's webhook URL
     always has (``parse_webhook_url`` then ``check_url``). ``DuplicateEndpointUrl`` when
-    another endpoint of the account has it."""
+    another endpoint of the account has it. A new URL resets the health machine, as
+    :func:`update`."""
     endpoint = create_primary(conn, account_id, now=now, box=box, rng=rng)
     _check_url_free(conn, account_id, url, besides=endpoint.id)
     conn.execute(update_statement(endpoint.id).values(url=url, updated_at=now))
+    _follow(conn, endpoint, {"url": url}, now=now, rules=rules or _RULES, by="customer")
     return get(conn, account_id, endpoint.id)
 
 
@@ -499,6 +538,7 @@ def delete_endpoint(conn: Connection, account_id: str, endpoint_id: str) -> None
         )
     )
     conn.execute(delete(deliveries).where(deliveries.c.endpoint_id == endpoint_id))
+    health_store.forget(conn, endpoint_id)
     conn.execute(delete(endpoint_secrets).where(endpoint_secrets.c.endpoint_id == endpoint_id))
     conn.execute(
         delete(endpoint_subscriptions).where(endpoint_subscriptions.c.endpoint_id == endpoint_id)

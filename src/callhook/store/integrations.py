@@ -18,6 +18,7 @@ from callhook.core.retry import RetryPolicy
 from callhook.errors import IntegrationNotConfigured, InvalidRequest, UnknownEvent
 from callhook.events.names import SUBSCRIBABLE_EVENTS
 from callhook.store import endpoints as endpoint_store
+from callhook.store.endpoint_health import Rules
 from callhook.store.endpoints import ROTATION_OVERLAP, Endpoint, SigningSecret
 from callhook.store.secretbox import SecretBox
 
@@ -103,17 +104,40 @@ def ensure(
 
 
 def set_url(
-    conn: Connection, account_id: str, url: str, *, now: datetime, box: SecretBox, rng: RandomBits
+    conn: Connection,
+    account_id: str,
+    url: str,
+    *,
+    now: datetime,
+    box: SecretBox,
+    rng: RandomBits,
+    rules: Rules | None = None,
 ) -> Integration:
-    """Set the webhook URL. The caller vets the URL first (``callhook.core.urlvet``)."""
-    return _of(endpoint_store.set_primary_url(conn, account_id, url, now=now, box=box, rng=rng))
+    """Set the webhook URL. The caller vets the URL first (``callhook.core.urlvet``). A new
+    URL resets the endpoint's health (``rules``: the operator's, for the replay bounds)."""
+    return _of(
+        endpoint_store.set_primary_url(
+            conn, account_id, url, now=now, box=box, rng=rng, rules=rules
+        )
+    )
 
 
-def set_enabled(conn: Connection, account_id: str, enabled: bool, *, now: datetime) -> Integration:
-    """Enable or disable delivery; spec 002's 404 while not configured."""
+def set_enabled(
+    conn: Connection,
+    account_id: str,
+    enabled: bool,
+    *,
+    now: datetime,
+    rules: Rules | None = None,
+    by: str = "customer",
+) -> Integration:
+    """Enable or disable delivery (the endpoint's state follows: ``disabled`` by hand, or
+    resumed); spec 002's 404 while not configured."""
     current = require_configured(conn, account_id)
     return _of(
-        endpoint_store.update(conn, account_id, current.endpoint_id, enabled=enabled, now=now)
+        endpoint_store.update(
+            conn, account_id, current.endpoint_id, enabled=enabled, now=now, rules=rules, by=by
+        )
     )
 
 

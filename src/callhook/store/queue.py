@@ -31,6 +31,7 @@ from sqlalchemy import (
 from callhook.core import stored_body
 from callhook.core.outcome import DeliveryStatus
 from callhook.core.retry import RetryPolicy
+from callhook.events.names import TEST_EVENT
 from callhook.store import dialect
 from callhook.store.secretbox import SecretBox
 from callhook.store.tables import attempts, deliveries, endpoint_secrets, endpoints, events
@@ -71,11 +72,40 @@ class AttemptResult:
     next_attempt_at: datetime | None
     #: As stored: ``callhook.core.stored_headers.pack``.
     request_headers: bytes | None = None
+    #: A 429/503's ``Retry-After`` in seconds (understood and honoured): the whole endpoint
+    #: waits that long, not only this delivery.
+    retry_after: float | None = None
 
 
 # The claim's statements are built once with bound parameters (``expanding`` for the lists):
 # building them per claim, with a literal per id, cost more than running them (profiled).
 _NOW = bindparam("now", type_=UTCDateTime)
+
+
+def _one_endpoint_statement(conn: Connection) -> Any:
+    """A claim for one endpoint alone (a throttled endpoint's allowance, a failing endpoint's
+    probe): its oldest due deliveries, at most ``:limit``."""
+    due = (
+        select(deliveries.c.id)
+        .where(
+            deliveries.c.status == DeliveryStatus.PENDING.value,
+            deliveries.c.endpoint_id == bindparam("only"),
+            deliveries.c.next_attempt_at <= _NOW,
+            or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until <= _NOW),
+        )
+        .order_by(deliveries.c.next_attempt_at)
+        .limit(bindparam("limit", type_=Integer))
+    )
+    return (
+        update(deliveries)
+        .where(deliveries.c.id.in_(dialect.skip_locked(conn, due).scalar_subquery()))
+        .values(
+            claim_id=bindparam("claim_id"),
+            claimed_by=bindparam("worker_id"),
+            lease_until=bindparam("lease_until", type_=UTCDateTime),
+        )
+        .returning(deliveries.c.id)
+    )
 
 
 # The fair claim. Oldest-due-first across the whole table let one endpoint's backlog (or sixty
@@ -108,6 +138,7 @@ _DUE = f"""
         d2.status = {_PENDING} AND d2.endpoint_id = walk.endpoint_id
         AND d2.next_attempt_at <= :now
         AND (d2.lease_until IS NULL OR d2.lease_until <= :now)
+        AND (walk.endpoint_id NOT IN :held OR d2.event = '{TEST_EVENT}')
         ORDER BY d2.next_attempt_at LIMIT :per_endpoint"""
 _CANDIDATES = {
     "postgresql": f"""
@@ -151,6 +182,8 @@ def _claim_statement(conn: Connection) -> Any:
         bindparam("now", type_=UTCDateTime),
         bindparam("lease_until", type_=UTCDateTime),
         bindparam("excluded", expanding=True, type_=String),
+        # Held by the store (paused, failing, throttled): their test events still go out.
+        bindparam("held", expanding=True, type_=String),
         bindparam("per_endpoint", type_=Integer),
         bindparam("limit", type_=Integer),
     )
@@ -195,6 +228,8 @@ def claim(
     box: SecretBox,
     secret_cache: dict[str, str] | None = None,
     exclude_endpoints: Collection[str] = (),
+    hold_endpoints: Collection[str] = (),
+    only_endpoint: str | None = None,
     per_endpoint: int = 32,
 ) -> list[ClaimedJob]:
     """Claim up to ``limit`` due deliveries, fairly across endpoints, and load what sending
@@ -203,11 +238,16 @@ def claim(
     At most ``per_endpoint`` per endpoint (the worker's per-endpoint limit: more could not
     start anyway), taken in turns: every endpoint's oldest due delivery, then every endpoint's
     second, and so on (see ``_WALK`` above: index reads only). ``exclude_endpoints`` are
-    skipped: endpoints the worker has no room for right now, or whose breaker is open.
+    skipped: endpoints the worker has no room for right now. ``hold_endpoints`` too (paused,
+    failing or throttled: ``callhook.store.endpoint_health.plan_claim``), except for their test
+    events. ``only_endpoint`` claims for that endpoint alone, oldest due first (a throttled
+    endpoint's allowance, a failing endpoint's probe).
     """
-    statement = _CLAIMS.get(conn.dialect.name)
+    key = f"{conn.dialect.name}:{only_endpoint is not None}"
+    statement = _CLAIMS.get(key)
     if statement is None:
-        statement = _CLAIMS[conn.dialect.name] = _claim_statement(conn)
+        build = _one_endpoint_statement if only_endpoint is not None else _claim_statement
+        statement = _CLAIMS[key] = build(conn)
     claimed = [
         row[0]
         for row in conn.execute(
@@ -215,6 +255,8 @@ def claim(
             {
                 "now": now,
                 "excluded": list(exclude_endpoints),
+                "held": list(hold_endpoints),
+                "only": only_endpoint,
                 "per_endpoint": max(1, per_endpoint),
                 "limit": limit,
                 "claim_id": claim_id,

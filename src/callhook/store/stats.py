@@ -35,7 +35,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, case, func, select
 
 from callhook.core.outcome import NOT_THE_ENDPOINT, DeliveryStatus
-from callhook.store.tables import attempts, deliveries, endpoints
+from callhook.store.tables import attempts, deliveries
 from callhook.store.types import decode_time
 
 _DELIVERED = DeliveryStatus.DELIVERED.value
@@ -208,28 +208,6 @@ def _as_datetime(value: Any) -> datetime:
     when = decode_time(value)
     assert when is not None
     return when
-
-
-#: The endpoint states of issue 15, each exported (0 when none) so a dashboard's series exist.
-ENDPOINT_STATES = ("active", "paused", "failing", "disabled")
-
-
-def endpoints_by_state(conn: Connection) -> dict[str, int]:
-    """How many configured endpoints are in each state, for the ``callhook_endpoints`` gauge.
-
-    Until the state machine keeps ``state``, an endpoint with a URL is ``active`` when
-    enabled and ``disabled`` when not; ``paused`` and ``failing`` stay 0 (the breaker's state
-    lives in each worker's memory). The state machine replaces this with a ``GROUP BY state``.
-    """
-    counts = dict.fromkeys(ENDPOINT_STATES, 0)
-    rows = conn.execute(
-        select(endpoints.c.enabled, func.count())
-        .where(endpoints.c.url.is_not(None))
-        .group_by(endpoints.c.enabled)
-    )
-    for enabled, count in rows:
-        counts["active" if enabled else "disabled"] += int(count)
-    return counts
 
 
 @dataclass(frozen=True, slots=True)

@@ -243,6 +243,53 @@ attempts = Table(
     Column("request_headers", LargeBinary, nullable=True),
 )
 
+
+#: Each endpoint's health and throttle (``callhook.core.health``, ``callhook.core.throttle``): one
+#: row per endpoint that ever left the defaults, written at claims and group commits, so every
+#: worker process shares one breaker and one token bucket. No row reads as ``active``, no limits.
+#: ``endpoints.state`` mirrors ``state`` (written together) for readers of the endpoint.
+endpoint_health = Table(
+    "endpoint_health",
+    metadata,
+    Column("endpoint_id", String(40), ForeignKey("endpoints.id"), primary_key=True),
+    Column("account_id", String(40), ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("state", String(16), nullable=False, default="active"),
+    Column("since", UTCDateTime, nullable=True),
+    Column("consecutive_failures", Integer, nullable=False, default=0),
+    Column("failing_since", UTCDateTime, nullable=True),
+    Column("next_probe_at", UTCDateTime, nullable=True),
+    Column("probe_cooldown", Float, nullable=False, default=0.0),
+    Column("warned_before", Float, nullable=True),
+    # When the machine next has something to do with time alone (a warning, the deadline).
+    Column("next_check_at", UTCDateTime, nullable=True),
+    # Throttling, set by the customer within the operator's caps (null: none).
+    Column("rate_limit", Float, nullable=True),
+    Column("max_in_flight", Integer, nullable=True),
+    Column("replay_on_recovery", Boolean, nullable=False, default=True),
+    Column("tokens", Float, nullable=True),
+    Column("tokens_at", UTCDateTime, nullable=True),
+    # A 429/503 with Retry-After: nothing is claimed for the endpoint until then.
+    Column("slowed_until", UTCDateTime, nullable=True),
+)
+
+#: The endpoint event log: every change of state (and every disable warning), with its cause.
+endpoint_events = Table(
+    "endpoint_events",
+    metadata,
+    Column(
+        "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    ),
+    Column("endpoint_id", String(40), nullable=False),
+    Column("account_id", String(40), ForeignKey("accounts.id"), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("before", String(16), nullable=False),
+    Column("after", String(16), nullable=False),
+    Column("cause", String(40), nullable=False),
+    Column("alert", String(40), nullable=True),
+    Column("data", Text, nullable=False, default="{}"),
+    Index("ix_endpoint_events_endpoint_at", "endpoint_id", "at"),
+)
+
 #: The alert outbox (``callhook.alerts``): one row per alert and channel, written by the state
 #: machine in its own transaction and drained by each worker's alert sender. ``id`` derives
 #: from ``dedupe_key`` (endpoint + transition), so recording the same transition again adds

@@ -199,6 +199,30 @@ def _start_failing(site: Site) -> None:
     for i in range(3):
         site.failed_delivery = _publish(site, "sms", seed=100 + i, pbx_id=f"{LONG_ID}-{i}")
     eventually(lambda: _received(site) == before + 6, timeout=30)  # sms: both endpoints
+    # The help desk has failed long enough to be failing (banner, next probe, deadline,
+    # history), and is throttled (its limits shown and in its form).
+    from callhook.core.health import AttemptVerdict
+    from callhook.core.throttle import Caps
+    from callhook.store import endpoint_health
+
+    platform = site.server.platform
+    rules = endpoint_health.rules_from(platform.settings)
+    now = platform.clock.now()
+    with platform.db.write() as conn:
+        endpoint_health.set_limits(
+            conn, site.endpoint_id, site.account_id, rate_limit=50, max_in_flight=8, caps=Caps()
+        )
+        endpoint_health.record(
+            conn,
+            [
+                endpoint_health.Verdict(
+                    site.endpoint_id, site.account_id, AttemptVerdict.FAILURE, now
+                )
+                for _ in range(rules.policy.failure_threshold)
+            ],
+            now=now,
+            rules=rules,
+        )
 
 
 def _publish(site: Site, event: str, *, seed: int, pbx_id: str | None = None) -> str:

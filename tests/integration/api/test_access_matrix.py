@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
+from callhook.store import endpoint_health
 from callhook.store import endpoints as endpoint_store
 from callhook.store import tokens as token_store
 from callhook.store.tables import (
@@ -20,6 +21,9 @@ from callhook.store.tables import (
     endpoint_subscriptions,
     endpoints,
     events,
+)
+from callhook.store.tables import (
+    endpoint_health as endpoint_health_table,
 )
 from tests.factories import make_account, make_token, publish_sample
 from tests.integration.api.helpers import BOTH, URL_B, Api, assert_error, running_api
@@ -50,6 +54,9 @@ ROUTES: list[tuple[str, str, str, dict[str, Any] | None]] = [
     ("GET", "/api/v2/endpoints/{ep}/secret", EP_WRITE, None),
     ("POST", "/api/v2/endpoints/{ep}/secret/rotate", EP_WRITE, None),
     ("POST", "/api/v2/endpoints/{ep}/test", WRITE, None),
+    ("PATCH", "/api/v2/endpoints/{ep}", EP_WRITE, {"rate_limit": 5, "max_in_flight": 2}),
+    ("POST", "/api/v2/endpoints/{ep}/pause", EP_WRITE, None),
+    ("POST", "/api/v2/endpoints/{paused}/resume", EP_WRITE, None),
 ]
 ROUTE_IDS = [f"{m} {p}" for m, p, _, _ in ROUTES]
 
@@ -75,6 +82,8 @@ class World:
     pbx: str
     ep: str
     ep_secret: str
+    #: Another endpoint of account A, paused.
+    paused: str
 
 
 @pytest.fixture
@@ -119,6 +128,25 @@ def world(tmp_path: Path) -> Iterator[World]:
             [ep_secret] = endpoint_store.active_secrets(
                 conn, api.account.id, endpoint.id, now=platform.clock.now(), box=platform.box
             )
+            paused = endpoint_store.create(
+                conn,
+                api.account.id,
+                url="https://127.0.0.1:9445/desk",
+                subscribed_events=None,
+                limit=20,
+                allow_unsafe=True,
+                now=platform.clock.now(),
+                box=platform.box,
+                rng=platform.rng,
+            )
+            endpoint_health.pause(
+                conn,
+                paused.id,
+                api.account.id,
+                by="customer",
+                now=platform.clock.now(),
+                rules=endpoint_health.rules_from(platform.settings),
+            )
         account_b = make_account(platform, url=URL_B, events=["sms"], name="Other Co")
         api.clock.advance(600)  # the expiring token has now expired
         tokens: dict[str, str | None] = {
@@ -143,6 +171,7 @@ def world(tmp_path: Path) -> Iterator[World]:
             published.pbx_id,
             endpoint.id,
             ep_secret.secret,
+            paused.id,
         )
 
 
@@ -172,6 +201,14 @@ def _snapshot(world: World) -> Any:
                 .order_by(endpoint_subscriptions.c.endpoint_id, endpoint_subscriptions.c.event)
             )
         ]
+        health_rows = [
+            tuple(r)
+            for r in conn.execute(
+                select(endpoint_health_table)
+                .where(endpoint_health_table.c.endpoint_id.in_(ep_ids))
+                .order_by(endpoint_health_table.c.endpoint_id)
+            )
+        ]
         rows = conn.execute(
             select(deliveries.c.id, deliveries.c.status, deliveries.c.next_attempt_at)
             .where(deliveries.c.account_id == world.api.account.id)
@@ -189,12 +226,13 @@ def _snapshot(world: World) -> Any:
         endpoint_rows,
         secret_rows,
         subscription_rows,
+        health_rows,
     )
 
 
 def _call(world: World, route: tuple[str, str, str, dict[str, Any] | None], kind: str) -> Any:
     method, template, scope, body = route
-    path = template.format(dlv=world.dlv, pbx=world.pbx, ep=world.ep)
+    path = template.format(dlv=world.dlv, pbx=world.pbx, ep=world.ep, paused=world.paused)
     header = world.tokens[f"{kind}:{scope}" if kind == "wrong_scope" else kind]
     headers = {} if header is None else {"Authorization": header}
     response = world.api.client.request(method, path, headers=headers, json=body)
@@ -223,11 +261,18 @@ def test_route_by_token_kind(
         if "{dlv}" in route[1]:  # exactly what an id that never existed gets
             doc = assert_error(response, 404, path)
             assert doc["errors"] == [f"Delivery '{world.dlv}' not found."]
-        elif "{ep}" in route[1]:
+        elif "{ep}" in route[1] or "{paused}" in route[1]:
             doc = assert_error(response, 404, path)
-            assert doc["errors"] == [f"Endpoint '{world.ep}' not found."]
+            endpoint_id = world.ep if "{ep}" in route[1] else world.paused
+            assert doc["errors"] == [f"Endpoint '{endpoint_id}' not found."]
         else:
-            of_a = (world.dlv, world.api.account.id, "example.com/webhooks/sipsim", world.ep)
+            of_a = (
+                world.dlv,
+                world.api.account.id,
+                "example.com/webhooks/sipsim",
+                world.ep,
+                world.paused,
+            )
             for value in (*of_a, world.ep_secret, "127.0.0.1:9444/crm"):
                 assert value not in response.text
     assert _snapshot(world) == before

@@ -283,3 +283,42 @@ def test_events_of_one_call_in_sequence_order(tmp_path: Path) -> None:
     assert {e["skip_reason"] for e in data if not e["delivered_to_you"]} == {"not_subscribed"}
     assert data[0]["body"]["id"] == data[0]["id"]
     assert other == []
+
+
+def test_retrying_filter_lists_pending_deliveries_already_attempted(tmp_path: Path) -> None:
+    with running_api(tmp_path) as api:
+        ids = _publish(api, 3)
+        _fail(api, [ids[0]])  # failed for good
+        with api.platform.db.write() as conn:
+            [job] = queue.claim(
+                conn,
+                worker_id="w",
+                claim_id="c2",
+                now=api.clock.now(),
+                lease=timedelta(seconds=30),
+                limit=1,
+                box=api.platform.box,
+            )
+            retry_at = api.clock.now() + timedelta(minutes=4)
+            queue.complete(
+                conn,
+                [
+                    queue.AttemptResult(
+                        job=job,
+                        started_at=api.clock.now(),
+                        duration_ms=2000.0,
+                        delivered=False,
+                        status_code=None,
+                        response_body=None,
+                        error_class="timeout",
+                        error_message="timed out",
+                        next_attempt_at=retry_at,
+                    )
+                ],
+            )
+        retrying = assert_success(api.get(LIST, params={"status": "retrying"}))["deliveries"]
+        pending = assert_success(api.get(LIST, params={"status": "pending"}))["deliveries"]
+    assert [d["id"] for d in retrying] == [job.delivery_id]
+    assert retrying[0]["attempts"] == 1
+    assert retrying[0]["next_attempt_at"] is not None
+    assert {d["id"] for d in pending} == set(ids[1:])

@@ -13,7 +13,14 @@ from sqlalchemy import func, select
 from callhook.api.v2.models import EndpointOut, RetryPolicyName
 from callhook.core.retry import RETRY_POLICIES
 from callhook.store import endpoints as endpoint_store
-from callhook.store.tables import deliveries, endpoint_secrets, endpoint_subscriptions, endpoints
+from callhook.store.tables import (
+    deliveries,
+    endpoint_events,
+    endpoint_health,
+    endpoint_secrets,
+    endpoint_subscriptions,
+    endpoints,
+)
 from tests.factories import make_account, make_token, publish_sample
 from tests.integration.api.helpers import (
     BOTH,
@@ -36,6 +43,14 @@ FIELDS = [
     "subscribed_events",
     "retry_policy",
     "state",
+    "state_since",
+    "failing_since",
+    "next_probe_at",
+    "disable_at",
+    "slowed_until",
+    "rate_limit",
+    "max_in_flight",
+    "replay_on_recovery",
     "primary",
     "created_at",
     "updated_at",
@@ -61,7 +76,14 @@ def _state(api: Api) -> Any:
     with api.platform.db.read() as conn:
         return [
             conn.execute(select(table).order_by(*table.primary_key.columns)).all()
-            for table in (endpoints, endpoint_subscriptions, endpoint_secrets, deliveries)
+            for table in (
+                endpoints,
+                endpoint_subscriptions,
+                endpoint_secrets,
+                deliveries,
+                endpoint_health,
+                endpoint_events,
+            )
         ]
 
 
@@ -378,6 +400,8 @@ def test_bad_patch_is_refused_naming_the_field(
         ("GET", "/secret"),
         ("POST", "/secret/rotate"),
         ("POST", "/test"),
+        ("POST", "/pause"),
+        ("POST", "/resume"),
     ],
 )
 @pytest.mark.parametrize(

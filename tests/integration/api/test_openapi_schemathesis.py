@@ -41,6 +41,8 @@ OPERATIONS = [
     ("GET", "/api/v2/endpoints/{endpoint_id}/secret"),
     ("POST", "/api/v2/endpoints/{endpoint_id}/secret/rotate"),
     ("POST", "/api/v2/endpoints/{endpoint_id}/test"),
+    ("POST", "/api/v2/endpoints/{endpoint_id}/pause"),
+    ("POST", "/api/v2/endpoints/{endpoint_id}/resume"),
 ]
 INGEST = ("POST", "/internal/v1/events")
 MODES = [schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE]
@@ -169,6 +171,8 @@ def test_openapi_document_lists_every_route_with_security(tmp_path: Path) -> Non
         "/api/v2/endpoints/{endpoint_id}/secret": ["get"],
         "/api/v2/endpoints/{endpoint_id}/secret/rotate": ["post"],
         "/api/v2/endpoints/{endpoint_id}/test": ["post"],
+        "/api/v2/endpoints/{endpoint_id}/pause": ["post"],
+        "/api/v2/endpoints/{endpoint_id}/resume": ["post"],
     }
     for path, ops in doc["paths"].items():
         if path.startswith("/api/v2/"):

@@ -67,6 +67,7 @@ def test_operator_path_from_account_to_redelivery(env: dict[str, str]) -> None:
 
     pending = run_json(env, "deliveries", "list", "--status", "pending")
     assert [d["id"] for d in pending] == [published["delivery_id"]]
+    assert run_json(env, "deliveries", "list", "--status", "retrying") == []  # not attempted yet
     text = run(env, "deliveries", "list", "--account", acc)
     assert published["delivery_id"] in text
 
@@ -87,6 +88,8 @@ def test_bad_input_is_a_clear_message_not_a_traceback(env: dict[str, str]) -> No
     assert "unknown scope(s) admin" in out
     out = run(env, "deliveries", "show", "dlv_missing", code=1)
     assert "not found" in out
+    out = run(env, "deliveries", "list", "--status", "lost", code=1)
+    assert "status must be one of pending, delivered, failed, retrying" in out
     out = run(env, "integration", "set-url", acc, "ftp://example.com/x", code=1)
     assert "error" in out.lower()
     out = run(env, "emit", "sms", "--account", acc, "--data", "{not json", code=2)

@@ -65,6 +65,14 @@ def test_add_list_show_update_remove(env: dict[str, str], acc: str) -> None:
         "subscribed_events",
         "retry_policy",
         "state",
+        "state_since",
+        "failing_since",
+        "next_probe_at",
+        "disable_at",
+        "slowed_until",
+        "rate_limit",
+        "max_in_flight",
+        "replay_on_recovery",
         "primary",
         "created_at",
         "updated_at",
@@ -160,3 +168,64 @@ def test_the_limit_holds_for_the_operator_too(env: dict[str, str], acc: str) -> 
     assert result.exit_code == 1
     assert "2 endpoints" in result.output
     assert len(run_json(env, "endpoints", "list", acc)) == 2
+
+
+def test_pause_resume_and_limits_show_in_the_state(env: dict[str, str], acc: str) -> None:
+    added = run_json(env, "endpoints", "add", acc, CRM, "--events", "all", "--rate-limit", "50")
+    ep = added["id"]
+    assert (added["state"], added["rate_limit"], added["max_in_flight"]) == ("active", 50, None)
+    paused = run_json(env, "endpoints", "pause", acc, ep)
+    assert paused["state"] == "paused"
+    assert paused["state_since"] is not None
+    assert run_json(env, "endpoints", "pause", acc, ep) == paused  # idempotent
+    text = run(env, "endpoints", "show", acc, ep)
+    assert "State:       paused since " in text
+    assert "Rate limit:  50/s   Max in flight: none" in text
+    assert "active → paused  (paused by operator)" in text
+    listed = run(env, "endpoints", "list", acc)
+    assert "paused" in listed
+    resumed = run_json(env, "endpoints", "resume", acc, ep)
+    assert resumed["state"] == "active"
+    text = run(env, "endpoints", "show", acc, ep)
+    assert "paused → active  (resumed by operator)" in text
+
+    changed = run_json(env, "endpoints", "update", acc, ep, "--max-in-flight", "4", "--no-replay")
+    assert (changed["rate_limit"], changed["max_in_flight"]) == (50, 4)
+    assert changed["replay_on_recovery"] is False
+    cleared = run_json(env, "endpoints", "update", acc, ep, "--rate-limit", "0")
+    assert (cleared["rate_limit"], cleared["max_in_flight"]) == (None, 4)
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--rate-limit", "-1", "--rate-limit: must be 0 (no limit) or a number"),
+        ("--rate-limit", "1001", "at most 1000"),
+        ("--max-in-flight", "65", "--max-in-flight: must be 0 or a whole number from 1 to 64"),
+    ],
+)
+def test_limits_outside_the_caps_are_refused_with_nothing_changed(
+    env: dict[str, str], acc: str, option: str, value: str, message: str
+) -> None:
+    ep = run_json(env, "endpoints", "add", acc, CRM, "--events", "all")["id"]
+    before = run_json(env, "endpoints", "show", acc, ep)
+    result = runner.invoke(
+        app, ["endpoints", "update", acc, ep, option, value, "--description", "x"], env=env
+    )
+    assert result.exit_code == 2
+    assert message in result.output
+    assert run_json(env, "endpoints", "show", acc, ep) == before
+
+
+def test_pausing_unknown_or_disabled_endpoints_is_refused(env: dict[str, str], acc: str) -> None:
+    result = runner.invoke(
+        app, ["endpoints", "pause", acc, "ep_01JH8Z00000000000000000000"], env=env
+    )
+    assert result.exit_code == 1
+    assert "not found" in result.output
+    ep = run_json(env, "endpoints", "add", acc, CRM, "--events", "all", "--disabled")
+    assert ep["state"] == "disabled"
+    result = runner.invoke(app, ["endpoints", "pause", acc, ep["id"]], env=env)
+    assert result.exit_code == 1
+    assert "resume it" in result.output
+    assert run_json(env, "endpoints", "resume", acc, ep["id"])["enabled"] is True

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from callhook.platform import Platform
 from callhook.store import queue, stats
+from callhook.store.tables import deliveries
 from tests.factories import publish_sample
 from tests.integration.dashboard.site import make_site, make_user, sign_in
 
@@ -118,3 +119,28 @@ def test_failure_streak_and_banner(tmp_path: Path) -> None:
     with platform.db.read() as conn:
         assert stats.failure_streak(conn, account_id) is None
     assert "failing since" not in site.client.get("/dashboard").text
+
+
+def test_retrying_deliveries_are_shown_and_the_banner_links_to_them(tmp_path: Path) -> None:
+    """Issue 12 item 3: a pending delivery with an attempt made reads ``retrying`` with its next
+    attempt time, the ``retrying`` filter lists exactly those, and the banner links there."""
+    site = make_site(tmp_path)
+    platform = site.platform
+    account_id = make_user(site, email="ana@example.com")
+    publish_sample(platform, account_id, seed=1)
+    _attempt(platform, ms=2000.0, status=None, error="timeout", retry=True)
+    with platform.db.write() as conn:
+        conn.execute(
+            deliveries.update().values(next_attempt_at=platform.clock.now() + timedelta(minutes=4))
+        )
+    publish_sample(platform, account_id, seed=2)  # pending, never attempted
+    sign_in(site.client, "ana@example.com")
+    overview = site.client.get("/dashboard").text
+    assert 'href="/dashboard/deliveries?status=retrying"' in overview
+    listed = site.client.get("/dashboard/deliveries", params={"status": "retrying"}).text
+    assert listed.count('class="pill wait"') == 1
+    assert ">retrying</a>" in listed
+    assert "next attempt at" in listed
+    assert "10:34" in listed
+    pending = site.client.get("/dashboard/deliveries", params={"status": "pending"}).text
+    assert pending.count('class="pill wait"') == 2

@@ -25,10 +25,10 @@ async def test_a_publish_during_an_empty_claim_is_not_missed(
     claim = worker.claims.claim
     raced = False
 
-    def racing_claim(limit: int, exclude: set[str], probing: set[str]) -> list[ClaimedJob]:
+    def racing_claim(limit: int, exclude: set[str]) -> list[ClaimedJob]:
         """Publishes from inside the first empty claim: the commit lands mid-claim."""
         nonlocal raced
-        jobs = claim(limit, exclude, probing)
+        jobs = claim(limit, exclude)
         if not jobs and not raced:
             raced = True
             publish_sample(platform, account.id)

@@ -134,12 +134,18 @@ def test_the_claim_reads_deliveries_through_indexes_only(tmp_path: Path) -> None
         " SELECT id FROM chosen"
     )
     statement = text("EXPLAIN QUERY PLAN " + select_chosen).bindparams(
-        bindparam("excluded", expanding=True)
+        bindparam("excluded", expanding=True), bindparam("held", expanding=True)
     )
     with platform.db.read() as conn:
         plan = conn.execute(
             statement,
-            {"now": "2026-01-01", "excluded": ["ep_x"], "per_endpoint": 32, "limit": 256},
+            {
+                "now": "2026-01-01",
+                "excluded": ["ep_x"],
+                "held": ["ep_y"],
+                "per_endpoint": 32,
+                "limit": 256,
+            },
         ).all()
     details = [row[3] for row in plan]
     assert not [d for d in details if d.startswith("SCAN d")], details

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from callhook.api.v2 import deliveries, endpoints, subscriptions
+from callhook.api.v2 import deliveries, endpoint_state, endpoints, subscriptions
 
 router = APIRouter()
 router.include_router(deliveries.router)
 router.include_router(subscriptions.router)
 router.include_router(endpoints.router)
+router.include_router(endpoint_state.router)
 
 __all__ = ["router"]

@@ -33,9 +33,9 @@ from callhook.api.v2.common import (
 )
 from callhook.api.v2.models import (
     DeliveryDetailResponse,
+    DeliveryFilter,
     DeliveryPageResponse,
     DeliveryResponse,
-    DeliveryStatus,
     QueuedTestResponse,
     RedeliverCountResponse,
     RedeliverWindow,
@@ -186,7 +186,13 @@ async def list_deliveries(
             description="next_cursor of the previous page (opaque to you).",
         ),
     ] = None,
-    status: Annotated[DeliveryStatus | None, Query(description="Only this status.")] = None,
+    status: Annotated[
+        DeliveryFilter | None,
+        Query(
+            description="Only this status; `retrying` is `pending` with at least one attempt "
+            "made (the next at `next_attempt_at`)."
+        ),
+    ] = None,
     event: Annotated[
         str | None,
         Query(

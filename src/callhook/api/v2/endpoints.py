@@ -46,12 +46,16 @@ from callhook.api.v2.models import (
     EndpointUpdate,
     QueuedTestResponse,
 )
+from callhook.core import throttle
 from callhook.delivery.resolver import check_url
 from callhook.endpoint_view import endpoint_json, secrets_json
-from callhook.errors import IntegrationNotConfigured, NotFound, UnsafeURL
+from callhook.errors import IntegrationNotConfigured, NotFound, PayloadInvalid, UnsafeURL
 from callhook.events.names import TEST_EVENT
+from callhook.platform import Platform
 from callhook.publish import Published, send_test_event
+from callhook.settings import health_rules
 from callhook.store import accounts as account_store
+from callhook.store import endpoint_health
 from callhook.store import endpoints as endpoint_store
 from callhook.store.db import Connection
 from callhook.store.endpoints import Endpoint, SigningSecret
@@ -66,7 +70,59 @@ EndpointIdPath = Annotated[
         examples=["ep_01JH8Z0000000000000000000A"],
     ),
 ]
-_NOT_FOUND = {404: "No endpoint with this id in your account."}
+NOT_FOUND = {404: "No endpoint with this id in your account."}
+
+
+LIMIT_FIELDS = ("rate_limit", "max_in_flight", "replay_on_recovery")
+
+
+def rules_of(platform: Platform) -> endpoint_health.Rules:
+    """The operator's endpoint health rules (settings are checked at start-up)."""
+    return endpoint_health.rules_from(platform.settings)
+
+
+def shown(conn: Connection, platform: Platform, endpoints: list[Endpoint]) -> list[dict[str, Any]]:
+    """The endpoints' JSON with their health (one statement for all of them)."""
+    status = endpoint_health.statuses(
+        conn, [e.id for e in endpoints], now=platform.clock.now(), rules=rules_of(platform)
+    )
+    return [endpoint_json(e, status[e.id]) for e in endpoints]
+
+
+def checked_limits(
+    platform: Platform, rate_limit: float | None, max_in_flight: int | None
+) -> tuple[float | None, int | None]:
+    """The throttling fields within the operator's caps, else 422 naming the field."""
+    _, _, caps = health_rules(platform.settings)
+    problems = throttle.check_limits(rate_limit, max_in_flight, caps)
+    for name, message in problems.items():
+        raise PayloadInvalid(f"{name}: {message}", field=name)
+    return rate_limit, max_in_flight
+
+
+def apply_limits(
+    conn: Connection,
+    platform: Platform,
+    endpoint: Endpoint,
+    given: dict[str, Any],
+) -> None:
+    """Store the throttling fields ``given`` (any of ``LIMIT_FIELDS``); the others stay."""
+    if not given:
+        return
+    current = endpoint_health.get(conn, endpoint.id, endpoint.account_id)
+    rate = given.get("rate_limit", current.rate_limit)
+    in_flight = given.get("max_in_flight", current.max_in_flight)
+    _, _, caps = health_rules(platform.settings)
+    endpoint_health.set_limits(
+        conn,
+        endpoint.id,
+        endpoint.account_id,
+        rate_limit=rate,
+        max_in_flight=in_flight,
+        replay_on_recovery=given.get("replay_on_recovery"),
+        caps=caps,
+        keep_bucket=rate == current.rate_limit,
+    )
 
 
 async def _vetted(request: Request, url: str) -> str:
@@ -87,10 +143,12 @@ async def _vetted(request: Request, url: str) -> str:
     responses=responses(400, 401, 403, 413, 429, 431),
 )
 async def list_endpoints(request: Request, caller: Reader) -> Response:
-    def work(conn: Connection) -> list[Endpoint]:
-        return endpoint_store.list_for_account(conn, caller.account_id)
+    platform = platform_of(request)
 
-    return success(request, [endpoint_json(e) for e in await read(request, work)])
+    def work(conn: Connection) -> list[dict[str, Any]]:
+        return shown(conn, platform, endpoint_store.list_for_account(conn, caller.account_id))
+
+    return success(request, await read(request, work))
 
 
 @router.post(
@@ -108,12 +166,13 @@ async def list_endpoints(request: Request, caller: Reader) -> Response:
 async def create_endpoint(request: Request, caller: EndpointBodyWriter) -> Response:
     require_json(request)
     body = parse_model(await read_body(request), EndpointCreate)
-    url = await _vetted(request, body.url)
     platform = platform_of(request)
+    checked_limits(platform, body.rate_limit, body.max_in_flight)
+    url = await _vetted(request, body.url)
 
-    def work(conn: Connection) -> Endpoint:
+    def work(conn: Connection) -> dict[str, Any]:
         account_store.get(conn, caller.account_id)
-        return endpoint_store.create(
+        created = endpoint_store.create(
             conn,
             caller.account_id,
             url=url,
@@ -126,22 +185,32 @@ async def create_endpoint(request: Request, caller: EndpointBodyWriter) -> Respo
             now=platform.clock.now(),
             box=platform.box,
             rng=platform.rng,
+            rules=rules_of(platform),
         )
+        limits = {
+            name: getattr(body, name)
+            for name in LIMIT_FIELDS
+            if name in body.model_fields_set and getattr(body, name) is not None
+        }
+        apply_limits(conn, platform, created, limits)
+        return shown(conn, platform, [created])[0]
 
-    return success(request, endpoint_json(await write(request, work)), status=201)
+    return success(request, await write(request, work), status=201)
 
 
 @router.get(
     "/api/v2/endpoints/{endpoint_id}",
     summary="Get an endpoint",
     response_model=EndpointResponse,
-    responses=responses(400, 401, 403, 404, 413, 422, 429, 431, descriptions=_NOT_FOUND),
+    responses=responses(400, 401, 403, 404, 413, 422, 429, 431, descriptions=NOT_FOUND),
 )
 async def get_endpoint(request: Request, endpoint_id: EndpointIdPath, caller: Reader) -> Response:
-    def work(conn: Connection) -> Endpoint:
-        return endpoint_store.get(conn, caller.account_id, endpoint_id)
+    platform = platform_of(request)
 
-    return success(request, endpoint_json(await read(request, work)))
+    def work(conn: Connection) -> dict[str, Any]:
+        return shown(conn, platform, [endpoint_store.get(conn, caller.account_id, endpoint_id)])[0]
+
+    return success(request, await read(request, work))
 
 
 @router.patch(
@@ -149,9 +218,12 @@ async def get_endpoint(request: Request, endpoint_id: EndpointIdPath, caller: Re
     summary="Change an endpoint",
     description="Change the fields given; the others stay. `subscribed_events` replaces the "
     "whole list (null: every event). The primary endpoint's `url` is set in the dashboard, "
-    "not here (400).",
+    "not here (400). A new `url` makes a failing endpoint active again at once; `enabled` "
+    "false disables the endpoint by hand, true re-enables a disabled one. `rate_limit` and "
+    "`max_in_flight` (null: none) must be within the operator's caps (422 naming the field, "
+    "nothing changed).",
     response_model=EndpointResponse,
-    responses=responses(400, 401, 403, 404, 409, 413, 415, 422, 429, 431, descriptions=_NOT_FOUND),
+    responses=responses(400, 401, 403, 404, 409, 413, 415, 422, 429, 431, descriptions=NOT_FOUND),
     openapi_extra=json_body(EndpointUpdate),
 )
 async def update_endpoint(
@@ -160,7 +232,13 @@ async def update_endpoint(
     require_json(request)
     body = parse_model(await read_body(request), EndpointUpdate)
     changes: dict[str, Any] = {name: getattr(body, name) for name in body.model_fields_set}
+    limits = {name: changes.pop(name) for name in LIMIT_FIELDS if name in changes}
     platform = platform_of(request)
+    if "replay_on_recovery" in limits and limits["replay_on_recovery"] is None:
+        raise PayloadInvalid(
+            "replay_on_recovery: must be true or false", field="replay_on_recovery"
+        )
+    checked_limits(platform, limits.get("rate_limit"), limits.get("max_in_flight"))
     if "url" in changes:
         # The primary endpoint's URL is refused before any DNS lookup.
         current = await read(
@@ -169,19 +247,22 @@ async def update_endpoint(
         if not current.primary:
             changes["url"] = await _vetted(request, changes["url"])
 
-    def work(conn: Connection) -> Endpoint:
-        if not changes:
-            return endpoint_store.get(conn, caller.account_id, endpoint_id)
-        return endpoint_store.update(
-            conn,
-            caller.account_id,
-            endpoint_id,
-            allow_unsafe=platform.settings.allow_unsafe_targets,
-            now=platform.clock.now(),
-            **changes,
-        )
+    def work(conn: Connection) -> dict[str, Any]:
+        endpoint = endpoint_store.get(conn, caller.account_id, endpoint_id)
+        if changes:
+            endpoint = endpoint_store.update(
+                conn,
+                caller.account_id,
+                endpoint_id,
+                allow_unsafe=platform.settings.allow_unsafe_targets,
+                now=platform.clock.now(),
+                rules=rules_of(platform),
+                **changes,
+            )
+        apply_limits(conn, platform, endpoint, limits)
+        return shown(conn, platform, [endpoint_store.get(conn, caller.account_id, endpoint_id)])[0]
 
-    return success(request, endpoint_json(await write(request, work)))
+    return success(request, await write(request, work))
 
 
 @router.delete(
@@ -191,7 +272,7 @@ async def update_endpoint(
     "with their deliveries to your other endpoints). The primary endpoint cannot be deleted "
     "(409): disable it instead.",
     response_model=EndpointDeletedResponse,
-    responses=responses(400, 401, 403, 404, 409, 413, 422, 429, 431, descriptions=_NOT_FOUND),
+    responses=responses(400, 401, 403, 404, 409, 413, 422, 429, 431, descriptions=NOT_FOUND),
 )
 async def delete_endpoint(
     request: Request, endpoint_id: EndpointIdPath, caller: EndpointWriter
@@ -210,7 +291,7 @@ async def delete_endpoint(
     "during a rotation the previous one keeps signing until its `expires_at`. Needs "
     "`endpoints.write`: a secret is as sensitive as the right to change the endpoint.",
     response_model=EndpointSecretsResponse,
-    responses=responses(400, 401, 403, 404, 413, 422, 429, 431, descriptions=_NOT_FOUND),
+    responses=responses(400, 401, 403, 404, 413, 422, 429, 431, descriptions=NOT_FOUND),
 )
 async def read_secret(
     request: Request, endpoint_id: EndpointIdPath, caller: EndpointWriter
@@ -232,7 +313,7 @@ async def read_secret(
     "24 hours beside it (deliveries carry both signatures), so you can switch without "
     "losing a webhook. Returns the secrets signing now.",
     response_model=EndpointSecretsResponse,
-    responses=responses(400, 401, 403, 404, 413, 422, 429, 431, descriptions=_NOT_FOUND),
+    responses=responses(400, 401, 403, 404, 413, 422, 429, 431, descriptions=NOT_FOUND),
 )
 async def rotate_secret(
     request: Request, endpoint_id: EndpointIdPath, caller: EndpointWriter

@@ -24,6 +24,8 @@ TIMESTAMP_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$"
 TIME_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$"
 
 DeliveryStatus = Literal["pending", "delivered", "failed"]
+#: The deliveries filter: a status, or ``retrying`` (pending with at least one attempt made).
+DeliveryFilter = Literal["pending", "retrying", "delivered", "failed"]
 
 
 class _Model(BaseModel):
@@ -240,6 +242,47 @@ RetryPolicyName = Annotated[
 ]
 
 
+RateLimit = Annotated[
+    float | None,
+    Field(
+        gt=0,
+        # The default cap, documented; the operator's setting is what is enforced (422).
+        json_schema_extra={"maximum": 1000},
+        description="Deliveries per second at most (across every worker), null for no limit; "
+        "above 0 and at most the operator's cap (CALLHOOK_ENDPOINT_RATE_LIMIT_CAP, default "
+        "1000).",
+        examples=[50],
+    ),
+]
+MaxInFlight = Annotated[
+    int | None,
+    Field(
+        ge=1,
+        json_schema_extra={"maximum": 64},
+        description="Attempts under way at once at most (across every worker), null for the "
+        "worker's default; from 1 to the operator's cap (CALLHOOK_ENDPOINT_MAX_IN_FLIGHT_CAP, "
+        "default 64).",
+        examples=[8],
+    ),
+]
+ReplayOnRecovery = Annotated[
+    bool,
+    Field(
+        description="When the endpoint recovers from `failing`, queue again, in order, the "
+        "deliveries that failed for good during the outage (bounded by age and count)."
+    ),
+]
+EndpointStateName = Annotated[
+    Literal["active", "paused", "failing", "disabled"],  # core.health.EndpointState (tested)
+    Field(
+        description="`active`: delivering; `paused`: events wait, in order, until resumed; "
+        "`failing`: the endpoint keeps failing, one probe at `next_probe_at` at a time; "
+        "`disabled`: events are recorded as not delivered (by hand, or after failing until "
+        "`disable_at`)."
+    ),
+]
+
+
 class EndpointOut(_Model):
     """An endpoint as the API shows it (``callhook.endpoint_view.endpoint_json``)."""
 
@@ -253,7 +296,27 @@ class EndpointOut(_Model):
         description="Subscribed event names in catalog order; null for every event."
     )
     retry_policy: RetryPolicyName
-    state: str = Field(description="Delivery state: `active`.")
+    state: EndpointStateName
+    state_since: str | None = Field(
+        pattern=TIME_PATTERN, description="When the state began; null if it never changed."
+    )
+    failing_since: str | None = Field(
+        pattern=TIME_PATTERN, description="While failing: the first failure of the streak."
+    )
+    next_probe_at: str | None = Field(
+        pattern=TIME_PATTERN, description="While failing: when the next probe may be sent."
+    )
+    disable_at: str | None = Field(
+        pattern=TIME_PATTERN,
+        description="While failing: when it will be disabled unless it recovers (null: never).",
+    )
+    slowed_until: str | None = Field(
+        pattern=TIME_PATTERN,
+        description="A 429 or 503 with Retry-After holds the whole endpoint until then.",
+    )
+    rate_limit: RateLimit
+    max_in_flight: MaxInFlight
+    replay_on_recovery: ReplayOnRecovery
     primary: bool = Field(
         description="The account's webhook setting of spec 002 (`/api/v2/webhooks`). Its URL "
         "is set in the dashboard; it cannot be deleted."
@@ -278,6 +341,9 @@ class EndpointCreate(_Request):
     description: EndpointDescription = ""
     retry_policy: RetryPolicyName = "exponential"
     enabled: bool = Field(default=True, description="Deliver to it from now on.")
+    rate_limit: RateLimit = None
+    max_in_flight: MaxInFlight = None
+    replay_on_recovery: ReplayOnRecovery = True
 
 
 class EndpointUpdate(_Request):
@@ -295,6 +361,9 @@ class EndpointUpdate(_Request):
     enabled: bool = Field(  # type: ignore[assignment]
         default=None, description="False: stop delivering here."
     )
+    rate_limit: RateLimit = None
+    max_in_flight: MaxInFlight = None
+    replay_on_recovery: ReplayOnRecovery = None  # type: ignore[assignment]
 
 
 class EndpointDeleted(_Model):

@@ -1,0 +1,746 @@
+"""Endpoint health in the database: one breaker and one token bucket per endpoint, shared by
+every worker process; the endpoint event log; replay on recovery.
+
+The rules are pure (``callhook.core.health``, ``callhook.core.throttle``,
+``callhook.core.replay``); this module loads the rows, feeds the machine and writes back, always
+inside the caller's write transaction (the claim, the group commit, an API call), so a state
+change and what it implies (the log row, the alert, the replay, failing the queue of a disabled
+endpoint) commit together or not at all. An endpoint without a row is ``active`` with no limits:
+the hot path (a success on a healthy endpoint) writes nothing.
+
+The machine's state is mirrored in ``endpoints.state`` (written in the same statement group) so
+everything that reads an endpoint shows it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, and_, case, func, or_, select, update
+
+from callhook.core import health as machine
+from callhook.core import replay as replay_rules
+from callhook.core import throttle
+from callhook.core.clock import rfc3339
+from callhook.core.health import (
+    AttemptVerdict,
+    Cause,
+    EndpointState,
+    Health,
+    HealthPolicy,
+    Step,
+    Transition,
+)
+from callhook.core.outcome import DeliveryStatus, ErrorClass
+from callhook.errors import Conflict, InvalidRequest
+from callhook.settings import Settings, health_rules
+from callhook.store import alerts as alert_store
+from callhook.store import dialect
+from callhook.store.tables import deliveries, endpoint_events, endpoint_health, endpoints
+
+#: The deliveries column naming a delivery's endpoint.
+ENDPOINT_OF = deliveries.c.endpoint_id
+
+
+def deliveries_of(endpoint_id: str) -> ColumnElement[bool]:
+    """The condition "this delivery goes to ``endpoint_id``"."""
+    return ENDPOINT_OF.__eq__(endpoint_id)
+
+
+H = endpoint_health.c
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointHealth:
+    """One endpoint's row: its machine state, throttle settings and bucket."""
+
+    endpoint_id: str
+    account_id: str
+    health: Health = field(default_factory=Health)
+    rate_limit: float | None = None
+    max_in_flight: int | None = None
+    replay_on_recovery: bool = True
+    bucket: throttle.Bucket | None = None
+    slowed_until: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointEvent:
+    """One row of the endpoint event log."""
+
+    at: datetime
+    before: str
+    after: str
+    cause: str
+    alert: str | None
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """The operator's rules, from settings."""
+
+    policy: HealthPolicy = field(default_factory=HealthPolicy)
+    replay: replay_rules.ReplayPolicy = field(default_factory=replay_rules.ReplayPolicy)
+
+
+def rules_from(settings: Settings) -> Rules:
+    """The rules the settings say."""
+    policy, replay_policy, _caps = health_rules(settings)
+    return Rules(policy, replay_policy)
+
+
+# --- reading and writing rows ------------------------------------------------------------------
+def _from_row(r: Any) -> EndpointHealth:
+    bucket = None
+    if r.tokens is not None and r.tokens_at is not None:
+        bucket = throttle.Bucket(r.tokens, r.tokens_at)
+    return EndpointHealth(
+        endpoint_id=r.endpoint_id,
+        account_id=r.account_id,
+        health=Health(
+            state=EndpointState(r.state),
+            since=r.since,
+            consecutive_failures=r.consecutive_failures,
+            failing_since=r.failing_since,
+            next_probe_at=r.next_probe_at,
+            probe_cooldown=r.probe_cooldown,
+            warned_before=r.warned_before,
+        ),
+        rate_limit=r.rate_limit,
+        max_in_flight=r.max_in_flight,
+        replay_on_recovery=bool(r.replay_on_recovery),
+        bucket=bucket,
+        slowed_until=r.slowed_until,
+    )
+
+
+def load(conn: Connection, endpoint_ids: Iterable[str], *, lock: bool = False) -> dict[str, Any]:
+    """The rows of these endpoints (missing ones are absent), locked on PostgreSQL if ``lock``."""
+    ids = sorted(set(endpoint_ids))
+    if not ids:
+        return {}
+    query = select(endpoint_health).where(H.endpoint_id.in_(ids))
+    if lock and conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    return {r.endpoint_id: _from_row(r) for r in conn.execute(query)}
+
+
+def get(conn: Connection, endpoint_id: str, account_id: str) -> EndpointHealth:
+    """One endpoint's health (the defaults if it has no row)."""
+    return load(conn, [endpoint_id]).get(endpoint_id) or EndpointHealth(endpoint_id, account_id)
+
+
+def _ensure(conn: Connection, pairs: Iterable[tuple[str, str]]) -> None:
+    rows = [
+        {
+            "endpoint_id": endpoint_id,
+            "account_id": account_id,
+            "state": EndpointState.ACTIVE.value,
+            "consecutive_failures": 0,
+            "probe_cooldown": 0.0,
+            "replay_on_recovery": True,
+        }
+        for endpoint_id, account_id in pairs
+    ]
+    dialect.insert_ignore(conn, endpoint_health, rows)
+
+
+def _save(conn: Connection, eh: EndpointHealth, policy: HealthPolicy) -> None:
+    h = eh.health
+    conn.execute(
+        update(endpoint_health)
+        .where(H.endpoint_id == eh.endpoint_id)
+        .values(
+            state=h.state.value,
+            since=h.since,
+            consecutive_failures=h.consecutive_failures,
+            failing_since=h.failing_since,
+            next_probe_at=h.next_probe_at,
+            probe_cooldown=h.probe_cooldown,
+            warned_before=h.warned_before,
+            next_check_at=machine.next_check_at(h, policy),
+            slowed_until=eh.slowed_until,
+        )
+    )
+    conn.execute(
+        update(endpoints)
+        .where(endpoints.c.id == eh.endpoint_id, endpoints.c.state != h.state.value)
+        .values(state=h.state.value)
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    return rfc3339(value) if isinstance(value, datetime) else value
+
+
+def _alert(conn: Connection, eh: EndpointHealth, t: Transition) -> None:
+    """The one place a transition raises its alert: into the alerts outbox (operational
+    webhook, mail), in this transaction, once per endpoint and transition."""
+    assert t.alert is not None
+    url = conn.execute(
+        select(endpoints.c.url).where(endpoints.c.id == eh.endpoint_id)
+    ).scalar_one_or_none()
+    data: dict[str, Any] = {k: _jsonable(v) for k, v in t.data.items()}
+    data.update(
+        transition_at=rfc3339(t.at),
+        reason=t.cause.value,
+        state=t.after.value,
+        url=url,
+    )
+    if t.after is EndpointState.FAILING and eh.health.next_probe_at is not None:
+        data["next_probe_at"] = rfc3339(eh.health.next_probe_at)
+    alert_store.record_alert(conn, t.alert, eh.account_id, eh.endpoint_id, data, t.at)
+
+
+def _log(conn: Connection, eh: EndpointHealth, transitions: Iterable[Transition]) -> None:
+    for t in transitions:
+        conn.execute(
+            endpoint_events.insert().values(
+                endpoint_id=eh.endpoint_id,
+                account_id=eh.account_id,
+                at=t.at,
+                before=t.before.value,
+                after=t.after.value,
+                cause=t.cause.value,
+                alert=t.alert.value if t.alert else None,
+                data=json.dumps({k: _jsonable(v) for k, v in t.data.items()}, sort_keys=True),
+            )
+        )
+        if t.alert is not None:
+            _alert(conn, eh, t)
+
+
+# --- applying the machine ----------------------------------------------------------------------
+def _commit_step(
+    conn: Connection, before: EndpointHealth, step: Step, now: datetime, rules: Rules
+) -> list[Transition]:
+    """Write a step's health, log its transitions and do what each implies."""
+    after = replace(before, health=step.health)
+    if step.health != before.health:
+        _save(conn, after, rules.policy)
+    _log(conn, after, step.transitions)
+    for t in step.transitions:
+        if t.after is t.before:
+            continue
+        recovered = t.before is EndpointState.FAILING and t.after is EndpointState.ACTIVE
+        if recovered and after.replay_on_recovery and before.health.failing_since is not None:
+            replay(conn, after.endpoint_id, before.health.failing_since, now, rules.replay)
+        if t.after is EndpointState.DISABLED:
+            _set_enabled(conn, after.endpoint_id, False, now)
+            _fail_queue(conn, after.endpoint_id, now)
+        if t.before is EndpointState.DISABLED:
+            _set_enabled(conn, after.endpoint_id, True, now)
+        if t.before is EndpointState.PAUSED:
+            _restart_windows(conn, after.endpoint_id, now)
+    return list(step.transitions)
+
+
+def change(
+    conn: Connection,
+    endpoint_id: str,
+    account_id: str,
+    fn: Callable[[Health], Step],
+    *,
+    now: datetime,
+    rules: Rules,
+) -> list[Transition]:
+    """Feed one input (``fn``: pause, resume, reset, …) to one endpoint's machine, in the
+    caller's transaction. ``ValueError`` from ``fn`` (pausing a disabled endpoint) becomes
+    ``Conflict``."""
+    _ensure(conn, [(endpoint_id, account_id)])
+    before = load(conn, [endpoint_id], lock=True)[endpoint_id]
+    try:
+        step = fn(before.health)
+    except ValueError as exc:
+        raise Conflict(str(exc)) from exc
+    return _commit_step(conn, before, step, now, rules)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """One recorded attempt's meaning for its endpoint."""
+
+    endpoint_id: str
+    account_id: str
+    verdict: AttemptVerdict
+    at: datetime
+    #: A 429/503's Retry-After (seconds): the whole endpoint waits this long.
+    retry_after: float | None = None
+
+
+def record(
+    conn: Connection, verdicts: Iterable[Verdict], *, now: datetime, rules: Rules
+) -> list[tuple[str, Transition]]:
+    """Feed a group commit's attempt verdicts to their endpoints, in order. Endpoints without a
+    row whose attempts all succeeded are not touched (nothing to write)."""
+    by_endpoint: dict[str, list[Verdict]] = {}
+    for v in verdicts:
+        if v.verdict is not AttemptVerdict.NEUTRAL:
+            by_endpoint.setdefault(v.endpoint_id, []).append(v)
+    if not by_endpoint:
+        return []
+    rows = load(conn, by_endpoint, lock=True)
+    needs_row = [
+        (eid, vs[0].account_id)
+        for eid, vs in by_endpoint.items()
+        if eid not in rows and any(v.verdict is AttemptVerdict.FAILURE or v.retry_after for v in vs)
+    ]
+    if needs_row:
+        _ensure(conn, needs_row)
+        rows.update(load(conn, [eid for eid, _ in needs_row], lock=True))
+    out: list[tuple[str, Transition]] = []
+    for endpoint_id, vs in by_endpoint.items():
+        before = rows.get(endpoint_id)
+        if before is None:
+            continue
+        health, transitions = before.health, list[Transition]()
+        slowed = before.slowed_until
+        for v in vs:
+            step = machine.record_attempt(health, v.verdict, v.at, rules.policy)
+            health, transitions = step.health, transitions + list(step.transitions)
+            if v.retry_after is not None:
+                until = throttle.slowed_until(v.at, v.retry_after)
+                slowed = until if slowed is None else max(slowed, until)
+        start = replace(before, slowed_until=slowed)
+        if slowed != before.slowed_until and health == before.health:
+            _save(conn, start, rules.policy)
+        done = _commit_step(conn, start, Step(health, tuple(transitions)), now, rules)
+        out += [(endpoint_id, t) for t in done]
+    return out
+
+
+def check_due(conn: Connection, *, now: datetime, rules: Rules) -> list[tuple[str, Transition]]:
+    """Warnings and automatic disabling that have fallen due (call every few minutes)."""
+    due = conn.execute(
+        select(H.endpoint_id).where(H.state == EndpointState.FAILING.value, H.next_check_at <= now)
+    ).scalars()
+    out: list[tuple[str, Transition]] = []
+    for endpoint_id, eh in load(conn, list(due), lock=True).items():
+        step = machine.check(eh.health, now, rules.policy)
+        out += [(endpoint_id, t) for t in _commit_step(conn, eh, step, now, rules)]
+    return out
+
+
+# --- what a state change implies ---------------------------------------------------------------
+def replay(
+    conn: Connection,
+    endpoint_id: str,
+    outage_start: datetime,
+    now: datetime,
+    policy: replay_rules.ReplayPolicy,
+) -> int:
+    """Queue again, in creation order, the endpoint's deliveries that failed for good since
+    ``outage_start`` (``callhook.core.replay``). Each is due a microsecond after the one before
+    and the last one a microsecond before ``now`` — all due at once, and claims (oldest due
+    first) take them in order; each gets a new retry window."""
+    if policy.max_count == 0:
+        return 0
+    rows = conn.execute(
+        select(deliveries.c.id, deliveries.c.created_at, deliveries.c.last_attempt_at)
+        .where(
+            deliveries_of(endpoint_id),
+            deliveries.c.status == DeliveryStatus.FAILED.value,
+            deliveries.c.last_attempt_at >= outage_start,
+            deliveries.c.created_at >= replay_rules.oldest_created(now, policy),
+        )
+        .order_by(deliveries.c.created_at.desc(), deliveries.c.id.desc())
+        .limit(policy.max_count)
+    ).all()
+    chosen = replay_rules.select(
+        (replay_rules.FailedDelivery(r.id, r.created_at, r.last_attempt_at) for r in rows),
+        outage_start=outage_start,
+        now=now,
+        policy=policy,
+    )
+    for i, delivery_id in enumerate(chosen):
+        conn.execute(
+            update(deliveries)
+            .where(
+                deliveries.c.id == delivery_id, deliveries.c.status == DeliveryStatus.FAILED.value
+            )
+            .values(
+                status=DeliveryStatus.PENDING.value,
+                next_attempt_at=now - timedelta(microseconds=len(chosen) - i),
+                window_start=now,
+                delivered_at=None,
+            )
+        )
+    return len(chosen)
+
+
+def _set_enabled(conn: Connection, endpoint_id: str, enabled: bool, now: datetime) -> None:
+    conn.execute(
+        update(endpoints)
+        .where(endpoints.c.id == endpoint_id)
+        .values(enabled=enabled, updated_at=now)
+    )
+
+
+def _fail_queue(conn: Connection, endpoint_id: str, now: datetime) -> None:
+    """A disabled endpoint's waiting deliveries are not delivered: failed, with the reason."""
+    conn.execute(
+        update(deliveries)
+        .where(
+            deliveries_of(endpoint_id),
+            deliveries.c.status == DeliveryStatus.PENDING.value,
+            or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until <= now),
+        )
+        .values(
+            status=DeliveryStatus.FAILED.value,
+            next_attempt_at=None,
+            last_error_class=ErrorClass.INTEGRATION_DISABLED.value,
+        )
+    )
+
+
+def _restart_windows(conn: Connection, endpoint_id: str, now: datetime) -> None:
+    """Deliveries that waited out a pause get their whole retry window from the resume: a
+    customer's maintenance must not eat the time their events have to arrive."""
+    conn.execute(
+        update(deliveries)
+        .where(deliveries_of(endpoint_id), deliveries.c.status == DeliveryStatus.PENDING.value)
+        .values(window_start=now)
+    )
+
+
+# --- throttling at the claim -------------------------------------------------------------------
+@dataclass(slots=True)
+class ClaimPlan:
+    """What one claim may take: nothing from ``excluded``, at most ``limited[id]`` from those."""
+
+    excluded: set[str]
+    limited: dict[str, int]
+    #: Endpoints whose bucket the claim takes from, as refilled at the claim.
+    buckets: dict[str, tuple[EndpointHealth, throttle.Bucket]]
+    #: The earliest time something excluded or limited may change (a token, a probe, a slow-down
+    #: ending): the worker looks again then instead of waiting for its poll.
+    next_change: datetime | None = None
+    #: Some endpoint was held back by its ``max_in_flight`` alone: a place frees when one of
+    #: its attempts is recorded, so the worker looks again then rather than at its poll.
+    capped: bool = False
+
+
+def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
+    if a is None:
+        return b
+    return a if b is None else min(a, b)
+
+
+def plan_claim(conn: Connection, *, now: datetime, want: int, rules: Rules) -> ClaimPlan:
+    """Which endpoints a claim at ``now`` leaves out or limits, in the claim's transaction. A
+    failing endpoint whose probe is due gets one delivery, and its next probe moves on (so no
+    other worker probes it meanwhile)."""
+    query = select(endpoint_health).where(
+        or_(
+            H.state != EndpointState.ACTIVE.value,
+            H.rate_limit.is_not(None),
+            H.max_in_flight.is_not(None),
+            H.slowed_until > now,
+        )
+    )
+    if conn.dialect.name == "postgresql":
+        # Claims that throttle or probe the same endpoint take turns (SQLite has one writer).
+        query = query.with_for_update()
+    rows = [_from_row(r) for r in conn.execute(query)]
+    plan = ClaimPlan(set(), {}, {})
+    capped = [eh.endpoint_id for eh in rows if eh.max_in_flight is not None]
+    in_flight = _in_flight(conn, capped, now)
+    # Endpoints that would get a claim of their own: only those with something due do (one
+    # statement for all), so thousands of throttled or failing endpoints with nothing waiting
+    # cost nothing per claim — no probe written, no claim statement, no bucket update.
+    candidates = {
+        eh.endpoint_id
+        for eh in rows
+        if eh.health.state in (EndpointState.ACTIVE, EndpointState.FAILING)
+        and (eh.slowed_until is None or eh.slowed_until <= now)
+    }
+    due = _with_due_work(conn, sorted(candidates), now)
+    for eh in rows:
+        if eh.endpoint_id in candidates and eh.endpoint_id not in due:
+            # Held from the general claim all the same (something may fall due meanwhile: a
+            # publish wakes the worker; a retry falling due is met by the poll).
+            plan.excluded.add(eh.endpoint_id)
+            continue
+        h = eh.health
+        if h.state in (EndpointState.PAUSED, EndpointState.DISABLED):
+            plan.excluded.add(eh.endpoint_id)
+            continue
+        if eh.slowed_until is not None and eh.slowed_until > now:
+            plan.excluded.add(eh.endpoint_id)
+            plan.next_change = _earliest(plan.next_change, eh.slowed_until)
+            continue
+        if h.state is EndpointState.FAILING:
+            probe = machine.claim_probe(h, now)
+            if probe is None:
+                plan.excluded.add(eh.endpoint_id)
+                plan.next_change = _earliest(plan.next_change, h.next_probe_at)
+                continue
+            _save(conn, replace(eh, health=probe), rules.policy)
+            plan.limited[eh.endpoint_id] = 1
+            continue
+        if eh.max_in_flight is not None and in_flight.get(eh.endpoint_id, 0) >= eh.max_in_flight:
+            plan.capped = True
+        granted, bucket = throttle.allowance(
+            want=want,
+            bucket=eh.bucket,
+            rate=eh.rate_limit,
+            max_in_flight=eh.max_in_flight,
+            in_flight=in_flight.get(eh.endpoint_id, 0),
+            now=now,
+        )
+        if eh.rate_limit is not None and bucket is not None:
+            refilled = throttle.refill(
+                eh.bucket or throttle.full(eh.rate_limit, now), eh.rate_limit, now
+            )
+            plan.buckets[eh.endpoint_id] = (eh, refilled)
+            if granted == 0:
+                plan.next_change = _earliest(
+                    plan.next_change, throttle.next_token_at(refilled, eh.rate_limit, now)
+                )
+        if granted == 0:
+            plan.excluded.add(eh.endpoint_id)
+        else:
+            plan.limited[eh.endpoint_id] = granted
+    return plan
+
+
+def _with_due_work(conn: Connection, endpoint_ids: list[str], now: datetime) -> set[str]:
+    """Those of these endpoints with a delivery due and not leased, in one statement."""
+    if not endpoint_ids:
+        return set()
+    rows = conn.execute(
+        select(ENDPOINT_OF)
+        .where(
+            deliveries.c.status == DeliveryStatus.PENDING.value,
+            ENDPOINT_OF.in_(endpoint_ids),
+            deliveries.c.next_attempt_at <= now,
+            or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until <= now),
+        )
+        .distinct()
+    )
+    return {endpoint_id for (endpoint_id,) in rows}
+
+
+def _in_flight(conn: Connection, endpoint_ids: list[str], now: datetime) -> dict[str, int]:
+    """Deliveries of these endpoints leased right now, by any worker."""
+    if not endpoint_ids:
+        return {}
+    rows = conn.execute(
+        select(ENDPOINT_OF, func.count())
+        .where(
+            deliveries.c.status == DeliveryStatus.PENDING.value,
+            ENDPOINT_OF.in_(endpoint_ids),
+            and_(deliveries.c.lease_until.is_not(None), deliveries.c.lease_until > now),
+        )
+        .group_by(ENDPOINT_OF)
+    )
+    return {endpoint_id: int(n) for endpoint_id, n in rows}
+
+
+def settle_claim(conn: Connection, plan: ClaimPlan, claimed: Mapping[str, int]) -> None:
+    """Take the tokens the claim used from the buckets it drew on. A bucket nothing was taken
+    from is not written: its stored state refills to the same tokens at any later time."""
+    for endpoint_id, (_eh, refilled) in plan.buckets.items():
+        used = claimed.get(endpoint_id, 0)
+        if not used:
+            continue
+        conn.execute(
+            update(endpoint_health)
+            .where(H.endpoint_id == endpoint_id)
+            .values(tokens=max(0.0, refilled.tokens - used), tokens_at=refilled.updated_at)
+        )
+
+
+# --- settings and reading ----------------------------------------------------------------------
+def set_limits(
+    conn: Connection,
+    endpoint_id: str,
+    account_id: str,
+    *,
+    rate_limit: float | None,
+    max_in_flight: int | None,
+    replay_on_recovery: bool | None = None,
+    caps: throttle.Caps,
+    keep_bucket: bool = False,
+) -> EndpointHealth:
+    """Set an endpoint's throttling (and ``replay_on_recovery`` unless None). Refused with
+    ``InvalidRequest`` naming the field, nothing changed, outside the operator's caps. A new
+    rate starts with a full bucket; ``keep_bucket`` (the rate did not change) keeps it, so
+    saving other fields grants no extra burst."""
+    problems = throttle.check_limits(rate_limit, max_in_flight, caps)
+    if problems:
+        field, message = next(iter(problems.items()))
+        raise InvalidRequest(f"{field} {message}")
+    _ensure(conn, [(endpoint_id, account_id)])
+    values: dict[str, Any] = {"rate_limit": rate_limit, "max_in_flight": max_in_flight}
+    if not keep_bucket:
+        values.update(tokens=None, tokens_at=None)  # a new rate starts with a full bucket
+    if replay_on_recovery is not None:
+        values["replay_on_recovery"] = replay_on_recovery
+    conn.execute(update(endpoint_health).where(H.endpoint_id == endpoint_id).values(**values))
+    return get(conn, endpoint_id, account_id)
+
+
+def event_log(conn: Connection, endpoint_id: str, *, limit: int = 50) -> list[EndpointEvent]:
+    """The endpoint's transitions, newest first."""
+    c = endpoint_events.c
+    rows = conn.execute(
+        select(c.at, c.before, c.after, c.cause, c.alert, c.data)
+        .where(c.endpoint_id == endpoint_id)
+        .order_by(c.at.desc(), c.id.desc())
+        .limit(limit)
+    )
+    return [
+        EndpointEvent(r.at, r.before, r.after, r.cause, r.alert, json.loads(r.data)) for r in rows
+    ]
+
+
+def counts_by_state(conn: Connection) -> dict[str, int]:
+    """Endpoints (configured with a URL) by state. One switched off by hand (``enabled``
+    false) is ``disabled``; one without a health row is ``active``."""
+    counts = {s.value: 0 for s in EndpointState}
+    i = endpoints.c
+    state = case(
+        (i.enabled.is_(False), EndpointState.DISABLED.value),
+        else_=func.coalesce(H.state, EndpointState.ACTIVE.value),
+    )
+    rows = conn.execute(
+        select(state, func.count())
+        .select_from(endpoints.outerjoin(endpoint_health, H.endpoint_id == i.id))
+        .where(i.url.is_not(None))
+        .group_by(state)
+    )
+    for name, n in rows:
+        counts[name] = counts.get(name, 0) + int(n)
+    return counts
+
+
+def disable_deadline(eh: EndpointHealth, rules: Rules) -> datetime | None:
+    """When a failing endpoint will be disabled unless it recovers."""
+    return machine.disable_deadline(eh.health, rules.policy)
+
+
+def reset(
+    conn: Connection,
+    endpoint_id: str,
+    account_id: str,
+    cause: Cause,
+    *,
+    now: datetime,
+    rules: Rules,
+) -> list[Transition]:
+    """The customer fixed something (new URL, a successful test): deliveries resume at once.
+    An endpoint without a health row has nothing to reset (and gets no row)."""
+    if not load(conn, [endpoint_id]):
+        return []
+    return change(
+        conn, endpoint_id, account_id, lambda h: machine.reset(h, now, cause), now=now, rules=rules
+    )
+
+
+def pause(
+    conn: Connection, endpoint_id: str, account_id: str, *, by: str, now: datetime, rules: Rules
+) -> list[Transition]:
+    """Pause the endpoint (``by``: ``customer`` or ``operator``): new events wait ``pending``,
+    in order. Idempotent. ``Conflict`` for a disabled endpoint (resume it first)."""
+    return change(
+        conn,
+        endpoint_id,
+        account_id,
+        lambda h: machine.pause(h, now, by=by),
+        now=now,
+        rules=rules,
+    )
+
+
+def resume(
+    conn: Connection, endpoint_id: str, account_id: str, *, by: str, now: datetime, rules: Rules
+) -> list[Transition]:
+    """Resume a paused, failing or disabled endpoint: ``active`` at once (its waiting events go
+    out in order; a failing one's outage is replayed as on recovery). Idempotent."""
+    return change(
+        conn,
+        endpoint_id,
+        account_id,
+        lambda h: machine.resume(h, now, by=by),
+        now=now,
+        rules=rules,
+    )
+
+
+def set_enabled(
+    conn: Connection,
+    endpoint_id: str,
+    account_id: str,
+    enabled: bool,
+    *,
+    by: str,
+    now: datetime,
+    rules: Rules,
+) -> list[Transition]:
+    """Switch delivery off (``disabled`` by hand: waiting deliveries end not delivered) or on
+    (a disabled endpoint is resumed), so the ``enabled`` flag and the state never disagree."""
+    current = conn.execute(
+        select(endpoints.c.state).where(endpoints.c.id == endpoint_id)
+    ).scalar_one_or_none()
+    if enabled and current != EndpointState.DISABLED.value:
+        return []
+    fn = machine.resume if enabled else machine.disable
+    return change(conn, endpoint_id, account_id, lambda h: fn(h, now, by=by), now=now, rules=rules)
+
+
+def forget(conn: Connection, endpoint_id: str) -> None:
+    """Remove a deleted endpoint's health row and event log."""
+    conn.execute(endpoint_health.delete().where(H.endpoint_id == endpoint_id))
+    conn.execute(endpoint_events.delete().where(endpoint_events.c.endpoint_id == endpoint_id))
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """What every surface (API, CLI, dashboard) shows of an endpoint's health beside its
+    ``state``: times are None where they do not apply (``next_probe_at``, ``failing_since``
+    and ``disable_at`` only while failing; ``slowed_until`` only while a ``Retry-After`` holds
+    the endpoint)."""
+
+    state_since: datetime | None = None
+    failing_since: datetime | None = None
+    next_probe_at: datetime | None = None
+    disable_at: datetime | None = None
+    slowed_until: datetime | None = None
+    rate_limit: float | None = None
+    max_in_flight: int | None = None
+    replay_on_recovery: bool = True
+
+
+def status_of(eh: EndpointHealth | None, *, now: datetime, rules: Rules) -> Status:
+    """The :class:`Status` of one endpoint's row (the defaults without one)."""
+    if eh is None:
+        return Status()
+    h = eh.health
+    failing = h.state is EndpointState.FAILING
+    return Status(
+        state_since=h.since,
+        failing_since=h.failing_since if failing else None,
+        next_probe_at=h.next_probe_at if failing else None,
+        disable_at=machine.disable_deadline(h, rules.policy),
+        slowed_until=eh.slowed_until
+        if eh.slowed_until is not None and eh.slowed_until > now
+        else None,
+        rate_limit=eh.rate_limit,
+        max_in_flight=eh.max_in_flight,
+        replay_on_recovery=eh.replay_on_recovery,
+    )
+
+
+def statuses(
+    conn: Connection, endpoint_ids: Iterable[str], *, now: datetime, rules: Rules
+) -> dict[str, Status]:
+    """The :class:`Status` of each of these endpoints, in one statement."""
+    ids = list(endpoint_ids)
+    rows = load(conn, ids)
+    return {eid: status_of(rows.get(eid), now=now, rules=rules) for eid in ids}

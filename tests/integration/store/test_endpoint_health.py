@@ -1,0 +1,203 @@
+"""Endpoint health in the store, on an injected clock: failing → warnings → disabled with each
+alert recorded once; recovery replaying what failed during the outage, in order; pause/resume;
+the claim gate shared through the database."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import select, update
+
+from callhook.core import health as machine
+from callhook.core.clock import FakeClock
+from callhook.core.health import AttemptVerdict, EndpointState
+from callhook.core.throttle import Caps
+from callhook.platform import Platform
+from callhook.store import endpoint_health as eh
+from callhook.store import endpoints as endpoint_store
+from callhook.store.tables import alerts, deliveries
+from tests.factories import make_account, make_platform, publish_sample
+
+RULES = eh.Rules()
+
+
+def _setup(tmp_path: Path) -> tuple[Platform, FakeClock, str, str]:
+    clock = FakeClock()
+    platform = make_platform(tmp_path, clock=clock)
+    account = make_account(platform, url="https://hooks.example.com/in")
+    with platform.db.read() as conn:
+        primary = endpoint_store.primary(conn, account.id)
+    assert primary is not None
+    return platform, clock, account.id, primary.id
+
+
+def _fail(platform: Platform, account_id: str, endpoint_id: str, n: int) -> None:
+    now = platform.clock.now()
+    verdicts = [eh.Verdict(endpoint_id, account_id, AttemptVerdict.FAILURE, now)] * n
+    with platform.db.write() as conn:
+        eh.record(conn, verdicts, now=now, rules=RULES)
+
+
+def _alert_kinds(platform: Platform) -> list[str]:
+    with platform.db.read() as conn:
+        rows = conn.execute(
+            select(alerts.c.kind).where(alerts.c.channel == "webhook").order_by(alerts.c.created_at)
+        )
+        return [r[0] for r in rows]
+
+
+def test_failing_then_warnings_then_disabled_each_alert_once(tmp_path: Path) -> None:
+    platform, clock, account_id, endpoint_id = _setup(tmp_path)
+    _fail(platform, account_id, endpoint_id, 5)
+    with platform.db.read() as conn:
+        state = eh.get(conn, endpoint_id, account_id)
+    assert state.health.state is EndpointState.FAILING
+    # An hourly check for six days, and every check done twice (two workers).
+    for _ in range(6 * 24):
+        clock.advance(3600)
+        for _worker in range(2):
+            with platform.db.write() as conn:
+                eh.check_due(conn, now=clock.now(), rules=RULES)
+    assert _alert_kinds(platform) == [
+        "endpoint.failing",
+        "endpoint.disable_warning",
+        "endpoint.disable_warning",
+        "endpoint.disabled",
+    ]
+    with platform.db.read() as conn:
+        endpoint = endpoint_store.get(conn, account_id, endpoint_id)
+        log = eh.event_log(conn, endpoint_id)
+    assert endpoint.state is EndpointState.DISABLED
+    assert not endpoint.enabled
+    assert [(e.after, e.cause) for e in reversed(log)] == [
+        ("failing", "consecutive_failures"),
+        ("failing", "disable_warning"),
+        ("failing", "disable_warning"),
+        ("disabled", "failing_too_long"),
+    ]
+
+
+def test_recovery_replays_what_failed_during_the_outage_in_order(tmp_path: Path) -> None:
+    platform, clock, account_id, endpoint_id = _setup(tmp_path)
+    before = publish_sample(platform, account_id, seed=0).delivery_id
+    clock.advance(60)
+    _fail(platform, account_id, endpoint_id, 5)
+    ids = []
+    for seed in range(1, 6):
+        clock.advance(10)
+        ids.append(publish_sample(platform, account_id, seed=seed).delivery_id)
+    clock.advance(10)
+    with platform.db.write() as conn:
+        # The earliest failed before the outage; the others failed for good during it.
+        conn.execute(
+            update(deliveries)
+            .where(deliveries.c.id == before)
+            .values(status="failed", last_attempt_at=clock.now() - timedelta(hours=1))
+        )
+        conn.execute(
+            update(deliveries)
+            .where(deliveries.c.id.in_(ids))
+            .values(status="failed", attempts=3, last_attempt_at=clock.now(), next_attempt_at=None)
+        )
+    clock.advance(30)
+    now = clock.now()
+    with platform.db.write() as conn:
+        done = eh.record(
+            conn,
+            [eh.Verdict(endpoint_id, account_id, AttemptVerdict.SUCCESS, now)],
+            now=now,
+            rules=RULES,
+        )
+    assert [t.after for _, t in done] == [EndpointState.ACTIVE]
+    with platform.db.read() as conn:
+        rows = conn.execute(
+            select(deliveries.c.id, deliveries.c.status)
+            .where(deliveries.c.status == "pending")
+            .order_by(deliveries.c.next_attempt_at)
+        ).all()
+    assert [r.id for r in rows] == ids
+    assert "endpoint.recovered" in _alert_kinds(platform)
+
+
+def test_pause_holds_everything_but_test_events_and_resume_releases(tmp_path: Path) -> None:
+    platform, clock, account_id, endpoint_id = _setup(tmp_path)
+    with platform.db.write() as conn:
+        eh.change(
+            conn,
+            endpoint_id,
+            account_id,
+            lambda h: machine.pause(h, clock.now(), by="customer"),
+            now=clock.now(),
+            rules=RULES,
+        )
+        plan = eh.plan_claim(conn, now=clock.now(), want=100, rules=RULES)
+    assert endpoint_id in plan.excluded
+    clock.advance(3600 * 30)  # longer than a retry window
+    with platform.db.write() as conn:
+        eh.change(
+            conn,
+            endpoint_id,
+            account_id,
+            lambda h: machine.resume(h, clock.now(), by="customer"),
+            now=clock.now(),
+            rules=RULES,
+        )
+        plan = eh.plan_claim(conn, now=clock.now(), want=100, rules=RULES)
+        endpoint = endpoint_store.get(conn, account_id, endpoint_id)
+    assert endpoint_id not in plan.excluded
+    assert endpoint.state is EndpointState.ACTIVE
+
+
+def test_a_token_bucket_shared_by_every_claim(tmp_path: Path) -> None:
+    platform, clock, account_id, endpoint_id = _setup(tmp_path)
+    caps = Caps()
+    with platform.db.write() as conn:
+        eh.set_limits(conn, endpoint_id, account_id, rate_limit=10, max_in_flight=None, caps=caps)
+    for seed in range(20):  # work waiting: a claim takes from the bucket only then
+        publish_sample(platform, account_id, seed=seed)
+    granted = []
+    for _ in range(3):
+        with platform.db.write() as conn:
+            plan = eh.plan_claim(conn, now=clock.now(), want=100, rules=RULES)
+            allowed = plan.limited.get(endpoint_id, 0)
+            eh.settle_claim(conn, plan, {endpoint_id: allowed})
+        granted.append(allowed)
+        clock.advance(0.2)
+    assert granted == [5, 2, 2]
+
+
+def test_throttled_and_failing_endpoints_with_nothing_due_cost_no_claim_of_their_own(
+    tmp_path: Path,
+) -> None:
+    platform, clock, account_id, endpoint_id = _setup(tmp_path)
+    with platform.db.write() as conn:
+        eh.set_limits(conn, endpoint_id, account_id, rate_limit=10, max_in_flight=2, caps=Caps())
+    with platform.db.write() as conn:
+        plan = eh.plan_claim(conn, now=clock.now(), want=100, rules=RULES)
+        eh.settle_claim(conn, plan, {})
+    # Held from the general claim, but no claim of its own and its bucket untouched.
+    assert endpoint_id in plan.excluded
+    assert plan.limited == {}
+    with platform.db.read() as conn:
+        assert eh.get(conn, endpoint_id, account_id).bucket is None
+    # A failing endpoint whose probe is due but which has nothing waiting keeps its probe.
+    _fail(platform, account_id, endpoint_id, RULES.policy.failure_threshold)
+    with platform.db.read() as conn:
+        probe_at = eh.get(conn, endpoint_id, account_id).health.next_probe_at
+    assert probe_at is not None
+    clock.set(probe_at + timedelta(seconds=1))
+    with platform.db.write() as conn:
+        plan = eh.plan_claim(conn, now=clock.now(), want=100, rules=RULES)
+    with platform.db.read() as conn:
+        assert eh.get(conn, endpoint_id, account_id).health.next_probe_at == probe_at
+    assert (endpoint_id in plan.excluded, plan.limited) == (True, {})
+    # Once something waits, the probe is taken: one delivery, the next probe moved on.
+    publish_sample(platform, account_id)
+    with platform.db.write() as conn:
+        plan = eh.plan_claim(conn, now=clock.now(), want=100, rules=RULES)
+    assert plan.limited == {endpoint_id: 1}
+    with platform.db.read() as conn:
+        moved = eh.get(conn, endpoint_id, account_id).health.next_probe_at
+    assert moved is not None
+    assert moved > clock.now()
