@@ -18,11 +18,13 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
 from callhook import events as catalog
+from callhook.core import ordering
 from callhook.core.clock import Clock, rfc3339
 from callhook.core.ids import RandomBits, new_ids
 from callhook.errors import InvalidRequest, PayloadInvalid, PermissionDenied
 from callhook.store import events as event_store
 from callhook.store import integrations as integration_store
+from callhook.store import ordering as line_store
 from callhook.store.db import Database
 from callhook.store.types import time_encoder
 
@@ -275,11 +277,14 @@ class Publisher:
                         "created_at": stored_at,
                         "window_start": stored_at,
                         "next_attempt_at": stored_at,
+                        "call_id": call_id,
+                        "sequence": sequence,
                     }
                 )
             made[i] = Published(
                 event_id, req.event, req.pbx_id, account_id, False, delivery_id, skip_reason
             )
+        _line_up(conn, delivery_rows, stored_at)
         event_store.insert(conn, event_rows)
         event_store.insert_deliveries(conn, delivery_rows)
         results = []
@@ -291,6 +296,23 @@ class Publisher:
             original = existing.get(key) or made[first_of_key[key]].id
             results.append(Published(original, req.event, req.pbx_id, key[0], True, None, None))
         return results
+
+
+def _line_up(conn: Connection, rows: list[dict[str, Any]], stored_at: Any) -> None:
+    """Place each new delivery of a call in its (endpoint, call) line (issue 14): the first
+    of a free line holds it (claimable), the rest wait (``core.ordering.place``)."""
+    lines = {(r["account_id"], r["call_id"]) for r in rows if r["call_id"] is not None}
+    if lines:
+        line_store.lock_lines(conn, lines)
+    taken = line_store.taken_lines(conn, lines)
+    for row in rows:
+        line = (row["account_id"], row["call_id"])
+        placement = ordering.place(ordering.Ordering.PER_CALL, row["call_id"], line in taken)
+        row["status"] = placement.status
+        row["holds_line"] = placement.holds_line
+        row["line_since"] = stored_at if placement.holds_line else None
+        if row["call_id"] is not None:
+            taken.add(line)
 
 
 def _skip_reason(integration: integration_store.Integration | None, event: str) -> str | None:

@@ -7,7 +7,8 @@ redirects are never followed), ``unsafe_target`` (the address failed the SSRF gu
 (nothing to sign with when the attempt came due: nothing sent), ``window_expired`` (the 24 h
 retry window had ended when the attempt came due: nothing sent, the delivery fails),
 ``internal_error`` (Callhook itself failed while making or recording the attempt; logged, and
-retried on the normal schedule).
+retried on the normal schedule), ``expired`` (older than its endpoint's maximum age for its event
+group: nothing sent, the delivery's status becomes ``expired``, issue 14).
 """
 
 from __future__ import annotations
@@ -27,11 +28,12 @@ ERROR_CLASSES: Final = (
     "no_signing_secret",
     "window_expired",
     "internal_error",
+    "expired",
 )
 #: Failures that say nothing about the endpoint (nothing was sent, or Callhook failed): left out
 #: of endpoint health (latency percentiles, failure streaks).
 NOT_THE_ENDPOINT: Final = frozenset(
-    {"integration_disabled", "no_signing_secret", "window_expired", "internal_error"}
+    {"integration_disabled", "no_signing_secret", "window_expired", "internal_error", "expired"}
 )
 
 #: Statuses after which retrying the same request cannot help: the receiver said it is gone.

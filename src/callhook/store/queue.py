@@ -26,7 +26,7 @@ from sqlalchemy import (
     update,
 )
 
-from callhook.store import dialect
+from callhook.store import dialect, ordering
 from callhook.store.secretbox import SecretBox
 from callhook.store.tables import attempts, deliveries, events, integration_secrets, integrations
 from callhook.store.types import UTCDateTime, time_encoder
@@ -48,6 +48,12 @@ class ClaimedJob:
     enabled: bool
     retry_policy: str
     secrets: tuple[str, ...]
+    # Ordered delivery per call (issue 14): the event's call and sequence (headers), the
+    # sequence it is sent out of order behind, and its endpoint's maximum age for its group.
+    call_id: str | None = None
+    sequence: int | None = None
+    previous_sequence: int | None = None
+    max_age: timedelta | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +115,9 @@ _CLAIMED = (
         integrations.c.url,
         integrations.c.enabled,
         integrations.c.retry_policy,
+        deliveries.c.call_id,
+        deliveries.c.sequence,
+        deliveries.c.previous_sequence,
     )
     .join(events, events.c.id == deliveries.c.event_id)
     .join(integrations, integrations.c.account_id == deliveries.c.account_id, isouter=True)
@@ -169,6 +178,9 @@ def claim(
             enabled=bool(enabled) if enabled is not None else False,
             retry_policy=retry_policy or "exponential",
             secrets=tuple(secrets.get(account_id, ())),
+            call_id=call_id,
+            sequence=sequence,
+            previous_sequence=previous_sequence,
         )
         for (
             delivery_id,
@@ -181,6 +193,9 @@ def claim(
             url,
             enabled,
             retry_policy,
+            call_id,
+            sequence,
+            previous_sequence,
         ) in rows
     ]
 
@@ -265,21 +280,29 @@ _OWNED = select(deliveries.c.id, deliveries.c.claim_id).where(
 _OWNED_FOR_UPDATE = _OWNED.with_for_update()
 
 
-def complete(conn: Connection, results: Sequence[AttemptResult]) -> list[AttemptResult]:
+def complete(
+    conn: Connection, results: Sequence[AttemptResult], *, now: datetime | None = None
+) -> list[AttemptResult]:
     """Record results of claimed jobs; return those refused because the claim was lost.
 
     One query finds which (delivery, claim) pairs this worker still owns (locking them on
     PostgreSQL so no one can claim them before the update), then one batched update and one
-    batched insert record the rest.
+    batched insert record the rest. Deliveries that finished (delivered, failed, expired) and
+    held their call's line hand it to the next waiting event of the call (``store.ordering``;
+    its line locks are taken first, before any delivery row). ``now`` stamps the promotion
+    (default: the latest attempt's start).
     """
     if not results:
         return []
+    line_ids = [(r.job.account_id, r.job.call_id) for r in results if r.job.call_id is not None]
+    ordering.lock_lines(conn, [(o, c) for o, c in line_ids if c is not None])
     # Look up by primary key and compare claim ids here: SQLite plans a row-value
     # ``(id, claim_id) IN (...)`` as a full table scan (measured: the worker's main cost).
     owned_query = _OWNED_FOR_UPDATE if conn.dialect.name == "postgresql" else _OWNED
     ids = [r.job.delivery_id for r in results]
     owned = {(r[0], r[1]) for r in conn.execute(owned_query, {"ids": ids})}
     stale: list[AttemptResult] = []
+    finished: list[str] = []  # deliveries of a call that finished: their line moves on
     changes: list[dict[str, Any]] = []
     records: list[dict[str, Any]] = []
     db_time = time_encoder(conn.dialect.name)
@@ -291,10 +314,14 @@ def complete(conn: Connection, results: Sequence[AttemptResult]) -> list[Attempt
         started = db_time(res.started_at)
         if res.delivered:
             status, next_at = "delivered", None
+        elif res.error_class == "expired":
+            status, next_at = "expired", None
         elif res.next_attempt_at is not None:
             status, next_at = "pending", db_time(res.next_attempt_at)
         else:
             status, next_at = "failed", None
+        if status != "pending" and job.call_id is not None:
+            finished.append(job.delivery_id)
         changes.append(
             {
                 "b_id": job.delivery_id,
@@ -325,6 +352,9 @@ def complete(conn: Connection, results: Sequence[AttemptResult]) -> list[Attempt
         )
     _COMPLETE.executemany(conn, changes)
     _RECORD_ATTEMPT.executemany(conn, records)
+    if finished:
+        stamp = now or max(r.started_at for r in results)
+        ordering.hand_on(conn, finished, now=stamp)
     return stale
 
 

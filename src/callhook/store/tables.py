@@ -22,6 +22,8 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
+    text,
 )
 
 from callhook.store.types import UTCDateTime
@@ -155,7 +157,7 @@ events = Table(
 #: One event to one account's URL. The queue: a worker claims rows whose ``status`` is
 #: ``pending`` and ``next_attempt_at`` has come, under a lease (``lease_until``) with a claim
 #: token (``claim_id``); completion matches on ``claim_id`` so a stale worker cannot overwrite.
-#: Status: pending → delivered | failed.
+#: Status: (waiting →) pending → delivered | failed | expired.
 deliveries = Table(
     "deliveries",
     metadata,
@@ -177,8 +179,27 @@ deliveries = Table(
     Column("last_error_class", String(32), nullable=True),
     Column("last_latency_ms", Float, nullable=True),
     Column("delivered_at", UTCDateTime, nullable=True),
+    # Ordered delivery per call (issue 14, ``store/ordering.py``): the event's call and
+    # sequence, copied so the line index needs no join; ``holds_line`` marks the one delivery of
+    # a (endpoint, call) line that may be claimed, since ``line_since``; ``previous_sequence``
+    # is set on one released past the head-of-line bound (the sequence it went ahead of).
+    Column("call_id", String(200), nullable=True),
+    Column("sequence", Integer, nullable=True),
+    Column("holds_line", Boolean, nullable=False, server_default=false(), default=False),
+    Column("line_since", UTCDateTime, nullable=True),
+    Column("previous_sequence", Integer, nullable=True),
     Index("ix_deliveries_due", "status", "next_attempt_at"),
     Index("ix_deliveries_account_created", "account_id", "created_at"),
+    # Only the rows of open lines (holders and waiting deliveries): tiny, and the predicate is
+    # spelled exactly as ``store.ordering.IN_LINE`` repeats it (SQLite matches it literally).
+    Index(
+        "ix_deliveries_line",
+        "account_id",
+        "call_id",
+        "sequence",
+        sqlite_where=text("holds_line OR status = 'waiting'"),
+        postgresql_where=text("holds_line OR status = 'waiting'"),
+    ),
 )
 
 #: Every HTTP try of a delivery.

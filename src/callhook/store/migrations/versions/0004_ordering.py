@@ -1,0 +1,54 @@
+"""ordering: per-call lines in the queue (issue 14)
+
+Revision ID: 0004
+Revises: 0002
+Create Date: 2026-11-29 17:00:00.000000
+
+Deliveries gain their event's ``call_id`` and ``sequence`` (copied from ``events`` for existing
+rows), ``holds_line``/``line_since`` (the one claimable delivery of an (endpoint, call) line) and
+``previous_sequence`` (set when sent out of order past the head-of-line bound), and the partial
+index ``ix_deliveries_line`` over the rows of open lines. Existing pending deliveries keep
+``holds_line`` false: they were queued unordered and are delivered as before; new ones line up.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0004"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+_LINE_WHERE = "holds_line OR status = 'waiting'"
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("deliveries") as batch:
+        batch.add_column(sa.Column("call_id", sa.String(200), nullable=True))
+        batch.add_column(sa.Column("sequence", sa.Integer(), nullable=True))
+        batch.add_column(
+            sa.Column("holds_line", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
+        batch.add_column(sa.Column("line_since", sa.DateTime(timezone=True), nullable=True))
+        batch.add_column(sa.Column("previous_sequence", sa.Integer(), nullable=True))
+    op.execute(
+        "UPDATE deliveries SET call_id = (SELECT e.call_id FROM events e "
+        "WHERE e.id = deliveries.event_id), sequence = (SELECT e.sequence FROM events e "
+        "WHERE e.id = deliveries.event_id)"
+    )
+    op.create_index(
+        "ix_deliveries_line",
+        "deliveries",
+        ["account_id", "call_id", "sequence"],
+        sqlite_where=sa.text(_LINE_WHERE),
+        postgresql_where=sa.text(_LINE_WHERE),
+    )
+
+
+def downgrade() -> None:
+    op.drop_index("ix_deliveries_line", table_name="deliveries")
+    with op.batch_alter_table("deliveries") as batch:
+        for name in ("previous_sequence", "line_since", "holds_line", "sequence", "call_id"):
+            batch.drop_column(name)

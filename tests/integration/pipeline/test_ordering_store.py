@@ -1,0 +1,231 @@
+"""The per-call line in the queue (issue 14), driven through publish, claim and complete on
+both backends with a fake clock: who may be claimed, who waits, who is promoted, the bound,
+expiry."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import select
+
+from callhook.core import ordering as rules
+from callhook.core.clock import FakeClock
+from callhook.events import call_scenario
+from callhook.platform import Platform
+from callhook.publish import PublishRequest
+from callhook.store import ordering as line_store
+from callhook.store import queue
+from callhook.store.queue import AttemptResult, ClaimedJob
+from callhook.store.tables import deliveries
+from tests.factories import make_account, make_platform
+
+LEASE = timedelta(seconds=30)
+
+
+def _publish_call(platform: Platform, account_id: str, seed: int = 3) -> list[str]:
+    """Publish one answered call, an event per request; its delivery ids in sequence order."""
+    call = call_scenario("answered", random.Random(seed), start=platform.clock.now())
+    ids = []
+    for item in call:
+        [published] = platform.publisher.publish(
+            [PublishRequest(item.event, item.pbx_id, account_id, item.data)]
+        )
+        assert published.delivery_id is not None
+        ids.append(published.delivery_id)
+    return ids
+
+
+def _claim(platform: Platform, limit: int = 100) -> list[ClaimedJob]:
+    with platform.db.write() as conn:
+        return queue.claim(
+            conn,
+            worker_id="w",
+            claim_id=f"clm_{random.random()}",
+            now=platform.clock.now(),
+            lease=LEASE,
+            limit=limit,
+            box=platform.box,
+        )
+
+
+def _finish(
+    platform: Platform, job: ClaimedJob, *, delivered: bool, retry_in: float | None = None
+) -> None:
+    now = platform.clock.now()
+    result = AttemptResult(
+        job=job,
+        started_at=now,
+        duration_ms=1.0,
+        delivered=delivered,
+        status_code=200 if delivered else 500,
+        response_body=None,
+        error_class=None if delivered else "http_status",
+        error_message=None,
+        next_attempt_at=None if retry_in is None else now + timedelta(seconds=retry_in),
+    )
+    with platform.db.write() as conn:
+        assert queue.complete(conn, [result]) == []
+
+
+def _states(platform: Platform, ids: list[str]) -> list[tuple[str, bool]]:
+    with platform.db.read() as conn:
+        query = select(deliveries.c.id, deliveries.c.status, deliveries.c.holds_line).where(
+            deliveries.c.id.in_(ids)
+        )
+        rows = {r[0]: (r[1], bool(r[2])) for r in conn.execute(query)}
+    return [rows[i] for i in ids]
+
+
+def test_only_the_first_event_of_a_call_is_claimable_and_each_finish_hands_on(
+    tmp_path: Path,
+) -> None:
+    platform = make_platform(tmp_path, clock=FakeClock())
+    account = make_account(platform, url="https://receiver.example/hook")
+    ids = _publish_call(platform, account.id)
+    assert len(ids) >= 6
+    assert _states(platform, ids) == [("pending", True)] + [("waiting", False)] * (len(ids) - 1)
+    seen = []
+    for n in range(len(ids)):
+        jobs = _claim(platform)
+        assert [j.delivery_id for j in jobs] == [ids[n]], f"step {n}"
+        assert jobs[0].sequence == n + 1
+        assert jobs[0].previous_sequence is None
+        seen.append(jobs[0].sequence)
+        # A failed attempt that will be retried keeps the line: nothing else becomes claimable.
+        if n == 2:
+            _finish(platform, jobs[0], delivered=False, retry_in=5)
+            assert _claim(platform) == []
+            platform.clock.advance(5)  # type: ignore[attr-defined]
+            jobs = _claim(platform)
+            assert [j.delivery_id for j in jobs] == [ids[n]]
+        _finish(platform, jobs[0], delivered=True)
+    assert seen == list(range(1, len(ids) + 1))
+    assert _states(platform, ids) == [("delivered", False)] * len(ids)
+    with platform.db.read() as conn:
+        assert line_store.line_counts(conn) == {"holding": 0, "waiting": 0}
+
+
+def test_calls_go_in_parallel_and_a_failure_for_good_hands_on(tmp_path: Path) -> None:
+    platform = make_platform(tmp_path, clock=FakeClock())
+    account = make_account(platform, url="https://receiver.example/hook")
+    first = _publish_call(platform, account.id, seed=1)
+    second = _publish_call(platform, account.id, seed=2)
+    jobs = _claim(platform)
+    assert {j.delivery_id for j in jobs} == {first[0], second[0]}
+    for job in jobs:
+        _finish(platform, job, delivered=False)  # failed for good: no retry
+    jobs = _claim(platform)
+    assert {j.delivery_id for j in jobs} == {first[1], second[1]}
+
+
+def test_the_bound_releases_the_next_in_order_with_the_gap_announced(tmp_path: Path) -> None:
+    clock = FakeClock()
+    platform = make_platform(tmp_path, clock=clock)
+    account = make_account(platform, url="https://receiver.example/hook")
+    ids = _publish_call(platform, account.id)
+    [head] = _claim(platform)
+    _finish(platform, head, delivered=False, retry_in=3600)
+    clock.advance(299)
+    with platform.db.write() as conn:
+        assert line_store.sweep(conn, now=clock.now(), policies={}) == line_store.SweepReport()
+    clock.advance(1)
+    with platform.db.write() as conn:
+        report = line_store.sweep(conn, now=clock.now(), policies={})
+    assert report == line_store.SweepReport(bypassed=1, expired=0, promoted=1)
+    [released] = _claim(platform)
+    assert released.delivery_id == ids[1]
+    assert (released.sequence, released.previous_sequence) == (2, 1)
+    _finish(platform, released, delivered=True)
+    # What follows the released one is in order behind it, and announces nothing.
+    [third] = _claim(platform)
+    assert (third.delivery_id, third.previous_sequence) == (ids[2], None)
+    # The bypassed head keeps its own retries.
+    assert _states(platform, ids[:1]) == [("pending", False)]
+
+
+def test_a_shorter_bound_per_endpoint(tmp_path: Path) -> None:
+    clock = FakeClock()
+    platform = make_platform(tmp_path, clock=clock)
+    account = make_account(platform, url="https://receiver.example/hook")
+    ids = _publish_call(platform, account.id)
+    [head] = _claim(platform)
+    _finish(platform, head, delivered=False, retry_in=3600)
+    clock.advance(10)
+    policies = {account.id: line_store.LinePolicy(bound=timedelta(seconds=10))}
+    with platform.db.write() as conn:
+        assert line_store.sweep(conn, now=clock.now(), policies=policies).bypassed == 1
+    assert [j.delivery_id for j in _claim(platform)] == [ids[1]]
+
+
+def test_expiry_at_the_sweep_releases_the_next(tmp_path: Path) -> None:
+    clock = FakeClock()
+    platform = make_platform(tmp_path, clock=clock)
+    account = make_account(platform, url="https://receiver.example/hook")
+    ids = _publish_call(platform, account.id)
+    [head] = _claim(platform)
+    _finish(platform, head, delivered=False, retry_in=3600)
+    clock.advance(121)
+    policy = line_store.LinePolicy(expiry=rules.Expiry(call_control=timedelta(minutes=2)))
+    with platform.db.write() as conn:
+        report = line_store.sweep(conn, now=clock.now(), policies={account.id: policy})
+    assert report == line_store.SweepReport(bypassed=0, expired=1, promoted=1)
+    assert _states(platform, ids[:2]) == [("expired", False), ("pending", True)]
+    [nxt] = _claim(platform)
+    assert (nxt.delivery_id, nxt.previous_sequence) == (ids[1], None)
+
+
+def test_expired_at_the_attempt_hands_on(tmp_path: Path) -> None:
+    clock = FakeClock()
+    platform = make_platform(tmp_path, clock=clock)
+    account = make_account(platform, url="https://receiver.example/hook")
+    ids = _publish_call(platform, account.id)
+    [head] = _claim(platform)
+    now = clock.now()
+    result = AttemptResult(
+        job=head,
+        started_at=now,
+        duration_ms=0.0,
+        delivered=False,
+        status_code=None,
+        response_body=None,
+        error_class="expired",
+        error_message="not sent",
+        next_attempt_at=None,
+    )
+    with platform.db.write() as conn:
+        queue.complete(conn, [result])
+    assert _states(platform, ids[:2]) == [("expired", False), ("pending", True)]
+
+
+def test_a_stale_worker_cannot_hand_on(tmp_path: Path) -> None:
+    """A lease that ran out and was claimed again: the first worker's result is refused and the
+    line stays with the new owner's attempt (order holds after a crash)."""
+    clock = FakeClock()
+    platform = make_platform(tmp_path, clock=clock)
+    account = make_account(platform, url="https://receiver.example/hook")
+    ids = _publish_call(platform, account.id)
+    [first] = _claim(platform)
+    clock.advance(31)
+    [again] = _claim(platform)
+    assert again.delivery_id == first.delivery_id
+    with platform.db.write() as conn:
+        stale = queue.complete(
+            conn,
+            [
+                AttemptResult(
+                    job=first,
+                    started_at=clock.now(),
+                    duration_ms=1.0,
+                    delivered=True,
+                    status_code=200,
+                    response_body=None,
+                    error_class=None,
+                    error_message=None,
+                    next_attempt_at=None,
+                )
+            ],
+        )
+    assert len(stale) == 1
+    assert _states(platform, ids[:2]) == [("pending", True), ("waiting", False)]
