@@ -33,7 +33,7 @@ from callhook.core.clock import Clock
 from callhook.core.ids import Randomness, new_id
 from callhook.delivery.attempt import Attempts
 from callhook.delivery.dispatch import Dispatch
-from callhook.delivery.housekeeping import prune_periodically
+from callhook.delivery.housekeeping import prune_periodically, sweep_lines_periodically
 from callhook.delivery.sender import Sender
 from callhook.metrics import Metrics
 from callhook.platform import Platform
@@ -145,6 +145,11 @@ class Worker:
                     )
                 ),
                 asyncio.create_task(self._relay_stop(stop)),
+                asyncio.create_task(
+                    sweep_lines_periodically(
+                        self._db, self._settings, self._clock, stop, wake=self.wake
+                    )
+                ),
             ]
             try:
                 await self._claim_loop(stop)
@@ -384,6 +389,9 @@ class Worker:
             for delivery_id in ids:
                 self._held.pop(delivery_id, None)
             self._slot_freed.set()  # recorded jobs no longer count against their account
+        if self._wake is not None and any(_hands_on(res) for res in batch):
+            # A finished event of a call lets the next one be claimed: look for it now.
+            self._wake.set()
         for res in stale:
             log.warning(
                 "result refused: lease lost to another worker",
@@ -452,3 +460,8 @@ class Worker:
                 now=self._clock.now(),
                 lease=timedelta(seconds=self._settings.lease_seconds),
             )
+
+
+def _hands_on(res: AttemptResult) -> bool:
+    """Whether recording ``res`` may have made the next event of its call claimable."""
+    return res.job.call_id is not None and (res.delivered or res.next_attempt_at is None)
