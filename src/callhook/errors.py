@@ -83,8 +83,59 @@ class IntegrationNotConfigured(NotFound):
         )
 
 
+class EndpointNotFound(NotFound):
+    """No endpoint with this id in the caller's account (unknown, or another account's: the
+    two are not told apart, so ids of other accounts cannot be probed)."""
+
+    def __init__(self, endpoint_id: str) -> None:
+        super().__init__(f"Endpoint '{endpoint_id}' not found.")
+        self.endpoint_id = endpoint_id
+
+
 class Conflict(CallhookError):
     """The request conflicts with the current state."""
+
+
+class EndpointLimitReached(Conflict):
+    """The account already has ``limit`` endpoints (``Settings.max_endpoints_per_account``)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"url: this account already has {limit} endpoints, the most allowed. "
+            "Delete one before adding another."
+        )
+        self.limit = limit
+        self.field = "url"
+
+
+class DuplicateEndpointUrl(Conflict):
+    """Another endpoint of the same account already has this URL."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(f"url: another endpoint of this account already uses {url}.")
+        self.url = url
+        self.field = "url"
+
+
+class PrimaryEndpointUrl(InvalidRequest):
+    """The primary endpoint's URL is spec 002's webhook URL: set in the dashboard or by the
+    operator's CLI, not through the API (``field``: ``url``)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "url: the primary endpoint's URL is set in the dashboard, not through the API."
+        )
+        self.field = "url"
+
+
+class PrimaryEndpointDelete(Conflict):
+    """The primary endpoint (spec 002's webhook setting) cannot be deleted."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The primary endpoint is the account's webhook setting and cannot be deleted; "
+            "disable it instead."
+        )
 
 
 class Unavailable(CallhookError):

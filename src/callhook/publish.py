@@ -9,7 +9,7 @@ come through here.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -21,11 +21,13 @@ from callhook import events as catalog
 from callhook.core import ordering
 from callhook.core.clock import Clock, rfc3339
 from callhook.core.ids import RandomBits, new_ids
+from callhook.core.outcome import DeliveryStatus, SkipReason
 from callhook.errors import InvalidRequest, PayloadInvalid, PermissionDenied
+from callhook.store import endpoints as endpoint_store
 from callhook.store import events as event_store
-from callhook.store import integrations as integration_store
 from callhook.store import ordering as line_store
 from callhook.store.db import Database
+from callhook.store.endpoints import Endpoint
 from callhook.store.types import time_encoder
 
 
@@ -38,6 +40,8 @@ class PublishRequest:
     account_id: str | None
     data: dict[str, Any]
     idempotency_key: str | None = None
+    #: Only this endpoint of the account (a test event to one endpoint); None: fan out.
+    endpoint_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +55,9 @@ class Published:
     duplicate: bool
     delivery_id: str | None
     skip_reason: str | None
+    #: Every delivery made, one per endpoint (``delivery_id`` is the first: the primary
+    #: endpoint's when it takes the event).
+    delivery_ids: tuple[str, ...] = ()
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -60,6 +67,7 @@ class Published:
             "account_id": self.account_id,
             "duplicate": self.duplicate,
             "delivery_id": self.delivery_id,
+            "delivery_ids": list(self.delivery_ids),
             "skip_reason": self.skip_reason,
         }
 
@@ -172,6 +180,12 @@ class Publisher:
             self.notify()
         return results
 
+    def primary_endpoint_id(self, account_id: str) -> str | None:
+        """The id of the account's primary endpoint (None without one)."""
+        with self._db.read() as conn:
+            endpoint = endpoint_store.primary(conn, account_id)
+        return None if endpoint is None else endpoint.id
+
     def notify(self) -> None:
         """Tell listeners that deliveries are due now (after a publish or a redelivery)."""
         for listener in self._listeners:
@@ -181,7 +195,7 @@ class Publisher:
         now = self._clock.now()
         created_at = rfc3339(now)
         # Which accounts exist, and where each one's events go (read in this transaction).
-        targets = integration_store.publish_targets(
+        targets = endpoint_store.publish_targets(
             conn, {r.account_id for r in requests if r.account_id}
         )
         for i, req in enumerate(requests):
@@ -228,18 +242,23 @@ class Publisher:
         event_rows: list[dict[str, Any]] = []
         delivery_rows: list[dict[str, Any]] = []
         made: dict[int, Published] = {}
-        skips = {
-            i: _skip_reason(targets[requests[i].account_id or ""], requests[i].event) for i in fresh
+        plans = {
+            i: fan_out(
+                targets[requests[i].account_id or ""],
+                requests[i].event,
+                only=requests[i].endpoint_id,
+            )
+            for i in fresh
         }
         event_ids = iter(new_ids("evt", now, len(fresh), self._rng))
         delivery_ids = iter(
-            new_ids("dlv", now, sum(1 for i in fresh if skips[i] is None), self._rng)
+            new_ids("dlv", now, sum(len(plans[i].endpoint_ids) for i in fresh), self._rng)
         )
         for i in fresh:
             req = requests[i]
             account_id = req.account_id or ""
             event_id = next(event_ids)
-            skip_reason = skips[i]
+            plan = plans[i]
             call_id = call_ids[i]
             sequence = sequences.get(i)
             event_rows.append(
@@ -260,19 +279,21 @@ class Publisher:
                         call_id=call_id,
                         sequence=sequence,
                     ),
-                    "skip_reason": skip_reason,
+                    "skip_reason": plan.skip_reason,
                 }
             )
-            delivery_id = None
-            if skip_reason is None:
+            made_ids = []
+            for endpoint_id in plan.endpoint_ids:
                 delivery_id = next(delivery_ids)
+                made_ids.append(delivery_id)
                 delivery_rows.append(
                     {
                         "id": delivery_id,
                         "event_id": event_id,
                         "account_id": account_id,
+                        "endpoint_id": endpoint_id,
                         "event": req.event,
-                        "status": "pending",
+                        "status": DeliveryStatus.PENDING.value,
                         "attempts": 0,
                         "created_at": stored_at,
                         "window_start": stored_at,
@@ -282,7 +303,14 @@ class Publisher:
                     }
                 )
             made[i] = Published(
-                event_id, req.event, req.pbx_id, account_id, False, delivery_id, skip_reason
+                event_id,
+                req.event,
+                req.pbx_id,
+                account_id,
+                False,
+                made_ids[0] if made_ids else None,
+                plan.skip_reason,
+                tuple(made_ids),
             )
         _line_up(conn, delivery_rows, stored_at)
         event_store.insert(conn, event_rows)
@@ -301,12 +329,12 @@ class Publisher:
 def _line_up(conn: Connection, rows: list[dict[str, Any]], stored_at: Any) -> None:
     """Place each new delivery of a call in its (endpoint, call) line (issue 14): the first
     of a free line holds it (claimable), the rest wait (``core.ordering.place``)."""
-    lines = {(r["account_id"], r["call_id"]) for r in rows if r["call_id"] is not None}
+    lines = {(r["endpoint_id"], r["call_id"]) for r in rows if r["call_id"] is not None}
     if lines:
         line_store.lock_lines(conn, lines)
     taken = line_store.taken_lines(conn, lines)
     for row in rows:
-        line = (row["account_id"], row["call_id"])
+        line = (row["endpoint_id"], row["call_id"])
         placement = ordering.place(ordering.Ordering.PER_CALL, row["call_id"], line in taken)
         row["status"] = placement.status
         row["holds_line"] = placement.holds_line
@@ -315,17 +343,35 @@ def _line_up(conn: Connection, rows: list[dict[str, Any]], stored_at: Any) -> No
             taken.add(line)
 
 
-def _skip_reason(integration: integration_store.Integration | None, event: str) -> str | None:
-    """Why an event makes no delivery, or None when it does (decided at publish time)."""
-    if integration is None or integration.url is None:
-        return "no_webhook_url"
+@dataclass(frozen=True, slots=True)
+class FanOut:
+    """Where one event goes: the endpoints to make a delivery for, or why none."""
+
+    endpoint_ids: tuple[str, ...]
+    skip_reason: SkipReason | None
+
+
+def fan_out(endpoints: Sequence[Endpoint] | None, event: str, *, only: str | None = None) -> FanOut:
+    """Pure: the deliveries an ``event`` makes among an account's ``endpoints`` (decided at
+    publish time, primary endpoint first).
+
+    Every enabled endpoint with a URL subscribed to the event gets one. A ``test`` event goes
+    to every endpoint with a URL even while disabled (it verifies the endpoint), or to ``only``
+    when given. With none: ``no_webhook_url`` (no endpoint has a URL), ``integration_disabled``
+    (every endpoint with a URL is disabled), else ``not_subscribed``.
+    """
+    with_url = [e for e in endpoints or () if e.url is not None]
+    if only is not None:
+        with_url = [e for e in with_url if e.id == only]
+    if not with_url:
+        return FanOut((), SkipReason.NO_WEBHOOK_URL)
     if event == catalog.TEST_EVENT:
-        return None  # sent on demand to verify the endpoint, even while disabled
-    if not integration.enabled:
-        return "integration_disabled"
-    if event not in integration.subscribed_events:
-        return "not_subscribed"
-    return None
+        return FanOut(tuple(e.id for e in with_url), None)
+    enabled = [e for e in with_url if e.enabled]
+    if not enabled:
+        return FanOut((), SkipReason.INTEGRATION_DISABLED)
+    chosen = tuple(e.id for e in enabled if e.subscribes(event))
+    return FanOut(chosen, None if chosen else SkipReason.NOT_SUBSCRIBED)
 
 
 def publish_one(
@@ -349,20 +395,26 @@ def publish_one(
     return publisher.publish([parse_event(item)])[0]
 
 
-def send_test_event(publisher: Publisher, *, account_id: str, now: datetime) -> Published:
-    """Queue a ``test`` event for the account's endpoint (dashboard button, API v2).
+def send_test_event(
+    publisher: Publisher, *, account_id: str, now: datetime, endpoint_id: str | None = None
+) -> Published:
+    """Queue a ``test`` event (dashboard button, API v2): to ``endpoint_id`` only, or (None) to
+    the account's primary endpoint (spec 002's ``POST /api/v2/webhooks/test``).
 
-    The caller checks first that the integration has a URL (else there is nothing to send to);
-    the event is delivered even while the integration is disabled.
+    The caller checks first that the endpoint has a URL (else there is nothing to send to);
+    the event is delivered even while the endpoint is disabled.
     """
     pbx_id = "test_" + now.strftime("%Y%m%d%H%M%S%f")
     data = {
         "message": "Test event from Callhook: your endpoint is receiving webhooks.",
         "timestamp": rfc3339(now),
     }
-    return publish_one(
-        publisher, event=catalog.TEST_EVENT, account_id=account_id, pbx_id=pbx_id, data=data
+    if endpoint_id is None:
+        endpoint_id = publisher.primary_endpoint_id(account_id)
+    request = parse_event(
+        {"event": catalog.TEST_EVENT, "pbx_id": pbx_id, "account_id": account_id, "data": data}
     )
+    return publisher.publish([replace(request, endpoint_id=endpoint_id or "")])[0]
 
 
 __all__ = [

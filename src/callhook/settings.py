@@ -50,6 +50,8 @@ class Settings:
     header_timeout: float = 10.0
     body_timeout: float = 30.0
     max_connections: int = 1000
+    # How many webhook endpoints one account may have (the primary one included).
+    max_endpoints_per_account: int = 20
     # Worker tuning.
     worker_batch_size: int = 256
     worker_max_in_flight: int = 128

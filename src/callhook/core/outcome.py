@@ -15,25 +15,58 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Final
 
-ERROR_CLASSES: Final = (
-    "timeout",
-    "connect_error",
-    "tls_error",
-    "http_status",
-    "redirect",
-    "unsafe_target",
-    "integration_disabled",
-    "no_signing_secret",
-    "window_expired",
-    "internal_error",
-    "expired",
-)
+
+class DeliveryStatus(StrEnum):
+    """A delivery's status: ``pending`` (queued, or between attempts), then ``delivered``,
+    ``failed`` or ``expired`` (older than its endpoint's maximum age: not sent). ``waiting``:
+    behind an earlier event of its call that has not finished (ordered endpoints, issue 14);
+    never claimed, it becomes ``pending`` when its turn comes."""
+
+    WAITING = "waiting"
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    EXPIRED = "expired"
+
+
+class ErrorClass(StrEnum):
+    """Why an attempt failed (see the module docstring)."""
+
+    TIMEOUT = "timeout"
+    CONNECT_ERROR = "connect_error"
+    TLS_ERROR = "tls_error"
+    HTTP_STATUS = "http_status"
+    REDIRECT = "redirect"
+    UNSAFE_TARGET = "unsafe_target"
+    INTEGRATION_DISABLED = "integration_disabled"
+    NO_SIGNING_SECRET = "no_signing_secret"  # noqa: S105 (a reason, not a secret)
+    WINDOW_EXPIRED = "window_expired"
+    INTERNAL_ERROR = "internal_error"
+    EXPIRED = "expired"
+
+
+class SkipReason(StrEnum):
+    """Why a published event made no delivery at all (decided at publish time)."""
+
+    NO_WEBHOOK_URL = "no_webhook_url"
+    INTEGRATION_DISABLED = "integration_disabled"
+    NOT_SUBSCRIBED = "not_subscribed"
+
+
+ERROR_CLASSES: Final = tuple(c.value for c in ErrorClass)
 #: Failures that say nothing about the endpoint (nothing was sent, or Callhook failed): left out
 #: of endpoint health (latency percentiles, failure streaks).
 NOT_THE_ENDPOINT: Final = frozenset(
-    {"integration_disabled", "no_signing_secret", "window_expired", "internal_error", "expired"}
+    {
+        ErrorClass.INTEGRATION_DISABLED,
+        ErrorClass.NO_SIGNING_SECRET,
+        ErrorClass.WINDOW_EXPIRED,
+        ErrorClass.INTERNAL_ERROR,
+        ErrorClass.EXPIRED,
+    }
 )
 
 #: Statuses after which retrying the same request cannot help: the receiver said it is gone.

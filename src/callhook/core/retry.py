@@ -19,9 +19,18 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
+from enum import StrEnum
 from typing import Final, Protocol
 
-RETRY_POLICIES: Final = ("exponential", "none")
+
+class RetryPolicy(StrEnum):
+    """How an endpoint's failed deliveries are retried (see the module docstring)."""
+
+    EXPONENTIAL = "exponential"
+    NONE = "none"
+
+
+RETRY_POLICIES: Final = tuple(p.value for p in RetryPolicy)
 #: Delay before attempt n+1, indexed by n-1 (seconds); the last value repeats.
 SCHEDULE: Final[tuple[float, ...]] = (5, 30, 120, 600, 1800, 3600, 7200, 14400, 28800)
 WINDOW: Final = timedelta(hours=24)

@@ -34,6 +34,7 @@ class Delivery:
     id: str
     event_id: str
     account_id: str
+    endpoint_id: str
     event: str
     pbx_id: str
     status: str
@@ -55,6 +56,7 @@ def _delivery_query() -> Any:
         deliveries.c.id,
         deliveries.c.event_id,
         deliveries.c.account_id,
+        deliveries.c.endpoint_id,
         deliveries.c.event,
         events.c.pbx_id,
         deliveries.c.status,
@@ -74,6 +76,7 @@ def _to_delivery(r: Any) -> Delivery:
         id=r.id,
         event_id=r.event_id,
         account_id=r.account_id,
+        endpoint_id=r.endpoint_id,
         event=r.event,
         pbx_id=r.pbx_id,
         status=r.status,
@@ -92,6 +95,7 @@ def list_deliveries(
     conn: Connection,
     *,
     account_id: str | None = None,
+    endpoint_id: str | None = None,
     status: str | None = None,
     event: str | None = None,
     pbx_id: str | None = None,
@@ -100,12 +104,15 @@ def list_deliveries(
     before_id: str | None = None,
     limit: int = 50,
 ) -> list[Delivery]:
-    """Newest first. ``before_id`` is the cursor: ids sort by creation time."""
+    """Newest first. ``before_id`` is the cursor: ids sort by creation time. ``endpoint_id``
+    keeps one endpoint's deliveries (the caller checks it is the account's)."""
     if status is not None and status not in STATUSES:
         raise InvalidRequest(f"status must be one of {', '.join(STATUSES)}")
     query = _delivery_query()
     if account_id is not None:
         query = query.where(deliveries.c.account_id == account_id)
+    if endpoint_id is not None:
+        query = query.where(deliveries.c.endpoint_id == endpoint_id)
     if status is not None:
         query = query.where(deliveries.c.status == status)
     if event is not None:

@@ -32,6 +32,7 @@ DELIVERY_COLUMNS = (
     "id",
     "event_id",
     "account_id",
+    "endpoint_id",
     "event",
     "status",
     "attempts",

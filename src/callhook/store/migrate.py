@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import text
 
+from callhook.errors import StoreError
 from callhook.store.db import Database
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -24,12 +27,40 @@ def alembic_config() -> Config:
 
 def upgrade(db: Database, revision: str = "head") -> None:
     """Bring the database schema up to ``revision``."""
+    _run(db, lambda config: command.upgrade(config, revision))
+
+
+def downgrade(db: Database, revision: str) -> None:
+    """Take the database schema down to ``revision`` (operators, tests of migrations)."""
+    _run(db, lambda config: command.downgrade(config, revision))
+
+
+def _run(db: Database, step: Callable[[Config], None]) -> None:
     config = alembic_config()
-    with db.engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
-        config.attributes["connection"] = conn
-        command.upgrade(config, revision)
+    with db.engine.connect() as conn:
+        sqlite = conn.dialect.name == "sqlite"
+        raw: Any = conn.connection.dbapi_connection
+        if sqlite:
+            # Rebuilding a table (Alembic's batch mode, SQLite's way to change a column) drops
+            # the table other tables' foreign keys name; SQLite allows that only with the
+            # checks off, which it lets change outside a transaction only. The whole
+            # migration is checked before its commit instead.
+            raw.execute("PRAGMA foreign_keys=OFF")
+        try:
+            with conn.begin():
+                if conn.dialect.name == "postgresql":
+                    conn.execute(
+                        text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK}
+                    )
+                config.attributes["connection"] = conn
+                step(config)
+                if sqlite:
+                    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").all()
+                    if broken:
+                        raise StoreError(f"migration left broken references: {broken[:5]}")
+        finally:
+            if sqlite:
+                raw.execute("PRAGMA foreign_keys=ON")
 
 
 def current(db: Database) -> str | None:

@@ -36,7 +36,7 @@ from callhook.store.tables import deliveries
 from callhook.store.types import UTCDateTime
 
 #: Whose line: the endpoint a delivery goes to.
-line_owner = deliveries.c.account_id
+line_owner = deliveries.c.endpoint_id
 #: The partial index's predicate, spelled as literally as the index spells it: SQLite uses a
 #: partial index only when the query repeats its WHERE terms.
 IN_LINE = text("(deliveries.holds_line OR deliveries.status = 'waiting')")

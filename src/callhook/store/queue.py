@@ -28,7 +28,7 @@ from sqlalchemy import (
 
 from callhook.store import dialect, ordering
 from callhook.store.secretbox import SecretBox
-from callhook.store.tables import attempts, deliveries, events, integration_secrets, integrations
+from callhook.store.tables import attempts, deliveries, endpoint_secrets, endpoints, events
 from callhook.store.types import UTCDateTime, time_encoder
 
 
@@ -40,6 +40,7 @@ class ClaimedJob:
     claim_id: str
     event_id: str
     account_id: str
+    endpoint_id: str
     event: str
     attempt_number: int
     window_start: datetime
@@ -108,19 +109,20 @@ _CLAIMED = (
         deliveries.c.id,
         deliveries.c.event_id,
         deliveries.c.account_id,
+        deliveries.c.endpoint_id,
         deliveries.c.event,
         deliveries.c.attempts,
         deliveries.c.window_start,
         events.c.body,
-        integrations.c.url,
-        integrations.c.enabled,
-        integrations.c.retry_policy,
+        endpoints.c.url,
+        endpoints.c.enabled,
+        endpoints.c.retry_policy,
         deliveries.c.call_id,
         deliveries.c.sequence,
         deliveries.c.previous_sequence,
     )
     .join(events, events.c.id == deliveries.c.event_id)
-    .join(integrations, integrations.c.account_id == deliveries.c.account_id, isouter=True)
+    .join(endpoints, endpoints.c.id == deliveries.c.endpoint_id, isouter=True)
     # By primary key: there is no index on claim_id, so ``claim_id = ?`` scanned the
     # whole table on every claim (the worker slowed as delivered rows piled up).
     .where(deliveries.c.id.in_(bindparam("ids", expanding=True)))
@@ -163,13 +165,14 @@ def claim(
     if not claimed:
         return []
     rows = conn.execute(_CLAIMED, {"ids": claimed}).all()
-    secrets = _secrets_for(conn, {r[2] for r in rows}, now, box, secret_cache)
+    secrets = _secrets_for(conn, {r[3] for r in rows}, now, box, secret_cache)
     return [
         ClaimedJob(
             delivery_id=delivery_id,
             claim_id=claim_id,
             event_id=event_id,
             account_id=account_id,
+            endpoint_id=endpoint_id,
             event=event,
             attempt_number=attempts + 1,
             window_start=window_start,
@@ -177,7 +180,7 @@ def claim(
             url=url,
             enabled=bool(enabled) if enabled is not None else False,
             retry_policy=retry_policy or "exponential",
-            secrets=tuple(secrets.get(account_id, ())),
+            secrets=tuple(secrets.get(endpoint_id, ())),
             call_id=call_id,
             sequence=sequence,
             previous_sequence=previous_sequence,
@@ -186,6 +189,7 @@ def claim(
             delivery_id,
             event_id,
             account_id,
+            endpoint_id,
             event,
             attempts,
             window_start,
@@ -202,28 +206,29 @@ def claim(
 
 _SECRETS = (
     select(
-        integration_secrets.c.id,
-        integration_secrets.c.account_id,
-        integration_secrets.c.secret_encrypted,
+        endpoint_secrets.c.id,
+        endpoint_secrets.c.endpoint_id,
+        endpoint_secrets.c.secret_encrypted,
     )
     .where(
-        integration_secrets.c.account_id.in_(bindparam("accounts", expanding=True)),
-        or_(integration_secrets.c.expires_at.is_(None), integration_secrets.c.expires_at > _NOW),
+        endpoint_secrets.c.endpoint_id.in_(bindparam("endpoints", expanding=True)),
+        or_(endpoint_secrets.c.expires_at.is_(None), endpoint_secrets.c.expires_at > _NOW),
     )
-    .order_by(integration_secrets.c.created_at.desc(), integration_secrets.c.id.desc())
+    .order_by(endpoint_secrets.c.created_at.desc(), endpoint_secrets.c.id.desc())
 )
 
 
 def _secrets_for(
     conn: Connection,
-    account_ids: set[str],
+    endpoint_ids: set[str],
     now: datetime,
     box: SecretBox,
     cache: dict[str, str] | None,
 ) -> dict[str, list[str]]:
-    rows = conn.execute(_SECRETS, {"accounts": list(account_ids), "now": now})
+    """Each endpoint's signing secrets now, newest first (decrypted)."""
+    rows = conn.execute(_SECRETS, {"endpoints": list(endpoint_ids), "now": now})
     out: dict[str, list[str]] = {}
-    for secret_id, account_id, encrypted in rows:
+    for secret_id, endpoint_id, encrypted in rows:
         # Secret rows never change once written, so decrypting each id once is safe.
         if cache is not None and secret_id in cache:
             plain = cache[secret_id]
@@ -231,7 +236,7 @@ def _secrets_for(
             plain = box.decrypt(encrypted)
             if cache is not None:
                 cache[secret_id] = plain
-        out.setdefault(account_id, []).append(plain)
+        out.setdefault(endpoint_id, []).append(plain)
     return out
 
 
@@ -294,7 +299,7 @@ def complete(
     """
     if not results:
         return []
-    line_ids = [(r.job.account_id, r.job.call_id) for r in results if r.job.call_id is not None]
+    line_ids = [(r.job.endpoint_id, r.job.call_id) for r in results if r.job.call_id is not None]
     ordering.lock_lines(conn, [(o, c) for o, c in line_ids if c is not None])
     # Look up by primary key and compare claim ids here: SQLite plans a row-value
     # ``(id, claim_id) IN (...)`` as a full table scan (measured: the worker's main cost).

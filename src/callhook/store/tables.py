@@ -1,9 +1,9 @@
 """The schema, as SQLAlchemy Core tables. Alembic migrations in ``migrations/`` create it.
 
 Kept portable: the same tables and queries run on SQLite and PostgreSQL. Nouns:
-account → integration (its webhook setting: URL, enabled, retry policy, subscriptions, secrets)
-→ event (one published fact, body serialized once) → delivery (that event to that account's URL)
-→ attempt (one HTTP try).
+account → endpoints (each: URL, enabled, retry policy, subscriptions, secrets, state; the
+*primary* one is spec 002's webhook setting) → event (one published fact, body serialized once)
+→ delivery (that event to one endpoint) → attempt (one HTTP try).
 """
 
 from __future__ import annotations
@@ -92,33 +92,52 @@ api_tokens = Table(
     Column("last_used_at", UTCDateTime, nullable=True),
 )
 
-#: One webhook setting per account. ``url`` NULL means "not configured" (spec 002's 404).
-integrations = Table(
-    "integrations",
+#: Where an account's events go: up to ``Settings.max_endpoints_per_account`` per account. The
+#: account's *primary* endpoint (``is_primary``, at most one per account) is spec 002's webhook
+#: setting; its ``url`` NULL means "not configured" (spec 002's 404). Every other endpoint has a
+#: URL. ``all_events`` true: subscribed to every event, present and future (the
+#: ``endpoint_subscriptions`` rows are then ignored). ``state``: ``EndpointState``.
+endpoints = Table(
+    "endpoints",
     metadata,
-    Column("account_id", String(40), ForeignKey("accounts.id"), primary_key=True),
+    Column("id", String(40), primary_key=True),
+    Column("account_id", String(40), ForeignKey("accounts.id"), nullable=False),
     Column("url", Text, nullable=True),
-    Column("enabled", Boolean, nullable=False, default=True),
-    Column("retry_policy", String(20), nullable=False, default="exponential"),
+    Column("description", String(500), nullable=False, server_default=""),
+    Column("enabled", Boolean, nullable=False),
+    Column("all_events", Boolean, nullable=False, server_default=false()),
+    Column("retry_policy", String(20), nullable=False),
+    Column("is_primary", Boolean, nullable=False),
+    Column("state", String(16), nullable=False, server_default="active"),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # Also the index for "this account's endpoints" (its first column).
+    UniqueConstraint("account_id", "url", name="uq_endpoints_account_url"),
+    Index(
+        "ix_endpoints_primary",
+        "account_id",
+        unique=True,
+        sqlite_where=text("is_primary"),
+        postgresql_where=text("is_primary"),
+    ),
 )
 
-subscriptions = Table(
-    "subscriptions",
+#: The events an endpoint is subscribed to (unless ``endpoints.all_events``).
+endpoint_subscriptions = Table(
+    "endpoint_subscriptions",
     metadata,
-    Column("account_id", String(40), ForeignKey("accounts.id"), primary_key=True),
+    Column("endpoint_id", String(40), ForeignKey("endpoints.id"), primary_key=True),
     Column("event", String(64), primary_key=True),
     Column("created_at", UTCDateTime, nullable=False),
 )
 
 #: Signing secrets, encrypted at rest. ``expires_at`` NULL is the current secret; a rotated-out
 #: secret keeps signing alongside the new one until ``expires_at``.
-integration_secrets = Table(
-    "integration_secrets",
+endpoint_secrets = Table(
+    "endpoint_secrets",
     metadata,
     Column("id", String(40), primary_key=True),
-    Column("account_id", String(40), ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("endpoint_id", String(40), ForeignKey("endpoints.id"), nullable=False, index=True),
     Column("secret_encrypted", LargeBinary, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=True),
@@ -154,16 +173,17 @@ events = Table(
     Index("ix_events_account_call", "account_id", "call_id"),
 )
 
-#: One event to one account's URL. The queue: a worker claims rows whose ``status`` is
-#: ``pending`` and ``next_attempt_at`` has come, under a lease (``lease_until``) with a claim
-#: token (``claim_id``); completion matches on ``claim_id`` so a stale worker cannot overwrite.
-#: Status: (waiting →) pending → delivered | failed | expired.
+#: One event to one endpoint (at most one per event and endpoint). The queue: a worker claims
+#: rows whose ``status`` is ``pending`` and ``next_attempt_at`` has come, under a lease
+#: (``lease_until``) with a claim token (``claim_id``); completion matches on ``claim_id`` so a
+#: stale worker cannot overwrite. Status: (waiting →) pending → delivered | failed | expired.
 deliveries = Table(
     "deliveries",
     metadata,
     Column("id", String(40), primary_key=True),
     Column("event_id", String(40), ForeignKey("events.id"), nullable=False, index=True),
     Column("account_id", String(40), ForeignKey("accounts.id"), nullable=False),
+    Column("endpoint_id", String(40), ForeignKey("endpoints.id"), nullable=False),
     Column("event", String(64), nullable=False),
     Column("status", String(16), nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
@@ -190,11 +210,22 @@ deliveries = Table(
     Column("previous_sequence", Integer, nullable=True),
     Index("ix_deliveries_due", "status", "next_attempt_at"),
     Index("ix_deliveries_account_created", "account_id", "created_at"),
+    Index("ix_deliveries_endpoint_created", "endpoint_id", "created_at"),
+    # The fair claim walks the endpoints that have pending work and takes each one's oldest due
+    # rows: both steps are range reads of this index (``callhook.store.queue``).
+    Index(
+        "ix_deliveries_pending_endpoint",
+        "endpoint_id",
+        "next_attempt_at",
+        sqlite_where=text("status = 'pending'"),
+        postgresql_where=text("status = 'pending'"),
+    ),
+    UniqueConstraint("event_id", "endpoint_id", name="uq_deliveries_event_endpoint"),
     # Only the rows of open lines (holders and waiting deliveries): tiny, and the predicate is
     # spelled exactly as ``store.ordering.IN_LINE`` repeats it (SQLite matches it literally).
     Index(
         "ix_deliveries_line",
-        "account_id",
+        "endpoint_id",
         "call_id",
         "sequence",
         sqlite_where=text("holds_line OR status = 'waiting'"),

@@ -17,13 +17,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from callhook.core import retry
 from callhook.core.clock import FakeClock
 from callhook.platform import Platform
 from callhook.store import deliveries as delivery_store
-from callhook.store.tables import integration_secrets
+from callhook.store.tables import endpoint_secrets, endpoints
 from tests.factories import make_account, make_platform, publish_sample
 from tests.support.raw_endpoint import DRIP, RawEndpoint, Step
 from tests.support.receiver import Tls, wait_for
@@ -450,8 +450,12 @@ async def test_no_active_signing_secret_is_its_own_reason(
     account = make_account(platform, url=endpoint.script("/s", answer(b"200 OK")))
     with platform.db.write() as conn:  # every secret expired (as after a botched rotation)
         conn.execute(
-            update(integration_secrets)
-            .where(integration_secrets.c.account_id == account.id)
+            update(endpoint_secrets)
+            .where(
+                endpoint_secrets.c.endpoint_id.in_(
+                    select(endpoints.c.id).where(endpoints.c.account_id == account.id)
+                )
+            )
             .values(expires_at=clock.now() - timedelta(seconds=1))
         )
     published = publish_sample(platform, account.id)

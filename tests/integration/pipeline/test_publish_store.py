@@ -15,8 +15,8 @@ from sqlalchemy import func, select
 from callhook.platform import Platform
 from callhook.publish import Published, PublishRequest
 from callhook.store import accounts as account_store
+from callhook.store import endpoints as endpoint_store
 from callhook.store import events as event_store
-from callhook.store import integrations as integration_store
 from callhook.store.tables import events
 from tests.factories import make_account, make_platform
 
@@ -127,11 +127,11 @@ def test_publish_targets_are_the_existing_accounts_and_their_integrations(
     without_url = make_account(platform).id
     bare = _bare_account(platform)
     with platform.db.read() as conn:
-        targets = integration_store.publish_targets(
+        targets = endpoint_store.publish_targets(
             conn, [configured, without_url, bare, "acc_missing", configured]
         )
         assert set(targets) == {configured, without_url, bare}
-        assert targets[bare] is None
-        assert targets[configured] == integration_store.get(conn, configured)
-        assert targets[without_url] == integration_store.get(conn, without_url)
-        assert integration_store.publish_targets(conn, []) == {}
+        assert targets[bare] == []
+        assert targets[configured] == [endpoint_store.primary(conn, configured)]
+        assert targets[without_url] == [endpoint_store.primary(conn, without_url)]
+        assert endpoint_store.publish_targets(conn, []) == {}

@@ -28,6 +28,7 @@ JOB = ClaimedJob(
     claim_id="clm_1",
     event_id="evt_1",
     account_id="acc_1",
+    endpoint_id="ep_1",
     event="incoming_call_start",
     attempt_number=1,
     window_start=T0,

@@ -1,7 +1,7 @@
 """ordering: per-call lines in the queue (issue 14)
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 Create Date: 2026-11-29 17:00:00.000000
 
 Deliveries gain their event's ``call_id`` and ``sequence`` (copied from ``events`` for existing
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004"
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
@@ -41,7 +41,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_deliveries_line",
         "deliveries",
-        ["account_id", "call_id", "sequence"],
+        ["endpoint_id", "call_id", "sequence"],
         sqlite_where=sa.text(_LINE_WHERE),
         postgresql_where=sa.text(_LINE_WHERE),
     )

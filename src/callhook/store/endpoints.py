@@ -1,0 +1,625 @@
+"""Endpoints: where an account's events go. Each has its URL, events, retry policy, secrets, state.
+
+An account has up to ``Settings.max_endpoints_per_account`` endpoints (20 by default). One of
+them is *primary*: spec 002's webhook setting (``GET/POST/DELETE /api/v2/webhooks…`` and
+``callhook.store.integrations`` work on it). Its URL may be unset ("not configured", spec 002's
+404) and is changed only by the dashboard or the operator's CLI (``set_primary_url``), never by
+the API (``update`` refuses it). Every other endpoint always has a URL.
+
+Every read and write is scoped by account: an endpoint id of another account is
+:class:`~callhook.errors.EndpointNotFound`, exactly like an unknown id.
+
+URLs: :func:`create` and :func:`update` parse, normalize and vet the URL without I/O
+(:func:`callhook.core.urlvet.parse_webhook_url`: HTTPS, no private addresses, …). Resolving the
+host name (DNS) is I/O and is the caller's: :func:`callhook.delivery.resolver.check_url`
+before the write, as for the primary endpoint's URL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Connection, Row, bindparam, delete, func, select
+from sqlalchemy import update as sql_update
+
+from callhook.core.ids import RandomBits, has_id_shape, new_id
+from callhook.core.retry import RetryPolicy
+from callhook.core.urlvet import parse_webhook_url
+from callhook.errors import (
+    DuplicateEndpointUrl,
+    EndpointLimitReached,
+    EndpointNotFound,
+    InvalidRequest,
+    PayloadInvalid,
+    PrimaryEndpointDelete,
+    PrimaryEndpointUrl,
+    UnknownEvent,
+)
+from callhook.events.names import SUBSCRIBABLE_EVENTS
+from callhook.signing import generate_secret
+from callhook.store import dialect
+from callhook.store.secretbox import SecretBox
+from callhook.store.tables import (
+    accounts,
+    attempts,
+    deliveries,
+    endpoint_secrets,
+    endpoint_subscriptions,
+    endpoints,
+)
+
+__all__ = [
+    "MAX_DESCRIPTION",
+    "ROTATION_OVERLAP",
+    "Endpoint",
+    "EndpointState",
+    "SigningSecret",
+    "active_secrets",
+    "create",
+    "create_primary",
+    "delete_endpoint",
+    "get",
+    "list_for_account",
+    "primary",
+    "publish_targets",
+    "rotate_secret",
+    "set_primary_url",
+    "subscribe",
+    "unsubscribe",
+    "update",
+]
+
+#: How long a rotated-out secret keeps signing alongside the new one.
+ROTATION_OVERLAP = timedelta(hours=24)
+#: Longest description, in characters.
+MAX_DESCRIPTION = 500
+#: Endpoint ids: ``ep_`` + 26 characters (``callhook.core.ids``).
+PREFIX = "ep"
+
+
+class EndpointState(StrEnum):
+    """An endpoint's delivery state. ``active``: deliveries are attempted (when enabled)."""
+
+    ACTIVE = "active"
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One endpoint as read from the store.
+
+    ``url`` is None only for a primary endpoint not configured yet. ``subscribed_events`` is
+    the subscribed event names in catalog order, or None for "every event, present and
+    future". Times are aware UTC.
+    """
+
+    id: str
+    account_id: str
+    url: str | None
+    description: str
+    enabled: bool
+    subscribed_events: tuple[str, ...] | None
+    retry_policy: RetryPolicy
+    state: EndpointState
+    primary: bool
+    created_at: datetime
+    updated_at: datetime
+
+    def subscribes(self, event: str) -> bool:
+        """Whether this endpoint is subscribed to ``event``."""
+        return self.subscribed_events is None or event in self.subscribed_events
+
+
+@dataclass(frozen=True, slots=True)
+class SigningSecret:
+    """A signing secret in plain text (``whsec_…``); ``expires_at`` None: the current one."""
+
+    id: str
+    secret: str
+    created_at: datetime
+    expires_at: datetime | None
+
+
+def catalog_order(events: Iterable[str]) -> tuple[str, ...]:
+    """``events`` without duplicates, in the catalog's order (unknown names dropped)."""
+    wanted = set(events)
+    return tuple(e for e in SUBSCRIBABLE_EVENTS if e in wanted)
+
+
+def checked_events(events: Iterable[str], *, field: str = "subscribed_events") -> list[str]:
+    """The distinct names of ``events``, all subscribable; else ``UnknownEvent`` (400) naming
+    ``field`` and the first unknown name. Checked before anything is written."""
+    names = list(dict.fromkeys(events))
+    for name in names:
+        if name not in SUBSCRIBABLE_EVENTS:
+            error = UnknownEvent(name)
+            error.message = f"{field}: {error.message}"
+            raise error
+    return names
+
+
+def _policy(value: str) -> RetryPolicy:
+    try:
+        return RetryPolicy(value)
+    except ValueError:
+        raise InvalidRequest(
+            f"retry_policy: must be one of {', '.join(p.value for p in RetryPolicy)}"
+        ) from None
+
+
+def _description(value: str) -> str:
+    if len(value) > MAX_DESCRIPTION:
+        raise PayloadInvalid(
+            f"description: at most {MAX_DESCRIPTION} characters", field="description"
+        )
+    return value
+
+
+# --- Reading ---------------------------------------------------------------------------------
+_SUBSCRIBED = func.aggregate_strings(endpoint_subscriptions.c.event, ",").label("subscribed")
+_WITH_EVENTS = (
+    select(endpoints, _SUBSCRIBED)
+    .select_from(
+        endpoints.outerjoin(
+            endpoint_subscriptions, endpoint_subscriptions.c.endpoint_id == endpoints.c.id
+        )
+    )
+    # The endpoint's columns depend on its primary key (PostgreSQL accepts them so).
+    .group_by(endpoints.c.id)
+)
+
+
+def from_row(row: Row[Any]) -> Endpoint:
+    """An :class:`Endpoint` from a row of ``endpoints`` plus ``subscribed`` (the subscribed
+    events joined with commas, or NULL). For the store's own queries."""
+    subscribed = row.subscribed.split(",") if row.subscribed else ()
+    return Endpoint(
+        id=row.id,
+        account_id=row.account_id,
+        url=row.url,
+        description=row.description,
+        enabled=bool(row.enabled),
+        subscribed_events=None if row.all_events else catalog_order(subscribed),
+        retry_policy=RetryPolicy(row.retry_policy),
+        state=EndpointState(row.state),
+        primary=bool(row.is_primary),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def list_for_account(conn: Connection, account_id: str) -> list[Endpoint]:
+    """The account's endpoints: the primary one first, then oldest first."""
+    rows = conn.execute(
+        _WITH_EVENTS.where(endpoints.c.account_id == account_id).order_by(
+            endpoints.c.is_primary.desc(), endpoints.c.created_at, endpoints.c.id
+        )
+    )
+    return [from_row(r) for r in rows]
+
+
+def for_accounts(conn: Connection, account_ids: Iterable[str]) -> dict[str, list[Endpoint]]:
+    """Every endpoint of each of ``account_ids`` (one query), primary first then oldest first;
+    accounts without endpoints are absent."""
+    wanted = list(set(account_ids))
+    out: dict[str, list[Endpoint]] = {}
+    if not wanted:
+        return out
+    rows = conn.execute(
+        _WITH_EVENTS.where(endpoints.c.account_id.in_(wanted)).order_by(
+            endpoints.c.account_id,
+            endpoints.c.is_primary.desc(),
+            endpoints.c.created_at,
+            endpoints.c.id,
+        )
+    )
+    for row in rows:
+        out.setdefault(row.account_id, []).append(from_row(row))
+    return out
+
+
+# One query for every account of a publish batch, built once (an expanding IN list is neither
+# rebuilt nor re-keyed per call); subscriptions come joined into one string per endpoint: a row
+# per subscription cost more to fetch than the query itself (profiled).
+_PUBLISH_TARGETS = (
+    select(accounts.c.id.label("known_account_id"), endpoints, _SUBSCRIBED)
+    .select_from(
+        accounts.outerjoin(endpoints, endpoints.c.account_id == accounts.c.id).outerjoin(
+            endpoint_subscriptions, endpoint_subscriptions.c.endpoint_id == endpoints.c.id
+        )
+    )
+    .where(accounts.c.id.in_(bindparam("account_ids", expanding=True)))
+    .group_by(accounts.c.id, endpoints.c.id)
+    .order_by(accounts.c.id, endpoints.c.is_primary.desc(), endpoints.c.created_at, endpoints.c.id)
+)
+
+
+def publish_targets(conn: Connection, account_ids: Iterable[str]) -> dict[str, list[Endpoint]]:
+    """Each existing account among ``account_ids`` → its endpoints (primary first, then oldest
+    first; an empty list without any). Accounts that do not exist are absent. One query
+    whatever the count (publishing asks for every account of a batch)."""
+    wanted = list(set(account_ids))
+    out: dict[str, list[Endpoint]] = {}
+    if not wanted:
+        return out
+    for row in conn.execute(_PUBLISH_TARGETS, {"account_ids": wanted}):
+        found = out.setdefault(row.known_account_id, [])
+        if row.id is not None:
+            found.append(from_row(row))
+    return out
+
+
+def get(conn: Connection, account_id: str, endpoint_id: str) -> Endpoint:
+    """The account's endpoint ``endpoint_id``; ``EndpointNotFound`` when there is none (an id of
+    another account included; an id that cannot exist is refused without a query)."""
+    if not has_id_shape(PREFIX, endpoint_id):
+        raise EndpointNotFound(endpoint_id)
+    row = conn.execute(
+        _WITH_EVENTS.where(endpoints.c.id == endpoint_id, endpoints.c.account_id == account_id)
+    ).first()
+    if row is None:
+        raise EndpointNotFound(endpoint_id)
+    return from_row(row)
+
+
+def primary(conn: Connection, account_id: str) -> Endpoint | None:
+    """The account's primary endpoint, or None when it has none yet."""
+    row = conn.execute(
+        _WITH_EVENTS.where(endpoints.c.account_id == account_id, endpoints.c.is_primary)
+    ).first()
+    return None if row is None else from_row(row)
+
+
+# --- Writing ---------------------------------------------------------------------------------
+def _check_url_free(
+    conn: Connection, account_id: str, url: str, *, besides: str | None = None
+) -> None:
+    query = select(endpoints.c.id).where(
+        endpoints.c.account_id == account_id, endpoints.c.url == url
+    )
+    if besides is not None:
+        query = query.where(endpoints.c.id != besides)
+    if conn.execute(query.limit(1)).first() is not None:
+        raise DuplicateEndpointUrl(url)
+
+
+def _insert(
+    conn: Connection,
+    *,
+    account_id: str,
+    url: str | None,
+    description: str,
+    enabled: bool,
+    events: Sequence[str] | None,
+    retry_policy: RetryPolicy,
+    is_primary: bool,
+    now: datetime,
+    box: SecretBox,
+    rng: RandomBits,
+) -> str:
+    endpoint_id = new_id(PREFIX, now, rng)
+    conn.execute(
+        endpoints.insert().values(
+            id=endpoint_id,
+            account_id=account_id,
+            url=url,
+            description=description,
+            enabled=enabled,
+            all_events=events is None,
+            retry_policy=retry_policy.value,
+            is_primary=is_primary,
+            state=EndpointState.ACTIVE.value,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    if events:
+        _subscribe_rows(conn, endpoint_id, events, now)
+    add_secret(conn, endpoint_id, generate_secret(), now=now, box=box, rng=rng)
+    return endpoint_id
+
+
+def create(
+    conn: Connection,
+    account_id: str,
+    *,
+    url: str,
+    subscribed_events: Iterable[str] | None,
+    description: str = "",
+    retry_policy: str = RetryPolicy.EXPONENTIAL,
+    enabled: bool = True,
+    limit: int,
+    allow_unsafe: bool = False,
+    now: datetime,
+    box: SecretBox,
+    rng: RandomBits,
+) -> Endpoint:
+    """Add a (non-primary) endpoint with a fresh signing secret; return it.
+
+    ``subscribed_events`` None subscribes to every event. ``limit`` is
+    ``Settings.max_endpoints_per_account``. Raises, before anything is written: ``UnsafeURL``
+    (the URL's syntax or address is refused), ``UnknownEvent``, ``InvalidRequest`` (retry
+    policy), ``PayloadInvalid`` (description), ``EndpointLimitReached`` (the account has
+    ``limit`` endpoints, the primary one counted), ``DuplicateEndpointUrl``. The count and the
+    URL check hold a per-account lock (PostgreSQL), so concurrent creates cannot pass ``limit``.
+    The caller checks that the account exists.
+    """
+    vetted = parse_webhook_url(url, allow_unsafe=allow_unsafe).url
+    names = None if subscribed_events is None else checked_events(subscribed_events)
+    policy = _policy(retry_policy)
+    text = _description(description)
+    dialect.lock_keys(conn, "endpoints", [account_id])
+    count = conn.execute(
+        select(func.count()).select_from(endpoints).where(endpoints.c.account_id == account_id)
+    ).scalar_one()
+    if count >= limit:
+        raise EndpointLimitReached(limit)
+    _check_url_free(conn, account_id, vetted)
+    endpoint_id = _insert(
+        conn,
+        account_id=account_id,
+        url=vetted,
+        description=text,
+        enabled=enabled,
+        events=names,
+        retry_policy=policy,
+        is_primary=False,
+        now=now,
+        box=box,
+        rng=rng,
+    )
+    return get(conn, account_id, endpoint_id)
+
+
+def create_primary(
+    conn: Connection, account_id: str, *, now: datetime, box: SecretBox, rng: RandomBits
+) -> Endpoint:
+    """The account's primary endpoint, created (no URL, no events, enabled, a fresh secret)
+    when it has none. Idempotent."""
+    existing = primary(conn, account_id)
+    if existing is not None:
+        return existing
+    dialect.lock_keys(conn, "endpoints", [account_id])
+    existing = primary(conn, account_id)
+    if existing is not None:
+        return existing
+    endpoint_id = _insert(
+        conn,
+        account_id=account_id,
+        url=None,
+        description="",
+        enabled=True,
+        events=(),
+        retry_policy=RetryPolicy.EXPONENTIAL,
+        is_primary=True,
+        now=now,
+        box=box,
+        rng=rng,
+    )
+    return get(conn, account_id, endpoint_id)
+
+
+_UNSET: Any = object()
+
+
+def update(
+    conn: Connection,
+    account_id: str,
+    endpoint_id: str,
+    *,
+    url: str | None = _UNSET,
+    description: str | None = _UNSET,
+    enabled: bool | None = _UNSET,
+    subscribed_events: Iterable[str] | None = _UNSET,
+    retry_policy: str | None = _UNSET,
+    allow_unsafe: bool = False,
+    now: datetime,
+) -> Endpoint:
+    """Change the given fields of the account's endpoint (others stay); return it.
+
+    ``subscribed_events`` replaces the set (None: every event). A primary endpoint's ``url``
+    is refused (``PrimaryEndpointUrl``: spec 002 has it set in the dashboard; see
+    :func:`set_primary_url`). Raises as :func:`create` does, and ``EndpointNotFound``; all checks
+    come before any write.
+    """
+    current = get(conn, account_id, endpoint_id)
+    values: dict[str, Any] = {}
+    if url is not _UNSET:
+        if current.primary:
+            raise PrimaryEndpointUrl()
+        if url is None:
+            raise PayloadInvalid("url: must not be null", field="url")
+        values["url"] = parse_webhook_url(url, allow_unsafe=allow_unsafe).url
+    if description is not _UNSET:
+        values["description"] = _description(description or "")
+    if enabled is not _UNSET:
+        if enabled is None:
+            raise PayloadInvalid("enabled: must be true or false", field="enabled")
+        values["enabled"] = enabled
+    if retry_policy is not _UNSET:
+        values["retry_policy"] = _policy(retry_policy or "").value
+    names: list[str] | None = None
+    if subscribed_events is not _UNSET:
+        names = None if subscribed_events is None else checked_events(subscribed_events)
+        values["all_events"] = names is None
+    if "url" in values:
+        _check_url_free(conn, account_id, values["url"], besides=endpoint_id)
+    conn.execute(update_statement(endpoint_id).values(updated_at=now, **values))
+    if subscribed_events is not _UNSET:
+        conn.execute(
+            delete(endpoint_subscriptions).where(
+                endpoint_subscriptions.c.endpoint_id == endpoint_id
+            )
+        )
+        if names:
+            _subscribe_rows(conn, endpoint_id, names, now)
+    return get(conn, account_id, endpoint_id)
+
+
+def update_statement(endpoint_id: str) -> Any:
+    """``UPDATE endpoints … WHERE id = endpoint_id`` (for this package's modules)."""
+    return sql_update(endpoints).where(endpoints.c.id == endpoint_id)
+
+
+def set_primary_url(
+    conn: Connection,
+    account_id: str,
+    url: str,
+    *,
+    now: datetime,
+    box: SecretBox,
+    rng: RandomBits,
+) -> Endpoint:
+    """Set the primary endpoint's URL (dashboard, operator CLI), creating the primary endpoint
+    when missing. ``url`` comes vetted and normalized by the caller, as spec 002's webhook URL
+    always has (``parse_webhook_url`` then ``check_url``). ``DuplicateEndpointUrl`` when
+    another endpoint of the account has it."""
+    endpoint = create_primary(conn, account_id, now=now, box=box, rng=rng)
+    _check_url_free(conn, account_id, url, besides=endpoint.id)
+    conn.execute(update_statement(endpoint.id).values(url=url, updated_at=now))
+    return get(conn, account_id, endpoint.id)
+
+
+def delete_endpoint(conn: Connection, account_id: str, endpoint_id: str) -> None:
+    """Delete a non-primary endpoint with everything that hangs off it: secrets,
+    subscriptions, deliveries and their attempts (a delivery is one event *to this endpoint*;
+    the events stay, with their other endpoints' deliveries). A worker still sending one of
+    them finds its claim gone and records nothing. ``PrimaryEndpointDelete`` for the primary
+    endpoint (spec 002's setting: disable it instead); ``EndpointNotFound``."""
+    if get(conn, account_id, endpoint_id).primary:
+        raise PrimaryEndpointDelete()
+    conn.execute(
+        delete(attempts).where(
+            attempts.c.delivery_id.in_(
+                select(deliveries.c.id).where(deliveries.c.endpoint_id == endpoint_id)
+            )
+        )
+    )
+    conn.execute(delete(deliveries).where(deliveries.c.endpoint_id == endpoint_id))
+    conn.execute(delete(endpoint_secrets).where(endpoint_secrets.c.endpoint_id == endpoint_id))
+    conn.execute(
+        delete(endpoint_subscriptions).where(endpoint_subscriptions.c.endpoint_id == endpoint_id)
+    )
+    conn.execute(delete(endpoints).where(endpoints.c.id == endpoint_id))
+
+
+def subscribe(
+    conn: Connection, account_id: str, endpoint_id: str, events: Iterable[str], *, now: datetime
+) -> Endpoint:
+    """Add events to the endpoint's subscriptions (idempotent; ``UnknownEvent`` before any
+    write). On an all-events endpoint nothing changes."""
+    names = checked_events(events, field="event")
+    current = get(conn, account_id, endpoint_id)
+    if current.subscribed_events is not None:
+        _subscribe_rows(conn, endpoint_id, names, now)
+    conn.execute(update_statement(endpoint_id).values(updated_at=now))
+    return get(conn, account_id, endpoint_id)
+
+
+def unsubscribe(
+    conn: Connection, account_id: str, endpoint_id: str, events: Iterable[str], *, now: datetime
+) -> Endpoint:
+    """Remove events from the endpoint's subscriptions (idempotent). On an all-events endpoint
+    the subscription becomes the explicit list of every other event."""
+    names = checked_events(events, field="event")
+    current = get(conn, account_id, endpoint_id)
+    if current.subscribed_events is None:
+        keep = [e for e in SUBSCRIBABLE_EVENTS if e not in set(names)]
+        conn.execute(update_statement(endpoint_id).values(all_events=False))
+        _subscribe_rows(conn, endpoint_id, keep, now)
+    else:
+        conn.execute(
+            delete(endpoint_subscriptions).where(
+                endpoint_subscriptions.c.endpoint_id == endpoint_id,
+                endpoint_subscriptions.c.event.in_(names),
+            )
+        )
+    conn.execute(update_statement(endpoint_id).values(updated_at=now))
+    return get(conn, account_id, endpoint_id)
+
+
+def _subscribe_rows(
+    conn: Connection, endpoint_id: str, names: Iterable[str], now: datetime
+) -> None:
+    dialect.insert_ignore(
+        conn,
+        endpoint_subscriptions,
+        [{"endpoint_id": endpoint_id, "event": n, "created_at": now} for n in names],
+    )
+
+
+# --- Secrets ---------------------------------------------------------------------------------
+def add_secret(
+    conn: Connection,
+    endpoint_id: str,
+    secret: str,
+    *,
+    now: datetime,
+    box: SecretBox,
+    rng: RandomBits,
+) -> SigningSecret:
+    """Store ``secret`` (encrypted) as the endpoint's newest secret; no check of ownership."""
+    row = SigningSecret(id=new_id("sec", now, rng), secret=secret, created_at=now, expires_at=None)
+    conn.execute(
+        endpoint_secrets.insert().values(
+            id=row.id,
+            endpoint_id=endpoint_id,
+            secret_encrypted=box.encrypt(secret),
+            created_at=now,
+            expires_at=None,
+        )
+    )
+    return row
+
+
+def active_secrets(
+    conn: Connection, account_id: str, endpoint_id: str, *, now: datetime, box: SecretBox
+) -> list[SigningSecret]:
+    """The secrets that sign the endpoint's deliveries now, newest first (more than one during
+    a rotation). ``EndpointNotFound`` for an endpoint not of this account."""
+    get(conn, account_id, endpoint_id)
+    rows = conn.execute(
+        select(endpoint_secrets)
+        .where(
+            endpoint_secrets.c.endpoint_id == endpoint_id,
+            (endpoint_secrets.c.expires_at.is_(None)) | (endpoint_secrets.c.expires_at > now),
+        )
+        .order_by(endpoint_secrets.c.created_at.desc(), endpoint_secrets.c.id.desc())
+    )
+    return [
+        SigningSecret(
+            id=r.id,
+            secret=box.decrypt(r.secret_encrypted),
+            created_at=r.created_at,
+            expires_at=r.expires_at,
+        )
+        for r in rows
+    ]
+
+
+def rotate_secret(
+    conn: Connection,
+    account_id: str,
+    endpoint_id: str,
+    *,
+    now: datetime,
+    box: SecretBox,
+    rng: RandomBits,
+    overlap: timedelta = ROTATION_OVERLAP,
+) -> SigningSecret:
+    """Make a new current secret for the endpoint; the previous ones keep signing for
+    ``overlap`` (24 h). ``EndpointNotFound`` for an endpoint not of this account."""
+    get(conn, account_id, endpoint_id)
+    conn.execute(
+        sql_update(endpoint_secrets)
+        .where(
+            endpoint_secrets.c.endpoint_id == endpoint_id,
+            (endpoint_secrets.c.expires_at.is_(None))
+            | (endpoint_secrets.c.expires_at > now + overlap),
+        )
+        .values(expires_at=now + overlap)
+    )
+    return add_secret(conn, endpoint_id, generate_secret(), now=now, box=box, rng=rng)
