@@ -312,7 +312,7 @@ class Publisher:
                 plan.skip_reason,
                 tuple(made_ids),
             )
-        _line_up(conn, delivery_rows, stored_at)
+        _line_up(conn, delivery_rows, stored_at, _orderings(targets))
         event_store.insert(conn, event_rows)
         event_store.insert_deliveries(conn, delivery_rows)
         results = []
@@ -326,20 +326,37 @@ class Publisher:
         return results
 
 
-def _line_up(conn: Connection, rows: list[dict[str, Any]], stored_at: Any) -> None:
+def _orderings(targets: Mapping[str, Sequence[Endpoint]]) -> dict[str, ordering.Ordering]:
+    return {e.id: e.ordering for found in targets.values() for e in found}
+
+
+def _line_up(
+    conn: Connection,
+    rows: list[dict[str, Any]],
+    stored_at: Any,
+    orderings: Mapping[str, ordering.Ordering],
+) -> None:
     """Place each new delivery of a call in its (endpoint, call) line (issue 14): the first
-    of a free line holds it (claimable), the rest wait (``core.ordering.place``)."""
-    lines = {(r["endpoint_id"], r["call_id"]) for r in rows if r["call_id"] is not None}
+    of a free line holds it (claimable), the rest wait (``core.ordering.place``); deliveries
+    to an endpoint with ``ordering`` ``none`` are claimable at once, as are events with no
+    call."""
+    per_call = ordering.Ordering.PER_CALL
+    lines = {
+        (r["endpoint_id"], r["call_id"])
+        for r in rows
+        if r["call_id"] is not None and orderings.get(r["endpoint_id"], per_call) is per_call
+    }
     if lines:
         line_store.lock_lines(conn, lines)
     taken = line_store.taken_lines(conn, lines)
     for row in rows:
         line = (row["endpoint_id"], row["call_id"])
-        placement = ordering.place(ordering.Ordering.PER_CALL, row["call_id"], line in taken)
-        row["status"] = placement.status
+        chosen = orderings.get(row["endpoint_id"], per_call)
+        placement = ordering.place(chosen, row["call_id"], line in taken)
+        row["status"] = placement.status.value
         row["holds_line"] = placement.holds_line
         row["line_since"] = stored_at if placement.holds_line else None
-        if row["call_id"] is not None:
+        if placement is not ordering.PENDING_FREE:
             taken.add(line)
 
 

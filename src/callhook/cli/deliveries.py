@@ -49,7 +49,9 @@ def _delivery_json(d: delivery_store.Delivery) -> dict[str, Any]:
 @deliveries_app.command("list")
 def deliveries_list(
     account: Annotated[str | None, typer.Option(help="Only this account.")] = None,
-    status: Annotated[str | None, typer.Option(help="failed, pending or delivered.")] = None,
+    status: Annotated[
+        str | None, typer.Option(help="pending, waiting, delivered, failed or expired.")
+    ] = None,
     event: Annotated[str | None, typer.Option(help="Only this event.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
     json: bool = JsonOption,

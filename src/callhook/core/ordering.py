@@ -34,6 +34,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Final
 
+from callhook.core.outcome import DeliveryStatus
 from callhook.errors import PayloadInvalid
 from callhook.events.names import INCOMING_CALL_EVENTS, OUTGOING_CALL_EVENTS, TEST_EVENT
 
@@ -89,13 +90,13 @@ def claim_key(group: EventGroup, due: datetime, aging: timedelta = DEFAULT_AGING
 class Placement:
     """Where a new delivery starts: its status and whether it holds its call's line."""
 
-    status: str  # "pending" or "waiting"
+    status: DeliveryStatus  # PENDING or WAITING
     holds_line: bool
 
 
-PENDING_FREE: Final = Placement("pending", False)
-PENDING_HOLDER: Final = Placement("pending", True)
-WAITING: Final = Placement("waiting", False)
+PENDING_FREE: Final = Placement(DeliveryStatus.PENDING, False)
+PENDING_HOLDER: Final = Placement(DeliveryStatus.PENDING, True)
+WAITING: Final = Placement(DeliveryStatus.WAITING, False)
 
 
 def place(ordering: Ordering, call_id: str | None, line_taken: bool) -> Placement:
@@ -120,6 +121,14 @@ class Expiry:
 
     def max_age(self, group: EventGroup) -> timedelta | None:
         return self.call_control if group is EventGroup.CALL_CONTROL else self.bulk
+
+
+def max_age_of(
+    event: str, call_control_seconds: int | None, bulk_seconds: int | None
+) -> timedelta | None:
+    """An endpoint's maximum age for ``event`` from its two columns (None: never expires)."""
+    seconds = call_control_seconds if group_of(event) is EventGroup.CALL_CONTROL else bulk_seconds
+    return None if seconds is None else timedelta(seconds=seconds)
 
 
 def is_expired(window_start: datetime, now: datetime, max_age: timedelta | None) -> bool:

@@ -14,7 +14,9 @@ from sqlalchemy import Connection, select, update
 from callhook.errors import InvalidRequest, NotFound
 from callhook.store.tables import attempts, deliveries, events
 
-STATUSES = ("pending", "delivered", "failed")
+#: Every status a delivery can have (filters in the API, CLI and dashboard): ``waiting`` is
+#: behind an earlier event of its call, ``expired`` was too old to send (issue 14).
+STATUSES = ("pending", "waiting", "delivered", "failed", "expired")
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,13 +170,17 @@ def redeliver(
 ) -> Delivery:
     """Queue a finished delivery again: same body and event id, a fresh signature at send time.
 
-    A delivery that is still pending is left as it is (it will be attempted anyway).
+    A delivery that is still pending, or waiting behind an earlier event of its call, is left
+    as it is (it will be attempted anyway). A redelivery is outside its call's order: it is
+    claimable at once, and receivers see it as a duplicate of an earlier event.
     """
     current = get(conn, delivery_id, account_id=account_id)
-    if current.status != "pending":
+    if current.status not in ("pending", "waiting"):
         conn.execute(
             update(deliveries)
-            .where(deliveries.c.id == delivery_id, deliveries.c.status != "pending")
+            .where(
+                deliveries.c.id == delivery_id, deliveries.c.status.not_in(("pending", "waiting"))
+            )
             .values(status="pending", next_attempt_at=now, window_start=now, delivered_at=None)
         )
     return get(conn, delivery_id, account_id=account_id)
@@ -193,8 +199,8 @@ def redeliver_window(
 
     Each gets a new 24 h retry window (``window_start``) for the new round of attempts.
     """
-    if status not in ("failed", "delivered"):
-        raise InvalidRequest("status must be failed or delivered")
+    if status not in ("failed", "delivered", "expired"):
+        raise InvalidRequest("status must be failed, delivered or expired")
     query = update(deliveries).where(
         deliveries.c.status == status, deliveries.c.created_at >= since
     )

@@ -26,7 +26,9 @@ from typing import Any
 from sqlalchemy import Connection, Row, bindparam, delete, func, select
 from sqlalchemy import update as sql_update
 
+from callhook.core import ordering as ordering_rules
 from callhook.core.ids import RandomBits, has_id_shape, new_id
+from callhook.core.ordering import Ordering
 from callhook.core.retry import RetryPolicy
 from callhook.core.urlvet import parse_webhook_url
 from callhook.errors import (
@@ -107,6 +109,11 @@ class Endpoint:
     primary: bool
     created_at: datetime
     updated_at: datetime
+    # Ordered delivery per call (issue 14): see ``callhook.core.ordering``.
+    ordering: Ordering = Ordering.PER_CALL
+    ordering_bound_seconds: int = 300
+    max_age_call_control_seconds: int | None = None
+    max_age_bulk_seconds: int | None = None
 
     def subscribes(self, event: str) -> bool:
         """Whether this endpoint is subscribed to ``event``."""
@@ -188,6 +195,10 @@ def from_row(row: Row[Any]) -> Endpoint:
         primary=bool(row.is_primary),
         created_at=row.created_at,
         updated_at=row.updated_at,
+        ordering=Ordering(row.ordering),
+        ordering_bound_seconds=row.ordering_bound_seconds,
+        max_age_call_control_seconds=row.max_age_call_control_seconds,
+        max_age_bulk_seconds=row.max_age_bulk_seconds,
     )
 
 
@@ -336,6 +347,7 @@ def create(
     now: datetime,
     box: SecretBox,
     rng: RandomBits,
+    **ordering_fields: object,
 ) -> Endpoint:
     """Add a (non-primary) endpoint with a fresh signing secret; return it.
 
@@ -351,6 +363,8 @@ def create(
     names = None if subscribed_events is None else checked_events(subscribed_events)
     policy = _policy(retry_policy)
     text = _description(description)
+    # ``ordering``, ``ordering_bound_seconds``, ``max_age_*_seconds`` (issue 14): checked here.
+    ordered = ordering_values(**ordering_fields)
     dialect.lock_keys(conn, "endpoints", [account_id])
     count = conn.execute(
         select(func.count()).select_from(endpoints).where(endpoints.c.account_id == account_id)
@@ -371,6 +385,8 @@ def create(
         box=box,
         rng=rng,
     )
+    if ordered:
+        conn.execute(update_statement(endpoint_id).values(**ordered))
     return get(conn, account_id, endpoint_id)
 
 
@@ -415,6 +431,10 @@ def update(
     enabled: bool | None = _UNSET,
     subscribed_events: Iterable[str] | None = _UNSET,
     retry_policy: str | None = _UNSET,
+    ordering: object = _UNSET,
+    ordering_bound_seconds: object = _UNSET,
+    max_age_call_control_seconds: object = _UNSET,
+    max_age_bulk_seconds: object = _UNSET,
     allow_unsafe: bool = False,
     now: datetime,
 ) -> Endpoint:
@@ -441,6 +461,14 @@ def update(
         values["enabled"] = enabled
     if retry_policy is not _UNSET:
         values["retry_policy"] = _policy(retry_policy or "").value
+    values.update(
+        ordering_values(
+            ordering=ordering,
+            ordering_bound_seconds=ordering_bound_seconds,
+            max_age_call_control_seconds=max_age_call_control_seconds,
+            max_age_bulk_seconds=max_age_bulk_seconds,
+        )
+    )
     names: list[str] | None = None
     if subscribed_events is not _UNSET:
         names = None if subscribed_events is None else checked_events(subscribed_events)
@@ -457,6 +485,34 @@ def update(
         if names:
             _subscribe_rows(conn, endpoint_id, names, now)
     return get(conn, account_id, endpoint_id)
+
+
+#: The endpoint fields of ordered delivery (issue 14), as the API and CLI name them.
+ORDERING_FIELDS = (
+    "ordering",
+    "ordering_bound_seconds",
+    "max_age_call_control_seconds",
+    "max_age_bulk_seconds",
+)
+
+
+def ordering_values(**given: object) -> dict[str, Any]:
+    """The ordering columns among ``given`` (``_UNSET`` ones left out), checked: ``ordering``
+    ``per_call``/``none``; ``ordering_bound_seconds`` whole seconds in [1, 86400];
+    ``max_age_*_seconds`` the same or None. ``PayloadInvalid`` names the field otherwise."""
+    values: dict[str, Any] = {}
+    for name, value in given.items():
+        if value is _UNSET:
+            continue
+        if name not in ORDERING_FIELDS:
+            raise TypeError(f"unexpected endpoint field {name!r}")
+        if name == "ordering":
+            values[name] = ordering_rules.parse_ordering(value).value
+        else:
+            values[name] = ordering_rules.parse_seconds(
+                value, field_name=name, optional=name.startswith("max_age_")
+            )
+    return values
 
 
 def update_statement(endpoint_id: str) -> Any:

@@ -26,6 +26,7 @@ from sqlalchemy import (
     update,
 )
 
+from callhook.core import ordering as ordering_rules
 from callhook.store import dialect, ordering
 from callhook.store.secretbox import SecretBox
 from callhook.store.tables import attempts, deliveries, endpoint_secrets, endpoints, events
@@ -120,6 +121,8 @@ _CLAIMED = (
         deliveries.c.call_id,
         deliveries.c.sequence,
         deliveries.c.previous_sequence,
+        endpoints.c.max_age_call_control_seconds,
+        endpoints.c.max_age_bulk_seconds,
     )
     .join(events, events.c.id == deliveries.c.event_id)
     .join(endpoints, endpoints.c.id == deliveries.c.endpoint_id, isouter=True)
@@ -184,6 +187,7 @@ def claim(
             call_id=call_id,
             sequence=sequence,
             previous_sequence=previous_sequence,
+            max_age=ordering_rules.max_age_of(event, max_age_cc, max_age_bulk),
         )
         for (
             delivery_id,
@@ -200,6 +204,8 @@ def claim(
             call_id,
             sequence,
             previous_sequence,
+            max_age_cc,
+            max_age_bulk,
         ) in rows
     ]
 

@@ -111,6 +111,12 @@ endpoints = Table(
     Column("state", String(16), nullable=False, server_default="active"),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # Ordered delivery per call (issue 14, ``core.ordering``): ``per_call`` or ``none``; the
+    # head-of-line bound; optional maximum ages per event group (NULL: never expires).
+    Column("ordering", String(16), nullable=False, server_default="per_call"),
+    Column("ordering_bound_seconds", Integer, nullable=False, server_default="300"),
+    Column("max_age_call_control_seconds", Integer, nullable=True),
+    Column("max_age_bulk_seconds", Integer, nullable=True),
     # Also the index for "this account's endpoints" (its first column).
     UniqueConstraint("account_id", "url", name="uq_endpoints_account_url"),
     Index(

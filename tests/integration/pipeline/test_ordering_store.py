@@ -8,13 +8,16 @@ import random
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from callhook.core import ordering as rules
 from callhook.core.clock import FakeClock
+from callhook.errors import PayloadInvalid
 from callhook.events import call_scenario
 from callhook.platform import Platform
 from callhook.publish import PublishRequest
+from callhook.store import endpoints as endpoint_store
 from callhook.store import ordering as line_store
 from callhook.store import queue
 from callhook.store.queue import AttemptResult, ClaimedJob
@@ -145,18 +148,53 @@ def test_the_bound_releases_the_next_in_order_with_the_gap_announced(tmp_path: P
     assert _states(platform, ids[:1]) == [("pending", False)]
 
 
+def _set(platform: Platform, account_id: str, **fields: object) -> str:
+    """Set ordering fields on the account's primary endpoint; its id."""
+    with platform.db.write() as conn:
+        endpoint = endpoint_store.primary(conn, account_id)
+        assert endpoint is not None
+        endpoint_store.update(conn, account_id, endpoint.id, now=platform.clock.now(), **fields)  # type: ignore[arg-type]
+    return endpoint.id
+
+
+def _policies(platform: Platform) -> dict[str, line_store.LinePolicy]:
+    with platform.db.read() as conn:
+        return line_store.policies(conn)
+
+
 def test_a_shorter_bound_per_endpoint(tmp_path: Path) -> None:
     clock = FakeClock()
     platform = make_platform(tmp_path, clock=clock)
     account = make_account(platform, url="https://receiver.example/hook")
+    endpoint_id = _set(platform, account.id, ordering_bound_seconds=10)
+    assert _policies(platform) == {endpoint_id: line_store.LinePolicy(bound=timedelta(seconds=10))}
     ids = _publish_call(platform, account.id)
     [head] = _claim(platform)
     _finish(platform, head, delivered=False, retry_in=3600)
     clock.advance(10)
-    policies = {account.id: line_store.LinePolicy(bound=timedelta(seconds=10))}
     with platform.db.write() as conn:
-        assert line_store.sweep(conn, now=clock.now(), policies=policies).bypassed == 1
+        assert line_store.sweep(conn, now=clock.now(), policies=_policies(platform)).bypassed == 1
     assert [j.delivery_id for j in _claim(platform)] == [ids[1]]
+
+
+def test_ordering_none_leaves_every_event_claimable(tmp_path: Path) -> None:
+    platform = make_platform(tmp_path, clock=FakeClock())
+    account = make_account(platform, url="https://receiver.example/hook")
+    _set(platform, account.id, ordering="none")
+    ids = _publish_call(platform, account.id)
+    assert _states(platform, ids) == [("pending", False)] * len(ids)
+    assert {j.delivery_id for j in _claim(platform)} == set(ids)
+    assert all(j.previous_sequence is None for j in _claim(platform))
+
+
+def test_max_age_reaches_the_claimed_job(tmp_path: Path) -> None:
+    platform = make_platform(tmp_path, clock=FakeClock())
+    account = make_account(platform, url="https://receiver.example/hook")
+    _set(platform, account.id, ordering="none", max_age_call_control_seconds=120)
+    _publish_call(platform, account.id)
+    ages = {j.event: j.max_age for j in _claim(platform)}
+    assert ages["incoming_call_start"] == timedelta(minutes=2)
+    assert ages["speech"] is None
 
 
 def test_expiry_at_the_sweep_releases_the_next(tmp_path: Path) -> None:
@@ -167,9 +205,11 @@ def test_expiry_at_the_sweep_releases_the_next(tmp_path: Path) -> None:
     [head] = _claim(platform)
     _finish(platform, head, delivered=False, retry_in=3600)
     clock.advance(121)
+    endpoint_id = _set(platform, account.id, max_age_call_control_seconds=120)
     policy = line_store.LinePolicy(expiry=rules.Expiry(call_control=timedelta(minutes=2)))
+    assert _policies(platform) == {endpoint_id: policy}
     with platform.db.write() as conn:
-        report = line_store.sweep(conn, now=clock.now(), policies={account.id: policy})
+        report = line_store.sweep(conn, now=clock.now(), policies=_policies(platform))
     assert report == line_store.SweepReport(bypassed=0, expired=1, promoted=1)
     assert _states(platform, ids[:2]) == [("expired", False), ("pending", True)]
     [nxt] = _claim(platform)
@@ -229,3 +269,39 @@ def test_a_stale_worker_cannot_hand_on(tmp_path: Path) -> None:
         )
     assert len(stale) == 1
     assert _states(platform, ids[:2]) == [("pending", True), ("waiting", False)]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("ordering", "fifo"),
+        ("ordering", None),
+        ("ordering_bound_seconds", -1),
+        ("ordering_bound_seconds", 0),
+        ("ordering_bound_seconds", 10**12),
+        ("ordering_bound_seconds", "300"),
+        ("max_age_call_control_seconds", -5),
+        ("max_age_bulk_seconds", 86_401),
+        ("max_age_bulk_seconds", 2.5),
+    ],
+)
+def test_bad_ordering_fields_are_refused_naming_the_field_and_change_nothing(
+    tmp_path: Path, field: str, value: object
+) -> None:
+    platform = make_platform(tmp_path, clock=FakeClock())
+    account = make_account(platform, url="https://receiver.example/hook")
+    with platform.db.read() as conn:
+        before = endpoint_store.primary(conn, account.id)
+    assert before is not None
+    with pytest.raises(PayloadInvalid) as info, platform.db.write() as conn:
+        endpoint_store.update(
+            conn,
+            account.id,
+            before.id,
+            description="changed",
+            now=platform.clock.now(),
+            **{field: value},  # type: ignore[arg-type]
+        )
+    assert info.value.field == field
+    with platform.db.read() as conn:
+        assert endpoint_store.primary(conn, account.id) == before

@@ -122,7 +122,7 @@ def _primary(platform: Platform, account_id: str) -> endpoint_store.Endpoint:
 def test_integrations_become_primary_endpoints_with_their_data(old_platform: Platform) -> None:
     platform = old_platform
     upgrade(platform.db)
-    assert current(platform.db) == "0003"
+    assert current(platform.db) == "0004"  # 0004 (ordering) follows
     a, b, c = (_primary(platform, acc) for acc in (ACC_A, ACC_B, ACC_C))
     assert (a.id, a.url, a.enabled, a.retry_policy) == (
         "ep_01KF0K8Y2000000000000000AA",

@@ -20,7 +20,7 @@ TIMESTAMP_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$"
 #: RFC 3339 UTC with milliseconds and a ``Z`` (times inside ``data``).
 TIME_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$"
 
-DeliveryStatus = Literal["pending", "delivered", "failed"]
+DeliveryStatus = Literal["pending", "waiting", "delivered", "failed", "expired"]
 
 
 class _Model(BaseModel):

@@ -4,11 +4,13 @@ Revision ID: 0004
 Revises: 0003
 Create Date: 2026-11-29 17:00:00.000000
 
-Deliveries gain their event's ``call_id`` and ``sequence`` (copied from ``events`` for existing
-rows), ``holds_line``/``line_since`` (the one claimable delivery of an (endpoint, call) line) and
-``previous_sequence`` (set when sent out of order past the head-of-line bound), and the partial
-index ``ix_deliveries_line`` over the rows of open lines. Existing pending deliveries keep
-``holds_line`` false: they were queued unordered and are delivered as before; new ones line up.
+Endpoints gain ``ordering`` (``per_call``, the default, or ``none``), ``ordering_bound_seconds``
+(300) and optional maximum ages per event group. Deliveries gain their event's ``call_id`` and
+``sequence`` (copied from ``events`` for existing rows), ``holds_line``/``line_since`` (the one
+claimable delivery of an (endpoint, call) line) and ``previous_sequence`` (set when sent out of
+order past the head-of-line bound), and the partial index ``ix_deliveries_line`` over the rows of
+open lines. Existing pending deliveries keep ``holds_line`` false: they were queued unordered and
+are delivered as before; new ones line up.
 """
 
 from __future__ import annotations
@@ -25,6 +27,15 @@ _LINE_WHERE = "holds_line OR status = 'waiting'"
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("endpoints") as batch:
+        batch.add_column(
+            sa.Column("ordering", sa.String(16), nullable=False, server_default="per_call")
+        )
+        batch.add_column(
+            sa.Column("ordering_bound_seconds", sa.Integer(), nullable=False, server_default="300")
+        )
+        batch.add_column(sa.Column("max_age_call_control_seconds", sa.Integer(), nullable=True))
+        batch.add_column(sa.Column("max_age_bulk_seconds", sa.Integer(), nullable=True))
     with op.batch_alter_table("deliveries") as batch:
         batch.add_column(sa.Column("call_id", sa.String(200), nullable=True))
         batch.add_column(sa.Column("sequence", sa.Integer(), nullable=True))
@@ -51,4 +62,12 @@ def downgrade() -> None:
     op.drop_index("ix_deliveries_line", table_name="deliveries")
     with op.batch_alter_table("deliveries") as batch:
         for name in ("previous_sequence", "line_since", "holds_line", "sequence", "call_id"):
+            batch.drop_column(name)
+    with op.batch_alter_table("endpoints") as batch:
+        for name in (
+            "max_age_bulk_seconds",
+            "max_age_call_control_seconds",
+            "ordering_bound_seconds",
+            "ordering",
+        ):
             batch.drop_column(name)
