@@ -254,6 +254,8 @@ class Publisher:
         delivery_ids = iter(
             new_ids("dlv", now, sum(len(plans[i].endpoint_ids) for i in fresh), self._rng)
         )
+        encode = time_encoder(conn.dialect.name)
+        claim_keys = {g: encode(ordering.claim_key(g, now)) for g in ordering.EventGroup}
         for i in fresh:
             req = requests[i]
             account_id = req.account_id or ""
@@ -300,6 +302,7 @@ class Publisher:
                         "next_attempt_at": stored_at,
                         "call_id": call_id,
                         "sequence": sequence,
+                        "claim_key": claim_keys[ordering.group_of(req.event)],
                     }
                 )
             made[i] = Published(

@@ -181,7 +181,13 @@ def redeliver(
             .where(
                 deliveries.c.id == delivery_id, deliveries.c.status.not_in(("pending", "waiting"))
             )
-            .values(status="pending", next_attempt_at=now, window_start=now, delivered_at=None)
+            .values(
+                status="pending",
+                next_attempt_at=now,
+                claim_key=now,
+                window_start=now,
+                delivered_at=None,
+            )
         )
     return get(conn, delivery_id, account_id=account_id)
 
@@ -209,6 +215,12 @@ def redeliver_window(
     if account_id is not None:
         query = query.where(deliveries.c.account_id == account_id)
     result = conn.execute(
-        query.values(status="pending", next_attempt_at=now, window_start=now, delivered_at=None)
+        query.values(
+            status="pending",
+            next_attempt_at=now,
+            claim_key=now,
+            window_start=now,
+            delivered_at=None,
+        )
     )
     return int(result.rowcount)

@@ -43,6 +43,7 @@ DELIVERY_COLUMNS = (
     "sequence",
     "holds_line",
     "line_since",
+    "claim_key",
 )
 # Run on the DB-API cursor: with SQLAlchemy's per-row, per-column parameter processing these
 # two executemany inserts were 29 % of a 100-event publish (profiled: 4.1 ms; now 1.8 ms, most

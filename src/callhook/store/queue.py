@@ -88,7 +88,9 @@ def _claim_statement(conn: Connection) -> Any:
             or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until <= _NOW),
             deliveries.c.account_id.not_in(bindparam("excluded", expanding=True)),
         )
-        .order_by(deliveries.c.next_attempt_at)
+        # Call-control first, bulk aged (``core.ordering.claim_key``); a range read of the
+        # partial index ``ix_deliveries_claim`` that stops after ``limit`` due rows.
+        .order_by(deliveries.c.claim_key)
         .limit(bindparam("limit", type_=Integer))
     )
     return (
@@ -254,6 +256,7 @@ _COMPLETE = dialect.FastStatement(
         status=bindparam("b_status"),
         attempts=bindparam("b_attempts"),
         next_attempt_at=bindparam("b_next"),
+        claim_key=bindparam("b_key"),
         claim_id=null(),
         claimed_by=null(),
         lease_until=null(),
@@ -340,6 +343,13 @@ def complete(
                 "b_status": status,
                 "b_attempts": job.attempt_number,
                 "b_next": next_at,
+                "b_key": None
+                if res.next_attempt_at is None or next_at is None
+                else db_time(
+                    ordering_rules.claim_key(
+                        ordering_rules.group_of(job.event), res.next_attempt_at
+                    )
+                ),
                 "b_started": started,
                 "b_code": res.status_code,
                 "b_error": res.error_class,

@@ -214,6 +214,9 @@ deliveries = Table(
     Column("holds_line", Boolean, nullable=False, server_default=false(), default=False),
     Column("line_since", UTCDateTime, nullable=True),
     Column("previous_sequence", Integer, nullable=True),
+    # The claim's order (``core.ordering.claim_key``): the due time, plus the aging handicap
+    # for bulk events, so call-control events are claimed first without starving bulk ones.
+    Column("claim_key", UTCDateTime, nullable=True),
     Index("ix_deliveries_due", "status", "next_attempt_at"),
     Index("ix_deliveries_account_created", "account_id", "created_at"),
     Index("ix_deliveries_endpoint_created", "endpoint_id", "created_at"),
@@ -227,6 +230,13 @@ deliveries = Table(
         postgresql_where=text("status = 'pending'"),
     ),
     UniqueConstraint("event_id", "endpoint_id", name="uq_deliveries_event_endpoint"),
+    # The claim walks pending rows by claim key (call-control first, bulk aged).
+    Index(
+        "ix_deliveries_claim",
+        "claim_key",
+        sqlite_where=text("status = 'pending'"),
+        postgresql_where=text("status = 'pending'"),
+    ),
     # Only the rows of open lines (holders and waiting deliveries): tiny, and the predicate is
     # spelled exactly as ``store.ordering.IN_LINE`` repeats it (SQLite matches it literally).
     Index(

@@ -22,7 +22,7 @@ from callhook.store import ordering as line_store
 from callhook.store import queue
 from callhook.store.queue import AttemptResult, ClaimedJob
 from callhook.store.tables import deliveries
-from tests.factories import make_account, make_platform
+from tests.factories import make_account, make_platform, publish_sample
 
 LEASE = timedelta(seconds=30)
 
@@ -305,3 +305,37 @@ def test_bad_ordering_fields_are_refused_naming_the_field_and_change_nothing(
     assert info.value.field == field
     with platform.db.read() as conn:
         assert endpoint_store.primary(conn, account.id) == before
+
+
+def _claimed(platform: Platform) -> set[str]:
+    with platform.db.read() as conn:
+        return set(
+            conn.execute(
+                select(deliveries.c.id).where(deliveries.c.claim_id.is_not(None))
+            ).scalars()
+        )
+
+
+def test_call_control_is_claimed_ahead_of_a_full_queue_of_bulk_and_bulk_ages(
+    tmp_path: Path,
+) -> None:
+    clock = FakeClock()
+    platform = make_platform(tmp_path, clock=clock)
+    account = make_account(platform, url="https://receiver.example/hook")
+    bulk = [publish_sample(platform, account.id, "sms", seed=n).delivery_id for n in range(40)]
+    clock.advance(10)
+    live = publish_sample(platform, account.id, "outgoing_call_start").delivery_id
+    # The worker has room for 3: the call-control event comes first, then bulk.
+    first = {j.delivery_id for j in _claim(platform, limit=3)}
+    assert live in first
+    assert first - {live} <= set(bulk)
+    # Bulk due for longer than the aging (30 s) ranks ahead of a call-control event due now.
+    clock.advance(25)
+    later = publish_sample(platform, account.id, "outgoing_call_end", seed=9).delivery_id
+    assert {j.delivery_id for j in _claim(platform, limit=3)} <= set(bulk)
+    # ... and the call-control event is not starved either: it is claimed after the older bulk.
+    # (A claim returns its rows in no particular order; ``limit`` shows who came first.)
+    remaining = set(bulk) - _claimed(platform)
+    assert len(remaining) == 35
+    assert {j.delivery_id for j in _claim(platform, limit=35)} == remaining
+    assert [j.delivery_id for j in _claim(platform, limit=100)] == [later]

@@ -9,7 +9,8 @@ Endpoints gain ``ordering`` (``per_call``, the default, or ``none``), ``ordering
 ``sequence`` (copied from ``events`` for existing rows), ``holds_line``/``line_since`` (the one
 claimable delivery of an (endpoint, call) line) and ``previous_sequence`` (set when sent out of
 order past the head-of-line bound), and the partial index ``ix_deliveries_line`` over the rows of
-open lines. Existing pending deliveries keep ``holds_line`` false: they were queued unordered and
+open lines; ``claim_key`` (the claim's order, call-control first) with its partial index over
+pending rows. Existing pending deliveries keep ``holds_line`` false: they were queued unordered and
 are delivered as before; new ones line up.
 """
 
@@ -44,10 +45,19 @@ def upgrade() -> None:
         )
         batch.add_column(sa.Column("line_since", sa.DateTime(timezone=True), nullable=True))
         batch.add_column(sa.Column("previous_sequence", sa.Integer(), nullable=True))
+        batch.add_column(sa.Column("claim_key", sa.DateTime(timezone=True), nullable=True))
     op.execute(
         "UPDATE deliveries SET call_id = (SELECT e.call_id FROM events e "
         "WHERE e.id = deliveries.event_id), sequence = (SELECT e.sequence FROM events e "
         "WHERE e.id = deliveries.event_id)"
+    )
+    op.execute("UPDATE deliveries SET claim_key = next_attempt_at WHERE status = 'pending'")
+    op.create_index(
+        "ix_deliveries_claim",
+        "deliveries",
+        ["claim_key"],
+        sqlite_where=sa.text("status = 'pending'"),
+        postgresql_where=sa.text("status = 'pending'"),
     )
     op.create_index(
         "ix_deliveries_line",
@@ -60,8 +70,16 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_deliveries_line", table_name="deliveries")
+    op.drop_index("ix_deliveries_claim", table_name="deliveries")
     with op.batch_alter_table("deliveries") as batch:
-        for name in ("previous_sequence", "line_since", "holds_line", "sequence", "call_id"):
+        for name in (
+            "claim_key",
+            "previous_sequence",
+            "line_since",
+            "holds_line",
+            "sequence",
+            "call_id",
+        ):
             batch.drop_column(name)
     with op.batch_alter_table("endpoints") as batch:
         for name in (
