@@ -1,4 +1,5 @@
-"""Circuit breakers per endpoint (account), so a dead endpoint cannot hold the worker's capacity.
+"""Circuit breakers per endpoint (keyed by endpoint id), so a dead endpoint cannot hold the
+worker's capacity.
 
 Pure: the time is passed in. Only failures that hold a connection slot for long trip it —
 ``timeout``, ``connect_error``, ``tls_error``; an endpoint that answers, even with a 5xx, is

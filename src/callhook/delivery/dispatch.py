@@ -1,12 +1,12 @@
 """Which claimed job starts next: fair across endpoints, capped per endpoint. Pure bookkeeping.
 
 A worker claims jobs in batches and starts them as attempt places free up. ``Dispatch`` holds
-the claimed jobs that have not started, one FIFO queue per account, and hands them out
-round-robin over the accounts that have room, so one endpoint's backlog (or one slow endpoint)
-cannot take every place. An account's room adapts (additive increase, multiplicative decrease):
+the claimed jobs that have not started, one FIFO queue per endpoint, and hands them out
+round-robin over the endpoints that have room, so one endpoint's backlog (or one slow endpoint)
+cannot take every place. An endpoint's room adapts (additive increase, multiplicative decrease):
 it starts at ``initial`` attempts under way, grows by one with each healthy attempt up to
-``per_account``, and halves (down to one) with each attempt that timed out or could not connect
-— a dead endpoint holds a few places while its attempts time out, not ``per_account`` of them,
+``per_endpoint``, and halves (down to one) with each attempt that timed out or could not connect
+— a dead endpoint holds a few places while its attempts time out, not ``per_endpoint`` of them,
 and a healthy one reaches full room within a few dozen answers. No I/O, no
 asyncio: the worker's lanes call ``take`` and ``done``; tests drive it directly.
 """
@@ -23,25 +23,25 @@ class Job(Protocol):
     def delivery_id(self) -> str: ...
 
     @property
-    def account_id(self) -> str: ...
+    def endpoint_id(self) -> str: ...
 
 
 J = TypeVar("J", bound=Job)
 
 
 class Dispatch(Generic[J]):
-    """Queued jobs by account; ``take`` round-robin over accounts below their cap."""
+    """Queued jobs by endpoint; ``take`` round-robin over endpoints below their cap."""
 
-    def __init__(self, per_account: int, *, initial: int = 4) -> None:
-        self.per_account = max(per_account, 1)
-        self.initial = max(1, min(initial, self.per_account))
-        self._room: dict[str, int] = {}  # current room per account (absent: ``initial``)
+    def __init__(self, per_endpoint: int, *, initial: int = 4) -> None:
+        self.per_endpoint = max(per_endpoint, 1)
+        self.initial = max(1, min(initial, self.per_endpoint))
+        self._room: dict[str, int] = {}  # current room per endpoint (absent: ``initial``)
         self._queues: dict[str, deque[J]] = {}
-        self._ready: deque[str] = deque()  # accounts with queued jobs and room, in turn order
+        self._ready: deque[str] = deque()  # endpoints with queued jobs and room, in turn order
         self._in_ready: set[str] = set()
         self._queued: dict[str, J] = {}  # delivery id → job, for jobs not started nor dropped
-        self._queued_of: Counter[str] = Counter()  # the same, counted per account
-        self.busy: Counter[str] = Counter()  # attempts under way, per account
+        self._queued_of: Counter[str] = Counter()  # the same, counted per endpoint
+        self.busy: Counter[str] = Counter()  # attempts under way, per endpoint
         self.in_flight = 0
 
     @property
@@ -55,54 +55,54 @@ class Dispatch(Generic[J]):
     def add(self, jobs: Iterable[J]) -> None:
         for job in jobs:
             self._queued[job.delivery_id] = job
-            account = job.account_id
-            self._queued_of[account] += 1
-            queue = self._queues.get(account)
+            endpoint = job.endpoint_id
+            self._queued_of[endpoint] += 1
+            queue = self._queues.get(endpoint)
             if queue is None:
-                queue = self._queues[account] = deque()
+                queue = self._queues[endpoint] = deque()
             queue.append(job)
-            self._make_ready(account)
+            self._make_ready(endpoint)
 
     def take(self) -> J | None:
         """The next job to start (counted as under way), or None if none may start now."""
         ready = self._ready
         while ready:
-            account = ready[0]
-            queue = self._queues.get(account)
+            endpoint = ready[0]
+            queue = self._queues.get(endpoint)
             while queue and queue[0].delivery_id not in self._queued:
                 queue.popleft()  # dropped while it waited
-            if not queue or self.busy[account] >= self.room(account):
+            if not queue or self.busy[endpoint] >= self.room(endpoint):
                 ready.popleft()
-                self._in_ready.discard(account)
+                self._in_ready.discard(endpoint)
                 if not queue:
-                    self._queues.pop(account, None)
+                    self._queues.pop(endpoint, None)
                 continue
             job = queue.popleft()
             del self._queued[job.delivery_id]
-            self._unqueued(account)
-            self.busy[account] += 1
+            self._unqueued(endpoint)
+            self.busy[endpoint] += 1
             self.in_flight += 1
-            ready.rotate(-1)  # the next take serves the next account
+            ready.rotate(-1)  # the next take serves the next endpoint
             return job
         return None
 
-    def room(self, account: str) -> int:
-        """How many attempts of ``account`` may be under way now."""
-        return self._room.get(account, self.initial)
+    def room(self, endpoint: str) -> int:
+        """How many attempts of ``endpoint`` may be under way now."""
+        return self._room.get(endpoint, self.initial)
 
     def done(self, job: J, *, healthy: bool = True) -> bool:
         """An attempt of ``job`` finished (``healthy``: the endpoint answered); True if its
-        account may start another job now."""
-        account = job.account_id
-        room = self.room(account)
-        self._room[account] = min(self.per_account, room + 1) if healthy else max(1, room // 2)
+        endpoint may start another job now."""
+        endpoint = job.endpoint_id
+        room = self.room(endpoint)
+        self._room[endpoint] = min(self.per_endpoint, room + 1) if healthy else max(1, room // 2)
         self.in_flight -= 1
-        left = self.busy[account] - 1
+        left = self.busy[endpoint] - 1
         if left:
-            self.busy[account] = left
+            self.busy[endpoint] = left
         else:
-            del self.busy[account]
-        return self._make_ready(account)
+            del self.busy[endpoint]
+        return self._make_ready(endpoint)
 
     def drop(self, delivery_ids: Iterable[str]) -> list[J]:
         """Forget queued jobs (released or lost before they started); returns those dropped."""
@@ -110,36 +110,36 @@ class Dispatch(Generic[J]):
         for delivery_id in delivery_ids:
             job = self._queued.pop(delivery_id, None)
             if job is not None:
-                self._unqueued(job.account_id)
+                self._unqueued(job.endpoint_id)
                 dropped.append(job)
         return dropped
 
-    def queued_jobs(self, account_id: str | None = None) -> list[J]:
-        """Jobs waiting to start (of one account, or all)."""
+    def queued_jobs(self, endpoint_id: str | None = None) -> list[J]:
+        """Jobs waiting to start (of one endpoint, or all)."""
         return [
             job
             for job in self._queued.values()
-            if account_id is None or job.account_id == account_id
+            if endpoint_id is None or job.endpoint_id == endpoint_id
         ]
 
     def saturated(self) -> set[str]:
-        """Accounts with at least ``per_account`` jobs queued or under way: claiming more for
+        """Accounts with at least ``per_endpoint`` jobs queued or under way: claiming more for
         them now would only make them wait here."""
         load = self.busy + self._queued_of
-        return {account for account, count in load.items() if count >= self.per_account}
+        return {endpoint for endpoint, count in load.items() if count >= self.per_endpoint}
 
-    def _unqueued(self, account: str) -> None:
-        left = self._queued_of[account] - 1
+    def _unqueued(self, endpoint: str) -> None:
+        left = self._queued_of[endpoint] - 1
         if left:
-            self._queued_of[account] = left
+            self._queued_of[endpoint] = left
         else:
-            del self._queued_of[account]
+            del self._queued_of[endpoint]
 
-    def _make_ready(self, account: str) -> bool:
-        if account in self._in_ready or self.busy[account] >= self.room(account):
+    def _make_ready(self, endpoint: str) -> bool:
+        if endpoint in self._in_ready or self.busy[endpoint] >= self.room(endpoint):
             return False
-        if not self._queues.get(account):
+        if not self._queues.get(endpoint):
             return False
-        self._ready.append(account)
-        self._in_ready.add(account)
+        self._ready.append(endpoint)
+        self._in_ready.add(endpoint)
         return True

@@ -214,12 +214,12 @@ class Worker:
                 count -= 1
 
     def _no_room(self, saturated: set[str]) -> set[str]:
-        """Accounts to leave out of the next claim: those already holding their share of this
+        """Endpoints to leave out of the next claim: those already holding their share of this
         worker (a slow endpoint must not fill every place) and those whose breaker is open or
         has its one probe under way."""
         now = self._clock.now()
-        held = Counter(job.account_id for job in self._held.values())
-        probing = {account for account in self._breakers.probing(now) if held[account]}
+        held = Counter(job.endpoint_id for job in self._held.values())
+        probing = {endpoint for endpoint in self._breakers.probing(now) if held[endpoint]}
         return saturated | probing | self._breakers.blocked(now)
 
     def _claim(self, limit: int, exclude: set[str], probing: set[str]) -> list[ClaimedJob]:
@@ -236,7 +236,8 @@ class Worker:
                 limit=limit,
                 box=self._box,
                 secret_cache=self._secret_cache,
-                exclude_accounts=exclude,
+                exclude_endpoints=exclude,
+                per_endpoint=self._settings.worker_per_endpoint_limit,
             )
             if not probing:
                 return jobs
@@ -244,12 +245,12 @@ class Worker:
             extra: list[ClaimedJob] = []
             probes: set[str] = set()
             for job in jobs:
-                if job.account_id not in probing:
+                if job.endpoint_id not in probing:
                     kept.append(job)
-                elif job.account_id in probes:
+                elif job.endpoint_id in probes:
                     extra.append(job)
                 else:
-                    probes.add(job.account_id)
+                    probes.add(job.endpoint_id)
                     kept.append(job)
             if extra:
                 queue.release(conn, extra)
@@ -262,7 +263,7 @@ class Worker:
         self._room.set()
 
     async def _wait_wake(self, stop: asyncio.Event, *, room_matters: bool) -> None:
-        """Wait for a publish, the poll, or — if the last claim left accounts out for lack of
+        """Wait for a publish, the poll, or — if the last claim left endpoints out for lack of
         room (``room_matters``) — an attempt finishing since that claim began. Both events were
         cleared before the claim, so nothing that happened during it is missed. (Waking on
         every finished attempt regardless made a lightly loaded worker run an empty claim
@@ -332,22 +333,22 @@ class Worker:
         answer (timeout, connection or TLS failure)."""
         result = await self._attempts.make(job, sender)
         failed = None if result.delivered else result.error_class
-        if self._breakers.record(job.account_id, error_class=failed, now=self._clock.now()):
-            await self._trip(job.account_id)
+        if self._breakers.record(job.endpoint_id, error_class=failed, now=self._clock.now()):
+            await self._trip(job.endpoint_id)
         self._results.append(result)
         if len(self._results) >= self._settings.worker_batch_size:
             await self._flush()
         return failed not in TRIPPING
 
-    async def _trip(self, account_id: str) -> None:
-        """The account's breaker opened: give back its jobs that have not started, at once."""
-        jobs = self._dispatch.drop(j.delivery_id for j in self._dispatch.queued_jobs(account_id))
+    async def _trip(self, endpoint_id: str) -> None:
+        """The endpoint's breaker opened: give back its jobs that have not started, at once."""
+        jobs = self._dispatch.drop(j.delivery_id for j in self._dispatch.queued_jobs(endpoint_id))
         for job in jobs:
             self._held.pop(job.delivery_id, None)
         self._room.set()  # the claim loop re-checks how many places are free
         log.warning(
             "endpoint failing: pausing its deliveries",
-            extra={"account_id": account_id, "released": len(jobs)},
+            extra={"endpoint_id": endpoint_id, "released": len(jobs)},
         )
         if jobs:
             try:
@@ -388,7 +389,7 @@ class Worker:
             self._recording -= ids
             for delivery_id in ids:
                 self._held.pop(delivery_id, None)
-            self._slot_freed.set()  # recorded jobs no longer count against their account
+            self._slot_freed.set()  # recorded jobs no longer count against their endpoint
         if self._wake is not None and any(_hands_on(res) for res in batch):
             # A finished event of a call lets the next one be claimed: look for it now.
             self._wake.set()

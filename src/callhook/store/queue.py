@@ -17,11 +17,13 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Integer,
+    String,
     bindparam,
     func,
     null,
     or_,
     select,
+    text,
     type_coerce,
     update,
 )
@@ -79,29 +81,86 @@ class AttemptResult:
 _NOW = bindparam("now", type_=UTCDateTime)
 
 
-def _claim_statement(conn: Connection) -> Any:
-    due = (
-        select(deliveries.c.id)
-        .where(
-            deliveries.c.status == "pending",
-            deliveries.c.next_attempt_at <= _NOW,
-            or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until <= _NOW),
-            deliveries.c.account_id.not_in(bindparam("excluded", expanding=True)),
-        )
-        # Call-control first, bulk aged (``core.ordering.claim_key``); a range read of the
-        # partial index ``ix_deliveries_claim`` that stops after ``limit`` due rows.
-        .order_by(deliveries.c.claim_key)
-        .limit(bindparam("limit", type_=Integer))
+# The fair claim. Oldest-due-first across the whole table let one endpoint's backlog (or sixty
+# slow endpoints' backlogs) come before a healthy endpoint's one new event, for as long as it
+# took to claim them all. Instead:
+#
+# 1. ``walk``: the endpoints that have pending deliveries, found by skipping through the
+#    partial index ``ix_deliveries_pending_endpoint`` one endpoint at a time (a recursive "next
+#    endpoint id after this one": one index seek per endpoint, never a read of their rows);
+# 2. ``candidates``: for each of those endpoints (but the excluded ones: no room in the worker,
+#    breaker open) its oldest due rows, at most ``:per_endpoint``: an index range read each
+#    (PostgreSQL: LATERAL, locked SKIP LOCKED; SQLite: a correlated subquery);
+# 3. ``chosen``: the first ``:limit`` of those in turns, every endpoint's oldest row first,
+#    then every endpoint's second, …; within a turn oldest due first.
+#
+# "Oldest" is by ``claim_key`` (issue 14, ``core.ordering.claim_key``): the due time, plus 30 s
+# for bulk events, so within an endpoint and within a turn call-control events come first and
+# bulk ones are never starved. The per-endpoint read walks ``ix_deliveries_pending_endpoint``
+# (endpoint_id, claim_key): rows with a key up to now are all due; past that it skips only rows
+# falling due within the aging window.
+#
+# So an endpoint's due event is among the first claimed as soon as fewer than ``limit``
+# endpoints have due work ahead of it in its turn, whatever their backlogs.
+_WALK = """
+walk(endpoint_id) AS (
+    SELECT MIN(endpoint_id) FROM deliveries WHERE status = 'pending'
+    UNION ALL
+    SELECT (
+        SELECT MIN(d.endpoint_id) FROM deliveries d
+        WHERE d.status = 'pending' AND d.endpoint_id > walk.endpoint_id
     )
-    return (
-        update(deliveries)
-        .where(deliveries.c.id.in_(dialect.skip_locked(conn, due).scalar_subquery()))
-        .values(
-            claim_id=bindparam("claim_id"),
-            claimed_by=bindparam("worker_id"),
-            lease_until=bindparam("lease_until", type_=UTCDateTime),
-        )
-        .returning(deliveries.c.id)
+    FROM walk WHERE walk.endpoint_id IS NOT NULL
+)"""
+_DUE = """
+        d2.status = 'pending' AND d2.endpoint_id = walk.endpoint_id
+        AND d2.next_attempt_at <= :now
+        AND (d2.lease_until IS NULL OR d2.lease_until <= :now)
+        ORDER BY d2.claim_key LIMIT :per_endpoint"""
+_CANDIDATES = {
+    "postgresql": f"""
+candidates AS (
+    SELECT c.id, c.endpoint_id, c.claim_key
+    FROM walk CROSS JOIN LATERAL (
+        SELECT d2.id, d2.endpoint_id, d2.claim_key FROM deliveries d2 WHERE {_DUE}
+        FOR UPDATE SKIP LOCKED
+    ) c
+    WHERE walk.endpoint_id IS NOT NULL AND walk.endpoint_id NOT IN :excluded
+)""",  # noqa: S608 (constants only, no input)
+    "sqlite": f"""
+candidates AS (
+    SELECT d.id, d.endpoint_id, d.claim_key
+    FROM walk JOIN deliveries d ON d.id IN (
+        SELECT d2.id FROM deliveries d2 WHERE {_DUE}
+    )
+    WHERE walk.endpoint_id IS NOT NULL AND walk.endpoint_id NOT IN :excluded
+)""",  # noqa: S608 (constants only, no input)
+}
+_CHOSEN = """
+chosen AS (
+    SELECT id FROM (
+        SELECT id, claim_key,
+               ROW_NUMBER() OVER (PARTITION BY endpoint_id ORDER BY claim_key) AS turn
+        FROM candidates
+    ) ranked
+    ORDER BY turn, claim_key
+    LIMIT :limit
+)"""
+_UPDATE = """
+UPDATE deliveries
+SET claim_id = :claim_id, claimed_by = :worker_id, lease_until = :lease_until
+WHERE id IN (SELECT id FROM chosen)
+RETURNING id"""
+
+
+def _claim_statement(conn: Connection) -> Any:
+    sql = f"WITH RECURSIVE {_WALK},{_CANDIDATES[conn.dialect.name]},{_CHOSEN}{_UPDATE}"
+    return text(sql).bindparams(
+        bindparam("now", type_=UTCDateTime),
+        bindparam("lease_until", type_=UTCDateTime),
+        bindparam("excluded", expanding=True, type_=String),
+        bindparam("per_endpoint", type_=Integer),
+        bindparam("limit", type_=Integer),
     )
 
 
@@ -144,11 +203,16 @@ def claim(
     limit: int,
     box: SecretBox,
     secret_cache: dict[str, str] | None = None,
-    exclude_accounts: Collection[str] = (),
+    exclude_endpoints: Collection[str] = (),
+    per_endpoint: int = 32,
 ) -> list[ClaimedJob]:
-    """Claim up to ``limit`` due deliveries (oldest due first) and load what sending needs.
+    """Claim up to ``limit`` due deliveries, fairly across endpoints, and load what sending
+    needs.
 
-    ``exclude_accounts`` are skipped: endpoints the worker has no room for right now.
+    At most ``per_endpoint`` per endpoint (the worker's per-endpoint limit: more could not
+    start anyway), taken in turns: every endpoint's oldest due delivery, then every endpoint's
+    second, and so on (see ``_WALK`` above: index reads only). ``exclude_endpoints`` are
+    skipped: endpoints the worker has no room for right now, or whose breaker is open.
     """
     statement = _CLAIMS.get(conn.dialect.name)
     if statement is None:
@@ -159,7 +223,8 @@ def claim(
             statement,
             {
                 "now": now,
-                "excluded": list(exclude_accounts),
+                "excluded": list(exclude_endpoints),
+                "per_endpoint": max(1, per_endpoint),
                 "limit": limit,
                 "claim_id": claim_id,
                 "worker_id": worker_id,

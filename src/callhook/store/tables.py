@@ -225,18 +225,11 @@ deliveries = Table(
     Index(
         "ix_deliveries_pending_endpoint",
         "endpoint_id",
-        "next_attempt_at",
-        sqlite_where=text("status = 'pending'"),
-        postgresql_where=text("status = 'pending'"),
-    ),
-    UniqueConstraint("event_id", "endpoint_id", name="uq_deliveries_event_endpoint"),
-    # The claim walks pending rows by claim key (call-control first, bulk aged).
-    Index(
-        "ix_deliveries_claim",
         "claim_key",
         sqlite_where=text("status = 'pending'"),
         postgresql_where=text("status = 'pending'"),
     ),
+    UniqueConstraint("event_id", "endpoint_id", name="uq_deliveries_event_endpoint"),
     # Only the rows of open lines (holders and waiting deliveries): tiny, and the predicate is
     # spelled exactly as ``store.ordering.IN_LINE`` repeats it (SQLite matches it literally).
     Index(

@@ -118,9 +118,9 @@ def test_release_hands_jobs_back_at_once(platform_factory: Callable[..., Platfor
 @pytest.mark.usefixtures("backend")
 def test_migrations_apply_twice_without_change(tmp_path: object) -> None:
     platform = factories.make_platform(tmp_path)  # type: ignore[arg-type]
-    assert current(platform.db) == "0002"
+    assert current(platform.db) == "0003"
     upgrade(platform.db)
-    assert current(platform.db) == "0002"
+    assert current(platform.db) == "0003"
 
 
 def _postgres_platform(tmp_path: object, **overrides: object) -> Platform:
@@ -188,7 +188,7 @@ def test_concurrent_migrations_on_postgresql_apply_once(tmp_path: object) -> Non
         t.join()
     try:
         assert errors == []
-        assert current(dbs[0]) == "0002"
+        assert current(dbs[0]) == "0003"
         with dbs[0].read() as conn:
             trigger = conn.execute(
                 text(

@@ -14,11 +14,11 @@ from callhook.delivery.dispatch import Dispatch
 @dataclass(frozen=True)
 class J:
     delivery_id: str
-    account_id: str
+    endpoint_id: str
 
 
-def jobs(account: str, n: int, start: int = 0) -> list[J]:
-    return [J(f"{account}-{i}", account) for i in range(start, start + n)]
+def jobs(endpoint: str, n: int, start: int = 0) -> list[J]:
+    return [J(f"{endpoint}-{i}", endpoint) for i in range(start, start + n)]
 
 
 def take_all(d: Dispatch[J]) -> list[J]:
@@ -28,16 +28,16 @@ def take_all(d: Dispatch[J]) -> list[J]:
     return out
 
 
-def test_round_robin_over_accounts_fifo_within_one() -> None:
-    d: Dispatch[J] = Dispatch(per_account=10)
+def test_round_robin_over_endpoints_fifo_within_one() -> None:
+    d: Dispatch[J] = Dispatch(per_endpoint=10)
     d.add(jobs("a", 3) + jobs("b", 2) + jobs("c", 1))
     assert [j.delivery_id for j in take_all(d)] == ["a-0", "b-0", "c-0", "a-1", "b-1", "a-2"]
     assert d.in_flight == 6
     assert d.queued == 0
 
 
-def test_an_account_at_its_cap_waits_until_one_of_its_attempts_is_done() -> None:
-    d: Dispatch[J] = Dispatch(per_account=2)
+def test_an_endpoint_at_its_cap_waits_until_one_of_its_attempts_is_done() -> None:
+    d: Dispatch[J] = Dispatch(per_endpoint=2)
     d.add(jobs("slow", 5) + jobs("fast", 1))
     started = take_all(d)
     assert [j.delivery_id for j in started] == ["slow-0", "fast-0", "slow-1"]
@@ -49,7 +49,7 @@ def test_an_account_at_its_cap_waits_until_one_of_its_attempts_is_done() -> None
 
 
 def test_dropped_jobs_are_skipped_and_not_counted() -> None:
-    d: Dispatch[J] = Dispatch(per_account=5)
+    d: Dispatch[J] = Dispatch(per_endpoint=5)
     d.add(jobs("a", 4))
     dropped = d.drop(["a-1", "a-2", "zzz"])
     assert [j.delivery_id for j in dropped] == ["a-1", "a-2"]
@@ -59,8 +59,8 @@ def test_dropped_jobs_are_skipped_and_not_counted() -> None:
     assert [j.delivery_id for j in take_all(d)] == ["a-0", "a-3"]
 
 
-def test_queued_jobs_of_one_account() -> None:
-    d: Dispatch[J] = Dispatch(per_account=1)
+def test_queued_jobs_of_one_endpoint() -> None:
+    d: Dispatch[J] = Dispatch(per_endpoint=1)
     d.add(jobs("a", 2) + jobs("b", 2))
     first = d.take()
     assert first is not None
@@ -84,14 +84,14 @@ def test_queued_jobs_of_one_account() -> None:
 def test_never_over_cap_nothing_lost_nothing_twice(
     cap: int, ops: list[tuple[str, str, int]]
 ) -> None:
-    d: Dispatch[J] = Dispatch(per_account=cap)
+    d: Dispatch[J] = Dispatch(per_endpoint=cap)
     added: list[J] = []
     running: list[J] = []
     started: Counter[str] = Counter()
     dropped: set[str] = set()
-    for op, account, n in ops:
+    for op, endpoint, n in ops:
         if op == "add":
-            new = jobs(account, n, start=sum(1 for j in added if j.account_id == account))
+            new = jobs(endpoint, n, start=sum(1 for j in added if j.endpoint_id == endpoint))
             added += new
             d.add(new)
         elif op == "take":
@@ -106,11 +106,11 @@ def test_never_over_cap_nothing_lost_nothing_twice(
         elif op == "drop" and added:
             target = added[n % len(added)].delivery_id
             dropped |= {j.delivery_id for j in d.drop([target])}
-        busy = Counter(j.account_id for j in running)
+        busy = Counter(j.endpoint_id for j in running)
         assert all(count <= cap for count in busy.values())
         assert d.in_flight == len(running)
         assert +d.busy == busy
-        queued = Counter(j.account_id for j in d.queued_jobs())
+        queued = Counter(j.endpoint_id for j in d.queued_jobs())
         assert d.saturated() == {a for a, n in (busy + queued).items() if n >= cap}
     # Everything still queued starts once the running attempts finish: nothing is stranded.
     while True:
@@ -126,13 +126,13 @@ def test_never_over_cap_nothing_lost_nothing_twice(
 
 
 def test_room_grows_with_answers_and_halves_when_the_endpoint_does_not_answer() -> None:
-    d: Dispatch[J] = Dispatch(per_account=32, initial=4)
+    d: Dispatch[J] = Dispatch(per_endpoint=32, initial=4)
     d.add(jobs("dead", 40) + jobs("live", 40))
     started = take_all(d)
-    assert Counter(j.account_id for j in started) == {"dead": 4, "live": 4}
+    assert Counter(j.endpoint_id for j in started) == {"dead": 4, "live": 4}
     for job in started:
-        d.done(job, healthy=job.account_id == "live")
+        d.done(job, healthy=job.endpoint_id == "live")
     assert d.room("dead") == 1  # 4 → 2 → 1 → 1 → 1
     assert d.room("live") == 8
-    again = Counter(j.account_id for j in take_all(d))
+    again = Counter(j.endpoint_id for j in take_all(d))
     assert again == {"dead": 1, "live": 8}

@@ -9,9 +9,9 @@ Endpoints gain ``ordering`` (``per_call``, the default, or ``none``), ``ordering
 ``sequence`` (copied from ``events`` for existing rows), ``holds_line``/``line_since`` (the one
 claimable delivery of an (endpoint, call) line) and ``previous_sequence`` (set when sent out of
 order past the head-of-line bound), and the partial index ``ix_deliveries_line`` over the rows of
-open lines; ``claim_key`` (the claim's order, call-control first) with its partial index over
-pending rows. Existing pending deliveries keep ``holds_line`` false: they were queued unordered and
-are delivered as before; new ones line up.
+open lines; ``claim_key`` (the claim's order, call-control first), which the fair claim's
+per-endpoint index now orders by. Existing pending deliveries keep ``holds_line`` false: they
+were queued unordered and are delivered as before; new ones line up.
 """
 
 from __future__ import annotations
@@ -52,10 +52,12 @@ def upgrade() -> None:
         "WHERE e.id = deliveries.event_id)"
     )
     op.execute("UPDATE deliveries SET claim_key = next_attempt_at WHERE status = 'pending'")
+    # The fair claim's per-endpoint index now orders by the claim key (issue 14's priority).
+    op.drop_index("ix_deliveries_pending_endpoint", table_name="deliveries")
     op.create_index(
-        "ix_deliveries_claim",
+        "ix_deliveries_pending_endpoint",
         "deliveries",
-        ["claim_key"],
+        ["endpoint_id", "claim_key"],
         sqlite_where=sa.text("status = 'pending'"),
         postgresql_where=sa.text("status = 'pending'"),
     )
@@ -70,7 +72,14 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_deliveries_line", table_name="deliveries")
-    op.drop_index("ix_deliveries_claim", table_name="deliveries")
+    op.drop_index("ix_deliveries_pending_endpoint", table_name="deliveries")
+    op.create_index(
+        "ix_deliveries_pending_endpoint",
+        "deliveries",
+        ["endpoint_id", "next_attempt_at"],
+        sqlite_where=sa.text("status = 'pending'"),
+        postgresql_where=sa.text("status = 'pending'"),
+    )
     with op.batch_alter_table("deliveries") as batch:
         for name in (
             "claim_key",
