@@ -50,6 +50,7 @@ def _claim(platform: Platform, limit: int = 100) -> list[ClaimedJob]:
             lease=LEASE,
             limit=limit,
             box=platform.box,
+            per_endpoint=limit,
         )
 
 
