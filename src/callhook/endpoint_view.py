@@ -19,9 +19,11 @@ if TYPE_CHECKING:
 
 def endpoint_json(endpoint: Endpoint) -> dict[str, Any]:
     """``{"id", "url", "description", "enabled", "subscribed_events", "retry_policy", "state",
-    "primary", "created_at", "updated_at"}``. ``subscribed_events`` is a list in catalog order,
-    or null for every event (present and future); ``url`` is null only for a primary endpoint
-    not configured yet. Times are RFC 3339 UTC with milliseconds."""
+    "primary", "created_at", "updated_at", "ordering", "ordering_bound_seconds",
+    "max_age_call_control_seconds", "max_age_bulk_seconds"}`` (the last four: issue 14).
+    ``subscribed_events`` is a list in catalog order, or null for every event (present and
+    future); ``url`` is null only for a primary endpoint not configured yet. Times are RFC 3339
+    UTC with milliseconds."""
     return {
         "id": endpoint.id,
         "url": endpoint.url,
@@ -35,6 +37,10 @@ def endpoint_json(endpoint: Endpoint) -> dict[str, Any]:
         "primary": endpoint.primary,
         "created_at": rfc3339(endpoint.created_at),
         "updated_at": rfc3339(endpoint.updated_at),
+        "ordering": endpoint.ordering.value,
+        "ordering_bound_seconds": endpoint.ordering_bound_seconds,
+        "max_age_call_control_seconds": endpoint.max_age_call_control_seconds,
+        "max_age_bulk_seconds": endpoint.max_age_bulk_seconds,
     }
 
 

@@ -239,6 +239,32 @@ RetryPolicyName = Annotated[
     Field(description="`exponential`: retry failed deliveries for 24 h; `none`: one attempt."),
 ]
 
+OrderingName = Annotated[
+    Literal["per_call", "none"],  # callhook.core.ordering.Ordering
+    Field(
+        description="`per_call` (default): a call's events are sent one after another, each "
+        "once the previous one finished (docs/receiving.md §4); `none`: as soon as possible."
+    ),
+]
+BoundSeconds = Annotated[
+    int,
+    Field(
+        ge=1,
+        le=86_400,
+        description="Head-of-line bound: after this many seconds of an event not finishing, "
+        "the call's later events are released, marked with X-Webhook-Previous-Sequence.",
+    ),
+]
+MaxAgeSeconds = Annotated[
+    int | None,
+    Field(
+        ge=1,
+        le=86_400,
+        description="Events of this group older than this many seconds are not sent: their "
+        "delivery is `expired`. null: never.",
+    ),
+]
+
 
 class EndpointOut(_Model):
     """An endpoint as the API shows it (``callhook.endpoint_view.endpoint_json``)."""
@@ -260,6 +286,14 @@ class EndpointOut(_Model):
     )
     created_at: str = Field(pattern=TIME_PATTERN)
     updated_at: str = Field(pattern=TIME_PATTERN)
+    ordering: OrderingName
+    ordering_bound_seconds: BoundSeconds
+    max_age_call_control_seconds: MaxAgeSeconds = Field(
+        description="Call start, dial-chain member, answer and end events."
+    )
+    max_age_bulk_seconds: MaxAgeSeconds = Field(
+        description="Speech, summary, tags, rating, voicemail and sms events."
+    )
 
 
 class EndpointResponse(_Envelope):
@@ -278,6 +312,10 @@ class EndpointCreate(_Request):
     description: EndpointDescription = ""
     retry_policy: RetryPolicyName = "exponential"
     enabled: bool = Field(default=True, description="Deliver to it from now on.")
+    ordering: OrderingName = "per_call"
+    ordering_bound_seconds: BoundSeconds = 300
+    max_age_call_control_seconds: MaxAgeSeconds = None
+    max_age_bulk_seconds: MaxAgeSeconds = None
 
 
 class EndpointUpdate(_Request):
@@ -295,6 +333,10 @@ class EndpointUpdate(_Request):
     enabled: bool = Field(  # type: ignore[assignment]
         default=None, description="False: stop delivering here."
     )
+    ordering: OrderingName = None  # type: ignore[assignment]
+    ordering_bound_seconds: BoundSeconds = None  # type: ignore[assignment]
+    max_age_call_control_seconds: MaxAgeSeconds = None
+    max_age_bulk_seconds: MaxAgeSeconds = None
 
 
 class EndpointDeleted(_Model):
