@@ -74,7 +74,7 @@ def test_defaults_then_changes(api: Api) -> None:
     assert changed["max_age_call_control_seconds"] is None
 
 
-BAD = [
+BAD: list[tuple[dict[str, Any], str]] = [
     ({"ordering": "fifo"}, "ordering"),
     ({"ordering": None}, "ordering"),
     ({"ordering_bound_seconds": -1}, "ordering_bound_seconds"),
