@@ -82,7 +82,7 @@ def _publish_calls(
 
 def _all_finished(behaviour: OrderedBehaviour) -> bool:
     return all(
-        behaviour.finished(call, s) for call, seqs in behaviour.audit.expected.items() for s in seqs
+        behaviour.finished(call, s) for call, seqs in behaviour.expected().items() for s in seqs
     )
 
 
@@ -99,7 +99,7 @@ async def _run(tmp: Path, tls: Tls, names: list[str], processes: int, fail_rate:
         more = await asyncio.to_thread(
             _publish_calls, platform, account.id, names[len(names) // 2 :], 2
         )
-        behaviour.audit.expected = {**behaviour.audit.expected, **more}
+        behaviour.audit.expected = {**behaviour.expected(), **more}
         await wait_for(lambda: _all_finished(behaviour), timeout=60)
     finally:
         _stop(worker)
@@ -148,4 +148,4 @@ async def test_sigkill_mid_call_keeps_the_order(tmp_path: Path, tls: Tls, backen
         _stop(second)
         await receiver.stop()
     assert behaviour.audit.violations == []
-    assert behaviour.audit.arrivals >= sum(len(s) for s in behaviour.audit.expected.values())
+    assert behaviour.audit.arrivals >= sum(len(s) for s in behaviour.expected().values())

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import orjson
@@ -50,6 +51,11 @@ class OrderedBehaviour:
         if failed:
             return web.Response(status=500, text="flaky")
         return web.json_response({"received": True})
+
+    def expected(self) -> Mapping[str, frozenset[int]]:
+        """The sequences each call has for this endpoint (set by the test)."""
+        assert self.audit.expected is not None
+        return self.audit.expected
 
     def finished(self, call: str, seq: int) -> bool:
         return seq in self.audit.finished.get(call, set())

@@ -28,7 +28,7 @@ finished delivery, hands its line on.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -194,10 +194,11 @@ class OrderAudit:
     it: delivered, failed for good or expired) — unless the gap was announced: some arrival of
     the call at or before this one, with a sequence in ``(r, s]``, carried ``previous >= r``.
     Duplicates of earlier events are fine. ``expected`` maps a call to the sequences it has for
-    this endpoint (other sequences, for events the endpoint did not subscribe to, never block).
+    this endpoint (other sequences, for events the endpoint did not subscribe to, never block);
+    None: every lower sequence (an endpoint subscribed to every event).
     """
 
-    expected: Mapping[str, frozenset[int]]
+    expected: Mapping[str, frozenset[int]] | None = None
     finished: dict[str, set[int]] = field(default_factory=dict)
     announced: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
     arrivals: int = 0
@@ -213,7 +214,11 @@ class OrderAudit:
             self.announced.setdefault(call, []).append((seq, receipt.previous))
         done = self.finished.get(call, set())
         marks = self.announced.get(call, ())
-        for earlier in sorted(self.expected.get(call, frozenset())):
+        if self.expected is None:
+            earliers: Iterable[int] = range(1, seq)
+        else:
+            earliers = sorted(self.expected.get(call, frozenset()))
+        for earlier in earliers:
             if earlier >= seq:
                 break
             if earlier in done:

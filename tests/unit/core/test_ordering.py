@@ -273,3 +273,11 @@ def test_model_without_ordering_is_caught_by_the_audit() -> None:
     for c, s in reversed(model.claimable()):
         audit.arrive(o.Receipt(c, s, None))
     assert audit.violations == [("c", 1, 2)]
+
+
+def test_audit_without_expected_counts_every_lower_sequence() -> None:
+    audit = o.OrderAudit()
+    audit.arrive(o.Receipt("c", 1, None))
+    audit.finish("c", 1)
+    audit.arrive(o.Receipt("c", 3, None))
+    assert audit.violations == [("c", 2, 3)]
