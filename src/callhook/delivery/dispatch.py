@@ -14,7 +14,7 @@ asyncio: the worker's lanes call ``take`` and ``done``; tests drive it directly.
 from __future__ import annotations
 
 from collections import Counter, deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Generic, Protocol, TypeVar
 
 
@@ -32,8 +32,17 @@ J = TypeVar("J", bound=Job)
 class Dispatch(Generic[J]):
     """Queued jobs by endpoint; ``take`` round-robin over endpoints below their cap."""
 
-    def __init__(self, per_endpoint: int, *, initial: int = 4) -> None:
+    def __init__(
+        self,
+        per_endpoint: int,
+        *,
+        initial: int = 4,
+        urgent: Callable[[J], bool] | None = None,
+    ) -> None:
         self.per_endpoint = max(per_endpoint, 1)
+        # Jobs for which ``urgent`` holds (call-control events, issue 14) start before the
+        # endpoint's other queued jobs, in their own arrival order.
+        self._urgent = urgent
         self.initial = max(1, min(initial, self.per_endpoint))
         self._room: dict[str, int] = {}  # current room per endpoint (absent: ``initial``)
         self._queues: dict[str, deque[J]] = {}
@@ -60,8 +69,21 @@ class Dispatch(Generic[J]):
             queue = self._queues.get(endpoint)
             if queue is None:
                 queue = self._queues[endpoint] = deque()
-            queue.append(job)
+            if self._urgent is not None and self._urgent(job):
+                self._put_first(queue, job)
+            else:
+                queue.append(job)
             self._make_ready(endpoint)
+
+    def _put_first(self, queue: deque[J], job: J) -> None:
+        """Put ``job`` after the urgent jobs already at the front of ``queue``."""
+        assert self._urgent is not None
+        ahead = 0
+        for queued in queue:
+            if not self._urgent(queued):
+                break
+            ahead += 1
+        queue.insert(ahead, job)
 
     def take(self) -> J | None:
         """The next job to start (counted as under way), or None if none may start now."""

@@ -28,6 +28,7 @@ from collections import Counter, deque
 from datetime import timedelta
 from typing import Self
 
+from callhook.core import ordering
 from callhook.core.breaker import TRIPPING, Breakers
 from callhook.core.clock import Clock
 from callhook.core.ids import Randomness, new_id
@@ -84,7 +85,9 @@ class Worker:
         self._budget = 2 * self._max_in_flight
         # Claimed jobs not started yet, handed to ``worker_max_in_flight`` lanes (long-lived
         # coroutines: a task per attempt cost more than the rest of the bookkeeping).
-        self._dispatch: Dispatch[ClaimedJob] = Dispatch(settings.worker_per_endpoint_limit)
+        self._dispatch: Dispatch[ClaimedJob] = Dispatch(
+            settings.worker_per_endpoint_limit, urgent=_call_control
+        )
         self._idle_lanes: deque[asyncio.Future[None]] = deque()
         self._secret_cache: dict[str, str] = {}
         self._breakers = Breakers()
@@ -466,3 +469,8 @@ class Worker:
 def _hands_on(res: AttemptResult) -> bool:
     """Whether recording ``res`` may have made the next event of its call claimable."""
     return res.job.call_id is not None and (res.delivered or res.next_attempt_at is None)
+
+
+def _call_control(job: ClaimedJob) -> bool:
+    """Whether ``job`` starts before its endpoint's bulk jobs (issue 14's priority)."""
+    return ordering.group_of(job.event) is ordering.EventGroup.CALL_CONTROL

@@ -136,3 +136,37 @@ def test_room_grows_with_answers_and_halves_when_the_endpoint_does_not_answer() 
     assert d.room("live") == 8
     again = Counter(j.endpoint_id for j in take_all(d))
     assert again == {"dead": 1, "live": 8}
+
+
+def test_urgent_jobs_start_before_the_endpoints_queued_bulk_in_their_own_order() -> None:
+    d: Dispatch[J] = Dispatch(
+        per_endpoint=10, initial=10, urgent=lambda j: j.delivery_id.startswith("cc")
+    )
+    d.add(jobs("a", 3))
+    d.add([J("cc-1", "a"), J("cc-2", "a")])
+    d.add(jobs("a", 1, start=3))
+    d.add([J("cc-3", "a")])
+    assert [j.delivery_id for j in take_all(d)] == [
+        "cc-1",
+        "cc-2",
+        "cc-3",
+        "a-0",
+        "a-1",
+        "a-2",
+        "a-3",
+    ]
+
+
+@given(st.lists(st.booleans(), max_size=40))
+def test_urgency_reorders_but_never_loses_a_job(flags: list[bool]) -> None:
+    d: Dispatch[J] = Dispatch(
+        per_endpoint=100, initial=100, urgent=lambda j: j.delivery_id[0] == "u"
+    )
+    made = [J(f"{'u' if f else 'b'}{i}", "a") for i, f in enumerate(flags)]
+    d.add(made)
+    taken = [j.delivery_id for j in take_all(d)]
+    assert sorted(taken) == sorted(j.delivery_id for j in made)
+    urgent = [x for x in taken if x[0] == "u"]
+    assert (
+        taken[: len(urgent)] == urgent == [j.delivery_id for j in made if j.delivery_id[0] == "u"]
+    )
