@@ -14,7 +14,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from bench import load, phases, report
+from bench import load, ordering, phases, report
 from bench.cluster import ROOT, Cluster
 
 DOC = ROOT / "docs" / "performance.md"
@@ -72,14 +72,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     title = "Callhook benchmark" + (" (smoke)" if args.smoke else "")
     console.print(report.rich_table(table_rows, title))
+    # Issue 14: ordered beside unordered, and call-control priority (its own sink and queues).
+    console.print("[dim]→ ordering: ordered vs unordered, call-control priority[/dim]")
+    with tempfile.TemporaryDirectory(prefix="callhook-order-") as tmp:
+        order_values = ordering.run(Path(tmp), args.smoke)
+    order_text = ordering.report(order_values, command=command.strip())
+    console.print(order_text)
     if not args.no_record:
         text = report.markdown(
             table_rows, command=command.strip(), smoke=args.smoke, notes=results.notes
         )
         with args.record_to.open("a") as f:
             f.write("\n" + text)
+            f.write("\n" + order_text)
         console.print(f"[dim]appended to {args.record_to}[/dim]")
-    return 0
+    return 0 if order_values["order_violations"] == 0 else 1
 
 
 if __name__ == "__main__":
