@@ -70,7 +70,13 @@ def deliveries_list(
     table = Table("event", "pbx_id", "status", "attempts", "last", "ms", "created")
     # Ids are for copying: never wrapped or cut, whatever the terminal width.
     table.columns.insert(0, Column("id", no_wrap=True, overflow="ignore", min_width=30))
-    styles = {"delivered": "green", "failed": "red", "pending": "yellow"}
+    styles = {
+        "delivered": "green",
+        "failed": "red",
+        "pending": "yellow",
+        "waiting": "cyan",
+        "expired": "magenta",
+    }
     for d in rows:
         last = str(d.last_status_code or d.last_error_class or "—")
         ms = f"{d.last_latency_ms:.0f}" if d.last_latency_ms is not None else "—"
@@ -78,7 +84,7 @@ def deliveries_list(
             d.id,
             d.event,
             d.pbx_id,
-            f"[{styles[d.status]}]{d.status}[/]",
+            f"[{styles.get(d.status, 'white')}]{d.status}[/]",
             str(d.attempts),
             last,
             ms,
