@@ -272,15 +272,24 @@ def fairness(
         slow = c.add_slow_endpoints(platform, SLOW_ACCOUNTS, SLOW_ENDPOINTS)
         healthy = load.requests(pool, acc.healthy[:1])
         c.start_worker()
+        _latency_of_one(c, platform, next(healthy))  # the worker is up (its start is not timed)
         idle = [_latency_of_one(c, platform, next(healthy)) for _ in range(3)]
         # Each event of a slow account fans out to its 20 endpoints.
         load.prefill(platform.publisher, pool, slow, SLOW_ACCOUNTS * SLOW_BACKLOG)
-        time.sleep(1.0)  # the worker is busy with the backlog: every lane waits on a slow answer
+        # Before any slow endpoint has answered once, nothing tells them from healthy ones:
+        # every lane may be waiting on one (first contact, at most one slow answer's time).
+        time.sleep(0.5)
+        first = _latency_of_one(c, platform, next(healthy))
+        time.sleep(2.0)  # every slow endpoint has answered (slowly) at least once
         busy = [_latency_of_one(c, platform, next(healthy)) for _ in range(3)]
         c.stop("worker")
     finally:
         platform.db.dispose()
+    out.notes.append(
+        f"fairness samples (ms): idle {idle}; with backlogs, first contact {first}, then {busy}"
+    )
     out.put("fairness_idle_ms", max(idle))
+    out.put("fairness_first_contact_ms", first)
     out.put("fairness_backlog_ms", max(busy))
     c.fail_pending()
 

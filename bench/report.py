@@ -128,7 +128,14 @@ def rows(
         ),
         Row(
             "Fairness",
-            "… while 60 endpoints answering in 1.9 s have 25 queued each (max of 3)",
+            "… right after 60 endpoints answering in 1.9 s got 25 queued each (first contact)",
+            _num(get("fairness_first_contact_ms"), digits=1),
+            "",
+            "",
+        ),
+        Row(
+            "Fairness",
+            "… while those backlogs drain (max of 3)",
             _num(get("fairness_backlog_ms"), digits=1),
             "≤ idle + 1,000",
             _check(

@@ -83,7 +83,11 @@ class Worker:
         # queued, so lanes do not wait for claims; the next claim starts once half of that is
         # free. Claims are write transactions: claiming in big batches keeps them rare.
         self._budget = 2 * max_in_flight
-        self._dispatch: Dispatch[ClaimedJob] = Dispatch(settings.worker_per_endpoint_limit)
+        # Endpoints answering slowly share three quarters of the lanes: the rest stay free for
+        # the others' events (issue 13: a healthy endpoint is not kept waiting by slow ones).
+        self._dispatch: Dispatch[ClaimedJob] = Dispatch(
+            settings.worker_per_endpoint_limit, slow_places=max(1, max_in_flight * 3 // 4)
+        )
         self._breakers = Breakers()
         self.leases: Leases[ClaimedJob] = Leases(timedelta(seconds=settings.lease_seconds))
         self.claims = Claims(db, settings, clock=clock, rng=rng, box=box, worker_id=self.worker_id)
@@ -105,6 +109,7 @@ class Worker:
             clock=clock,
             room=self._room,
             slot_freed=self._slot_freed,
+            slow_ms=settings.delivery_timeout * 1000 / 2,
         )
         self._leaseholder = Leaseholder(
             self.leases,
@@ -199,7 +204,7 @@ class Worker:
         assert self._wake is not None
         lanes = self._lanes
         while not stop.is_set():
-            if lanes.outstanding() > lanes.count:
+            if lanes.pressure() > lanes.count:
                 self._room.clear()
                 await self._room.wait()
                 continue
@@ -213,7 +218,13 @@ class Worker:
                 exclude = left_out(saturated, self.leases.held_per_endpoint(), self._breakers, now)
                 jobs = await asyncio.to_thread(
                     self.claims.claim,
-                    min(self._budget - lanes.outstanding(), self._settings.worker_batch_size),
+                    # Held jobs stay under twice the budget even when slow endpoints' jobs
+                    # wait (``pressure`` leaves them out).
+                    min(
+                        self._budget - lanes.pressure(),
+                        2 * self._budget - lanes.outstanding(),
+                        self._settings.worker_batch_size,
+                    ),
                     exclude,
                     self._breakers.probing(now),
                 )

@@ -199,6 +199,8 @@ def claim(
     second, and so on (see ``_WALK`` above: index reads only). ``exclude_endpoints`` are
     skipped: endpoints the worker has no room for right now, or whose breaker is open.
     """
+    if limit <= 0:
+        return []  # (SQLite reads a negative LIMIT as "no limit")
     statement = _CLAIMS.get(conn.dialect.name)
     if statement is None:
         statement = _CLAIMS[conn.dialect.name] = _claim_statement(conn)
