@@ -24,6 +24,7 @@ from callhook.events import SUBSCRIBABLE_EVENTS
 from callhook.platform import Platform
 from callhook.settings import Settings
 from callhook.store import accounts as account_store
+from callhook.store import endpoints as endpoint_store
 from callhook.store import integrations as integration_store
 from callhook.store import tokens as token_store
 from callhook.store.migrate import upgrade
@@ -227,6 +228,34 @@ class Cluster:
         finally:
             platform.db.dispose()
         return Accounts(load=made["a"], healthy=made["i"], dead=made["hang"], token=token)
+
+    def add_slow_endpoints(self, platform: Platform, accounts: int, endpoints: int) -> list[str]:
+        """``accounts`` new accounts with ``endpoints`` endpoints each (the primary one
+        included), every one at ``/slow/…`` of the sink and taking every event; their ids."""
+        base = f"http://127.0.0.1:{self.sink_port}"
+        made = []
+        with platform.db.write() as conn:
+            now = platform.clock.now()
+            for a in range(accounts):
+                acc = account_store.create(conn, name=f"bench slow{a}", now=now, rng=platform.rng)
+                integration_store.set_url(
+                    conn, acc.id, f"{base}/slow/{a}/0", now=now, box=platform.box, rng=platform.rng
+                )
+                integration_store.subscribe(conn, acc.id, SUBSCRIBABLE_EVENTS, now=now)
+                for e in range(1, endpoints):
+                    endpoint_store.create(
+                        conn,
+                        acc.id,
+                        url=f"{base}/slow/{a}/{e}",
+                        subscribed_events=None,
+                        limit=endpoints,
+                        allow_unsafe=True,
+                        now=now,
+                        box=platform.box,
+                        rng=platform.rng,
+                    )
+                made.append(acc.id)
+        return made
 
     def checkpoint(self) -> int:
         """Fold the WAL into the database file; return the database's size in bytes."""

@@ -14,12 +14,14 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import quote
 
 from bench import load
 from bench.cluster import ROOT, Accounts, Cluster, proc_cpu_seconds, proc_peak_rss_mb, sink_get
 from callhook import simulate as sim
 from callhook.platform import Platform
+from callhook.publish import PublishRequest
 
 
 @dataclass(frozen=True)
@@ -253,6 +255,60 @@ def isolation(
     out.put("isolation_ratio", out.values["isolation_with_dead"] / base if base else 0.0)
     # Dead-endpoint jobs left pending (retrying) must not leak into later phases.
     c.fail_pending()
+
+
+#: The fairness phase: accounts × endpoints answering after 1.9 s, each with this backlog.
+SLOW_ACCOUNTS, SLOW_ENDPOINTS, SLOW_BACKLOG = 3, 20, 25
+
+
+def fairness(
+    c: Cluster, acc: Accounts, pool: list[sim.SimEvent], sizes: Sizes, out: Results
+) -> None:
+    """A healthy endpoint's latency, idle and while 60 slow-but-answering endpoints (1.9 s, no
+    breaker trips) each have a backlog of 25 (issue 13): the claim takes every endpoint's oldest
+    due delivery in turn, so the healthy one's event does not wait for 1,500 older ones."""
+    platform = Platform.create(c.settings)
+    try:
+        slow = c.add_slow_endpoints(platform, SLOW_ACCOUNTS, SLOW_ENDPOINTS)
+        healthy = load.requests(pool, acc.healthy[:1])
+        c.start_worker()
+        _latency_of_one(c, platform, next(healthy))  # the worker is up (its start is not timed)
+        idle = [_latency_of_one(c, platform, next(healthy)) for _ in range(3)]
+        # Each event of a slow account fans out to its 20 endpoints.
+        load.prefill(platform.publisher, pool, slow, SLOW_ACCOUNTS * SLOW_BACKLOG)
+        # Before any slow endpoint has answered once, nothing tells them from healthy ones:
+        # every lane may be waiting on one (first contact, at most one slow answer's time).
+        time.sleep(0.5)
+        first = _latency_of_one(c, platform, next(healthy))
+        time.sleep(2.0)  # every slow endpoint has answered (slowly) at least once
+        busy = [_latency_of_one(c, platform, next(healthy)) for _ in range(3)]
+        c.stop("worker")
+    finally:
+        platform.db.dispose()
+    out.notes.append(
+        f"fairness samples (ms): idle {idle}; with backlogs, first contact {first}, then {busy}"
+    )
+    out.put("fairness_idle_ms", max(idle))
+    out.put("fairness_first_contact_ms", first)
+    out.put("fairness_backlog_ms", max(busy))
+    c.fail_pending()
+
+
+def _latency_of_one(c: Cluster, platform: Platform, request: dict[str, Any]) -> float:
+    """Publish one event for a healthy endpoint; its latency at the sink, in ms."""
+    start = sink_count(c.sink_port)
+    platform.publisher.publish(
+        [
+            PublishRequest(
+                request["event"], request["pbx_id"], request["account_id"], request["data"]
+            )
+        ]
+    )
+    wait_for_sink(c.sink_port, start + 1, 30.0)
+    latencies = window(c.sink_port, start)["latencies_ms"]
+    assert isinstance(latencies, list)
+    assert latencies, "the healthy event never arrived"
+    return float(latencies[0])
 
 
 def _healthy_share(

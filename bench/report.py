@@ -14,7 +14,15 @@ from rich.table import Table
 
 from bench.cluster import ROOT
 
-SECTIONS = ("Throughput", "Ceiling", "Latency", "Isolation", "Resources", "Scale-out")
+SECTIONS = (
+    "Throughput",
+    "Ceiling",
+    "Latency",
+    "Isolation",
+    "Fairness",
+    "Resources",
+    "Scale-out",
+)
 
 
 @dataclass(frozen=True)
@@ -111,6 +119,29 @@ def rows(
             "",
         ),
         Row("Isolation", "healthy kept", _num(iso * 100, " %"), "≥ 90 %", _check(iso >= 0.9)),
+        Row(
+            "Fairness",
+            "healthy endpoint's latency ms, idle (max of 3)",
+            _num(get("fairness_idle_ms"), digits=1),
+            "",
+            "",
+        ),
+        Row(
+            "Fairness",
+            "… right after 60 endpoints answering in 1.9 s got 25 queued each (first contact)",
+            _num(get("fairness_first_contact_ms"), digits=1),
+            "",
+            "",
+        ),
+        Row(
+            "Fairness",
+            "… while those backlogs drain (max of 3)",
+            _num(get("fairness_backlog_ms"), digits=1),
+            "≤ idle + 1,000",
+            _check(
+                get("fairness_backlog_ms", math.inf) <= get("fairness_idle_ms", math.inf) + 1000
+            ),
+        ),
         Row(
             "Resources",
             "worker CPU s per 1,000 deliveries (ceiling loop)",

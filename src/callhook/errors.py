@@ -178,3 +178,22 @@ class InvalidSecret(ConfigurationError, ValueError):
 
 class StoreError(CallhookError):
     """The database failed in a way the caller cannot fix."""
+
+
+class ConcurrentPublish(StoreError):
+    """Another publisher committed the same idempotency key between our look-up and our
+    insert; ``Publisher.publish`` retries once and then finds the original event."""
+
+
+class WorkerFailed(CallhookError):
+    """A delivery worker stopped because one of its own tasks (``task``: ``"lease renewer"``,
+    ``"results flusher"``, ``"claim loop"``, ``"lane 3"`` …) died with an exception, chained as
+    the cause. The worker still drained before raising it: jobs not started were given back,
+    attempts under way finished and were recorded where the database allowed; whatever could not
+    be is claimed again when its lease runs out. ``callhook worker`` exits non-zero on it."""
+
+    def __init__(self, task: str, cause: BaseException) -> None:
+        super().__init__(
+            f"delivery worker stopped: its {task} failed ({type(cause).__name__}: {cause})"
+        )
+        self.task = task

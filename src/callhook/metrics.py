@@ -8,12 +8,51 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+#: The ``endpoint`` label's value for every endpoint past the first ``max_endpoint_series``.
+OTHER_ENDPOINTS = "other"
+
+
+class EndpointLabels:
+    """Bounds the cardinality of an ``endpoint`` label: the first ``limit`` endpoint ids a
+    process sees keep their own series, every later one is counted under ``"other"``. So a
+    process exports at most ``limit + 1`` values per metric, whatever the number of endpoints
+    (up to 20 per account, and accounts without bound); with the default 50 and the results
+    ``delivered|retrying|failed`` that is at most 153 series for the attempts counter.
+    Operators who need every endpoint read the store (dashboard, API), not Prometheus."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = max(0, limit)
+        self._admitted: set[str] = set()
+
+    def of(self, endpoint_id: str) -> str:
+        """The label value to use for ``endpoint_id``."""
+        if endpoint_id in self._admitted:
+            return endpoint_id
+        if len(self._admitted) < self.limit:
+            self._admitted.add(endpoint_id)
+            return endpoint_id
+        return OTHER_ENDPOINTS
+
 
 class Metrics:
-    """Counters the worker and API update; queue gauges are read from the store at scrape."""
+    """Counters the worker and API update; queue gauges are read from the store at scrape.
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    Per-endpoint series (``callhook_endpoint_attempts_total``) are bounded by
+    :class:`EndpointLabels` (``max_endpoint_series``, a setting); the other metrics have no
+    endpoint or account label at all."""
+
+    def __init__(
+        self, registry: CollectorRegistry | None = None, *, max_endpoint_series: int = 50
+    ) -> None:
         self.registry = registry or CollectorRegistry()
+        self.endpoint_labels = EndpointLabels(max_endpoint_series)
+        self.endpoint_attempts = Counter(
+            "callhook_endpoint_attempts_total",
+            "Finished attempts by endpoint (the first max_endpoint_series endpoints seen by this "
+            'process; later ones as endpoint="other") and result',
+            ["endpoint", "result"],
+            registry=self.registry,
+        )
         self.deliveries = Counter(
             "callhook_deliveries_total",
             "Finished attempts by result (delivered, retrying, failed) and event",

@@ -48,6 +48,7 @@ class Platform:
             rng=rng,
             box=load_secret_box(settings),
             publisher=Publisher(db, clock=clock, rng=rng),
+            metrics=Metrics(max_endpoint_series=settings.metrics_max_endpoint_series),
         )
         # Workers in other processes on the same SQLite file hear of each commit through the
         # wake directory (PostgreSQL's trigger NOTIFYs on its own; in-process workers are woken

@@ -1,9 +1,17 @@
 """Publishing: turn publish requests into committed events and delivery jobs.
 
-``parse_publish_body`` is pure (bytes in, validated requests out, or a ``CallhookError``);
-``Publisher.publish`` writes one batch all-or-nothing in one transaction and returns only after
-the commit. The HTTP ingest route, ``callhook emit``, the simulator and in-process callers all
-come through here.
+Three parts:
+
+* parsing and validation, pure: ``parse_publish_body``, ``parse_event``, ``bind_accounts``
+  (bytes or objects in, validated requests out, or a ``CallhookError``);
+* the decision, pure: :func:`fan_out` (an event and the account's endpoints → the endpoints it
+  goes to, or why none) and :func:`build_batch` (requests → typed event and delivery rows);
+* the write, the store's: ``Publisher.publish`` reads what a batch needs and writes it through
+  ``callhook.store`` all-or-nothing in one transaction, returning only after the commit, then
+  wakes idle workers. No SQL here (``store/`` is the only package that knows it).
+
+The HTTP ingest route, ``callhook emit``, the simulator and in-process callers all come through
+here.
 """
 
 from __future__ import annotations
@@ -14,21 +22,18 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection
-from sqlalchemy.exc import IntegrityError
 
 from callhook import events as catalog
-from callhook.core import ordering
 from callhook.core.clock import Clock, rfc3339
 from callhook.core.ids import RandomBits, new_ids
-from callhook.core.outcome import DeliveryStatus, SkipReason
-from callhook.errors import InvalidRequest, PayloadInvalid, PermissionDenied
+from callhook.core.ordering import Ordering
+from callhook.core.outcome import SkipReason
+from callhook.errors import ConcurrentPublish, InvalidRequest, PayloadInvalid, PermissionDenied
 from callhook.store import endpoints as endpoint_store
 from callhook.store import events as event_store
-from callhook.store import ordering as line_store
-from callhook.store.db import Database
+from callhook.store.db import Connection, Database
 from callhook.store.endpoints import Endpoint
-from callhook.store.types import time_encoder
+from callhook.store.events import NewDelivery, NewEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +165,11 @@ class Publisher:
         self._rng = rng
         self._listeners: list[Callable[[], None]] = []
 
+    @property
+    def db(self) -> Database:
+        """The database it writes to (``callhook.queueing`` writes redeliveries there)."""
+        return self._db
+
     def on_publish(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` (from any thread) after each commit that queued deliveries."""
         self._listeners.append(listener)
@@ -171,7 +181,7 @@ class Publisher:
                 with self._db.write() as conn:
                     results = self._publish(conn, requests)
                 break
-            except IntegrityError:
+            except ConcurrentPublish:
                 # A concurrent publish took the same idempotency key between our check and
                 # insert; the second pass finds it and returns the original id.
                 if attempt == 1:
@@ -192,19 +202,13 @@ class Publisher:
             listener()
 
     def _publish(self, conn: Connection, requests: Sequence[PublishRequest]) -> list[Published]:
+        """Read what the batch needs (store), decide (pure), write (store): one transaction."""
         now = self._clock.now()
-        created_at = rfc3339(now)
         # Which accounts exist, and where each one's events go (read in this transaction).
         targets = endpoint_store.publish_targets(
             conn, {r.account_id for r in requests if r.account_id}
         )
-        for i, req in enumerate(requests):
-            if req.account_id not in targets:
-                where = f"events[{i}]." if len(requests) > 1 else ""
-                raise PayloadInvalid(
-                    f"{where}account_id: unknown account {req.account_id!r}",
-                    field=f"{where}account_id",
-                )
+        check_accounts(requests, targets)
         existing = event_store.find_idempotent(
             conn,
             (
@@ -213,16 +217,7 @@ class Publisher:
                 if r.idempotency_key and r.account_id
             ),
         )
-        # Pass 1: which requests are new (a key seen before, or earlier in this batch, is not).
-        first_of_key: dict[tuple[str, str], int] = {}
-        fresh: list[int] = []
-        for i, req in enumerate(requests):
-            key = (req.account_id or "", req.idempotency_key) if req.idempotency_key else None
-            if key is not None and (key in existing or key in first_of_key):
-                continue
-            if key is not None:
-                first_of_key[key] = i
-            fresh.append(i)
+        fresh, first_of_key = new_requests(requests, existing)
         call_ids = {
             i: catalog.call_id_of(requests[i].event, requests[i].pbx_id, requests[i].data)
             for i in fresh
@@ -237,130 +232,153 @@ class Publisher:
                 strict=True,
             )
         )
-        # Pass 2: rows for the new events, results for all.
-        stored_at = time_encoder(conn.dialect.name)(now)  # the rows go to the DB-API as is
-        event_rows: list[dict[str, Any]] = []
-        delivery_rows: list[dict[str, Any]] = []
-        made: dict[int, Published] = {}
-        plans = {
-            i: fan_out(
-                targets[requests[i].account_id or ""],
-                requests[i].event,
-                only=requests[i].endpoint_id,
-            )
-            for i in fresh
-        }
-        event_ids = iter(new_ids("evt", now, len(fresh), self._rng))
-        delivery_ids = iter(
-            new_ids("dlv", now, sum(len(plans[i].endpoint_ids) for i in fresh), self._rng)
+        batch = build_batch(
+            requests,
+            fresh=fresh,
+            first_of_key=first_of_key,
+            existing=existing,
+            targets=targets,
+            call_ids=call_ids,
+            sequences=sequences,
+            now=now,
+            rng=self._rng,
         )
-        encode = time_encoder(conn.dialect.name)
-        claim_keys = {g: encode(ordering.claim_key(g, now)) for g in ordering.EventGroup}
-        for i in fresh:
-            req = requests[i]
-            account_id = req.account_id or ""
-            event_id = next(event_ids)
-            plan = plans[i]
-            call_id = call_ids[i]
-            sequence = sequences.get(i)
-            event_rows.append(
-                {
-                    "id": event_id,
-                    "account_id": account_id,
-                    "event": req.event,
-                    "pbx_id": req.pbx_id,
-                    "call_id": call_id,
-                    "sequence": sequence,
-                    "idempotency_key": req.idempotency_key,
-                    "created_at": stored_at,
-                    "body": delivery_body(
-                        event_id=event_id,
-                        req=req,
-                        account_id=account_id,
-                        created_at=created_at,
-                        call_id=call_id,
-                        sequence=sequence,
-                    ),
-                    "skip_reason": plan.skip_reason,
-                }
+        event_store.write_batch(conn, batch.events, batch.deliveries, now=now)
+        return batch.results
+
+
+# --- Deciding (pure) ---------------------------------------------------------------------------
+def check_accounts(
+    requests: Sequence[PublishRequest], targets: Mapping[str, Sequence[Endpoint]]
+) -> None:
+    """``PayloadInvalid`` naming the field unless every request's account is in ``targets``
+    (the accounts that exist)."""
+    for i, req in enumerate(requests):
+        if req.account_id not in targets:
+            where = f"events[{i}]." if len(requests) > 1 else ""
+            raise PayloadInvalid(
+                f"{where}account_id: unknown account {req.account_id!r}",
+                field=f"{where}account_id",
             )
-            made_ids = []
-            for endpoint_id in plan.endpoint_ids:
-                delivery_id = next(delivery_ids)
-                made_ids.append(delivery_id)
-                delivery_rows.append(
-                    {
-                        "id": delivery_id,
-                        "event_id": event_id,
-                        "account_id": account_id,
-                        "endpoint_id": endpoint_id,
-                        "event": req.event,
-                        "status": DeliveryStatus.PENDING.value,
-                        "attempts": 0,
-                        "created_at": stored_at,
-                        "window_start": stored_at,
-                        "next_attempt_at": stored_at,
-                        "call_id": call_id,
-                        "sequence": sequence,
-                        "claim_key": claim_keys[ordering.group_of(req.event)],
-                    }
-                )
-            made[i] = Published(
+
+
+def new_requests(
+    requests: Sequence[PublishRequest], existing: Mapping[tuple[str, str], str]
+) -> tuple[list[int], dict[tuple[str, str], int]]:
+    """The indexes of the requests that make new events (an idempotency key published before,
+    or earlier in this batch, does not), and the index of each key's first request."""
+    first_of_key: dict[tuple[str, str], int] = {}
+    fresh: list[int] = []
+    for i, req in enumerate(requests):
+        key = (req.account_id or "", req.idempotency_key) if req.idempotency_key else None
+        if key is not None and (key in existing or key in first_of_key):
+            continue
+        if key is not None:
+            first_of_key[key] = i
+        fresh.append(i)
+    return fresh, first_of_key
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """What one publish writes (typed rows for the store) and answers."""
+
+    events: list[NewEvent]
+    deliveries: list[NewDelivery]
+    results: list[Published]
+
+
+def build_batch(
+    requests: Sequence[PublishRequest],
+    *,
+    fresh: Sequence[int],
+    first_of_key: Mapping[tuple[str, str], int],
+    existing: Mapping[tuple[str, str], str],
+    targets: Mapping[str, Sequence[Endpoint]],
+    call_ids: Mapping[int, str | None],
+    sequences: Mapping[int, int],
+    now: datetime,
+    rng: RandomBits,
+) -> Batch:
+    """Pure: the event rows, one delivery row per event and endpoint it fans out to
+    (:func:`fan_out`), and a result per request (duplicates answer their original id)."""
+    created_at = rfc3339(now)
+    plans = {
+        i: fan_out(
+            targets[requests[i].account_id or ""], requests[i].event, only=requests[i].endpoint_id
+        )
+        for i in fresh
+    }
+    event_ids = iter(new_ids("evt", now, len(fresh), rng))
+    delivery_ids = iter(new_ids("dlv", now, sum(len(plans[i].endpoint_ids) for i in fresh), rng))
+    # Which endpoints deliver each call's events one after another (issue 14).
+    ordered = {e.id for found in targets.values() for e in found if e.ordering is Ordering.PER_CALL}
+    event_rows: list[NewEvent] = []
+    delivery_rows: list[NewDelivery] = []
+    made: dict[int, Published] = {}
+    for i in fresh:
+        req = requests[i]
+        account_id = req.account_id or ""
+        event_id = next(event_ids)
+        plan = plans[i]
+        call_id = call_ids[i]
+        sequence = sequences.get(i)
+        body = delivery_body(
+            event_id=event_id,
+            req=req,
+            account_id=account_id,
+            created_at=created_at,
+            call_id=call_id,
+            sequence=sequence,
+        )
+        event_rows.append(
+            NewEvent(
                 event_id,
+                account_id,
                 req.event,
                 req.pbx_id,
-                account_id,
-                False,
-                made_ids[0] if made_ids else None,
+                call_id,
+                sequence,
+                req.idempotency_key,
+                body,
                 plan.skip_reason,
-                tuple(made_ids),
             )
-        _line_up(conn, delivery_rows, stored_at, _orderings(targets))
-        event_store.insert(conn, event_rows)
-        event_store.insert_deliveries(conn, delivery_rows)
-        results = []
-        for i, req in enumerate(requests):
-            if i in made:
-                results.append(made[i])
-                continue
-            key = (req.account_id or "", req.idempotency_key or "")
-            original = existing.get(key) or made[first_of_key[key]].id
-            results.append(Published(original, req.event, req.pbx_id, key[0], True, None, None))
-        return results
-
-
-def _orderings(targets: Mapping[str, Sequence[Endpoint]]) -> dict[str, ordering.Ordering]:
-    return {e.id: e.ordering for found in targets.values() for e in found}
-
-
-def _line_up(
-    conn: Connection,
-    rows: list[dict[str, Any]],
-    stored_at: Any,
-    orderings: Mapping[str, ordering.Ordering],
-) -> None:
-    """Place each new delivery of a call in its (endpoint, call) line (issue 14): the first
-    of a free line holds it (claimable), the rest wait (``core.ordering.place``); deliveries
-    to an endpoint with ``ordering`` ``none`` are claimable at once, as are events with no
-    call."""
-    per_call = ordering.Ordering.PER_CALL
-    lines = {
-        (r["endpoint_id"], r["call_id"])
-        for r in rows
-        if r["call_id"] is not None and orderings.get(r["endpoint_id"], per_call) is per_call
-    }
-    if lines:
-        line_store.lock_lines(conn, lines)
-    taken = line_store.taken_lines(conn, lines)
-    for row in rows:
-        line = (row["endpoint_id"], row["call_id"])
-        chosen = orderings.get(row["endpoint_id"], per_call)
-        placement = ordering.place(chosen, row["call_id"], line in taken)
-        row["status"] = placement.status.value
-        row["holds_line"] = placement.holds_line
-        row["line_since"] = stored_at if placement.holds_line else None
-        if placement is not ordering.PENDING_FREE:
-            taken.add(line)
+        )
+        made_ids = []
+        for endpoint_id in plan.endpoint_ids:
+            delivery_id = next(delivery_ids)
+            made_ids.append(delivery_id)
+            delivery_rows.append(
+                NewDelivery(
+                    delivery_id,
+                    event_id,
+                    account_id,
+                    endpoint_id,
+                    req.event,
+                    call_id,
+                    sequence,
+                    endpoint_id in ordered,
+                )
+            )
+        made[i] = Published(
+            event_id,
+            req.event,
+            req.pbx_id,
+            account_id,
+            False,
+            made_ids[0] if made_ids else None,
+            plan.skip_reason,
+            tuple(made_ids),
+        )
+    results = []
+    for i, req in enumerate(requests):
+        if i in made:
+            results.append(made[i])
+            continue
+        key = (req.account_id or "", req.idempotency_key or "")
+        original = existing.get(key) or made[first_of_key[key]].id
+        results.append(Published(original, req.event, req.pbx_id, key[0], True, None, None))
+    return Batch(event_rows, delivery_rows, results)
 
 
 @dataclass(frozen=True, slots=True)

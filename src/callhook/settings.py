@@ -56,9 +56,15 @@ class Settings:
     worker_batch_size: int = 256
     worker_max_in_flight: int = 128
     worker_per_endpoint_limit: int = 32
+    # At most this many of one endpoint's deliveries per claim: claims take every endpoint's
+    # oldest due delivery first, then every one's second, … (``callhook.store.queue.claim``).
+    worker_claim_per_endpoint: int = 32
     lease_seconds: float = 30.0
     poll_interval: float = 0.25
     response_body_limit: int = 4096
+    # Endpoints with their own series in ``callhook_endpoint_attempts_total`` (per process; the
+    # rest are counted as endpoint="other"): bounds the metric's cardinality.
+    metrics_max_endpoint_series: int = 50
     # Retention: delivered deliveries (with their attempts, and events nothing else references)
     # older than this many days are pruned; 0 keeps everything. Workers prune every
     # ``prune_interval_minutes`` (0: only ``callhook prune``), ``prune_batch_size`` rows at a time.

@@ -129,3 +129,15 @@ def test_arbitrary_bytes_raise_only_our_errors(raw: bytes) -> None:
 def test_arbitrary_json_raises_only_our_errors(doc: object) -> None:
     with contextlib.suppress(InvalidRequest, PayloadInvalid, UnknownEvent):
         parse_publish_body(orjson.dumps(doc), max_events=5)
+
+
+def test_the_api_models_status_literals_are_the_enums_values() -> None:
+    # The OpenAPI document spells statuses as inline enums (Literal), the code as DeliveryStatus.
+    from typing import get_args
+
+    from callhook.api.v2 import models
+    from callhook.core.outcome import DeliveryStatus
+
+    assert set(get_args(models.DeliveryStatus)) == {s.value for s in DeliveryStatus}
+    status = models.RedeliverWindow.model_fields["status"].annotation
+    assert set(get_args(status)) == {DeliveryStatus.FAILED.value, DeliveryStatus.DELIVERED.value}

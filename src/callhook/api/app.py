@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Callable
 
 from fastapi import FastAPI
 
@@ -18,6 +19,8 @@ from callhook.delivery.worker import Worker
 from callhook.platform import Platform
 from callhook.settings import Settings
 
+log = logging.getLogger("callhook.api")
+
 
 def create_app(
     settings: Settings,
@@ -26,9 +29,15 @@ def create_app(
     clock: Clock | None = None,
     rng: Randomness | None = None,
     run_worker: bool = False,
+    on_worker_failure: Callable[[BaseException], None] | None = None,
 ) -> FastAPI:
     """Build the ASGI app. With ``run_worker`` the app also runs a delivery worker, woken on
     every publish, started and drained by the app's lifespan (SIGTERM drains in-flight attempts).
+
+    A worker that stops by itself (``WorkerFailed``: one of its tasks died; it has drained and
+    logged why) is kept as ``app.state.worker_failure`` and passed to ``on_worker_failure``:
+    ``callhook serve`` and ``callhook demo`` then shut the server down and exit non-zero, rather
+    than accept events that nothing in the process delivers.
     """
     platform = platform or Platform.create(settings, clock=clock, rng=rng)
 
@@ -40,13 +49,24 @@ def create_app(
             worker = Worker.for_platform(platform)
             platform.publisher.on_publish(worker.wake)
             app.state.worker = worker
-            task = asyncio.create_task(worker.run(stop))
+            task = asyncio.create_task(worker.run(stop), name="delivery worker")
+            task.add_done_callback(worker_ended)
         try:
             yield
         finally:
             stop.set()
             if task is not None:
-                await task
+                await asyncio.wait([task])  # a failure was reported by ``worker_ended``
+
+    def worker_ended(task: asyncio.Task[None]) -> None:
+        if task.cancelled() or task.exception() is None:
+            return
+        failure = task.exception()
+        assert failure is not None
+        app.state.worker_failure = failure
+        log.error("the delivery worker stopped by itself", extra={"error": str(failure)})
+        if on_worker_failure is not None:
+            on_worker_failure(failure)
 
     app = FastAPI(
         title="Callhook API",

@@ -3,10 +3,8 @@ failed-authentication limits of ``callhook.api.ratelimit``."""
 
 from __future__ import annotations
 
-import hmac
 from datetime import datetime
 
-from sqlalchemy import Connection, bindparam, select
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
@@ -14,7 +12,7 @@ from callhook.api.ratelimit import RateLimits
 from callhook.errors import AuthenticationFailed, PermissionDenied
 from callhook.platform import Platform
 from callhook.store import tokens as token_store
-from callhook.store.tables import api_tokens
+from callhook.store.db import Connection
 from callhook.store.tokens import Token
 
 
@@ -32,10 +30,6 @@ def bearer(request: Request) -> str:
     return value.strip()
 
 
-# Looked up by hash, the same way ``token_store.authenticate`` does.
-_BY_HASH = select(api_tokens).where(api_tokens.c.token_hash == bindparam("digest"))
-
-
 class _Unknown:
     """No token has this hash."""
 
@@ -48,13 +42,9 @@ def _without_recording(conn: Connection, plaintext: str, now: datetime) -> Token
     ``token_store.authenticate`` would record nothing; ``_UNKNOWN`` when no token matches (or
     the string cannot be one); otherwise None (that function then decides: it raises the exact
     error, or records the use). Reads only."""
-    if not plaintext.startswith(token_store.TOKEN_PREFIX) or len(plaintext) > 200:
+    token = token_store.find(conn, plaintext)
+    if token is None:
         return _UNKNOWN
-    digest = token_store.hash_token(plaintext)
-    row = conn.execute(_BY_HASH, {"digest": digest}).first()
-    if row is None or not hmac.compare_digest(row.token_hash, digest):
-        return _UNKNOWN
-    token = token_store._from_row(row)
     last = token.last_used_at
     if not token.active(now) or last is None or now - last >= token_store._LAST_USED_RESOLUTION:
         return None

@@ -128,13 +128,9 @@ def platform(database_url: str | None = None) -> Iterator[Platform]:
 
 def display_url(database_url: str) -> str:
     """The database URL to show people: any password replaced by ``***``."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
+    from callhook.store.db import redacted_url
 
-    try:
-        return make_url(database_url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return database_url
+    return redacted_url(database_url)
 
 
 def _default(value: object) -> object:

@@ -67,15 +67,17 @@ def deliveries_list(
         return
     from rich.table import Column, Table
 
+    from callhook.core.outcome import DeliveryStatus
+
     table = Table("event", "pbx_id", "status", "attempts", "last", "ms", "created")
     # Ids are for copying: never wrapped or cut, whatever the terminal width.
     table.columns.insert(0, Column("id", no_wrap=True, overflow="ignore", min_width=30))
-    styles = {
-        "delivered": "green",
-        "failed": "red",
-        "pending": "yellow",
-        "waiting": "cyan",
-        "expired": "magenta",
+    styles: dict[str, str] = {
+        DeliveryStatus.DELIVERED: "green",
+        DeliveryStatus.FAILED: "red",
+        DeliveryStatus.PENDING: "yellow",
+        DeliveryStatus.WAITING: "cyan",
+        DeliveryStatus.EXPIRED: "magenta",
     }
     for d in rows:
         last = str(d.last_status_code or d.last_error_class or "—")
@@ -141,16 +143,19 @@ def deliveries_redeliver(
     if (delivery_id is None) == (since is None):
         raise fail("give either a delivery id or --since")
     start, end = parse_time(since, "--since"), parse_time(until, "--until")
-    with platform(database_url) as p, p.db.write() as conn:
+    from callhook import queueing
+
+    with platform(database_url) as p:
         now = p.clock.now()
+        # Through ``queueing``: the write and the wake of idle workers (other processes).
         if delivery_id is not None:
             _check_delivery_id(delivery_id)
-            d = delivery_store.redeliver(conn, delivery_id, now=now)
+            d = queueing.redeliver_one(p.publisher, delivery_id, now=now)
             count = 1
         else:
             assert start is not None
-            count = delivery_store.redeliver_window(
-                conn, now=now, account_id=account, since=start, until=end
+            count = queueing.redeliver_window(
+                p.publisher, now=now, account_id=account, since=start, until=end
             )
     if json:
         print_json({"queued": count})

@@ -28,12 +28,11 @@ import typer
 from callhook.cli.common import console, fail, settings_from_env
 
 if TYPE_CHECKING:
-    from sqlalchemy import Connection
-
     from callhook.demo import DemoState
     from callhook.platform import Platform
     from callhook.settings import Settings
     from callhook.store.accounts import Account
+    from callhook.store.db import Connection
 
 DEMO_ACCOUNT = "Demo PBX"
 DEMO_EMAIL = "demo@callhook.local"
@@ -211,7 +210,9 @@ def demo(
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, stop.handle)
     banner = functools.partial(_print_setup, settings, setup, receiver_url, ca_bundle, ca_source)
-    asyncio.run(_run(platform, setup, receiver_port, traffic, stop, banner))
+    failure = asyncio.run(_run(platform, setup, receiver_port, traffic, stop, banner))
+    if failure is not None:
+        raise fail(str(failure), code=1)
 
 
 @dataclass
@@ -331,9 +332,10 @@ async def _run(
     traffic: bool,
     stop: StopRequest,
     banner: Callable[[], None],
-) -> None:
+) -> BaseException | None:
     """Serve until stopped; ``banner`` is printed once the server answers (not before: what it
-    tells people to open and run must work when they read it)."""
+    tells people to open and run must work when they read it). Returns why the delivery worker
+    stopped by itself, if it did (the server then stops too)."""
     import asyncio
     import contextlib
 
@@ -364,7 +366,13 @@ async def _run(
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", receiver_port).start()
 
-    app = create_app(settings, platform=platform, run_worker=True)
+    failures: list[BaseException] = []
+
+    def worker_failed(exc: BaseException) -> None:
+        failures.append(exc)
+        stop.handle(0, None)  # drain and stop, as on Ctrl-C
+
+    app = create_app(settings, platform=platform, run_worker=True, on_worker_failure=worker_failed)
     server = uvicorn.Server(
         server_config(
             app,
@@ -392,3 +400,4 @@ async def _run(
                 await trickle
         await runner.cleanup()
         platform.db.dispose()
+    return failures[0] if failures else None

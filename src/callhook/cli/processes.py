@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from callhook.cli.common import DatabaseOption, console, display_url, settings_from_env
+from callhook.cli.common import DatabaseOption, console, display_url, fail, settings_from_env
 
 if TYPE_CHECKING:
     from callhook.platform import Platform
@@ -68,13 +68,24 @@ def settle_heap() -> None:
 
 
 def run_server(settings: Settings, *, run_worker: bool, platform: Platform | None = None) -> None:
-    """Serve the API (and the worker) until SIGTERM/SIGINT, then drain and exit 0."""
+    """Serve the API (and the worker) until SIGTERM/SIGINT, then drain and exit 0. If the
+    worker stops by itself (``WorkerFailed``), drain and exit 1 saying why."""
     import uvicorn
 
     from callhook.api.app import create_app
     from callhook.api.edge import server_config
 
-    app = create_app(settings, platform=platform, run_worker=run_worker)
+    failures: list[BaseException] = []
+    server: uvicorn.Server | None = None
+
+    def worker_failed(exc: BaseException) -> None:
+        failures.append(exc)
+        if server is not None:
+            server.should_exit = True  # drain and stop: nothing here would deliver any more
+
+    app = create_app(
+        settings, platform=platform, run_worker=run_worker, on_worker_failure=worker_failed
+    )
     config = server_config(
         app,
         settings,
@@ -91,11 +102,14 @@ def run_server(settings: Settings, *, run_worker: bool, platform: Platform | Non
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: None)
     settle_heap()
+    server = uvicorn.Server(config)
     try:
-        uvicorn.Server(config).run()
+        server.run()
     finally:
         # Closes the pools and leaves a SQLite file's write-ahead log folded and empty.
         app.state.platform.db.dispose()
+    if failures:
+        raise fail(str(failures[0]), code=1)
 
 
 def serve(
@@ -150,10 +164,12 @@ async def run_worker_until_signalled(platform: Platform) -> None:
 
 
 def run_worker_process(settings: Settings) -> None:
-    """One worker process: one event loop, until SIGTERM/SIGINT."""
+    """One worker process: one event loop, until SIGTERM/SIGINT (exit 0 once drained), or until
+    the worker stops by itself (``WorkerFailed``: exit 1, the reason on stderr)."""
     import asyncio
 
     from callhook import logs
+    from callhook.errors import WorkerFailed
     from callhook.platform import Platform
 
     logs.configure(settings.log_level, json=settings.log_json)
@@ -165,6 +181,10 @@ def run_worker_process(settings: Settings) -> None:
     settle_heap()
     try:
         asyncio.run(run_worker_until_signalled(platform))
+    except WorkerFailed as exc:
+        # Logged with its traceback where it happened; a supervisor restarts the process.
+        # SystemExit, not typer.Exit: this is also a multiprocessing child's whole life.
+        raise SystemExit(fail(exc.message, code=1).exit_code) from exc
     finally:
         platform.db.dispose()
 

@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
 
-TRIPPING: Final = frozenset({"timeout", "connect_error", "tls_error"})
+from callhook.core.outcome import ErrorClass
+
+TRIPPING: Final = frozenset({ErrorClass.TIMEOUT, ErrorClass.CONNECT_ERROR, ErrorClass.TLS_ERROR})
 
 
 @dataclass

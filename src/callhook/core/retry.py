@@ -64,9 +64,9 @@ def next_attempt_at(
     retry_after: float | None = None,
 ) -> datetime | None:
     """When to try again after failed attempt ``attempt_number``, or None to give up."""
-    if policy == "none":
+    if policy == RetryPolicy.NONE:
         return None
-    if policy != "exponential":
+    if policy != RetryPolicy.EXPONENTIAL:
         raise ValueError(f"unknown retry policy {policy!r}")
     delay = base_delay(attempt_number) * rng.uniform(1 - JITTER, 1 + JITTER)
     if retry_after is not None and retry_after > 0:

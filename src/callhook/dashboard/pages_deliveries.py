@@ -22,8 +22,10 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from callhook import queueing
 from callhook.core import times
 from callhook.core.ids import has_id_shape
+from callhook.core.outcome import ErrorClass
 from callhook.dashboard import hints
 from callhook.dashboard.auth import CheckedForm, CurrentViewer, DashboardRoute, platform_of, text
 from callhook.dashboard.charts import hourly_chart
@@ -84,7 +86,7 @@ def banner(platform: Platform, account_id: str) -> dict[str, Any] | None:
     if streak is None:
         return None
     error = hints.label(streak.last_error)
-    if streak.last_error == "http_status" and streak.last_status_code is not None:
+    if streak.last_error == ErrorClass.HTTP_STATUS and streak.last_status_code is not None:
         error = f"HTTP {streak.last_status_code}"
     plural = "failure" if streak.consecutive == 1 else "failures"
     return {
@@ -220,12 +222,9 @@ def redeliver_failed(request: Request, who: CurrentViewer, form: CheckedForm) ->
             status=400,
         )
     since = parse_utc(raw)
-    with platform.db.write() as conn:
-        count = delivery_store.redeliver_window(
-            conn, now=platform.clock.now(), account_id=who.account_id, since=since
-        )
-    if count:
-        platform.publisher.notify()
+    count = queueing.redeliver_window(
+        platform.publisher, now=platform.clock.now(), account_id=who.account_id, since=since
+    )
     return RedirectResponse(f"/dashboard/deliveries?requeued={count}", status_code=303)
 
 
@@ -261,9 +260,7 @@ def delivery_page(request: Request, who: CurrentViewer, delivery_id: str) -> Res
 def redeliver(request: Request, who: CurrentViewer, delivery_id: str, _f: CheckedForm) -> Response:
     platform = platform_of(request)
     _check_delivery_id(delivery_id)
-    with platform.db.write() as conn:
-        delivery_store.redeliver(
-            conn, delivery_id, now=platform.clock.now(), account_id=who.account_id
-        )
-    platform.publisher.notify()  # wake idle workers: the delivery is due now
+    queueing.redeliver_one(
+        platform.publisher, delivery_id, now=platform.clock.now(), account_id=who.account_id
+    )
     return RedirectResponse(f"/dashboard/deliveries/{delivery_id}?redelivered=1", status_code=303)

@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from callhook.core.ids import has_id_shape
-from callhook.core.retry import RETRY_POLICIES
+from callhook.core.retry import RETRY_POLICIES, RetryPolicy
 from callhook.dashboard import hints
 from callhook.dashboard.auth import (
     CheckedForm,
@@ -58,7 +58,7 @@ class SettingsForm:
 
     url: str = ""
     enabled: bool = True
-    retry_policy: str = "exponential"
+    retry_policy: str = RetryPolicy.EXPONENTIAL
     events: set[str] = field(default_factory=set)
     errors: dict[str, str] = field(default_factory=dict)
 

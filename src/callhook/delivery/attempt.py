@@ -92,19 +92,19 @@ class Attempts:
         if retry.window_expired(job.window_start, now):
             end = job.window_start + retry.WINDOW
             return outcomes.failure(
-                "window_expired",
+                outcomes.ErrorClass.WINDOW_EXPIRED,
                 f"not sent: the 24 h retry window ended at {rfc3339_seconds(end)}",
                 retryable=False,
             )
         if job.url is None or not job.enabled:
             return outcomes.failure(
-                "integration_disabled",
+                outcomes.ErrorClass.INTEGRATION_DISABLED,
                 "the integration has no URL or is disabled",
                 retryable=False,
             )
         if not job.secrets:
             return outcomes.failure(
-                "no_signing_secret",
+                outcomes.ErrorClass.NO_SIGNING_SECRET,
                 "not sent: the integration has no active signing secret",
                 retryable=False,
             )
@@ -121,7 +121,8 @@ class Attempts:
             extra=self._ids(job),
         )
         outcome = outcomes.failure(
-            "internal_error", f"Callhook failed during the attempt: {type(exc).__name__}"
+            outcomes.ErrorClass.INTERNAL_ERROR,
+            f"Callhook failed during the attempt: {type(exc).__name__}",
         )
         return self.result(
             job, outcome, started_at=started_at or self._clock.now(), duration_ms=0.0
@@ -201,11 +202,11 @@ class Attempts:
 
     def observe(self, res: AttemptResult) -> None:
         if res.delivered:
-            verdict = "delivered"
+            verdict = outcomes.DeliveryStatus.DELIVERED.value
         elif res.next_attempt_at is not None:
             verdict = "retrying"
         else:
-            verdict = "failed"
+            verdict = outcomes.DeliveryStatus.FAILED.value
         self.made += 1
         self.delivered += res.delivered
         if self._metrics is not None:
@@ -214,6 +215,8 @@ class Attempts:
                 counter = self._metrics.deliveries.labels(verdict, res.job.event)
                 self._counted[(verdict, res.job.event)] = counter
             counter.inc()
+            endpoint = self._metrics.endpoint_labels.of(res.job.endpoint_id)
+            self._metrics.endpoint_attempts.labels(endpoint, verdict).inc()
             self._metrics.attempt_seconds.observe(res.duration_ms / 1000)
         if not log.isEnabledFor(logging.INFO):
             return
@@ -223,6 +226,7 @@ class Attempts:
                 "delivery_id": res.job.delivery_id,
                 "event_id": res.job.event_id,
                 "account_id": res.job.account_id,
+                "endpoint_id": res.job.endpoint_id,
                 "event": res.job.event,
                 "attempt": res.job.attempt_number,
                 "result": verdict,
@@ -254,7 +258,11 @@ class _NoJitter:
 def normal_schedule(job: ClaimedJob, now: datetime) -> datetime | None:
     """The next attempt by the plain schedule (no jitter, no Retry-After), for when computing
     it the usual way failed; an unknown policy counts as ``exponential``."""
-    policy = job.retry_policy if job.retry_policy in retry.RETRY_POLICIES else "exponential"
+    policy = (
+        job.retry_policy
+        if job.retry_policy in retry.RETRY_POLICIES
+        else retry.RetryPolicy.EXPONENTIAL.value
+    )
     return retry.next_attempt_at(
         policy=policy,
         attempt_number=max(job.attempt_number, 1),

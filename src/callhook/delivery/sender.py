@@ -200,24 +200,25 @@ class Sender:
                     note=note,
                 )
         except UnsafeURL as exc:
-            result = outcomes.failure("unsafe_target", exc.message)
+            result = outcomes.failure(outcomes.ErrorClass.UNSAFE_TARGET, exc.message)
         except TimeoutError:
             result = outcomes.failure(
-                "timeout", f"no complete response within {self._settings.delivery_timeout:g} s"
+                outcomes.ErrorClass.TIMEOUT,
+                f"no complete response within {self._settings.delivery_timeout:g} s",
             )
         except (aiohttp.ClientSSLError, ssl.SSLError) as exc:
-            result = outcomes.failure("tls_error", _describe(exc))
+            result = outcomes.failure(outcomes.ErrorClass.TLS_ERROR, _describe(exc))
         except (aiohttp.ClientError, OSError) as exc:
             reason = unsafe_target_reason(exc)
             if reason is not None:
-                result = outcomes.failure("unsafe_target", reason)
+                result = outcomes.failure(outcomes.ErrorClass.UNSAFE_TARGET, reason)
             else:
-                result = outcomes.failure("connect_error", _describe(exc))
+                result = outcomes.failure(outcomes.ErrorClass.CONNECT_ERROR, _describe(exc))
         except Exception as exc:
             # Not something the HTTP client is documented to raise: our fault or the client's,
             # never a reason to lose the attempt.
             log.exception("unexpected error while sending")
-            result = outcomes.failure("internal_error", _describe(exc))
+            result = outcomes.failure(outcomes.ErrorClass.INTERNAL_ERROR, _describe(exc))
         return SendResult(
             outcome=result,
             started_at=started_at,

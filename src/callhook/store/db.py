@@ -1,4 +1,8 @@
-"""Engine setup and transactions: the one place that knows SQLite from PostgreSQL.
+"""Engine setup and transactions: connecting to SQLite or PostgreSQL and opening transactions.
+
+``store/`` as a whole is the only package that knows SQL, dialects and driver encodings; in it,
+this module sets engines up (pragmas, pools, BEGIN) and ``dialect.py`` holds the statements the
+two dialects spell differently.
 
 ``Database.write()`` opens a write transaction (``BEGIN IMMEDIATE`` on SQLite, so concurrent
 writers queue on ``busy_timeout`` instead of failing on lock upgrade); ``Database.read()`` a
@@ -21,9 +25,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection as Connection  # re-exported: the handle query modules take
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.pool import NullPool, QueuePool
 
@@ -43,6 +48,15 @@ from callhook.store.health import (
 )
 
 log = logging.getLogger("callhook.store")
+
+
+def redacted_url(database_url: str) -> str:
+    """The database URL to show people: any password replaced by ``***`` (as given when it
+    does not parse)."""
+    try:
+        return make_url(database_url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return database_url
 
 
 def normalize_url(url: str) -> str:

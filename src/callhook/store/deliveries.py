@@ -11,12 +11,21 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 
+from callhook.core.outcome import DeliveryStatus
 from callhook.errors import InvalidRequest, NotFound
 from callhook.store.tables import attempts, deliveries, events
 
 #: Every status a delivery can have (filters in the API, CLI and dashboard): ``waiting`` is
 #: behind an earlier event of its call, ``expired`` was too old to send (issue 14).
-STATUSES = ("pending", "waiting", "delivered", "failed", "expired")
+STATUSES = tuple(s.value for s in DeliveryStatus)
+#: What a window redelivery may queue again (finished deliveries).
+REDELIVERABLE = (
+    DeliveryStatus.FAILED.value,
+    DeliveryStatus.DELIVERED.value,
+    DeliveryStatus.EXPIRED.value,
+)
+#: Not finished: a redelivery leaves these alone.
+_UNFINISHED = (DeliveryStatus.PENDING.value, DeliveryStatus.WAITING.value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,14 +184,12 @@ def redeliver(
     claimable at once, and receivers see it as a duplicate of an earlier event.
     """
     current = get(conn, delivery_id, account_id=account_id)
-    if current.status not in ("pending", "waiting"):
+    if current.status not in _UNFINISHED:
         conn.execute(
             update(deliveries)
-            .where(
-                deliveries.c.id == delivery_id, deliveries.c.status.not_in(("pending", "waiting"))
-            )
+            .where(deliveries.c.id == delivery_id, deliveries.c.status.not_in(_UNFINISHED))
             .values(
-                status="pending",
+                status=DeliveryStatus.PENDING.value,
                 next_attempt_at=now,
                 claim_key=now,
                 window_start=now,
@@ -199,13 +206,13 @@ def redeliver_window(
     account_id: str | None,
     since: datetime,
     until: datetime | None = None,
-    status: str = "failed",
+    status: str = DeliveryStatus.FAILED,
 ) -> int:
     """Queue again every ``status`` delivery created in [since, until); return how many.
 
     Each gets a new 24 h retry window (``window_start``) for the new round of attempts.
     """
-    if status not in ("failed", "delivered", "expired"):
+    if status not in REDELIVERABLE:
         raise InvalidRequest("status must be failed, delivered or expired")
     query = update(deliveries).where(
         deliveries.c.status == status, deliveries.c.created_at >= since
@@ -216,7 +223,7 @@ def redeliver_window(
         query = query.where(deliveries.c.account_id == account_id)
     result = conn.execute(
         query.values(
-            status="pending",
+            status=DeliveryStatus.PENDING.value,
             next_attempt_at=now,
             claim_key=now,
             window_start=now,

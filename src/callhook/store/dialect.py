@@ -1,4 +1,6 @@
-"""The seam for what SQLite and PostgreSQL spell differently. Keep it small."""
+"""Statements SQLite and PostgreSQL spell differently (upserts, row locks, advisory locks,
+cursor-level executemany). Keep it small. Engine setup is ``db.py``'s; both are inside
+``store/``, the only package that knows SQL."""
 
 from __future__ import annotations
 

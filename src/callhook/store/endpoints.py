@@ -643,7 +643,12 @@ def active_secrets(
             endpoint_secrets.c.endpoint_id == endpoint_id,
             (endpoint_secrets.c.expires_at.is_(None)) | (endpoint_secrets.c.expires_at > now),
         )
-        .order_by(endpoint_secrets.c.created_at.desc(), endpoint_secrets.c.id.desc())
+        .order_by(
+            # The current secret first even when a rotation made its successor in the same instant.
+            endpoint_secrets.c.expires_at.is_(None).desc(),
+            endpoint_secrets.c.created_at.desc(),
+            endpoint_secrets.c.id.desc(),
+        )
     )
     return [
         SigningSecret(

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 
+from callhook.core import ordering as ordering_rules
+from callhook.core.outcome import SkipReason
+from callhook.errors import ConcurrentPublish
 from callhook.store import dialect
+from callhook.store import ordering as line_store
 from callhook.store.tables import call_sequences, deliveries, events
+from callhook.store.types import time_encoder
 
 #: The columns of an event row, as ``insert`` takes them.
 EVENT_COLUMNS = (
@@ -156,20 +162,120 @@ def find_idempotent(
     return {key: r.id for r in rows if (key := (r.account_id, r.idempotency_key)) in wanted}
 
 
-def insert(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert event rows: each maps every name of ``EVENT_COLUMNS`` to a value in the driver's
-    form (``created_at`` through ``types.time_encoder``, ``body`` as bytes).
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event to insert (``Publisher`` builds them; ``body`` is the delivery body)."""
 
-    A duplicate ``(account_id, idempotency_key)`` raises SQLAlchemy's ``IntegrityError``, as
-    ``conn.execute`` would (publishers retry on it).
+    id: str
+    account_id: str
+    event: str
+    pbx_id: str
+    call_id: str | None
+    sequence: int | None
+    idempotency_key: str | None
+    body: bytes
+    skip_reason: SkipReason | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewDelivery:
+    """A delivery to insert: due at once, no attempt yet; ``pending``, or ``waiting`` behind an
+    earlier event of its call when ``ordered`` (its endpoint's ``ordering`` is ``per_call``)."""
+
+    id: str
+    event_id: str
+    account_id: str
+    endpoint_id: str
+    event: str
+    call_id: str | None = None
+    sequence: int | None = None
+    ordered: bool = True
+
+
+def write_batch(
+    conn: Connection,
+    new_events: Sequence[NewEvent],
+    new_deliveries: Sequence[NewDelivery],
+    *,
+    now: datetime,
+) -> None:
+    """Insert a publish batch's events and deliveries, all created ``now``.
+
+    ``ConcurrentPublish`` (chained from the driver's error) when another publisher committed
+    the same ``(account_id, idempotency_key)`` since it was looked up: the caller's transaction
+    is then unusable; publishers retry the batch, which finds the original.
     """
-    _INSERT_EVENTS.executemany(conn, rows)
+    # The driver's form, once per batch: the rows go to the DB-API cursor as they are.
+    encode = time_encoder(conn.dialect.name)
+    at = encode(now)
+    claim_keys = {g: encode(ordering_rules.claim_key(g, now)) for g in ordering_rules.EventGroup}
+    placements = line_up(conn, new_deliveries)
+    try:
+        _INSERT_EVENTS.executemany(
+            conn,
+            [
+                {
+                    "id": e.id,
+                    "account_id": e.account_id,
+                    "event": e.event,
+                    "pbx_id": e.pbx_id,
+                    "call_id": e.call_id,
+                    "sequence": e.sequence,
+                    "idempotency_key": e.idempotency_key,
+                    "created_at": at,
+                    "body": e.body,
+                    "skip_reason": None if e.skip_reason is None else e.skip_reason.value,
+                }
+                for e in new_events
+            ],
+        )
+    except IntegrityError as exc:
+        raise ConcurrentPublish("an idempotency key was published concurrently") from exc
+    _INSERT_DELIVERIES.executemany(
+        conn,
+        [
+            {
+                "id": d.id,
+                "event_id": d.event_id,
+                "account_id": d.account_id,
+                "endpoint_id": d.endpoint_id,
+                "event": d.event,
+                "status": placement.status.value,
+                "attempts": 0,
+                "created_at": at,
+                "window_start": at,
+                "next_attempt_at": at,
+                "call_id": d.call_id,
+                "sequence": d.sequence,
+                "holds_line": placement.holds_line,
+                "line_since": at if placement.holds_line else None,
+                "claim_key": claim_keys[ordering_rules.group_of(d.event)],
+            }
+            for d, placement in zip(new_deliveries, placements, strict=True)
+        ],
+    )
 
 
-def insert_deliveries(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert new deliveries: each row maps every name of ``DELIVERY_COLUMNS`` to a value in the
-    driver's form (datetimes through ``types.time_encoder``)."""
-    _INSERT_DELIVERIES.executemany(conn, rows)
+def line_up(
+    conn: Connection, new_deliveries: Sequence[NewDelivery]
+) -> list[ordering_rules.Placement]:
+    """Where each new delivery starts (issue 14, ``core.ordering.place``): the first of a free
+    (endpoint, call) line holds it, the later ones wait; unordered endpoints and events with no
+    call are pending at once. Takes the lines' locks first (``store.ordering``)."""
+    lines = {
+        (d.endpoint_id, d.call_id) for d in new_deliveries if d.ordered and d.call_id is not None
+    }
+    if lines:
+        line_store.lock_lines(conn, lines)
+    taken = line_store.taken_lines(conn, lines)
+    out = []
+    for d in new_deliveries:
+        mode = ordering_rules.Ordering.PER_CALL if d.ordered else ordering_rules.Ordering.NONE
+        placement = ordering_rules.place(mode, d.call_id, (d.endpoint_id, d.call_id) in taken)
+        if placement is not ordering_rules.PENDING_FREE:
+            taken.add((d.endpoint_id, d.call_id or ""))
+        out.append(placement)
+    return out
 
 
 def _from_row(r: Any) -> StoredEvent:

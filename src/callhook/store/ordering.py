@@ -31,6 +31,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, bindparam, or_, select, text, update
 
 from callhook.core import ordering as rules
+from callhook.core.outcome import DeliveryStatus, ErrorClass
 from callhook.store import dialect
 from callhook.store.tables import deliveries, endpoints
 from callhook.store.types import time_encoder
@@ -183,15 +184,15 @@ def sweep(
             .where(
                 deliveries.c.id == did,
                 deliveries.c.holds_line,
-                deliveries.c.status == "pending",
+                deliveries.c.status == DeliveryStatus.PENDING,
                 or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until <= now),
             )
             .values(
-                status="expired",
+                status=DeliveryStatus.EXPIRED.value,
                 holds_line=False,
                 line_since=None,
                 next_attempt_at=None,
-                last_error_class="expired",
+                last_error_class=ErrorClass.EXPIRED.value,
             )
         )
         if result.rowcount:
@@ -225,7 +226,7 @@ def _lines_waiting(conn: Connection, lines: Collection[Line]) -> set[Line]:
         select(line_owner, deliveries.c.call_id)
         .where(
             IN_LINE,
-            deliveries.c.status == "waiting",
+            deliveries.c.status == DeliveryStatus.WAITING,
             line_owner.in_({o for o, _ in lines}),
             deliveries.c.call_id.in_({c for _, c in lines}),
         )
@@ -240,7 +241,7 @@ def line_counts(conn: Connection) -> dict[str, int]:
     rows = conn.execute(select(deliveries.c.status, deliveries.c.holds_line).where(IN_LINE)).all()
     return {
         "holding": sum(1 for _, h in rows if h),
-        "waiting": sum(1 for s, _ in rows if s == "waiting"),
+        "waiting": sum(1 for s, _ in rows if s == DeliveryStatus.WAITING),
     }
 
 

@@ -35,10 +35,14 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, and_, delete, exists, func, or_, select, tuple_
 
 from callhook.core.ids import sortable_id
+from callhook.core.outcome import DeliveryStatus
 from callhook.store import dialect
 from callhook.store import web_sessions as session_store
 from callhook.store.db import Database
 from callhook.store.tables import attempts, call_sequences, deliveries, events
+
+_DELIVERED = DeliveryStatus.DELIVERED.value
+_FAILED = DeliveryStatus.FAILED.value
 
 
 @dataclass
@@ -110,7 +114,7 @@ def prune_batch(conn: Connection, *, cutoff: datetime, limit: int) -> PruneRepor
         dialect.skip_locked(
             conn,
             select(deliveries.c.id, deliveries.c.event_id)
-            .where(deliveries.c.status == "delivered", deliveries.c.delivered_at < cutoff)
+            .where(deliveries.c.status == _DELIVERED, deliveries.c.delivered_at < cutoff)
             .order_by(deliveries.c.delivered_at)
             .limit(limit),
         )
@@ -120,7 +124,7 @@ def prune_batch(conn: Connection, *, cutoff: datetime, limit: int) -> PruneRepor
         dialect.skip_locked(
             conn,
             select(deliveries.c.id, deliveries.c.event_id)
-            .where(deliveries.c.status == "failed", gave_up_at < cutoff)
+            .where(deliveries.c.status == _FAILED, gave_up_at < cutoff)
             .limit(limit),
         )
     ).all()
@@ -136,8 +140,8 @@ def prune_batch(conn: Connection, *, cutoff: datetime, limit: int) -> PruneRepor
                 deliveries.c.id.in_(ids),
                 # Re-checked under the lock: a redelivery that won the race keeps its row.
                 or_(
-                    and_(deliveries.c.status == "delivered", deliveries.c.delivered_at < cutoff),
-                    and_(deliveries.c.status == "failed", gave_up_at < cutoff),
+                    and_(deliveries.c.status == _DELIVERED, deliveries.c.delivered_at < cutoff),
+                    and_(deliveries.c.status == _FAILED, gave_up_at < cutoff),
                 ),
             )
         ).rowcount

@@ -29,6 +29,8 @@ from sqlalchemy import (
 )
 
 from callhook.core import ordering as ordering_rules
+from callhook.core.outcome import DeliveryStatus
+from callhook.core.retry import RetryPolicy
 from callhook.store import dialect, ordering
 from callhook.store.secretbox import SecretBox
 from callhook.store.tables import attempts, deliveries, endpoint_secrets, endpoints, events
@@ -102,18 +104,19 @@ _NOW = bindparam("now", type_=UTCDateTime)
 #
 # So an endpoint's due event is among the first claimed as soon as fewer than ``limit``
 # endpoints have due work ahead of it in its turn, whatever their backlogs.
-_WALK = """
+_PENDING = f"'{DeliveryStatus.PENDING.value}'"  # a literal: the partial index's own condition
+_WALK = f"""
 walk(endpoint_id) AS (
-    SELECT MIN(endpoint_id) FROM deliveries WHERE status = 'pending'
+    SELECT MIN(endpoint_id) FROM deliveries WHERE status = {_PENDING}
     UNION ALL
     SELECT (
         SELECT MIN(d.endpoint_id) FROM deliveries d
-        WHERE d.status = 'pending' AND d.endpoint_id > walk.endpoint_id
+        WHERE d.status = {_PENDING} AND d.endpoint_id > walk.endpoint_id
     )
     FROM walk WHERE walk.endpoint_id IS NOT NULL
-)"""
-_DUE = """
-        d2.status = 'pending' AND d2.endpoint_id = walk.endpoint_id
+)"""  # noqa: S608 (constants only, no input)
+_DUE = f"""
+        d2.status = {_PENDING} AND d2.endpoint_id = walk.endpoint_id
         AND d2.next_attempt_at <= :now
         AND (d2.lease_until IS NULL OR d2.lease_until <= :now)
         ORDER BY d2.claim_key LIMIT :per_endpoint"""
@@ -214,6 +217,8 @@ def claim(
     second, and so on (see ``_WALK`` above: index reads only). ``exclude_endpoints`` are
     skipped: endpoints the worker has no room for right now, or whose breaker is open.
     """
+    if limit <= 0:
+        return []  # (SQLite reads a negative LIMIT as "no limit")
     statement = _CLAIMS.get(conn.dialect.name)
     if statement is None:
         statement = _CLAIMS[conn.dialect.name] = _claim_statement(conn)
@@ -249,7 +254,7 @@ def claim(
             body=bytes(body),
             url=url,
             enabled=bool(enabled) if enabled is not None else False,
-            retry_policy=retry_policy or "exponential",
+            retry_policy=retry_policy or RetryPolicy.EXPONENTIAL.value,
             secrets=tuple(secrets.get(endpoint_id, ())),
             call_id=call_id,
             sequence=sequence,
@@ -287,7 +292,12 @@ _SECRETS = (
         endpoint_secrets.c.endpoint_id.in_(bindparam("endpoints", expanding=True)),
         or_(endpoint_secrets.c.expires_at.is_(None), endpoint_secrets.c.expires_at > _NOW),
     )
-    .order_by(endpoint_secrets.c.created_at.desc(), endpoint_secrets.c.id.desc())
+    .order_by(
+        # The current secret first even when a rotation made its successor in the same instant.
+        endpoint_secrets.c.expires_at.is_(None).desc(),
+        endpoint_secrets.c.created_at.desc(),
+        endpoint_secrets.c.id.desc(),
+    )
 )
 
 
@@ -392,14 +402,14 @@ def complete(
             continue
         started = db_time(res.started_at)
         if res.delivered:
-            status, next_at = "delivered", None
+            status, next_at = DeliveryStatus.DELIVERED.value, None
         elif res.error_class == "expired":
-            status, next_at = "expired", None
+            status, next_at = DeliveryStatus.EXPIRED.value, None
         elif res.next_attempt_at is not None:
-            status, next_at = "pending", db_time(res.next_attempt_at)
+            status, next_at = DeliveryStatus.PENDING.value, db_time(res.next_attempt_at)
         else:
-            status, next_at = "failed", None
-        if status != "pending" and job.call_id is not None:
+            status, next_at = DeliveryStatus.FAILED.value, None
+        if status != DeliveryStatus.PENDING and job.call_id is not None:
             finished.append(job.delivery_id)
         changes.append(
             {
@@ -489,12 +499,14 @@ def release(conn: Connection, jobs: Iterable[ClaimedJob]) -> int:
 def queue_stats(conn: Connection, *, now: datetime) -> tuple[int, int, float]:
     """(pending, due now, age in seconds of the oldest due job)."""
     pending = conn.execute(
-        select(func.count()).select_from(deliveries).where(deliveries.c.status == "pending")
+        select(func.count())
+        .select_from(deliveries)
+        .where(deliveries.c.status == DeliveryStatus.PENDING)
     ).scalar_one()
     due_count, oldest = conn.execute(
         select(
             func.count(), type_coerce(func.min(deliveries.c.next_attempt_at), UTCDateTime)
-        ).where(deliveries.c.status == "pending", deliveries.c.next_attempt_at <= now)
+        ).where(deliveries.c.status == DeliveryStatus.PENDING, deliveries.c.next_attempt_at <= now)
     ).one()
     age = 0.0 if oldest is None else max(0.0, (now - oldest).total_seconds())
     return int(pending), int(due_count), age

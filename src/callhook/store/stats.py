@@ -34,8 +34,12 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, case, func, select
 
-from callhook.core.outcome import NOT_THE_ENDPOINT
+from callhook.core.outcome import NOT_THE_ENDPOINT, DeliveryStatus
 from callhook.store.tables import attempts, deliveries
+
+_DELIVERED = DeliveryStatus.DELIVERED.value
+_FAILED = DeliveryStatus.FAILED.value
+_PENDING = DeliveryStatus.PENDING.value
 
 WINDOW = timedelta(hours=24)
 #: Attempts that say nothing about the endpoint (nothing sent, or Callhook's own failure).
@@ -73,7 +77,7 @@ class FailureStreak:
 
 def _failing(status: Any) -> Any:
     """A delivery that has failed, or is retrying after a failed attempt."""
-    return (status == "failed") | ((status == "pending") & (deliveries.c.attempts > 0))
+    return (status == _FAILED) | ((status == _PENDING) & (deliveries.c.attempts > 0))
 
 
 def hour_starts(now: datetime) -> list[datetime]:
@@ -92,19 +96,19 @@ def health(conn: Connection, account_id: str, *, now: datetime) -> Health:
     columns: list[Any] = []
     for start, end in zip(starts, ends, strict=True):
         in_hour = and_(created >= start, created < end)
-        columns.append(func.sum(case((and_(in_hour, status == "delivered"), 1), else_=0)))
+        columns.append(func.sum(case((and_(in_hour, status == _DELIVERED), 1), else_=0)))
         columns.append(func.sum(case((and_(in_hour, _failing(status)), 1), else_=0)))
         columns.append(
             func.sum(
-                case((and_(in_hour, status == "pending", deliveries.c.attempts == 0), 1), else_=0)
+                case((and_(in_hour, status == _PENDING, deliveries.c.attempts == 0), 1), else_=0)
             )
         )
     in_window = created >= since
-    columns.append(func.sum(case((and_(in_window, status == "delivered"), 1), else_=0)))
+    columns.append(func.sum(case((and_(in_window, status == _DELIVERED), 1), else_=0)))
     columns.append(func.sum(case((and_(in_window, _failing(status)), 1), else_=0)))
     columns.append(
         func.sum(
-            case((and_(in_window, status == "pending", deliveries.c.attempts == 0), 1), else_=0)
+            case((and_(in_window, status == _PENDING, deliveries.c.attempts == 0), 1), else_=0)
         )
     )
     row = conn.execute(

@@ -26,6 +26,7 @@ from sqlalchemy import (
     text,
 )
 
+from callhook.core.outcome import DeliveryStatus
 from callhook.store.types import UTCDateTime
 
 metadata = MetaData(
@@ -226,8 +227,8 @@ deliveries = Table(
         "ix_deliveries_pending_endpoint",
         "endpoint_id",
         "claim_key",
-        sqlite_where=text("status = 'pending'"),
-        postgresql_where=text("status = 'pending'"),
+        sqlite_where=text(f"status = '{DeliveryStatus.PENDING.value}'"),
+        postgresql_where=text(f"status = '{DeliveryStatus.PENDING.value}'"),
     ),
     UniqueConstraint("event_id", "endpoint_id", name="uq_deliveries_event_endpoint"),
     # Only the rows of open lines (holders and waiting deliveries): tiny, and the predicate is

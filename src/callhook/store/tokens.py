@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from callhook.core.ids import RandomBits, new_id
 from callhook.errors import AuthenticationFailed, InvalidRequest, NotFound
@@ -72,6 +72,22 @@ def _from_row(row: object) -> Token:
         revoked_at=r["revoked_at"],
         last_used_at=r["last_used_at"],
     )
+
+
+# Looked up by hash, as ``authenticate`` does; built once (the API asks on every request).
+_BY_HASH = select(api_tokens).where(api_tokens.c.token_hash == bindparam("digest"))
+
+
+def find(conn: Connection, plaintext: str) -> Token | None:
+    """The token ``plaintext`` is (its hash compared in constant time), whatever its state, or
+    None when there is none or the string cannot be a token. Reads only."""
+    if not plaintext.startswith(TOKEN_PREFIX) or len(plaintext) > 200:
+        return None
+    digest = hash_token(plaintext)
+    row = conn.execute(_BY_HASH, {"digest": digest}).first()
+    if row is None or not hmac.compare_digest(row.token_hash, digest):
+        return None
+    return _from_row(row)
 
 
 def create(

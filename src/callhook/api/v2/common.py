@@ -26,7 +26,6 @@ import orjson
 from fastapi import Depends, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ValidationError
-from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
@@ -36,6 +35,7 @@ from callhook.api.auth import authenticate_token, limits_of, require_scope
 from callhook.api.v2.models import ErrorResponse
 from callhook.errors import InvalidRequest, PayloadInvalid, PayloadTooLarge, PermissionDenied
 from callhook.platform import Platform
+from callhook.store.db import Connection
 from callhook.store.tokens import Token
 
 T = TypeVar("T")

@@ -13,11 +13,11 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Path, Query
-from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from callhook import queueing
 from callhook.api.body import require_json
 from callhook.api.envelope import success
 from callhook.api.v2.common import (
@@ -30,7 +30,6 @@ from callhook.api.v2.common import (
     read_body,
     reserved,
     responses,
-    write,
 )
 from callhook.api.v2.models import (
     DeliveryDetailResponse,
@@ -59,6 +58,7 @@ from callhook.store import deliveries as delivery_store
 from callhook.store import endpoints as endpoint_store
 from callhook.store import events as event_store
 from callhook.store import integrations as integration_store
+from callhook.store.db import Connection
 from callhook.store.deliveries import Delivery
 from callhook.store.events import StoredEvent
 
@@ -282,20 +282,18 @@ async def redeliver_window(request: Request, caller: BodyWriter) -> Response:
     if until is not None and until <= since:
         raise PayloadInvalid("until: must be later than since.", field="until")
 
-    def work(conn: Connection) -> int:
-        integration_store.require_configured(conn, caller.account_id)
-        return delivery_store.redeliver_window(
-            conn,
+    def work() -> int:
+        return queueing.redeliver_window(
+            platform.publisher,
             now=now,
             account_id=caller.account_id,
             since=since,
             until=until,
             status=window.status,
+            check=_require_configured(caller.account_id),
         )
 
-    queued = await write(request, work)
-    if queued:
-        platform.publisher.notify()
+    queued = await run_in_threadpool(work)
     return success(request, {"queued": queued}, status=202)
 
 
@@ -331,15 +329,19 @@ async def get_delivery(request: Request, delivery_id: DeliveryIdPath, caller: Re
     responses=responses(400, 401, 403, 404, 413, 422, 429, 431),
 )
 async def redeliver_one(request: Request, delivery_id: DeliveryIdPath, caller: Writer) -> Response:
-    now = platform_of(request).clock.now()
+    platform = platform_of(request)
+    now = platform.clock.now()
 
-    def work(conn: Connection) -> Delivery:
+    def check(conn: Connection) -> None:
         integration_store.require_configured(conn, caller.account_id)
         check_delivery_id(delivery_id)
-        return delivery_store.redeliver(conn, delivery_id, now=now, account_id=caller.account_id)
 
-    delivery = await write(request, work)
-    platform_of(request).publisher.notify()
+    def work() -> Delivery:
+        return queueing.redeliver_one(
+            platform.publisher, delivery_id, now=now, account_id=caller.account_id, check=check
+        )
+
+    delivery = await run_in_threadpool(work)
     return success(request, delivery_json(delivery), status=202)
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path
-from sqlalchemy import Connection
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -19,6 +18,7 @@ from callhook.api.v2.common import Reader, Writer, platform_of, read, reserved, 
 from callhook.api.v2.models import EventListResponse, WebhookSettingResponse
 from callhook.events.names import SUBSCRIBABLE_EVENTS
 from callhook.store import integrations as integration_store
+from callhook.store.db import Connection
 from callhook.store.integrations import Integration
 
 router = APIRouter(tags=["subscriptions"])

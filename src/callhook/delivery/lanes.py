@@ -1,0 +1,145 @@
+"""The worker's attempt lanes: ``worker_max_in_flight`` long-lived coroutines that start the
+claimed jobs ``Dispatch`` hands out, one attempt at a time each, and feed the endpoint breakers.
+
+A task per attempt cost more than the rest of the bookkeeping, so lanes park on a future while
+nothing may start and the claim loop (or a finished attempt) wakes as many as there is work for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+
+from callhook.core.breaker import TRIPPING, Breakers
+from callhook.core.clock import Clock
+from callhook.delivery.attempt import Attempts
+from callhook.delivery.claims import Claims
+from callhook.delivery.dispatch import Dispatch
+from callhook.delivery.leases import Leases
+from callhook.delivery.recorder import Recorder
+from callhook.delivery.sender import Sender
+from callhook.store.queue import ClaimedJob
+
+log = logging.getLogger("callhook.delivery")
+
+
+class Lanes:
+    """``count`` lanes over one worker's ``dispatch``. ``room`` is set when enough places are
+    free for the next claim, ``slot_freed`` whenever an attempt finishes."""
+
+    def __init__(
+        self,
+        count: int,
+        *,
+        dispatch: Dispatch[ClaimedJob],
+        leases: Leases[ClaimedJob],
+        breakers: Breakers,
+        attempts: Attempts,
+        recorder: Recorder,
+        claims: Claims,
+        clock: Clock,
+        room: asyncio.Event,
+        slot_freed: asyncio.Event,
+        slow_ms: float = float("inf"),
+    ) -> None:
+        self.count = count
+        #: An answer taking at least this long (ms) is slow (``Dispatch.done(slow=…)``).
+        self.slow_ms = slow_ms
+        self._dispatch = dispatch
+        self._leases = leases
+        self._breakers = breakers
+        self._attempts = attempts
+        self._recorder = recorder
+        self._claims = claims
+        self._clock = clock
+        self._room = room
+        self._slot_freed = slot_freed
+        self._idle: deque[asyncio.Future[None]] = deque()
+
+    def outstanding(self) -> int:
+        """Claimed jobs not finished: waiting to start, or under way."""
+        return self._dispatch.queued + self._dispatch.in_flight
+
+    def pressure(self) -> int:
+        """Attempts under way plus queued jobs a free lane would start now: what the claim
+        loop weighs against the lane count (jobs of endpoints that must wait do not count)."""
+        return self._dispatch.in_flight + self._dispatch.startable()
+
+    def wake(self, count: int) -> None:
+        """Wake up to ``count`` parked lanes (jobs were queued, or the worker is stopping)."""
+        while count > 0 and self._idle:
+            lane = self._idle.popleft()
+            if not lane.done():
+                lane.set_result(None)
+                count -= 1
+
+    def wake_all(self) -> None:
+        self.wake(len(self._idle))
+
+    async def run(self, sender: Sender, stop: asyncio.Event) -> None:
+        """One lane: start queued jobs one after another; park while none may start; end once
+        ``stop`` is set and nothing is left to start."""
+        loop = asyncio.get_running_loop()
+        dispatch = self._dispatch
+        while True:
+            job = dispatch.take()
+            if job is None:
+                if stop.is_set():
+                    return
+                # Nothing this lane may start (what is queued waits for room or a slow place):
+                # the claim loop may fetch other endpoints' work for it.
+                if self.pressure() <= self.count:
+                    self._room.set()
+                parked = loop.create_future()
+                self._idle.append(parked)
+                await parked
+                continue
+            healthy, slow = True, False
+            try:
+                healthy, slow = await self._attempt(job, sender)
+            except Exception as exc:
+                # Never leave the attempt unrecorded: its lease would run out and it would be
+                # sent again, as the same attempt number, past its retry window. Unless its
+                # result is already queued or recorded (or the job was lost to another worker),
+                # record it as Callhook's own failure (logged there), on the normal schedule.
+                if self._leases.is_unrecorded(job) and not self._recorder.has_result(job):
+                    self._recorder.add(self._attempts.crashed(job, exc))
+                else:
+                    log.exception(
+                        "attempt bookkeeping failed", extra={"delivery_id": job.delivery_id}
+                    )
+            finally:
+                if dispatch.done(job, healthy=healthy, slow=slow):
+                    self.wake(1)
+                self._slot_freed.set()
+                if self.pressure() <= self.count:
+                    self._room.set()
+
+    async def _attempt(self, job: ClaimedJob, sender: Sender) -> tuple[bool, bool]:
+        """One attempt, its result queued for the group commit; (healthy, slow): healthy False
+        if the endpoint did not answer (timeout, connection or TLS failure), slow True if it
+        answered but took ``slow_ms`` or more."""
+        result = await self._attempts.make(job, sender)
+        failed = None if result.delivered else result.error_class
+        if self._breakers.record(job.endpoint_id, error_class=failed, now=self._clock.now()):
+            await self._trip(job.endpoint_id)
+        if self._recorder.add(result):
+            await self._recorder.flush()
+        healthy = failed not in TRIPPING
+        return healthy, healthy and result.duration_ms >= self.slow_ms
+
+    async def _trip(self, endpoint_id: str) -> None:
+        """The endpoint's breaker opened: give back its jobs that have not started, at once."""
+        jobs = self._dispatch.drop(j.delivery_id for j in self._dispatch.queued_jobs(endpoint_id))
+        self._leases.release(jobs)
+        self._room.set()  # the claim loop re-checks how many places are free
+        log.warning(
+            "endpoint failing: pausing its deliveries",
+            extra={"endpoint_id": endpoint_id, "released": len(jobs)},
+        )
+        if jobs:
+            try:
+                await asyncio.to_thread(self._claims.release, jobs)
+            except Exception as exc:
+                log.warning("releasing leases failed; they will expire", extra={"error": str(exc)})

@@ -1,0 +1,99 @@
+"""Group commit of attempt results: every ``FLUSH_INTERVAL``, or as soon as
+``worker_batch_size`` results wait, one transaction records them all (``store.queue.complete``),
+fenced on each job's claim id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from callhook.delivery.claims import Claims
+from callhook.delivery.leases import Leases
+from callhook.store.queue import AttemptResult, ClaimedJob
+
+log = logging.getLogger("callhook.delivery")
+
+FLUSH_INTERVAL = 0.025  # seconds: group-commit window for attempt results
+# Back-off while results cannot be recorded (database restarting); after the last one the
+# results are dropped and the deliveries are attempted again once their leases run out.
+FLUSH_RETRY_DELAYS = (0.05, 0.2, 0.5, 1.0, 2.0, 4.0, 8.0)
+
+
+class Recorder:
+    """Results waiting to be recorded, and their group commit. ``on_recorded`` is called after
+    each commit (or when a batch is given up): recorded jobs no longer count as held."""
+
+    def __init__(
+        self,
+        claims: Claims,
+        leases: Leases[ClaimedJob],
+        *,
+        batch_size: int,
+        on_recorded: Callable[[], None],
+        on_line_moved: Callable[[], None] | None = None,
+    ) -> None:
+        self._claims = claims
+        self._leases = leases
+        self._batch_size = batch_size
+        self._on_recorded = on_recorded
+        # Called after a commit that finished an event of a call: the next one may be claimable
+        # now (issue 14's per-call lines), so the worker should claim again at once.
+        self._on_line_moved = on_line_moved
+        self._results: list[AttemptResult] = []
+
+    def add(self, result: AttemptResult) -> bool:
+        """Queue ``result`` for the next commit; True if a batch is full (``flush`` now)."""
+        self._results.append(result)
+        return len(self._results) >= self._batch_size
+
+    def has_result(self, job: ClaimedJob) -> bool:
+        """Whether a result of this very job waits for the next commit."""
+        return any(res.job is job for res in self._results)
+
+    async def run(self, stop: asyncio.Event, under_way: Callable[[], int]) -> None:
+        """Commit every ``FLUSH_INTERVAL`` until ``stop`` and no attempt is ``under_way``."""
+        while not stop.is_set() or under_way():
+            await asyncio.sleep(FLUSH_INTERVAL)
+            if self._results:
+                await self.flush()
+
+    async def flush(self) -> None:
+        """Record the waiting results in one transaction, retried while the database is
+        unavailable (``FLUSH_RETRY_DELAYS``), then given up: their leases run out and the
+        deliveries are attempted again."""
+        if not self._results:
+            return
+        batch, self._results = self._results, []
+        jobs = [res.job for res in batch]
+        self._leases.start_recording(jobs)
+        try:
+            for delay in FLUSH_RETRY_DELAYS:
+                try:
+                    stale = await asyncio.to_thread(self._claims.complete, batch)
+                    break
+                except Exception as exc:
+                    log.warning(
+                        "recording results failed; retrying",
+                        extra={"count": len(batch), "error": str(exc).strip()[:200]},
+                    )
+                    await asyncio.sleep(delay)
+            else:
+                log.error("results dropped; leases will expire", extra={"count": len(batch)})
+                return
+        finally:
+            self._leases.finish(jobs)
+            self._on_recorded()  # recorded jobs no longer count against their endpoint
+        if self._on_line_moved is not None and any(_hands_on(res) for res in batch):
+            self._on_line_moved()
+        for res in stale:
+            log.warning(
+                "result refused: lease lost to another worker",
+                extra={"delivery_id": res.job.delivery_id, "claim_id": res.job.claim_id},
+            )
+
+
+def _hands_on(res: AttemptResult) -> bool:
+    """Whether recording ``res`` may have made the next event of its call claimable."""
+    return res.job.call_id is not None and (res.delivered or res.next_attempt_at is None)
