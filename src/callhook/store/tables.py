@@ -227,6 +227,7 @@ deliveries = Table(
         "ix_deliveries_pending_endpoint",
         "endpoint_id",
         "claim_key",
+        "next_attempt_at",
         sqlite_where=text(f"status = '{DeliveryStatus.PENDING.value}'"),
         postgresql_where=text(f"status = '{DeliveryStatus.PENDING.value}'"),
     ),

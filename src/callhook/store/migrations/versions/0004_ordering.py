@@ -57,7 +57,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_deliveries_pending_endpoint",
         "deliveries",
-        ["endpoint_id", "claim_key"],
+        ["endpoint_id", "claim_key", "next_attempt_at"],
         sqlite_where=sa.text("status = 'pending'"),
         postgresql_where=sa.text("status = 'pending'"),
     )
