@@ -149,5 +149,7 @@ def test_receiver_never_sees_a_later_event_of_a_call_first(
         if seq < max(behaviour.expected()[call]):
             # Events behind the always-failing one were released past the bound, announced.
             assert audit.gaps_announced >= 1
-    if not behaviour.poison:
+    if not behaviour.poison and max(behaviour.attempts.values(), default=0) < 4:
+        # Three retries of one event (5 s + 30 s + 2 min) stay within the 5-minute bound: no
+        # event is released early. (A fourth, 10 min later, legitimately passes it.)
         assert audit.gaps_announced == 0
