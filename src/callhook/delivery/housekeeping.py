@@ -100,5 +100,7 @@ def _sweep_once(db: Database, clock: Clock) -> lines.SweepReport:
     now = clock.now()
     with db.read() as conn:
         policies = lines.policies(conn)
+        if not lines.needs_sweep(conn, now=now, policies=policies):
+            return lines.SweepReport()  # the usual case: no write transaction at all
     with db.write() as conn:
         return lines.sweep(conn, now=now, policies=policies)

@@ -132,20 +132,10 @@ class SweepReport:
     promoted: int = 0
 
 
-def sweep(
-    conn: Connection,
-    *,
-    now: datetime,
-    policies: Mapping[str, LinePolicy],
-    limit: int = 1000,
-) -> SweepReport:
-    """Bypass holders past their endpoint's bound with deliveries waiting behind them, and
-    expire holders (not being attempted) past their maximum age; promote what follows.
-
-    ``policies`` by endpoint id (missing: the defaults). Reads holders that took their line at
-    least one second ago (``MIN_BOUND``), oldest first, at most ``limit``: a range read of the
-    partial line index, as small as the number of calls with events still to deliver.
-    """
+def _overdue(
+    conn: Connection, now: datetime, policies: Mapping[str, LinePolicy], limit: int
+) -> tuple[list[tuple[str, Line]], list[tuple[str, Line, int]]]:
+    """Holders to expire and holders past their bound (oldest first, at most ``limit`` read)."""
     holders = conn.execute(
         select(
             deliveries.c.id,
@@ -171,10 +161,38 @@ def sweep(
             expire.append((did, (owner, call)))
         elif rules.bound_passed(since, now, policy.bound):
             overdue.append((did, (owner, call), seq))
+    if overdue:  # only holders with deliveries waiting behind them are bypassed
+        waiting = _lines_waiting(conn, [line for _, line, _ in overdue])
+        overdue = [o for o in overdue if o[1] in waiting]
+    return expire, overdue
+
+
+def needs_sweep(
+    conn: Connection, *, now: datetime, policies: Mapping[str, LinePolicy], limit: int = 1000
+) -> bool:
+    """Whether ``sweep`` would find anything (a read, so idle workers write nothing)."""
+    expire, overdue = _overdue(conn, now, policies, limit)
+    return bool(expire or overdue)
+
+
+def sweep(
+    conn: Connection,
+    *,
+    now: datetime,
+    policies: Mapping[str, LinePolicy],
+    limit: int = 1000,
+) -> SweepReport:
+    """Bypass holders past their endpoint's bound with deliveries waiting behind them, and
+    expire holders (not being attempted) past their maximum age; promote what follows.
+
+    ``policies`` by endpoint id (missing: the defaults). Reads holders that took their line at
+    least one second ago (``MIN_BOUND``), oldest first, at most ``limit``: a range read of the
+    partial line index, as small as the number of calls with events still to deliver.
+    """
+    expire, overdue = _overdue(conn, now, policies, limit)
     if not expire and not overdue:
         return SweepReport()
     lock_lines(conn, [line for _, line in expire] + [line for _, line, _ in overdue])
-    waiting = _lines_waiting(conn, [line for _, line, _ in overdue])
     promote_lines: dict[Line, int | None] = {}
     expired = 0
     for did, line in expire:
@@ -200,8 +218,6 @@ def sweep(
             promote_lines[line] = None
     bypassed = 0
     for did, line, seq in overdue:
-        if line not in waiting:
-            continue
         result = conn.execute(
             update(deliveries)
             .where(deliveries.c.id == did, deliveries.c.holds_line)
