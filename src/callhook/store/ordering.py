@@ -71,10 +71,12 @@ def taken_lines(conn: Connection, lines: Collection[Line]) -> set[Line]:
 # subquery (the line's lowest waiting sequence) is a range read of the partial line index.
 _PROMOTE = dialect.FastStatement(
     text(
-        "UPDATE deliveries SET status = 'pending', holds_line = TRUE, line_since = :now, "
-        "previous_sequence = :previous WHERE id = (SELECT id FROM deliveries WHERE "
-        "(deliveries.holds_line OR deliveries.status = 'waiting') AND endpoint_id = :owner "
-        "AND call_id = :call AND status = 'waiting' ORDER BY sequence LIMIT 1)"
+        f"UPDATE deliveries SET status = '{DeliveryStatus.PENDING.value}', "  # noqa: S608
+        "holds_line = TRUE, "
+        "line_since = :now, previous_sequence = :previous WHERE id = (SELECT id FROM deliveries "
+        "WHERE (deliveries.holds_line OR deliveries.status = 'waiting') AND endpoint_id = :owner "
+        f"AND call_id = :call AND status = '{DeliveryStatus.WAITING.value}' "
+        "ORDER BY sequence LIMIT 1)"
     ).bindparams(bindparam("now"), bindparam("previous"), bindparam("owner"), bindparam("call"))
 )
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
-from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -54,6 +53,7 @@ from callhook.events.names import TEST_EVENT
 from callhook.publish import Published, send_test_event
 from callhook.store import accounts as account_store
 from callhook.store import endpoints as endpoint_store
+from callhook.store.db import Connection
 from callhook.store.endpoints import Endpoint, SigningSecret
 
 router = APIRouter(tags=["endpoints"])
