@@ -27,6 +27,7 @@ from sqlalchemy import Connection, Row, bindparam, delete, func, select
 from sqlalchemy import update as sql_update
 
 from callhook.core.ids import RandomBits, has_id_shape, new_id
+from callhook.core.outcome import SkipReason
 from callhook.core.retry import RetryPolicy
 from callhook.core.urlvet import parse_webhook_url
 from callhook.errors import (
@@ -50,6 +51,7 @@ from callhook.store.tables import (
     endpoint_secrets,
     endpoint_subscriptions,
     endpoints,
+    events,
 )
 
 __all__ = [
@@ -486,11 +488,29 @@ def set_primary_url(
 def delete_endpoint(conn: Connection, account_id: str, endpoint_id: str) -> None:
     """Delete a non-primary endpoint with everything that hangs off it: secrets,
     subscriptions, deliveries and their attempts (a delivery is one event *to this endpoint*;
-    the events stay, with their other endpoints' deliveries). A worker still sending one of
+    the events stay, with their other endpoints' deliveries; one left with none gets the skip
+    reason ``endpoint_deleted``). A worker still sending one of
     them finds its claim gone and records nothing. ``PrimaryEndpointDelete`` for the primary
     endpoint (spec 002's setting: disable it instead); ``EndpointNotFound``."""
     if get(conn, account_id, endpoint_id).primary:
         raise PrimaryEndpointDelete()
+    # Events left with no delivery at all say why (and retention finds them, as skipped ones).
+    others = (
+        select(deliveries.c.id)
+        .where(deliveries.c.event_id == events.c.id, deliveries.c.endpoint_id != endpoint_id)
+        .exists()
+    )
+    conn.execute(
+        sql_update(events)
+        .where(
+            events.c.skip_reason.is_(None),
+            events.c.id.in_(
+                select(deliveries.c.event_id).where(deliveries.c.endpoint_id == endpoint_id)
+            ),
+            ~others,
+        )
+        .values(skip_reason=SkipReason.ENDPOINT_DELETED.value)
+    )
     conn.execute(
         delete(attempts).where(
             attempts.c.delivery_id.in_(
