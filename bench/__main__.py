@@ -32,7 +32,7 @@ def run(smoke: bool, workdir: Path, console: Console) -> phases.Results:
             ("ingest (single, batches of 100) → pre-fill", phases.ingest_and_prefill),
             ("drain the pre-filled queue (callhook worker)", phases.drain_prefilled),
             ("ceiling (signed-POST loop)", phases.ceiling),
-            ("isolation (baseline, 10 % dead endpoints)", phases.isolation),
+            ("isolation by endpoint (baseline, 10 % dead endpoints)", phases.isolation),
             ("fairness (60 slow endpoints with backlogs, one healthy)", phases.fairness),
             ("live publishing and latency (serve --no-worker + worker)", phases.live),
             ("scale-out: SQLite and PostgreSQL, worker --processes 1/2/4", phases.scale_out),

@@ -113,7 +113,7 @@ def rows(
         ),
         Row(
             "Isolation",
-            "healthy deliveries/s, 10 % accounts dead (2 s timeouts)",
+            "healthy deliveries/s, 10 % of endpoints dead (2 s timeouts), beside healthy ones",
             _num(get("isolation_with_dead")),
             "",
             "",

@@ -54,6 +54,8 @@ class SkipReason(StrEnum):
     NO_WEBHOOK_URL = "no_webhook_url"
     INTEGRATION_DISABLED = "integration_disabled"
     NOT_SUBSCRIBED = "not_subscribed"
+    #: Set later: every endpoint the event went to was deleted (with its deliveries).
+    ENDPOINT_DELETED = "endpoint_deleted"
 
 
 ERROR_CLASSES: Final = tuple(c.value for c in ErrorClass)

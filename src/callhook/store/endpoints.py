@@ -29,6 +29,7 @@ from sqlalchemy import update as sql_update
 from callhook.core import ordering as ordering_rules
 from callhook.core.ids import RandomBits, has_id_shape, new_id
 from callhook.core.ordering import Ordering
+from callhook.core.outcome import SkipReason
 from callhook.core.retry import RetryPolicy
 from callhook.core.urlvet import parse_webhook_url
 from callhook.errors import (
@@ -44,6 +45,8 @@ from callhook.errors import (
 from callhook.events.names import SUBSCRIBABLE_EVENTS
 from callhook.signing import generate_secret
 from callhook.store import dialect
+from callhook.store import endpoint_secrets as secret_store
+from callhook.store.endpoint_secrets import ROTATION_OVERLAP, SigningSecret
 from callhook.store.secretbox import SecretBox
 from callhook.store.tables import (
     accounts,
@@ -52,6 +55,7 @@ from callhook.store.tables import (
     endpoint_secrets,
     endpoint_subscriptions,
     endpoints,
+    events,
 )
 
 __all__ = [
@@ -75,8 +79,6 @@ __all__ = [
     "update",
 ]
 
-#: How long a rotated-out secret keeps signing alongside the new one.
-ROTATION_OVERLAP = timedelta(hours=24)
 #: Longest description, in characters.
 MAX_DESCRIPTION = 500
 #: Endpoint ids: ``ep_`` + 26 characters (``callhook.core.ids``).
@@ -118,16 +120,6 @@ class Endpoint:
     def subscribes(self, event: str) -> bool:
         """Whether this endpoint is subscribed to ``event``."""
         return self.subscribed_events is None or event in self.subscribed_events
-
-
-@dataclass(frozen=True, slots=True)
-class SigningSecret:
-    """A signing secret in plain text (``whsec_…``); ``expires_at`` None: the current one."""
-
-    id: str
-    secret: str
-    created_at: datetime
-    expires_at: datetime | None
 
 
 def catalog_order(events: Iterable[str]) -> tuple[str, ...]:
@@ -329,7 +321,7 @@ def _insert(
     )
     if events:
         _subscribe_rows(conn, endpoint_id, events, now)
-    add_secret(conn, endpoint_id, generate_secret(), now=now, box=box, rng=rng)
+    secret_store.add(conn, endpoint_id, generate_secret(), now=now, box=box, rng=rng)
     return endpoint_id
 
 
@@ -542,11 +534,29 @@ def set_primary_url(
 def delete_endpoint(conn: Connection, account_id: str, endpoint_id: str) -> None:
     """Delete a non-primary endpoint with everything that hangs off it: secrets,
     subscriptions, deliveries and their attempts (a delivery is one event *to this endpoint*;
-    the events stay, with their other endpoints' deliveries). A worker still sending one of
+    the events stay, with their other endpoints' deliveries; one left with none gets the skip
+    reason ``endpoint_deleted``). A worker still sending one of
     them finds its claim gone and records nothing. ``PrimaryEndpointDelete`` for the primary
     endpoint (spec 002's setting: disable it instead); ``EndpointNotFound``."""
     if get(conn, account_id, endpoint_id).primary:
         raise PrimaryEndpointDelete()
+    # Events left with no delivery at all say why (and retention finds them, as skipped ones).
+    others = (
+        select(deliveries.c.id)
+        .where(deliveries.c.event_id == events.c.id, deliveries.c.endpoint_id != endpoint_id)
+        .exists()
+    )
+    conn.execute(
+        sql_update(events)
+        .where(
+            events.c.skip_reason.is_(None),
+            events.c.id.in_(
+                select(deliveries.c.event_id).where(deliveries.c.endpoint_id == endpoint_id)
+            ),
+            ~others,
+        )
+        .values(skip_reason=SkipReason.ENDPOINT_DELETED.value)
+    )
     conn.execute(
         delete(attempts).where(
             attempts.c.delivery_id.in_(
@@ -607,58 +617,14 @@ def _subscribe_rows(
     )
 
 
-# --- Secrets ---------------------------------------------------------------------------------
-def add_secret(
-    conn: Connection,
-    endpoint_id: str,
-    secret: str,
-    *,
-    now: datetime,
-    box: SecretBox,
-    rng: RandomBits,
-) -> SigningSecret:
-    """Store ``secret`` (encrypted) as the endpoint's newest secret; no check of ownership."""
-    row = SigningSecret(id=new_id("sec", now, rng), secret=secret, created_at=now, expires_at=None)
-    conn.execute(
-        endpoint_secrets.insert().values(
-            id=row.id,
-            endpoint_id=endpoint_id,
-            secret_encrypted=box.encrypt(secret),
-            created_at=now,
-            expires_at=None,
-        )
-    )
-    return row
-
-
+# --- Secrets (scoped by account; the rows are ``endpoint_secrets``'s) ---------------------------
 def active_secrets(
     conn: Connection, account_id: str, endpoint_id: str, *, now: datetime, box: SecretBox
 ) -> list[SigningSecret]:
-    """The secrets that sign the endpoint's deliveries now, newest first (more than one during
-    a rotation). ``EndpointNotFound`` for an endpoint not of this account."""
+    """The secrets that sign the endpoint's deliveries now, current first (more than one
+    during a rotation). ``EndpointNotFound`` for an endpoint not of this account."""
     get(conn, account_id, endpoint_id)
-    rows = conn.execute(
-        select(endpoint_secrets)
-        .where(
-            endpoint_secrets.c.endpoint_id == endpoint_id,
-            (endpoint_secrets.c.expires_at.is_(None)) | (endpoint_secrets.c.expires_at > now),
-        )
-        .order_by(
-            # The current secret first even when a rotation made its successor in the same instant.
-            endpoint_secrets.c.expires_at.is_(None).desc(),
-            endpoint_secrets.c.created_at.desc(),
-            endpoint_secrets.c.id.desc(),
-        )
-    )
-    return [
-        SigningSecret(
-            id=r.id,
-            secret=box.decrypt(r.secret_encrypted),
-            created_at=r.created_at,
-            expires_at=r.expires_at,
-        )
-        for r in rows
-    ]
+    return secret_store.active(conn, endpoint_id, now=now, box=box)
 
 
 def rotate_secret(
@@ -674,13 +640,4 @@ def rotate_secret(
     """Make a new current secret for the endpoint; the previous ones keep signing for
     ``overlap`` (24 h). ``EndpointNotFound`` for an endpoint not of this account."""
     get(conn, account_id, endpoint_id)
-    conn.execute(
-        sql_update(endpoint_secrets)
-        .where(
-            endpoint_secrets.c.endpoint_id == endpoint_id,
-            (endpoint_secrets.c.expires_at.is_(None))
-            | (endpoint_secrets.c.expires_at > now + overlap),
-        )
-        .values(expires_at=now + overlap)
-    )
-    return add_secret(conn, endpoint_id, generate_secret(), now=now, box=box, rng=rng)
+    return secret_store.rotate(conn, endpoint_id, now=now, box=box, rng=rng, overlap=overlap)
