@@ -207,3 +207,73 @@ def _as_datetime(value: Any) -> datetime:
         value = datetime.fromisoformat(value)
     assert isinstance(value, datetime)
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointGlance:
+    """One endpoint's health at a glance over the 24 hours before ``now``: its deliveries
+    created then (``failed`` as in :func:`health`), and the outcome of the newest of them that
+    was attempted (``last_ok`` None: none was; attempts that are not the endpoint's fault,
+    ``NOT_THE_ENDPOINT``, are left out)."""
+
+    delivered: int
+    failed: int
+    pending: int
+    last_attempt_at: datetime | None
+    last_ok: bool | None
+    last_error: str | None
+    last_status_code: int | None
+
+
+def endpoint_glances(
+    conn: Connection, account_id: str, endpoint_ids: list[str], *, now: datetime
+) -> dict[str, EndpointGlance]:
+    """:class:`EndpointGlance` of each of ``endpoint_ids`` (the account's: the caller lists
+    them). One grouped count, then one indexed ``LIMIT 1`` per endpoint (at most
+    ``max_endpoints_per_account`` of them, on ``ix_deliveries_endpoint_created``)."""
+    since = now - WINDOW
+    status = deliveries.c.status
+    counts = {
+        row.endpoint_id: row
+        for row in conn.execute(
+            select(
+                deliveries.c.endpoint_id,
+                func.sum(case((status == "delivered", 1), else_=0)).label("delivered"),
+                func.sum(case((_failing(status), 1), else_=0)).label("failed"),
+                func.sum(
+                    case(((status == "pending") & (deliveries.c.attempts == 0), 1), else_=0)
+                ).label("pending"),
+            )
+            .where(deliveries.c.account_id == account_id, deliveries.c.created_at >= since)
+            .group_by(deliveries.c.endpoint_id)
+        )
+    }
+    out: dict[str, EndpointGlance] = {}
+    for endpoint_id in endpoint_ids:
+        last = conn.execute(
+            select(
+                deliveries.c.last_attempt_at,
+                deliveries.c.last_error_class,
+                deliveries.c.last_status_code,
+            )
+            .where(
+                deliveries.c.endpoint_id == endpoint_id,
+                deliveries.c.created_at >= since,
+                deliveries.c.last_attempt_at.is_not(None),
+                deliveries.c.last_error_class.is_(None)
+                | deliveries.c.last_error_class.not_in(_NOT_THE_ENDPOINT),
+            )
+            .order_by(deliveries.c.created_at.desc(), deliveries.c.id.desc())
+            .limit(1)
+        ).first()
+        found = counts.get(endpoint_id)
+        out[endpoint_id] = EndpointGlance(
+            delivered=int(found.delivered or 0) if found else 0,
+            failed=int(found.failed or 0) if found else 0,
+            pending=int(found.pending or 0) if found else 0,
+            last_attempt_at=None if last is None else _as_datetime(last.last_attempt_at),
+            last_ok=None if last is None else last.last_error_class is None,
+            last_error=None if last is None else last.last_error_class,
+            last_status_code=None if last is None else last.last_status_code,
+        )
+    return out
