@@ -76,3 +76,84 @@ def test_waiting_and_expired_are_listed_and_filtered(tmp_path: Path) -> None:
     assert "waiting" in table
     # The dashboard's and the API's filters offer the same statuses.
     assert set(delivery_store.STATUSES) >= {"waiting", "expired"}
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    return {
+        "CALLHOOK_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
+        "CALLHOOK_ALLOW_UNSAFE_TARGETS": "1",
+        "CALLHOOK_LOG_LEVEL": "WARNING",
+    }
+
+
+def _run(env: dict[str, str], *args: str, code: int = 0) -> str:
+    result = runner.invoke(app, list(args), env=env)
+    assert result.exit_code == code, result.output
+    return result.output
+
+
+def test_endpoint_ordering_fields_from_the_cli(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    _run(env, "migrate")
+    acc = orjson.loads(_run(env, "accounts", "create", "Acme", "--json"))["id"]
+    added = orjson.loads(
+        _run(
+            env,
+            "endpoints",
+            "add",
+            acc,
+            "https://127.0.0.1:9443/crm",
+            "--events",
+            "sms",
+            "--ordering",
+            "none",
+            "--max-age-call-control",
+            "120",
+            "--json",
+        )
+    )
+    assert (added["ordering"], added["ordering_bound_seconds"]) == ("none", 300)
+    assert (added["max_age_call_control_seconds"], added["max_age_bulk_seconds"]) == (120, None)
+    changed = orjson.loads(
+        _run(
+            env,
+            "endpoints",
+            "update",
+            acc,
+            added["id"],
+            "--ordering",
+            "per_call",
+            "--ordering-bound",
+            "60",
+            "--max-age-call-control",
+            "none",
+            "--json",
+        )
+    )
+    assert (changed["ordering"], changed["ordering_bound_seconds"]) == ("per_call", 60)
+    assert changed["max_age_call_control_seconds"] is None
+    assert "Ordering:    per_call, bound 60 s" in _run(env, "endpoints", "show", acc, added["id"])
+
+
+def test_bad_ordering_fields_from_the_cli_name_the_field_and_change_nothing(
+    tmp_path: Path,
+) -> None:
+    env = _env(tmp_path)
+    _run(env, "migrate")
+    acc = orjson.loads(_run(env, "accounts", "create", "Acme", "--json"))["id"]
+    before = _run(env, "endpoints", "list", acc, "--json")
+    primary = orjson.loads(before)[0]["id"]
+    for option, value, field in (
+        ("--ordering", "fifo", "ordering"),
+        ("--ordering-bound", "-5", "ordering_bound_seconds"),
+        ("--ordering-bound", "ten", "ordering_bound_seconds"),
+        ("--max-age-bulk", "0", "max_age_bulk_seconds"),
+    ):
+        result = runner.invoke(
+            app,
+            ["endpoints", "update", acc, primary, "--description", "x", option, value],
+            env=env,
+        )
+        assert result.exit_code == 1, result.output
+        assert field in result.output
+    assert _run(env, "endpoints", "list", acc, "--json") == before
