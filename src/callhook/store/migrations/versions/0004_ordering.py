@@ -71,6 +71,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    # Before 0004 nothing claims a 'waiting' row nor knows 'expired': waiting deliveries become
+    # pending (sent unordered, as then), expired ones failed (their error class says why).
+    op.execute("UPDATE deliveries SET status = 'pending' WHERE status = 'waiting'")
+    op.execute("UPDATE deliveries SET status = 'failed' WHERE status = 'expired'")
     op.drop_index("ix_deliveries_line", table_name="deliveries")
     op.drop_index("ix_deliveries_pending_endpoint", table_name="deliveries")
     op.create_index(
