@@ -132,7 +132,11 @@ def accounts_list(json: bool = JsonOption, database_url: str | None = DatabaseOp
 @tokens_app.command("create")
 def tokens_create(
     scopes: Annotated[
-        str, typer.Option(help="Comma-separated: events.write, webhooks.read, webhooks.write.")
+        str,
+        typer.Option(
+            help="Comma-separated: events.write, webhooks.read, webhooks.write, endpoints.write "
+            "(only the scopes named are granted)."
+        ),
     ],
     account: Annotated[
         str | None, typer.Option(help="Bind to this account (omit for a platform token).")

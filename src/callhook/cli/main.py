@@ -26,7 +26,17 @@ def main() -> None:
 
 
 def _register() -> None:
-    from callhook.cli import admin, deliveries, demo, devtools, events, processes, prune, simulate
+    from callhook.cli import (
+        admin,
+        deliveries,
+        demo,
+        devtools,
+        endpoints,
+        events,
+        processes,
+        prune,
+        simulate,
+    )
 
     app.command()(processes.serve)
     app.command()(processes.worker)
@@ -37,6 +47,7 @@ def _register() -> None:
     app.add_typer(admin.accounts_app)
     app.add_typer(admin.tokens_app)
     app.add_typer(admin.integration_app)
+    app.add_typer(endpoints.app)
     app.add_typer(admin.keys_app)
     app.add_typer(deliveries.deliveries_app)
     app.add_typer(events.app, name="events")

@@ -10,13 +10,27 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 from starlette.staticfiles import StaticFiles
 
-from callhook.dashboard import pages_deliveries, pages_tokens, pages_webhook, signin
+from callhook.dashboard import (
+    pages_deliveries,
+    pages_endpoint_tools,
+    pages_endpoints,
+    pages_tokens,
+    pages_webhook,
+    signin,
+)
 from callhook.dashboard.render import STATIC
 
 
 def build_router() -> APIRouter:
     router = APIRouter(include_in_schema=False)
-    for module in (signin, pages_webhook, pages_deliveries, pages_tokens):
+    for module in (
+        signin,
+        pages_webhook,
+        pages_endpoints,
+        pages_endpoint_tools,
+        pages_deliveries,
+        pages_tokens,
+    ):
         router.include_router(module.router, prefix="/dashboard")
     return router
 

@@ -36,6 +36,7 @@ from callhook.events import ALL_EVENTS
 from callhook.events.models import is_pbx_id
 from callhook.platform import Platform
 from callhook.store import deliveries as delivery_store
+from callhook.store import endpoints as endpoint_store
 from callhook.store import integrations as integration_store
 from callhook.store import stats as stats_store
 
@@ -77,6 +78,20 @@ def _time_error(value: str) -> str | None:
 def _check_delivery_id(delivery_id: str) -> None:
     if not has_id_shape("dlv", delivery_id):
         raise NotFound(f"Delivery '{delivery_id}' not found.")
+
+
+def endpoint_names(endpoints: list[endpoint_store.Endpoint]) -> dict[str, str]:
+    """Each endpoint's name for people (its description, else "primary" or its URL's host);
+    empty for an account with one endpoint, whose tables need no endpoint column."""
+    if len(endpoints) < 2:
+        return {}
+    from urllib.parse import urlsplit
+
+    return {
+        e.id: e.description
+        or ("primary" if e.primary else (urlsplit(e.url or "").hostname or e.id))
+        for e in endpoints
+    }
 
 
 def banner(platform: Platform, account_id: str) -> dict[str, Any] | None:
@@ -123,10 +138,14 @@ def overview(request: Request, who: CurrentViewer) -> Response:
     )
 
 
-def _filters(request: Request) -> tuple[dict[str, str], dict[str, str], dict[str, Any]]:
-    """(values as typed, errors per field, arguments for ``list_deliveries``)."""
+def _filters(
+    request: Request, endpoint_ids: set[str]
+) -> tuple[dict[str, str], dict[str, str], dict[str, Any]]:
+    """(values as typed, errors per field, arguments for ``list_deliveries``); ``endpoint_ids``
+    are the account's endpoints (the only ones the endpoint filter takes)."""
     q = request.query_params
-    values = {k: q.get(k, "").strip() for k in ("status", "event", "pbx_id", "since", "before")}
+    names = ("status", "event", "pbx_id", "since", "before", "endpoint")
+    values = {k: q.get(k, "").strip() for k in names}
     errors: dict[str, str] = {}
     args: dict[str, Any] = {}
     if values["status"]:
@@ -150,6 +169,11 @@ def _filters(request: Request) -> tuple[dict[str, str], dict[str, str], dict[str
             args["since"] = parse_utc(values["since"])
         else:
             errors["since"] = message
+    if values["endpoint"]:
+        if values["endpoint"] in endpoint_ids:
+            args["endpoint_id"] = values["endpoint"]
+        else:
+            errors["endpoint"] = "Choose an endpoint from the list."
     if values["before"]:
         if has_id_shape("dlv", values["before"]):
             args["before_id"] = values["before"]
@@ -167,7 +191,9 @@ def _list_page(
     status: int = 200,
 ) -> Response:
     platform = platform_of(request)
-    values, errors, args = _filters(request)
+    with platform.db.read() as conn:
+        endpoints = endpoint_store.list_for_account(conn, account_id)
+    values, errors, args = _filters(request, {e.id for e in endpoints})
     rows: list[delivery_store.Delivery] = []
     if not errors:
         with platform.db.read() as conn:
@@ -189,6 +215,8 @@ def _list_page(
             "errors": errors,
             "statuses": delivery_store.STATUSES,
             "events": ALL_EVENTS,
+            "endpoints": endpoints,
+            "endpoint_names": endpoint_names(endpoints),
             "next_link": next_link,
             "bulk_since": bulk_since if bulk_since is not None else default_since,
             "bulk_error": bulk_error,

@@ -42,7 +42,9 @@ EXPIRY_CHOICES: tuple[tuple[str, str, timedelta | None], ...] = (
 SCOPE_DESCRIPTIONS = {
     "events.write": "Publish events (POST /internal/v1/events)",
     "webhooks.read": "Read the webhook setting, subscriptions and deliveries (API v2)",
-    "webhooks.write": "Change subscriptions and redeliver (API v2)",
+    "webhooks.write": "Change subscriptions, redeliver and send test events (API v2)",
+    "endpoints.write": "Add, change and delete endpoints, read and rotate their signing "
+    "secrets (API v2)",
 }
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, func, select, update
 
 from callhook.core.outcome import DeliveryStatus
 from callhook.errors import InvalidRequest, NotFound
@@ -130,6 +130,13 @@ def list_deliveries(
         query = query.where(deliveries.c.id < before_id)
     query = query.order_by(deliveries.c.id.desc()).limit(limit)
     return [_to_delivery(r) for r in conn.execute(query)]
+
+
+def count_for_endpoint(conn: Connection, endpoint_id: str) -> int:
+    """How many deliveries go (or went) to this endpoint (the caller checks it is the
+    account's)."""
+    query = select(func.count()).select_from(deliveries)
+    return int(conn.execute(query.where(deliveries.c.endpoint_id == endpoint_id)).scalar_one())
 
 
 def get(conn: Connection, delivery_id: str, *, account_id: str | None = None) -> Delivery:

@@ -92,8 +92,8 @@ _NOW = bindparam("now", type_=UTCDateTime)
 # So an endpoint's due event is among the first claimed as soon as fewer than ``limit``
 # endpoints have due work ahead of it in its turn, whatever their backlogs.
 _PENDING = f"'{DeliveryStatus.PENDING.value}'"  # a literal: the partial index's own condition
-# SQLite's planner picks ``ix_deliveries_due (status, …)`` for ``MIN(endpoint_id) WHERE status =
-# 'pending'`` and reads every pending row per step (measured: 60–150 ms per claim at 20,000
+# SQLite's planner picks ``ix_deliveries_due (status, …)`` for the pending rows' smallest
+# ``endpoint_id`` and reads every pending row per step (measured: 60–150 ms per claim at 20,000
 # pending); ``INDEXED BY`` holds it to the seek. PostgreSQL finds the partial index itself.
 _PENDING_INDEX = {
     "sqlite": "INDEXED BY ix_deliveries_pending_endpoint",

@@ -22,7 +22,9 @@ from callhook.errors import AuthenticationFailed, InvalidRequest, NotFound
 from callhook.store.tables import api_tokens
 
 TOKEN_PREFIX = "chk_"  # noqa: S105 - a prefix, not a secret
-SCOPES = ("events.write", "webhooks.read", "webhooks.write")
+#: Every scope a token may carry. A token has exactly the scopes asked for when it is created:
+#: ``endpoints.write`` (add, change, delete endpoints, read their secrets) is never implied.
+SCOPES = ("events.write", "webhooks.read", "webhooks.write", "endpoints.write")
 # last_used_at is a hint for people, not an audit log: write it at most this often per token.
 _LAST_USED_RESOLUTION = timedelta(minutes=1)
 

@@ -25,6 +25,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from callhook.store import accounts as account_store
+from callhook.store import endpoints as endpoint_store
 from callhook.store import integrations as integration_store
 from callhook.store import tokens as token_store
 from callhook.store import users as user_store
@@ -116,6 +117,7 @@ class Site:
     account_id: str
     failed_delivery: str = ""
     test_delivery: str = ""
+    endpoint_id: str = ""
 
     @property
     def base(self) -> str:
@@ -170,10 +172,23 @@ def _populate(server: ServerThread, receiver: ReceiverThread) -> Site:
             token_store.create(
                 conn, account_id=account.id, scopes=scopes, now=now, rng=platform.rng, name=name
             )
-    site = Site(server=server, receiver=receiver, account_id=account.id)
+        # A second endpoint with the longest description and a long URL (the same receiver).
+        endpoint = endpoint_store.create(
+            conn,
+            account.id,
+            url=receiver.url + "?to=help-desk&route=" + "desk-" * 40,
+            subscribed_events=["sms"],
+            description="Help desk " + "z" * 200,
+            limit=platform.settings.max_endpoints_per_account,
+            allow_unsafe=True,
+            now=now,
+            box=platform.box,
+            rng=platform.rng,
+        )
+    site = Site(server=server, receiver=receiver, account_id=account.id, endpoint_id=endpoint.id)
     for i, event in enumerate(["incoming_call_end_chain_member_call", "sms", "voicemail"] * 2):
         _publish(site, event, seed=i)
-    eventually(lambda: _received(site) == 6, timeout=30)
+    eventually(lambda: _received(site) == 8, timeout=30)  # two sms also to the help desk
     return site
 
 
@@ -183,7 +198,7 @@ def _start_failing(site: Site) -> None:
     before = _received(site)
     for i in range(3):
         site.failed_delivery = _publish(site, "sms", seed=100 + i, pbx_id=f"{LONG_ID}-{i}")
-    eventually(lambda: _received(site) == before + 3, timeout=30)
+    eventually(lambda: _received(site) == before + 6, timeout=30)  # sms: both endpoints
 
 
 def _publish(site: Site, event: str, *, seed: int, pbx_id: str | None = None) -> str:
@@ -231,6 +246,16 @@ def _pages(site: Site) -> list[tuple[str, str, Any]]:
         page.get_by_role("button", name="Create token").click()
         expect(page.locator("#new-token")).to_be_visible()
 
+    def bad_endpoint(page: Page) -> None:
+        page.get_by_label("Endpoint URL").fill("ftp://" + LONG)
+        page.get_by_label("Description").fill("d" * 500)
+        page.get_by_role("button", name="Add endpoint").click()
+        expect(page.locator("#url-error")).to_be_visible()
+
+    def reveal_endpoint(page: Page) -> None:
+        page.get_by_role("button", name="Reveal secret").click()
+        expect(page.locator("[data-secret=current]")).to_be_visible()
+
     def bad_url(page: Page) -> None:
         page.get_by_label("Endpoint URL").fill("ftp://" + LONG)
         page.get_by_role("button", name="Save settings").click()
@@ -241,6 +266,12 @@ def _pages(site: Site) -> list[tuple[str, str, Any]]:
         ("webhook", "/dashboard/webhook", None),
         ("webhook-error", "/dashboard/webhook", bad_url),
         ("secret", "/dashboard/secret", reveal),
+        ("endpoints", "/dashboard/endpoints", None),
+        ("endpoint-new", "/dashboard/endpoints/new", None),
+        ("endpoint-new-error", "/dashboard/endpoints/new", bad_endpoint),
+        ("endpoint", f"/dashboard/endpoints/{site.endpoint_id}", None),
+        ("endpoint-secret", f"/dashboard/endpoints/{site.endpoint_id}/secret", reveal_endpoint),
+        ("endpoint-delete", f"/dashboard/endpoints/{site.endpoint_id}/delete", None),
         ("test-event", f"/dashboard/test/{site.test_delivery}", None),
         ("deliveries", "/dashboard/deliveries", None),
         ("deliveries-failed", "/dashboard/deliveries?status=failed&pbx_id=xxx", None),

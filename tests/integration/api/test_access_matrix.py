@@ -12,14 +12,24 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
+from callhook.store import endpoints as endpoint_store
 from callhook.store import tokens as token_store
-from callhook.store.tables import deliveries, events
+from callhook.store.tables import (
+    deliveries,
+    endpoint_secrets,
+    endpoint_subscriptions,
+    endpoints,
+    events,
+)
 from tests.factories import make_account, make_token, publish_sample
 from tests.integration.api.helpers import BOTH, URL_B, Api, assert_error, running_api
 
-READ, WRITE = "webhooks.read", "webhooks.write"
+READ, WRITE, EP_WRITE = "webhooks.read", "webhooks.write", "endpoints.write"
+ALL = [*BOTH, EP_WRITE]
+NEW_URL = "https://127.0.0.1:9443/new"
 
-#: (method, path template, scope, JSON body). ``{dlv}`` and ``{pbx}`` are account A's.
+#: (method, path template, scope, JSON body). ``{dlv}``, ``{pbx}`` and ``{ep}`` (an endpoint
+#: beside the primary one) are account A's.
 ROUTES: list[tuple[str, str, str, dict[str, Any] | None]] = [
     ("GET", "/api/v2/webhooks/available", READ, None),
     ("GET", "/api/v2/webhooks", READ, None),
@@ -31,6 +41,15 @@ ROUTES: list[tuple[str, str, str, dict[str, Any] | None]] = [
     ("POST", "/api/v2/webhooks/deliveries/redeliver", WRITE, {"since": "2026-01-01T00:00:00Z"}),
     ("POST", "/api/v2/webhooks/test", WRITE, None),
     ("GET", "/api/v2/webhooks/events/{pbx}", READ, None),
+    ("GET", "/api/v2/webhooks/deliveries?endpoint_id={ep}", READ, None),
+    ("GET", "/api/v2/endpoints", READ, None),
+    ("POST", "/api/v2/endpoints", EP_WRITE, {"url": NEW_URL, "subscribed_events": ["sms"]}),
+    ("GET", "/api/v2/endpoints/{ep}", READ, None),
+    ("PATCH", "/api/v2/endpoints/{ep}", EP_WRITE, {"enabled": False, "url": NEW_URL}),
+    ("DELETE", "/api/v2/endpoints/{ep}", EP_WRITE, None),
+    ("GET", "/api/v2/endpoints/{ep}/secret", EP_WRITE, None),
+    ("POST", "/api/v2/endpoints/{ep}/secret/rotate", EP_WRITE, None),
+    ("POST", "/api/v2/endpoints/{ep}/test", WRITE, None),
 ]
 ROUTE_IDS = [f"{m} {p}" for m, p, _, _ in ROUTES]
 
@@ -54,6 +73,8 @@ class World:
     b_id: str
     dlv: str
     pbx: str
+    ep: str
+    ep_secret: str
 
 
 @pytest.fixture
@@ -82,6 +103,22 @@ def world(tmp_path: Path) -> Iterator[World]:
             token_store.revoke(
                 conn, revoked_token.id, now=platform.clock.now(), account_id=api.account.id
             )
+        with platform.db.write() as conn:
+            endpoint = endpoint_store.create(
+                conn,
+                api.account.id,
+                url="https://127.0.0.1:9444/crm",
+                subscribed_events=["incoming_call_end"],
+                description="CRM",
+                limit=20,
+                allow_unsafe=True,
+                now=platform.clock.now(),
+                box=platform.box,
+                rng=platform.rng,
+            )
+            [ep_secret] = endpoint_store.active_secrets(
+                conn, api.account.id, endpoint.id, now=platform.clock.now(), box=platform.box
+            )
         account_b = make_account(platform, url=URL_B, events=["sms"], name="Other Co")
         api.clock.advance(600)  # the expiring token has now expired
         tokens: dict[str, str | None] = {
@@ -91,17 +128,50 @@ def world(tmp_path: Path) -> Iterator[World]:
             "unknown": "Bearer chk_" + "A" * 43,
             "expired": f"Bearer {expiring}",
             "revoked": f"Bearer {revoked}",
-            "platform": f"Bearer {make_token(platform, None, [*BOTH, 'events.write'])}",
+            "platform": f"Bearer {make_token(platform, None, [*ALL, 'events.write'])}",
             "wrong_scope:" + READ: f"Bearer {make_token(platform, api.account.id, [WRITE])}",
             "wrong_scope:" + WRITE: f"Bearer {make_token(platform, api.account.id, [READ])}",
-            "other_account": f"Bearer {make_token(platform, account_b.id, BOTH)}",
+            # Everything but endpoints.write: it is never implied by the other scopes.
+            "wrong_scope:" + EP_WRITE: f"Bearer {make_token(platform, api.account.id, BOTH)}",
+            "other_account": f"Bearer {make_token(platform, account_b.id, ALL)}",
         }
-        yield World(api, tokens, account_b.id, published.delivery_id, published.pbx_id)
+        yield World(
+            api,
+            tokens,
+            account_b.id,
+            published.delivery_id,
+            published.pbx_id,
+            endpoint.id,
+            ep_secret.secret,
+        )
 
 
 def _snapshot(world: World) -> Any:
     """Everything of account A a request could change."""
     with world.api.platform.db.read() as conn:
+        ep_ids = select(endpoints.c.id).where(endpoints.c.account_id == world.api.account.id)
+        endpoint_rows = [
+            tuple(r)
+            for r in conn.execute(
+                select(endpoints).where(endpoints.c.id.in_(ep_ids)).order_by(endpoints.c.id)
+            )
+        ]
+        secret_rows = [
+            tuple(r)
+            for r in conn.execute(
+                select(endpoint_secrets)
+                .where(endpoint_secrets.c.endpoint_id.in_(ep_ids))
+                .order_by(endpoint_secrets.c.id)
+            )
+        ]
+        subscription_rows = [
+            tuple(r)
+            for r in conn.execute(
+                select(endpoint_subscriptions)
+                .where(endpoint_subscriptions.c.endpoint_id.in_(ep_ids))
+                .order_by(endpoint_subscriptions.c.endpoint_id, endpoint_subscriptions.c.event)
+            )
+        ]
         rows = conn.execute(
             select(deliveries.c.id, deliveries.c.status, deliveries.c.next_attempt_at)
             .where(deliveries.c.account_id == world.api.account.id)
@@ -112,15 +182,23 @@ def _snapshot(world: World) -> Any:
                 select(events.c.id).where(events.c.account_id == world.api.account.id)
             ).all()
         )
-    return world.api.subscribed(), [tuple(r) for r in rows], n_events
+    return (
+        world.api.subscribed(),
+        [tuple(r) for r in rows],
+        n_events,
+        endpoint_rows,
+        secret_rows,
+        subscription_rows,
+    )
 
 
 def _call(world: World, route: tuple[str, str, str, dict[str, Any] | None], kind: str) -> Any:
     method, template, scope, body = route
-    path = template.format(dlv=world.dlv, pbx=world.pbx)
+    path = template.format(dlv=world.dlv, pbx=world.pbx, ep=world.ep)
     header = world.tokens[f"{kind}:{scope}" if kind == "wrong_scope" else kind]
     headers = {} if header is None else {"Authorization": header}
-    return path, world.api.client.request(method, path, headers=headers, json=body)
+    response = world.api.client.request(method, path, headers=headers, json=body)
+    return path.partition("?")[0], response
 
 
 @pytest.mark.parametrize("kind", TOKEN_KINDS)
@@ -141,13 +219,17 @@ def test_route_by_token_kind(
         doc = assert_error(response, 403, path)
         assert doc["errors"] == [f"This token lacks the required scope '{scope}'."]
     else:  # account B's token: its own account or "not found", never A's data
-        assert response.status_code in (200, 202, 404), response.text
+        assert response.status_code in (200, 201, 202, 404), response.text
         if "{dlv}" in route[1]:  # exactly what an id that never existed gets
             doc = assert_error(response, 404, path)
             assert doc["errors"] == [f"Delivery '{world.dlv}' not found."]
+        elif "{ep}" in route[1]:
+            doc = assert_error(response, 404, path)
+            assert doc["errors"] == [f"Endpoint '{world.ep}' not found."]
         else:
-            for of_a in (world.dlv, world.api.account.id, "example.com/webhooks/sipsim"):
-                assert of_a not in response.text
+            of_a = (world.dlv, world.api.account.id, "example.com/webhooks/sipsim", world.ep)
+            for value in (*of_a, world.ep_secret, "127.0.0.1:9444/crm"):
+                assert value not in response.text
     assert _snapshot(world) == before
 
 
@@ -163,3 +245,18 @@ def test_other_accounts_changes_land_on_its_own_account(world: World) -> None:
     assert world.api.subscribed(world.b_id) == ("outgoing_call_end", "sms")
     listed = client.get("/api/v2/webhooks/deliveries", headers=headers).json()["data"]
     assert listed == {"deliveries": [], "next_cursor": None}
+
+
+def test_other_accounts_endpoints_land_on_its_own_account(world: World) -> None:
+    headers = {"Authorization": str(world.tokens["other_account"])}
+    client = world.api.client
+    body = {"url": NEW_URL, "subscribed_events": ["sms"]}
+    created = client.post("/api/v2/endpoints", headers=headers, json=body).json()["data"]
+    listed = client.get("/api/v2/endpoints", headers=headers).json()["data"]
+    assert [e["url"] for e in listed] == [URL_B, NEW_URL]
+    assert listed[1] == created
+    with world.api.platform.db.read() as conn:
+        of_b = endpoint_store.list_for_account(conn, world.b_id)
+        of_a = endpoint_store.list_for_account(conn, world.api.account.id)
+    assert [e.id for e in of_b][1:] == [created["id"]]
+    assert created["id"] not in {e.id for e in of_a}

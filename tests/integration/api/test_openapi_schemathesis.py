@@ -33,6 +33,14 @@ OPERATIONS = [
     ("POST", "/api/v2/webhooks/deliveries/redeliver"),
     ("POST", "/api/v2/webhooks/test"),
     ("GET", "/api/v2/webhooks/events/{pbx_id}"),
+    ("GET", "/api/v2/endpoints"),
+    ("POST", "/api/v2/endpoints"),
+    ("GET", "/api/v2/endpoints/{endpoint_id}"),
+    ("PATCH", "/api/v2/endpoints/{endpoint_id}"),
+    ("DELETE", "/api/v2/endpoints/{endpoint_id}"),
+    ("GET", "/api/v2/endpoints/{endpoint_id}/secret"),
+    ("POST", "/api/v2/endpoints/{endpoint_id}/secret/rotate"),
+    ("POST", "/api/v2/endpoints/{endpoint_id}/test"),
 ]
 INGEST = ("POST", "/internal/v1/events")
 MODES = [schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE]
@@ -59,7 +67,7 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
     account = make_account(platform, url="https://example.com/webhooks/sipsim")
     for seed in range(3):
         publish_sample(platform, account.id, seed=seed)
-    token = make_token(platform, account.id, [*BOTH, "events.write"])
+    token = make_token(platform, account.id, [*BOTH, "events.write", "endpoints.write"])
     app = create_app(platform.settings, platform=platform)
     # Missing-auth probes must meet 401, not the failed-auth throttle (tested elsewhere).
     app.state.rate_limits = RateLimits(
@@ -91,6 +99,7 @@ NO_INPUT = {
     ("GET", "/api/v2/webhooks/available"),
     ("GET", "/api/v2/webhooks"),
     ("POST", "/api/v2/webhooks/test"),
+    ("GET", "/api/v2/endpoints"),
 }
 RUNS = [
     (method, path, mode)
@@ -103,8 +112,13 @@ RUNS = [
 #: Ingest's body schema says "an event name" and "an object" where the catalog's models (one
 #: per event, with cross-field rules) decide: schema-valid bodies are mostly refused with a
 #: documented 400 or 422, never accepted blindly.
+#: An endpoint's URL is vetted and resolved (the schema cannot say "a public HTTPS host"), and a
+#: URL may be another endpoint's or past the account's limit: schema-valid bodies are mostly
+#: refused with a documented 400 or 409.
 RELAXED = {
     ("POST", "/api/v2/webhooks/deliveries/redeliver"): [positive_data_acceptance],
+    ("POST", "/api/v2/endpoints"): [positive_data_acceptance],
+    ("PATCH", "/api/v2/endpoints/{endpoint_id}"): [positive_data_acceptance],
     INGEST: [positive_data_acceptance],
 }
 
@@ -150,6 +164,11 @@ def test_openapi_document_lists_every_route_with_security(tmp_path: Path) -> Non
         "/api/v2/webhooks/deliveries/redeliver": ["post"],
         "/api/v2/webhooks/test": ["post"],
         "/api/v2/webhooks/events/{pbx_id}": ["get"],
+        "/api/v2/endpoints": ["get", "post"],
+        "/api/v2/endpoints/{endpoint_id}": ["delete", "get", "patch"],
+        "/api/v2/endpoints/{endpoint_id}/secret": ["get"],
+        "/api/v2/endpoints/{endpoint_id}/secret/rotate": ["post"],
+        "/api/v2/endpoints/{endpoint_id}/test": ["post"],
     }
     for path, ops in doc["paths"].items():
         if path.startswith("/api/v2/"):

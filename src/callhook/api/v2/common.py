@@ -22,8 +22,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
+import orjson
 from fastapi import Depends, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
@@ -31,15 +33,18 @@ from starlette.requests import Request
 from callhook.api import body
 from callhook.api.auth import authenticate_token, limits_of, require_scope
 from callhook.api.v2.models import ErrorResponse
-from callhook.errors import InvalidRequest, PayloadTooLarge, PermissionDenied
+from callhook.errors import InvalidRequest, PayloadInvalid, PayloadTooLarge, PermissionDenied
 from callhook.platform import Platform
 from callhook.store.db import Connection
 from callhook.store.tokens import Token
 
 T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 
 READ = "webhooks.read"
 WRITE = "webhooks.write"
+#: Add, change and delete endpoints, read and rotate their secrets; granted only when asked for.
+ENDPOINTS_WRITE = "endpoints.write"
 #: Total size of the request's header names and values we accept on API v2.
 MAX_HEADER_BYTES = 8 * 1024
 #: Largest JSON body an API v2 route accepts.
@@ -49,17 +54,20 @@ bearer_scheme = HTTPBearer(
     auto_error=False,
     scheme_name="BearerToken",
     description="An API token (`chk_…`) created for your account, with the scopes the route "
-    "names: `webhooks.read` for GET, `webhooks.write` for POST and DELETE.",
+    "names: `webhooks.read` for GET, `webhooks.write` for POST and DELETE under /webhooks, "
+    "`endpoints.write` to add, change or delete endpoints and to read or rotate their secrets.",
 )
 
 _ERRORS = {
     400: "Bad request: an unknown event, a body that is not a JSON object, a body where none "
-    "is taken.",
+    "is taken, a webhook URL refused (not HTTPS, not public, not resolving).",
     401: "Missing, malformed, unknown, expired or revoked token.",
     403: "The token lacks the route's scope, or is bound to no account.",
     404: "Webhook integration not configured (set a URL via the dashboard first), or no such "
     "resource in your account.",
     408: "The request (headers or body) did not arrive in time.",
+    409: "The request conflicts with the account's endpoints (the message names the field): "
+    "the most endpoints allowed, a URL another endpoint already has, the primary endpoint.",
     413: "Request body too large.",
     414: "Request target (path and query) too long.",
     415: "The body is not JSON: Content-Type application/json or application/*+json (with a "
@@ -141,6 +149,8 @@ def access(scope: str, *, takes_body: bool = False) -> Callable[..., Awaitable[C
 Reader = Annotated[Caller, Depends(access(READ))]
 Writer = Annotated[Caller, Depends(access(WRITE))]
 BodyWriter = Annotated[Caller, Depends(access(WRITE, takes_body=True))]
+EndpointWriter = Annotated[Caller, Depends(access(ENDPOINTS_WRITE))]
+EndpointBodyWriter = Annotated[Caller, Depends(access(ENDPOINTS_WRITE, takes_body=True))]
 
 
 def reserved(names: Mapping[str, tuple[str, ...]], param: str) -> Callable[[Request], None]:
@@ -194,3 +204,27 @@ def responses(
             entry["description"] = descriptions[status]
         out[status] = entry
     return out
+
+
+def parse_model(raw: bytes, model: type[M]) -> M:
+    """A JSON request body as ``model``: 400 when it is not JSON or not an object, 422 naming
+    the first field that breaks its rule (wrong JSON type, unknown field, out of range)."""
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest("Request body is not valid JSON.") from exc
+    if not isinstance(doc, dict):
+        raise InvalidRequest("Request body must be a JSON object.")
+    try:
+        return model.model_validate(doc)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        field = ".".join(str(p) for p in first["loc"]) or "body"
+        message = "unknown field" if first["type"] == "extra_forbidden" else first["msg"]
+        raise PayloadInvalid(f"{field}: {message}", field=field) from exc
+
+
+def json_body(model: type[BaseModel]) -> dict[str, Any]:
+    """``openapi_extra`` for a route that reads its JSON body itself (``parse_model``)."""
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}

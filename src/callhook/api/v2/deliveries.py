@@ -13,7 +13,6 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Path, Query
-from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -25,6 +24,7 @@ from callhook.api.v2.common import (
     BodyWriter,
     Reader,
     Writer,
+    parse_model,
     platform_of,
     read,
     read_body,
@@ -55,6 +55,7 @@ from callhook.events.models import PBX_ID_PATTERN
 from callhook.events.names import ALL_EVENTS, TEST_EVENT, is_known
 from callhook.publish import Published, send_test_event
 from callhook.store import deliveries as delivery_store
+from callhook.store import endpoints as endpoint_store
 from callhook.store import events as event_store
 from callhook.store import integrations as integration_store
 from callhook.store.db import Connection
@@ -81,6 +82,7 @@ def delivery_json(d: Delivery) -> dict[str, Any]:
     return {
         "id": d.id,
         "event_id": d.event_id,
+        "endpoint_id": d.endpoint_id,
         "event": d.event,
         "pbx_id": d.pbx_id,
         "status": d.status,
@@ -197,6 +199,14 @@ async def list_deliveries(
         str | None,
         Query(max_length=128, pattern=PBX_ID_PATTERN, description="Only this pbx_id."),
     ] = None,
+    endpoint_id: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            description="Only deliveries to this endpoint (ep_…) of your account (another id "
+            "is answered with 404).",
+        ),
+    ] = None,
     since: Annotated[
         str | None,
         Query(
@@ -221,9 +231,12 @@ async def list_deliveries(
 
     def work(conn: Connection) -> list[Delivery]:
         integration_store.require_configured(conn, caller.account_id)
+        if endpoint_id is not None:
+            endpoint_store.get(conn, caller.account_id, endpoint_id)  # 404 unless the account's
         return delivery_store.list_deliveries(
             conn,
             account_id=caller.account_id,
+            endpoint_id=endpoint_id,
             status=status,
             event=event,
             pbx_id=pbx_id,
@@ -285,20 +298,8 @@ async def redeliver_window(request: Request, caller: BodyWriter) -> Response:
 
 
 def _parse_window(raw: bytes) -> RedeliverWindow:
-    try:
-        doc = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest("Request body is not valid JSON.") from exc
-    if not isinstance(doc, dict):
-        raise InvalidRequest("Request body must be a JSON object.")
-    try:
-        return RedeliverWindow.model_validate(doc)
-    except ValidationError as exc:
-        # 422 naming the first bad field, like ingest (times: ``core.times`` in the model).
-        first = exc.errors(include_url=False)[0]
-        field = ".".join(str(p) for p in first["loc"]) or "body"
-        message = "unknown field" if first["type"] == "extra_forbidden" else first["msg"]
-        raise PayloadInvalid(f"{field}: {message}", field=field) from exc
+    # 422 naming the first bad field, like ingest (times: ``core.times`` in the model).
+    return parse_model(raw, RedeliverWindow)
 
 
 @router.get(

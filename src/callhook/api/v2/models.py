@@ -14,6 +14,9 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSche
 from pydantic_core import PydanticCustomError
 
 from callhook.core import times
+from callhook.core.urlvet import MAX_URL_LENGTH
+from callhook.events.names import SUBSCRIBABLE_EVENTS
+from callhook.store.endpoints import MAX_DESCRIPTION
 
 #: RFC 3339 UTC to the second, with a ``Z`` (the envelope's ``timestamp``).
 TIMESTAMP_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$"
@@ -66,8 +69,9 @@ class WebhookSettingResponse(_Envelope):
 
 # --- Deliveries --------------------------------------------------------------------------------
 class DeliverySummary(_Model):
-    id: str = Field(description="Delivery id (dlv_…): one event to your URL.")
+    id: str = Field(description="Delivery id (dlv_…): one event to one of your endpoints.")
     event_id: str = Field(description="Event id (evt_…), the webhook-id header you received.")
+    endpoint_id: str = Field(description="The endpoint (ep_…) this delivery goes to.")
     event: str
     pbx_id: str
     status: DeliveryStatus
@@ -185,3 +189,136 @@ class StoredEvent(_Model):
 
 class StoredEventListResponse(_Envelope):
     data: list[StoredEvent]
+
+
+# --- Endpoints ---------------------------------------------------------------------------------
+# Request and response models share these field definitions: a new endpoint field is one
+# annotated type here, a line in each model, and a key in ``callhook.endpoint_view``.
+class _Request(BaseModel):
+    # Strict: JSON types are taken as they come (``"true"`` is not a boolean, ``1`` not a string).
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+EndpointUrl = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=MAX_URL_LENGTH,
+        description="HTTPS URL of the endpoint; vetted like the webhook URL (public addresses "
+        "only, no credentials in it). Unique within your account.",
+        examples=["https://crm.example.com/hooks/callhook"],
+    ),
+]
+EndpointDescription = Annotated[
+    str,
+    Field(
+        max_length=MAX_DESCRIPTION,
+        description="A note for people (what the endpoint is for).",
+        examples=["CRM"],
+    ),
+]
+SubscribableEvent = Annotated[
+    str,
+    Field(
+        max_length=64,
+        # Documented, not enforced by the model: an unknown name gets a 400 naming it.
+        json_schema_extra={"enum": list(SUBSCRIBABLE_EVENTS)},
+    ),
+]
+SubscribedEvents = Annotated[
+    list[SubscribableEvent] | None,
+    Field(
+        max_length=len(SUBSCRIBABLE_EVENTS) * 2,
+        description="Event names from GET /api/v2/webhooks/available, or null for every "
+        "event (present and future). Duplicates are ignored.",
+        examples=[["incoming_call_end", "outgoing_call_end"]],
+    ),
+]
+RetryPolicyName = Annotated[
+    Literal["exponential", "none"],  # callhook.core.retry.RETRY_POLICIES (a test checks)
+    Field(description="`exponential`: retry failed deliveries for 24 h; `none`: one attempt."),
+]
+
+
+class EndpointOut(_Model):
+    """An endpoint as the API shows it (``callhook.endpoint_view.endpoint_json``)."""
+
+    id: str = Field(description="Endpoint id (ep_…).")
+    url: str | None = Field(
+        description="HTTPS URL; null only for a primary endpoint not configured yet."
+    )
+    description: str
+    enabled: bool = Field(description="False: events are recorded but not delivered here.")
+    subscribed_events: list[str] | None = Field(
+        description="Subscribed event names in catalog order; null for every event."
+    )
+    retry_policy: RetryPolicyName
+    state: str = Field(description="Delivery state: `active`.")
+    primary: bool = Field(
+        description="The account's webhook setting of spec 002 (`/api/v2/webhooks`). Its URL "
+        "is set in the dashboard; it cannot be deleted."
+    )
+    created_at: str = Field(pattern=TIME_PATTERN)
+    updated_at: str = Field(pattern=TIME_PATTERN)
+
+
+class EndpointResponse(_Envelope):
+    data: EndpointOut
+
+
+class EndpointListResponse(_Envelope):
+    data: list[EndpointOut] = Field(description="The primary endpoint first, then oldest first.")
+
+
+class EndpointCreate(_Request):
+    """Body of ``POST /api/v2/endpoints``."""
+
+    url: EndpointUrl
+    subscribed_events: SubscribedEvents
+    description: EndpointDescription = ""
+    retry_policy: RetryPolicyName = "exponential"
+    enabled: bool = Field(default=True, description="Deliver to it from now on.")
+
+
+class EndpointUpdate(_Request):
+    """Body of ``PATCH /api/v2/endpoints/{endpoint_id}``: only the fields given change (a
+    field given as null is refused, but for ``subscribed_events``: null is every event)."""
+
+    # Defaults are not validated: absent means "unchanged" (handlers read ``model_fields_set``),
+    # while an explicit null fails the field's type; hence the None defaults of typed fields.
+    url: EndpointUrl = Field(  # type: ignore[assignment]
+        default=None, description="A new URL (not for the primary endpoint: the dashboard's)."
+    )
+    subscribed_events: SubscribedEvents = None
+    description: EndpointDescription = None  # type: ignore[assignment]
+    retry_policy: RetryPolicyName = None  # type: ignore[assignment]
+    enabled: bool = Field(  # type: ignore[assignment]
+        default=None, description="False: stop delivering here."
+    )
+
+
+class EndpointDeleted(_Model):
+    id: str
+    deleted: Literal[True]
+
+
+class EndpointDeletedResponse(_Envelope):
+    data: EndpointDeleted
+
+
+class SigningSecretOut(_Model):
+    secret: str = Field(description="`whsec_…`: verify the webhook-signature header with it.")
+    expires_at: str | None = Field(
+        pattern=TIME_PATTERN,
+        description="null for the current secret; when a rotated-out secret stops signing.",
+    )
+
+
+class EndpointSecrets(_Model):
+    secrets: list[SigningSecretOut] = Field(
+        description="Every secret signing now, the current one first."
+    )
+
+
+class EndpointSecretsResponse(_Envelope):
+    data: EndpointSecrets

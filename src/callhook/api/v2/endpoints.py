@@ -1,0 +1,296 @@
+"""The endpoints of an account: list, add, read, change, delete; secrets and a test event.
+
+Scopes: ``webhooks.read`` to read endpoints; ``endpoints.write`` to add, change or delete them
+and to read or rotate their signing secrets (a token has it only when created with it);
+``webhooks.write`` to send a test event, as ``POST /api/v2/webhooks/test``.
+
+Every route works on the caller's account only: another account's endpoint id is answered
+exactly like an unknown one (404). Bad input is refused before anything is written: a body that
+is not a JSON object (400), a field of the wrong JSON type or out of range (422 naming it), an
+unknown event in ``subscribed_events`` (400), a URL refused by the vetting (400: HTTPS, public
+addresses only, resolving: ``callhook.delivery.resolver.check_url``, as the webhook URL always
+was), the account's endpoint limit or a URL another of its endpoints has (409), the primary
+endpoint's URL (400: spec 002 has it set in the dashboard) or its deletion (409).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from callhook.api.body import require_json
+from callhook.api.envelope import success
+from callhook.api.v2.common import (
+    EndpointBodyWriter,
+    EndpointWriter,
+    Reader,
+    Writer,
+    json_body,
+    parse_model,
+    platform_of,
+    read,
+    read_body,
+    responses,
+    write,
+)
+from callhook.api.v2.models import (
+    EndpointCreate,
+    EndpointDeletedResponse,
+    EndpointListResponse,
+    EndpointResponse,
+    EndpointSecretsResponse,
+    EndpointUpdate,
+    QueuedTestResponse,
+)
+from callhook.delivery.resolver import check_url
+from callhook.endpoint_view import endpoint_json, secrets_json
+from callhook.errors import IntegrationNotConfigured, NotFound, UnsafeURL
+from callhook.events.names import TEST_EVENT
+from callhook.publish import Published, send_test_event
+from callhook.store import accounts as account_store
+from callhook.store import endpoints as endpoint_store
+from callhook.store.db import Connection
+from callhook.store.endpoints import Endpoint, SigningSecret
+
+router = APIRouter(tags=["endpoints"])
+
+EndpointIdPath = Annotated[
+    str,
+    Path(
+        max_length=64,
+        description="An endpoint id (ep_…) of your account.",
+        examples=["ep_01JH8Z0000000000000000000A"],
+    ),
+]
+_NOT_FOUND = {404: "No endpoint with this id in your account."}
+
+
+async def _vetted(request: Request, url: str) -> str:
+    """``url`` parsed, resolved and vetted (400 ``UnsafeURL`` otherwise), normalized."""
+    allow_unsafe = platform_of(request).settings.allow_unsafe_targets
+    try:
+        return (await check_url(url, allow_unsafe=allow_unsafe)).url
+    except UnsafeURL as exc:
+        raise UnsafeURL(f"url: {exc.message}") from exc
+
+
+@router.get(
+    "/api/v2/endpoints",
+    summary="List endpoints",
+    description="Every endpoint of your account: the primary one (the webhook setting of "
+    "/api/v2/webhooks) first, then the others, oldest first.",
+    response_model=EndpointListResponse,
+    responses=responses(400, 401, 403, 413, 429, 431),
+)
+async def list_endpoints(request: Request, caller: Reader) -> Response:
+    def work(conn: Connection) -> list[Endpoint]:
+        return endpoint_store.list_for_account(conn, caller.account_id)
+
+    return success(request, [endpoint_json(e) for e in await read(request, work)])
+
+
+@router.post(
+    "/api/v2/endpoints",
+    summary="Add an endpoint",
+    description="A new endpoint with its own URL, events, retry policy and signing secret "
+    "(read it with GET /api/v2/endpoints/{endpoint_id}/secret). From now on every event it "
+    "subscribes to is delivered to it too. At most 20 endpoints per account (a setting), "
+    "the primary one counted.",
+    status_code=201,
+    response_model=EndpointResponse,
+    responses=responses(400, 401, 403, 409, 413, 415, 422, 429, 431),
+    openapi_extra=json_body(EndpointCreate),
+)
+async def create_endpoint(request: Request, caller: EndpointBodyWriter) -> Response:
+    require_json(request)
+    body = parse_model(await read_body(request), EndpointCreate)
+    url = await _vetted(request, body.url)
+    platform = platform_of(request)
+
+    def work(conn: Connection) -> Endpoint:
+        account_store.get(conn, caller.account_id)
+        return endpoint_store.create(
+            conn,
+            caller.account_id,
+            url=url,
+            subscribed_events=body.subscribed_events,
+            description=body.description,
+            retry_policy=body.retry_policy,
+            enabled=body.enabled,
+            limit=platform.settings.max_endpoints_per_account,
+            allow_unsafe=platform.settings.allow_unsafe_targets,
+            now=platform.clock.now(),
+            box=platform.box,
+            rng=platform.rng,
+        )
+
+    return success(request, endpoint_json(await write(request, work)), status=201)
+
+
+@router.get(
+    "/api/v2/endpoints/{endpoint_id}",
+    summary="Get an endpoint",
+    response_model=EndpointResponse,
+    responses=responses(400, 401, 403, 404, 413, 422, 429, 431, descriptions=_NOT_FOUND),
+)
+async def get_endpoint(request: Request, endpoint_id: EndpointIdPath, caller: Reader) -> Response:
+    def work(conn: Connection) -> Endpoint:
+        return endpoint_store.get(conn, caller.account_id, endpoint_id)
+
+    return success(request, endpoint_json(await read(request, work)))
+
+
+@router.patch(
+    "/api/v2/endpoints/{endpoint_id}",
+    summary="Change an endpoint",
+    description="Change the fields given; the others stay. `subscribed_events` replaces the "
+    "whole list (null: every event). The primary endpoint's `url` is set in the dashboard, "
+    "not here (400).",
+    response_model=EndpointResponse,
+    responses=responses(400, 401, 403, 404, 409, 413, 415, 422, 429, 431, descriptions=_NOT_FOUND),
+    openapi_extra=json_body(EndpointUpdate),
+)
+async def update_endpoint(
+    request: Request, endpoint_id: EndpointIdPath, caller: EndpointBodyWriter
+) -> Response:
+    require_json(request)
+    body = parse_model(await read_body(request), EndpointUpdate)
+    changes: dict[str, Any] = {name: getattr(body, name) for name in body.model_fields_set}
+    platform = platform_of(request)
+    if "url" in changes:
+        # The primary endpoint's URL is refused before any DNS lookup.
+        current = await read(
+            request, lambda conn: endpoint_store.get(conn, caller.account_id, endpoint_id)
+        )
+        if not current.primary:
+            changes["url"] = await _vetted(request, changes["url"])
+
+    def work(conn: Connection) -> Endpoint:
+        if not changes:
+            return endpoint_store.get(conn, caller.account_id, endpoint_id)
+        return endpoint_store.update(
+            conn,
+            caller.account_id,
+            endpoint_id,
+            allow_unsafe=platform.settings.allow_unsafe_targets,
+            now=platform.clock.now(),
+            **changes,
+        )
+
+    return success(request, endpoint_json(await write(request, work)))
+
+
+@router.delete(
+    "/api/v2/endpoints/{endpoint_id}",
+    summary="Delete an endpoint",
+    description="Delete an endpoint with its secrets and its deliveries (the events stay, "
+    "with their deliveries to your other endpoints). The primary endpoint cannot be deleted "
+    "(409): disable it instead.",
+    response_model=EndpointDeletedResponse,
+    responses=responses(400, 401, 403, 404, 409, 413, 422, 429, 431, descriptions=_NOT_FOUND),
+)
+async def delete_endpoint(
+    request: Request, endpoint_id: EndpointIdPath, caller: EndpointWriter
+) -> Response:
+    def work(conn: Connection) -> None:
+        endpoint_store.delete_endpoint(conn, caller.account_id, endpoint_id)
+
+    await write(request, work)
+    return success(request, {"id": endpoint_id, "deleted": True})
+
+
+@router.get(
+    "/api/v2/endpoints/{endpoint_id}/secret",
+    summary="Read an endpoint's signing secrets",
+    description="Every secret signing the endpoint's deliveries now, the current one first: "
+    "during a rotation the previous one keeps signing until its `expires_at`. Needs "
+    "`endpoints.write`: a secret is as sensitive as the right to change the endpoint.",
+    response_model=EndpointSecretsResponse,
+    responses=responses(400, 401, 403, 404, 413, 422, 429, 431, descriptions=_NOT_FOUND),
+)
+async def read_secret(
+    request: Request, endpoint_id: EndpointIdPath, caller: EndpointWriter
+) -> Response:
+    platform = platform_of(request)
+
+    def work(conn: Connection) -> list[SigningSecret]:
+        return endpoint_store.active_secrets(
+            conn, caller.account_id, endpoint_id, now=platform.clock.now(), box=platform.box
+        )
+
+    return success(request, secrets_json(await read(request, work)))
+
+
+@router.post(
+    "/api/v2/endpoints/{endpoint_id}/secret/rotate",
+    summary="Rotate an endpoint's signing secret",
+    description="A new current secret signs from now on; the previous one keeps signing for "
+    "24 hours beside it (deliveries carry both signatures), so you can switch without "
+    "losing a webhook. Returns the secrets signing now.",
+    response_model=EndpointSecretsResponse,
+    responses=responses(400, 401, 403, 404, 413, 422, 429, 431, descriptions=_NOT_FOUND),
+)
+async def rotate_secret(
+    request: Request, endpoint_id: EndpointIdPath, caller: EndpointWriter
+) -> Response:
+    platform = platform_of(request)
+
+    def work(conn: Connection) -> list[SigningSecret]:
+        now = platform.clock.now()
+        endpoint_store.rotate_secret(
+            conn, caller.account_id, endpoint_id, now=now, box=platform.box, rng=platform.rng
+        )
+        return endpoint_store.active_secrets(
+            conn, caller.account_id, endpoint_id, now=now, box=platform.box
+        )
+
+    return success(request, secrets_json(await write(request, work)))
+
+
+@router.post(
+    "/api/v2/endpoints/{endpoint_id}/test",
+    summary="Send a test event to an endpoint",
+    description="Queue a `test` event to this endpoint only (even while it is disabled) and "
+    "return its delivery id. Needs `webhooks.write`, as POST /api/v2/webhooks/test.",
+    status_code=202,
+    response_model=QueuedTestResponse,
+    responses=responses(
+        400,
+        401,
+        403,
+        404,
+        413,
+        422,
+        429,
+        431,
+        descriptions={404: "No endpoint with this id in your account, or it has no URL yet."},
+    ),
+)
+async def send_test(request: Request, endpoint_id: EndpointIdPath, caller: Writer) -> Response:
+    platform = platform_of(request)
+    endpoint = await read(
+        request, lambda conn: endpoint_store.get(conn, caller.account_id, endpoint_id)
+    )
+    if endpoint.url is None:  # a primary endpoint not configured yet
+        raise IntegrationNotConfigured()
+
+    def publish() -> Published:
+        return send_test_event(
+            platform.publisher,
+            account_id=caller.account_id,
+            now=platform.clock.now(),
+            endpoint_id=endpoint.id,
+        )
+
+    published = await run_in_threadpool(publish)
+    if published.delivery_id is None:  # deleted (or its URL removed) in the meantime
+        raise NotFound(f"Endpoint '{endpoint_id}' not found.")
+    return success(
+        request,
+        {"delivery_id": published.delivery_id, "event_id": published.id, "event": TEST_EVENT},
+        status=202,
+    )

@@ -1,0 +1,411 @@
+"""Endpoints: the list (with each one's health at a glance), add, edit, enable or disable,
+delete (after a confirmation page), and each endpoint's secret, test event and deliveries.
+
+Contracts
+---------
+* Every read and write is scoped to the viewer's account: another account's endpoint id, or one
+  that cannot exist, is a 404 page.
+* Saving vets the URL first (:func:`callhook.delivery.resolver.check_url`, as the webhook page
+  always has) and checks every other field; any problem (a refused URL, one another endpoint
+  has, the account's endpoint limit, an unknown event, a description too long) re-renders the
+  form with the message next to its field and stores nothing.
+* The primary endpoint (spec 002's webhook setting) is edited at ``/dashboard/webhook``, its
+  secret at ``/dashboard/secret`` (``pages_webhook``); ``/dashboard/endpoints/{its id}`` leads
+  there. It cannot be deleted.
+* An endpoint's secret and test event are ``pages_endpoint_tools``'.
+
+A new endpoint field is a field of :class:`EndpointForm`, a line in :meth:`EndpointForm.read`
+and :func:`changes`, and an input in ``_endpoint_form.html``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import APIRouter
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from callhook.core.outcome import ErrorClass
+from callhook.core.retry import RETRY_POLICIES, RetryPolicy
+from callhook.dashboard import hints
+from callhook.dashboard.auth import (
+    CheckedForm,
+    CurrentViewer,
+    DashboardRoute,
+    platform_of,
+    text,
+    texts,
+)
+from callhook.dashboard.render import page
+from callhook.delivery.resolver import check_url
+from callhook.errors import Conflict, UnsafeURL
+from callhook.events import DESCRIPTIONS, EVENT_GROUPS, SUBSCRIBABLE_EVENTS
+from callhook.platform import Platform
+from callhook.store import deliveries as delivery_store
+from callhook.store import endpoints as endpoint_store
+from callhook.store import stats as stats_store
+from callhook.store.endpoints import MAX_DESCRIPTION, Endpoint
+
+router = APIRouter(route_class=DashboardRoute)
+
+#: Deliveries shown on an endpoint's page (the Deliveries page has them all).
+RECENT = 10
+_SAVED = {"1": "Endpoint saved.", "added": "Endpoint added. Its signing secret is below."}
+
+
+@dataclass
+class EndpointForm:
+    """What an endpoint's form shows: stored values, or what was just submitted."""
+
+    url: str = ""
+    description: str = ""
+    enabled: bool = True
+    retry_policy: str = RetryPolicy.EXPONENTIAL
+    #: Every event, present and future (``subscribed_events`` null).
+    all_events: bool = False
+    events: set[str] = field(default_factory=set)
+    errors: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, endpoint: Endpoint) -> EndpointForm:
+        return cls(
+            url=endpoint.url or "",
+            description=endpoint.description,
+            enabled=endpoint.enabled,
+            retry_policy=endpoint.retry_policy,
+            all_events=endpoint.subscribed_events is None,
+            events=set(
+                SUBSCRIBABLE_EVENTS
+                if endpoint.subscribed_events is None
+                else endpoint.subscribed_events
+            ),
+        )
+
+    @classmethod
+    def read(cls, posted: FormData) -> EndpointForm:
+        return cls(
+            url=text(posted, "url", limit=4096),
+            # One character over the limit is kept, so that a long text is refused, not cut.
+            description=text(posted, "description", limit=MAX_DESCRIPTION + 1),
+            enabled=text(posted, "enabled") == "on",
+            retry_policy=text(posted, "retry_policy"),
+            all_events=text(posted, "all_events") == "on",
+            events=set(texts(posted, "events")),
+        )
+
+    @property
+    def subscribed_events(self) -> list[str] | None:
+        """The events to store, in catalog order (None: every event)."""
+        if self.all_events:
+            return None
+        return [e for e in SUBSCRIBABLE_EVENTS if e in self.events]
+
+
+def preset(posted: FormData, form: EndpointForm) -> bool:
+    """The no-JavaScript "select all / none" buttons: change the boxes and save nothing yet."""
+    choice = text(posted, "events_preset")
+    if choice not in ("all", "none"):
+        return False
+    form.events = set(SUBSCRIBABLE_EVENTS) if choice == "all" else set()
+    return True
+
+
+async def vet(platform: Platform, form: EndpointForm) -> str:
+    """Check every field (messages into ``form.errors``); return the normalized URL."""
+    normalized = ""
+    if not form.url:
+        form.errors["url"] = "Enter the HTTPS URL of your endpoint."
+    else:
+        try:
+            vetted = await check_url(form.url, allow_unsafe=platform.settings.allow_unsafe_targets)
+            normalized = vetted.url
+        except UnsafeURL as exc:
+            form.errors["url"] = exc.message
+    if len(form.description) > MAX_DESCRIPTION:
+        form.errors["description"] = f"At most {MAX_DESCRIPTION} characters."
+    if form.retry_policy not in RETRY_POLICIES:
+        form.errors["retry_policy"] = "Choose a retry policy."
+    unknown = sorted(form.events - set(SUBSCRIBABLE_EVENTS))
+    if unknown:
+        form.errors["events"] = f"Unknown event(s): {', '.join(unknown)}."
+    return normalized
+
+
+def changes(form: EndpointForm) -> dict[str, Any]:
+    """Every field of the form but the URL, as ``endpoint_store.update`` takes them."""
+    return {
+        "description": form.description,
+        "enabled": form.enabled,
+        "retry_policy": form.retry_policy,
+        "subscribed_events": form.subscribed_events,
+    }
+
+
+def refused(form: EndpointForm, exc: Conflict) -> None:
+    """A store refusal (limit, duplicate URL) shown next to the field it names."""
+    where = getattr(exc, "field", None) or "url"
+    message = exc.message.removeprefix(f"{where}: ")
+    form.errors[where] = message[:1].upper() + message[1:]
+
+
+def form_context(form: EndpointForm) -> dict[str, Any]:
+    """What ``_endpoint_form.html`` needs besides its action."""
+    return {
+        "form": form,
+        "groups": [
+            (name, [(e, DESCRIPTIONS[e], e in form.events) for e in events])
+            for name, events in EVENT_GROUPS
+        ],
+        "policies": RETRY_POLICIES,
+        "event_count": len(SUBSCRIBABLE_EVENTS),
+        "selected_count": len(SUBSCRIBABLE_EVENTS) if form.all_events else len(form.events),
+    }
+
+
+def links(endpoint: Endpoint | None) -> dict[str, str | None]:
+    """Where an endpoint's page posts: the primary one keeps the webhook pages' addresses."""
+    if endpoint is None:
+        return {"save": "/dashboard/endpoints", "test": None, "secret": None, "delete": None}
+    if endpoint.primary:
+        return {
+            "save": "/dashboard/webhook",
+            "test": "/dashboard/test",
+            "secret": "/dashboard/secret",
+            "delete": None,
+        }
+    base = f"/dashboard/endpoints/{endpoint.id}"
+    return {
+        "save": base,
+        "test": f"{base}/test",
+        "secret": f"{base}/secret",
+        "delete": f"{base}/delete",
+    }
+
+
+def glance(item: stats_store.EndpointGlance | None, endpoint: Endpoint) -> dict[str, str]:
+    """A pill for an endpoint's health: (text, class)."""
+    if endpoint.url is None:
+        return {"text": "no URL yet", "class": "wait"}
+    if not endpoint.enabled:
+        return {"text": "disabled", "class": "wait"}
+    if item is None or item.last_ok is None:
+        return {"text": "no deliveries yet", "class": ""}
+    if item.last_ok:
+        return {"text": "healthy", "class": "ok"}
+    error = hints.label(item.last_error)
+    if item.last_error == ErrorClass.HTTP_STATUS and item.last_status_code is not None:
+        error = f"HTTP {item.last_status_code}"
+    return {"text": f"failing: {error}", "class": "bad"}
+
+
+def endpoint_page(
+    request: Request,
+    account_id: str,
+    endpoint: Endpoint | None,
+    form: EndpointForm,
+    *,
+    status: int = 200,
+) -> Response:
+    """An endpoint's page (its form, test event, secret, recent deliveries), or the "Add an
+    endpoint" page when ``endpoint`` is None."""
+    platform = platform_of(request)
+    recent: list[delivery_store.Delivery] = []
+    if endpoint is not None:
+        with platform.db.read() as conn:
+            recent = delivery_store.list_deliveries(
+                conn, account_id=account_id, endpoint_id=endpoint.id, limit=RECENT
+            )
+    saved = request.query_params.get("saved", "")
+    primary = endpoint is not None and endpoint.primary
+    return page(
+        request,
+        "endpoint.html",
+        {
+            **form_context(form),
+            "endpoint": endpoint,
+            "links": links(endpoint),
+            "recent": recent,
+            "saved": ("Webhook settings saved." if primary else _SAVED.get(saved))
+            if saved
+            else None,
+            "label": hints.label,
+        },
+        status=status,
+    )
+
+
+def get_endpoint(platform: Platform, account_id: str, endpoint_id: str) -> Endpoint:
+    """The account's endpoint (``EndpointNotFound``, a 404 page, for any other id)."""
+    with platform.db.read() as conn:
+        return endpoint_store.get(conn, account_id, endpoint_id)
+
+
+# --- The list -----------------------------------------------------------------------------------
+@router.get("/endpoints")
+def endpoints_page(request: Request, who: CurrentViewer) -> Response:
+    platform = platform_of(request)
+    now = platform.clock.now()
+    with platform.db.read() as conn:
+        rows = endpoint_store.list_for_account(conn, who.account_id)
+        glances = stats_store.endpoint_glances(conn, who.account_id, [e.id for e in rows], now=now)
+    items = [
+        {
+            "endpoint": e,
+            "glance": glances.get(e.id),
+            "pill": glance(glances.get(e.id), e),
+            "href": "/dashboard/webhook" if e.primary else f"/dashboard/endpoints/{e.id}",
+        }
+        for e in rows
+    ]
+    return page(
+        request,
+        "endpoints.html",
+        {
+            "endpoint_rows": items,
+            "limit": platform.settings.max_endpoints_per_account,
+            "changed": {
+                "deleted": "Endpoint deleted.",
+                "enabled": "Endpoint enabled.",
+                "disabled": "Endpoint disabled.",
+            }.get(request.query_params.get("done", "")),
+        },
+    )
+
+
+@router.get("/endpoints/new")
+def new_endpoint_page(request: Request, who: CurrentViewer) -> Response:
+    return endpoint_page(request, who.account_id, None, EndpointForm())
+
+
+@router.post("/endpoints")
+async def create_endpoint(request: Request, who: CurrentViewer, posted: CheckedForm) -> Response:
+    platform = platform_of(request)
+    form = EndpointForm.read(posted)
+    if preset(posted, form):
+        return endpoint_page(request, who.account_id, None, form)
+    url = await vet(platform, form)
+    if not form.errors:
+
+        def create() -> Endpoint:
+            with platform.db.write() as conn:
+                return endpoint_store.create(
+                    conn,
+                    who.account_id,
+                    url=url,
+                    limit=platform.settings.max_endpoints_per_account,
+                    allow_unsafe=platform.settings.allow_unsafe_targets,
+                    now=platform.clock.now(),
+                    box=platform.box,
+                    rng=platform.rng,
+                    **changes(form),
+                )
+
+        try:
+            created = await run_in_threadpool(create)
+        except Conflict as exc:
+            refused(form, exc)
+        else:
+            return RedirectResponse(
+                f"/dashboard/endpoints/{created.id}?saved=added", status_code=303
+            )
+    return endpoint_page(request, who.account_id, None, form, status=400)
+
+
+# --- One endpoint -------------------------------------------------------------------------------
+@router.get("/endpoints/{endpoint_id}")
+def one_endpoint_page(request: Request, who: CurrentViewer, endpoint_id: str) -> Response:
+    endpoint = get_endpoint(platform_of(request), who.account_id, endpoint_id)
+    if endpoint.primary:
+        return RedirectResponse("/dashboard/webhook", status_code=303)
+    return endpoint_page(request, who.account_id, endpoint, EndpointForm.of(endpoint))
+
+
+@router.post("/endpoints/{endpoint_id}")
+async def save_endpoint(
+    request: Request, who: CurrentViewer, endpoint_id: str, posted: CheckedForm
+) -> Response:
+    platform = platform_of(request)
+    endpoint = await run_in_threadpool(get_endpoint, platform, who.account_id, endpoint_id)
+    return await save(request, who.account_id, endpoint, posted)
+
+
+async def save(request: Request, account_id: str, endpoint: Endpoint, posted: FormData) -> Response:
+    """Save an endpoint's form (the primary one's too: its URL only the dashboard sets)."""
+    platform = platform_of(request)
+    form = EndpointForm.read(posted)
+    if preset(posted, form):
+        return endpoint_page(request, account_id, endpoint, form)
+    url = await vet(platform, form)
+    if not form.errors:
+
+        def write() -> None:
+            now = platform.clock.now()
+            with platform.db.write() as conn:
+                if endpoint.primary:
+                    endpoint_store.set_primary_url(
+                        conn, account_id, url, now=now, box=platform.box, rng=platform.rng
+                    )
+                    fields = changes(form)
+                else:
+                    fields = {**changes(form), "url": url}
+                endpoint_store.update(
+                    conn,
+                    account_id,
+                    endpoint.id,
+                    allow_unsafe=platform.settings.allow_unsafe_targets,
+                    now=now,
+                    **fields,
+                )
+
+        try:
+            await run_in_threadpool(write)
+        except Conflict as exc:
+            refused(form, exc)
+        else:
+            where = "/dashboard/webhook" if endpoint.primary else links(endpoint)["save"]
+            return RedirectResponse(f"{where}?saved=1", status_code=303)
+    return endpoint_page(request, account_id, endpoint, form, status=400)
+
+
+@router.post("/endpoints/{endpoint_id}/enabled")
+def set_enabled(
+    request: Request, who: CurrentViewer, endpoint_id: str, posted: CheckedForm
+) -> Response:
+    """The list's Enable / Disable buttons."""
+    platform = platform_of(request)
+    enabled = text(posted, "enabled") == "on"
+    with platform.db.write() as conn:
+        endpoint_store.update(
+            conn, who.account_id, endpoint_id, enabled=enabled, now=platform.clock.now()
+        )
+    done = "enabled" if enabled else "disabled"
+    return RedirectResponse(f"/dashboard/endpoints?done={done}", status_code=303)
+
+
+@router.get("/endpoints/{endpoint_id}/delete")
+def confirm_delete(request: Request, who: CurrentViewer, endpoint_id: str) -> Response:
+    """The confirmation page: what deleting takes with it, and the button that does it."""
+    platform = platform_of(request)
+    with platform.db.read() as conn:
+        endpoint = endpoint_store.get(conn, who.account_id, endpoint_id)
+        count = delivery_store.count_for_endpoint(conn, endpoint.id)
+    if endpoint.primary:
+        return RedirectResponse("/dashboard/webhook", status_code=303)
+    return page(request, "endpoint_delete.html", {"endpoint": endpoint, "deliveries": count})
+
+
+@router.post("/endpoints/{endpoint_id}/delete")
+def delete_endpoint(
+    request: Request, who: CurrentViewer, endpoint_id: str, _form: CheckedForm
+) -> Response:
+    platform = platform_of(request)
+    with platform.db.write() as conn:
+        endpoint_store.delete_endpoint(conn, who.account_id, endpoint_id)
+    return RedirectResponse("/dashboard/endpoints?done=deleted", status_code=303)
+
+
+__all__ = ["EndpointForm", "endpoint_page", "get_endpoint", "links", "router", "save"]

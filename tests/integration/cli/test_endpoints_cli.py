@@ -1,0 +1,162 @@
+"""``callhook endpoints …`` against a real SQLite file: the operator's view of an account's
+endpoints, the same rules as the API, and ``callhook integration`` still on the primary one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from callhook.cli.main import app
+
+runner = CliRunner()
+CRM = "https://127.0.0.1:9443/crm"
+DESK = "https://localhost:9444/desk"
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return {
+        "CALLHOOK_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
+        "CALLHOOK_ALLOW_UNSAFE_TARGETS": "1",
+        "CALLHOOK_LOG_LEVEL": "WARNING",
+    }
+
+
+def run(env: dict[str, str], *args: str, code: int = 0) -> str:
+    result = runner.invoke(app, list(args), env=env)
+    assert result.exit_code == code, result.output
+    return result.output
+
+
+def run_json(env: dict[str, str], *args: str) -> Any:
+    return orjson.loads(run(env, *args, "--json"))
+
+
+@pytest.fixture
+def acc(env: dict[str, str]) -> str:
+    run(env, "migrate")
+    account: str = run_json(env, "accounts", "create", "Acme Telecom")["id"]
+    run(env, "integration", "set-url", account, "https://127.0.0.1:9000/primary")
+    run(env, "integration", "subscribe", account, "incoming_call_start")
+    return account
+
+
+def test_add_list_show_update_remove(env: dict[str, str], acc: str) -> None:
+    added = run_json(
+        env,
+        "endpoints",
+        "add",
+        acc,
+        CRM,
+        "--events",
+        "outgoing_call_end,incoming_call_end",
+        "--description",
+        "CRM",
+    )
+    assert list(added) == [
+        "id",
+        "url",
+        "description",
+        "enabled",
+        "subscribed_events",
+        "retry_policy",
+        "state",
+        "primary",
+        "created_at",
+        "updated_at",
+    ]
+    assert added["url"] == CRM
+    assert added["subscribed_events"] == ["incoming_call_end", "outgoing_call_end"]
+    assert (added["enabled"], added["primary"], added["description"]) == (True, False, "CRM")
+
+    listed = run_json(env, "endpoints", "list", acc)
+    assert [e["id"] for e in listed][1:] == [added["id"]]
+    assert listed[0]["primary"] is True
+    assert listed[0]["subscribed_events"] == ["incoming_call_start"]
+    text = run(env, "endpoints", "list", acc)
+    assert added["id"] in text
+    assert CRM in text
+    assert "primary" in text
+
+    assert run_json(env, "endpoints", "show", acc, added["id"]) == added
+    with_secret = run_json(env, "endpoints", "show", acc, added["id"], "--secret")
+    [secret] = with_secret["secrets"]
+    assert secret["secret"].startswith("whsec_")
+    assert secret["expires_at"] is None
+    shown = run(env, "endpoints", "show", acc, added["id"], "--secret")
+    assert secret["secret"] in shown
+    assert "CRM" in shown
+
+    updated = run_json(
+        env, "endpoints", "update", acc, added["id"], "--events", "all", "--disable", "--url", DESK
+    )
+    assert updated["subscribed_events"] is None
+    assert updated["enabled"] is False
+    assert updated["url"] == DESK
+    assert updated["description"] == "CRM"
+
+    run(env, "endpoints", "remove", acc, added["id"], code=2)  # not a terminal: needs --yes
+    assert len(run_json(env, "endpoints", "list", acc)) == 2
+    assert added["id"] in run(env, "endpoints", "remove", acc, added["id"], "--yes")
+    assert len(run_json(env, "endpoints", "list", acc)) == 1
+
+
+def test_integration_keeps_working_on_the_primary_endpoint(env: dict[str, str], acc: str) -> None:
+    other = run_json(env, "endpoints", "add", acc, CRM, "--events", "sms")
+    run(env, "integration", "subscribe", acc, "voicemail")
+    run(env, "integration", "disable", acc)
+    shown = run_json(env, "integration", "show", acc)
+    assert shown["subscribed_events"] == ["incoming_call_start", "voicemail"]
+    assert shown["enabled"] is False
+    assert shown["url"] == "https://127.0.0.1:9000/primary"
+    again = run_json(env, "endpoints", "show", acc, other["id"])
+    assert again == other  # untouched
+    primary = run_json(env, "endpoints", "list", acc)[0]
+    assert shown["endpoint_id"] == primary["id"]
+
+
+def test_operator_may_set_the_primary_url(env: dict[str, str], acc: str) -> None:
+    primary = run_json(env, "endpoints", "list", acc)[0]
+    updated = run_json(env, "endpoints", "update", acc, primary["id"], "--url", DESK)
+    assert updated["url"] == DESK
+    assert run_json(env, "integration", "show", acc)["url"] == DESK
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["add", "{acc}", "http://[::1", "--events", "sms"], "URL"),
+        (["add", "{acc}", CRM, "--events", "sms,nope"], "subscribed_events: Unknown event 'nope'"),
+        (["add", "{acc}", "https://127.0.0.1:9000/primary", "--events", "sms"], "url: another"),
+        (["add", "{acc}", CRM, "--events", "sms", "--retry-policy", "often"], "retry_policy"),
+        (["add", "acc_01JH8Z00000000000000000000", CRM, "--events", "sms"], "acc_01JH8Z"),
+        (["show", "{acc}", "ep_01JH8Z00000000000000000000"], "not found"),
+        (["update", "{acc}", "ep_nope", "--disable"], "not found"),
+        (["update", "{acc}", "{primary}"], "nothing to change"),
+        (["remove", "{acc}", "{primary}", "--yes"], "primary endpoint"),
+    ],
+)
+def test_refusals_change_nothing(
+    env: dict[str, str], acc: str, args: list[str], message: str
+) -> None:
+    before = run_json(env, "endpoints", "list", acc)
+    primary = before[0]["id"]
+    result = runner.invoke(
+        app, ["endpoints", *(a.format(acc=acc, primary=primary) for a in args)], env=env
+    )
+    assert result.exit_code in (1, 2), result.output
+    assert message in result.output
+    assert run_json(env, "endpoints", "list", acc) == before
+
+
+def test_the_limit_holds_for_the_operator_too(env: dict[str, str], acc: str) -> None:
+    limited = {**env, "CALLHOOK_MAX_ENDPOINTS_PER_ACCOUNT": "2"}
+    run(limited, "endpoints", "add", acc, CRM, "--events", "sms")
+    result = runner.invoke(app, ["endpoints", "add", acc, DESK, "--events", "sms"], env=limited)
+    assert result.exit_code == 1
+    assert "2 endpoints" in result.output
+    assert len(run_json(env, "endpoints", "list", acc)) == 2
