@@ -1,11 +1,16 @@
-"""The ceiling: a minimal, non-durable signed-POST loop with the worker's HTTP client.
+"""The ceiling: a minimal, non-durable signed-POST loop with the fastest client.
 
-Same aiohttp version and connector settings as ``callhook.delivery.sender``, the same headers and
-signatures (``request_headers``, fresh timestamp per request), the same concurrency, against the
-same sink — but no database, no claims, no results. What the worker reaches is reported as a
-ratio of this.
+The same headers and signatures as the worker (``request_headers``, fresh timestamp per
+request), the same concurrency, against the same sink — but no database, no claims, no results,
+no vetting or classification. What the worker reaches is reported as a ratio of this.
 
-Run: ``python -m bench.ceiling --url URL --seconds S --concurrency C`` prints one JSON line.
+``--client pycurl`` (the default) is the fastest client that meets our request rules
+(docs/decisions.md, "HTTP client for deliveries"): libcurl's multi interface on the event loop,
+(``pycurl.AsyncCurlMulti``, as the sender uses it), with plain easy handles (no pinning, no
+head checks). ``--client aiohttp`` is the loop with the client the sender used before.
+
+Run: ``python -m bench.ceiling --url URL --seconds S --concurrency C [--client NAME]`` prints
+one JSON line.
 """
 
 from __future__ import annotations
@@ -13,11 +18,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import os
 import time
 
 import aiohttp
 import orjson
+import pycurl
 
 from callhook.delivery.sender import request_headers
 
@@ -48,7 +53,70 @@ def sample_body(n: int) -> bytes:
     )
 
 
-async def run(url: str, seconds: float, concurrency: int) -> dict[str, float]:
+def signed(n: int) -> tuple[bytes, dict[str, str]]:
+    body = sample_body(n)
+    headers = request_headers(
+        body=body,
+        event_id=f"evt_ceiling{n:020d}",
+        event="incoming_call_start",
+        attempt=1,
+        timestamp=int(time.time()),
+        secrets=(SECRET,),
+    )
+    return body, headers
+
+
+async def run_pycurl(url: str, seconds: float, concurrency: int) -> dict[str, float]:
+    multi = pycurl.AsyncCurlMulti()
+    multi.setopt(pycurl.M_MAXCONNECTS, concurrency)
+    done = 0
+    errors = 0
+    deadline = time.monotonic() + seconds
+
+    async def loop(k: int) -> None:
+        nonlocal done, errors
+        handle = pycurl.Curl()
+        handle.setopt(pycurl.URL, url)
+        handle.setopt(pycurl.NOSIGNAL, 1)
+        handle.setopt(pycurl.POST, 1)
+        handle.setopt(pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_1_1)
+        handle.setopt(pycurl.TIMEOUT_MS, 2000)
+        handle.setopt(pycurl.WRITEFUNCTION, len)  # the body is read and dropped
+        n = k
+        while time.monotonic() < deadline:
+            body, headers = signed(n)
+            handle.setopt(pycurl.HTTPHEADER, [f"{h}: {v}" for h, v in headers.items()])
+            handle.setopt(pycurl.POSTFIELDS, body)
+            try:
+                await multi.perform(handle)
+            except pycurl.error:
+                errors += 1
+            else:
+                if handle.getinfo(pycurl.RESPONSE_CODE) == 200:
+                    done += 1
+                else:
+                    errors += 1
+            n += concurrency
+        handle.close()
+
+    t0 = time.monotonic()
+    cpu0 = time.process_time()
+    try:
+        await asyncio.gather(*(loop(k) for k in range(concurrency)))
+    finally:
+        await multi.aclose()
+    elapsed = time.monotonic() - t0
+    cpu = time.process_time() - cpu0
+    return {
+        "requests": done,
+        "errors": errors,
+        "seconds": elapsed,
+        "rate": done / elapsed if elapsed else 0.0,
+        "cpu_s_per_1000": cpu / done * 1000 if done else 0.0,
+    }
+
+
+async def run_aiohttp(url: str, seconds: float, concurrency: int) -> dict[str, float]:
     connector = aiohttp.TCPConnector(
         limit=concurrency, limit_per_host=0, keepalive_timeout=60, ttl_dns_cache=10
     )
@@ -64,15 +132,7 @@ async def run(url: str, seconds: float, concurrency: int) -> dict[str, float]:
             nonlocal done, errors
             n = k
             while time.monotonic() < deadline:
-                body = sample_body(n)
-                headers = request_headers(
-                    body=body,
-                    event_id=f"evt_ceiling{n:020d}",
-                    event="incoming_call_start",
-                    attempt=1,
-                    timestamp=int(time.time()),
-                    secrets=(SECRET,),
-                )
+                body, headers = signed(n)
                 try:
                     async with session.post(
                         url,
@@ -91,11 +151,10 @@ async def run(url: str, seconds: float, concurrency: int) -> dict[str, float]:
                 n += concurrency
 
         t0 = time.monotonic()
-        cpu0 = os.times()
+        cpu0 = time.process_time()
         await asyncio.gather(*(loop(k) for k in range(concurrency)))
         elapsed = time.monotonic() - t0
-        cpu1 = os.times()
-    cpu = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
+    cpu = time.process_time() - cpu0
     return {
         "requests": done,
         "errors": errors,
@@ -105,18 +164,23 @@ async def run(url: str, seconds: float, concurrency: int) -> dict[str, float]:
     }
 
 
+CLIENTS = {"pycurl": run_pycurl, "aiohttp": run_aiohttp}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Signed-POST ceiling loop (loopback only).")
     parser.add_argument("--url", required=True)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--concurrency", type=int, default=128)
+    parser.add_argument("--client", choices=sorted(CLIENTS), default="pycurl")
     args = parser.parse_args(argv)
     if not args.url.startswith("http://127.0.0.1:"):
         parser.error("the ceiling loop only targets http://127.0.0.1")
     import uvloop
 
     uvloop.install()
-    print(orjson.dumps(asyncio.run(run(args.url, args.seconds, args.concurrency))).decode())
+    result = asyncio.run(CLIENTS[args.client](args.url, args.seconds, args.concurrency))
+    print(orjson.dumps({"client": args.client, **result}).decode())
 
 
 if __name__ == "__main__":

@@ -73,7 +73,7 @@ def rows(
         ),
         Row(
             "Ceiling",
-            f"signed-POST loop, same client, {concurrency} in flight",
+            f"signed-POST loop, fastest client (pycurl), {concurrency} in flight",
             _num(ceiling),
             "",
             "",

@@ -10,13 +10,15 @@ measured at the receiver.
 Control endpoints (``GET``): ``/_stats`` → counts; ``/_window?from=N`` → records N.. as
 ``{"count", "first", "last", "latencies_ms", "by_prefix", "duplicates"}``.
 
-Run: ``python -m bench.sink --port 0`` prints ``READY <port>`` once listening.
+Run: ``python -m bench.sink --port 0`` prints ``READY <port>`` once listening; with
+``--certfile`` and ``--keyfile`` it serves HTTPS (``bench/http_clients.py``).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import ssl
 import sys
 import time
 from datetime import datetime
@@ -169,11 +171,11 @@ class SinkProtocol(asyncio.Protocol):
         return head + body
 
 
-async def serve(port: int) -> None:
+async def serve(port: int, tls: ssl.SSLContext | None = None) -> None:
     loop = asyncio.get_running_loop()
     records = Records()
     server = await loop.create_server(
-        lambda: SinkProtocol(records), "127.0.0.1", port, backlog=4096
+        lambda: SinkProtocol(records), "127.0.0.1", port, backlog=4096, ssl=tls
     )
     bound = server.sockets[0].getsockname()[1]
     print(f"READY {bound}", flush=True)
@@ -184,7 +186,13 @@ async def serve(port: int) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Benchmark webhook sink (loopback only).")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--certfile", help="serve HTTPS with this certificate chain (PEM)")
+    parser.add_argument("--keyfile", help="the certificate's private key (PEM)")
     args = parser.parse_args(argv)
+    tls = None
+    if args.certfile:
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(args.certfile, args.keyfile)
     try:
         import uvloop
 
@@ -192,7 +200,7 @@ def main(argv: list[str] | None = None) -> None:
     except ImportError:  # pragma: no cover - uvloop is a dependency off Windows
         pass
     try:
-        asyncio.run(serve(args.port))
+        asyncio.run(serve(args.port, tls))
     except KeyboardInterrupt:
         sys.exit(0)
 

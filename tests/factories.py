@@ -191,3 +191,19 @@ def publish_sample(
     if idempotency_key is not None:
         item["idempotency_key"] = idempotency_key
     return platform.publisher.publish([parse_event(item)])[0]
+
+
+def make_user(platform: Platform, account_id: str, email: str) -> str:
+    """A dashboard user of the account (password ``correct horse battery``); its id."""
+    from callhook.store import users as user_store
+
+    with platform.db.write() as conn:
+        user = user_store.create(
+            conn,
+            account_id=account_id,
+            email=email,
+            password="correct horse battery",
+            now=platform.clock.now(),
+            rng=platform.rng,
+        )
+    return user.id

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -77,10 +77,59 @@ class Metrics:
             ["status"],
             registry=self.registry,
         )
+        # Alerts (callhook.alerts.outbox): each counted once per channel when it ends.
+        self.alerts_sent = Counter(
+            "callhook_alerts_sent_total",
+            "Alerts sent, by channel (webhook, email) and kind (endpoint.failing, ...)",
+            ["channel", "kind"],
+            registry=self.registry,
+        )
+        self.alert_failures = Counter(
+            "callhook_alert_send_failures_total",
+            "Tries to send an alert that failed (retried later), by channel and kind",
+            ["channel", "kind"],
+            registry=self.registry,
+        )
+        self.alerts_abandoned = Counter(
+            "callhook_alerts_abandoned_total",
+            "Alerts given up after CALLHOOK_ALERT_RETRY_HOURS of failed tries, by channel and kind",
+            ["channel", "kind"],
+            registry=self.registry,
+        )
 
     def watch_queue(self, read: Callable[[], tuple[int, int, float]]) -> None:
         """Export queue depth and oldest due age, read by ``read`` at scrape time."""
         self.registry.register(_QueueCollector(read))
+
+    def watch_alerts(self, read: Callable[[], Mapping[str, int]]) -> None:
+        """Export alerts waiting to be sent per channel, read by ``read`` at scrape time."""
+        self.registry.register(
+            _LabelledGauge(
+                "callhook_alerts_pending", "Alerts waiting to be sent, by channel", "channel", read
+            )
+        )
+
+    def watch_endpoints(self, read: Callable[[], Mapping[str, int]]) -> None:
+        """Export endpoints per state (active, paused, failing, disabled), read by ``read`` at
+        scrape time."""
+        self.registry.register(
+            _LabelledGauge("callhook_endpoints", "Endpoints by state", "state", read)
+        )
+
+
+class _LabelledGauge(Collector):
+    """One gauge with one label, its values read at scrape time."""
+
+    def __init__(
+        self, name: str, documentation: str, label: str, read: Callable[[], Mapping[str, int]]
+    ) -> None:
+        self._name, self._doc, self._label, self._read = name, documentation, label, read
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(self._name, self._doc, labels=[self._label])
+        for value, count in sorted(self._read().items()):
+            family.add_metric([value], count)
+        yield family
 
 
 class _QueueCollector(Collector):

@@ -9,12 +9,13 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+from callhook.alerts.config import alert_config
 from callhook.core.clock import Clock, SystemClock
 from callhook.core.ids import Randomness
 from callhook.metrics import Metrics
 from callhook.publish import Publisher
 from callhook.settings import Settings
-from callhook.store import queue, wake
+from callhook.store import alerts, queue, stats, wake
 from callhook.store.db import Database
 from callhook.store.secretbox import SecretBox, load_secret_box
 
@@ -38,6 +39,8 @@ class Platform:
         rng: Randomness | None = None,
         db: Database | None = None,
     ) -> Platform:
+        # Refuse bad alert settings at start, not when the first alert cannot go out.
+        alert_config(settings)
         clock = clock or SystemClock()
         rng = rng or random.SystemRandom()
         db = db or Database(settings.database_url)
@@ -57,8 +60,20 @@ class Platform:
         if pinger is not None:
             platform.publisher.on_publish(pinger.ping)
         platform.metrics.watch_queue(platform.queue_stats)
+        platform.metrics.watch_alerts(platform.alert_backlog)
+        platform.metrics.watch_endpoints(platform.endpoint_states)
         return platform
 
     def queue_stats(self) -> tuple[int, int, float]:
         with self.db.read() as conn:
             return queue.queue_stats(conn, now=self.clock.now())
+
+    def alert_backlog(self) -> dict[str, int]:
+        """Alerts waiting to be sent, per channel (the ``callhook_alerts_pending`` gauge)."""
+        with self.db.read() as conn:
+            return alerts.pending_by_channel(conn)
+
+    def endpoint_states(self) -> dict[str, int]:
+        """Endpoints per state (the ``callhook_endpoints`` gauge)."""
+        with self.db.read() as conn:
+            return stats.endpoints_by_state(conn)

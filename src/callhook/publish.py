@@ -190,6 +190,11 @@ class Publisher:
             self.notify()
         return results
 
+    def write(self, conn: Connection, requests: Sequence[PublishRequest]) -> list[Published]:
+        """``publish`` inside the caller's transaction: no commit, no retry, no wake-up (for
+        ``callhook.store.group_commit``, which commits many publishes together)."""
+        return self._publish(conn, requests)
+
     def primary_endpoint_id(self, account_id: str) -> str | None:
         """The id of the account's primary endpoint (None without one)."""
         with self._db.read() as conn:

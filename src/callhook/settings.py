@@ -77,6 +77,24 @@ class Settings:
     # Rate limits (requests per second, with a burst of ``rate_limit_burst``).
     rate_limit_per_token: float = 50.0
     rate_limit_burst: int = 100
+    # Alerts (``callhook.alerts``): operational webhooks to the operator's URL, signed with
+    # their own secret, and mail to each account's dashboard users. Checked at start
+    # (``callhook.alerts.config``): a URL the vetting refuses or a malformed SMTP setting stops
+    # the process with a message naming the variable.
+    operational_webhook_url: str | None = None
+    operational_webhook_secret: str | None = field(default=None, repr=False)
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_username: str | None = None
+    smtp_password: str | None = field(default=None, repr=False)
+    smtp_from: str | None = None
+    # STARTTLS on a plain connection (port 587), or TLS from the first byte (port 465).
+    smtp_starttls: bool = True
+    smtp_tls: bool = False
+    smtp_timeout: float = 10.0
+    # How often the alert sender looks for alerts due, and how long it keeps retrying one.
+    alert_poll_interval: float = 2.0
+    alert_retry_hours: float = 24.0
     log_level: str = "INFO"
     log_json: bool = True
     extra: Mapping[str, str] = field(default_factory=dict)

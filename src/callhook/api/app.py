@@ -30,6 +30,7 @@ def create_app(
     rng: Randomness | None = None,
     run_worker: bool = False,
     on_worker_failure: Callable[[BaseException], None] | None = None,
+    fast_ingest: bool = True,
 ) -> FastAPI:
     """Build the ASGI app. With ``run_worker`` the app also runs a delivery worker, woken on
     every publish, started and drained by the app's lifespan (SIGTERM drains in-flight attempts).
@@ -37,7 +38,9 @@ def create_app(
     A worker that stops by itself (``WorkerFailed``: one of its tasks died; it has drained and
     logged why) is kept as ``app.state.worker_failure`` and passed to ``on_worker_failure``:
     ``callhook serve`` and ``callhook demo`` then shut the server down and exit non-zero, rather
-    than accept events that nothing in the process delivers.
+    than accept events that nothing in the process delivers. ``fast_ingest=False`` leaves
+    publishing to the FastAPI route alone (``IngestFastPath`` answers the same; tests compare
+    the two).
     """
     platform = platform or Platform.create(settings, clock=clock, rng=rng)
 
@@ -45,6 +48,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stop = asyncio.Event()
         task = None
+        app.state.ingest_writer = ingest.ingest_writer(platform)  # closed at shutdown
         if run_worker:
             worker = Worker.for_platform(platform)
             platform.publisher.on_publish(worker.wake)
@@ -54,6 +58,8 @@ def create_app(
         try:
             yield
         finally:
+            # uvicorn has finished the requests in flight: what they queued is written.
+            await asyncio.to_thread(ingest.writer_of(app).close, 30.0)
             stop.set()
             if task is not None:
                 await asyncio.wait([task])  # a failure was reported by ``worker_ended``
@@ -78,10 +84,14 @@ def create_app(
     )
     app.state.platform = platform
     app.state.settings = settings
+    app.state.ingest_writer = ingest.ingest_writer(platform)
     error_mapping.install(app)
     app.include_router(health.router)
     app.include_router(ingest.router)
     _include_optional_routers(app)
+    # Added first, so inside RequestIdMiddleware (the last added is the outermost).
+    if fast_ingest:
+        app.add_middleware(ingest.IngestFastPath)
     app.add_middleware(RequestIdMiddleware)
     return app
 

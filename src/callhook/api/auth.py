@@ -51,6 +51,19 @@ def _without_recording(conn: Connection, plaintext: str, now: datetime) -> Token
     return token
 
 
+def authenticate_in(conn: Connection, plaintext: str, now: datetime) -> Token:
+    """The active token for ``plaintext``, checked inside the caller's write transaction (the
+    group commit of ingest: ``callhook.api.ingest``); records its use as
+    ``token_store.authenticate`` does, and only when that would. ``AuthenticationFailed``
+    otherwise, with that function's messages."""
+    token = _without_recording(conn, plaintext, now)
+    if isinstance(token, _Unknown):
+        raise AuthenticationFailed("Invalid access token.")
+    if token is not None:
+        return token
+    return token_store.authenticate(conn, plaintext, now=now)
+
+
 def _authenticate(platform: Platform, plaintext: str) -> Token:
     """``token_store.authenticate``, in a read transaction when it would write nothing.
 

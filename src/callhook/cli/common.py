@@ -91,12 +91,18 @@ DatabaseOption = typer.Option(
 
 
 def settings_from_env(**overrides: Any) -> Settings:
+    from callhook.alerts.config import alert_config
+    from callhook.errors import ConfigurationError
     from callhook.settings import Settings
 
     try:
-        return Settings.from_env(**overrides)
+        settings = Settings.from_env(**overrides)
+        alert_config(settings)  # a bad alert setting is a usage error, before anything starts
     except ValueError as exc:
         raise fail(str(exc), code=2) from exc
+    except ConfigurationError as exc:
+        raise fail(exc.message, code=2) from exc
+    return settings
 
 
 def fail(message: str, *, code: int = 2) -> typer.Exit:

@@ -13,7 +13,9 @@ import gc
 import logging
 import os
 import signal
+import socket
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -67,9 +69,17 @@ def settle_heap() -> None:
     gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
 
 
-def run_server(settings: Settings, *, run_worker: bool, platform: Platform | None = None) -> None:
+def run_server(
+    settings: Settings,
+    *,
+    run_worker: bool,
+    platform: Platform | None = None,
+    sock: socket.socket | None = None,
+) -> None:
     """Serve the API (and the worker) until SIGTERM/SIGINT, then drain and exit 0. If the
-    worker stops by itself (``WorkerFailed``), drain and exit 1 saying why."""
+    worker stops by itself (``WorkerFailed``), drain and exit 1 saying why. With ``sock``, on
+    that listening socket (shared by ``serve --processes N``) instead of binding
+    ``settings.host``/``settings.port``."""
     import uvicorn
 
     from callhook.api.app import create_app
@@ -104,7 +114,7 @@ def run_server(settings: Settings, *, run_worker: bool, platform: Platform | Non
     settle_heap()
     server = uvicorn.Server(config)
     try:
-        server.run()
+        server.run(sockets=None if sock is None else [sock])
     finally:
         # Closes the pools and leaves a SQLite file's write-ahead log folded and empty.
         app.state.platform.db.dispose()
@@ -121,11 +131,21 @@ def serve(
     auto_migrate: Annotated[
         bool, typer.Option("--migrate/--no-migrate", help="Apply migrations at start.")
     ] = True,
+    processes: Annotated[
+        int,
+        typer.Option(
+            "--processes",
+            "-p",
+            min=1,
+            help="API processes sharing the port, one event loop each (default 1; one per core "
+            "for the most publishes per second). The worker runs in the first.",
+        ),
+    ] = 1,
     database_url: str | None = DatabaseOption,
 ) -> None:
     """The API and dashboard, with a delivery worker.
 
-    One process; --no-worker leaves delivery to `callhook worker` processes.
+    One process by default; --no-worker leaves delivery to `callhook worker` processes.
     """
     from callhook import logs
 
@@ -139,14 +159,57 @@ def serve(
         upgrade(db)
         db.dispose()
     delivering = "and a delivery worker" if worker else "without a worker (--no-worker)"
+    plural = f" in {processes} processes" if processes > 1 else ""
     console.print(
-        f"Callhook API and dashboard on http://{settings.host}:{settings.port} {delivering}; "
-        f"database {display_url(settings.database_url)}; metrics on /metrics. "
-        "Ctrl-C or SIGTERM drains and stops.",
+        f"Callhook API and dashboard on http://{settings.host}:{settings.port}{plural} "
+        f"{delivering}; database {display_url(settings.database_url)}; metrics on /metrics "
+        "(per process). Ctrl-C or SIGTERM drains and stops.",
         highlight=False,
         soft_wrap=True,
     )
-    run_server(settings, run_worker=worker)
+    if processes == 1:
+        run_server(settings, run_worker=worker)
+        return
+    raise typer.Exit(serve_processes(settings, processes, run_worker=worker))
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A bound, listening TCP socket (IPv4 or IPv6 by the host), inheritable by children."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def run_api_process(settings: Settings, run_worker: bool, sock: socket.socket) -> None:
+    """One of ``serve --processes N``: the API on the shared socket until SIGTERM/SIGINT."""
+    from callhook import logs
+
+    logs.configure(settings.log_level, json=settings.log_json)
+    run_server(settings, run_worker=run_worker, sock=sock)
+
+
+def serve_processes(settings: Settings, processes: int, *, run_worker: bool) -> int:
+    """``serve --processes N``: N API processes accepting on one listening socket.
+
+    The socket is bound here, once, and handed to each child (as uvicorn's ``--workers`` does;
+    whichever process is free accepts the next connection). Children are supervised like
+    ``worker --processes`` (restarted when they die, drained on SIGTERM/SIGINT). Each has its
+    own group commit and pools; on SQLite they take turns writing (``Database.writer_slot``).
+    The delivery worker, when asked for, runs in the first process only.
+    """
+    sock = listening_socket(settings.host, settings.port)
+    try:
+        return supervise(
+            processes,
+            target=run_api_process,
+            args=lambda i: (settings, run_worker and i == 0, sock),
+        )
+    finally:
+        sock.close()
 
 
 async def run_worker_until_signalled(platform: Platform) -> None:
@@ -195,16 +258,22 @@ DRAIN_TIMEOUT = 30.0
 CRASH_LOOP_SECONDS = 5.0
 
 
-def supervise(settings: Settings, processes: int) -> int:
-    """Run ``processes`` worker processes until SIGTERM/SIGINT; restart any that die."""
+def supervise(
+    processes: int,
+    *,
+    target: Callable[..., None],
+    args: Callable[[int], tuple[Any, ...]],
+) -> int:
+    """Run ``processes`` children (``target(*args(i))`` for child ``i``) until SIGTERM/SIGINT;
+    restart any that die."""
     import multiprocessing
 
     log = logging.getLogger("callhook.supervisor")
     ctx = multiprocessing.get_context("spawn")
     stopping = False
 
-    def start() -> Any:
-        child = ctx.Process(target=run_worker_process, args=(settings,), daemon=False)
+    def start(i: int) -> Any:
+        child = ctx.Process(target=target, args=args(i), daemon=False)
         child.start()
         return child
 
@@ -214,17 +283,17 @@ def supervise(settings: Settings, processes: int) -> int:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, on_signal)
-    children = [start() for _ in range(processes)]
+    children = [start(i) for i in range(processes)]
     started = [time.monotonic()] * processes
     while not stopping:
         time.sleep(0.2)
         for i, child in enumerate(children):
             if child.is_alive() or stopping:
                 continue
-            log.warning("worker process exited; restarting", extra={"exitcode": child.exitcode})
+            log.warning("child process exited; restarting", extra={"exitcode": child.exitcode})
             if time.monotonic() - started[i] < CRASH_LOOP_SECONDS:
-                time.sleep(1.0)  # do not spin on a worker that cannot start
-            children[i], started[i] = start(), time.monotonic()
+                time.sleep(1.0)  # do not spin on a child that cannot start
+            children[i], started[i] = start(i), time.monotonic()
     for child in children:
         if child.is_alive() and child.pid is not None:
             # SIGTERM: the child stops claiming, finishes in-flight attempts, releases the rest.
@@ -260,7 +329,7 @@ def worker(
         run_worker_process(settings)
         return
     logs.configure(settings.log_level, json=settings.log_json)
-    raise typer.Exit(supervise(settings, processes))
+    raise typer.Exit(supervise(processes, target=run_worker_process, args=lambda _i: (settings,)))
 
 
 def worker_banner(settings: Settings, processes: int, pid: int) -> str:

@@ -61,6 +61,7 @@ def prune(
                 "call_sequences": report.call_sequences,
                 "sessions": report.sessions,
                 "login_failures": report.login_failures,
+                "alerts": report.alerts,
                 "batches": report.batches,
             }
         )

@@ -50,7 +50,13 @@ async def prune_periodically(
         except Exception as exc:
             log.warning("prune failed", extra={"error": str(exc).strip()[:200]})
         else:
-            if report.deliveries or report.events or report.sessions or report.login_failures:
+            if (
+                report.deliveries
+                or report.events
+                or report.sessions
+                or report.login_failures
+                or report.alerts
+            ):
                 log.info(
                     "pruned",
                     extra={
@@ -60,6 +66,7 @@ async def prune_periodically(
                         "call_sequences": report.call_sequences,
                         "sessions": report.sessions,
                         "login_failures": report.login_failures,
+                        "alerts": report.alerts,
                     },
                 )
         await _sleep(stop, interval)

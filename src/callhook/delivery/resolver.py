@@ -1,9 +1,11 @@
 """The SSRF guard's I/O edge: resolve a webhook host, vet every address, hand out only those.
 
-:class:`VettingResolver` plugs into ``aiohttp.TCPConnector(resolver=...)``. aiohttp connects
-to exactly the addresses a resolver returns (TLS SNI and the ``Host`` header stay the name),
-so vetting inside the resolver leaves no DNS-rebinding window between "checked" and
-"connected": there is no second lookup.
+:class:`VettingResolver` is the lookup the sender's transport (``delivery/_transport.py``)
+pins its connections to (``CURLOPT_CONNECT_TO``), and it plugs into
+``aiohttp.TCPConnector(resolver=...)`` too. Either way the connection goes to exactly the
+addresses it returned (TLS SNI and the ``Host`` header stay the name), so vetting inside the
+resolver leaves no DNS-rebinding window between "checked" and "connected": there is no second
+lookup.
 
 What aiohttp 3.14 does with IP-literal hosts (established by
 ``tests/integration/delivery/test_resolver.py``, which fails if it changes):

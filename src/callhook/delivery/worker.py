@@ -28,6 +28,7 @@ import contextlib
 import logging
 import os
 import socket
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Self
 
@@ -35,6 +36,7 @@ from callhook.core import ordering
 from callhook.core.breaker import Breakers
 from callhook.core.clock import Clock
 from callhook.core.ids import Randomness
+from callhook.delivery import sidetasks
 from callhook.delivery.attempt import Attempts
 from callhook.delivery.claims import Claims, left_out
 from callhook.delivery.dispatch import Dispatch
@@ -44,6 +46,7 @@ from callhook.delivery.leaseholder import Leaseholder
 from callhook.delivery.leases import Leases
 from callhook.delivery.recorder import Recorder
 from callhook.delivery.sender import Sender
+from callhook.delivery.sidetasks import SideTask
 from callhook.delivery.tasks import Tasks
 from callhook.metrics import Metrics
 from callhook.platform import Platform
@@ -70,8 +73,11 @@ class Worker:
         box: SecretBox,
         metrics: Metrics | None = None,
         worker_id: str | None = None,
+        side_tasks: Sequence[SideTask] = (),
     ) -> None:
         self._db = db
+        # Work beside delivering (the alert sender), each watched: restarted if it raises.
+        self._side_tasks = tuple(side_tasks)
         self._settings = settings
         self._clock = clock
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
@@ -137,6 +143,7 @@ class Worker:
             box=platform.box,
             metrics=platform.metrics,
             worker_id=worker_id,
+            side_tasks=sidetasks.for_platform(platform),
         )
 
     @property
@@ -198,6 +205,10 @@ class Worker:
                         sweep_lines_periodically(
                             self._db, self._settings, self._clock, stop, wake=self.wake
                         ),
+                    ),
+                    *(
+                        tasks.start(f"side task {sidetasks.name_of(t)}", sidetasks.watched(t, stop))
+                        for t in self._side_tasks
                     ),
                 ]
                 claimer = tasks.start("claim loop", self._claim_loop(stop))

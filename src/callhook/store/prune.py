@@ -10,7 +10,8 @@ What is pruned, ``older_than`` before ``now`` (when retention is on):
 - the events of those deliveries once no delivery references them (``ix_deliveries_event_id``);
 - events that never had a delivery (``skip_reason`` set) created before the cut-off (partial index
   ``ix_events_skipped``; event ids sort by creation time);
-- the per-call sequence counters (``call_sequences``) of calls none of whose events is left.
+- the per-call sequence counters (``call_sequences``) of calls none of whose events is left;
+- alerts that are done (sent, given up, skipped) created before the cut-off (``store.alerts``).
 
 Always, whatever the retention: dashboard sessions past their lifetime and failed sign-ins older
 than the throttling window (``web_sessions``).
@@ -36,6 +37,7 @@ from sqlalchemy import Connection, and_, delete, exists, func, or_, select, tupl
 
 from callhook.core.ids import sortable_id
 from callhook.core.outcome import DeliveryStatus
+from callhook.store import alerts as alert_store
 from callhook.store import dialect
 from callhook.store import web_sessions as session_store
 from callhook.store.db import Database
@@ -56,6 +58,7 @@ class PruneReport:
     call_sequences: int = 0
     sessions: int = 0
     login_failures: int = 0
+    alerts: int = 0
 
     def add(self, other: PruneReport) -> None:
         self.deliveries += other.deliveries
@@ -65,6 +68,7 @@ class PruneReport:
         self.call_sequences += other.call_sequences
         self.sessions += other.sessions
         self.login_failures += other.login_failures
+        self.alerts += other.alerts
 
 
 class _NoBits:
@@ -204,11 +208,20 @@ def prune(
             report = prune_accounts_state(conn, now=now, limit=batch_size)
             if older_than is not None:
                 report.add(prune_batch(conn, cutoff=now - older_than, limit=batch_size))
+                report.alerts = alert_store.prune_finished(
+                    conn, before=now - older_than, limit=batch_size
+                )
         report.batches = 1
         total.add(report)
         done = all(
             n < batch_size
-            for n in (report.deliveries, report.events, report.sessions, report.login_failures)
+            for n in (
+                report.deliveries,
+                report.events,
+                report.sessions,
+                report.login_failures,
+                report.alerts,
+            )
         )
         if done or (max_batches is not None and total.batches >= max_batches):
             break

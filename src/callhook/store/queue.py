@@ -87,7 +87,7 @@ _NOW = bindparam("now", type_=UTCDateTime)
 # slow endpoints' backlogs) come before a healthy endpoint's one new event, for as long as it
 # took to claim them all. Instead:
 #
-# 1. ``walk``: the endpoints that have pending deliveries, found by skipping through the
+# 1. ``walk`` (``_walk``): the endpoints that have pending deliveries, found by skipping through the
 #    partial index ``ix_deliveries_pending_endpoint`` one endpoint at a time (a recursive "next
 #    endpoint id after this one": one index seek per endpoint, never a read of their rows);
 # 2. ``candidates``: for each of those endpoints (but the excluded ones: no room in the worker,
@@ -99,29 +99,45 @@ _NOW = bindparam("now", type_=UTCDateTime)
 # "Oldest" is by ``claim_key`` (issue 14, ``core.ordering.claim_key``): the due time, plus 30 s
 # for bulk events, so within an endpoint and within a turn call-control events come first and
 # bulk ones are never starved. The per-endpoint read walks ``ix_deliveries_pending_endpoint``
-# (endpoint_id, claim_key): rows with a key up to now are all due; past that it skips only rows
-# falling due within the aging window. SQLite is told the index (``INDEXED BY``): without
-# statistics its planner preferred ``ix_deliveries_due`` for the range on ``next_attempt_at``,
-# a read of every due row of every endpoint per endpoint.
+# (endpoint_id, claim_key, next_attempt_at): rows with a key up to now are all due; past that it
+# skips only rows falling due within the aging window. On SQLite that read is held to the index
+# too (without statistics its planner took ``ix_deliveries_due``, every due row per endpoint).
 #
 # So an endpoint's due event is among the first claimed as soon as fewer than ``limit``
 # endpoints have due work ahead of it in its turn, whatever their backlogs.
 _PENDING = f"'{DeliveryStatus.PENDING.value}'"  # a literal: the partial index's own condition
-_WALK = f"""
+# SQLite's planner picks ``ix_deliveries_due (status, …)`` for the pending rows' smallest
+# ``endpoint_id`` and reads every pending row per step (measured: 60–150 ms per claim at 20,000
+# pending); ``INDEXED BY`` holds it to the seek. PostgreSQL finds the partial index itself.
+_PENDING_INDEX = {
+    "sqlite": "INDEXED BY ix_deliveries_pending_endpoint",
+    "postgresql": "",
+}
+
+
+def _walk(dialect_name: str) -> str:
+    hint = _PENDING_INDEX[dialect_name]
+    return f"""
 walk(endpoint_id) AS (
-    SELECT MIN(endpoint_id) FROM deliveries WHERE status = {_PENDING}
+    SELECT MIN(endpoint_id) FROM deliveries {hint} WHERE status = {_PENDING}
     UNION ALL
     SELECT (
-        SELECT MIN(d.endpoint_id) FROM deliveries d
+        SELECT MIN(d.endpoint_id) FROM deliveries d {hint}
         WHERE d.status = {_PENDING} AND d.endpoint_id > walk.endpoint_id
     )
     FROM walk WHERE walk.endpoint_id IS NOT NULL
 )"""  # noqa: S608 (constants only, no input)
+
+
+# One endpoint's oldest due rows, ordered as ``ix_deliveries_pending_endpoint`` is. SQLite reads
+# that index (tested). PostgreSQL chooses by its statistics between it and ``ix_deliveries_due``
+# filtered on the endpoint (measured on 20,000 pending over 10 endpoints: the latter, 17–20 ms
+# per claim of 256; pinning it to the partial index made that 35–65 ms there).
 _DUE = f"""
         d2.status = {_PENDING} AND d2.endpoint_id = walk.endpoint_id
         AND d2.next_attempt_at <= :now
         AND (d2.lease_until IS NULL OR d2.lease_until <= :now)
-        ORDER BY d2.claim_key LIMIT :per_endpoint"""
+        ORDER BY d2.endpoint_id, d2.claim_key LIMIT :per_endpoint"""
 _CANDIDATES = {
     "postgresql": f"""
 candidates AS (
@@ -160,7 +176,8 @@ RETURNING id"""
 
 
 def _claim_statement(conn: Connection) -> Any:
-    sql = f"WITH RECURSIVE {_WALK},{_CANDIDATES[conn.dialect.name]},{_CHOSEN}{_UPDATE}"
+    name = conn.dialect.name
+    sql = f"WITH RECURSIVE {_walk(name)},{_CANDIDATES[name]},{_CHOSEN}{_UPDATE}"
     return text(sql).bindparams(
         bindparam("now", type_=UTCDateTime),
         bindparam("lease_until", type_=UTCDateTime),

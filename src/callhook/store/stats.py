@@ -35,7 +35,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, case, func, select
 
 from callhook.core.outcome import NOT_THE_ENDPOINT, DeliveryStatus
-from callhook.store.tables import attempts, deliveries
+from callhook.store.tables import attempts, deliveries, endpoints
 
 _DELIVERED = DeliveryStatus.DELIVERED.value
 _FAILED = DeliveryStatus.FAILED.value
@@ -209,6 +209,28 @@ def _as_datetime(value: Any) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+#: The endpoint states of issue 15, each exported (0 when none) so a dashboard's series exist.
+ENDPOINT_STATES = ("active", "paused", "failing", "disabled")
+
+
+def endpoints_by_state(conn: Connection) -> dict[str, int]:
+    """How many configured endpoints are in each state, for the ``callhook_endpoints`` gauge.
+
+    Until the state machine keeps ``state``, an endpoint with a URL is ``active`` when
+    enabled and ``disabled`` when not; ``paused`` and ``failing`` stay 0 (the breaker's state
+    lives in each worker's memory). The state machine replaces this with a ``GROUP BY state``.
+    """
+    counts = dict.fromkeys(ENDPOINT_STATES, 0)
+    rows = conn.execute(
+        select(endpoints.c.enabled, func.count())
+        .where(endpoints.c.url.is_not(None))
+        .group_by(endpoints.c.enabled)
+    )
+    for enabled, count in rows:
+        counts["active" if enabled else "disabled"] += int(count)
+    return counts
+
+
 @dataclass(frozen=True, slots=True)
 class EndpointGlance:
     """One endpoint's health at a glance over the 24 hours before ``now``: its deliveries
@@ -238,11 +260,11 @@ def endpoint_glances(
         for row in conn.execute(
             select(
                 deliveries.c.endpoint_id,
-                func.sum(case((status == "delivered", 1), else_=0)).label("delivered"),
-                func.sum(case((_failing(status), 1), else_=0)).label("failed"),
+                func.sum(case((status == _DELIVERED, 1), else_=0)).label("n_delivered"),
+                func.sum(case((_failing(status), 1), else_=0)).label("n_failed"),
                 func.sum(
-                    case(((status == "pending") & (deliveries.c.attempts == 0), 1), else_=0)
-                ).label("pending"),
+                    case(((status == _PENDING) & (deliveries.c.attempts == 0), 1), else_=0)
+                ).label("n_pending"),
             )
             .where(deliveries.c.account_id == account_id, deliveries.c.created_at >= since)
             .group_by(deliveries.c.endpoint_id)
@@ -268,9 +290,9 @@ def endpoint_glances(
         ).first()
         found = counts.get(endpoint_id)
         out[endpoint_id] = EndpointGlance(
-            delivered=int(found.delivered or 0) if found else 0,
-            failed=int(found.failed or 0) if found else 0,
-            pending=int(found.pending or 0) if found else 0,
+            delivered=int(found.n_delivered or 0) if found else 0,
+            failed=int(found.n_failed or 0) if found else 0,
+            pending=int(found.n_pending or 0) if found else 0,
             last_attempt_at=None if last is None else _as_datetime(last.last_attempt_at),
             last_ok=None if last is None else last.last_error_class is None,
             last_error=None if last is None else last.last_error_class,

@@ -262,3 +262,31 @@ attempts = Table(
     Column("error_message", Text, nullable=True),
     Column("request_headers", Text, nullable=True),
 )
+
+#: The alert outbox (``callhook.alerts``): one row per alert and channel, written by the state
+#: machine in its own transaction and drained by each worker's alert sender. ``id`` derives
+#: from ``dedupe_key`` (endpoint + transition), so recording the same transition again adds
+#: nothing. Claimed like deliveries: ``claim_id`` and ``lease_until`` fence a sender's update.
+#: Status: pending → sent | failed | skipped. ``endpoint_id`` has no foreign key here: the
+#: endpoints table comes with its own migration.
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("channel", String(16), primary_key=True),
+    Column("dedupe_key", String(200), nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("account_id", String(40), ForeignKey("accounts.id"), nullable=False),
+    Column("endpoint_id", String(40), nullable=False),
+    Column("data", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("next_attempt_at", UTCDateTime, nullable=True),
+    Column("claim_id", String(40), nullable=True),
+    Column("lease_until", UTCDateTime, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("sent_at", UTCDateTime, nullable=True),
+    Index("ix_alerts_due", "status", "next_attempt_at"),
+    Index("ix_alerts_endpoint", "endpoint_id", "created_at"),
+)

@@ -84,5 +84,16 @@ def get(conn: Connection, user_id: str) -> User | None:
     return User(id=row.id, account_id=row.account_id, email=row.email, created_at=row.created_at)
 
 
+def emails(conn: Connection, account_id: str) -> list[str]:
+    """The email addresses of an account's dashboard users, in sign-up order (alert mail
+    goes to all of them)."""
+    rows = conn.execute(
+        select(users.c.email)
+        .where(users.c.account_id == account_id)
+        .order_by(users.c.created_at, users.c.id)
+    )
+    return [row[0] for row in rows]
+
+
 # Verifying against a real hash when the user does not exist keeps timing the same.
 _DUMMY_HASH = _hasher.hash("not a real password, only for constant timing")

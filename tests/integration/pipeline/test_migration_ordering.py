@@ -1,5 +1,5 @@
-"""Migration 0004 (issue 14) with data on both backends: down to 0003 and up again, the queued
-deliveries keep their state, gain their call and sequence, and are claimable unordered."""
+"""Migration 0005 (issue 14) with data on both backends: down to 0004_alerts and up again, the
+queued deliveries keep their state, gain their call and sequence, and are claimable unordered."""
 
 from __future__ import annotations
 
@@ -22,10 +22,10 @@ def test_down_and_up_with_queued_deliveries(tmp_path: Path) -> None:
     call = call_scenario("answered", random.Random(2), start=platform.clock.now())
     for item in call:
         platform.publisher.publish([PublishRequest(item.event, item.pbx_id, account.id, item.data)])
-    downgrade(platform.db, "0003")
-    assert current(platform.db) == "0003"
+    downgrade(platform.db, "0004_alerts")
+    assert current(platform.db) == "0004_alerts"
     upgrade(platform.db)
-    assert current(platform.db) == "0004"
+    assert current(platform.db) == "0005"
     with platform.db.read() as conn:
         rows = conn.execute(
             select(

@@ -23,11 +23,12 @@ async def test_a_long_attempt_keeps_its_lease_while_another_worker_polls(
     platform_factory: Callable[..., Platform],
 ) -> None:
     async def slow(_r: web.Request) -> web.StreamResponse:
-        await asyncio.sleep(1.5)  # five leases long
+        await asyncio.sleep(3.0)  # five leases long
         return web.Response(status=200)
 
     receiver = await Receiver(None, behaviour=slow).start()
-    platform = platform_factory(lease_seconds=0.3, delivery_timeout=5.0, poll_interval=0.05)
+    # Leases long enough that a loaded machine's scheduling delays do not lose one.
+    platform = platform_factory(lease_seconds=0.6, delivery_timeout=5.0, poll_interval=0.05)
     account = workers.accounts(platform, receiver.url, 1)
     published = workers.publish(platform, workers.requests(account, 3))
     first, second = _worker(platform), _worker(platform)

@@ -5,6 +5,7 @@ up as the CLI sets them up (``callhook.listeners``), with 1-second deadlines."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import io
 import select
 import socket
@@ -24,7 +25,7 @@ from tests.support.rawhttp import GUARD, read_answer, send_until_answered
 from tests.support.receiver import free_port
 
 FAST = replace(LIMITS, head_timeout=1.0, body_timeout=1.0)
-SECRET = "whsec_" + "A" * 43
+SECRET = "whsec_" + base64.b64encode(b"listener test key, 32 bytes long").decode()
 
 
 def _demo(limits: ListenerLimits) -> web.Application:

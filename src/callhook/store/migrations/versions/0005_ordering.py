@@ -1,7 +1,7 @@
 """ordering: per-call lines in the queue (issue 14)
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004_alerts
 Create Date: 2026-11-29 17:00:00.000000
 
 Endpoints gain ``ordering`` (``per_call``, the default, or ``none``), ``ordering_bound_seconds``
@@ -19,8 +19,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004"
-down_revision = "0003"
+revision = "0005"
+down_revision = "0004_alerts"
 branch_labels = None
 depends_on = None
 
@@ -71,7 +71,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    # Before 0004 nothing claims a 'waiting' row nor knows 'expired': waiting deliveries become
+    # Before 0005 nothing claims a 'waiting' row nor knows 'expired': waiting deliveries become
     # pending (sent unordered, as then), expired ones failed (their error class says why).
     op.execute("UPDATE deliveries SET status = 'pending' WHERE status = 'waiting'")
     op.execute("UPDATE deliveries SET status = 'failed' WHERE status = 'expired'")
