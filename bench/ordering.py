@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import load
-from bench.cluster import ROOT, Accounts, Cluster, sink_get
+from bench.cluster import ROOT, Accounts, Cluster, proc_cpu_seconds, sink_get
 from callhook.events import sample_publish_request
 from callhook.platform import Platform
 from callhook.publish import PublishRequest
@@ -79,14 +79,19 @@ class OrderCluster(Cluster):
 def _drain(c: Cluster, total: int, timeout: float) -> dict[str, Any]:
     """Start a worker on ``c``'s database, wait until the sink has ``total`` requests, stop."""
     sink_get(c.sink_port, "/_reset")
-    c.start_worker()
+    worker = c.start_worker()
     deadline = time.monotonic() + timeout
     stats = sink_get(c.sink_port, "/_stats")
+    cpu = 0.0
     while int(stats["count"]) < total and time.monotonic() < deadline:  # type: ignore[call-overload]
         time.sleep(0.2)
         stats = sink_get(c.sink_port, "/_stats")
+        if worker.poll() is None:
+            cpu = proc_cpu_seconds(worker.pid)
     c.stop("worker")
-    return sink_get(c.sink_port, "/_stats")
+    out: dict[str, Any] = dict(sink_get(c.sink_port, "/_stats"))
+    out["cpu_per_1000"] = cpu / max(int(out["count"]), 1) * 1000
+    return out
 
 
 def _rate(stats: dict[str, Any]) -> float:
@@ -135,6 +140,8 @@ def ordered_vs_unordered(workdir: Path, sizes: OrderSizes) -> dict[str, float]:
         "order_violations": float(got["violations"]),
         "order_gaps": float(got["gaps"]),
         "order_delivered": float(got["count"]),
+        "order_unordered_cpu_per_1000": float(base["cpu_per_1000"]),
+        "order_cpu_per_1000": float(got["cpu_per_1000"]),
     }
     out["order_ratio"] = out["order_ordered_rate"] / max(out["order_unordered_rate"], 1e-9)
     return out
@@ -236,6 +243,8 @@ def report(values: dict[str, float], *, command: str) -> str:
         f"- Ordering, ordered (`per_call`): {v['order_ordered_rate']:.0f} deliveries/s, "
         f"{v['order_violations']:.0f} order violations at the sink (must be 0)",
         f"- Ordering, ordered / unordered throughput: {v['order_ratio']:.2f} (target ≥ 0.90)",
+        f"- Ordering, worker CPU s per 1,000 deliveries (incl. start-up): unordered "
+        f"{v['order_unordered_cpu_per_1000']:.3f}, ordered {v['order_cpu_per_1000']:.3f}",
         f"- Ordering, call-control p50/p99 with the queue full of bulk: "
         f"{v['prio_full_p50']:.0f}/{v['prio_full_p99']:.0f} ms; on an empty queue: "
         f"{v['prio_empty_p50']:.0f}/{v['prio_empty_p99']:.0f} ms; full/empty p99 "
