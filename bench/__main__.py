@@ -14,7 +14,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from bench import load, phases, report
+from bench import load, ordering, phases, report
 from bench.cluster import ROOT, Cluster
 
 DOC = ROOT / "docs" / "performance.md"
@@ -34,7 +34,8 @@ def run(
             ("ingest (single, batches of 100) → pre-fill", phases.ingest_and_prefill),
             ("drain the pre-filled queue (callhook worker)", phases.drain_prefilled),
             ("ceiling (signed-POST loop)", phases.ceiling),
-            ("isolation (baseline, 10 % dead endpoints)", phases.isolation),
+            ("isolation by endpoint (baseline, 10 % dead endpoints)", phases.isolation),
+            ("fairness (60 slow endpoints with backlogs, one healthy)", phases.fairness),
             ("live publishing and latency (serve --no-worker + worker)", phases.live),
             ("throttle (one endpoint at 50/s, worker --processes 2)", phases.throttle),
             ("scale-out: SQLite and PostgreSQL, worker --processes 1 and 2", phases.scale_out),
@@ -86,14 +87,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     title = "Callhook benchmark" + (" (smoke)" if args.smoke else "")
     console.print(report.rich_table(table_rows, title))
+    # Issue 14: ordered beside unordered, and call-control priority (its own sink and queues).
+    console.print("[dim]→ ordering: ordered vs unordered, call-control priority[/dim]")
+    with tempfile.TemporaryDirectory(prefix="callhook-order-") as tmp:
+        order_values = ordering.run(Path(tmp), args.smoke)
+    order_text = ordering.report(order_values, command=command.strip())
+    console.print(order_text)
     if not args.no_record:
         text = report.markdown(
             table_rows, command=command.strip(), smoke=args.smoke, notes=results.notes
         )
         with args.record_to.open("a") as f:
             f.write("\n" + text)
+            f.write("\n" + order_text)
         console.print(f"[dim]appended to {args.record_to}[/dim]")
-    return 0
+    return 0 if order_values["order_violations"] == 0 else 1
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from callhook.events import SUBSCRIBABLE_EVENTS
 from callhook.platform import Platform
 from callhook.settings import Settings
 from callhook.store import accounts as account_store
+from callhook.store import endpoints as endpoint_store
 from callhook.store import integrations as integration_store
 from callhook.store import tokens as token_store
 from callhook.store.migrate import upgrade
@@ -43,8 +44,10 @@ def free_port() -> int:
 @dataclass(frozen=True)
 class Accounts:
     load: list[str]  # accounts delivering to /a/<i>
-    healthy: list[str]  # isolation: healthy endpoints /i/<i>
-    dead: list[str]  # isolation: endpoints that never answer, /hang/<i>
+    healthy: list[str]  # isolation: accounts whose primary endpoint is healthy, /i/<i>
+    #: isolation: (account, endpoint) of endpoints that never answer, /hang/<i>, each a second
+    #: endpoint of one of the first healthy accounts, created disabled
+    dead: list[tuple[str, str]]
     token: str  # platform token, scope events.write
 
 
@@ -194,15 +197,17 @@ class Cluster:
 
     # --- the database ------------------------------------------------------------------------
     def prepare(self, *, load: int, healthy: int, dead: int, seed: int) -> Accounts:
-        """Migrate, create accounts whose integrations point at the sink, and a platform token."""
+        """Migrate, create accounts whose primary endpoints point at the sink (and ``dead``
+        second endpoints that never answer), and a platform token."""
         platform = Platform.create(self.settings, rng=random.Random(seed))
         try:
             upgrade(platform.db)
             now = platform.clock.now()
             base = f"http://127.0.0.1:{self.sink_port}"
-            made: dict[str, list[str]] = {"a": [], "i": [], "hang": []}
+            made: dict[str, list[str]] = {"a": [], "i": []}
+            dead_endpoints: list[tuple[str, str]] = []
             with platform.db.write() as conn:
-                for prefix, count in (("a", load), ("i", healthy), ("hang", dead)):
+                for prefix, count in (("a", load), ("i", healthy)):
                     for n in range(count):
                         acc = account_store.create(
                             conn, name=f"bench {prefix}{n}", now=now, rng=platform.rng
@@ -221,12 +226,55 @@ class Cluster:
                         integration_store.subscribe(conn, acc.id, SUBSCRIBABLE_EVENTS, now=now)
                         integration_store.set_enabled(conn, acc.id, True, now=now)
                         made[prefix].append(acc.id)
+                for n in range(dead):
+                    owner = made["i"][n]
+                    endpoint = endpoint_store.create(
+                        conn,
+                        owner,
+                        url=f"{base}/hang/{n}",
+                        subscribed_events=None,
+                        enabled=False,
+                        limit=platform.settings.max_endpoints_per_account,
+                        allow_unsafe=True,
+                        now=now,
+                        box=platform.box,
+                        rng=platform.rng,
+                    )
+                    dead_endpoints.append((owner, endpoint.id))
                 _, token = token_store.create(
                     conn, account_id=None, scopes=["events.write"], now=now, rng=platform.rng
                 )
         finally:
             platform.db.dispose()
-        return Accounts(load=made["a"], healthy=made["i"], dead=made["hang"], token=token)
+        return Accounts(load=made["a"], healthy=made["i"], dead=dead_endpoints, token=token)
+
+    def add_slow_endpoints(self, platform: Platform, accounts: int, endpoints: int) -> list[str]:
+        """``accounts`` new accounts with ``endpoints`` endpoints each (the primary one
+        included), every one at ``/slow/…`` of the sink and taking every event; their ids."""
+        base = f"http://127.0.0.1:{self.sink_port}"
+        made = []
+        with platform.db.write() as conn:
+            now = platform.clock.now()
+            for a in range(accounts):
+                acc = account_store.create(conn, name=f"bench slow{a}", now=now, rng=platform.rng)
+                integration_store.set_url(
+                    conn, acc.id, f"{base}/slow/{a}/0", now=now, box=platform.box, rng=platform.rng
+                )
+                integration_store.subscribe(conn, acc.id, SUBSCRIBABLE_EVENTS, now=now)
+                for e in range(1, endpoints):
+                    endpoint_store.create(
+                        conn,
+                        acc.id,
+                        url=f"{base}/slow/{a}/{e}",
+                        subscribed_events=None,
+                        limit=endpoints,
+                        allow_unsafe=True,
+                        now=now,
+                        box=platform.box,
+                        rng=platform.rng,
+                    )
+                made.append(acc.id)
+        return made
 
     def checkpoint(self) -> int:
         """Fold the WAL into the database file; return the database's size in bytes."""

@@ -14,12 +14,15 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import quote
 
 from bench import load, storage
 from bench.cluster import ROOT, Accounts, Cluster, proc_cpu_seconds, proc_peak_rss_mb, sink_get
 from callhook import simulate as sim
 from callhook.platform import Platform
+from callhook.publish import PublishRequest
+from callhook.store import endpoints as endpoint_store
 
 
 @dataclass(frozen=True)
@@ -249,21 +252,23 @@ def ceiling(
 def isolation(
     c: Cluster, acc: Accounts, pool: list[sim.SimEvent], sizes: Sizes, out: Results
 ) -> None:
-    """Healthy throughput with and without 10 % of accounts pointing at a dead endpoint."""
+    """Healthy throughput by endpoint: the same events to the healthy accounts, first with their
+    dead second endpoints disabled, then enabled (10 % of the endpoints never answer; each
+    shares its account with a healthy endpoint, which must keep its throughput)."""
     platform = Platform.create(c.settings)
     try:
-        for label, accounts in (
-            ("baseline", acc.healthy),
-            ("with_dead", [*acc.healthy, *acc.dead]),
-        ):
-            healthy_total = sizes.isolation_events
-            # Same number of healthy events both times; the dead accounts get their share on top.
-            total = healthy_total * len(accounts) // len(acc.healthy)
-            load.prefill(platform.publisher, pool, accounts, total)
+        for label, enabled in (("baseline", False), ("with_dead", True)):
+            with platform.db.write() as conn:
+                for account_id, endpoint_id in acc.dead:
+                    endpoint_store.update(
+                        conn, account_id, endpoint_id, enabled=enabled, now=platform.clock.now()
+                    )
+            total = sizes.isolation_events
+            load.prefill(platform.publisher, pool, acc.healthy, total)
             start = sink_count(c.sink_port)
             c.start_worker()
-            want = start + _healthy_share(pool, accounts, acc.healthy, total)
-            got = wait_for_sink(c.sink_port, want, sizes.drain_timeout)
+            # Every event reaches its account's healthy primary endpoint once.
+            got = wait_for_sink(c.sink_port, start + total, sizes.drain_timeout)
             c.stop("worker")
             win = window(c.sink_port, start)
             out.put(f"isolation_{label}", rate_of(win, got - start))
@@ -385,6 +390,60 @@ def _healthy_share(
     wanted = set(healthy)
     source = load.requests(pool, accounts)
     return sum(1 for _ in range(total) if next(source)["account_id"] in wanted)
+
+
+#: The fairness phase: accounts × endpoints answering after 1.9 s, each with this backlog.
+SLOW_ACCOUNTS, SLOW_ENDPOINTS, SLOW_BACKLOG = 3, 20, 25
+
+
+def fairness(
+    c: Cluster, acc: Accounts, pool: list[sim.SimEvent], sizes: Sizes, out: Results
+) -> None:
+    """A healthy endpoint's latency, idle and while 60 slow-but-answering endpoints (1.9 s, no
+    breaker trips) each have a backlog of 25 (issue 13): the claim takes every endpoint's oldest
+    due delivery in turn, so the healthy one's event does not wait for 1,500 older ones."""
+    platform = Platform.create(c.settings)
+    try:
+        slow = c.add_slow_endpoints(platform, SLOW_ACCOUNTS, SLOW_ENDPOINTS)
+        healthy = load.requests(pool, acc.healthy[:1])
+        c.start_worker()
+        _latency_of_one(c, platform, next(healthy))  # the worker is up (its start is not timed)
+        idle = [_latency_of_one(c, platform, next(healthy)) for _ in range(3)]
+        # Each event of a slow account fans out to its 20 endpoints.
+        load.prefill(platform.publisher, pool, slow, SLOW_ACCOUNTS * SLOW_BACKLOG)
+        # Before any slow endpoint has answered once, nothing tells them from healthy ones:
+        # every lane may be waiting on one (first contact, at most one slow answer's time).
+        time.sleep(0.5)
+        first = _latency_of_one(c, platform, next(healthy))
+        time.sleep(2.0)  # every slow endpoint has answered (slowly) at least once
+        busy = [_latency_of_one(c, platform, next(healthy)) for _ in range(3)]
+        c.stop("worker")
+    finally:
+        platform.db.dispose()
+    out.notes.append(
+        f"fairness samples (ms): idle {idle}; with backlogs, first contact {first}, then {busy}"
+    )
+    out.put("fairness_idle_ms", max(idle))
+    out.put("fairness_first_contact_ms", first)
+    out.put("fairness_backlog_ms", max(busy))
+    c.fail_pending()
+
+
+def _latency_of_one(c: Cluster, platform: Platform, request: dict[str, Any]) -> float:
+    """Publish one event for a healthy endpoint; its latency at the sink, in ms."""
+    start = sink_count(c.sink_port)
+    platform.publisher.publish(
+        [
+            PublishRequest(
+                request["event"], request["pbx_id"], request["account_id"], request["data"]
+            )
+        ]
+    )
+    wait_for_sink(c.sink_port, start + 1, 30.0)
+    latencies = window(c.sink_port, start)["latencies_ms"]
+    assert isinstance(latencies, list)
+    assert latencies, "the healthy event never arrived"
+    return float(latencies[0])
 
 
 def live(c: Cluster, acc: Accounts, pool: list[sim.SimEvent], sizes: Sizes, out: Results) -> None:

@@ -20,6 +20,7 @@ SECTIONS = (
     "Latency",
     "Isolation",
     "Throttle",
+    "Fairness",
     "Resources",
     "Scale-out",
 )
@@ -146,13 +147,36 @@ def rows(
         ),
         Row(
             "Isolation",
-            "healthy deliveries/s, 10 % accounts dead (2 s timeouts)",
+            "healthy deliveries/s, 10 % of endpoints dead (2 s timeouts), beside healthy ones",
             _num(get("isolation_with_dead")),
             "",
             "",
         ),
         Row("Isolation", "healthy kept", _num(iso * 100, " %"), "≥ 90 %", _check(iso >= 0.9)),
         *_throttle_rows(v),
+        Row(
+            "Fairness",
+            "healthy endpoint's latency ms, idle (max of 3)",
+            _num(get("fairness_idle_ms"), digits=1),
+            "",
+            "",
+        ),
+        Row(
+            "Fairness",
+            "… right after 60 endpoints answering in 1.9 s got 25 queued each (first contact)",
+            _num(get("fairness_first_contact_ms"), digits=1),
+            "",
+            "",
+        ),
+        Row(
+            "Fairness",
+            "… while those backlogs drain (max of 3)",
+            _num(get("fairness_backlog_ms"), digits=1),
+            "≤ idle + 1,000",
+            _check(
+                get("fairness_backlog_ms", math.inf) <= get("fairness_idle_ms", math.inf) + 1000
+            ),
+        ),
         Row(
             "Resources",
             "worker CPU ms per delivery (ceiling loop per request)",

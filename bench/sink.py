@@ -1,8 +1,11 @@
 """A fast webhook sink for the benchmark: uvloop + httptools, keep-alive HTTP/1.1, loopback only.
 
 Every ``POST`` is answered ``200`` at once, except paths under ``/hang``, which are read and never
-answered (an endpoint that times out). For each answered delivery the sink records when it
-arrived and the event's ``created_at`` (from the body), so latency is measured at the receiver.
+answered (an endpoint that times out), and paths under ``/slow``, answered ``200`` after
+``SLOW_SECONDS`` (inside the 2 s timeout: slow but alive, no breaker trips; counted as ``slow``,
+not recorded, so windows hold only the other endpoints' deliveries). For each answered delivery
+the sink records when it arrived and the event's ``created_at`` (from the body), so latency is
+measured at the receiver.
 
 Control endpoints (``GET``): ``/_stats`` → counts; ``/_window?from=N`` → records N.. as
 ``{"count", "first", "last", "latencies_ms", "by_prefix", "duplicates"}``.
@@ -24,6 +27,7 @@ from urllib.parse import parse_qs, urlsplit
 import httptools
 import orjson
 
+SLOW_SECONDS = 1.9
 _OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok"
 _CREATED = b'"created_at":"'
 _ID = b'"id":"'
@@ -39,6 +43,7 @@ class Records:
         self.ids: set[bytes] = set()
         self.duplicates = 0
         self.hanging = 0
+        self.slow = 0
         self._parsed: dict[bytes, float] = {}
 
     def add(self, path: bytes, body: bytes) -> None:
@@ -100,6 +105,7 @@ class Records:
             "unique": len(self.ids),
             "duplicates": self.duplicates,
             "hanging": self.hanging,
+            "slow": self.slow,
             "last": self.received[-1] if self.received else None,
         }
 
@@ -145,11 +151,19 @@ class SinkProtocol(asyncio.Protocol):
             self.hung = True  # never answer; the client times out and closes
             self.records.hanging += 1
             return
+        if path.startswith(b"/slow"):
+            self.records.slow += 1
+            asyncio.get_running_loop().call_later(SLOW_SECONDS, self._answer_late)
+            return
         if path.startswith(b"/_"):
             self.transport.write(self._control(path))
             return
         self.records.add(path, b"".join(self.body))
         self.transport.write(_OK)
+
+    def _answer_late(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(_OK)
 
     def _control(self, path: bytes) -> bytes:
         parts = urlsplit(path.decode())

@@ -28,10 +28,12 @@ def endpoint_json(endpoint: Endpoint, status: Status | None = None) -> dict[str,
     """``{"id", "url", "description", "enabled", "subscribed_events", "retry_policy", "state",
     "state_since", "failing_since", "next_probe_at", "disable_at", "slowed_until",
     "rate_limit", "max_in_flight", "replay_on_recovery", "primary", "created_at",
-    "updated_at"}``. ``subscribed_events`` is a list in catalog order, or null for every event
-    (present and future); ``url`` is null only for a primary endpoint not configured yet. The
-    health fields come from ``status`` (``callhook.store.endpoint_health.statuses``; the
-    defaults of an endpoint that never failed nor was limited if None). Times are RFC 3339 UTC
+    "updated_at", "ordering", "ordering_bound_seconds", "max_age_call_control_seconds",
+    "max_age_bulk_seconds"}``. ``subscribed_events`` is a list in catalog order, or null for
+    every event (present and future); ``url`` is null only for a primary endpoint not configured
+    yet. The health fields (issue 15) come from ``status``
+    (``callhook.store.endpoint_health.statuses``; the defaults of an endpoint that never failed
+    nor was limited if None); the last four are issue 14's ordering. Times are RFC 3339 UTC
     with milliseconds, null where they do not apply."""
     if status is None:
         from callhook.store.endpoint_health import Status
@@ -58,6 +60,10 @@ def endpoint_json(endpoint: Endpoint, status: Status | None = None) -> dict[str,
         "primary": endpoint.primary,
         "created_at": rfc3339(endpoint.created_at),
         "updated_at": rfc3339(endpoint.updated_at),
+        "ordering": endpoint.ordering.value,
+        "ordering_bound_seconds": endpoint.ordering_bound_seconds,
+        "max_age_call_control_seconds": endpoint.max_age_call_control_seconds,
+        "max_age_bulk_seconds": endpoint.max_age_bulk_seconds,
     }
 
 

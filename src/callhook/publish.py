@@ -26,6 +26,7 @@ import orjson
 from callhook import events as catalog
 from callhook.core.clock import Clock, rfc3339
 from callhook.core.ids import RandomBits, new_ids
+from callhook.core.ordering import Ordering
 from callhook.core.outcome import SkipReason
 from callhook.errors import ConcurrentPublish, InvalidRequest, PayloadInvalid, PermissionDenied
 from callhook.store import endpoints as endpoint_store
@@ -315,6 +316,8 @@ def build_batch(
     }
     event_ids = iter(new_ids("evt", now, len(fresh), rng))
     delivery_ids = iter(new_ids("dlv", now, sum(len(plans[i].endpoint_ids) for i in fresh), rng))
+    # Which endpoints deliver each call's events one after another (issue 14).
+    ordered = {e.id for found in targets.values() for e in found if e.ordering is Ordering.PER_CALL}
     event_rows: list[NewEvent] = []
     delivery_rows: list[NewDelivery] = []
     made: dict[int, Published] = {}
@@ -351,7 +354,16 @@ def build_batch(
             delivery_id = next(delivery_ids)
             made_ids.append(delivery_id)
             delivery_rows.append(
-                NewDelivery(delivery_id, event_id, account_id, endpoint_id, req.event)
+                NewDelivery(
+                    delivery_id,
+                    event_id,
+                    account_id,
+                    endpoint_id,
+                    req.event,
+                    call_id,
+                    sequence,
+                    endpoint_id in ordered,
+                )
             )
         made[i] = Published(
             event_id,

@@ -75,6 +75,9 @@ class Settings:
     retention_days: float = 30.0
     prune_interval_minutes: float = 10.0
     prune_batch_size: int = 500
+    # Ordered delivery per call (issue 14): how often a worker sweeps the open lines (the
+    # head-of-line bound and maximum ages; 0 turns the sweep off).
+    ordering_sweep_seconds: float = 1.0
     # Rate limits (requests per second, with a burst of ``rate_limit_burst``).
     rate_limit_per_token: float = 50.0
     rate_limit_burst: int = 100

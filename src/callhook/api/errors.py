@@ -22,12 +22,17 @@ log = logging.getLogger("callhook.api")
 #: Most specific first.
 STATUS: tuple[tuple[type[errors.CallhookError], int], ...] = (
     (errors.UnknownEvent, 400),
+    (errors.PrimaryEndpointUrl, 400),
     (errors.InvalidRequest, 400),
     (errors.UnsafeURL, 400),
     (errors.AuthenticationFailed, 401),
     (errors.PermissionDenied, 403),
+    (errors.EndpointNotFound, 404),
     (errors.NotFound, 404),
     (errors.RequestTimeout, 408),
+    (errors.EndpointLimitReached, 409),
+    (errors.DuplicateEndpointUrl, 409),
+    (errors.PrimaryEndpointDelete, 409),
     (errors.Conflict, 409),
     (errors.PayloadTooLarge, 413),
     (errors.URITooLong, 414),

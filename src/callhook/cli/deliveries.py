@@ -51,7 +51,10 @@ def deliveries_list(
     account: Annotated[str | None, typer.Option(help="Only this account.")] = None,
     status: Annotated[
         str | None,
-        typer.Option(help="pending, retrying (pending with an attempt made), delivered or failed."),
+        typer.Option(
+            help="pending, retrying (pending with an attempt made), waiting, delivered, failed "
+            "or expired."
+        ),
     ] = None,
     event: Annotated[str | None, typer.Option(help="Only this event.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
@@ -78,6 +81,8 @@ def deliveries_list(
         DeliveryStatus.FAILED: "red",
         DeliveryStatus.PENDING: "yellow",
         "retrying": "yellow",
+        DeliveryStatus.WAITING: "cyan",
+        DeliveryStatus.EXPIRED: "magenta",
     }
     for d in rows:
         last = str(d.last_status_code or d.last_error_class or "—")
@@ -86,7 +91,7 @@ def deliveries_list(
             d.id,
             d.event,
             d.pbx_id,
-            f"[{styles[d.shown_status]}]{d.shown_status}[/]",
+            f"[{styles.get(d.shown_status, 'white')}]{d.shown_status}[/]",
             str(d.attempts),
             last,
             ms,

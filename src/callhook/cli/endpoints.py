@@ -115,8 +115,60 @@ def _print(endpoint: Endpoint, status: Status | None = None) -> None:
     console.print(f"Replay:      {'on' if status.replay_on_recovery else 'off'} (on recovery)")
     console.print(f"Retries:     {endpoint.retry_policy}")
     console.print(f"Events:      {events}")
+    console.print(
+        f"Ordering:    {endpoint.ordering}, bound {endpoint.ordering_bound_seconds} s, max age "
+        f"call-control {_age(endpoint.max_age_call_control_seconds)}, "
+        f"bulk {_age(endpoint.max_age_bulk_seconds)}"
+    )
     console.print(f"Created:     {when(endpoint.created_at)}")
     console.print(f"Updated:     {when(endpoint.updated_at)}")
+
+
+def _age(seconds: int | None) -> str:
+    return "none" if seconds is None else f"{seconds} s"
+
+
+# Ordered delivery per call (issue 14): the endpoint fields as options.
+OrderingOption = Annotated[
+    str | None, typer.Option(help="per_call (a call's events one after another) or none.")
+]
+BoundOption = Annotated[
+    str | None,
+    typer.Option(help="Head-of-line bound in seconds (1-86400): later events wait this long."),
+]
+CallControlAgeOption = Annotated[
+    str | None,
+    typer.Option(help="Call-control events older than this many seconds expire; none: never."),
+]
+BulkAgeOption = Annotated[
+    str | None,
+    typer.Option(help="Bulk events (speech, summary, …) older than this expire; none: never."),
+]
+
+
+def _ordering_changes(
+    ordering: str | None, bound: str | None, cc_age: str | None, bulk_age: str | None
+) -> dict[str, Any]:
+    """The ordering fields given, as the store takes them (it checks them, naming the field)."""
+    out: dict[str, Any] = {}
+    for name, raw in (
+        ("ordering", ordering),
+        ("ordering_bound_seconds", bound),
+        ("max_age_call_control_seconds", cc_age),
+        ("max_age_bulk_seconds", bulk_age),
+    ):
+        if raw is None:
+            continue
+        if name == "ordering":
+            out[name] = raw
+        elif raw.strip().lower() == "none" and name.startswith("max_age_"):
+            out[name] = None
+        else:
+            try:
+                out[name] = int(raw)
+            except ValueError:
+                out[name] = raw  # refused by the store, naming the field
+    return out
 
 
 def _show(endpoint: Endpoint, status: Status, json: bool) -> None:
@@ -166,11 +218,16 @@ def endpoints_add(
     enabled: Annotated[bool, typer.Option("--enabled/--disabled")] = True,
     rate_limit: Annotated[float | None, typer.Option(help=RateHelp)] = None,
     max_in_flight: Annotated[int | None, typer.Option(help=InFlightHelp)] = None,
+    ordering: OrderingOption = None,
+    ordering_bound: BoundOption = None,
+    max_age_call_control: CallControlAgeOption = None,
+    max_age_bulk: BulkAgeOption = None,
     json: bool = JsonOption,
     database_url: str | None = DatabaseOption,
 ) -> None:
     """Add an endpoint (with its own signing secret: show --secret)."""
     names = _events(events)
+    ordered = _ordering_changes(ordering, ordering_bound, max_age_call_control, max_age_bulk)
     with platform(database_url) as p:
         allow_unsafe = p.settings.allow_unsafe_targets
         vetted = _vetted(url, allow_unsafe)
@@ -190,6 +247,7 @@ def endpoints_add(
                 box=p.box,
                 rng=p.rng,
                 rules=endpoint_health.rules_from(p.settings),
+                **ordered,
             )
             if rate_limit is not None or max_in_flight is not None:
                 _set_limits(
@@ -290,6 +348,10 @@ def endpoints_update(
             help="On recovery, queue again what failed during the outage (in order).",
         ),
     ] = None,
+    ordering: OrderingOption = None,
+    ordering_bound: BoundOption = None,
+    max_age_call_control: CallControlAgeOption = None,
+    max_age_bulk: BulkAgeOption = None,
     json: bool = JsonOption,
     database_url: str | None = DatabaseOption,
 ) -> None:
@@ -312,10 +374,12 @@ def endpoints_update(
         )
         if value is not None
     }
+    changes.update(_ordering_changes(ordering, ordering_bound, max_age_call_control, max_age_bulk))
     if not changes and not limits and url is None:
         raise fail(
             "nothing to change: give --url, --events, --description, --retry-policy, "
-            "--enable or --disable, --rate-limit, --max-in-flight, --replay or --no-replay"
+            "--enable or --disable, --rate-limit, --max-in-flight, --replay or --no-replay, "
+            "--ordering, --ordering-bound, --max-age-call-control, --max-age-bulk"
         )
     with platform(database_url) as p:
         allow_unsafe = p.settings.allow_unsafe_targets

@@ -7,7 +7,8 @@ redirects are never followed), ``unsafe_target`` (the address failed the SSRF gu
 (nothing to sign with when the attempt came due: nothing sent), ``window_expired`` (the 24 h
 retry window had ended when the attempt came due: nothing sent, the delivery fails),
 ``internal_error`` (Callhook itself failed while making or recording the attempt; logged, and
-retried on the normal schedule).
+retried on the normal schedule), ``expired`` (older than its endpoint's maximum age for its event
+group: nothing sent, the delivery's status becomes ``expired``, issue 14).
 """
 
 from __future__ import annotations
@@ -19,12 +20,16 @@ from typing import Final
 
 
 class DeliveryStatus(StrEnum):
-    """A delivery's status: ``pending`` (queued, or between attempts), then ``delivered`` or
-    ``failed``."""
+    """A delivery's status: ``pending`` (queued, or between attempts), then ``delivered``,
+    ``failed`` or ``expired`` (older than its endpoint's maximum age: not sent). ``waiting``:
+    behind an earlier event of its call that has not finished (ordered endpoints, issue 14);
+    never claimed, it becomes ``pending`` when its turn comes."""
 
+    WAITING = "waiting"
     PENDING = "pending"
     DELIVERED = "delivered"
     FAILED = "failed"
+    EXPIRED = "expired"
 
 
 class ErrorClass(StrEnum):
@@ -40,6 +45,7 @@ class ErrorClass(StrEnum):
     NO_SIGNING_SECRET = "no_signing_secret"  # noqa: S105 (a reason, not a secret)
     WINDOW_EXPIRED = "window_expired"
     INTERNAL_ERROR = "internal_error"
+    EXPIRED = "expired"
 
 
 class SkipReason(StrEnum):
@@ -48,6 +54,8 @@ class SkipReason(StrEnum):
     NO_WEBHOOK_URL = "no_webhook_url"
     INTEGRATION_DISABLED = "integration_disabled"
     NOT_SUBSCRIBED = "not_subscribed"
+    #: Set later: every endpoint the event went to was deleted (with its deliveries).
+    ENDPOINT_DELETED = "endpoint_deleted"
 
 
 ERROR_CLASSES: Final = tuple(c.value for c in ErrorClass)
@@ -59,6 +67,7 @@ NOT_THE_ENDPOINT: Final = frozenset(
         ErrorClass.NO_SIGNING_SECRET,
         ErrorClass.WINDOW_EXPIRED,
         ErrorClass.INTERNAL_ERROR,
+        ErrorClass.EXPIRED,
     }
 )
 

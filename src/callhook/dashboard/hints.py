@@ -48,6 +48,11 @@ _HINTS: dict[str, str] = {
         "Callhook failed while making or recording this attempt; it is on our side, logged, "
         "and the delivery is retried on the normal schedule."
     ),
+    ErrorClass.EXPIRED: (
+        "Nothing was sent: the event was older than the endpoint's maximum age for its group "
+        "(call-control or bulk), so it was dropped as stale and the call's next event was "
+        "released. Raise or clear the maximum age on the endpoint, or redeliver it by hand."
+    ),
 }
 
 
@@ -70,6 +75,7 @@ LABELS: dict[str, str] = {
     ErrorClass.NO_SIGNING_SECRET: "no signing secret",
     ErrorClass.WINDOW_EXPIRED: "retry window over",
     ErrorClass.INTERNAL_ERROR: "internal error",
+    ErrorClass.EXPIRED: "expired (too old)",
 }
 
 

@@ -30,6 +30,8 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from callhook.core import ordering as ordering_rules
+from callhook.core.ordering import Ordering
 from callhook.core.outcome import ErrorClass
 from callhook.core.retry import RETRY_POLICIES, RetryPolicy
 from callhook.dashboard import hints
@@ -44,7 +46,7 @@ from callhook.dashboard.auth import (
 )
 from callhook.dashboard.render import page
 from callhook.delivery.resolver import check_url
-from callhook.errors import Conflict, UnsafeURL
+from callhook.errors import Conflict, PayloadInvalid, UnsafeURL
 from callhook.events import DESCRIPTIONS, EVENT_GROUPS, SUBSCRIBABLE_EVENTS
 from callhook.platform import Platform
 from callhook.store import deliveries as delivery_store
@@ -65,6 +67,30 @@ _HEALTH_DONE = {
 }
 
 
+#: The ordering fields typed as numbers of seconds (issue 14).
+ORDERING_NUMBERS = (
+    "ordering_bound_seconds",
+    "max_age_call_control_seconds",
+    "max_age_bulk_seconds",
+)
+
+
+def _posted(posted: FormData, name: str) -> str | None:
+    """A short field as submitted, or None when the form did not have it."""
+    return text(posted, name, limit=40) if name in posted else None
+
+
+def _blank(seconds: int | None) -> str:
+    return "" if seconds is None else str(seconds)
+
+
+def _int_or_text(raw: str) -> object:
+    try:
+        return int(raw)
+    except ValueError:
+        return raw  # refused by ``parse_seconds``, naming the field
+
+
 @dataclass
 class EndpointForm:
     """What an endpoint's form shows: stored values, or what was just submitted."""
@@ -79,6 +105,12 @@ class EndpointForm:
     #: Throttling, as typed (blank: no limit); checked by ``pages_endpoint_health``.
     rate_limit: str = ""
     max_in_flight: str = ""
+    # Ordered delivery per call (issue 14), as typed (checked by ``vet``); "" for no max age;
+    # None: not in the submitted form (a client that does not know them): left as they are.
+    ordering: str | None = Ordering.PER_CALL
+    ordering_bound_seconds: str | None = "300"
+    max_age_call_control_seconds: str | None = ""
+    max_age_bulk_seconds: str | None = ""
     errors: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -107,6 +139,10 @@ class EndpointForm:
                 if endpoint.subscribed_events is None
                 else endpoint.subscribed_events
             ),
+            ordering=endpoint.ordering,
+            ordering_bound_seconds=str(endpoint.ordering_bound_seconds),
+            max_age_call_control_seconds=_blank(endpoint.max_age_call_control_seconds),
+            max_age_bulk_seconds=_blank(endpoint.max_age_bulk_seconds),
         )
 
     @classmethod
@@ -121,11 +157,31 @@ class EndpointForm:
             events=set(texts(posted, "events")),
             rate_limit=text(posted, "rate_limit", limit=40),
             max_in_flight=text(posted, "max_in_flight", limit=40),
+            ordering=_posted(posted, "ordering"),
+            ordering_bound_seconds=_posted(posted, "ordering_bound_seconds"),
+            max_age_call_control_seconds=_posted(posted, "max_age_call_control_seconds"),
+            max_age_bulk_seconds=_posted(posted, "max_age_bulk_seconds"),
         )
 
     def limits(self, platform: Platform) -> tuple[float | None, int | None]:
         """The throttling fields, checked (messages into ``errors``)."""
         return health_pages.parse_limits(platform, self.rate_limit, self.max_in_flight, self.errors)
+
+    def seconds(self, name: str) -> int | None:
+        """One of ``ORDERING_NUMBERS`` as stored (blank: None for a max age); ``PayloadInvalid``
+        naming the field when it is not whole seconds in range."""
+        raw = (getattr(self, name) or "").strip()
+        optional = name != "ordering_bound_seconds"
+        value: object = None if (optional and not raw) else _int_or_text(raw)
+        return ordering_rules.parse_seconds(value, field_name=name, optional=optional)
+
+    def ordering_fields(self) -> dict[str, Any]:
+        """The ordering fields to store (after ``vet`` found them valid)."""
+        out: dict[str, Any] = {}
+        if self.ordering is not None:
+            out["ordering"] = ordering_rules.parse_ordering(self.ordering)
+        out.update({n: self.seconds(n) for n in ORDERING_NUMBERS if getattr(self, n) is not None})
+        return out
 
     @property
     def subscribed_events(self) -> list[str] | None:
@@ -163,6 +219,18 @@ async def vet(platform: Platform, form: EndpointForm) -> str:
     if unknown:
         form.errors["events"] = f"Unknown event(s): {', '.join(unknown)}."
     form.limits(platform)
+    try:
+        if form.ordering is not None:
+            ordering_rules.parse_ordering(form.ordering)
+    except PayloadInvalid:
+        form.errors["ordering"] = "Choose per call or none."
+    for name in ORDERING_NUMBERS:
+        if getattr(form, name) is None:
+            continue
+        try:
+            form.seconds(name)
+        except PayloadInvalid as exc:
+            form.errors[name] = exc.message.removeprefix(f"{name}: ").capitalize() + "."
     return normalized
 
 
@@ -173,6 +241,7 @@ def changes(form: EndpointForm) -> dict[str, Any]:
         "enabled": form.enabled,
         "retry_policy": form.retry_policy,
         "subscribed_events": form.subscribed_events,
+        **form.ordering_fields(),
     }
 
 

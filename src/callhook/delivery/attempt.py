@@ -13,8 +13,8 @@ import logging
 from datetime import datetime
 from typing import Any
 
+from callhook.core import ordering, retry, stored_headers
 from callhook.core import outcome as outcomes
-from callhook.core import retry, stored_headers
 from callhook.core.clock import Clock, rfc3339_seconds
 from callhook.core.ids import Randomness
 from callhook.delivery.sender import Sender, request_headers
@@ -57,6 +57,10 @@ class Attempts:
                 timestamp=int(now.timestamp()),
                 secrets=job.secrets,
             )
+            if job.sequence is not None:
+                headers[ordering.SEQUENCE_HEADER] = str(job.sequence)
+            if job.previous_sequence is not None:
+                headers[ordering.PREVIOUS_HEADER] = str(job.previous_sequence)
             sent = await sender.send(url=job.url, body=job.body, headers=headers)
             sent_headers = stored_headers.pack(
                 sent.request_headers,
@@ -83,7 +87,14 @@ class Attempts:
         """Why ``job`` must fail without being sent at ``now``, or None to send it.
 
         The retry window is checked here as well as when scheduling, so no path (a lease that
-        ran out, a backlog, a stopped worker) makes an attempt after it ended."""
+        ran out, a backlog, a stopped worker) makes an attempt after it ended. So is the
+        endpoint's maximum age for the event's group (issue 14): too old is ``expired``."""
+        if ordering.is_expired(job.window_start, now, job.max_age):
+            return outcomes.failure(
+                "expired",
+                "not sent: older than the endpoint's maximum age for this event",
+                retryable=False,
+            )
         if retry.window_expired(job.window_start, now):
             end = job.window_start + retry.WINDOW
             return outcomes.failure(

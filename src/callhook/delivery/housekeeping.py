@@ -1,4 +1,5 @@
-"""Periodic work a worker does besides delivering: pruning what is past retention."""
+"""Periodic work a worker does besides delivering: pruning what is past retention, sweeping
+the per-call lines (head-of-line bound, maximum ages)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,12 @@ import asyncio
 import contextlib
 import logging
 import zlib
+from collections.abc import Callable
 from datetime import timedelta
 
 from callhook.core.clock import Clock
 from callhook.settings import Settings
+from callhook.store import ordering as lines
 from callhook.store import prune as pruning
 from callhook.store.db import Database
 
@@ -67,3 +70,44 @@ async def prune_periodically(
                     },
                 )
         await _sleep(stop, interval)
+
+
+async def sweep_lines_periodically(
+    db: Database, settings: Settings, clock: Clock, stop: asyncio.Event, *, wake: Callable[[], None]
+) -> None:
+    """Every ``ordering_sweep_seconds`` apply the head-of-line bound and the maximum ages to the
+    open per-call lines (``store.ordering.sweep``), until ``stop``; ``wake`` the worker when
+    deliveries became claimable. Off when the interval is 0."""
+    interval = settings.ordering_sweep_seconds
+    if interval <= 0:
+        return
+    while not stop.is_set():
+        await _sleep(stop, interval)
+        if stop.is_set():
+            return
+        try:
+            report = await asyncio.to_thread(_sweep_once, db, clock)
+        except Exception as exc:
+            log.warning("line sweep failed", extra={"error": str(exc).strip()[:200]})
+            continue
+        if report.promoted:
+            wake()
+        if report.bypassed or report.expired:
+            log.info(
+                "lines swept",
+                extra={
+                    "bypassed": report.bypassed,
+                    "expired": report.expired,
+                    "promoted": report.promoted,
+                },
+            )
+
+
+def _sweep_once(db: Database, clock: Clock) -> lines.SweepReport:
+    now = clock.now()
+    with db.read() as conn:
+        policies = lines.policies(conn)
+        if not lines.needs_sweep(conn, now=now, policies=policies):
+            return lines.SweepReport()  # the usual case: no write transaction at all
+    with db.write() as conn:
+        return lines.sweep(conn, now=now, policies=policies)

@@ -42,8 +42,11 @@ class Lanes:
         claims: Claims,
         room: asyncio.Event,
         slot_freed: asyncio.Event,
+        slow_ms: float = float("inf"),
     ) -> None:
         self.count = count
+        #: An answer taking at least this long (ms) is slow (``Dispatch.done(slow=…)``).
+        self.slow_ms = slow_ms
         self._dispatch = dispatch
         self._leases = leases
         self._attempts = attempts
@@ -56,6 +59,11 @@ class Lanes:
     def outstanding(self) -> int:
         """Claimed jobs not finished: waiting to start, or under way."""
         return self._dispatch.queued + self._dispatch.in_flight
+
+    def pressure(self) -> int:
+        """Attempts under way plus queued jobs a free lane would start now: what the claim
+        loop weighs against the lane count (jobs of endpoints that must wait do not count)."""
+        return self._dispatch.in_flight + self._dispatch.startable()
 
     def wake(self, count: int) -> None:
         """Wake up to ``count`` parked lanes (jobs were queued, or the worker is stopping)."""
@@ -78,13 +86,17 @@ class Lanes:
             if job is None:
                 if stop.is_set():
                     return
+                # Nothing this lane may start (what is queued waits for room or a slow place):
+                # the claim loop may fetch other endpoints' work for it.
+                if self.pressure() <= self.count:
+                    self._room.set()
                 parked = loop.create_future()
                 self._idle.append(parked)
                 await parked
                 continue
-            healthy = True
+            healthy, slow = True, False
             try:
-                healthy = await self._attempt(job, sender)
+                healthy, slow = await self._attempt(job, sender)
             except Exception as exc:
                 # Never leave the attempt unrecorded: its lease would run out and it would be
                 # sent again, as the same attempt number, past its retry window. Unless its
@@ -97,20 +109,22 @@ class Lanes:
                         "attempt bookkeeping failed", extra={"delivery_id": job.delivery_id}
                     )
             finally:
-                if dispatch.done(job, healthy=healthy):
+                if dispatch.done(job, healthy=healthy, slow=slow):
                     self.wake(1)
                 self._slot_freed.set()
-                if self.outstanding() <= self.count:
+                if self.pressure() <= self.count:
                     self._room.set()
 
-    async def _attempt(self, job: ClaimedJob, sender: Sender) -> bool:
-        """One attempt, its result queued for the group commit; False if the endpoint did not
-        answer (timeout, connection or TLS failure)."""
+    async def _attempt(self, job: ClaimedJob, sender: Sender) -> tuple[bool, bool]:
+        """One attempt, its result queued for the group commit; (healthy, slow): healthy False
+        if the endpoint did not answer (timeout, connection or TLS failure), slow True if it
+        answered but took ``slow_ms`` or more."""
         result = await self._attempts.make(job, sender)
         failed = None if result.delivered else result.error_class
         if self._recorder.add(result):
             await self._recorder.flush()
-        return failed not in HOLDS_A_CONNECTION
+        healthy = failed not in HOLDS_A_CONNECTION
+        return healthy, healthy and result.duration_ms >= self.slow_ms
 
     async def hold_back(self, endpoint_id: str, why: str) -> None:
         """The endpoint may take no more now (failing, paused, disabled, or slowed down by a

@@ -35,12 +35,16 @@ class Recorder:
         batch_size: int,
         on_recorded: Callable[[], None],
         after_commit: Callable[[], Awaitable[None]] | None = None,
+        on_line_moved: Callable[[], None] | None = None,
     ) -> None:
         self._claims = claims
         self._leases = leases
         self._batch_size = batch_size
         self._on_recorded = on_recorded
         self._after_commit = after_commit
+        # Called after a commit that finished an event of a call: the next one may be claimable
+        # now (issue 14's per-call lines), so the worker should claim again at once.
+        self._on_line_moved = on_line_moved
         self._results: list[AttemptResult] = []
 
     def add(self, result: AttemptResult) -> bool:
@@ -85,6 +89,8 @@ class Recorder:
         finally:
             self._leases.finish(jobs)
             self._on_recorded()  # recorded jobs no longer count against their endpoint
+        if self._on_line_moved is not None and any(_hands_on(res) for res in batch):
+            self._on_line_moved()
         for res in stale:
             log.warning(
                 "result refused: lease lost to another worker",
@@ -92,3 +98,8 @@ class Recorder:
             )
         if self._after_commit is not None:
             await self._after_commit()
+
+
+def _hands_on(res: AttemptResult) -> bool:
+    """Whether recording ``res`` may have made the next event of its call claimable."""
+    return res.job.call_id is not None and (res.delivered or res.next_attempt_at is None)

@@ -38,6 +38,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Self
 
+from callhook.core import ordering
 from callhook.core.clock import Clock
 from callhook.core.health import EndpointState, Transition
 from callhook.core.ids import Randomness
@@ -45,7 +46,7 @@ from callhook.delivery import sidetasks
 from callhook.delivery.attempt import Attempts
 from callhook.delivery.claims import Claims, left_out
 from callhook.delivery.dispatch import Dispatch
-from callhook.delivery.housekeeping import prune_periodically
+from callhook.delivery.housekeeping import prune_periodically, sweep_lines_periodically
 from callhook.delivery.lanes import Lanes
 from callhook.delivery.leaseholder import Leaseholder
 from callhook.delivery.leases import Leases
@@ -110,7 +111,14 @@ class Worker:
         # queued, so lanes do not wait for claims; the next claim starts once half of that is
         # free. Claims are write transactions: claiming in big batches keeps them rare.
         self._budget = 2 * max_in_flight
-        self._dispatch: Dispatch[ClaimedJob] = Dispatch(settings.worker_per_endpoint_limit)
+        # Endpoints answering slowly share three quarters of the lanes: the rest stay free for
+        # the others' events (issue 13: a healthy endpoint is not kept waiting by slow ones).
+        # Call-control events start before their endpoint's queued bulk ones (issue 14).
+        self._dispatch: Dispatch[ClaimedJob] = Dispatch(
+            settings.worker_per_endpoint_limit,
+            slow_places=max(1, max_in_flight * 3 // 4),
+            urgent=_call_control,
+        )
         self.leases: Leases[ClaimedJob] = Leases(timedelta(seconds=settings.lease_seconds))
         self.claims = Claims(db, settings, clock=clock, rng=rng, box=box, worker_id=self.worker_id)
         self.recorder = Recorder(
@@ -119,6 +127,7 @@ class Worker:
             batch_size=settings.worker_batch_size,
             on_recorded=self._slot_freed.set,
             after_commit=self._after_record,
+            on_line_moved=self._line_moved,
         )
         self._attempts = Attempts(clock=clock, rng=rng, metrics=metrics)
         self._lanes = Lanes(
@@ -130,6 +139,7 @@ class Worker:
             claims=self.claims,
             room=self._room,
             slot_freed=self._slot_freed,
+            slow_ms=settings.delivery_timeout * 1000 / 2,
         )
         self._leaseholder = Leaseholder(
             self.leases,
@@ -171,6 +181,11 @@ class Worker:
         return self.leases.lost
 
     # --- waking --------------------------------------------------------------------------------
+    def _line_moved(self) -> None:
+        """A recorded result let the next event of a call be claimed: look for it now."""
+        if self._wake is not None:
+            self._wake.set()
+
     def wake(self) -> None:
         """Ask an idle worker to look for work now. Safe from any thread."""
         loop, event = self._loop, self._wake
@@ -204,6 +219,12 @@ class Worker:
                         ),
                     ),
                     tasks.start("stop relay", self._relay_stop(stop)),
+                    tasks.start(
+                        "line sweeper",
+                        sweep_lines_periodically(
+                            self._db, self._settings, self._clock, stop, wake=self.wake
+                        ),
+                    ),
                     *(
                         tasks.start(f"side task {sidetasks.name_of(t)}", sidetasks.watched(t, stop))
                         for t in self._side_tasks
@@ -229,7 +250,7 @@ class Worker:
         assert self._wake is not None
         lanes = self._lanes
         while not stop.is_set():
-            if lanes.outstanding() > lanes.count:
+            if lanes.pressure() > lanes.count:
                 self._room.clear()
                 await self._room.wait()
                 continue
@@ -242,7 +263,13 @@ class Worker:
                 saturated = self._dispatch.saturated()
                 jobs = await asyncio.to_thread(
                     self.claims.claim,
-                    min(self._budget - lanes.outstanding(), self._settings.worker_batch_size),
+                    # Held jobs stay under twice the budget even when slow endpoints' jobs
+                    # wait (``pressure`` leaves them out).
+                    min(
+                        self._budget - lanes.pressure(),
+                        2 * self._budget - lanes.outstanding(),
+                        self._settings.worker_batch_size,
+                    ),
                     left_out(saturated),
                 )
             except Exception:
@@ -311,3 +338,8 @@ class Worker:
     async def _sleep(self, stop: asyncio.Event, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=seconds)
+
+
+def _call_control(job: ClaimedJob) -> bool:
+    """Whether ``job`` starts before its endpoint's bulk jobs (issue 14's priority)."""
+    return ordering.group_of(job.event) is ordering.EventGroup.CALL_CONTROL

@@ -16,12 +16,20 @@ from callhook.core.outcome import DeliveryStatus
 from callhook.errors import InvalidRequest, NotFound
 from callhook.store.tables import attempts, deliveries, events
 
+#: Every status a delivery can have (filters in the API, CLI and dashboard): ``waiting`` is
+#: behind an earlier event of its call, ``expired`` was too old to send (issue 14).
 STATUSES = tuple(s.value for s in DeliveryStatus)
 #: Filters people may use: the stored statuses, and ``retrying`` — ``pending`` with at least one
 #: attempt made (the endpoint failed it; the next attempt is at ``next_attempt_at``).
 FILTERS = (*STATUSES, "retrying")
 #: What a window redelivery may queue again (finished deliveries).
-REDELIVERABLE = (DeliveryStatus.FAILED.value, DeliveryStatus.DELIVERED.value)
+REDELIVERABLE = (
+    DeliveryStatus.FAILED.value,
+    DeliveryStatus.DELIVERED.value,
+    DeliveryStatus.EXPIRED.value,
+)
+#: Not finished: a redelivery leaves these alone.
+_UNFINISHED = (DeliveryStatus.PENDING.value, DeliveryStatus.WAITING.value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,16 +227,19 @@ def redeliver(
 ) -> Delivery:
     """Queue a finished delivery again: same body and event id, a fresh signature at send time.
 
-    A delivery that is still pending is left as it is (it will be attempted anyway).
+    A delivery that is still pending, or waiting behind an earlier event of its call, is left
+    as it is (it will be attempted anyway). A redelivery is outside its call's order: it is
+    claimable at once, and receivers see it as a duplicate of an earlier event.
     """
     current = get(conn, delivery_id, account_id=account_id)
-    if current.status != DeliveryStatus.PENDING:
+    if current.status not in _UNFINISHED:
         conn.execute(
             update(deliveries)
-            .where(deliveries.c.id == delivery_id, deliveries.c.status != DeliveryStatus.PENDING)
+            .where(deliveries.c.id == delivery_id, deliveries.c.status.not_in(_UNFINISHED))
             .values(
                 status=DeliveryStatus.PENDING.value,
                 next_attempt_at=now,
+                claim_key=now,
                 window_start=now,
                 delivered_at=None,
             )
@@ -250,7 +261,7 @@ def redeliver_window(
     Each gets a new 24 h retry window (``window_start``) for the new round of attempts.
     """
     if status not in REDELIVERABLE:
-        raise InvalidRequest("status must be failed or delivered")
+        raise InvalidRequest("status must be failed, delivered or expired")
     query = update(deliveries).where(
         deliveries.c.status == status, deliveries.c.created_at >= since
     )
@@ -262,6 +273,7 @@ def redeliver_window(
         query.values(
             status=DeliveryStatus.PENDING.value,
             next_attempt_at=now,
+            claim_key=now,
             window_start=now,
             delivered_at=None,
         )

@@ -73,17 +73,19 @@ class FastStatement:
             found = self._compiled[name] = (compiled.string, pick)
         return found
 
-    def executemany(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Run once per row (one ``executemany`` on the cursor). Driver errors are raised as
-        SQLAlchemy's (``IntegrityError``, ``OperationalError`` …), as ``conn.execute`` would."""
+    def executemany(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Run once per row (one ``executemany`` on the cursor); the rows changed in all (as the
+        driver counts them). Driver errors are raised as SQLAlchemy's (``IntegrityError``,
+        ``OperationalError`` …), as ``conn.execute`` would."""
         if not rows:
-            return
+            return 0
         sql, pick = self._for(conn)
         params: Sequence[Any] = rows if pick is None else [pick(r) for r in rows]
         dbapi = conn.dialect.loaded_dbapi
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
             cursor.executemany(sql, params)
+            return max(int(cursor.rowcount), 0)
         except dbapi.Error as exc:
             raise DBAPIError.instance(sql, None, exc, dbapi.Error) from exc
         finally:

@@ -25,9 +25,12 @@ from typing import Any
 from sqlalchemy import Connection, Row, bindparam, delete, func, select
 from sqlalchemy import update as sql_update
 
+from callhook.core import ordering as ordering_rules
 from callhook.core.health import Cause
 from callhook.core.health import EndpointState as _HealthState
 from callhook.core.ids import RandomBits, has_id_shape, new_id
+from callhook.core.ordering import Ordering
+from callhook.core.outcome import SkipReason
 from callhook.core.retry import RetryPolicy
 from callhook.core.urlvet import parse_webhook_url
 from callhook.errors import (
@@ -44,6 +47,8 @@ from callhook.events.names import SUBSCRIBABLE_EVENTS
 from callhook.signing import generate_secret
 from callhook.store import dialect
 from callhook.store import endpoint_health as health_store
+from callhook.store import endpoint_secrets as secret_store
+from callhook.store.endpoint_secrets import ROTATION_OVERLAP, SigningSecret
 from callhook.store.secretbox import SecretBox
 from callhook.store.tables import (
     accounts,
@@ -52,6 +57,7 @@ from callhook.store.tables import (
     endpoint_secrets,
     endpoint_subscriptions,
     endpoints,
+    events,
 )
 
 __all__ = [
@@ -75,8 +81,6 @@ __all__ = [
     "update",
 ]
 
-#: How long a rotated-out secret keeps signing alongside the new one.
-ROTATION_OVERLAP = timedelta(hours=24)
 #: Longest description, in characters.
 MAX_DESCRIPTION = 500
 #: Endpoint ids: ``ep_`` + 26 characters (``callhook.core.ids``).
@@ -107,20 +111,15 @@ class Endpoint:
     primary: bool
     created_at: datetime
     updated_at: datetime
+    # Ordered delivery per call (issue 14): see ``callhook.core.ordering``.
+    ordering: Ordering = Ordering.PER_CALL
+    ordering_bound_seconds: int = 300
+    max_age_call_control_seconds: int | None = None
+    max_age_bulk_seconds: int | None = None
 
     def subscribes(self, event: str) -> bool:
         """Whether this endpoint is subscribed to ``event``."""
         return self.subscribed_events is None or event in self.subscribed_events
-
-
-@dataclass(frozen=True, slots=True)
-class SigningSecret:
-    """A signing secret in plain text (``whsec_…``); ``expires_at`` None: the current one."""
-
-    id: str
-    secret: str
-    created_at: datetime
-    expires_at: datetime | None
 
 
 def catalog_order(events: Iterable[str]) -> tuple[str, ...]:
@@ -188,6 +187,10 @@ def from_row(row: Row[Any]) -> Endpoint:
         primary=bool(row.is_primary),
         created_at=row.created_at,
         updated_at=row.updated_at,
+        ordering=Ordering(row.ordering),
+        ordering_bound_seconds=row.ordering_bound_seconds,
+        max_age_call_control_seconds=row.max_age_call_control_seconds,
+        max_age_bulk_seconds=row.max_age_bulk_seconds,
     )
 
 
@@ -318,7 +321,7 @@ def _insert(
     )
     if events:
         _subscribe_rows(conn, endpoint_id, events, now)
-    add_secret(conn, endpoint_id, generate_secret(), now=now, box=box, rng=rng)
+    secret_store.add(conn, endpoint_id, generate_secret(), now=now, box=box, rng=rng)
     return endpoint_id
 
 
@@ -337,6 +340,7 @@ def create(
     box: SecretBox,
     rng: RandomBits,
     rules: health_store.Rules | None = None,
+    **ordering_fields: object,
 ) -> Endpoint:
     """Add a (non-primary) endpoint with a fresh signing secret; return it.
 
@@ -352,6 +356,8 @@ def create(
     names = None if subscribed_events is None else checked_events(subscribed_events)
     policy = _policy(retry_policy)
     text = _description(description)
+    # ``ordering``, ``ordering_bound_seconds``, ``max_age_*_seconds`` (issue 14): checked here.
+    ordered = ordering_values(**ordering_fields)
     dialect.lock_keys(conn, "endpoints", [account_id])
     count = conn.execute(
         select(func.count()).select_from(endpoints).where(endpoints.c.account_id == account_id)
@@ -376,6 +382,8 @@ def create(
         health_store.set_enabled(
             conn, endpoint_id, account_id, False, by="customer", now=now, rules=rules or _RULES
         )
+    if ordered:
+        conn.execute(update_statement(endpoint_id).values(**ordered))
     return get(conn, account_id, endpoint_id)
 
 
@@ -420,6 +428,10 @@ def update(
     enabled: bool | None = _UNSET,
     subscribed_events: Iterable[str] | None = _UNSET,
     retry_policy: str | None = _UNSET,
+    ordering: object = _UNSET,
+    ordering_bound_seconds: object = _UNSET,
+    max_age_call_control_seconds: object = _UNSET,
+    max_age_bulk_seconds: object = _UNSET,
     allow_unsafe: bool = False,
     now: datetime,
     rules: health_store.Rules | None = None,
@@ -453,6 +465,14 @@ def update(
         values["enabled"] = enabled
     if retry_policy is not _UNSET:
         values["retry_policy"] = _policy(retry_policy or "").value
+    values.update(
+        ordering_values(
+            ordering=ordering,
+            ordering_bound_seconds=ordering_bound_seconds,
+            max_age_call_control_seconds=max_age_call_control_seconds,
+            max_age_bulk_seconds=max_age_bulk_seconds,
+        )
+    )
     names: list[str] | None = None
     if subscribed_events is not _UNSET:
         names = None if subscribed_events is None else checked_events(subscribed_events)
@@ -495,6 +515,34 @@ def _follow(
         )
 
 
+#: The endpoint fields of ordered delivery (issue 14), as the API and CLI name them.
+ORDERING_FIELDS = (
+    "ordering",
+    "ordering_bound_seconds",
+    "max_age_call_control_seconds",
+    "max_age_bulk_seconds",
+)
+
+
+def ordering_values(**given: object) -> dict[str, Any]:
+    """The ordering columns among ``given`` (``_UNSET`` ones left out), checked: ``ordering``
+    ``per_call``/``none``; ``ordering_bound_seconds`` whole seconds in [1, 86400];
+    ``max_age_*_seconds`` the same or None. ``PayloadInvalid`` names the field otherwise."""
+    values: dict[str, Any] = {}
+    for name, value in given.items():
+        if value is _UNSET:
+            continue
+        if name not in ORDERING_FIELDS:
+            raise TypeError(f"unexpected endpoint field {name!r}")
+        if name == "ordering":
+            values[name] = ordering_rules.parse_ordering(value).value
+        else:
+            values[name] = ordering_rules.parse_seconds(
+                value, field_name=name, optional=name.startswith("max_age_")
+            )
+    return values
+
+
 def update_statement(endpoint_id: str) -> Any:
     """``UPDATE endpoints … WHERE id = endpoint_id`` (for this package's modules)."""
     return sql_update(endpoints).where(endpoints.c.id == endpoint_id)
@@ -525,11 +573,29 @@ def set_primary_url(
 def delete_endpoint(conn: Connection, account_id: str, endpoint_id: str) -> None:
     """Delete a non-primary endpoint with everything that hangs off it: secrets,
     subscriptions, deliveries and their attempts (a delivery is one event *to this endpoint*;
-    the events stay, with their other endpoints' deliveries). A worker still sending one of
+    the events stay, with their other endpoints' deliveries; one left with none gets the skip
+    reason ``endpoint_deleted``). A worker still sending one of
     them finds its claim gone and records nothing. ``PrimaryEndpointDelete`` for the primary
     endpoint (spec 002's setting: disable it instead); ``EndpointNotFound``."""
     if get(conn, account_id, endpoint_id).primary:
         raise PrimaryEndpointDelete()
+    # Events left with no delivery at all say why (and retention finds them, as skipped ones).
+    others = (
+        select(deliveries.c.id)
+        .where(deliveries.c.event_id == events.c.id, deliveries.c.endpoint_id != endpoint_id)
+        .exists()
+    )
+    conn.execute(
+        sql_update(events)
+        .where(
+            events.c.skip_reason.is_(None),
+            events.c.id.in_(
+                select(deliveries.c.event_id).where(deliveries.c.endpoint_id == endpoint_id)
+            ),
+            ~others,
+        )
+        .values(skip_reason=SkipReason.ENDPOINT_DELETED.value)
+    )
     conn.execute(
         delete(attempts).where(
             attempts.c.delivery_id.in_(
@@ -591,58 +657,14 @@ def _subscribe_rows(
     )
 
 
-# --- Secrets ---------------------------------------------------------------------------------
-def add_secret(
-    conn: Connection,
-    endpoint_id: str,
-    secret: str,
-    *,
-    now: datetime,
-    box: SecretBox,
-    rng: RandomBits,
-) -> SigningSecret:
-    """Store ``secret`` (encrypted) as the endpoint's newest secret; no check of ownership."""
-    row = SigningSecret(id=new_id("sec", now, rng), secret=secret, created_at=now, expires_at=None)
-    conn.execute(
-        endpoint_secrets.insert().values(
-            id=row.id,
-            endpoint_id=endpoint_id,
-            secret_encrypted=box.encrypt(secret),
-            created_at=now,
-            expires_at=None,
-        )
-    )
-    return row
-
-
+# --- Secrets (scoped by account; the rows are ``endpoint_secrets``'s) ---------------------------
 def active_secrets(
     conn: Connection, account_id: str, endpoint_id: str, *, now: datetime, box: SecretBox
 ) -> list[SigningSecret]:
-    """The secrets that sign the endpoint's deliveries now, newest first (more than one during
-    a rotation). ``EndpointNotFound`` for an endpoint not of this account."""
+    """The secrets that sign the endpoint's deliveries now, current first (more than one
+    during a rotation). ``EndpointNotFound`` for an endpoint not of this account."""
     get(conn, account_id, endpoint_id)
-    rows = conn.execute(
-        select(endpoint_secrets)
-        .where(
-            endpoint_secrets.c.endpoint_id == endpoint_id,
-            (endpoint_secrets.c.expires_at.is_(None)) | (endpoint_secrets.c.expires_at > now),
-        )
-        .order_by(
-            # The current secret first even when a rotation made its successor in the same instant.
-            endpoint_secrets.c.expires_at.is_(None).desc(),
-            endpoint_secrets.c.created_at.desc(),
-            endpoint_secrets.c.id.desc(),
-        )
-    )
-    return [
-        SigningSecret(
-            id=r.id,
-            secret=box.decrypt(r.secret_encrypted),
-            created_at=r.created_at,
-            expires_at=r.expires_at,
-        )
-        for r in rows
-    ]
+    return secret_store.active(conn, endpoint_id, now=now, box=box)
 
 
 def rotate_secret(
@@ -658,13 +680,4 @@ def rotate_secret(
     """Make a new current secret for the endpoint; the previous ones keep signing for
     ``overlap`` (24 h). ``EndpointNotFound`` for an endpoint not of this account."""
     get(conn, account_id, endpoint_id)
-    conn.execute(
-        sql_update(endpoint_secrets)
-        .where(
-            endpoint_secrets.c.endpoint_id == endpoint_id,
-            (endpoint_secrets.c.expires_at.is_(None))
-            | (endpoint_secrets.c.expires_at > now + overlap),
-        )
-        .values(expires_at=now + overlap)
-    )
-    return add_secret(conn, endpoint_id, generate_secret(), now=now, box=box, rng=rng)
+    return secret_store.rotate(conn, endpoint_id, now=now, box=box, rng=rng, overlap=overlap)

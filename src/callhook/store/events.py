@@ -12,10 +12,12 @@ from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
+from callhook.core import ordering as ordering_rules
 from callhook.core import stored_body
-from callhook.core.outcome import DeliveryStatus, SkipReason
+from callhook.core.outcome import SkipReason
 from callhook.errors import ConcurrentPublish
 from callhook.store import dialect
+from callhook.store import ordering as line_store
 from callhook.store.tables import call_sequences, deliveries, events
 from callhook.store.types import time_encoder
 
@@ -44,6 +46,11 @@ DELIVERY_COLUMNS = (
     "created_at",
     "window_start",
     "next_attempt_at",
+    "call_id",
+    "sequence",
+    "holds_line",
+    "line_since",
+    "claim_key",
 )
 # Run on the DB-API cursor: with SQLAlchemy's per-row, per-column parameter processing these
 # two executemany inserts were 29 % of a 100-event publish (profiled: 4.1 ms; now 1.8 ms, most
@@ -173,13 +180,17 @@ class NewEvent:
 
 @dataclass(frozen=True, slots=True)
 class NewDelivery:
-    """A delivery to insert: pending, due at once, no attempt yet."""
+    """A delivery to insert: due at once, no attempt yet; ``pending``, or ``waiting`` behind an
+    earlier event of its call when ``ordered`` (its endpoint's ``ordering`` is ``per_call``)."""
 
     id: str
     event_id: str
     account_id: str
     endpoint_id: str
     event: str
+    call_id: str | None = None
+    sequence: int | None = None
+    ordered: bool = True
 
 
 def write_batch(
@@ -199,8 +210,10 @@ def write_batch(
     is then unusable; publishers retry the batch, which finds the original.
     """
     # The driver's form, once per batch: the rows go to the DB-API cursor as they are.
-    at = time_encoder(conn.dialect.name)(now)
-    pending = DeliveryStatus.PENDING.value
+    encode = time_encoder(conn.dialect.name)
+    at = encode(now)
+    claim_keys = {g: encode(ordering_rules.claim_key(g, now)) for g in ordering_rules.EventGroup}
+    placements = line_up(conn, new_deliveries)
     try:
         _INSERT_EVENTS.executemany(
             conn,
@@ -231,13 +244,18 @@ def write_batch(
                 "account_id": d.account_id,
                 "endpoint_id": d.endpoint_id,
                 "event": d.event,
-                "status": pending,
+                "status": placement.status.value,
                 "attempts": 0,
                 "created_at": at,
                 "window_start": at,
                 "next_attempt_at": at,
+                "call_id": d.call_id,
+                "sequence": d.sequence,
+                "holds_line": placement.holds_line,
+                "line_since": at if placement.holds_line else None,
+                "claim_key": claim_keys[ordering_rules.group_of(d.event)],
             }
-            for d in new_deliveries
+            for d, placement in zip(new_deliveries, placements, strict=True)
         ],
     )
 
@@ -269,6 +287,28 @@ def body_of(row: Any) -> bytes:
         call_id=row.call_id,
         sequence=row.sequence,
     )
+
+
+def line_up(
+    conn: Connection, new_deliveries: Sequence[NewDelivery]
+) -> list[ordering_rules.Placement]:
+    """Where each new delivery starts (issue 14, ``core.ordering.place``): the first of a free
+    (endpoint, call) line holds it, the later ones wait; unordered endpoints and events with no
+    call are pending at once. Takes the lines' locks first (``store.ordering``)."""
+    lines = {
+        (d.endpoint_id, d.call_id) for d in new_deliveries if d.ordered and d.call_id is not None
+    }
+    if lines:
+        line_store.lock_lines(conn, lines)
+    taken = line_store.taken_lines(conn, lines)
+    out = []
+    for d in new_deliveries:
+        mode = ordering_rules.Ordering.PER_CALL if d.ordered else ordering_rules.Ordering.NONE
+        placement = ordering_rules.place(mode, d.call_id, (d.endpoint_id, d.call_id) in taken)
+        if placement is not ordering_rules.PENDING_FREE:
+            taken.add((d.endpoint_id, d.call_id or ""))
+        out.append(placement)
+    return out
 
 
 def _from_row(r: Any) -> StoredEvent:

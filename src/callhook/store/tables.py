@@ -112,6 +112,12 @@ endpoints = Table(
     Column("state", String(16), nullable=False, server_default="active"),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # Ordered delivery per call (issue 14, ``core.ordering``): ``per_call`` or ``none``; the
+    # head-of-line bound; optional maximum ages per event group (NULL: never expires).
+    Column("ordering", String(16), nullable=False, server_default="per_call"),
+    Column("ordering_bound_seconds", Integer, nullable=False, server_default="300"),
+    Column("max_age_call_control_seconds", Integer, nullable=True),
+    Column("max_age_bulk_seconds", Integer, nullable=True),
     # Also the index for "this account's endpoints" (its first column).
     UniqueConstraint("account_id", "url", name="uq_endpoints_account_url"),
     Index(
@@ -185,7 +191,7 @@ events = Table(
 #: One event to one endpoint (at most one per event and endpoint). The queue: a worker claims
 #: rows whose ``status`` is ``pending`` and ``next_attempt_at`` has come, under a lease
 #: (``lease_until``) with a claim token (``claim_id``); completion matches on ``claim_id`` so a
-#: stale worker cannot overwrite. Status: pending → delivered | failed.
+#: stale worker cannot overwrite. Status: (waiting →) pending → delivered | failed | expired.
 deliveries = Table(
     "deliveries",
     metadata,
@@ -209,6 +215,18 @@ deliveries = Table(
     Column("last_error_class", String(32), nullable=True),
     Column("last_latency_ms", Float, nullable=True),
     Column("delivered_at", UTCDateTime, nullable=True),
+    # Ordered delivery per call (issue 14, ``store/ordering.py``): the event's call and
+    # sequence, copied so the line index needs no join; ``holds_line`` marks the one delivery of
+    # a (endpoint, call) line that may be claimed, since ``line_since``; ``previous_sequence``
+    # is set on one released past the head-of-line bound (the sequence it went ahead of).
+    Column("call_id", String(200), nullable=True),
+    Column("sequence", Integer, nullable=True),
+    Column("holds_line", Boolean, nullable=False, server_default=false(), default=False),
+    Column("line_since", UTCDateTime, nullable=True),
+    Column("previous_sequence", Integer, nullable=True),
+    # The claim's order (``core.ordering.claim_key``): the due time, plus the aging handicap
+    # for bulk events, so call-control events are claimed first without starving bulk ones.
+    Column("claim_key", UTCDateTime, nullable=True),
     Index("ix_deliveries_due", "status", "next_attempt_at"),
     Index("ix_deliveries_account_created", "account_id", "created_at"),
     Index("ix_deliveries_endpoint_created", "endpoint_id", "created_at"),
@@ -217,11 +235,22 @@ deliveries = Table(
     Index(
         "ix_deliveries_pending_endpoint",
         "endpoint_id",
+        "claim_key",
         "next_attempt_at",
         sqlite_where=text(f"status = '{DeliveryStatus.PENDING.value}'"),
         postgresql_where=text(f"status = '{DeliveryStatus.PENDING.value}'"),
     ),
     UniqueConstraint("event_id", "endpoint_id", name="uq_deliveries_event_endpoint"),
+    # Only the rows of open lines (holders and waiting deliveries): tiny, and the predicate is
+    # spelled exactly as ``store.ordering.IN_LINE`` repeats it (SQLite matches it literally).
+    Index(
+        "ix_deliveries_line",
+        "endpoint_id",
+        "call_id",
+        "sequence",
+        sqlite_where=text("holds_line OR status = 'waiting'"),
+        postgresql_where=text("holds_line OR status = 'waiting'"),
+    ),
 )
 
 #: Every HTTP try of a delivery.

@@ -54,6 +54,10 @@ FIELDS = [
     "primary",
     "created_at",
     "updated_at",
+    "ordering",
+    "ordering_bound_seconds",
+    "max_age_call_control_seconds",
+    "max_age_bulk_seconds",
 ]
 
 

@@ -76,6 +76,10 @@ def test_add_list_show_update_remove(env: dict[str, str], acc: str) -> None:
         "primary",
         "created_at",
         "updated_at",
+        "ordering",
+        "ordering_bound_seconds",
+        "max_age_call_control_seconds",
+        "max_age_bulk_seconds",
     ]
     assert added["url"] == CRM
     assert added["subscribed_events"] == ["incoming_call_end", "outgoing_call_end"]

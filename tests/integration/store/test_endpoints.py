@@ -24,6 +24,7 @@ from callhook.errors import (
 )
 from callhook.platform import Platform
 from callhook.store import endpoints as endpoint_store
+from callhook.store import events as event_store
 from callhook.store.endpoints import Endpoint, EndpointState
 from callhook.store.tables import deliveries, endpoint_secrets, endpoints
 from tests.factories import make_account, publish_sample
@@ -225,6 +226,16 @@ def test_delete_takes_the_endpoints_deliveries_and_secrets_along(platform: Platf
     extra = _create(platform, account.id, "https://a.example.com/")
     published = publish_sample(platform, account.id, "incoming_call_start")
     assert len(published.delivery_ids) == 2
+    with platform.db.write() as conn:  # the primary one stops taking this event
+        endpoint_store.update(
+            conn,
+            account.id,
+            endpoint_store.primary(conn, account.id).id,  # type: ignore[union-attr]
+            subscribed_events=["sms"],
+            now=platform.clock.now(),
+        )
+    only_extra = publish_sample(platform, account.id, "incoming_call_start", seed=1)
+    assert len(only_extra.delivery_ids) == 1
     with platform.db.write() as conn:
         endpoint_store.delete_endpoint(conn, account.id, extra.id)
     with platform.db.read() as conn:
@@ -238,6 +249,13 @@ def test_delete_takes_the_endpoints_deliveries_and_secrets_along(platform: Platf
     assert primary is not None
     assert left == [primary.id]
     assert secrets == 0
+    with platform.db.read() as conn:
+        kept = event_store.get(conn, published.id)
+        orphan = event_store.get(conn, only_extra.id)
+    assert kept is not None
+    assert kept.skip_reason is None  # still delivered to the primary endpoint
+    assert orphan is not None
+    assert orphan.skip_reason == "endpoint_deleted"
 
 
 def test_each_endpoint_has_its_own_secret_and_rotation(platform: Platform) -> None:

@@ -130,7 +130,7 @@ def test_the_claim_reads_deliveries_through_indexes_only(tmp_path: Path) -> None
     platform = make_platform(tmp_path)
     make_account(platform, url="https://a.example.com/")
     select_chosen = (
-        f"WITH RECURSIVE {queue._WALK},{queue._CANDIDATES['sqlite']},{queue._CHOSEN}"
+        f"WITH RECURSIVE {queue._walk('sqlite')},{queue._CANDIDATES['sqlite']},{queue._CHOSEN}"
         " SELECT id FROM chosen"
     )
     statement = text("EXPLAIN QUERY PLAN " + select_chosen).bindparams(
@@ -149,4 +149,8 @@ def test_the_claim_reads_deliveries_through_indexes_only(tmp_path: Path) -> None
         ).all()
     details = [row[3] for row in plan]
     assert not [d for d in details if d.startswith("SCAN d")], details
+    # Every read of deliveries is a seek or range of the pending index or a primary-key look-up.
+    reads = [d for d in details if d.startswith("SEARCH d")]
+    assert reads, details
+    assert all("ix_deliveries_pending_endpoint" in d or "(id=?)" in d for d in reads), details
     assert any("ix_deliveries_pending_endpoint" in d for d in details), details

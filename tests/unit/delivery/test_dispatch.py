@@ -136,3 +136,88 @@ def test_room_grows_with_answers_and_halves_when_the_endpoint_does_not_answer() 
     assert d.room("live") == 8
     again = Counter(j.endpoint_id for j in take_all(d))
     assert again == {"dead": 1, "live": 8}
+
+
+def test_urgent_jobs_start_before_the_endpoints_queued_bulk_in_their_own_order() -> None:
+    d: Dispatch[J] = Dispatch(
+        per_endpoint=10, initial=10, urgent=lambda j: j.delivery_id.startswith("cc")
+    )
+    d.add(jobs("a", 3))
+    d.add([J("cc-1", "a"), J("cc-2", "a")])
+    d.add(jobs("a", 1, start=3))
+    d.add([J("cc-3", "a")])
+    assert [j.delivery_id for j in take_all(d)] == [
+        "cc-1",
+        "cc-2",
+        "cc-3",
+        "a-0",
+        "a-1",
+        "a-2",
+        "a-3",
+    ]
+
+
+@given(st.lists(st.booleans(), max_size=40))
+def test_urgency_reorders_but_never_loses_a_job(flags: list[bool]) -> None:
+    d: Dispatch[J] = Dispatch(
+        per_endpoint=100, initial=100, urgent=lambda j: j.delivery_id[0] == "u"
+    )
+    made = [J(f"{'u' if f else 'b'}{i}", "a") for i, f in enumerate(flags)]
+    d.add(made)
+    taken = [j.delivery_id for j in take_all(d)]
+    assert sorted(taken) == sorted(j.delivery_id for j in made)
+    urgent = [x for x in taken if x[0] == "u"]
+    assert (
+        taken[: len(urgent)] == urgent == [j.delivery_id for j in made if j.delivery_id[0] == "u"]
+    )
+
+
+def test_endpoints_not_known_fast_share_the_slow_places_only() -> None:
+    d: Dispatch[J] = Dispatch(per_endpoint=4, slow_places=6)
+    d.add(jobs("fast", 1))
+    [probe] = take_all(d)  # not heard from yet: it took a slow place
+    assert d.slow_in_flight == 1
+    d.done(probe)  # answered fast: known fast from now on
+    assert d.slow_in_flight == 0
+    d.add(jobs("slow1", 4) + jobs("slow2", 4) + jobs("new", 4))
+    started = take_all(d)
+    assert len(started) == 6  # the slow places, shared by slow1, slow2 and new
+    assert d.slow_in_flight == 6
+    d.add(jobs("fast", 2, start=1))
+    assert [j.endpoint_id for j in take_all(d)] == ["fast", "fast"]  # not kept waiting
+    d.done(started[0], slow=True)  # a slow place frees: one waiting endpoint takes it
+    [next_one] = take_all(d)
+    assert next_one.endpoint_id != "fast"
+    assert d.slow_in_flight == 6
+
+
+def test_slow_answers_do_not_grow_the_room_and_saturate_at_it() -> None:
+    d: Dispatch[J] = Dispatch(per_endpoint=32, initial=4, slow_places=100)
+    d.add(jobs("s", 4))
+    for job in take_all(d):
+        d.done(job, slow=True)
+    assert d.room("s") == 4
+    d.add(jobs("s", 4, start=4))
+    assert "s" in d.saturated()  # its room's worth held: claim nothing more for it
+    d.add(jobs("f", 1))
+    assert "f" not in d.saturated()
+    [*_, last] = take_all(d)
+    d.done(last)  # whichever it was, a fast answer grows the room
+    assert d.room(last.endpoint_id) == 5
+
+
+@given(
+    st.lists(st.tuples(st.sampled_from("abcdef"), st.booleans()), min_size=1, max_size=200),
+    st.integers(1, 8),
+)
+def test_the_slow_places_are_never_exceeded(steps: list[tuple[str, bool]], places: int) -> None:
+    d: Dispatch[J] = Dispatch(per_endpoint=3, slow_places=places)
+    running: list[J] = []
+    for n, (endpoint, slow) in enumerate(steps):
+        d.add([J(f"{endpoint}-{n}", endpoint)])
+        running.extend(take_all(d))
+        assert d.slow_in_flight <= places
+        if running and n % 2:
+            d.done(running.pop(0), slow=slow)
+            running.extend(take_all(d))
+            assert d.slow_in_flight <= places

@@ -23,9 +23,9 @@ TIMESTAMP_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$"
 #: RFC 3339 UTC with milliseconds and a ``Z`` (times inside ``data``).
 TIME_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$"
 
-DeliveryStatus = Literal["pending", "delivered", "failed"]
+DeliveryStatus = Literal["pending", "waiting", "delivered", "failed", "expired"]
 #: The deliveries filter: a status, or ``retrying`` (pending with at least one attempt made).
-DeliveryFilter = Literal["pending", "retrying", "delivered", "failed"]
+DeliveryFilter = Literal["pending", "retrying", "waiting", "delivered", "failed", "expired"]
 
 
 class _Model(BaseModel):
@@ -241,6 +241,32 @@ RetryPolicyName = Annotated[
     Field(description="`exponential`: retry failed deliveries for 24 h; `none`: one attempt."),
 ]
 
+OrderingName = Annotated[
+    Literal["per_call", "none"],  # callhook.core.ordering.Ordering
+    Field(
+        description="`per_call` (default): a call's events are sent one after another, each "
+        "once the previous one finished (docs/receiving.md §4); `none`: as soon as possible."
+    ),
+]
+BoundSeconds = Annotated[
+    int,
+    Field(
+        ge=1,
+        le=86_400,
+        description="Head-of-line bound: after this many seconds of an event not finishing, "
+        "the call's later events are released, marked with X-Webhook-Previous-Sequence.",
+    ),
+]
+MaxAgeSeconds = Annotated[
+    int | None,
+    Field(
+        ge=1,
+        le=86_400,
+        description="Events of this group older than this many seconds are not sent: their "
+        "delivery is `expired`. null: never.",
+    ),
+]
+
 
 RateLimit = Annotated[
     float | None,
@@ -323,6 +349,14 @@ class EndpointOut(_Model):
     )
     created_at: str = Field(pattern=TIME_PATTERN)
     updated_at: str = Field(pattern=TIME_PATTERN)
+    ordering: OrderingName
+    ordering_bound_seconds: BoundSeconds
+    max_age_call_control_seconds: MaxAgeSeconds = Field(
+        description="Call start, dial-chain member, answer and end events."
+    )
+    max_age_bulk_seconds: MaxAgeSeconds = Field(
+        description="Speech, summary, tags, rating, voicemail and sms events."
+    )
 
 
 class EndpointResponse(_Envelope):
@@ -344,6 +378,10 @@ class EndpointCreate(_Request):
     rate_limit: RateLimit = None
     max_in_flight: MaxInFlight = None
     replay_on_recovery: ReplayOnRecovery = True
+    ordering: OrderingName = "per_call"
+    ordering_bound_seconds: BoundSeconds = 300
+    max_age_call_control_seconds: MaxAgeSeconds = None
+    max_age_bulk_seconds: MaxAgeSeconds = None
 
 
 class EndpointUpdate(_Request):
@@ -364,6 +402,10 @@ class EndpointUpdate(_Request):
     rate_limit: RateLimit = None
     max_in_flight: MaxInFlight = None
     replay_on_recovery: ReplayOnRecovery = None  # type: ignore[assignment]
+    ordering: OrderingName = None  # type: ignore[assignment]
+    ordering_bound_seconds: BoundSeconds = None  # type: ignore[assignment]
+    max_age_call_control_seconds: MaxAgeSeconds = None
+    max_age_bulk_seconds: MaxAgeSeconds = None
 
 
 class EndpointDeleted(_Model):

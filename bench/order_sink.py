@@ -1,0 +1,186 @@
+"""A webhook sink that checks per-call order (issue 14's bench): uvloop + httptools, loopback.
+
+Every ``POST`` is answered ``200`` after a random 1–20 ms (``--latency-ms``, seeded). Before the
+delay, a call's event is checked by ``core.ordering.OrderAudit`` keyed by (path, call_id): every
+lower sequence of the call must have finished (been answered 2xx) unless the gap was announced
+with ``X-Webhook-Previous-Sequence``; when the answer is written the event counts as finished.
+Latency is measured at the sink from the body's ``created_at``, per group (call-control / bulk).
+
+Control (``GET``): ``/_stats`` → ``{"count", "violations", "gaps", "duplicates", "first", "last"}``;
+``/_latency?from=T`` → ``{"call_control": [ms…], "bulk": [ms…]}`` for arrivals after time T;
+``/_reset`` starts over. Run: ``python -m bench.order_sink --port 0`` prints ``READY <port>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import sys
+import time
+from datetime import datetime
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httptools
+import orjson
+
+from callhook.core import ordering
+
+_OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok"
+_PREVIOUS = ordering.PREVIOUS_HEADER.lower().encode()
+
+
+class State:
+    def __init__(self, latency_ms: tuple[float, float], seed: int) -> None:
+        self.latency_ms = latency_ms
+        self.rng = random.Random(seed)
+        self.reset()
+
+    def reset(self) -> None:
+        self.audit = ordering.OrderAudit()
+        self.count = 0
+        self.ids: set[str] = set()
+        self.duplicates = 0
+        self.first: float | None = None
+        self.last: float | None = None
+        self.latency: list[tuple[float, str, float]] = []  # (arrival, group, ms)
+
+    def arrive(self, path: bytes, body: bytes, previous: int | None) -> tuple[str, int] | None:
+        now = time.time()
+        self.count += 1
+        self.first = self.first or now
+        doc = orjson.loads(body)
+        event_id = doc.get("id", "")
+        if event_id in self.ids:
+            self.duplicates += 1
+        self.ids.add(event_id)
+        created = datetime.fromisoformat(doc["created_at"].replace("Z", "+00:00")).timestamp()
+        group = ordering.group_of(doc.get("event", ""))
+        self.latency.append((now, group.value, (now - created) * 1000))
+        call, seq = doc.get("call_id"), doc.get("sequence")
+        if call is None:
+            return None
+        key = f"{path.decode()}|{call}"
+        self.audit.arrive(ordering.Receipt(key, seq, previous))
+        return key, seq
+
+    def answered(self, line: tuple[str, int] | None) -> None:
+        self.last = time.time()
+        if line is not None:
+            self.audit.finish(*line)
+
+    def delay(self) -> float:
+        low, high = self.latency_ms
+        return self.rng.uniform(low, high) / 1000
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "count": self.count,
+            "violations": len(self.audit.violations),
+            "gaps": self.audit.gaps_announced,
+            "duplicates": self.duplicates,
+            "first": self.first,
+            "last": self.last,
+        }
+
+
+class SinkProtocol(asyncio.Protocol):
+    """One connection; requests answered in order (HTTP/1.1 keep-alive, no pipelining)."""
+
+    def __init__(self, state: State) -> None:
+        self.state = state
+        self.parser = httptools.HttpRequestParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.url = b""
+        self.body: list[bytes] = []
+        self.header = b""
+        self.previous: int | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            if self.transport is not None:
+                self.transport.close()
+
+    def on_message_begin(self) -> None:
+        self.url, self.body, self.previous = b"", [], None
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if name.lower() == _PREVIOUS:
+            self.previous = int(value)
+
+    def on_body(self, body: bytes) -> None:
+        self.body.append(body)
+
+    def on_message_complete(self) -> None:
+        transport = self.transport
+        assert transport is not None
+        if self.url.startswith(b"/_"):
+            transport.write(self._control(self.url))
+            return
+        line = self.state.arrive(self.url, b"".join(self.body), self.previous)
+
+        def answer() -> None:
+            self.state.answered(line)
+            if not transport.is_closing():
+                transport.write(_OK)
+
+        asyncio.get_running_loop().call_later(self.state.delay(), answer)
+
+    def _control(self, path: bytes) -> bytes:
+        parts = urlsplit(path.decode())
+        query = parse_qs(parts.query)
+        payload: Any
+        if parts.path == "/_reset":
+            self.state.reset()
+            payload = {"reset": True}
+        elif parts.path == "/_latency":
+            since = float(query.get("from", ["0"])[0])
+            payload = {"call_control": [], "bulk": []}
+            for at, group, ms in self.state.latency:
+                if at >= since:
+                    payload[group].append(round(ms, 3))
+        else:
+            payload = self.state.stats()
+        body = orjson.dumps(payload)
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+        return head + str(len(body)).encode() + b"\r\n\r\n" + body
+
+
+async def serve(port: int, latency_ms: tuple[float, float], seed: int) -> None:
+    loop = asyncio.get_running_loop()
+    state = State(latency_ms, seed)
+    server = await loop.create_server(lambda: SinkProtocol(state), "127.0.0.1", port, backlog=4096)
+    print(f"READY {server.sockets[0].getsockname()[1]}", flush=True)
+    async with server:
+        await server.serve_forever()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Ordering-checking webhook sink (loopback).")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--latency-ms", type=float, nargs=2, default=(1.0, 20.0))
+    parser.add_argument("--seed", type=int, default=14)
+    args = parser.parse_args(argv)
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        asyncio.run(serve(args.port, tuple(args.latency_ms), args.seed))
+    except KeyboardInterrupt:
+        sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

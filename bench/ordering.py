@@ -1,0 +1,278 @@
+"""Issue 14's bench: ordered delivery beside unordered, and call-control priority under load.
+
+``python -m bench.ordering [--smoke]`` (also a phase of ``python -m bench``):
+
+1. **Ordered vs unordered.** One pre-filled queue of realistic calls from the simulator (every
+   event of ``calls`` conversations over 10 endpoints), delivered by one ``callhook worker`` to
+   ``bench.order_sink`` (answers after 1–20 ms at random, checks each call's order as requests
+   arrive). The same queue is copied before the run; in the copy every endpoint is set to
+   ``ordering: none`` and the waiting deliveries made pending — the unordered baseline. Reports
+   deliveries/s of each, the ratio, and the violations the sink counted (ordered must be 0).
+2. **Priority.** One endpoint whose queue is full of bulk events (sms), a worker draining it,
+   and call-control events (``incoming_call_start``) published one at a time meanwhile; then
+   the same on an empty queue. Reports the call-control p50/p99 of both (latency measured at the
+   sink from each event's ``created_at``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import random
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench import load
+from bench.cluster import ROOT, Accounts, Cluster, proc_cpu_seconds, sink_get
+from callhook.events import sample_publish_request
+from callhook.platform import Platform
+from callhook.publish import PublishRequest
+
+
+@dataclass(frozen=True)
+class OrderSizes:
+    calls: int = 3_000  # conversations in the pre-filled queue (about 10 events each)
+    bulk: int = 20_000  # sms in the priority phase's full queue
+    live: int = 200  # call-control events published during each priority run
+    live_interval: float = 0.05
+    timeout: float = 600.0
+
+    @classmethod
+    def smoke(cls) -> OrderSizes:
+        return cls(calls=150, bulk=2_000, live=30, live_interval=0.03, timeout=120.0)
+
+
+def quantile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+class OrderCluster(Cluster):
+    """A cluster whose sink is ``bench.order_sink``."""
+
+    def start_sink(self) -> None:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.order_sink", "--port", "0"],
+            stdout=subprocess.PIPE,
+            cwd=ROOT,
+            env=self.env(),
+        )
+        assert proc.stdout is not None
+        line = proc.stdout.readline().decode().split()
+        if len(line) != 2 or line[0] != "READY":
+            proc.kill()
+            raise RuntimeError("the ordering sink did not start")
+        self.sink_port = int(line[1])
+        self.children["sink"] = proc
+
+
+def _drain(c: Cluster, total: int, timeout: float) -> dict[str, Any]:
+    """Start a worker on ``c``'s database, wait until the sink has ``total`` requests, stop."""
+    sink_get(c.sink_port, "/_reset")
+    worker = c.start_worker()
+    deadline = time.monotonic() + timeout
+    stats = sink_get(c.sink_port, "/_stats")
+    cpu = 0.0
+    while int(stats["count"]) < total and time.monotonic() < deadline:  # type: ignore[call-overload]
+        time.sleep(0.2)
+        stats = sink_get(c.sink_port, "/_stats")
+        if worker.poll() is None:
+            cpu = proc_cpu_seconds(worker.pid)
+    c.stop("worker")
+    out: dict[str, Any] = dict(sink_get(c.sink_port, "/_stats"))
+    out["cpu_per_1000"] = cpu / max(int(out["count"]), 1) * 1000
+    return out
+
+
+def _rate(stats: dict[str, Any]) -> float:
+    span = (stats["last"] or 0) - (stats["first"] or 0)
+    return stats["count"] / span if span > 0 else 0.0
+
+
+def ordered_vs_unordered(workdir: Path, sizes: OrderSizes) -> dict[str, float]:
+    ordered = OrderCluster(workdir / "ordered")
+    ordered.workdir.mkdir(parents=True, exist_ok=True)
+    unordered = OrderCluster(workdir / "unordered")
+    unordered.workdir.mkdir(parents=True, exist_ok=True)
+    # One master key for both copies of the database (its secrets are encrypted with it).
+    ordered.master_key = unordered.master_key = base64.urlsafe_b64encode(os.urandom(32)).decode()
+    try:
+        ordered.start_sink()
+        accounts = ordered.prepare(load=10, healthy=0, dead=0, seed=14)
+        pool = load.event_pool(sizes.calls, seed=14)
+        platform = Platform.create(ordered.settings)
+        try:
+            load.prefill(platform.publisher, pool, accounts.load, len(pool))
+        finally:
+            platform.db.dispose()
+        ordered.checkpoint()
+        total = _count(ordered.db_path)
+        shutil.copy(ordered.db_path, unordered.db_path)
+        with sqlite3.connect(unordered.db_path) as conn:
+            conn.execute("UPDATE endpoints SET ordering = 'none'")
+            conn.execute(
+                "UPDATE deliveries SET status = 'pending', holds_line = 0, line_since = NULL "
+                "WHERE status = 'waiting' OR holds_line"
+            )
+        unordered.sink_port = ordered.sink_port  # one sink, reset between runs
+        # Unordered first, then ordered: any warming up favours the baseline.
+        base = _drain(unordered, total, sizes.timeout)
+        got = _drain(ordered, total, sizes.timeout)
+    finally:
+        unordered.children.pop("sink", None)
+        unordered.stop_all()
+        ordered.stop_all()
+    out = {
+        "order_events": float(total),
+        "order_unordered_rate": _rate(base),
+        "order_ordered_rate": _rate(got),
+        "order_unordered_violations": float(base["violations"]),
+        "order_violations": float(got["violations"]),
+        "order_gaps": float(got["gaps"]),
+        "order_delivered": float(got["count"]),
+        "order_unordered_cpu_per_1000": float(base["cpu_per_1000"]),
+        "order_cpu_per_1000": float(got["cpu_per_1000"]),
+    }
+    out["order_ratio"] = out["order_ordered_rate"] / max(out["order_unordered_rate"], 1e-9)
+    return out
+
+
+def _count(db: Path) -> int:
+    with sqlite3.connect(db) as conn:
+        return int(conn.execute("SELECT count(*) FROM deliveries").fetchone()[0])
+
+
+def priority(workdir: Path, sizes: OrderSizes) -> dict[str, float]:
+    c = OrderCluster(workdir / "priority")
+    c.workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        c.start_sink()
+        accounts = c.prepare(load=1, healthy=0, dead=0, seed=15)
+        platform = Platform.create(c.settings)
+        try:
+            full = _priority_run(c, platform, accounts, sizes, backlog=sizes.bulk)
+            empty = _priority_run(c, platform, accounts, sizes, backlog=0)
+        finally:
+            platform.db.dispose()
+    finally:
+        c.stop_all()
+    return {
+        "prio_full_p50": quantile(full, 0.5),
+        "prio_full_p99": quantile(full, 0.99),
+        "prio_empty_p50": quantile(empty, 0.5),
+        "prio_empty_p99": quantile(empty, 0.99),
+        "prio_samples": float(len(full)),
+    }
+
+
+def _priority_run(
+    c: Cluster, platform: Platform, accounts: Accounts, sizes: OrderSizes, *, backlog: int
+) -> list[float]:
+    account = accounts.load[0]
+    rng = random.Random(backlog)
+    now = platform.clock.now()
+    for start in range(0, backlog, 500):
+        platform.publisher.publish(
+            [
+                PublishRequest(
+                    **_req(sample_publish_request("sms", rng, now=now, account_id=account))
+                )
+                for _ in range(min(500, backlog - start))
+            ]
+        )
+    warm = sample_publish_request("outgoing_call_start", rng, now=now, account_id=account)
+    platform.publisher.publish([PublishRequest(**_req(warm))])
+    sink_get(c.sink_port, "/_reset")
+    c.start_worker()
+    # Measure once the worker is up (the warm-up event arrived) and, with a backlog, busy on it.
+    deadline = time.monotonic() + sizes.timeout
+    while time.monotonic() < deadline and int(sink_get(c.sink_port, "/_stats")["count"]) < (  # type: ignore[call-overload]
+        min(backlog // 10, 200) + 1
+    ):
+        time.sleep(0.05)
+    since = time.time()
+    for _ in range(sizes.live):
+        item = sample_publish_request(
+            "incoming_call_start", rng, now=platform.clock.now(), account_id=account
+        )
+        platform.publisher.publish([PublishRequest(**_req(item))])
+        time.sleep(sizes.live_interval)
+    deadline = time.monotonic() + sizes.timeout
+    got: list[float] = []
+    while time.monotonic() < deadline:
+        got = list(sink_get(c.sink_port, f"/_latency?from={since}")["call_control"])  # type: ignore[call-overload]
+        if len(got) >= sizes.live:
+            break
+        time.sleep(0.1)
+    c.stop("worker")
+    with sqlite3.connect(c.db_path) as conn:  # the rest of the backlog is not measured
+        conn.execute("UPDATE deliveries SET status = 'failed' WHERE status = 'pending'")
+    return got
+
+
+def _req(item: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "event": item["event"],
+        "pbx_id": item["pbx_id"],
+        "account_id": item["account_id"],
+        "data": item["data"],
+    }
+
+
+def report(values: dict[str, float], *, command: str) -> str:
+    """The numbers as Markdown list lines (for docs/performance.md and the console)."""
+    v = values
+    full_vs_empty = v["prio_full_p99"] / max(v["prio_empty_p99"], 1e-9)
+    lines = [
+        f"#### Ordered delivery per call (issue 14), `{command}`",
+        "",
+        f"- Ordering, pre-filled queue: {v['order_events']:.0f} deliveries of simulator calls "
+        "to 10 endpoints, receiver latency 1–20 ms at random, one worker process",
+        f"- Ordering, unordered (`ordering: none`): {v['order_unordered_rate']:.0f} deliveries/s, "
+        f"{v['order_unordered_violations']:.0f} order violations at the sink",
+        f"- Ordering, ordered (`per_call`): {v['order_ordered_rate']:.0f} deliveries/s, "
+        f"{v['order_violations']:.0f} order violations at the sink (must be 0)",
+        f"- Ordering, ordered / unordered throughput: {v['order_ratio']:.2f} (target ≥ 0.90)",
+        f"- Ordering, worker CPU s per 1,000 deliveries (incl. start-up): unordered "
+        f"{v['order_unordered_cpu_per_1000']:.3f}, ordered {v['order_cpu_per_1000']:.3f}",
+        f"- Ordering, call-control p50/p99 with the queue full of bulk: "
+        f"{v['prio_full_p50']:.0f}/{v['prio_full_p99']:.0f} ms; on an empty queue: "
+        f"{v['prio_empty_p50']:.0f}/{v['prio_empty_p99']:.0f} ms; full/empty p99 "
+        f"{full_vs_empty:.2f} (target ≤ 2)",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def run(workdir: Path, smoke: bool) -> dict[str, float]:
+    sizes = OrderSizes.smoke() if smoke else OrderSizes()
+    values = ordered_vs_unordered(workdir, sizes)
+    values.update(priority(workdir, sizes))
+    return values
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.ordering", description=__doc__)
+    parser.add_argument("--smoke", action="store_true")
+    parser.add_argument("--workdir", type=Path)
+    args = parser.parse_args(argv)
+    command = "python -m bench.ordering" + (" --smoke" if args.smoke else "")
+    with tempfile.TemporaryDirectory(prefix="callhook-order-") as tmp:
+        workdir = args.workdir or Path(tmp)
+        values = run(workdir, args.smoke)
+    print(report(values, command=command))
+    ok = values["order_violations"] == 0
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

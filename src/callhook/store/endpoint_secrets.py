@@ -1,0 +1,105 @@
+"""Endpoint signing secrets, encrypted at rest (``secretbox``), by endpoint id.
+
+No ownership checks here: ``callhook.store.endpoints`` scopes them by account
+(``active_secrets``, ``rotate_secret``) before calling these. An endpoint has one current secret
+(``expires_at`` NULL); a rotation gives the others an expiry ``ROTATION_OVERLAP`` away, during
+which deliveries are signed with every active secret.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection, select, update
+
+from callhook.core.ids import RandomBits, new_id
+from callhook.signing import generate_secret
+from callhook.store.secretbox import SecretBox
+from callhook.store.tables import endpoint_secrets
+
+#: How long a rotated-out secret keeps signing alongside the new one.
+ROTATION_OVERLAP = timedelta(hours=24)
+
+
+@dataclass(frozen=True, slots=True)
+class SigningSecret:
+    """A signing secret in plain text (``whsec_…``); ``expires_at`` None: the current one."""
+
+    id: str
+    secret: str
+    created_at: datetime
+    expires_at: datetime | None
+
+
+def add(
+    conn: Connection,
+    endpoint_id: str,
+    secret: str,
+    *,
+    now: datetime,
+    box: SecretBox,
+    rng: RandomBits,
+) -> SigningSecret:
+    """Store ``secret`` (encrypted) as the endpoint's newest, current secret."""
+    row = SigningSecret(id=new_id("sec", now, rng), secret=secret, created_at=now, expires_at=None)
+    conn.execute(
+        endpoint_secrets.insert().values(
+            id=row.id,
+            endpoint_id=endpoint_id,
+            secret_encrypted=box.encrypt(secret),
+            created_at=now,
+            expires_at=None,
+        )
+    )
+    return row
+
+
+def active(
+    conn: Connection, endpoint_id: str, *, now: datetime, box: SecretBox
+) -> list[SigningSecret]:
+    """The endpoint's secrets that sign now (decrypted), the current one first."""
+    rows = conn.execute(
+        select(endpoint_secrets)
+        .where(
+            endpoint_secrets.c.endpoint_id == endpoint_id,
+            (endpoint_secrets.c.expires_at.is_(None)) | (endpoint_secrets.c.expires_at > now),
+        )
+        .order_by(
+            # The current secret first even when a rotation made its successor in the same instant.
+            endpoint_secrets.c.expires_at.is_(None).desc(),
+            endpoint_secrets.c.created_at.desc(),
+            endpoint_secrets.c.id.desc(),
+        )
+    )
+    return [
+        SigningSecret(
+            id=r.id,
+            secret=box.decrypt(r.secret_encrypted),
+            created_at=r.created_at,
+            expires_at=r.expires_at,
+        )
+        for r in rows
+    ]
+
+
+def rotate(
+    conn: Connection,
+    endpoint_id: str,
+    *,
+    now: datetime,
+    box: SecretBox,
+    rng: RandomBits,
+    overlap: timedelta = ROTATION_OVERLAP,
+) -> SigningSecret:
+    """A new current secret; the previous ones keep signing for ``overlap``."""
+    conn.execute(
+        update(endpoint_secrets)
+        .where(
+            endpoint_secrets.c.endpoint_id == endpoint_id,
+            (endpoint_secrets.c.expires_at.is_(None))
+            | (endpoint_secrets.c.expires_at > now + overlap),
+        )
+        .values(expires_at=now + overlap)
+    )
+    return add(conn, endpoint_id, generate_secret(), now=now, box=box, rng=rng)

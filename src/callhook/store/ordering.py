@@ -1,0 +1,292 @@
+"""Ordered delivery per call (issue 14): the line of each (endpoint, call) in the queue table.
+
+The rules are ``callhook.core.ordering``'s; this module is their SQL. A line's rows are the
+deliveries of one call to one endpoint with ``holds_line`` true (at most one: the delivery that
+may be claimed) or ``status = 'waiting'`` (the later ones, never claimed). The partial index
+``ix_deliveries_line`` holds exactly those rows, so it stays as small as the number of calls
+with undelivered events, and every statement here is a range read of it or a primary-key write:
+
+* publish: ``taken_lines`` — which lines of a batch already have rows (one indexed read);
+* completion: ``hand_on`` — clear the finished holders, promote each line's lowest waiting
+  sequence to ``pending`` (one indexed read, one update per line), in the completing
+  transaction;
+* housekeeping: ``sweep`` — holders past their endpoint's head-of-line bound with rows waiting
+  behind them are bypassed, holders past their maximum age expire.
+
+**Concurrency.** On SQLite a write transaction excludes every other writer, so a publish and a
+completion of the same line cannot interleave. On PostgreSQL each of the three takes a
+transaction-scoped advisory lock per line (``dialect.lock_keys``, sorted) *before* touching any
+delivery row, so a publish that reads "the line is free" and a completion that reads "nothing
+waits" cannot both happen: one waits for the other, and after the lock every statement sees the
+other's commit (READ COMMITTED takes a fresh snapshot per statement). Taking the line locks
+first everywhere is also what keeps the three deadlock-free.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection, bindparam, or_, select, text, update
+
+from callhook.core import ordering as rules
+from callhook.core.outcome import DeliveryStatus, ErrorClass
+from callhook.store import dialect
+from callhook.store.tables import deliveries, endpoints
+from callhook.store.types import time_encoder
+
+#: Whose line: the endpoint a delivery goes to.
+line_owner = deliveries.c.endpoint_id
+#: The partial index's predicate, spelled as literally as the index spells it: SQLite uses a
+#: partial index only when the query repeats its WHERE terms.
+IN_LINE = text("(deliveries.holds_line OR deliveries.status = 'waiting')")
+
+Line = tuple[str, str]  # (endpoint id, call id)
+
+
+def lock_lines(conn: Connection, lines: Iterable[Line]) -> None:
+    """Serialize with every other transaction on these lines (PostgreSQL; see the docstring)."""
+    dialect.lock_keys(conn, "line", [f"{owner}\x1f{call}" for owner, call in lines])
+
+
+def taken_lines(conn: Connection, lines: Collection[Line]) -> set[Line]:
+    """The lines among ``lines`` that already hold or queue a delivery (call under the lock)."""
+    if not lines:
+        return set()
+    rows = conn.execute(
+        select(line_owner, deliveries.c.call_id)
+        .where(
+            IN_LINE,
+            line_owner.in_({o for o, _ in lines}),
+            deliveries.c.call_id.in_({c for _, c in lines}),
+        )
+        .distinct()
+    )
+    wanted = set(lines)
+    return {(o, c) for o, c in rows if (o, c) in wanted}
+
+
+# Built as text so every value is a named parameter or a literal (``FastStatement``'s rule); the
+# subquery (the line's lowest waiting sequence) is a range read of the partial line index.
+_PROMOTE = dialect.FastStatement(
+    text(
+        f"UPDATE deliveries SET status = '{DeliveryStatus.PENDING.value}', "  # noqa: S608
+        "holds_line = TRUE, "
+        "line_since = :now, previous_sequence = :previous WHERE id = (SELECT id FROM deliveries "
+        "WHERE (deliveries.holds_line OR deliveries.status = 'waiting') AND endpoint_id = :owner "
+        f"AND call_id = :call AND status = '{DeliveryStatus.WAITING.value}' "
+        "ORDER BY sequence LIMIT 1)"
+    ).bindparams(bindparam("now"), bindparam("previous"), bindparam("owner"), bindparam("call"))
+)
+
+
+def promote(conn: Connection, lines: Mapping[Line, int | None], *, now: datetime) -> int:
+    """Give each line (with no holder now) to its lowest waiting sequence; the value is the
+    sequence it is sent out of order behind (``X-Webhook-Previous-Sequence``), or None.
+    One ``executemany`` (an indexed update per line). Returns how many deliveries became
+    claimable."""
+    if not lines:
+        return 0
+    stamp = time_encoder(conn.dialect.name)(now)
+    return _PROMOTE.executemany(
+        conn,
+        [
+            {"owner": owner, "call": call, "now": stamp, "previous": previous}
+            for (owner, call), previous in sorted(lines.items(), key=lambda kv: kv[0])
+        ],
+    )
+
+
+def hand_on(conn: Connection, finished_ids: Collection[str], *, now: datetime) -> int:
+    """The deliveries ``finished_ids`` have just finished (in this transaction): those that held
+    their line let it go, and the line passes to its next waiting delivery. Call after
+    ``lock_lines`` for their lines. Returns how many deliveries became claimable."""
+    if not finished_ids:
+        return 0
+    held = conn.execute(
+        select(deliveries.c.id, line_owner, deliveries.c.call_id).where(
+            deliveries.c.id.in_(list(finished_ids)), deliveries.c.holds_line
+        )
+    ).all()
+    if not held:
+        return 0
+    conn.execute(
+        update(deliveries)
+        .where(deliveries.c.id.in_([r[0] for r in held]))
+        .values(holds_line=False, line_since=None)
+    )
+    return promote(conn, {(r[1], r[2]): None for r in held}, now=now)
+
+
+@dataclass(frozen=True, slots=True)
+class LinePolicy:
+    """What ``sweep`` needs of an endpoint: its head-of-line bound and maximum ages."""
+
+    bound: timedelta = rules.DEFAULT_BOUND
+    expiry: rules.Expiry = field(default_factory=rules.Expiry)
+
+
+@dataclass(frozen=True, slots=True)
+class SweepReport:
+    bypassed: int = 0
+    expired: int = 0
+    promoted: int = 0
+
+
+def _overdue(
+    conn: Connection, now: datetime, policies: Mapping[str, LinePolicy], limit: int
+) -> tuple[list[tuple[str, Line]], list[tuple[str, Line, int]]]:
+    """Holders to expire and holders past their bound (oldest first, at most ``limit`` read)."""
+    holders = conn.execute(
+        select(
+            deliveries.c.id,
+            line_owner,
+            deliveries.c.call_id,
+            deliveries.c.sequence,
+            deliveries.c.line_since,
+            deliveries.c.event,
+            deliveries.c.window_start,
+            deliveries.c.lease_until,
+        )
+        .where(IN_LINE, deliveries.c.holds_line, deliveries.c.line_since <= now - MIN_BOUND)
+        .order_by(deliveries.c.line_since)
+        .limit(limit)
+    ).all()
+    expire: list[tuple[str, Line]] = []
+    overdue: list[tuple[str, Line, int]] = []
+    for did, owner, call, seq, since, event, window_start, lease_until in holders:
+        policy = policies.get(owner, _DEFAULT_POLICY)
+        max_age = policy.expiry.max_age(rules.group_of(event))
+        leased = lease_until is not None and lease_until > now
+        if not leased and rules.is_expired(window_start, now, max_age):
+            expire.append((did, (owner, call)))
+        elif rules.bound_passed(since, now, policy.bound):
+            overdue.append((did, (owner, call), seq))
+    if overdue:  # only holders with deliveries waiting behind them are bypassed
+        waiting = _lines_waiting(conn, [line for _, line, _ in overdue])
+        overdue = [o for o in overdue if o[1] in waiting]
+    return expire, overdue
+
+
+def needs_sweep(
+    conn: Connection, *, now: datetime, policies: Mapping[str, LinePolicy], limit: int = 1000
+) -> bool:
+    """Whether ``sweep`` would find anything (a read, so idle workers write nothing)."""
+    expire, overdue = _overdue(conn, now, policies, limit)
+    return bool(expire or overdue)
+
+
+def sweep(
+    conn: Connection,
+    *,
+    now: datetime,
+    policies: Mapping[str, LinePolicy],
+    limit: int = 1000,
+) -> SweepReport:
+    """Bypass holders past their endpoint's bound with deliveries waiting behind them, and
+    expire holders (not being attempted) past their maximum age; promote what follows.
+
+    ``policies`` by endpoint id (missing: the defaults). Reads holders that took their line at
+    least one second ago (``MIN_BOUND``), oldest first, at most ``limit``: a range read of the
+    partial line index, as small as the number of calls with events still to deliver.
+    """
+    expire, overdue = _overdue(conn, now, policies, limit)
+    if not expire and not overdue:
+        return SweepReport()
+    lock_lines(conn, [line for _, line in expire] + [line for _, line, _ in overdue])
+    promote_lines: dict[Line, int | None] = {}
+    expired = 0
+    for did, line in expire:
+        # Fenced: still the holder, still pending, not claimed since we looked.
+        result = conn.execute(
+            update(deliveries)
+            .where(
+                deliveries.c.id == did,
+                deliveries.c.holds_line,
+                deliveries.c.status == DeliveryStatus.PENDING,
+                or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until <= now),
+            )
+            .values(
+                status=DeliveryStatus.EXPIRED.value,
+                holds_line=False,
+                line_since=None,
+                next_attempt_at=None,
+                last_error_class=ErrorClass.EXPIRED.value,
+            )
+        )
+        if result.rowcount:
+            expired += 1
+            promote_lines[line] = None
+    bypassed = 0
+    for did, line, seq in overdue:
+        result = conn.execute(
+            update(deliveries)
+            .where(deliveries.c.id == did, deliveries.c.holds_line)
+            .values(holds_line=False, line_since=None)
+        )
+        if result.rowcount:
+            bypassed += 1
+            promote_lines[line] = seq
+    promoted = promote(conn, promote_lines, now=now)
+    return SweepReport(bypassed=bypassed, expired=expired, promoted=promoted)
+
+
+#: The smallest bound an endpoint may set; the sweep does not look at younger holders.
+MIN_BOUND = timedelta(seconds=1)
+_DEFAULT_POLICY = LinePolicy()
+
+
+def _lines_waiting(conn: Connection, lines: Collection[Line]) -> set[Line]:
+    if not lines:
+        return set()
+    rows = conn.execute(
+        select(line_owner, deliveries.c.call_id)
+        .where(
+            IN_LINE,
+            deliveries.c.status == DeliveryStatus.WAITING,
+            line_owner.in_({o for o, _ in lines}),
+            deliveries.c.call_id.in_({c for _, c in lines}),
+        )
+        .distinct()
+    )
+    wanted = set(lines)
+    return {(o, c) for o, c in rows if (o, c) in wanted}
+
+
+def line_counts(conn: Connection) -> dict[str, int]:
+    """How many deliveries hold a line and how many wait (for metrics and tests)."""
+    rows = conn.execute(select(deliveries.c.status, deliveries.c.holds_line).where(IN_LINE)).all()
+    return {
+        "holding": sum(1 for _, h in rows if h),
+        "waiting": sum(1 for s, _ in rows if s == DeliveryStatus.WAITING),
+    }
+
+
+_POLICIES = select(
+    endpoints.c.id,
+    endpoints.c.ordering_bound_seconds,
+    endpoints.c.max_age_call_control_seconds,
+    endpoints.c.max_age_bulk_seconds,
+).where(
+    or_(
+        endpoints.c.ordering_bound_seconds != int(rules.DEFAULT_BOUND.total_seconds()),
+        endpoints.c.max_age_call_control_seconds.is_not(None),
+        endpoints.c.max_age_bulk_seconds.is_not(None),
+    )
+)
+
+
+def policies(conn: Connection) -> dict[str, LinePolicy]:
+    """Every endpoint whose bound or maximum ages differ from the defaults, by id (the others
+    get ``LinePolicy()``). A read of the endpoints table: at most 20 rows per account."""
+    out = {}
+    for endpoint_id, bound, cc, bulk in conn.execute(_POLICIES):
+        out[endpoint_id] = LinePolicy(
+            bound=timedelta(seconds=bound),
+            expiry=rules.Expiry(
+                call_control=None if cc is None else timedelta(seconds=cc),
+                bulk=None if bulk is None else timedelta(seconds=bulk),
+            ),
+        )
+    return out

@@ -1,0 +1,342 @@
+"""The per-call line in the queue (issue 14), driven through publish, claim and complete on
+both backends with a fake clock: who may be claimed, who waits, who is promoted, the bound,
+expiry."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from callhook.core import ordering as rules
+from callhook.core.clock import FakeClock
+from callhook.errors import PayloadInvalid
+from callhook.events import call_scenario
+from callhook.platform import Platform
+from callhook.publish import PublishRequest
+from callhook.store import endpoints as endpoint_store
+from callhook.store import ordering as line_store
+from callhook.store import queue
+from callhook.store.queue import AttemptResult, ClaimedJob
+from callhook.store.tables import deliveries
+from tests.factories import make_account, make_platform, publish_sample
+
+LEASE = timedelta(seconds=30)
+
+
+def _publish_call(platform: Platform, account_id: str, seed: int = 3) -> list[str]:
+    """Publish one answered call, an event per request; its delivery ids in sequence order."""
+    call = call_scenario("answered", random.Random(seed), start=platform.clock.now())
+    ids = []
+    for item in call:
+        [published] = platform.publisher.publish(
+            [PublishRequest(item.event, item.pbx_id, account_id, item.data)]
+        )
+        assert published.delivery_id is not None
+        ids.append(published.delivery_id)
+    return ids
+
+
+def _claim(platform: Platform, limit: int = 100) -> list[ClaimedJob]:
+    with platform.db.write() as conn:
+        return queue.claim(
+            conn,
+            worker_id="w",
+            claim_id=f"clm_{random.random()}",
+            now=platform.clock.now(),
+            lease=LEASE,
+            limit=limit,
+            box=platform.box,
+            per_endpoint=limit,
+        )
+
+
+def _finish(
+    platform: Platform, job: ClaimedJob, *, delivered: bool, retry_in: float | None = None
+) -> None:
+    now = platform.clock.now()
+    result = AttemptResult(
+        job=job,
+        started_at=now,
+        duration_ms=1.0,
+        delivered=delivered,
+        status_code=200 if delivered else 500,
+        response_body=None,
+        error_class=None if delivered else "http_status",
+        error_message=None,
+        next_attempt_at=None if retry_in is None else now + timedelta(seconds=retry_in),
+    )
+    with platform.db.write() as conn:
+        assert queue.complete(conn, [result]) == []
+
+
+def _states(platform: Platform, ids: list[str]) -> list[tuple[str, bool]]:
+    with platform.db.read() as conn:
+        query = select(deliveries.c.id, deliveries.c.status, deliveries.c.holds_line).where(
+            deliveries.c.id.in_(ids)
+        )
+        rows = {r[0]: (r[1], bool(r[2])) for r in conn.execute(query)}
+    return [rows[i] for i in ids]
+
+
+def test_only_the_first_event_of_a_call_is_claimable_and_each_finish_hands_on(
+    tmp_path: Path,
+) -> None:
+    platform = make_platform(tmp_path, clock=FakeClock())
+    account = make_account(platform, url="https://receiver.example/hook")
+    ids = _publish_call(platform, account.id)
+    assert len(ids) >= 6
+    assert _states(platform, ids) == [("pending", True)] + [("waiting", False)] * (len(ids) - 1)
+    seen = []
+    for n in range(len(ids)):
+        jobs = _claim(platform)
+        assert [j.delivery_id for j in jobs] == [ids[n]], f"step {n}"
+        assert jobs[0].sequence == n + 1
+        assert jobs[0].previous_sequence is None
+        seen.append(jobs[0].sequence)
+        # A failed attempt that will be retried keeps the line: nothing else becomes claimable.
+        if n == 2:
+            _finish(platform, jobs[0], delivered=False, retry_in=5)
+            assert _claim(platform) == []
+            platform.clock.advance(5)  # type: ignore[attr-defined]
+            jobs = _claim(platform)
+            assert [j.delivery_id for j in jobs] == [ids[n]]
+        _finish(platform, jobs[0], delivered=True)
+    assert seen == list(range(1, len(ids) + 1))
+    assert _states(platform, ids) == [("delivered", False)] * len(ids)
+    with platform.db.read() as conn:
+        assert line_store.line_counts(conn) == {"holding": 0, "waiting": 0}
+
+
+def test_calls_go_in_parallel_and_a_failure_for_good_hands_on(tmp_path: Path) -> None:
+    platform = make_platform(tmp_path, clock=FakeClock())
+    account = make_account(platform, url="https://receiver.example/hook")
+    first = _publish_call(platform, account.id, seed=1)
+    second = _publish_call(platform, account.id, seed=2)
+    jobs = _claim(platform)
+    assert {j.delivery_id for j in jobs} == {first[0], second[0]}
+    for job in jobs:
+        _finish(platform, job, delivered=False)  # failed for good: no retry
+    jobs = _claim(platform)
+    assert {j.delivery_id for j in jobs} == {first[1], second[1]}
+
+
+def test_the_bound_releases_the_next_in_order_with_the_gap_announced(tmp_path: Path) -> None:
+    clock = FakeClock()
+    platform = make_platform(tmp_path, clock=clock)
+    account = make_account(platform, url="https://receiver.example/hook")
+    ids = _publish_call(platform, account.id)
+    [head] = _claim(platform)
+    _finish(platform, head, delivered=False, retry_in=3600)
+    clock.advance(299)
+    with platform.db.write() as conn:
+        assert line_store.sweep(conn, now=clock.now(), policies={}) == line_store.SweepReport()
+    clock.advance(1)
+    with platform.db.write() as conn:
+        report = line_store.sweep(conn, now=clock.now(), policies={})
+    assert report == line_store.SweepReport(bypassed=1, expired=0, promoted=1)
+    [released] = _claim(platform)
+    assert released.delivery_id == ids[1]
+    assert (released.sequence, released.previous_sequence) == (2, 1)
+    _finish(platform, released, delivered=True)
+    # What follows the released one is in order behind it, and announces nothing.
+    [third] = _claim(platform)
+    assert (third.delivery_id, third.previous_sequence) == (ids[2], None)
+    # The bypassed head keeps its own retries.
+    assert _states(platform, ids[:1]) == [("pending", False)]
+
+
+def _set(platform: Platform, account_id: str, **fields: object) -> str:
+    """Set ordering fields on the account's primary endpoint; its id."""
+    with platform.db.write() as conn:
+        endpoint = endpoint_store.primary(conn, account_id)
+        assert endpoint is not None
+        endpoint_store.update(conn, account_id, endpoint.id, now=platform.clock.now(), **fields)  # type: ignore[arg-type]
+    return endpoint.id
+
+
+def _policies(platform: Platform) -> dict[str, line_store.LinePolicy]:
+    with platform.db.read() as conn:
+        return line_store.policies(conn)
+
+
+def test_a_shorter_bound_per_endpoint(tmp_path: Path) -> None:
+    clock = FakeClock()
+    platform = make_platform(tmp_path, clock=clock)
+    account = make_account(platform, url="https://receiver.example/hook")
+    endpoint_id = _set(platform, account.id, ordering_bound_seconds=10)
+    assert _policies(platform) == {endpoint_id: line_store.LinePolicy(bound=timedelta(seconds=10))}
+    ids = _publish_call(platform, account.id)
+    [head] = _claim(platform)
+    _finish(platform, head, delivered=False, retry_in=3600)
+    clock.advance(10)
+    with platform.db.write() as conn:
+        assert line_store.sweep(conn, now=clock.now(), policies=_policies(platform)).bypassed == 1
+    assert [j.delivery_id for j in _claim(platform)] == [ids[1]]
+
+
+def test_ordering_none_leaves_every_event_claimable(tmp_path: Path) -> None:
+    platform = make_platform(tmp_path, clock=FakeClock())
+    account = make_account(platform, url="https://receiver.example/hook")
+    _set(platform, account.id, ordering="none")
+    ids = _publish_call(platform, account.id)
+    assert _states(platform, ids) == [("pending", False)] * len(ids)
+    assert {j.delivery_id for j in _claim(platform)} == set(ids)
+    assert all(j.previous_sequence is None for j in _claim(platform))
+
+
+def test_max_age_reaches_the_claimed_job(tmp_path: Path) -> None:
+    platform = make_platform(tmp_path, clock=FakeClock())
+    account = make_account(platform, url="https://receiver.example/hook")
+    _set(platform, account.id, ordering="none", max_age_call_control_seconds=120)
+    _publish_call(platform, account.id)
+    ages = {j.event: j.max_age for j in _claim(platform)}
+    assert ages["incoming_call_start"] == timedelta(minutes=2)
+    assert ages["speech"] is None
+
+
+def test_expiry_at_the_sweep_releases_the_next(tmp_path: Path) -> None:
+    clock = FakeClock()
+    platform = make_platform(tmp_path, clock=clock)
+    account = make_account(platform, url="https://receiver.example/hook")
+    ids = _publish_call(platform, account.id)
+    [head] = _claim(platform)
+    _finish(platform, head, delivered=False, retry_in=3600)
+    clock.advance(121)
+    endpoint_id = _set(platform, account.id, max_age_call_control_seconds=120)
+    policy = line_store.LinePolicy(expiry=rules.Expiry(call_control=timedelta(minutes=2)))
+    assert _policies(platform) == {endpoint_id: policy}
+    with platform.db.write() as conn:
+        report = line_store.sweep(conn, now=clock.now(), policies=_policies(platform))
+    assert report == line_store.SweepReport(bypassed=0, expired=1, promoted=1)
+    assert _states(platform, ids[:2]) == [("expired", False), ("pending", True)]
+    [nxt] = _claim(platform)
+    assert (nxt.delivery_id, nxt.previous_sequence) == (ids[1], None)
+
+
+def test_expired_at_the_attempt_hands_on(tmp_path: Path) -> None:
+    clock = FakeClock()
+    platform = make_platform(tmp_path, clock=clock)
+    account = make_account(platform, url="https://receiver.example/hook")
+    ids = _publish_call(platform, account.id)
+    [head] = _claim(platform)
+    now = clock.now()
+    result = AttemptResult(
+        job=head,
+        started_at=now,
+        duration_ms=0.0,
+        delivered=False,
+        status_code=None,
+        response_body=None,
+        error_class="expired",
+        error_message="not sent",
+        next_attempt_at=None,
+    )
+    with platform.db.write() as conn:
+        queue.complete(conn, [result])
+    assert _states(platform, ids[:2]) == [("expired", False), ("pending", True)]
+
+
+def test_a_stale_worker_cannot_hand_on(tmp_path: Path) -> None:
+    """A lease that ran out and was claimed again: the first worker's result is refused and the
+    line stays with the new owner's attempt (order holds after a crash)."""
+    clock = FakeClock()
+    platform = make_platform(tmp_path, clock=clock)
+    account = make_account(platform, url="https://receiver.example/hook")
+    ids = _publish_call(platform, account.id)
+    [first] = _claim(platform)
+    clock.advance(31)
+    [again] = _claim(platform)
+    assert again.delivery_id == first.delivery_id
+    with platform.db.write() as conn:
+        stale = queue.complete(
+            conn,
+            [
+                AttemptResult(
+                    job=first,
+                    started_at=clock.now(),
+                    duration_ms=1.0,
+                    delivered=True,
+                    status_code=200,
+                    response_body=None,
+                    error_class=None,
+                    error_message=None,
+                    next_attempt_at=None,
+                )
+            ],
+        )
+    assert len(stale) == 1
+    assert _states(platform, ids[:2]) == [("pending", True), ("waiting", False)]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("ordering", "fifo"),
+        ("ordering", None),
+        ("ordering_bound_seconds", -1),
+        ("ordering_bound_seconds", 0),
+        ("ordering_bound_seconds", 10**12),
+        ("ordering_bound_seconds", "300"),
+        ("max_age_call_control_seconds", -5),
+        ("max_age_bulk_seconds", 86_401),
+        ("max_age_bulk_seconds", 2.5),
+    ],
+)
+def test_bad_ordering_fields_are_refused_naming_the_field_and_change_nothing(
+    tmp_path: Path, field: str, value: object
+) -> None:
+    platform = make_platform(tmp_path, clock=FakeClock())
+    account = make_account(platform, url="https://receiver.example/hook")
+    with platform.db.read() as conn:
+        before = endpoint_store.primary(conn, account.id)
+    assert before is not None
+    with pytest.raises(PayloadInvalid) as info, platform.db.write() as conn:
+        endpoint_store.update(
+            conn,
+            account.id,
+            before.id,
+            description="changed",
+            now=platform.clock.now(),
+            **{field: value},  # type: ignore[arg-type]
+        )
+    assert info.value.field == field
+    with platform.db.read() as conn:
+        assert endpoint_store.primary(conn, account.id) == before
+
+
+def _claimed(platform: Platform) -> set[str]:
+    with platform.db.read() as conn:
+        return set(
+            conn.execute(
+                select(deliveries.c.id).where(deliveries.c.claim_id.is_not(None))
+            ).scalars()
+        )
+
+
+def test_call_control_is_claimed_ahead_of_a_full_queue_of_bulk_and_bulk_ages(
+    tmp_path: Path,
+) -> None:
+    clock = FakeClock()
+    platform = make_platform(tmp_path, clock=clock)
+    account = make_account(platform, url="https://receiver.example/hook")
+    bulk = [publish_sample(platform, account.id, "sms", seed=n).delivery_id for n in range(40)]
+    clock.advance(10)
+    live = publish_sample(platform, account.id, "outgoing_call_start").delivery_id
+    # The worker has room for 3: the call-control event comes first, then bulk.
+    first = {j.delivery_id for j in _claim(platform, limit=3)}
+    assert live in first
+    assert first - {live} <= set(bulk)
+    # Bulk due for longer than the aging (30 s) ranks ahead of a call-control event due now.
+    clock.advance(25)
+    later = publish_sample(platform, account.id, "outgoing_call_end", seed=9).delivery_id
+    assert {j.delivery_id for j in _claim(platform, limit=3)} <= set(bulk)
+    # ... and the call-control event is not starved either: it is claimed after the older bulk.
+    # (A claim returns its rows in no particular order; ``limit`` shows who came first.)
+    remaining = set(bulk) - _claimed(platform)
+    assert len(remaining) == 35
+    assert {j.delivery_id for j in _claim(platform, limit=35)} == remaining
+    assert [j.delivery_id for j in _claim(platform, limit=100)] == [later]
