@@ -35,7 +35,7 @@ def run(smoke: bool, workdir: Path, console: Console) -> phases.Results:
             ("isolation by endpoint (baseline, 10 % dead endpoints)", phases.isolation),
             ("fairness (60 slow endpoints with backlogs, one healthy)", phases.fairness),
             ("live publishing and latency (serve --no-worker + worker)", phases.live),
-            ("scale-out: SQLite and PostgreSQL, worker --processes 1/2/4", phases.scale_out),
+            ("scale-out: SQLite and PostgreSQL, worker --processes 1 and 2", phases.scale_out),
         )
         for label, step in steps:
             t0 = time.monotonic()
@@ -68,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         results.values,
         prefill=sizes.prefill,
         concurrency=128,
+        single_concurrency=sizes.single_concurrency,
         scale_events=sizes.scale_events,
         scale_processes=sizes.scale_processes,
     )

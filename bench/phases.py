@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from bench import load
+from bench import load, storage
 from bench.cluster import ROOT, Accounts, Cluster, proc_cpu_seconds, proc_peak_rss_mb, sink_get
 from callhook import simulate as sim
 from callhook.platform import Platform
@@ -39,7 +39,9 @@ class Sizes:
     drain_timeout: float = 300.0
     loads: tuple[int, ...] = (100, 1_000, 3_000)
     scale_events: int = 30_000
-    scale_processes: tuple[int, ...] = (1, 2, 4)
+    scale_processes: tuple[int, ...] = (1, 2)
+    #: Publish requests in flight in the single-event ingest phase (issue 16: 32).
+    single_concurrency: int = 32
 
     @classmethod
     def smoke(cls) -> Sizes:
@@ -160,7 +162,13 @@ def _ingest(
 ) -> None:
     singles = load.bodies(pool, acc.load, 20_000 if sizes.prefill > 10_000 else 1_000, 1)
     single = asyncio.run(
-        load.ingest(c.api_port, acc.token, singles, concurrency=16, seconds=sizes.single_seconds)
+        load.ingest(
+            c.api_port,
+            acc.token,
+            singles,
+            concurrency=sizes.single_concurrency,
+            seconds=sizes.single_seconds,
+        )
     )
     out.put("ingest_single", single.rate)
     batched = load.bodies(pool, acc.load, sizes.prefill - single.events, 100)
@@ -173,7 +181,8 @@ def _ingest(
 def drain_prefilled(
     c: Cluster, acc: Accounts, pool: list[sim.SimEvent], sizes: Sizes, out: Results
 ) -> None:
-    """Worker process on the pre-filled queue: deliveries/s, CPU per 1,000, peak RSS, DB size."""
+    """Worker process on the pre-filled queue: deliveries/s, CPU per delivery, peak RSS, DB size
+    (the file per million events, and ``bench.storage``'s bytes per delivered event)."""
     target_total = int(out.values["prefilled"])
     out.put("db_bytes_per_event_pending", c.checkpoint() / max(target_total, 1))
     start = sink_count(c.sink_port)
@@ -194,11 +203,12 @@ def drain_prefilled(
     delivered = got - start
     out.put("delivered_prefilled", float(delivered))
     out.put("throughput_prefilled", rate_of(win))
-    out.put("cpu_per_1000", cpu / max(delivered, 1) * 1000)
+    out.put("cpu_ms_per_delivery", cpu / max(delivered, 1) * 1000)
     out.put("peak_rss_mb", peak)
     out.put("duplicates", float(win["duplicates"]))  # type: ignore[arg-type]
     events = target_total
     out.put("db_mb_per_million", c.checkpoint() / max(events, 1) * 1e6 / 2**20)
+    out.put("bytes_per_delivered_event", storage.measure(c.db_path, events).per_event_bytes)
 
 
 def ceiling(
@@ -226,7 +236,8 @@ def ceiling(
     )
     result = json.loads(proc.stdout.decode().strip().splitlines()[-1])
     out.put("ceiling", float(result["rate"]))
-    out.put("ceiling_cpu_per_1000", float(result["cpu_s_per_1000"]))
+    # CPU seconds per 1,000 requests is CPU milliseconds per request.
+    out.put("ceiling_cpu_ms_per_delivery", float(result["cpu_s_per_1000"]))
 
 
 def isolation(
@@ -352,7 +363,7 @@ def live(c: Cluster, acc: Accounts, pool: list[sim.SimEvent], sizes: Sizes, out:
     out.put("wal_peak_mb_live", wal.peak / 2**20)
 
 
-# --- scale-out: SQLite and PostgreSQL, 1/2/4 worker processes ----------------------------------
+# --- scale-out: SQLite and PostgreSQL, 1 and 2 worker processes --------------------------------
 #: The PostgreSQL server of the scale-out phase (each run gets a fresh schema there, dropped after).
 POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 SCALE_BACKENDS = ("sqlite", "postgresql")
@@ -452,6 +463,7 @@ def _scale_run(
     delivered = got - start
     rate = rate_of(win)
     out.put(f"scale_{backend}_{k}", rate)
+    out.put(f"scale_cpu_ms_{backend}_{k}", workers_cpu / max(delivered, 1) * 1000)
     drain = (delivered - 1) / rate if rate else math.nan
     out.notes.append(
         f"Scale-out, {backend}, {k} worker process{'es' if k > 1 else ''}: "

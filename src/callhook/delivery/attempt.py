@@ -14,10 +14,10 @@ from datetime import datetime
 from typing import Any
 
 from callhook.core import outcome as outcomes
-from callhook.core import retry
+from callhook.core import retry, stored_headers
 from callhook.core.clock import Clock, rfc3339_seconds
 from callhook.core.ids import Randomness
-from callhook.delivery.sender import Sender, headers_json, request_headers
+from callhook.delivery.sender import Sender, request_headers
 from callhook.metrics import Metrics
 from callhook.store.queue import AttemptResult, ClaimedJob
 
@@ -57,7 +57,12 @@ class Attempts:
                 secrets=job.secrets,
             )
             sent = await sender.send(url=job.url, body=job.body, headers=headers)
-            sent_headers = headers_json(sent.request_headers)
+            sent_headers = stored_headers.pack(
+                sent.request_headers,
+                event_id=job.event_id,
+                event=job.event,
+                attempt=job.attempt_number,
+            )
         except Exception as exc:
             return self.crashed(job, exc, started_at=now)
         if sent.note is not None:
@@ -126,10 +131,11 @@ class Attempts:
         duration_ms: float,
         response_body: str | None = None,
         retry_after: str | None = None,
-        headers: str | None = None,
+        headers: bytes | None = None,
     ) -> AttemptResult:
         """The result to record for ``outcome``, with the next attempt scheduled. Never raises:
-        ``retry_after`` is the raw header, and a value that is not understood, like any failure
+        ``retry_after`` is the raw header, ``headers`` the stored form of the request headers
+        (``core.stored_headers``), and a value that is not understood, like any failure
         while scheduling or counting, is logged and falls back to the normal schedule."""
         next_at = self._schedule(job, outcome, retry_after)
         result = AttemptResult(

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select, update
 
+from callhook.core import stored_body, stored_headers
 from callhook.core.outcome import DeliveryStatus
 from callhook.errors import InvalidRequest, NotFound
 from callhook.store.tables import attempts, deliveries, events
@@ -141,7 +142,18 @@ def count_for_endpoint(conn: Connection, endpoint_id: str) -> int:
 
 def get(conn: Connection, delivery_id: str, *, account_id: str | None = None) -> Delivery:
     """One delivery with its body and every attempt; ``NotFound`` also for other accounts'."""
-    query = _delivery_query().add_columns(events.c.body).where(deliveries.c.id == delivery_id)
+    query = (
+        _delivery_query()
+        .add_columns(
+            events.c.body,
+            events.c.account_id.label("event_account_id"),
+            events.c.event.label("event_name"),
+            events.c.created_at.label("event_created_at"),
+            events.c.call_id,
+            events.c.sequence,
+        )
+        .where(deliveries.c.id == delivery_id)
+    )
     if account_id is not None:
         query = query.where(deliveries.c.account_id == account_id)
     row = conn.execute(query).first()
@@ -157,7 +169,12 @@ def get(conn: Connection, delivery_id: str, *, account_id: str | None = None) ->
             response_body=a.response_body,
             error_class=a.error_class,
             error_message=a.error_message,
-            request_headers=a.request_headers,
+            request_headers=stored_headers.as_json(
+                a.request_headers,
+                event_id=delivery.event_id,
+                event=delivery.event,
+                attempt=a.number,
+            ),
         )
         for a in conn.execute(
             select(attempts)
@@ -165,7 +182,17 @@ def get(conn: Connection, delivery_id: str, *, account_id: str | None = None) ->
             .order_by(attempts.c.number, attempts.c.id)
         )
     ]
-    return Delivery(**{**_asdict(delivery), "body": bytes(row.body), "attempt_log": log})
+    body = stored_body.unpack(
+        bytes(row.body),
+        id=row.event_id,
+        event=row.event_name,
+        pbx_id=row.pbx_id,
+        account_id=row.event_account_id,
+        created_at=row.event_created_at,
+        call_id=row.call_id,
+        sequence=row.sequence,
+    )
+    return Delivery(**{**_asdict(delivery), "body": body, "attempt_log": log})
 
 
 def _asdict(d: Delivery) -> dict[str, Any]:

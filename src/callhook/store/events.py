@@ -12,6 +12,7 @@ from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
+from callhook.core import stored_body
 from callhook.core.outcome import DeliveryStatus, SkipReason
 from callhook.errors import ConcurrentPublish
 from callhook.store import dialect
@@ -190,6 +191,9 @@ def write_batch(
 ) -> None:
     """Insert a publish batch's events and deliveries, all created ``now``.
 
+    Each ``body`` is the body as sent; it is stored packed (``core.stored_body``: the ``data``
+    only, compressed) and every read here gives it back as sent.
+
     ``ConcurrentPublish`` (chained from the driver's error) when another publisher committed
     the same ``(account_id, idempotency_key)`` since it was looked up: the caller's transaction
     is then unusable; publishers retry the batch, which finds the original.
@@ -210,7 +214,7 @@ def write_batch(
                     "sequence": e.sequence,
                     "idempotency_key": e.idempotency_key,
                     "created_at": at,
-                    "body": e.body,
+                    "body": _packed(e, now),
                     "skip_reason": None if e.skip_reason is None else e.skip_reason.value,
                 }
                 for e in new_events
@@ -238,6 +242,35 @@ def write_batch(
     )
 
 
+def _packed(e: NewEvent, created_at: datetime) -> bytes:
+    return stored_body.pack(
+        e.body,
+        id=e.id,
+        event=e.event,
+        pbx_id=e.pbx_id,
+        account_id=e.account_id,
+        created_at=created_at,
+        call_id=e.call_id,
+        sequence=e.sequence,
+    )
+
+
+def body_of(row: Any) -> bytes:
+    """The body as sent, of a result row holding the ``events`` columns ``id``, ``event``,
+    ``pbx_id``, ``account_id``, ``created_at``, ``call_id``, ``sequence`` and ``body`` (under
+    those names)."""
+    return stored_body.unpack(
+        bytes(row.body),
+        id=row.id,
+        event=row.event,
+        pbx_id=row.pbx_id,
+        account_id=row.account_id,
+        created_at=row.created_at,
+        call_id=row.call_id,
+        sequence=row.sequence,
+    )
+
+
 def _from_row(r: Any) -> StoredEvent:
     return StoredEvent(
         id=r.id,
@@ -248,7 +281,7 @@ def _from_row(r: Any) -> StoredEvent:
         sequence=r.sequence,
         idempotency_key=r.idempotency_key,
         created_at=r.created_at,
-        body=bytes(r.body),
+        body=body_of(r),
         skip_reason=r.skip_reason,
     )
 

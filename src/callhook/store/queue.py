@@ -28,6 +28,7 @@ from sqlalchemy import (
     update,
 )
 
+from callhook.core import stored_body
 from callhook.core.outcome import DeliveryStatus
 from callhook.core.retry import RetryPolicy
 from callhook.store import dialect
@@ -68,7 +69,8 @@ class AttemptResult:
     error_class: str | None
     error_message: str | None
     next_attempt_at: datetime | None
-    request_headers: str | None = None
+    #: As stored: ``callhook.core.stored_headers.pack``.
+    request_headers: bytes | None = None
 
 
 # The claim's statements are built once with bound parameters (``expanding`` for the lists):
@@ -184,6 +186,10 @@ _CLAIMED = (
         deliveries.c.attempts,
         deliveries.c.window_start,
         events.c.body,
+        events.c.pbx_id,
+        events.c.created_at,
+        events.c.call_id,
+        events.c.sequence,
         endpoints.c.url,
         endpoints.c.enabled,
         endpoints.c.retry_policy,
@@ -251,7 +257,16 @@ def claim(
             event=event,
             attempt_number=attempts + 1,
             window_start=window_start,
-            body=bytes(body),
+            body=stored_body.unpack(
+                bytes(body),
+                id=event_id,
+                event=event,
+                pbx_id=pbx_id,
+                account_id=account_id,
+                created_at=created_at,
+                call_id=call_id,
+                sequence=sequence,
+            ),
             url=url,
             enabled=bool(enabled) if enabled is not None else False,
             retry_policy=retry_policy or RetryPolicy.EXPONENTIAL.value,
@@ -266,6 +281,10 @@ def claim(
             attempts,
             window_start,
             body,
+            pbx_id,
+            created_at,
+            call_id,
+            sequence,
             url,
             enabled,
             retry_policy,
@@ -338,7 +357,6 @@ _RECORD_ATTEMPT = dialect.FastStatement(
             name: bindparam(f"a_{name}")
             for name in (
                 "delivery_id",
-                "event_id",
                 "number",
                 "started_at",
                 "duration_ms",
@@ -406,7 +424,6 @@ def complete(conn: Connection, results: Sequence[AttemptResult]) -> list[Attempt
         records.append(
             {
                 "a_delivery_id": job.delivery_id,
-                "a_event_id": job.event_id,
                 "a_number": job.attempt_number,
                 "a_started_at": started,
                 "a_duration_ms": res.duration_ms,

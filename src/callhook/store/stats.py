@@ -29,13 +29,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, and_, case, func, select
 
 from callhook.core.outcome import NOT_THE_ENDPOINT, DeliveryStatus
 from callhook.store.tables import attempts, deliveries, endpoints
+from callhook.store.types import decode_time
 
 _DELIVERED = DeliveryStatus.DELIVERED.value
 _FAILED = DeliveryStatus.FAILED.value
@@ -202,11 +203,11 @@ def failure_streak(conn: Connection, account_id: str) -> FailureStreak | None:
 
 
 def _as_datetime(value: Any) -> datetime:
-    """An aggregate of a timestamp column as an aware UTC datetime (SQLite may hand back text)."""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    assert isinstance(value, datetime)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    """An aggregate of a timestamp column as an aware UTC datetime (SQLite may hand back its
+    stored integer)."""
+    when = decode_time(value)
+    assert when is not None
+    return when
 
 
 #: The endpoint states of issue 15, each exported (0 when none) so a dashboard's series exist.

@@ -168,7 +168,15 @@ events = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("body", LargeBinary, nullable=False),
     Column("skip_reason", String(64), nullable=True),
-    UniqueConstraint("account_id", "idempotency_key", name="uq_events_account_idempotency"),
+    # Only events with a key are in it (most have none; each entry cost every publish).
+    Index(
+        "ix_events_idempotency",
+        "account_id",
+        "idempotency_key",
+        unique=True,
+        sqlite_where=text("idempotency_key IS NOT NULL"),
+        postgresql_where=text("idempotency_key IS NOT NULL"),
+    ),
     Index("ix_events_account_created", "account_id", "created_at"),
     Index("ix_events_account_pbx", "account_id", "pbx_id"),
     Index("ix_events_account_call", "account_id", "call_id"),
@@ -182,7 +190,8 @@ deliveries = Table(
     "deliveries",
     metadata,
     Column("id", String(40), primary_key=True),
-    Column("event_id", String(40), ForeignKey("events.id"), nullable=False, index=True),
+    # Looked up through ``uq_deliveries_event_endpoint`` (its first column).
+    Column("event_id", String(40), ForeignKey("events.id"), nullable=False),
     Column("account_id", String(40), ForeignKey("accounts.id"), nullable=False),
     Column("endpoint_id", String(40), ForeignKey("endpoints.id"), nullable=False),
     Column("event", String(64), nullable=False),
@@ -223,7 +232,6 @@ attempts = Table(
         "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
     ),
     Column("delivery_id", String(40), ForeignKey("deliveries.id"), nullable=False, index=True),
-    Column("event_id", String(40), nullable=False),
     Column("number", Integer, nullable=False),
     Column("started_at", UTCDateTime, nullable=False),
     Column("duration_ms", Float, nullable=False),
@@ -231,7 +239,8 @@ attempts = Table(
     Column("response_body", Text, nullable=True),
     Column("error_class", String(32), nullable=True),
     Column("error_message", Text, nullable=True),
-    Column("request_headers", Text, nullable=True),
+    # Only what varies (timestamp, signatures, version): ``callhook.core.stored_headers``.
+    Column("request_headers", LargeBinary, nullable=True),
 )
 
 #: The alert outbox (``callhook.alerts``): one row per alert and channel, written by the state

@@ -64,7 +64,7 @@ def _fail(api: Api, delivery_ids: list[str]) -> None:
                     error_class="http_5xx",
                     error_message="HTTP 500",
                     next_attempt_at=None,
-                    request_headers='{"Content-Type": "application/json"}',
+                    request_headers=b'{"Content-Type": "application/json"}',
                 )
                 for job in jobs
             ],

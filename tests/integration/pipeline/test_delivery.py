@@ -10,14 +10,17 @@ from pathlib import Path
 import orjson
 import pytest
 from aiohttp import web
+from sqlalchemy import select
 from standardwebhooks import Webhook
 
+from callhook.core import stored_headers
 from callhook.core.clock import FakeClock
 from callhook.events import call_scenario
 from callhook.platform import Platform
 from callhook.publish import PublishRequest
 from callhook.signing import verify_callhook, verify_standard
 from callhook.store import deliveries as delivery_store
+from callhook.store.tables import attempts
 from tests.factories import make_account, make_platform, publish_sample
 from tests.support.receiver import Receiver, Tls, free_port, wait_for
 from tests.support.worker import running_worker, work_until
@@ -68,6 +71,15 @@ async def test_event_reaches_https_receiver_signed_in_both_schemes(
     assert attempt.status_code == 200
     assert attempt.error_class is None
     assert attempt.response_body == '{"received": true}'
+    # What the delivery detail shows is exactly what went over the wire, though only the
+    # timestamp and signatures are stored (``core.stored_headers``).
+    shown = orjson.loads(attempt.request_headers or "null")
+    assert list(shown) == list(stored_headers.NAMES)
+    assert shown == {name: got.headers[name] for name in shown}
+    assert delivery.body == got.body
+    with platform.db.read() as conn:
+        raw = conn.execute(select(attempts.c.request_headers)).scalar_one()
+    assert raw[0] == stored_headers.PACKED_V1
 
 
 async def test_events_of_one_call_carry_increasing_sequence(tmp_path: Path, tls: Tls) -> None:
