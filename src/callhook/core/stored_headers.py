@@ -10,6 +10,11 @@ bytes per attempt, the largest part of an attempt row (issue 16); packed, about 
 and the version (ASCII), then per secret the 32-byte HMAC of our scheme followed by the 32-byte
 HMAC of Standard Webhooks.
 
+Events of a call also carry ``X-Webhook-Sequence`` and, when sent out of order behind a failed
+predecessor, ``X-Webhook-Previous-Sequence`` (issue 14, appended after the nine): those are
+stored as ``0x02``, the two numbers (4 bytes each, big-endian signed, -1 for a header not sent),
+then the ``0x01`` form's fields.
+
 ``pack`` falls back to the JSON object of every header (which starts with ``{``, as every row
 written before the packed form did) whenever the headers are not exactly that usual set, so
 ``unpack(pack(h)) == h`` for any headers, in order: the packed form is taken only after every
@@ -35,6 +40,9 @@ from callhook.signing import (
 )
 
 PACKED_V1: Final = 0x01
+PACKED_V2: Final = 0x02
+SEQUENCE: Final = "X-Webhook-Sequence"
+PREVIOUS: Final = "X-Webhook-Previous-Sequence"
 CONTENT_TYPE: Final = "application/json"
 PRODUCT: Final = "Callhook/"
 #: The usual headers, in sending order.
@@ -51,6 +59,8 @@ NAMES: Final = (
 )
 _DIGEST = 32
 _TIMESTAMP = struct.Struct(">q")
+_NUMBERS = struct.Struct(">ii")
+_NONE = -1
 
 
 def pack(headers: Mapping[str, str], *, event_id: str, event: str, attempt: int) -> bytes:
@@ -61,6 +71,36 @@ def pack(headers: Mapping[str, str], *, event_id: str, event: str, attempt: int)
 
 
 def _packed(headers: Mapping[str, str], *, event_id: str, event: str, attempt: int) -> bytes | None:
+    names = tuple(headers)
+    extra = names[len(NAMES) :]
+    if extra not in ((), (SEQUENCE,), (SEQUENCE, PREVIOUS), (PREVIOUS,)):
+        return None
+    usual = {n: headers[n] for n in names[: len(NAMES)]}
+    base = _packed_v1(usual, event_id=event_id, event=event, attempt=attempt)
+    if base is None or not extra:
+        return base
+    numbers = [_number(headers.get(SEQUENCE)), _number(headers.get(PREVIOUS))]
+    if any(n is None for n in numbers):
+        return None
+    sequence, previous = (
+        _NONE if h not in headers else n for h, n in zip((SEQUENCE, PREVIOUS), numbers, strict=True)
+    )
+    return bytes((PACKED_V2,)) + _NUMBERS.pack(sequence, previous) + base
+
+
+def _number(text: str | None) -> int | None:
+    """A header's non-negative number that comes back as the same text (None otherwise; 0 for
+    a header not sent)."""
+    if text is None:
+        return 0
+    if not text.isascii() or not text.isdigit() or len(text) > 9 or str(int(text)) != text:
+        return None
+    return int(text)
+
+
+def _packed_v1(
+    headers: Mapping[str, str], *, event_id: str, event: str, attempt: int
+) -> bytes | None:
     if tuple(headers) != NAMES:
         return None
     ctype, agent, name, number, stamp, ours, msg_id, stamp2, standard = headers.values()
@@ -120,6 +160,16 @@ def unpack(
         stored = stored.encode()
     if not stored:
         return None
+    if stored[0] == PACKED_V2 and len(stored) > 1 + _NUMBERS.size:
+        sequence, previous = _NUMBERS.unpack_from(stored, 1)
+        usual = unpack(stored[1 + _NUMBERS.size :], event_id=event_id, event=event, attempt=attempt)
+        if usual is None or stored[1 + _NUMBERS.size] != PACKED_V1:
+            return None
+        if sequence != _NONE:
+            usual[SEQUENCE] = str(sequence)
+        if previous != _NONE:
+            usual[PREVIOUS] = str(previous)
+        return usual
     if stored[0] != PACKED_V1:
         try:
             parsed = orjson.loads(stored)
