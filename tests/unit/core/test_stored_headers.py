@@ -47,6 +47,48 @@ def test_the_headers_a_worker_sends_are_packed_and_come_back_in_order(
 
 
 @pytest.mark.parametrize(
+    "extra",
+    [
+        {"X-Webhook-Sequence": "1"},
+        {"X-Webhook-Sequence": "12", "X-Webhook-Previous-Sequence": "10"},
+        {"X-Webhook-Sequence": "0"},
+        {"X-Webhook-Sequence": "999999999"},
+        {"X-Webhook-Previous-Sequence": "4"},
+    ],
+)
+def test_a_calls_sequence_headers_are_packed_too(extra: dict[str, str]) -> None:
+    sent = {**_sent((generate_secret(),)), **extra}
+    stored = stored_headers.pack(sent, event_id=EVENT_ID, event="incoming_call_start", attempt=1)
+    assert stored[0] == stored_headers.PACKED_V2
+    back = stored_headers.unpack(stored, event_id=EVENT_ID, event="incoming_call_start", attempt=1)
+    assert back == sent
+    assert list(back or {}) == list(sent)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"X-Webhook-Sequence": "01"},
+        {"X-Webhook-Sequence": "-1"},
+        {"X-Webhook-Sequence": "1e3"},
+        {"X-Webhook-Sequence": "1234567890"},
+        {"X-Webhook-Previous-Sequence": "3", "X-Webhook-Sequence": "4"},
+        {"X-Webhook-Sequence": "٣"},
+    ],
+)
+def test_sequence_headers_that_would_not_come_back_are_stored_whole(
+    extra: dict[str, str],
+) -> None:
+    sent = {**_sent((generate_secret(),)), **extra}
+    stored = stored_headers.pack(sent, event_id=EVENT_ID, event="incoming_call_start", attempt=1)
+    assert stored == orjson.dumps(sent)
+    assert (
+        stored_headers.unpack(stored, event_id=EVENT_ID, event="incoming_call_start", attempt=1)
+        == sent
+    )
+
+
+@pytest.mark.parametrize(
     "change",
     [
         lambda h: h.update({"X-Extra": "1"}),
