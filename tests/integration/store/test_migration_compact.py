@@ -43,8 +43,10 @@ def old(backend: str, tmp_path: Path) -> tuple[Platform, str, bytes, str]:
     account id, the body and the request headers' JSON as they were stored."""
     platform = Platform.create(factories.make_settings(tmp_path), clock=FakeClock(T0))
     factories._created.append(platform)
-    upgrade(platform.db, "0003")
+    # The account is made by today's code, then the schema goes back to 0003 around it.
+    upgrade(platform.db)
     account = factories.make_account(platform, url="https://a.example.com/h")
+    downgrade(platform.db, "0003")
     with platform.db.read() as conn:
         endpoint_id = conn.execute(
             text("SELECT id FROM endpoints WHERE account_id = :a"), {"a": account.id}
