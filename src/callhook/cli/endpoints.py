@@ -441,7 +441,9 @@ def endpoints_pause(
     json: bool = JsonOption,
     database_url: str | None = DatabaseOption,
 ) -> None:
-    """Pause deliveries to the endpoint: new events wait, in order, until `resume`."""
+    """Pause deliveries: new events wait, in order.
+
+    Nothing is attempted until `resume`; events keep being accepted and kept."""
     _change(account, endpoint_id, json, database_url, pause=True)
 
 
@@ -452,8 +454,9 @@ def endpoints_resume(
     json: bool = JsonOption,
     database_url: str | None = DatabaseOption,
 ) -> None:
-    """Deliver to the endpoint again at once (paused, failing or disabled): what waited goes
-    out in order."""
+    """Deliver again at once; what waited goes out in order.
+
+    Works on a paused, failing or disabled endpoint."""
     _change(account, endpoint_id, json, database_url, pause=False)
 
 

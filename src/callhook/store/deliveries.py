@@ -21,7 +21,15 @@ from callhook.store.tables import attempts, deliveries, events
 STATUSES = tuple(s.value for s in DeliveryStatus)
 #: Filters people may use: the stored statuses, and ``retrying`` — ``pending`` with at least one
 #: attempt made (the endpoint failed it; the next attempt is at ``next_attempt_at``).
-FILTERS = (*STATUSES, "retrying")
+#: In the order of a delivery's life: queued, retried, held behind its call, then how it ended.
+FILTERS = (
+    DeliveryStatus.PENDING.value,
+    "retrying",
+    DeliveryStatus.WAITING.value,
+    DeliveryStatus.DELIVERED.value,
+    DeliveryStatus.FAILED.value,
+    DeliveryStatus.EXPIRED.value,
+)
 #: What a window redelivery may queue again (finished deliveries).
 REDELIVERABLE = (
     DeliveryStatus.FAILED.value,

@@ -91,7 +91,8 @@ def test_settings_are_saved_together(tmp_path: Path) -> None:
     assert integration.subscribed_events == ("incoming_call_start", "voicemail", "sms")
     page = site.client.get("/dashboard/webhook?saved=1").text
     assert "Webhook settings saved." in page
-    assert page.count("checked") == 3 + 1  # three events and the retry radio
+    # three events, the retry radio and the ordering radio (per call, the default)
+    assert page.count("checked") == 3 + 1 + 1
 
 
 def test_select_all_and_none_work_without_javascript(tmp_path: Path) -> None:

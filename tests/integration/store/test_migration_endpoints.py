@@ -15,7 +15,7 @@ from callhook.platform import Platform
 from callhook.store import deliveries as delivery_store
 from callhook.store import endpoints as endpoint_store
 from callhook.store import integrations as integration_store
-from callhook.store.migrate import current, downgrade, upgrade
+from callhook.store.migrate import downgrade, upgrade
 from tests import factories
 
 T0 = FakeClock().now()
