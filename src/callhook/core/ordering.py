@@ -77,6 +77,11 @@ def group_of(event: str) -> EventGroup:
     return EventGroup.CALL_CONTROL if event in CALL_CONTROL_EVENTS else EventGroup.BULK
 
 
+def is_call_control(event: str) -> bool:
+    """Whether ``event`` is a live call-control event (claimed and started first, issue 14)."""
+    return group_of(event) is EventGroup.CALL_CONTROL
+
+
 def claim_key(group: EventGroup, due: datetime, aging: timedelta = DEFAULT_AGING) -> datetime:
     """The claim's sort key (``deliveries.claim_key``): earliest first among due deliveries.
 

@@ -1,30 +1,20 @@
 """The delivery worker: claim due deliveries in batches, send them, record results in batches.
 
-Life of a claimed job: claimed (leased, ``Leases``) → queued in ``Dispatch`` (fair across
-endpoints, at most ``worker_per_endpoint_limit`` attempts under way per endpoint) → one of
-``worker_max_in_flight`` lanes (``Lanes``) makes one attempt → its result joins the next group
-commit (``Recorder``: every ``FLUSH_INTERVAL`` or ``worker_batch_size`` results), which records
-the attempt and reschedules, delivers or fails the delivery — only if this worker still holds the
-claim. A worker killed at any instant loses nothing: un-recorded jobs are claimed again when
-their lease runs out (at-least-once; receivers dedupe on the event id).
+A claimed job is leased (``Leases``, renewed every third of ``lease_seconds``, fenced on the
+claim id), queued in ``Dispatch`` (fair across endpoints, ``worker_per_endpoint_limit`` under way
+per endpoint, call-control first), attempted by one of ``worker_max_in_flight`` lanes
+(``Lanes``), and its result joins the next group commit (``Recorder``), which records it only if
+this worker still holds the claim. A worker killed at any instant loses nothing: un-recorded
+jobs are claimed again when their lease runs out (at-least-once). On shutdown, jobs not started
+are released at once. An idle worker is woken by any process's publish (``notify``), the poll
+every ``poll_interval`` being the safety net.
 
-While a job is held its lease is renewed every third of ``lease_seconds`` (fenced on the claim
-id: a job lost to another worker is dropped, not renewed). On shutdown the jobs not yet started
-are released in one statement at once, so other workers take them without waiting for expiry.
-An idle worker is woken when any process publishes (``notify.listener_for``: ``LISTEN`` on
-PostgreSQL, a datagram socket beside a SQLite file); the poll every ``poll_interval`` stays as
-the safety net. Every ``prune_interval_minutes`` the worker also prunes what is older than
-``retention_days`` (``callhook.store.prune``).
-
-Which endpoints a claim may take from, and how much, is shared state in the database
-(``callhook.store.endpoint_health``: paused, failing with one probe at a time, disabled, slowed
-down by a Retry-After, throttled by a token bucket); the group commit feeds each result to its
-endpoint's health, and the worker gives back the queued jobs of an endpoint that may take no
-more. Beside delivering, each worker runs the side tasks (the alert sender, the health checks).
-
-Each of these runs as a named task, watched (``Tasks``): one dying with an exception stops the
-worker — drained as on SIGTERM — and ``run`` raises ``WorkerFailed`` naming it, rather than
-delivering on with leases that are no longer renewed or results that are no longer recorded.
+What a claim may take is shared state in the database (``store.endpoint_health``: paused,
+failing with one probe at a time, disabled, slowed down, throttled); the group commit feeds each
+result to its endpoint's health and ``HealthFeedback`` gives back the queued jobs of an endpoint
+that may take no more. Every helper (lanes, flusher, renewer, pruner, line sweeper, side tasks)
+is a named, watched task (``Tasks``): one dying stops the worker, drained, and ``run`` raises
+``WorkerFailed`` naming it. docs/architecture.md, "The worker", has the whole picture.
 """
 
 from __future__ import annotations
@@ -40,12 +30,12 @@ from typing import Self
 
 from callhook.core import ordering
 from callhook.core.clock import Clock
-from callhook.core.health import EndpointState, Transition
 from callhook.core.ids import Randomness
 from callhook.delivery import sidetasks
 from callhook.delivery.attempt import Attempts
 from callhook.delivery.claims import Claims, left_out
 from callhook.delivery.dispatch import Dispatch
+from callhook.delivery.feedback import HealthFeedback
 from callhook.delivery.housekeeping import prune_periodically, sweep_lines_periodically
 from callhook.delivery.lanes import Lanes
 from callhook.delivery.leaseholder import Leaseholder
@@ -63,19 +53,6 @@ from callhook.store.queue import ClaimedJob
 from callhook.store.secretbox import SecretBox
 
 log = logging.getLogger("callhook.delivery")
-
-#: States in which an endpoint takes nothing more (a failing one only its probes).
-_HELD_STATES = frozenset({EndpointState.FAILING, EndpointState.PAUSED, EndpointState.DISABLED})
-
-
-def _transition_log(endpoint_id: str, t: Transition) -> dict[str, object]:
-    return {
-        "endpoint_id": endpoint_id,
-        "before": t.before.value,
-        "after": t.after.value,
-        "cause": t.cause.value,
-        "alert": t.alert.value if t.alert else None,
-    }
 
 
 class Worker:
@@ -98,7 +75,6 @@ class Worker:
         # Work beside delivering (the alert sender, the health checks), each watched: restarted
         # if it raises.
         self._side_tasks = tuple(side_tasks)
-        self._metrics = metrics
         self._settings = settings
         self._clock = clock
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
@@ -117,7 +93,7 @@ class Worker:
         self._dispatch: Dispatch[ClaimedJob] = Dispatch(
             settings.worker_per_endpoint_limit,
             slow_places=max(1, max_in_flight * 3 // 4),
-            urgent=_call_control,
+            urgent=lambda job: ordering.is_call_control(job.event),
         )
         self.leases: Leases[ClaimedJob] = Leases(timedelta(seconds=settings.lease_seconds))
         self.claims = Claims(db, settings, clock=clock, rng=rng, box=box, worker_id=self.worker_id)
@@ -126,8 +102,9 @@ class Worker:
             self.leases,
             batch_size=settings.worker_batch_size,
             on_recorded=self._slot_freed.set,
-            after_commit=self._after_record,
-            on_line_moved=self._line_moved,
+            after_commit=self._after_commit,
+            # A finished event of a call may let the next one be claimed: look for it now.
+            on_line_moved=self.wake,
         )
         self._attempts = Attempts(clock=clock, rng=rng, metrics=metrics)
         self._lanes = Lanes(
@@ -141,6 +118,7 @@ class Worker:
             slot_freed=self._slot_freed,
             slow_ms=settings.delivery_timeout * 1000 / 2,
         )
+        self._feedback = HealthFeedback(self.claims, self._lanes, metrics)
         self._leaseholder = Leaseholder(
             self.leases,
             self.claims,
@@ -181,11 +159,6 @@ class Worker:
         return self.leases.lost
 
     # --- waking --------------------------------------------------------------------------------
-    def _line_moved(self) -> None:
-        """A recorded result let the next event of a call be claimed: look for it now."""
-        if self._wake is not None:
-            self._wake.set()
-
     def wake(self) -> None:
         """Ask an idle worker to look for work now. Safe from any thread."""
         loop, event = self._loop, self._wake
@@ -317,29 +290,9 @@ class Worker:
             for w in waiters:
                 w.cancel()
 
-    async def _after_record(self) -> None:
-        """Act on what the last group commits changed: count transitions, and hold back the
-        endpoints that may take no more (their queued jobs go back at once)."""
-        transitions, slowed = self.claims.take_changes()
-        stopped: dict[str, str] = {}
-        for endpoint_id, t in transitions:
-            if self._metrics is not None:
-                self._metrics.endpoint_transition(t.before.value, t.after.value, t.cause.value)
-            if t.after in _HELD_STATES and t.after is not t.before:
-                stopped[endpoint_id] = t.after.value
-                log.warning("endpoint %s", t.after.value, extra=_transition_log(endpoint_id, t))
-            elif t.after is not t.before or t.alert is not None:
-                log.info("endpoint %s", t.cause.value, extra=_transition_log(endpoint_id, t))
-        for endpoint_id in slowed:
-            stopped.setdefault(endpoint_id, "Retry-After")
-        for endpoint_id, why in stopped.items():
-            await self._lanes.hold_back(endpoint_id, why)
+    async def _after_commit(self) -> None:
+        await self._feedback.after_commit()
 
     async def _sleep(self, stop: asyncio.Event, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=seconds)
-
-
-def _call_control(job: ClaimedJob) -> bool:
-    """Whether ``job`` starts before its endpoint's bulk jobs (issue 14's priority)."""
-    return ordering.group_of(job.event) is ordering.EventGroup.CALL_CONTROL
