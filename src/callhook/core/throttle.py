@@ -28,6 +28,10 @@ from typing import Final
 BURST_SECONDS: Final = 0.5
 #: The longest a ``Retry-After`` may hold a whole endpoint (seconds).
 MAX_SLOW_DOWN: Final = 3600.0
+#: The smallest rate limit an endpoint may have: one delivery every 100 s. Below it the waits
+#: a token bucket computes stop being times at all (1e-300/s overflowed ``timedelta`` and
+#: stopped every claim); nobody throttles a webhook endpoint to less.
+MIN_RATE_LIMIT: Final = 0.01
 
 
 def burst_for(rate: float) -> float:
@@ -70,7 +74,9 @@ def next_token_at(bucket: Bucket, rate: float, now: datetime) -> datetime:
     current = refill(bucket, rate, now)
     if current.tokens >= 1 - 1e-9:
         return now
-    return now + timedelta(seconds=(1 - current.tokens) / rate)
+    # Bounded whatever the stored rate (rows written before MIN_RATE_LIMIT, or by hand).
+    wait = min((1 - current.tokens) / max(rate, MIN_RATE_LIMIT), 1 / MIN_RATE_LIMIT)
+    return now + timedelta(seconds=wait)
 
 
 def room(max_in_flight: int | None, in_flight: int) -> int | None:
@@ -115,17 +121,18 @@ class Caps:
 def check_limits(rate_limit: float | None, max_in_flight: int | None, caps: Caps) -> dict[str, str]:
     """Problems with an endpoint's throttling fields, by field name (empty: acceptable).
 
-    ``rate_limit``: None (no limit) or a number above 0 and at most the operator's cap.
+    ``rate_limit``: None (no limit) or a number from ``MIN_RATE_LIMIT`` (0.01) to the
+    operator's cap.
     ``max_in_flight``: None (the worker's default) or a whole number from 1 to the cap."""
     problems: dict[str, str] = {}
     if rate_limit is not None and (
         isinstance(rate_limit, bool)
         or not math.isfinite(rate_limit)
-        or not 0 < rate_limit <= caps.max_rate_limit
+        or not MIN_RATE_LIMIT <= rate_limit <= caps.max_rate_limit
     ):
         problems["rate_limit"] = (
-            f"must be null (no limit) or a number of deliveries per second above 0 and at "
-            f"most {caps.max_rate_limit:g}"
+            f"must be null (no limit) or a number of deliveries per second from "
+            f"{MIN_RATE_LIMIT:g} to {caps.max_rate_limit:g}"
         )
     if max_in_flight is not None and (
         isinstance(max_in_flight, bool) or not 1 <= max_in_flight <= caps.max_in_flight

@@ -105,8 +105,8 @@ def parse_limits(
     problems = throttle.check_limits(rate, cap, caps)
     if "rate_limit" in problems:
         errors["rate_limit"] = (
-            f"Leave empty for no limit, or enter deliveries per second above 0 and at most "
-            f"{caps.max_rate_limit:g}."
+            f"Leave empty for no limit, or enter deliveries per second from "
+            f"{throttle.MIN_RATE_LIMIT:g} to {caps.max_rate_limit:g}."
         )
     if "max_in_flight" in problems:
         errors["max_in_flight"] = (

@@ -183,6 +183,8 @@ def test_throttling_fields_are_set_shown_and_cleared(api: Api) -> None:
     [
         ({"rate_limit": 0}, "rate_limit"),
         ({"rate_limit": -1}, "rate_limit"),
+        ({"rate_limit": 1e-300}, "rate_limit"),  # a wait no clock can hold
+        ({"rate_limit": 0.009}, "rate_limit"),  # below one delivery every 100 s
         ({"rate_limit": 1000.5}, "rate_limit"),  # above the operator's cap (1000)
         ({"rate_limit": "50"}, "rate_limit"),
         ({"rate_limit": True}, "rate_limit"),
@@ -222,8 +224,8 @@ def test_the_operators_cap_is_a_setting(tmp_path: Path) -> None:
             422,
         )
         assert doc["errors"][0] == (
-            "rate_limit: must be null (no limit) or a number of deliveries per second above 0 "
-            "and at most 20"
+            "rate_limit: must be null (no limit) or a number of deliveries per second from 0.01 "
+            "to 20"
         )
         assert _add(api, rate_limit=20)["rate_limit"] == 20
 

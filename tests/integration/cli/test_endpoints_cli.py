@@ -204,7 +204,8 @@ def test_pause_resume_and_limits_show_in_the_state(env: dict[str, str], acc: str
     ("option", "value", "message"),
     [
         ("--rate-limit", "-1", "--rate-limit: must be 0 (no limit) or a number"),
-        ("--rate-limit", "1001", "at most 1000"),
+        ("--rate-limit", "1001", "from 0.01 to 1000"),
+        ("--rate-limit", "1e-300", "from 0.01 to 1000"),
         ("--max-in-flight", "65", "--max-in-flight: must be 0 or a whole number from 1 to 64"),
     ],
 )

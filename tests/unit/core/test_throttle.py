@@ -93,7 +93,11 @@ CAPS = t.Caps(max_rate_limit=100, max_in_flight=10)
         (50, 5, set()),
         (0.5, 1, set()),
         (100, 10, set()),
+        (0.01, None, set()),
         (0, None, {"rate_limit"}),
+        (0.009, None, {"rate_limit"}),
+        (1e-300, None, {"rate_limit"}),
+        (5e-324, None, {"rate_limit"}),
         (-1, None, {"rate_limit"}),
         (100.5, None, {"rate_limit"}),
         (math.inf, None, {"rate_limit"}),
@@ -107,3 +111,15 @@ CAPS = t.Caps(max_rate_limit=100, max_in_flight=10)
 )
 def test_check_limits(rate: float | None, in_flight: int | None, bad: set[str]) -> None:
     assert set(t.check_limits(rate, in_flight, CAPS)) == bad
+
+
+@given(
+    rate=st.floats(min_value=5e-324, max_value=1e6, allow_nan=False, allow_infinity=False),
+    tokens=st.floats(min_value=-1e6, max_value=1e6, allow_nan=False),
+)
+def test_the_next_token_is_a_time_whatever_the_stored_rate(rate: float, tokens: float) -> None:
+    # Rates below MIN_RATE_LIMIT are refused on the way in, but a stored one must still not
+    # stop the claim (1e-300/s once overflowed timedelta in every claim of every endpoint).
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    at = t.next_token_at(t.Bucket(tokens=tokens, updated_at=now), rate, now)
+    assert now <= at <= now + timedelta(seconds=1 / t.MIN_RATE_LIMIT)

@@ -271,11 +271,11 @@ MaxAgeSeconds = Annotated[
 RateLimit = Annotated[
     float | None,
     Field(
-        gt=0,
+        ge=0.01,  # callhook.core.throttle.MIN_RATE_LIMIT
         # The default cap, documented; the operator's setting is what is enforced (422).
         json_schema_extra={"maximum": 1000},
         description="Deliveries per second at most (across every worker), null for no limit; "
-        "above 0 and at most the operator's cap (CALLHOOK_ENDPOINT_RATE_LIMIT_CAP, default "
+        "from 0.01 to the operator's cap (CALLHOOK_ENDPOINT_RATE_LIMIT_CAP, default "
         "1000).",
         examples=[50],
     ),
