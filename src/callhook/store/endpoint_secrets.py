@@ -20,6 +20,10 @@ from callhook.store.tables import endpoint_secrets
 
 #: How long a rotated-out secret keeps signing alongside the new one.
 ROTATION_OVERLAP = timedelta(hours=24)
+#: Secrets that sign at once at most: the current one and the two newest rotated out. Each one
+#: adds a signature to every attempt's headers; unbounded, 200 rotations made headers no
+#: receiver accepts (over 8 KiB) for a day.
+MAX_SIGNING_SECRETS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +96,8 @@ def rotate(
     rng: RandomBits,
     overlap: timedelta = ROTATION_OVERLAP,
 ) -> SigningSecret:
-    """A new current secret; the previous ones keep signing for ``overlap``."""
+    """A new current secret; the previous ones keep signing for ``overlap``, the newest
+    ``MAX_SIGNING_SECRETS - 1`` of them only: older ones stop signing now."""
     conn.execute(
         update(endpoint_secrets)
         .where(
@@ -102,4 +107,16 @@ def rotate(
         )
         .values(expires_at=now + overlap)
     )
+    still_signing = conn.execute(
+        select(endpoint_secrets.c.id)
+        .where(endpoint_secrets.c.endpoint_id == endpoint_id, endpoint_secrets.c.expires_at > now)
+        .order_by(endpoint_secrets.c.created_at.desc(), endpoint_secrets.c.id.desc())
+    ).scalars()
+    retired = list(still_signing)[MAX_SIGNING_SECRETS - 1 :]
+    if retired:
+        conn.execute(
+            update(endpoint_secrets)
+            .where(endpoint_secrets.c.id.in_(retired))
+            .values(expires_at=now)
+        )
     return add(conn, endpoint_id, generate_secret(), now=now, box=box, rng=rng)

@@ -25,6 +25,7 @@ from callhook.errors import (
 from callhook.platform import Platform
 from callhook.store import endpoints as endpoint_store
 from callhook.store import events as event_store
+from callhook.store.endpoint_secrets import MAX_SIGNING_SECRETS
 from callhook.store.endpoints import Endpoint, EndpointState
 from callhook.store.tables import deliveries, endpoint_secrets, endpoints
 from tests.factories import make_account, publish_sample
@@ -282,3 +283,29 @@ def test_each_endpoint_has_its_own_secret_and_rotation(platform: Platform) -> No
     assert [s.secret for s in both] == [new.secret, first.secret]
     assert both[1].expires_at == now + endpoint_store.ROTATION_OVERLAP
     assert unchanged.secret == account.secret
+
+
+@pytest.mark.parametrize("rotations", [1, 2, 3, 12])
+def test_rotations_keep_at_most_three_secrets_signing(platform: Platform, rotations: int) -> None:
+    account = make_account(platform, url=PRIMARY_URL)
+    extra = _create(platform, account.id, "https://a.example.com/")
+    made = []
+    with platform.db.write() as conn:
+        for _ in range(rotations):
+            platform.clock.advance(1)  # type: ignore[attr-defined]
+            made.append(
+                endpoint_store.rotate_secret(
+                    conn,
+                    account.id,
+                    extra.id,
+                    now=platform.clock.now(),
+                    box=platform.box,
+                    rng=platform.rng,
+                ).secret
+            )
+        signing = endpoint_store.active_secrets(
+            conn, account.id, extra.id, now=platform.clock.now(), box=platform.box
+        )
+    # The newest first: the current one and at most the two before it, whatever the count.
+    assert len(signing) == min(rotations + 1, MAX_SIGNING_SECRETS)
+    assert [s.secret for s in signing][: min(rotations, 3)] == made[::-1][:3]
