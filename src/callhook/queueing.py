@@ -54,16 +54,23 @@ def redeliver_window(
     since: datetime,
     until: datetime | None = None,
     status: DeliveryStatus | str = DeliveryStatus.FAILED,
+    endpoint_id: str | None = None,
     check: Check | None = None,
 ) -> int:
-    """Queue again every ``status`` delivery (of ``account_id``, or of every account: None)
-    created in [since, until), each with a fresh 24 h retry window; wake the workers when any
-    was queued. Returns how many."""
+    """Queue again every ``status`` delivery (of ``account_id``, or of every account: None;
+    to ``endpoint_id`` only, when given) created in [since, until), each with a fresh 24 h
+    retry window; wake the workers when any was queued. Returns how many."""
     with publisher.db.write() as conn:
         if check is not None:
             check(conn)
         count = delivery_store.redeliver_window(
-            conn, now=now, account_id=account_id, since=since, until=until, status=str(status)
+            conn,
+            now=now,
+            account_id=account_id,
+            since=since,
+            until=until,
+            status=str(status),
+            endpoint_id=endpoint_id,
         )
     if count:
         publisher.notify()

@@ -263,8 +263,10 @@ def redeliver_window(
     since: datetime,
     until: datetime | None = None,
     status: str = DeliveryStatus.FAILED,
+    endpoint_id: str | None = None,
 ) -> int:
-    """Queue again every ``status`` delivery created in [since, until); return how many.
+    """Queue again every ``status`` delivery created in [since, until) (to ``endpoint_id``
+    only, when given); return how many.
 
     Each gets a new 24 h retry window (``window_start``) for the new round of attempts.
     """
@@ -277,6 +279,8 @@ def redeliver_window(
         query = query.where(deliveries.c.created_at < until)
     if account_id is not None:
         query = query.where(deliveries.c.account_id == account_id)
+    if endpoint_id is not None:
+        query = query.where(deliveries.c.endpoint_id == endpoint_id)
     result = conn.execute(
         query.values(
             status=DeliveryStatus.PENDING.value,

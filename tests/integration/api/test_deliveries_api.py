@@ -13,10 +13,11 @@ from sqlalchemy import update
 from callhook.events import call_scenario
 from callhook.publish import PublishRequest
 from callhook.store import deliveries as delivery_store
+from callhook.store import endpoints as endpoint_store
 from callhook.store import integrations as integration_store
 from callhook.store import queue
 from callhook.store.tables import deliveries
-from tests.factories import publish_sample
+from tests.factories import make_account, publish_sample
 from tests.integration.api.helpers import Api, assert_error, assert_success, running_api
 
 LIST = "/api/v2/webhooks/deliveries"
@@ -322,3 +323,44 @@ def test_retrying_filter_lists_pending_deliveries_already_attempted(tmp_path: Pa
     assert retrying[0]["attempts"] == 1
     assert retrying[0]["next_attempt_at"] is not None
     assert {d["id"] for d in pending} == set(ids[1:])
+
+
+def test_window_redelivery_can_take_one_endpoint_only(tmp_path: Path) -> None:
+    with running_api(tmp_path) as api:
+        start = api.clock.now()
+        with api.platform.db.write() as conn:
+            crm = endpoint_store.create(
+                conn,
+                api.account.id,
+                url="https://crm.example.com/hook",
+                subscribed_events=None,
+                limit=20,
+                now=start,
+                box=api.platform.box,
+                rng=api.platform.rng,
+            )
+        stranger = make_account(api.platform, url="https://other.example.com/hook")
+        with api.platform.db.read() as conn:
+            theirs = endpoint_store.primary(conn, stranger.id)
+            primary = endpoint_store.primary(conn, api.account.id)
+        assert theirs is not None
+        assert primary is not None
+        ids: list[str] = []
+        for seed in range(2):
+            published = publish_sample(
+                api.platform, api.account.id, "incoming_call_start", seed=seed
+            )
+            ids += published.delivery_ids
+            api.clock.advance(1)
+        assert len(ids) == 4  # each event to both endpoints
+        _fail(api, ids)
+        body = {"since": start.isoformat(), "endpoint_id": theirs.id}
+        assert_error(api.post(f"{LIST}/redeliver", json=body), 404)
+        body["endpoint_id"] = crm.id
+        data = assert_success(api.post(f"{LIST}/redeliver", json=body), 202)
+        listed = assert_success(api.get(LIST))["deliveries"]
+    assert data == {"queued": 2}
+    statuses: dict[str, set[str]] = {}
+    for d in listed:
+        statuses.setdefault(d["endpoint_id"], set()).add(d["status"])
+    assert statuses == {crm.id: {"pending"}, primary.id: {"failed"}}

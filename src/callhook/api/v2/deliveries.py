@@ -288,6 +288,11 @@ async def redeliver_window(request: Request, caller: BodyWriter) -> Response:
     if until is not None and until <= since:
         raise PayloadInvalid("until: must be later than since.", field="until")
 
+    def check(conn: Connection) -> None:
+        integration_store.require_configured(conn, caller.account_id)
+        if window.endpoint_id is not None:  # 404 unless the account's
+            endpoint_store.get(conn, caller.account_id, window.endpoint_id)
+
     def work() -> int:
         return queueing.redeliver_window(
             platform.publisher,
@@ -296,7 +301,8 @@ async def redeliver_window(request: Request, caller: BodyWriter) -> Response:
             since=since,
             until=until,
             status=window.status,
-            check=_require_configured(caller.account_id),
+            endpoint_id=window.endpoint_id,
+            check=check,
         )
 
     queued = await run_in_threadpool(work)

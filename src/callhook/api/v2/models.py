@@ -154,6 +154,12 @@ class RedeliverWindow(_Model):
     status: Literal["failed", "delivered"] = Field(
         default="failed", description="Which finished deliveries to send again."
     )
+    endpoint_id: str | None = Field(
+        default=None,
+        max_length=64,
+        description="Only deliveries to this endpoint (ep_…) of your account (another id is "
+        "answered with 404); default every endpoint.",
+    )
 
 
 class RedeliverCount(_Model):
