@@ -46,6 +46,9 @@ class Recorder:
         # now (issue 14's per-call lines), so the worker should claim again at once.
         self._on_line_moved = on_line_moved
         self._results: list[AttemptResult] = []
+        # One commit at a time: lanes that fill a batch meanwhile wait for it, so what a killed
+        # worker sent but never recorded stays bounded (docs/architecture.md, "repeats").
+        self._committing = asyncio.Lock()
 
     def add(self, result: AttemptResult) -> bool:
         """Queue ``result`` for the next commit; True if a batch is full (``flush`` now)."""
@@ -67,6 +70,10 @@ class Recorder:
         """Record the waiting results in one transaction, retried while the database is
         unavailable (``FLUSH_RETRY_DELAYS``), then given up: their leases run out and the
         deliveries are attempted again."""
+        async with self._committing:
+            await self._flush_now()
+
+    async def _flush_now(self) -> None:
         if not self._results:
             return
         batch, self._results = self._results, []

@@ -71,9 +71,11 @@ async def test_sigkill_of_one_worker_mid_batch_loses_nothing(tmp_path: Path) -> 
     assert codes == [0, 0]
     assert set(receiver.ids) == published  # every event at least once
     # Repeats only for what the killed worker had sent but not yet recorded, same id each time:
-    # at most its attempts under way (64 lanes) plus the results waiting for the next group
-    # commit (flushed at the batch size, 64). Claimed jobs it never started are not repeats.
-    assert sum(receiver.ids.values()) - len(published) <= 64 + 64
+    # the commit under way and the results waiting for the next one (one commit at a time, a
+    # lane that fills a batch waits for it), each at most the batch (64) plus the lanes (64).
+    # Claimed jobs it never started are not repeats. (The bound once read 64 + 64; a loaded
+    # machine showed 199 repeats while commits overlapped, before they were serialized.)
+    assert sum(receiver.ids.values()) - len(published) <= 2 * (64 + 64)
 
 
 def _restart_postgresql() -> None:
