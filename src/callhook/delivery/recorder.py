@@ -6,6 +6,7 @@ fenced on each job's claim id.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -49,10 +50,16 @@ class Recorder:
         # One commit at a time: lanes that fill a batch meanwhile wait for it, so what a killed
         # worker sent but never recorded stays bounded (docs/architecture.md, "repeats").
         self._committing = asyncio.Lock()
+        # Set by a result that may let a call's next event go (issue 14): commit it now, not at
+        # the next tick, or every event of a call would wait a tick per predecessor.
+        self._soon = asyncio.Event()
 
     def add(self, result: AttemptResult) -> bool:
-        """Queue ``result`` for the next commit; True if a batch is full (``flush`` now)."""
+        """Queue ``result`` for the next commit; True if a batch is full (``flush`` now). A
+        result that finishes an event of a call has the flusher commit at once."""
         self._results.append(result)
+        if _hands_on(result):
+            self._soon.set()
         return len(self._results) >= self._batch_size
 
     def has_result(self, job: ClaimedJob) -> bool:
@@ -60,9 +67,12 @@ class Recorder:
         return any(res.job is job for res in self._results)
 
     async def run(self, stop: asyncio.Event, under_way: Callable[[], int]) -> None:
-        """Commit every ``FLUSH_INTERVAL`` until ``stop`` and no attempt is ``under_way``."""
+        """Commit every ``FLUSH_INTERVAL`` (at once after a result that lets a call's next event
+        go) until ``stop`` and no attempt is ``under_way``."""
         while not stop.is_set() or under_way():
-            await asyncio.sleep(FLUSH_INTERVAL)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._soon.wait(), FLUSH_INTERVAL)
+            self._soon.clear()
             if self._results:
                 await self.flush()
 
