@@ -10,6 +10,7 @@ a pause would hide why it is disabled).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter
@@ -54,21 +55,7 @@ BY = "customer"
 async def pause_endpoint(
     request: Request, endpoint_id: EndpointIdPath, caller: EndpointWriter
 ) -> Response:
-    platform = platform_of(request)
-
-    def work(conn: Connection) -> dict[str, Any]:
-        endpoint = endpoint_store.get(conn, caller.account_id, endpoint_id)
-        endpoint_health.pause(
-            conn,
-            endpoint.id,
-            endpoint.account_id,
-            by=BY,
-            now=platform.clock.now(),
-            rules=rules_of(platform),
-        )
-        return shown(conn, platform, [endpoint_store.get(conn, caller.account_id, endpoint_id)])[0]
-
-    return success(request, await write(request, work))
+    return await _change(request, endpoint_id, caller, endpoint_health.pause)
 
 
 @router.post(
@@ -84,11 +71,19 @@ async def pause_endpoint(
 async def resume_endpoint(
     request: Request, endpoint_id: EndpointIdPath, caller: EndpointWriter
 ) -> Response:
+    return await _change(request, endpoint_id, caller, endpoint_health.resume)
+
+
+async def _change(
+    request: Request, endpoint_id: str, caller: Any, change: Callable[..., Any]
+) -> Response:
+    """Apply ``change`` (``endpoint_health.pause`` or ``resume``) to the caller's endpoint in
+    one transaction (404 unless it is the account's) and answer with the endpoint as it is now."""
     platform = platform_of(request)
 
     def work(conn: Connection) -> dict[str, Any]:
         endpoint = endpoint_store.get(conn, caller.account_id, endpoint_id)
-        endpoint_health.resume(
+        change(
             conn,
             endpoint.id,
             endpoint.account_id,
