@@ -98,7 +98,7 @@ class Cluster:
             CALLHOOK_LOG_LEVEL="WARNING",
             CALLHOOK_PORT=str(self.api_port),
             CALLHOOK_HOST="127.0.0.1",
-            PYTHONPATH=str(ROOT),
+            PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
         )
         if self.master_key is not None:
             env["CALLHOOK_MASTER_KEY"] = self.master_key

@@ -5,9 +5,11 @@
 1. **Ordered vs unordered.** One pre-filled queue of realistic calls from the simulator (every
    event of ``calls`` conversations over 10 endpoints), delivered by one ``callhook worker`` to
    ``bench.order_sink`` (answers after 1–20 ms at random, checks each call's order as requests
-   arrive). The same queue is copied before the run; in the copy every endpoint is set to
-   ``ordering: none`` and the waiting deliveries made pending — the unordered baseline. Reports
-   deliveries/s of each, the ratio, and the violations the sink counted (ordered must be 0).
+   arrive). Each drain runs on a copy of that queue; in the unordered copies every endpoint is
+   set to ``ordering: none`` and the waiting deliveries made pending — the baseline. Each kind
+   is drained twice, unordered, ordered, ordered, unordered (``DRAINS``). Reports deliveries/s
+   of each (both drains together, and each), the ratio, and the violations the sink counted
+   (ordered must be 0).
 2. **Priority.** One endpoint whose queue is full of bulk events (sms), a worker draining it,
    and call-control events (``incoming_call_start``) published one at a time meanwhile; then
    the same on an empty queue. Reports the call-control p50/p99 of both (latency measured at the
@@ -94,57 +96,63 @@ def _drain(c: Cluster, total: int, timeout: float) -> dict[str, Any]:
     return out
 
 
-def _rate(stats: dict[str, Any]) -> float:
-    span = (stats["last"] or 0) - (stats["first"] or 0)
-    return stats["count"] / span if span > 0 else 0.0
+#: The drains, in order: each kind twice, in an A B B A pattern, so a machine that slows down or
+#: speeds up during the phase (a shared VM's neighbours) weighs on both kinds alike.
+DRAINS = (("unordered", 1), ("ordered", 1), ("ordered", 2), ("unordered", 2))
 
 
 def ordered_vs_unordered(workdir: Path, sizes: OrderSizes) -> dict[str, float]:
-    ordered = OrderCluster(workdir / "ordered")
-    ordered.workdir.mkdir(parents=True, exist_ok=True)
-    unordered = OrderCluster(workdir / "unordered")
-    unordered.workdir.mkdir(parents=True, exist_ok=True)
-    # One master key for both copies of the database (its secrets are encrypted with it).
-    ordered.master_key = unordered.master_key = base64.urlsafe_b64encode(os.urandom(32)).decode()
+    source = OrderCluster(workdir / "source")
+    source.workdir.mkdir(parents=True, exist_ok=True)
+    # One master key for every copy of the database (its secrets are encrypted with it).
+    source.master_key = base64.urlsafe_b64encode(os.urandom(32)).decode()
+    runs: dict[str, list[dict[str, Any]]] = {"ordered": [], "unordered": []}
     try:
-        ordered.start_sink()
-        accounts = ordered.prepare(load=10, healthy=0, dead=0, seed=14)
+        source.start_sink()
+        accounts = source.prepare(load=10, healthy=0, dead=0, seed=14)
         pool = load.event_pool(sizes.calls, seed=14)
-        platform = Platform.create(ordered.settings)
+        platform = Platform.create(source.settings)
         try:
             load.prefill(platform.publisher, pool, accounts.load, len(pool))
         finally:
             platform.db.dispose()
-        ordered.checkpoint()
-        total = _count(ordered.db_path)
-        shutil.copy(ordered.db_path, unordered.db_path)
-        with sqlite3.connect(unordered.db_path) as conn:
-            conn.execute("UPDATE endpoints SET ordering = 'none'")
-            conn.execute(
-                "UPDATE deliveries SET status = 'pending', holds_line = 0, line_since = NULL "
-                "WHERE status = 'waiting' OR holds_line"
-            )
-        unordered.sink_port = ordered.sink_port  # one sink, reset between runs
-        # Unordered first, then ordered: any warming up favours the baseline.
-        base = _drain(unordered, total, sizes.timeout)
-        got = _drain(ordered, total, sizes.timeout)
+        source.checkpoint()
+        total = _count(source.db_path)
+        for kind, n in DRAINS:
+            copy = OrderCluster(workdir / f"{kind}{n}")
+            copy.workdir.mkdir(parents=True, exist_ok=True)
+            copy.master_key, copy.sink_port = source.master_key, source.sink_port
+            shutil.copy(source.db_path, copy.db_path)
+            if kind == "unordered":
+                with sqlite3.connect(copy.db_path) as conn:
+                    conn.execute("UPDATE endpoints SET ordering = 'none'")
+                    conn.execute(
+                        "UPDATE deliveries SET status = 'pending', holds_line = 0, "
+                        "line_since = NULL WHERE status = 'waiting' OR holds_line"
+                    )
+            try:
+                runs[kind].append(_drain(copy, total, sizes.timeout))
+            finally:
+                copy.stop_all()
     finally:
-        unordered.children.pop("sink", None)
-        unordered.stop_all()
-        ordered.stop_all()
-    out = {
-        "order_events": float(total),
-        "order_unordered_rate": _rate(base),
-        "order_ordered_rate": _rate(got),
-        "order_unordered_violations": float(base["violations"]),
-        "order_violations": float(got["violations"]),
-        "order_gaps": float(got["gaps"]),
-        "order_delivered": float(got["count"]),
-        "order_unordered_cpu_per_1000": float(base["cpu_per_1000"]),
-        "order_cpu_per_1000": float(got["cpu_per_1000"]),
-    }
-    out["order_ratio"] = out["order_ordered_rate"] / max(out["order_unordered_rate"], 1e-9)
+        source.stop_all()
+    out = {"order_events": float(total)}
+    for kind, key in (("unordered", "order_unordered"), ("ordered", "order")):
+        got = runs[kind]
+        out[f"{key}_rate"] = sum(r["count"] for r in got) / sum(_span(r) for r in got)
+        out[f"{key}_violations"] = float(sum(r["violations"] for r in got))
+        out[f"{key}_cpu_per_1000"] = sum(r["cpu_per_1000"] for r in got) / len(got)
+        for n, r in enumerate(got, start=1):
+            out[f"{key}_rate_{n}"] = r["count"] / _span(r)
+    out["order_gaps"] = float(sum(r["gaps"] for r in runs["ordered"]))
+    out["order_delivered"] = float(sum(r["count"] for r in runs["ordered"]))
+    out["order_ratio"] = out["order_rate"] / max(out["order_unordered_rate"], 1e-9)
     return out
+
+
+def _span(stats: dict[str, Any]) -> float:
+    """Seconds from the first request the sink saw to the last answer."""
+    return max(float(stats["last"] or 0) - float(stats["first"] or 0), 1e-9)
 
 
 def _count(db: Path) -> int:
@@ -237,10 +245,13 @@ def report(values: dict[str, float], *, command: str) -> str:
         f"#### Ordered delivery per call (issue 14), `{command}`",
         "",
         f"- Ordering, pre-filled queue: {v['order_events']:.0f} deliveries of simulator calls "
-        "to 10 endpoints, receiver latency 1–20 ms at random, one worker process",
-        f"- Ordering, unordered (`ordering: none`): {v['order_unordered_rate']:.0f} deliveries/s, "
+        "to 10 endpoints, receiver latency 1–20 ms at random, one worker process; each kind "
+        "drained twice (unordered, ordered, ordered, unordered)",
+        f"- Ordering, unordered (`ordering: none`): {v['order_unordered_rate']:.0f} deliveries/s "
+        f"({v['order_unordered_rate_1']:.0f}, {v['order_unordered_rate_2']:.0f}), "
         f"{v['order_unordered_violations']:.0f} order violations at the sink",
-        f"- Ordering, ordered (`per_call`): {v['order_ordered_rate']:.0f} deliveries/s, "
+        f"- Ordering, ordered (`per_call`): {v['order_rate']:.0f} deliveries/s "
+        f"({v['order_rate_1']:.0f}, {v['order_rate_2']:.0f}), "
         f"{v['order_violations']:.0f} order violations at the sink (must be 0)",
         f"- Ordering, ordered / unordered throughput: {v['order_ratio']:.2f} (target ≥ 0.90)",
         f"- Ordering, worker CPU s per 1,000 deliveries (incl. start-up): unordered "

@@ -15,11 +15,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     Connection,
     Integer,
     String,
+    and_,
     bindparam,
+    case,
     func,
+    not_,
     null,
     or_,
     select,
@@ -62,6 +66,9 @@ class ClaimedJob:
     sequence: int | None = None
     previous_sequence: int | None = None
     max_age: timedelta | None = None
+    #: Whether the delivery held its call's line when claimed (``store.ordering``): finishing
+    #: it hands the line on. (A sweep may bypass it meanwhile; ``ordering.promote`` checks.)
+    holds_line: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +253,7 @@ _CLAIMED = (
         deliveries.c.previous_sequence,
         endpoints.c.max_age_call_control_seconds,
         endpoints.c.max_age_bulk_seconds,
+        deliveries.c.holds_line,
     )
     .join(events, events.c.id == deliveries.c.event_id)
     .join(endpoints, endpoints.c.id == deliveries.c.endpoint_id, isouter=True)
@@ -337,6 +345,7 @@ def claim(
             sequence=sequence,
             previous_sequence=previous_sequence,
             max_age=ordering_rules.max_age_of(event, max_age_cc, max_age_bulk),
+            holds_line=bool(holds_line),
         )
         for (
             delivery_id,
@@ -359,6 +368,7 @@ def claim(
             previous_sequence,
             max_age_cc,
             max_age_bulk,
+            holds_line,
         ) in rows
     ]
 
@@ -421,6 +431,12 @@ _COMPLETE = dialect.FastStatement(
         last_error_class=bindparam("b_error"),
         last_latency_ms=bindparam("b_ms"),
         delivered_at=bindparam("b_delivered"),
+        # A finished delivery lets its call's line go (issue 14); a retried one keeps it. The
+        # row's own value, not the job's: a sweep may have bypassed it since the claim.
+        holds_line=and_(deliveries.c.holds_line, not_(bindparam("b_finished", type_=Boolean))),
+        line_since=case(
+            (bindparam("b_finished", type_=Boolean), null()), else_=deliveries.c.line_since
+        ),
     )
 )
 _RECORD_ATTEMPT = dialect.FastStatement(
@@ -463,15 +479,21 @@ def complete(
     """
     if not results:
         return []
-    line_ids = [(r.job.endpoint_id, r.job.call_id) for r in results if r.job.call_id is not None]
-    ordering.lock_lines(conn, [(o, c) for o, c in line_ids if c is not None])
+    ordering.lock_lines(
+        conn,
+        [
+            (r.job.endpoint_id, r.job.call_id)
+            for r in results
+            if r.job.holds_line and r.job.call_id is not None
+        ],
+    )
     # Look up by primary key and compare claim ids here: SQLite plans a row-value
     # ``(id, claim_id) IN (...)`` as a full table scan (measured: the worker's main cost).
     owned_query = _OWNED_FOR_UPDATE if conn.dialect.name == "postgresql" else _OWNED
     ids = [r.job.delivery_id for r in results]
     owned = {(r[0], r[1]) for r in conn.execute(owned_query, {"ids": ids})}
     stale: list[AttemptResult] = []
-    finished: list[str] = []  # deliveries of a call that finished: their line moves on
+    handed_on: dict[ordering.Line, int | None] = {}  # lines whose holder finished
     changes: list[dict[str, Any]] = []
     records: list[dict[str, Any]] = []
     db_time = time_encoder(conn.dialect.name)
@@ -489,8 +511,9 @@ def complete(
             status, next_at = DeliveryStatus.PENDING.value, db_time(res.next_attempt_at)
         else:
             status, next_at = DeliveryStatus.FAILED.value, None
-        if status != DeliveryStatus.PENDING and job.call_id is not None:
-            finished.append(job.delivery_id)
+        finished = status != DeliveryStatus.PENDING
+        if finished and job.holds_line and job.call_id is not None:
+            handed_on[(job.endpoint_id, job.call_id)] = None
         changes.append(
             {
                 "b_id": job.delivery_id,
@@ -510,6 +533,7 @@ def complete(
                 "b_error": res.error_class,
                 "b_ms": res.duration_ms,
                 "b_delivered": started if res.delivered else None,
+                "b_finished": finished,
             }
         )
         records.append(
@@ -527,9 +551,8 @@ def complete(
         )
     _COMPLETE.executemany(conn, changes)
     _RECORD_ATTEMPT.executemany(conn, records)
-    if finished:
-        stamp = now or max(r.started_at for r in results)
-        ordering.hand_on(conn, finished, now=stamp)
+    if handed_on:
+        ordering.promote(conn, handed_on, now=now or max(r.started_at for r in results))
     return stale
 
 

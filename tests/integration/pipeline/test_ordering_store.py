@@ -149,6 +149,31 @@ def test_the_bound_releases_the_next_in_order_with_the_gap_announced(tmp_path: P
     assert _states(platform, ids[:1]) == [("pending", False)]
 
 
+def test_a_holder_bypassed_in_flight_does_not_hand_on_twice(tmp_path: Path) -> None:
+    """The sweep bypasses a holder while a worker is still attempting it; when that attempt
+    finishes, the line stays with the released event (one holder per line, never two)."""
+    clock = FakeClock()
+    platform = make_platform(tmp_path, clock=clock)
+    account = make_account(platform, url="https://receiver.example/hook")
+    _set(platform, account.id, ordering_bound_seconds=10)
+    ids = _publish_call(platform, account.id)
+    [head] = _claim(platform)
+    assert head.holds_line
+    clock.advance(10)
+    with platform.db.write() as conn:
+        assert line_store.sweep(conn, now=clock.now(), policies=_policies(platform)).bypassed == 1
+    _finish(platform, head, delivered=True)
+    assert _states(platform, ids[:3]) == [
+        ("delivered", False),
+        ("pending", True),
+        ("waiting", False),
+    ]
+    [released] = _claim(platform)
+    assert (released.delivery_id, released.previous_sequence) == (ids[1], 1)
+    _finish(platform, released, delivered=True)
+    assert [j.delivery_id for j in _claim(platform)] == [ids[2]]
+
+
 def _set(platform: Platform, account_id: str, **fields: object) -> str:
     """Set ordering fields on the account's primary endpoint; its id."""
     with platform.db.write() as conn:
