@@ -9,6 +9,7 @@ whether to retry. ``left_out`` is the pure part of the claim policy.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Set
 from datetime import datetime, timedelta
 
 from callhook.alerts.model import AlertKind
@@ -22,6 +23,11 @@ from callhook.store import endpoint_health, queue
 from callhook.store.db import Database
 from callhook.store.queue import AttemptResult, ClaimedJob
 from callhook.store.secretbox import SecretBox
+
+#: A claim takes at most this many urgent jobs of an endpoint it otherwise leaves out for lack
+#: of room, and does so for at most ``URGENT_ENDPOINTS`` endpoints (one statement each).
+URGENT_PER_ENDPOINT = 4
+URGENT_ENDPOINTS = 16
 
 
 def left_out(saturated: set[str]) -> set[str]:
@@ -64,9 +70,13 @@ class Claims:
         self._transitions: list[tuple[str, Transition]] = []
         self._slowed: set[str] = set()
 
-    def claim(self, limit: int, exclude: set[str]) -> list[ClaimedJob]:
+    def claim(
+        self, limit: int, exclude: set[str], urgent_for: Set[str] = frozenset()
+    ) -> list[ClaimedJob]:
         """Claim up to ``limit`` due jobs, fairly across endpoints (``queue.claim``), none of
-        the endpoints in ``exclude``, within what the endpoints' shared state allows
+        the endpoints in ``exclude`` — but for those in ``urgent_for`` (excluded for lack of
+        room here) up to ``URGENT_PER_ENDPOINT`` jobs whose claim key has come (call-control
+        first: ``Dispatch.wanting_urgent``) — within what the endpoints' shared state allows
         (``plan_claim``): nothing for paused, disabled or slowed-down endpoints, one probe for a
         failing one whose probe is due, a throttled endpoint's allowance from its token bucket
         — all in the same transaction, so every worker process shares one breaker and one
@@ -76,11 +86,13 @@ class Claims:
         with self._db.write() as conn:
             plan = endpoint_health.plan_claim(conn, now=now, want=limit, rules=self._rules)
             jobs: list[ClaimedJob] = []
-            for endpoint_id, allowed in plan.limited.items():
+            held = plan.excluded | set(plan.limited)
+            alone = [(e, n, False) for e, n in plan.limited.items() if e not in exclude]
+            urgent = sorted(set(urgent_for) - held)[:URGENT_ENDPOINTS]
+            alone += [(e, URGENT_PER_ENDPOINT, True) for e in urgent]
+            for endpoint_id, allowed, urgent_only in alone:
                 if len(jobs) >= limit:
                     break
-                if endpoint_id in exclude:
-                    continue
                 jobs += queue.claim(
                     conn,
                     worker_id=self._worker_id,
@@ -91,6 +103,7 @@ class Claims:
                     box=self._box,
                     secret_cache=self._secret_cache,
                     only_endpoint=endpoint_id,
+                    urgent_only=urgent_only,
                 )
             if len(jobs) < limit:
                 jobs += queue.claim(
@@ -103,7 +116,7 @@ class Claims:
                     box=self._box,
                     secret_cache=self._secret_cache,
                     exclude_endpoints=exclude,
-                    hold_endpoints=plan.excluded | set(plan.limited),
+                    hold_endpoints=held,
                     per_endpoint=self._per_endpoint,
                 )
             endpoint_health.settle_claim(conn, plan, Counter(j.endpoint_id for j in jobs))

@@ -213,6 +213,24 @@ class Dispatch(Generic[J]):
             or (endpoint not in self._fast and count >= self.room(endpoint))
         }
 
+    def wanting_urgent(self) -> set[str]:
+        """Saturated fast endpoints with no urgent job queued here: a claim leaves them out
+        but may still take their urgent jobs (``Claims.claim``'s ``urgent_for``), which then
+        start at the endpoint's next free slot. Otherwise a call-control event published to a
+        busy endpoint waited to be claimed until the bulk jobs queued here had drained (issue
+        14's priority: measured up to 20 ms at 1,700 deliveries/s)."""
+        if self._urgent is None:
+            return set()
+        out = set()
+        for endpoint, count in (self.busy + self._queued_of).items():
+            if count < self.per_endpoint or endpoint not in self._fast:
+                continue
+            queue = self._queues.get(endpoint)
+            if queue and queue[0].delivery_id in self._queued and self._urgent(queue[0]):
+                continue
+            out.add(endpoint)
+        return out
+
     def _unqueued(self, endpoint: str) -> None:
         left = self._queued_of[endpoint] - 1
         if left:

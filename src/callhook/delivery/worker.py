@@ -244,6 +244,7 @@ class Worker:
                         self._settings.worker_batch_size,
                     ),
                     left_out(saturated),
+                    self._dispatch.wanting_urgent(),
                 )
             except Exception:
                 log.exception("claim failed; retrying", extra={"worker": self.worker_id})

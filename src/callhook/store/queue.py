@@ -96,32 +96,6 @@ class AttemptResult:
 _NOW = bindparam("now", type_=UTCDateTime)
 
 
-def _one_endpoint_statement(conn: Connection) -> Any:
-    """A claim for one endpoint alone (a throttled endpoint's allowance, a failing endpoint's
-    probe): its oldest due deliveries, at most ``:limit``."""
-    due = (
-        select(deliveries.c.id)
-        .where(
-            deliveries.c.status == DeliveryStatus.PENDING.value,
-            deliveries.c.endpoint_id == bindparam("only"),
-            deliveries.c.next_attempt_at <= _NOW,
-            or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until <= _NOW),
-        )
-        .order_by(deliveries.c.claim_key)  # call-control before bulk (issue 14)
-        .limit(bindparam("limit", type_=Integer))
-    )
-    return (
-        update(deliveries)
-        .where(deliveries.c.id.in_(dialect.skip_locked(conn, due).scalar_subquery()))
-        .values(
-            claim_id=bindparam("claim_id"),
-            claimed_by=bindparam("worker_id"),
-            lease_until=bindparam("lease_until", type_=UTCDateTime),
-        )
-        .returning(deliveries.c.id)
-    )
-
-
 # The fair claim. Oldest-due-first across the whole table let one endpoint's backlog (or sixty
 # slow endpoints' backlogs) come before a healthy endpoint's one new event, for as long as it
 # took to claim them all. Instead:
@@ -152,6 +126,35 @@ _PENDING_INDEX = {
     "sqlite": "INDEXED BY ix_deliveries_pending_endpoint",
     "postgresql": "",
 }
+
+
+def _one_endpoint_statement(conn: Connection, *, urgent: bool = False) -> Any:
+    """A claim for one endpoint alone (a throttled endpoint's allowance, a failing endpoint's
+    probe; with ``urgent``, only rows whose claim key has come: call-control events and bulk
+    ones aged in): its oldest due deliveries by claim key, at most ``:limit``.
+
+    A range read of ``ix_deliveries_pending_endpoint`` (endpoint_id, claim_key, …), written as
+    that partial index spells its condition (a literal status) and, on SQLite, held to it: with
+    a bound status, or left to its planner, SQLite read every due row of every endpoint through
+    ``ix_deliveries_due`` and sorted them (``EXPLAIN QUERY PLAN``)."""
+    name = conn.dialect.name
+    urgent_only = "AND claim_key <= :now " if urgent else ""
+    lock = "FOR UPDATE SKIP LOCKED" if name == "postgresql" else ""
+    sql = f"""
+UPDATE deliveries
+SET claim_id = :claim_id, claimed_by = :worker_id, lease_until = :lease_until
+WHERE id IN (
+    SELECT id FROM deliveries {_PENDING_INDEX[name]}
+    WHERE status = {_PENDING} AND endpoint_id = :only AND next_attempt_at <= :now
+        AND (lease_until IS NULL OR lease_until <= :now) {urgent_only}
+    ORDER BY endpoint_id, claim_key LIMIT :limit {lock}
+)
+RETURNING id"""  # noqa: S608 (constants only, no input)
+    return text(sql).bindparams(
+        bindparam("now", type_=UTCDateTime),
+        bindparam("lease_until", type_=UTCDateTime),
+        bindparam("limit", type_=Integer),
+    )
 
 
 def _walk(dialect_name: str) -> str:
@@ -276,6 +279,7 @@ def claim(
     exclude_endpoints: Collection[str] = (),
     hold_endpoints: Collection[str] = (),
     only_endpoint: str | None = None,
+    urgent_only: bool = False,
     per_endpoint: int = 32,
 ) -> list[ClaimedJob]:
     """Claim up to ``limit`` due deliveries, fairly across endpoints, and load what sending
@@ -287,15 +291,20 @@ def claim(
     skipped: endpoints the worker has no room for right now. ``hold_endpoints`` too (paused,
     failing or throttled: ``callhook.store.endpoint_health.plan_claim``), except for their test
     events. ``only_endpoint`` claims for that endpoint alone, oldest due first (a throttled
-    endpoint's allowance, a failing endpoint's probe).
+    endpoint's allowance, a failing endpoint's probe); with ``urgent_only``, only its rows whose
+    claim key has come (call-control events, bulk ones aged in: ``core.ordering.claim_key``), a
+    range read of ``ix_deliveries_pending_endpoint``.
     """
     if limit <= 0:
         return []  # (SQLite reads a negative LIMIT as "no limit")
-    key = f"{conn.dialect.name}:{only_endpoint is not None}"
+    key = f"{conn.dialect.name}:{only_endpoint is not None}:{urgent_only}"
     statement = _CLAIMS.get(key)
     if statement is None:
-        build = _one_endpoint_statement if only_endpoint is not None else _claim_statement
-        statement = _CLAIMS[key] = build(conn)
+        if only_endpoint is not None:
+            statement = _one_endpoint_statement(conn, urgent=urgent_only)
+        else:
+            statement = _claim_statement(conn)
+        _CLAIMS[key] = statement
     claimed = [
         row[0]
         for row in conn.execute(

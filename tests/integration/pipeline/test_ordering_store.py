@@ -13,13 +13,14 @@ from sqlalchemy import select
 
 from callhook.core import ordering as rules
 from callhook.core.clock import FakeClock
+from callhook.delivery.claims import Claims
 from callhook.errors import PayloadInvalid
 from callhook.events import call_scenario
 from callhook.platform import Platform
 from callhook.publish import PublishRequest
+from callhook.store import endpoint_health, queue
 from callhook.store import endpoints as endpoint_store
 from callhook.store import ordering as line_store
-from callhook.store import queue
 from callhook.store.queue import AttemptResult, ClaimedJob
 from callhook.store.tables import deliveries
 from tests.factories import make_account, make_platform, publish_sample
@@ -365,3 +366,55 @@ def test_call_control_is_claimed_ahead_of_a_full_queue_of_bulk_and_bulk_ages(
     assert len(remaining) == 35
     assert {j.delivery_id for j in _claim(platform, limit=35)} == remaining
     assert [j.delivery_id for j in _claim(platform, limit=100)] == [later]
+
+
+def test_an_endpoint_left_out_for_lack_of_room_still_gives_its_urgent_jobs(
+    tmp_path: Path,
+) -> None:
+    """The worker leaves a saturated endpoint out of its claim, but asks for its urgent jobs
+    (``urgent_for``): the call-control event is claimed at once, its bulk stays queued."""
+    clock = FakeClock()
+    platform = make_platform(tmp_path, clock=clock)
+    account = make_account(platform, url="https://receiver.example/hook")
+    other = make_account(platform, url="https://other.example/hook")
+    bulk = {publish_sample(platform, account.id, "sms", seed=n).delivery_id for n in range(10)}
+    clock.advance(1)
+    live = publish_sample(platform, account.id, "outgoing_call_start").delivery_id
+    elsewhere = publish_sample(platform, other.id, "sms", seed=99).delivery_id
+    assert live is not None
+    endpoint = _endpoint_of(platform, live)
+    claims = Claims(
+        platform.db,
+        platform.settings,
+        clock=clock,
+        rng=random.Random(1),
+        box=platform.box,
+        worker_id="w",
+    )
+    jobs = claims.claim(100, {endpoint}, urgent_for={endpoint})
+    assert {j.delivery_id for j in jobs} == {live, elsewhere}
+    assert not _claimed(platform) & bulk
+    # Nothing urgent left there: a claim that asks again takes none of its bulk.
+    assert claims.claim(100, {endpoint}, urgent_for={endpoint}) == []
+    # A paused endpoint gives nothing, urgent or not.
+    later = publish_sample(platform, account.id, "outgoing_call_end", seed=5).delivery_id
+    with platform.db.write() as conn:
+        endpoint_health.pause(
+            conn,
+            endpoint,
+            account.id,
+            by="customer",
+            now=clock.now(),
+            rules=endpoint_health.rules_from(platform.settings),
+        )
+    assert claims.claim(100, {endpoint}, urgent_for={endpoint}) == []
+    assert later not in _claimed(platform)
+
+
+def _endpoint_of(platform: Platform, delivery_id: str) -> str:
+    with platform.db.read() as conn:
+        return str(
+            conn.execute(
+                select(deliveries.c.endpoint_id).where(deliveries.c.id == delivery_id)
+            ).scalar_one()
+        )

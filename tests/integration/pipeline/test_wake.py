@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Set
 from pathlib import Path
 
 import pytest
@@ -25,10 +26,12 @@ async def test_a_publish_during_an_empty_claim_is_not_missed(
     claim = worker.claims.claim
     raced = False
 
-    def racing_claim(limit: int, exclude: set[str]) -> list[ClaimedJob]:
+    def racing_claim(
+        limit: int, exclude: set[str], urgent_for: Set[str] = frozenset()
+    ) -> list[ClaimedJob]:
         """Publishes from inside the first empty claim: the commit lands mid-claim."""
         nonlocal raced
-        jobs = claim(limit, exclude)
+        jobs = claim(limit, exclude, urgent_for)
         if not jobs and not raced:
             raced = True
             publish_sample(platform, account.id)

@@ -157,6 +157,42 @@ def test_urgent_jobs_start_before_the_endpoints_queued_bulk_in_their_own_order()
     ]
 
 
+def test_a_saturated_fast_endpoint_wants_urgent_jobs_until_one_is_queued() -> None:
+    d: Dispatch[J] = Dispatch(
+        per_endpoint=4, initial=4, urgent=lambda j: j.delivery_id.startswith("cc")
+    )
+    d.add(jobs("a", 1))
+    [first] = take_all(d)
+    d.done(first)  # answered fast
+    assert d.wanting_urgent() == set()  # room left: a normal claim takes its jobs
+    d.add(jobs("a", 6, start=1))
+    started = take_all(d)
+    assert len(started) == 4
+    assert d.queued == 2
+    assert d.saturated() == {"a"}
+    assert d.wanting_urgent() == {"a"}
+    d.add([J("cc-1", "a")])
+    assert d.wanting_urgent() == set()  # one is queued first: no more until it starts
+    d.done(started[0])
+    assert [j.delivery_id for j in take_all(d)] == ["cc-1"]
+    assert d.wanting_urgent() == {"a"}
+
+
+def test_slow_endpoints_and_workers_without_urgency_want_no_urgent_jobs() -> None:
+    slow: Dispatch[J] = Dispatch(per_endpoint=2, initial=2, urgent=lambda j: True)
+    slow.add(jobs("s", 3))
+    take_all(slow)
+    assert slow.saturated() == {"s"}  # never heard from: not known fast
+    assert slow.wanting_urgent() == set()
+    plain: Dispatch[J] = Dispatch(per_endpoint=1, initial=1)
+    plain.add(jobs("a", 1))
+    plain.done(take_all(plain)[0])
+    plain.add(jobs("a", 2, start=1))
+    take_all(plain)
+    assert plain.saturated() == {"a"}
+    assert plain.wanting_urgent() == set()
+
+
 @given(st.lists(st.booleans(), max_size=40))
 def test_urgency_reorders_but_never_loses_a_job(flags: list[bool]) -> None:
     d: Dispatch[J] = Dispatch(
