@@ -18,6 +18,7 @@ body. Pure; no I/O.
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime
 from typing import Final
 
@@ -33,13 +34,29 @@ _LEVEL = 3
 
 _DICT = zstandard.ZstdCompressionDict(DICTIONARY_V1, dict_type=zstandard.DICT_TYPE_RAWCONTENT)
 _DICT.precompute_compress(level=_LEVEL)
-# One compressor and decompressor per process: zstandard's objects are not for concurrent use
-# from several threads at once, but every call here is one synchronous call (the GIL is held
-# for it), so sharing is safe.
-_COMPRESS = zstandard.ZstdCompressor(
-    dict_data=_DICT, write_checksum=False, write_content_size=True, write_dict_id=False
-)
-_DECOMPRESS = zstandard.ZstdDecompressor(dict_data=_DICT)
+# One compressor and decompressor per thread: zstandard releases the GIL while it works and a
+# context used by two threads at once mixes their data up (an API thread publishing while the
+# worker's database thread unpacked claimed bodies: "Data corruption detected", or another
+# body's bytes; tests/unit/core/test_stored_body.py).
+_CONTEXTS = threading.local()
+
+
+def _compressor() -> zstandard.ZstdCompressor:
+    found: zstandard.ZstdCompressor | None = getattr(_CONTEXTS, "compress", None)
+    if found is None:
+        found = _CONTEXTS.compress = zstandard.ZstdCompressor(
+            dict_data=_DICT, write_checksum=False, write_content_size=True, write_dict_id=False
+        )
+    return found
+
+
+def _decompressor() -> zstandard.ZstdDecompressor:
+    found: zstandard.ZstdDecompressor | None = getattr(_CONTEXTS, "decompress", None)
+    if found is None:
+        found = _CONTEXTS.decompress = zstandard.ZstdDecompressor(dict_data=_DICT)
+    return found
+
+
 #: The most a stored ``data`` may expand to (the publish API takes at most 1 MiB per request).
 _MAX_DATA = 16 * 2**20
 
@@ -98,7 +115,7 @@ def pack(
     if not body.startswith(head) or not body.endswith(b"}") or len(body) <= len(head):
         return body
     data = body[len(head) : -1]
-    squeezed = _COMPRESS.compress(data)
+    squeezed = _compressor().compress(data)
     if len(squeezed) < len(data):
         return bytes((ZSTD_V1,)) + squeezed
     return bytes((RAW_DATA,)) + data
@@ -123,7 +140,7 @@ def unpack(
         return stored
     if stored[0] == ZSTD_V1:
         try:
-            data = _DECOMPRESS.decompress(stored[1:], max_output_size=_MAX_DATA)
+            data = _decompressor().decompress(stored[1:], max_output_size=_MAX_DATA)
         except zstandard.ZstdError as exc:
             raise ValueError(f"stored body of {id} cannot be decompressed") from exc
     else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import threading
 from datetime import UTC, datetime
 from typing import Any
 
@@ -102,3 +103,31 @@ def test_a_body_whose_row_changed_is_stored_whole() -> None:
 def test_a_damaged_packed_body_is_an_error() -> None:
     with pytest.raises(ValueError, match="cannot be decompressed"):
         stored_body.unpack(bytes((stored_body.ZSTD_V1,)) + b"garbage", **_row())
+
+
+def test_threads_packing_and_unpacking_at_once_get_their_own_bodies_back() -> None:
+    """zstandard releases the GIL while it works, and one compression context must not be used
+    by two threads at once: an API thread publishing while the worker's database thread reads
+    claimed bodies got another body's bytes (seen as an undecodable test event at a receiver)."""
+    rows = [_row(id=f"evt_01KF0K8Y2000000000000000{n:02d}", pbx_id=f"call_{n}") for n in range(16)]
+    bodies = [
+        _body(row, {"text": f"word {n} " * (300 + 40 * n), "n": n}) for n, row in enumerate(rows)
+    ]
+    failures: list[str] = []
+
+    def churn(k: int) -> None:
+        for i in range(300):
+            n = (k + i) % len(rows)
+            try:
+                stored = stored_body.pack(bodies[n], **rows[n])
+                if stored_body.unpack(stored, **rows[n]) != bodies[n]:
+                    failures.append(f"thread {k}, body {n}: another body came back")
+            except ValueError as exc:
+                failures.append(f"thread {k}, body {n}: {exc}")
+
+    threads = [threading.Thread(target=churn, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
