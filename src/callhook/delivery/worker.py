@@ -227,8 +227,9 @@ class Worker:
                 self._room.clear()
                 await self._room.wait()
                 continue
-            # Cleared before claiming, not after: a publish that commits (or a slot that frees)
-            # while this claim runs sets them again, so the wait below returns at once.
+            # Only a publish or a hand-on since the last claim gives a busy endpoint an urgent job.
+            # Cleared before claiming: what commits meanwhile sets them again (no missed wake).
+            urgent = self._dispatch.wanting_urgent() if self._wake.is_set() else set()
             self._wake.clear()
             self._slot_freed.clear()
             try:
@@ -236,15 +237,14 @@ class Worker:
                 saturated = self._dispatch.saturated()
                 jobs = await asyncio.to_thread(
                     self.claims.claim,
-                    # Held jobs stay under twice the budget even when slow endpoints' jobs
-                    # wait (``pressure`` leaves them out).
+                    # Held jobs under twice the budget (``pressure`` leaves slow ones out).
                     min(
                         self._budget - lanes.pressure(),
                         2 * self._budget - lanes.outstanding(),
                         self._settings.worker_batch_size,
                     ),
                     left_out(saturated),
-                    self._dispatch.wanting_urgent(),
+                    urgent,
                 )
             except Exception:
                 log.exception("claim failed; retrying", extra={"worker": self.worker_id})
