@@ -67,9 +67,20 @@ class _LazyConsole:
         self._console: Console | None = None
 
     def __getattr__(self, name: str) -> Any:
+        return getattr(self._real(), name)
+
+    # Dunder methods are looked up on the type, past ``__getattr__``: rich's live displays
+    # (``Progress``, used by ``callhook simulate``) enter the console as a context manager.
+    def __enter__(self) -> Console:
+        return self._real().__enter__()
+
+    def __exit__(self, *exc: Any) -> None:
+        self._real().__exit__(*exc)
+
+    def _real(self) -> Console:
         if self._console is None:
             self._console = make_console(stderr=self._stderr)
-        return getattr(self._console, name)
+        return self._console
 
 
 console = cast("Console", _LazyConsole(stderr=False))

@@ -59,9 +59,10 @@ def redacted_url(database_url: str) -> str:
         return database_url
 
 
-#: Page cache of each SQLite connection, KiB (SQLite's default is 2,000). Queue work touches
-#: rows scattered over the table (each call's events were written at different times), and a
-#: 2 MB cache re-read most of them from the OS at every transaction (docs/decisions.md).
+#: Page cache of each SQLite writer connection, KiB (SQLite's default, which readers keep, is
+#: 2,000). Queue work touches rows scattered over the table (each call's events were written at
+#: different times), and a 2 MB cache re-read most of them from the OS at every transaction
+#: (docs/decisions.md).
 CACHE_KIB = 16_384
 
 
@@ -118,8 +119,11 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
             cur.execute("PRAGMA wal_autocheckpoint=0")
             # When the log restarts from its beginning, SQLite cuts the file down to this.
             cur.execute(f"PRAGMA journal_size_limit={WAL_RESET_BYTES}")
-            # Negative: KiB. Pages are cached lazily, so idle connections stay small.
-            cur.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+            if immediate:
+                # The writer engine: a process writes through one connection at a time (the
+                # writer slot), and the pool hands back the last one used, so this is one cache
+                # per process in practice. Negative: KiB.
+                cur.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
         cur.close()
 
     begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"

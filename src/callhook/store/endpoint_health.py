@@ -358,6 +358,7 @@ def replay(
         policy=policy,
     )
     for i, delivery_id in enumerate(chosen):
+        due = now - timedelta(microseconds=len(chosen) - i)
         conn.execute(
             update(deliveries)
             .where(
@@ -365,7 +366,10 @@ def replay(
             )
             .values(
                 status=DeliveryStatus.PENDING.value,
-                next_attempt_at=now - timedelta(microseconds=len(chosen) - i),
+                next_attempt_at=due,
+                # The claim's order (issue 14): due now, in the replay's order. Left NULL, the
+                # rows sorted first on SQLite and after every other pending row on PostgreSQL.
+                claim_key=due,
                 window_start=now,
                 delivered_at=None,
             )

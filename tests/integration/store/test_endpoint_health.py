@@ -98,7 +98,13 @@ def test_recovery_replays_what_failed_during_the_outage_in_order(tmp_path: Path)
         conn.execute(
             update(deliveries)
             .where(deliveries.c.id.in_(ids))
-            .values(status="failed", attempts=3, last_attempt_at=clock.now(), next_attempt_at=None)
+            .values(
+                status="failed",
+                attempts=3,
+                last_attempt_at=clock.now(),
+                next_attempt_at=None,
+                claim_key=None,  # as a completion leaves a delivery that failed for good
+            )
         )
     clock.advance(30)
     now = clock.now()
@@ -117,6 +123,15 @@ def test_recovery_replays_what_failed_during_the_outage_in_order(tmp_path: Path)
             .order_by(deliveries.c.next_attempt_at)
         ).all()
     assert [r.id for r in rows] == ids
+    # The claim orders by claim key: due now, in the same order (not NULL, which sorts first on
+    # SQLite and last on PostgreSQL).
+    with platform.db.read() as conn:
+        keyed = conn.execute(
+            select(deliveries.c.id)
+            .where(deliveries.c.status == "pending", deliveries.c.claim_key.is_not(None))
+            .order_by(deliveries.c.claim_key)
+        ).all()
+    assert [r.id for r in keyed] == ids
     assert "endpoint.recovered" in _alert_kinds(platform)
 
 

@@ -178,6 +178,19 @@ def test_a_saturated_fast_endpoint_wants_urgent_jobs_until_one_is_queued() -> No
     assert d.wanting_urgent() == {"a"}
 
 
+def test_an_endpoint_holding_twice_its_share_wants_nothing_more() -> None:
+    """Bulk aged past the priority's handicap comes first by its claim key but is not urgent
+    here: the urgent claims for a busy endpoint stop at twice its share."""
+    d: Dispatch[J] = Dispatch(per_endpoint=2, initial=2, urgent=lambda j: j.delivery_id[0] == "u")
+    d.add(jobs("a", 1))
+    d.done(take_all(d)[0])
+    d.add(jobs("a", 3, start=1))
+    take_all(d)
+    assert d.wanting_urgent() == {"a"}  # 2 in flight, 1 queued
+    d.add(jobs("a", 1, start=4))  # an urgent claim brought an aged bulk job
+    assert d.wanting_urgent() == set()  # 2 in flight, 2 queued: twice its share
+
+
 def test_slow_endpoints_and_workers_without_urgency_want_no_urgent_jobs() -> None:
     slow: Dispatch[J] = Dispatch(per_endpoint=2, initial=2, urgent=lambda j: True)
     slow.add(jobs("s", 3))

@@ -205,3 +205,23 @@ def test_plan_is_pure_of_the_account() -> None:
     request = events[0].request("acc_1")
     assert request["account_id"] == "acc_1"
     assert validate_publish_request(request)["pbx_id"] == events[0].pbx_id
+
+
+def test_the_progress_bar_runs_to_its_end_on_the_cli_console() -> None:
+    """``callhook simulate`` drives its run under a Rich progress bar on the CLI's console; the
+    bar enters that console as a context manager when it stops (it raised ``TypeError`` at the
+    end of every run, after publishing everything)."""
+    from callhook.cli.common import console
+    from callhook.cli.simulate import run_with_progress
+
+    events = sim.plan(2, seed=4, start=START, speed=0.0, kinds=["answered"])
+    sent: list[sim.SimEvent] = []
+
+    async def publish(batch: Sequence[sim.SimEvent]) -> None:
+        sent.extend(batch)
+
+    stats = asyncio.run(
+        run_with_progress(events, publish, concurrency=2, batch_size=10, out=console)
+    )
+    assert len(sent) == len(events)
+    assert stats is not None
