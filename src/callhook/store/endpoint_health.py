@@ -386,18 +386,23 @@ def _set_enabled(conn: Connection, endpoint_id: str, enabled: bool, now: datetim
 
 
 def _fail_queue(conn: Connection, endpoint_id: str, now: datetime) -> None:
-    """A disabled endpoint's waiting deliveries are not delivered: failed, with the reason."""
+    """A disabled endpoint's queued deliveries are not delivered: failed, with the reason —
+    those pending (not in flight) and those waiting behind an earlier event of their call
+    (issue 14), whose lines are let go (a failed holder left holding kept the rest of its call
+    waiting until the sweep's bound)."""
     conn.execute(
         update(deliveries)
         .where(
             deliveries_of(endpoint_id),
-            deliveries.c.status == DeliveryStatus.PENDING.value,
+            deliveries.c.status.in_([DeliveryStatus.PENDING.value, DeliveryStatus.WAITING.value]),
             or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until <= now),
         )
         .values(
             status=DeliveryStatus.FAILED.value,
             next_attempt_at=None,
             last_error_class=ErrorClass.INTEGRATION_DISABLED.value,
+            holds_line=False,
+            line_since=None,
         )
     )
 

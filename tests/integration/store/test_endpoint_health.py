@@ -4,6 +4,7 @@ the claim gate shared through the database."""
 
 from __future__ import annotations
 
+import random
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,9 +14,12 @@ from callhook.core import health as machine
 from callhook.core.clock import FakeClock
 from callhook.core.health import AttemptVerdict, EndpointState
 from callhook.core.throttle import Caps
+from callhook.events import call_scenario
 from callhook.platform import Platform
+from callhook.publish import PublishRequest
 from callhook.store import endpoint_health as eh
 from callhook.store import endpoints as endpoint_store
+from callhook.store import ordering as line_store
 from callhook.store.tables import alerts, deliveries
 from tests.factories import make_account, make_platform, publish_sample
 
@@ -76,6 +80,32 @@ def test_failing_then_warnings_then_disabled_each_alert_once(tmp_path: Path) -> 
         ("failing", "disable_warning"),
         ("disabled", "failing_too_long"),
     ]
+
+
+def test_disabling_fails_a_calls_waiting_events_too_and_frees_its_line(tmp_path: Path) -> None:
+    platform, clock, account_id, endpoint_id = _setup(tmp_path)
+    call = call_scenario("answered", random.Random(2), start=clock.now())
+    ids = [
+        platform.publisher.publish(
+            [PublishRequest(item.event, item.pbx_id, account_id, item.data)]
+        )[0].delivery_id
+        for item in call
+    ]
+    with platform.db.read() as conn:
+        assert line_store.line_counts(conn) == {"holding": 1, "waiting": len(ids) - 1}
+    _fail(platform, account_id, endpoint_id, 5)
+    for _ in range(6 * 24):
+        clock.advance(3600)
+        with platform.db.write() as conn:
+            eh.check_due(conn, now=clock.now(), rules=RULES)
+    with platform.db.read() as conn:
+        rows = conn.execute(
+            select(deliveries.c.status, deliveries.c.last_error_class).where(
+                deliveries.c.id.in_(ids)
+            )
+        ).all()
+        assert line_store.line_counts(conn) == {"holding": 0, "waiting": 0}
+    assert {tuple(r) for r in rows} == {("failed", "integration_disabled")}
 
 
 def test_recovery_replays_what_failed_during_the_outage_in_order(tmp_path: Path) -> None:
