@@ -1,13 +1,15 @@
 """The worker's statements on the queue (claim, renew, release, complete) and whom a claim
 leaves out.
 
-Each statement is one write transaction (``store.queue`` has the SQL), run in a thread by the
-caller (``asyncio.to_thread``); each raises what the database raises, and the caller decides
-whether to retry. ``left_out`` is the pure part of the claim policy.
+Each statement is one write transaction (``store.queue`` has the SQL; a claim adds a read
+transaction after its commit), run in a thread by the caller (``asyncio.to_thread``); each
+raises what the database raises, and the caller decides whether to retry. ``left_out`` is the
+pure part of the claim policy.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Set
 from datetime import datetime, timedelta
@@ -23,6 +25,8 @@ from callhook.store import endpoint_health, queue
 from callhook.store.db import Database
 from callhook.store.queue import AttemptResult, ClaimedJob
 from callhook.store.secretbox import SecretBox
+
+log = logging.getLogger("callhook.delivery")
 
 #: A claim takes at most this many urgent jobs of an endpoint it otherwise leaves out for lack
 #: of room, and does so for at most ``URGENT_ENDPOINTS`` endpoints (one statement each).
@@ -73,56 +77,78 @@ class Claims:
     def claim(
         self, limit: int, exclude: set[str], urgent_for: Set[str] = frozenset()
     ) -> list[ClaimedJob]:
-        """Claim up to ``limit`` due jobs, fairly across endpoints (``queue.claim``), none of
+        """Claim up to ``limit`` due jobs, fairly across endpoints (``queue.claim_rows``), none of
         the endpoints in ``exclude`` — but for those in ``urgent_for`` (excluded for lack of
         room here) up to ``URGENT_PER_ENDPOINT`` jobs whose claim key has come (call-control
         first: ``Dispatch.wanting_urgent``) — within what the endpoints' shared state allows
         (``plan_claim``): nothing for paused, disabled or slowed-down endpoints, one probe for a
         failing one whose probe is due, a throttled endpoint's allowance from its token bucket
-        — all in the same transaction, so every worker process shares one breaker and one
-        bucket."""
+        — all in the same write transaction, so every worker process shares one breaker and
+        one bucket. What sending needs is read after that commits (``_load``)."""
         now = self._clock.now()
         claim_id = new_id("clm", now, self._rng)
+        claimed: list[queue.ClaimedRow] = []
         with self._db.write() as conn:
             plan = endpoint_health.plan_claim(conn, now=now, want=limit, rules=self._rules)
-            jobs: list[ClaimedJob] = []
             held = plan.excluded | set(plan.limited)
             alone = [(e, n, False) for e, n in plan.limited.items() if e not in exclude]
             urgent = sorted(set(urgent_for) - held)[:URGENT_ENDPOINTS]
             alone += [(e, URGENT_PER_ENDPOINT, True) for e in urgent]
             for endpoint_id, allowed, urgent_only in alone:
-                if len(jobs) >= limit:
+                if len(claimed) >= limit:
                     break
-                jobs += queue.claim(
+                claimed += queue.claim_rows(
                     conn,
                     worker_id=self._worker_id,
                     claim_id=claim_id,
                     now=now,
                     lease=self._lease,
-                    limit=min(allowed, limit - len(jobs)),
-                    box=self._box,
-                    secret_cache=self._secret_cache,
+                    limit=min(allowed, limit - len(claimed)),
                     only_endpoint=endpoint_id,
                     urgent_only=urgent_only,
                 )
-            if len(jobs) < limit:
-                jobs += queue.claim(
+            if len(claimed) < limit:
+                claimed += queue.claim_rows(
                     conn,
                     worker_id=self._worker_id,
                     claim_id=claim_id,
                     now=now,
                     lease=self._lease,
-                    limit=limit - len(jobs),
-                    box=self._box,
-                    secret_cache=self._secret_cache,
+                    limit=limit - len(claimed),
                     exclude_endpoints=exclude,
                     hold_endpoints=held,
                     per_endpoint=self._per_endpoint,
                 )
-            endpoint_health.settle_claim(conn, plan, Counter(j.endpoint_id for j in jobs))
+            endpoint_health.settle_claim(conn, plan, Counter(c.endpoint_id for c in claimed))
         self.next_change = _seconds_until(plan.next_change, now)
         self.capped = plan.capped
-        return jobs
+        return self._load(claimed, claim_id, now)
+
+    def _load(
+        self, claimed: list[queue.ClaimedRow], claim_id: str, now: datetime
+    ) -> list[ClaimedJob]:
+        """Read what sending needs for the rows just claimed, outside the write transaction
+        (reading and unpacking the bodies held SQLite's one writer for about a third of a
+        claim: docs/decisions.md). If the read fails, give the rows back (their probe or
+        tokens stay spent) and raise its error; if even that fails, their lease frees them."""
+        if not claimed:
+            return []
+        ids = [c.id for c in claimed]
+        try:
+            with self._db.read() as conn:
+                return queue.load_claimed(
+                    conn, ids, claim_id=claim_id, box=self._box, now=now, cache=self._secret_cache
+                )
+        except Exception:
+            try:
+                with self._db.write() as conn:
+                    queue.release_ids(conn, ids, claim_id=claim_id)
+            except Exception:
+                log.exception(
+                    "could not give back a claim that failed to load; its lease will",
+                    extra={"claim_id": claim_id, "rows": len(ids)},
+                )
+            raise
 
     def renew(self, jobs: list[ClaimedJob]) -> set[str]:
         """Extend the leases of ``jobs`` still ours; returns the delivery ids renewed."""

@@ -45,7 +45,7 @@ from callhook.store.types import UTCDateTime, time_encoder
 
 @dataclass(frozen=True, slots=True)
 class ClaimedJob:
-    """Everything one attempt needs, read in the claim transaction."""
+    """Everything one attempt needs, read for a claim (``load_claimed``)."""
 
     delivery_id: str
     claim_id: str
@@ -66,8 +66,9 @@ class ClaimedJob:
     sequence: int | None = None
     previous_sequence: int | None = None
     max_age: timedelta | None = None
-    #: Whether the delivery held its call's line when claimed (``store.ordering``): finishing
-    #: it hands the line on. (A sweep may bypass it meanwhile; ``ordering.promote`` checks.)
+    #: Whether the delivery held its call's line when its claim was read (``store.ordering``):
+    #: finishing it hands the line on. (A sweep may bypass it meanwhile; ``ordering.promote``
+    #: checks.)
     holds_line: bool = False
 
 
@@ -149,7 +150,7 @@ WHERE id IN (
         AND (lease_until IS NULL OR lease_until <= :now) {urgent_only}
     ORDER BY endpoint_id, claim_key LIMIT :limit {lock}
 )
-RETURNING id"""  # noqa: S608 (constants only, no input)
+RETURNING id, endpoint_id"""  # noqa: S608 (constants only, no input)
     return text(sql).bindparams(
         bindparam("now", type_=UTCDateTime),
         bindparam("lease_until", type_=UTCDateTime),
@@ -215,7 +216,7 @@ _UPDATE = """
 UPDATE deliveries
 SET claim_id = :claim_id, claimed_by = :worker_id, lease_until = :lease_until
 WHERE id IN (SELECT id FROM chosen)
-RETURNING id"""
+RETURNING id, endpoint_id"""
 
 
 def _claim_statement(conn: Connection) -> Any:
@@ -260,9 +261,14 @@ _CLAIMED = (
     )
     .join(events, events.c.id == deliveries.c.event_id)
     .join(endpoints, endpoints.c.id == deliveries.c.endpoint_id, isouter=True)
-    # By primary key: there is no index on claim_id, so ``claim_id = ?`` scanned the
-    # whole table on every claim (the worker slowed as delivered rows piled up).
-    .where(deliveries.c.id.in_(bindparam("ids", expanding=True)))
+    # By primary key: there is no index on claim_id, so ``claim_id = ?`` alone scanned the
+    # whole table on every claim (the worker slowed as delivered rows piled up). The claim id
+    # too: a row whose lease ran out before this read and that another worker claimed is not
+    # this worker's any more.
+    .where(
+        deliveries.c.id.in_(bindparam("ids", expanding=True)),
+        deliveries.c.claim_id == bindparam("claim_id"),
+    )
 )
 
 
@@ -282,8 +288,49 @@ def claim(
     urgent_only: bool = False,
     per_endpoint: int = 32,
 ) -> list[ClaimedJob]:
-    """Claim up to ``limit`` due deliveries, fairly across endpoints, and load what sending
-    needs.
+    """``claim_rows`` and ``load_claimed`` in one transaction (the arguments are theirs)."""
+    claimed = claim_rows(
+        conn,
+        worker_id=worker_id,
+        claim_id=claim_id,
+        now=now,
+        lease=lease,
+        limit=limit,
+        exclude_endpoints=exclude_endpoints,
+        hold_endpoints=hold_endpoints,
+        only_endpoint=only_endpoint,
+        urgent_only=urgent_only,
+        per_endpoint=per_endpoint,
+    )
+    return load_claimed(
+        conn, [row.id for row in claimed], claim_id=claim_id, box=box, now=now, cache=secret_cache
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedRow:
+    """A delivery a claim took: its id and endpoint."""
+
+    id: str
+    endpoint_id: str
+
+
+def claim_rows(
+    conn: Connection,
+    *,
+    worker_id: str,
+    claim_id: str,
+    now: datetime,
+    lease: timedelta,
+    limit: int,
+    exclude_endpoints: Collection[str] = (),
+    hold_endpoints: Collection[str] = (),
+    only_endpoint: str | None = None,
+    urgent_only: bool = False,
+    per_endpoint: int = 32,
+) -> list[ClaimedRow]:
+    """Claim up to ``limit`` due deliveries, fairly across endpoints: stamp them with
+    ``claim_id``, ``worker_id`` and a lease until ``now + lease``; returns what was claimed.
 
     At most ``per_endpoint`` per endpoint (the worker's per-endpoint limit: more could not
     start anyway), taken in turns: every endpoint's oldest due delivery, then every endpoint's
@@ -294,6 +341,10 @@ def claim(
     endpoint's allowance, a failing endpoint's probe); with ``urgent_only``, only its rows whose
     claim key has come (call-control events, bulk ones aged in: ``core.ordering.claim_key``), a
     range read of ``ix_deliveries_pending_endpoint``.
+
+    Only the rows' stamps are written here; ``load_claimed`` reads what sending needs, and may
+    run after this transaction commits (a claimed row is the claimer's until its lease ends), so
+    a worker holds SQLite's one writer for the stamping alone.
     """
     if limit <= 0:
         return []  # (SQLite reads a negative LIMIT as "no limit")
@@ -305,8 +356,8 @@ def claim(
         else:
             statement = _claim_statement(conn)
         _CLAIMS[key] = statement
-    claimed = [
-        row[0]
+    return [
+        ClaimedRow(row[0], row[1])
         for row in conn.execute(
             statement,
             {
@@ -322,10 +373,26 @@ def claim(
             },
         )
     ]
-    if not claimed:
+
+
+def load_claimed(
+    conn: Connection,
+    ids: Sequence[str],
+    *,
+    claim_id: str,
+    box: SecretBox,
+    now: datetime,
+    cache: dict[str, str] | None = None,
+) -> list[ClaimedJob]:
+    """What sending needs for the deliveries ``ids`` claimed under ``claim_id``: each event's
+    body (unpacked), its endpoint's URL and state, the endpoint's signing secrets now
+    (decrypted; ``cache`` keeps them by secret id), as they are now. Rows no longer held under
+    ``claim_id`` (lease ran out and another worker claimed them; deleted) are left out. Reads
+    only: any transaction will do."""
+    if not ids:
         return []
-    rows = conn.execute(_CLAIMED, {"ids": claimed}).all()
-    secrets = _secrets_for(conn, {r[3] for r in rows}, now, box, secret_cache)
+    rows = conn.execute(_CLAIMED, {"ids": list(ids), "claim_id": claim_id}).all()
+    secrets = _secrets_for(conn, {r[3] for r in rows}, now, box, cache)
     return [
         ClaimedJob(
             delivery_id=delivery_id,
@@ -596,12 +663,18 @@ def release(conn: Connection, jobs: Iterable[ClaimedJob]) -> int:
     held = list(jobs)
     if not held:
         return 0
+    return _release(conn, [j.delivery_id for j in held], {j.claim_id for j in held})
+
+
+def release_ids(conn: Connection, ids: Sequence[str], *, claim_id: str) -> int:
+    """``release`` for deliveries known by id, claimed under ``claim_id``."""
+    return _release(conn, ids, {claim_id}) if ids else 0
+
+
+def _release(conn: Connection, ids: Sequence[str], claim_ids: set[str]) -> int:
     result = conn.execute(
         update(deliveries)
-        .where(
-            deliveries.c.id.in_([j.delivery_id for j in held]),
-            deliveries.c.claim_id.in_({j.claim_id for j in held}),
-        )
+        .where(deliveries.c.id.in_(list(ids)), deliveries.c.claim_id.in_(claim_ids))
         .values(claim_id=None, claimed_by=None, lease_until=None)
     )
     return int(result.rowcount)
