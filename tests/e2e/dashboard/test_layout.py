@@ -368,6 +368,9 @@ def _check(
             action(page)
         except (PlaywrightError, AssertionError) as exc:  # e.g. a button pushed off screen
             found.append(f"cannot be used: {str(exc).splitlines()[0]}")
+        # An action that posts a form shows the next page's element before that page has
+        # loaded its stylesheet: measured unstyled, a long token name overflowed (seen in CI).
+        page.wait_for_load_state("load")
     found += page.evaluate(FIT_CHECK, width)
     if found:
         problems[f"{name} at {width} px"] = found

@@ -4,6 +4,7 @@ neither deliveries nor operational webhooks."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from callhook.alerts import AlertKind
 from callhook.signing import generate_secret
@@ -50,8 +51,14 @@ async def test_deliveries_and_webhook_alerts_flow_while_the_smtp_server_hangs(
                 for seed in range(20):
                     publish_sample(platform, account.id, seed=seed)
                 await wait_for(lambda: len(endpoint.received) == 20 and len(ops.received) == 1)
-                with platform.db.read() as conn:
-                    rows = {r["channel"]: r for r in outbox.for_endpoint(conn, "ep_1")}
+
+                def channels() -> dict[str, Any]:
+                    with platform.db.read() as conn:
+                        return {r["channel"]: r for r in outbox.for_endpoint(conn, "ep_1")}
+
+                # The webhook is marked sent after its receiver answered, not when it received.
+                await wait_for(lambda: channels()["webhook"]["status"] == "sent")
+                rows = channels()
                 # The mail is being sent (claimed, under its lease) and not sent.
                 assert rows["email"]["status"] == "pending"
                 assert rows["email"]["claim_id"] is not None
