@@ -227,8 +227,8 @@ class Worker:
                 self._room.clear()
                 await self._room.wait()
                 continue
-            # Only a publish or a hand-on since the last claim gives a busy endpoint an urgent job;
-            # cleared before claiming, so what commits meanwhile sets them again.
+            # Only a publish or a hand-on since the last claim gives a busy endpoint an urgent job.
+            # Cleared before claiming: what commits meanwhile sets them again (no missed wake).
             urgent = self._dispatch.wanting_urgent() if self._wake.is_set() else set()
             self._wake.clear()
             self._slot_freed.clear()
@@ -240,9 +240,6 @@ class Worker:
                 2 * self._budget - lanes.outstanding(),
                 self._settings.worker_batch_size,
             )
-            if limit <= 0:  # held jobs fill the budget: any finished attempt makes room
-                await self._wait_wake(stop, set(), capped=True)
-                continue
             try:
                 jobs = await asyncio.to_thread(
                     self.claims.claim, limit, left_out(saturated), urgent
@@ -251,14 +248,16 @@ class Worker:
                 log.exception("claim failed; retrying", extra={"worker": self.worker_id})
                 await self._sleep(stop, 1.0)
                 continue
-            if jobs and stop.is_set():  # claimed while stopping: give them back, untouched
+            if jobs and stop.is_set():
+                # Claimed while shutting down: give them back at once, untouched.
                 await asyncio.to_thread(self.claims.release, jobs)
                 break
             self.leases.hold(jobs, now=now)
             self._dispatch.add(jobs)
             lanes.wake(len(jobs))
-            if len(jobs) < limit and not self.claims.cut_short - self._dispatch.saturated():
-                # It took all it could: claim again once that may change (docs/performance.md).
+            if not jobs or len(jobs) < limit:
+                # It took all it could: claim again once that can change, not at once (an empty
+                # claim held the writer 4 ms; docs/performance.md).
                 await self._wait_wake(
                     stop, saturated | self._dispatch.saturated(), capped=self.claims.capped
                 )
