@@ -24,9 +24,9 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Coroutine, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any, Self
+from typing import Self
 
 from callhook.core import ordering
 from callhook.core.clock import Clock
@@ -232,17 +232,19 @@ class Worker:
             urgent = self._dispatch.wanting_urgent() if self._wake.is_set() else set()
             self._wake.clear()
             self._slot_freed.clear()
-            now = self._clock.now()
-            saturated = self._dispatch.saturated()
-            # Held jobs under twice the budget (``pressure`` leaves slow ones out).
-            limit = min(
-                self._budget - lanes.pressure(),
-                2 * self._budget - lanes.outstanding(),
-                self._settings.worker_batch_size,
-            )
             try:
+                now = self._clock.now()
+                saturated = self._dispatch.saturated()
                 jobs = await asyncio.to_thread(
-                    self.claims.claim, limit, left_out(saturated), urgent
+                    self.claims.claim,
+                    # Held jobs under twice the budget (``pressure`` leaves slow ones out).
+                    min(
+                        self._budget - lanes.pressure(),
+                        2 * self._budget - lanes.outstanding(),
+                        self._settings.worker_batch_size,
+                    ),
+                    left_out(saturated),
+                    urgent,
                 )
             except Exception:
                 log.exception("claim failed; retrying", extra={"worker": self.worker_id})
@@ -252,15 +254,14 @@ class Worker:
                 # Claimed while shutting down: give them back at once, untouched.
                 await asyncio.to_thread(self.claims.release, jobs)
                 break
+            if not jobs:
+                # An endpoint held back by its max_in_flight alone takes more as soon as one of
+                # its attempts is recorded: look again then, not at the next poll.
+                await self._wait_wake(stop, room_matters=bool(saturated) or self.claims.capped)
+                continue
             self.leases.hold(jobs, now=now)
             self._dispatch.add(jobs)
             lanes.wake(len(jobs))
-            if not jobs or len(jobs) < limit:
-                # It took all it could: claim again once that can change, not at once (an empty
-                # claim held the writer 4 ms; docs/performance.md).
-                await self._wait_wake(
-                    stop, saturated | self._dispatch.saturated(), capped=self.claims.capped
-                )
 
     async def _relay_stop(self, stop: asyncio.Event) -> None:
         """Let a stop end any wait for a free slot (one event to wait on, not two tasks)."""
@@ -268,16 +269,16 @@ class Worker:
         self._slot_freed.set()
         self._room.set()
 
-    async def _wait_wake(self, stop: asyncio.Event, saturated: set[str], *, capped: bool) -> None:
-        """Wait for a publish, the poll, or — if the last claim left ``saturated`` endpoints out
-        for lack of room, or the store ``capped`` one — an attempt finishing since that claim
-        began that makes room (``Lanes.freed_for``). Both events were cleared before the claim,
-        so nothing that happened during it is missed. (Waking on every finished attempt made a
-        lightly loaded worker run an empty claim per delivery, competing for SQLite's writer.)"""
+    async def _wait_wake(self, stop: asyncio.Event, *, room_matters: bool) -> None:
+        """Wait for a publish, the poll, or — if the last claim left endpoints out for lack of
+        room (``room_matters``) — an attempt finishing since that claim began. Both events were
+        cleared before the claim, so nothing that happened during it is missed. (Waking on
+        every finished attempt regardless made a lightly loaded worker run an empty claim
+        transaction per delivery, competing with publishers for SQLite's one writer.)"""
         assert self._wake is not None
-        waiting_on: list[Coroutine[Any, Any, object]] = [self._wake.wait(), stop.wait()]
-        if saturated or capped:
-            waiting_on.append(self._lanes.freed_for(saturated, any_slot=capped))
+        waiting_on = [self._wake.wait(), stop.wait()]
+        if room_matters:
+            waiting_on.append(self._slot_freed.wait())
         waiters = {asyncio.create_task(w) for w in waiting_on}
         # Something the last claim left out may change sooner (a token, a probe, a slow-down
         # ending): look again then rather than at the next poll.
