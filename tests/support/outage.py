@@ -7,6 +7,8 @@ a test of a full disk must fail, never skip, on a machine that cannot give it on
 ``TcpProxy`` forwards a local port to a server (PostgreSQL); ``cut()`` closes the listener and
 every connection through it (the server is then unreachable: connection refused), ``restore()``
 listens again on the same port.
+
+``table_away`` renames a table for a block, so every statement that reads it fails.
 """
 
 from __future__ import annotations
@@ -19,6 +21,10 @@ import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+
+from sqlalchemy import text
+
+from callhook.platform import Platform
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[bytes]:
@@ -144,3 +150,15 @@ class TcpProxy:
 
     def close(self) -> None:
         self.cut()
+
+
+@contextlib.contextmanager
+def table_away(platform: Platform, table: str) -> Iterator[None]:
+    """Rename ``table`` for the block: every statement that reads it fails, for real."""
+    with platform.db.write() as conn:
+        conn.execute(text(f"ALTER TABLE {table} RENAME TO {table}_away"))
+    try:
+        yield
+    finally:
+        with platform.db.write() as conn:
+            conn.execute(text(f"ALTER TABLE {table}_away RENAME TO {table}"))

@@ -10,9 +10,11 @@ pure part of the claim policy.
 from __future__ import annotations
 
 import logging
+import math
 from collections import Counter
-from collections.abc import Set
+from collections.abc import Callable, Set
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from callhook.alerts.model import AlertKind
 from callhook.core import health as machine
@@ -27,6 +29,8 @@ from callhook.store.queue import AttemptResult, ClaimedJob
 from callhook.store.secretbox import SecretBox
 
 log = logging.getLogger("callhook.delivery")
+
+T = TypeVar("T")
 
 #: A claim takes at most this many urgent jobs of an endpoint it otherwise leaves out for lack
 #: of room, and does so for at most ``URGENT_ENDPOINTS`` endpoints (one statement each).
@@ -48,7 +52,14 @@ class Claims:
     After each claim, ``next_change`` (seconds, or None) says when something it left out may
     change (a token, a probe, a slow-down ending) and ``capped`` whether an endpoint was held
     back by its ``max_in_flight`` alone. After each commit, ``transitions`` and ``slowed`` hold
-    what the results changed, for the worker to act on (``take_changes``)."""
+    what the results changed, for the worker to act on (``take_changes``).
+
+    A statement that fails may have left rows leased that no one will record: a claim whose
+    commit went through while its answer was lost, a claim whose read afterwards failed and
+    whose give-back failed too, results dropped after the recorder's retries, renewals that did
+    not happen. Nothing announces when those leases run out, so every failure sets
+    ``lapse_at``, one lease after it: the worker claims again then rather than at the next
+    poll (which may be minutes away). The first claim that starts after it clears it."""
 
     def __init__(
         self,
@@ -71,6 +82,7 @@ class Claims:
         self._rules = endpoint_health.rules_from(settings)
         self.next_change: float | None = None
         self.capped = False
+        self.lapse_at: datetime | None = None
         self._transitions: list[tuple[str, Transition]] = []
         self._slowed: set[str] = set()
 
@@ -84,8 +96,16 @@ class Claims:
         (``plan_claim``): nothing for paused, disabled or slowed-down endpoints, one probe for a
         failing one whose probe is due, a throttled endpoint's allowance from its token bucket
         — all in the same write transaction, so every worker process shares one breaker and
-        one bucket. What sending needs is read after that commits (``_load``)."""
+        one bucket. What sending needs is read after that commits (``_load``). Raises what the
+        database raises, after setting ``lapse_at``."""
         now = self._clock.now()
+        if self.lapse_at is not None and self.lapse_at <= now:
+            self.lapse_at = None  # this claim's ``now`` is past every lease the failure left
+        return self._guarded(lambda: self._claim(now, limit, exclude, urgent_for))
+
+    def _claim(
+        self, now: datetime, limit: int, exclude: set[str], urgent_for: Set[str]
+    ) -> list[ClaimedJob]:
         claim_id = new_id("clm", now, self._rng)
         claimed: list[queue.ClaimedRow] = []
         with self._db.write() as conn:
@@ -152,18 +172,46 @@ class Claims:
 
     def renew(self, jobs: list[ClaimedJob]) -> set[str]:
         """Extend the leases of ``jobs`` still ours; returns the delivery ids renewed."""
-        with self._db.write() as conn:
-            return queue.renew_lease(conn, jobs, now=self._clock.now(), lease=self._lease)
+
+        def renew() -> set[str]:
+            with self._db.write() as conn:
+                return queue.renew_lease(conn, jobs, now=self._clock.now(), lease=self._lease)
+
+        return self._guarded(renew)
 
     def release(self, jobs: list[ClaimedJob]) -> None:
         """Give ``jobs`` back unstarted, due at once for any worker."""
-        with self._db.write() as conn:
-            queue.release(conn, jobs)
+
+        def release() -> None:
+            with self._db.write() as conn:
+                queue.release(conn, jobs)
+
+        self._guarded(release)
+
+    def look_again_in(self, now: datetime) -> float:
+        """Seconds (at least 2 ms; ``inf`` if nothing is known) until a claim may find what the
+        last one could not: ``next_change`` or ``lapse_at``, whichever is sooner."""
+        soonest = math.inf if self.next_change is None else self.next_change
+        if self.lapse_at is not None:
+            soonest = min(soonest, (self.lapse_at - now).total_seconds())
+        return max(soonest, 0.002)
+
+    def _guarded(self, statement: Callable[[], T]) -> T:
+        """Run ``statement``; if it raises, set ``lapse_at`` one lease from now (every lease
+        it may have left behind ends by then) and re-raise."""
+        try:
+            return statement()
+        except Exception:
+            self.lapse_at = self._clock.now() + self._lease
+            raise
 
     def complete(self, batch: list[AttemptResult]) -> list[AttemptResult]:
         """Record ``batch`` and feed it to the endpoints' health, in one transaction; returns
         the results refused because their claim was lost. A delivery that failed for good
         raises its ``delivery.exhausted`` alert here (once per delivery)."""
+        return self._guarded(lambda: self._complete(batch))
+
+    def _complete(self, batch: list[AttemptResult]) -> list[AttemptResult]:
         now = self._clock.now()
         with self._db.write() as conn:
             stale = queue.complete(conn, batch)

@@ -6,8 +6,9 @@ per endpoint, call-control first), attempted by one of ``worker_max_in_flight`` 
 (``Lanes``), and its result joins the next group commit (``Recorder``), which records it only if
 this worker still holds the claim. A worker killed at any instant loses nothing: un-recorded
 jobs are claimed again when their lease runs out (at-least-once). On shutdown, jobs not started
-are released at once. An idle worker is woken by any process's publish (``notify``), the poll
-every ``poll_interval`` being the safety net.
+are released at once. An idle worker is woken by any process's publish (``notify``), when
+what its last claim left out or leases a failure left behind may be claimable
+(``Claims.look_again_in``), the poll every ``poll_interval`` being the safety net.
 
 What a claim may take is shared state in the database (``store.endpoint_health``: paused,
 failing with one probe at a time, disabled, slowed down, throttled); the group commit feeds each
@@ -281,10 +282,9 @@ class Worker:
             waiting_on.append(self._slot_freed.wait())
         waiters = {asyncio.create_task(w) for w in waiting_on}
         # Something the last claim left out may change sooner (a token, a probe, a slow-down
-        # ending): look again then rather than at the next poll.
-        timeout = self._settings.poll_interval
-        if self.claims.next_change is not None:
-            timeout = min(timeout, max(self.claims.next_change, 0.002))
+        # ending), or leases a failed statement left behind run out: look again then rather
+        # than at the next poll.
+        timeout = min(self._settings.poll_interval, self.claims.look_again_in(self._clock.now()))
         try:
             await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         finally:

@@ -3,11 +3,14 @@ what sending needs is read after it commits, so a read that fails must give the 
 
 from __future__ import annotations
 
+import math
 import random
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from callhook.core.clock import FakeClock
 from callhook.delivery.claims import Claims
@@ -16,6 +19,7 @@ from callhook.platform import Platform
 from callhook.store.secretbox import SecretBox
 from callhook.store.tables import deliveries
 from tests.factories import make_account, make_platform, publish_sample
+from tests.support.outage import table_away
 
 
 def _claims(platform: Platform, clock: FakeClock, box: SecretBox) -> Claims:
@@ -50,3 +54,30 @@ def test_a_claim_whose_jobs_cannot_be_read_gives_its_rows_back(tmp_path: Path) -
     assert {j.delivery_id for j in jobs} == published
     assert all(j.secrets and j.body for j in jobs)
     assert _leased(platform) == published
+
+
+def test_a_failed_claim_sets_a_wake_up_one_lease_later_which_a_claim_after_it_clears(
+    tmp_path: Path,
+) -> None:
+    """A failed statement may have left rows leased (a commit whose answer was lost): nothing
+    announces when that lease runs out, so the claims look again one lease after the failure,
+    and forget it once a claim has started past that time."""
+    clock = FakeClock()
+    platform = make_platform(tmp_path, clock=clock, lease_seconds=30)
+    account = make_account(platform, url="https://receiver.example/hook")
+    publish_sample(platform, account.id, "sms")
+    claims = _claims(platform, clock, platform.box)
+    assert (claims.lapse_at, claims.look_again_in(clock.now())) == (None, math.inf)
+
+    with table_away(platform, "endpoint_health"), pytest.raises(OperationalError):
+        claims.claim(10, set())
+    assert claims.lapse_at == clock.now() + timedelta(seconds=30)
+    clock.advance(10)
+    assert claims.look_again_in(clock.now()) == 20
+    assert len(claims.claim(10, set())) == 1
+    assert claims.look_again_in(clock.now()) == 20  # claimed before the lapse: remembered
+    clock.advance(20)
+    assert claims.look_again_in(clock.now()) == 0.002  # due: look at once
+    assert claims.claim(10, set()) == []
+    assert claims.look_again_in(clock.now()) == math.inf
+    assert claims.lapse_at is None
