@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from collections import Counter
 from collections.abc import Callable, Set
 from datetime import datetime, timedelta
@@ -54,12 +55,13 @@ class Claims:
     back by its ``max_in_flight`` alone. After each commit, ``transitions`` and ``slowed`` hold
     what the results changed, for the worker to act on (``take_changes``).
 
-    A statement that fails may have left rows leased that no one will record: a claim whose
-    commit went through while its answer was lost, a claim whose read afterwards failed and
-    whose give-back failed too, results dropped after the recorder's retries, renewals that did
-    not happen. Nothing announces when those leases run out, so every failure sets
-    ``lapse_at``, one lease after it: the worker claims again then rather than at the next
-    poll (which may be minutes away). The first claim that starts after it clears it."""
+    A failed claim, completion or release may have left rows leased that no one will record: a
+    claim whose commit went through while its answer was lost, a claim whose read afterwards
+    failed and whose give-back failed too, a give-back that failed, results the recorder drops
+    after its failed retries. Nothing announces when those leases run out, so each failure sets
+    ``lapse_at`` one lease later (``lapse_from``: never earlier than it was) and calls
+    ``on_lapse`` (from any thread): the worker claims again then rather than at the next poll,
+    which may be minutes away. The first claim that starts at or after it clears it."""
 
     def __init__(
         self,
@@ -70,8 +72,11 @@ class Claims:
         rng: Randomness,
         box: SecretBox,
         worker_id: str,
+        on_lapse: Callable[[], None] | None = None,
     ) -> None:
         self._db = db
+        self._on_lapse = on_lapse
+        self._lapse_lock = threading.Lock()  # set from the recorder's and the claim's threads
         self._clock = clock
         self._rng = rng
         self._box = box
@@ -99,8 +104,9 @@ class Claims:
         one bucket. What sending needs is read after that commits (``_load``). Raises what the
         database raises, after setting ``lapse_at``."""
         now = self._clock.now()
-        if self.lapse_at is not None and self.lapse_at <= now:
-            self.lapse_at = None  # this claim's ``now`` is past every lease the failure left
+        with self._lapse_lock:
+            if self.lapse_at is not None and self.lapse_at <= now:
+                self.lapse_at = None  # this claim's ``now`` is past every lease left behind
         return self._guarded(lambda: self._claim(now, limit, exclude, urgent_for))
 
     def _claim(
@@ -171,13 +177,10 @@ class Claims:
             raise
 
     def renew(self, jobs: list[ClaimedJob]) -> set[str]:
-        """Extend the leases of ``jobs`` still ours; returns the delivery ids renewed."""
-
-        def renew() -> set[str]:
-            with self._db.write() as conn:
-                return queue.renew_lease(conn, jobs, now=self._clock.now(), lease=self._lease)
-
-        return self._guarded(renew)
+        """Extend the leases of ``jobs`` still ours; returns the delivery ids renewed. (A failed
+        renewal leaves nothing unrecorded: the worker still holds the jobs.)"""
+        with self._db.write() as conn:
+            return queue.renew_lease(conn, jobs, now=self._clock.now(), lease=self._lease)
 
     def release(self, jobs: list[ClaimedJob]) -> None:
         """Give ``jobs`` back unstarted, due at once for any worker."""
@@ -192,17 +195,28 @@ class Claims:
         """Seconds (at least 2 ms; ``inf`` if nothing is known) until a claim may find what the
         last one could not: ``next_change`` or ``lapse_at``, whichever is sooner."""
         soonest = math.inf if self.next_change is None else self.next_change
-        if self.lapse_at is not None:
-            soonest = min(soonest, (self.lapse_at - now).total_seconds())
+        lapse_at = self.lapse_at
+        if lapse_at is not None:
+            soonest = min(soonest, (lapse_at - now).total_seconds())
         return max(soonest, 0.002)
 
+    def lapse_from(self, when: datetime) -> None:
+        """Leases this worker will not record may last until one lease after ``when`` (a failed
+        statement, or a renewal that extended results being dropped): set ``lapse_at`` no
+        earlier than that, and call ``on_lapse``."""
+        with self._lapse_lock:
+            until = when + self._lease
+            self.lapse_at = until if self.lapse_at is None else max(self.lapse_at, until)
+        if self._on_lapse is not None:
+            self._on_lapse()
+
     def _guarded(self, statement: Callable[[], T]) -> T:
-        """Run ``statement``; if it raises, set ``lapse_at`` one lease from now (every lease
-        it may have left behind ends by then) and re-raise."""
+        """Run ``statement``; if it raises, ``lapse_from`` now (every lease it may have left
+        behind ends within a lease) and re-raise."""
         try:
             return statement()
         except Exception:
-            self.lapse_at = self._clock.now() + self._lease
+            self.lapse_from(self._clock.now())
             raise
 
     def complete(self, batch: list[AttemptResult]) -> list[AttemptResult]:

@@ -57,6 +57,8 @@ class Leaseholder:
                     extra={"error": str(exc).strip()[:200], "lapsed": lapsed},
                 )
                 continue
+            if leases.orphaned(batch, renewed):  # results dropped meanwhile: look again later
+                self._claims.lapse_from(self._clock.now())
             lost = leases.renewed(batch, renewed, now=now)
             if lost:
                 # Another worker owns them now: do not start them; a result would be refused.

@@ -120,6 +120,13 @@ class Leases(Generic[L]):
         self.lost += len(lost)
         return lost
 
+    def orphaned(self, batch: Iterable[L], renewed: set[str]) -> bool:
+        """Whether the renewal of ``batch`` extended the lease of a job no longer held (its
+        result recorded, dropped or given back while the statement ran). Recorded or given-back
+        rows no longer carry the claim, so only dropped ones can be renewed: no one will record
+        them, and their lease now ends one lease after the renewal."""
+        return any(job.delivery_id in renewed and not self.holds(job) for job in batch)
+
     def lapsed(self, now: datetime) -> list[L]:
         """Held jobs whose lease may have run out by ``now`` (no renewal got through in time):
         another worker may claim them, and their results may be refused."""

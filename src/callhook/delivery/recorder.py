@@ -17,7 +17,7 @@ from callhook.store.queue import AttemptResult, ClaimedJob
 log = logging.getLogger("callhook.delivery")
 
 FLUSH_INTERVAL = 0.025  # seconds: group-commit window for attempt results
-# Back-off while results cannot be recorded (database restarting); after the last one the
+# Back-off while results cannot be recorded (database restarting): a try after each, then the
 # results are dropped and the deliveries are attempted again once their leases run out.
 FLUSH_RETRY_DELAYS = (0.05, 0.2, 0.5, 1.0, 2.0, 4.0, 8.0)
 
@@ -79,7 +79,7 @@ class Recorder:
     async def flush(self) -> None:
         """Record the waiting results in one transaction, retried while the database is
         unavailable (``FLUSH_RETRY_DELAYS``), then given up: their leases run out and the
-        deliveries are attempted again."""
+        deliveries are attempted again (``Claims.lapse_at`` has the worker look then)."""
         async with self._committing:
             await self._flush_now()
 
@@ -89,20 +89,26 @@ class Recorder:
         batch, self._results = self._results, []
         jobs = [res.job for res in batch]
         self._leases.start_recording(jobs)
+        delays = iter(FLUSH_RETRY_DELAYS)
         try:
-            for delay in FLUSH_RETRY_DELAYS:
+            while True:
                 try:
                     stale = await asyncio.to_thread(self._claims.complete, batch)
                     break
                 except Exception as exc:
+                    error = str(exc).strip()[:200]
+                    delay = next(delays, None)
+                    if delay is None:
+                        log.error(
+                            "results dropped; leases will expire",
+                            extra={"count": len(batch), "error": error},
+                        )
+                        return  # the failed completions have set ``Claims.lapse_at``
                     log.warning(
                         "recording results failed; retrying",
-                        extra={"count": len(batch), "error": str(exc).strip()[:200]},
+                        extra={"count": len(batch), "error": error},
                     )
                     await asyncio.sleep(delay)
-            else:
-                log.error("results dropped; leases will expire", extra={"count": len(batch)})
-                return
         finally:
             self._leases.finish(jobs)
             self._on_recorded()  # recorded jobs no longer count against their endpoint

@@ -73,12 +73,12 @@ class Worker:
         side_tasks: Sequence[SideTask] = (),
     ) -> None:
         self._db = db
-        # Work beside delivering (the alert sender, the health checks), each watched: restarted
-        # if it raises.
-        self._side_tasks = tuple(side_tasks)
+        self._side_tasks = tuple(side_tasks)  # the alert sender, the health checks: watched
         self._settings = settings
         self._clock = clock
-        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self.worker_id = worker_id = (
+            worker_id or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._slot_freed = asyncio.Event()  # set whenever an attempt finishes
@@ -97,13 +97,16 @@ class Worker:
             urgent=lambda job: ordering.is_call_control(job.event),
         )
         self.leases: Leases[ClaimedJob] = Leases(timedelta(seconds=settings.lease_seconds))
-        self.claims = Claims(db, settings, clock=clock, rng=rng, box=box, worker_id=self.worker_id)
+        # A failure that leaves leases behind wakes the claim loop (``Claims.lapse_from``).
+        self.claims = Claims(
+            db, settings, clock=clock, rng=rng, box=box, worker_id=worker_id, on_lapse=self.wake
+        )
         self.recorder = Recorder(
             self.claims,
             self.leases,
             batch_size=settings.worker_batch_size,
             on_recorded=self._slot_freed.set,
-            after_commit=self._after_commit,
+            after_commit=lambda: self._feedback.after_commit(),
             # A finished event of a call may let the next one be claimed: look for it now.
             on_line_moved=self.wake,
         )
@@ -281,18 +284,14 @@ class Worker:
         if room_matters:
             waiting_on.append(self._slot_freed.wait())
         waiters = {asyncio.create_task(w) for w in waiting_on}
-        # Something the last claim left out may change sooner (a token, a probe, a slow-down
-        # ending), or leases a failed statement left behind run out: look again then rather
-        # than at the next poll.
+        # Look again when something the last claim left out may change (a token, a probe, a
+        # slow-down ending) or leases a failure left behind run out, if before the poll.
         timeout = min(self._settings.poll_interval, self.claims.look_again_in(self._clock.now()))
         try:
             await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for w in waiters:
                 w.cancel()
-
-    async def _after_commit(self) -> None:
-        await self._feedback.after_commit()
 
     async def _sleep(self, stop: asyncio.Event, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):

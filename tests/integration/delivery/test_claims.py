@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
 
 from callhook.core.clock import FakeClock
 from callhook.delivery.claims import Claims
@@ -69,7 +69,7 @@ def test_a_failed_claim_sets_a_wake_up_one_lease_later_which_a_claim_after_it_cl
     claims = _claims(platform, clock, platform.box)
     assert (claims.lapse_at, claims.look_again_in(clock.now())) == (None, math.inf)
 
-    with table_away(platform, "endpoint_health"), pytest.raises(OperationalError):
+    with table_away(platform, "endpoint_health"), pytest.raises(DBAPIError):
         claims.claim(10, set())
     assert claims.lapse_at == clock.now() + timedelta(seconds=30)
     clock.advance(10)
@@ -81,3 +81,25 @@ def test_a_failed_claim_sets_a_wake_up_one_lease_later_which_a_claim_after_it_cl
     assert claims.claim(10, set()) == []
     assert claims.look_again_in(clock.now()) == math.inf
     assert claims.lapse_at is None
+
+
+def test_lapse_from_never_moves_the_wake_up_earlier_and_tells_the_worker_each_time(
+    tmp_path: Path,
+) -> None:
+    clock = FakeClock()
+    platform = make_platform(tmp_path, clock=clock, lease_seconds=30)
+    told: list[None] = []
+    claims = Claims(
+        platform.db,
+        platform.settings,
+        clock=clock,
+        rng=random.Random(7),
+        box=platform.box,
+        worker_id="w",
+        on_lapse=lambda: told.append(None),
+    )
+    later = clock.now() + timedelta(seconds=10)
+    claims.lapse_from(later)
+    claims.lapse_from(clock.now())  # an earlier drop cannot shorten a later lease
+    assert claims.lapse_at == later + timedelta(seconds=30)
+    assert len(told) == 2

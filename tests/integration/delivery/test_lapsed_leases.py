@@ -1,50 +1,91 @@
-"""Rows left leased by a failed statement go out when their lease runs out, not at the next
-poll. (A PostgreSQL restart in CI did this: a claim committed as the server went down, its
-answer never arrived, and with a two-minute poll its rows waited for the poll.)"""
+"""Rows left leased by a failure go out when their lease runs out, not at the next poll.
+
+CI saw it: a PostgreSQL restart, a claim committed as the server went down whose answer never
+arrived, and with a two-minute poll its rows waited for the poll. The failures here are real (a
+table renamed away: ``tests.support.outage.table_away``) and the poll is an hour away, so only
+the worker's own wake-up (``Claims.lapse_from``) can find the rows again.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
+from collections import Counter
 from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import update
 
+from callhook.delivery import recorder
 from callhook.platform import Platform
 from callhook.store.tables import deliveries
 from tests.factories import make_account, publish_sample
+from tests.integration.postgres.workers import status_counts
 from tests.support.outage import table_away
 from tests.support.receiver import Receiver, Tls, wait_for
 from tests.support.worker import running_worker
 
 
-async def test_rows_a_failure_left_leased_go_out_when_the_lease_runs_out(
+def _ids(receiver: Receiver) -> Counter[str]:
+    return Counter(json.loads(r.body)["id"] for r in receiver.received)
+
+
+async def test_rows_a_lost_claim_left_leased_go_out_when_the_lease_runs_out(
     platform_factory: Callable[..., Platform], tls: Tls
 ) -> None:
     receiver = await Receiver(tls.server_context()).start()
-    # No poll to fall back on: only the worker's own wake-up can find the rows again.
     platform = platform_factory(poll_interval=3600, lease_seconds=4, ca_bundle=tls.ca_path)
     try:
         account = make_account(platform, url=receiver.url)
         published = {publish_sample(platform, account.id, "sms", seed=n).id for n in range(3)}
-        # As a claim whose commit went through while its answer was lost leaves them: leased
-        # to a claim no worker holds, ending within the worker's own lease.
-        with platform.db.write() as conn:
-            conn.execute(
-                update(deliveries).values(
-                    claim_id="clm_lost",
-                    claimed_by="gone",
-                    lease_until=platform.clock.now() + timedelta(seconds=2),
-                )
-            )
         with ExitStack() as away:
             away.enter_context(table_away(platform, "endpoint_health"))
             async with running_worker(platform) as worker:
                 await wait_for(lambda: worker.claims.lapse_at is not None)  # its claim failed
+                lapse_at = worker.claims.lapse_at
+                assert lapse_at is not None
+                # As a claim whose commit went through while its answer was lost leaves them:
+                # leased to a claim no worker holds, past the worker's retry a second after its
+                # failure, ending before its lapse_at.
+                with platform.db.write() as conn:
+                    conn.execute(
+                        update(deliveries).values(
+                            claim_id="clm_lost",
+                            claimed_by="gone",
+                            lease_until=lapse_at - timedelta(seconds=0.5),
+                        )
+                    )
                 away.close()
-                # Its next claims find nothing due: the rows are still leased. Then it waits.
                 await wait_for(lambda: len(receiver.received) == 3, timeout=30)
-        assert {json.loads(r.body)["id"] for r in receiver.received} == published
+        assert set(_ids(receiver)) == published
+    finally:
+        await receiver.stop()
+
+
+async def test_results_dropped_after_the_retries_are_sent_again_when_their_lease_runs_out(
+    platform_factory: Callable[..., Platform],
+    tls: Tls,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The worker is already waiting when the results are dropped: the drop must wake it."""
+    monkeypatch.setattr(recorder, "FLUSH_RETRY_DELAYS", (0.05, 0.1))  # give up in 0.15 s, not 16
+    receiver = await Receiver(tls.server_context()).start()
+    platform = platform_factory(poll_interval=3600, lease_seconds=2, ca_bundle=tls.ca_path)
+    try:
+        account = make_account(platform, url=receiver.url)
+        async with running_worker(platform):
+            with ExitStack() as away, caplog.at_level(logging.ERROR, "callhook.delivery"):
+                away.enter_context(table_away(platform, "attempts"))  # results cannot be written
+                published = {
+                    publish_sample(platform, account.id, "sms", seed=n).id for n in range(3)
+                }
+                await wait_for(lambda: "results dropped" in caplog.text)
+                away.close()
+            await wait_for(lambda: status_counts(platform) == {"delivered": 3}, timeout=30)
+        # Each twice: once before the drop, once after its lease ran out (at-least-once).
+        assert _ids(receiver) == dict.fromkeys(published, 2)
     finally:
         await receiver.stop()

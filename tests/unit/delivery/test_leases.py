@@ -57,6 +57,17 @@ def test_a_job_not_renewed_is_lost_forgotten_and_counted() -> None:
     assert leases.lost == 2
 
 
+def test_a_renewal_that_extended_a_job_no_longer_held_is_orphaned() -> None:
+    leases: Leases[J] = Leases(LEASE)
+    a, b = jobs(2)
+    leases.hold([a, b], now=T0)
+    batch = leases.to_renew()
+    assert not leases.orphaned(batch, {a.delivery_id, b.delivery_id})
+    leases.finish([b])  # its result was dropped while the renewal ran
+    assert not leases.orphaned(batch, {a.delivery_id})  # the renewal missed it: nothing left
+    assert leases.orphaned(batch, {a.delivery_id, b.delivery_id})
+
+
 def test_a_job_being_recorded_is_not_lost_when_its_renewal_misses_it() -> None:
     """The write of its result may have ended the lease while the renewal ran."""
     leases: Leases[J] = Leases(LEASE)
