@@ -27,6 +27,15 @@ def event_pool(calls: int, seed: int) -> list[sim.SimEvent]:
     return sim.plan(calls, seed=seed, start=datetime.now(UTC), rate=0.0, speed=0.0)
 
 
+def live_pool(calls: int, seed: int, *, calls_per_second: float) -> list[sim.SimEvent]:
+    """Planned events of ``calls`` conversations as a PBX publishes them: calls starting
+    ``calls_per_second`` on average, each at its real pace (rings, talk, the summary after it),
+    all in publishing order. Published faster than planned, the order is what counts: a call's
+    next event comes after other calls' events, as it does on a PBX carrying many calls at once
+    (in ``event_pool`` a call's events are back to back)."""
+    return sim.plan(calls, seed=seed, start=datetime.now(UTC), rate=calls_per_second, speed=1.0)
+
+
 def requests(pool: Sequence[sim.SimEvent], accounts: Sequence[str]) -> Iterator[dict[str, Any]]:
     """Publish requests forever: the pool again and again, accounts rotating per cycle."""
     for cycle in itertools.count():

@@ -464,19 +464,25 @@ def live(c: Cluster, acc: Accounts, pool: list[sim.SimEvent], sizes: Sizes, out:
         out.put("live_ingest", result.rate)
         out.put("throughput_live", (mid - start) / max(result.seconds, 1e-9))
         wait_for_sink(c.sink_port, start + result.events, sizes.drain_timeout)
-        for rate in sizes.loads:
+        # Calls interleaved as a PBX carrying many at once publishes them; then once with each
+        # call's events back to back, where per-call order makes each wait for the delivery of
+        # the one before it (docs/performance.md, "Live latency and per-call order").
+        calls_in_turns = load.live_pool(sizes.pool_calls, seed=7, calls_per_second=100.0)
+        runs = [(rate, calls_in_turns, f"{rate}") for rate in sizes.loads]
+        runs.append((1_000, pool, "burst_1000"))
+        for rate, events, key in runs:
             per_tick = max(rate // 100, 1)
             interval = per_tick / rate
             ticks = int(sizes.latency_seconds / interval)
-            payloads = load.bodies(pool, acc.load, ticks * per_tick, per_tick)
+            payloads = load.bodies(events, acc.load, ticks * per_tick, per_tick)
             begin = sink_count(c.sink_port)
             sent = asyncio.run(load.paced(c.api_port, acc.token, payloads, interval))
             wait_for_sink(c.sink_port, begin + sent.events, 30.0)
             latencies = window(c.sink_port, begin)["latencies_ms"]
             assert isinstance(latencies, list)
-            out.put(f"offered_{rate}", sent.rate)
+            out.put(f"offered_{key}", sent.rate)
             for q, name in ((0.5, "p50"), (0.95, "p95"), (0.99, "p99"), (1.0, "max")):
-                out.put(f"lat_{rate}_{name}", quantile(latencies, q))
+                out.put(f"lat_{key}_{name}", quantile(latencies, q))
     finally:
         wal.__exit__()
         c.stop("worker")
