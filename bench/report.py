@@ -117,17 +117,17 @@ def rows(
             _check(ratio >= 0.7),
         ),
     ]
-    for key in ("100", "1000", "3000", "burst_1000"):
-        if f"lat_{key}_p50" not in v:
-            continue
+    # Keys as ``phases.live`` writes them: ``lat_<rate>_…``, then ``lat_burst_<rate>_…``.
+    keys = [k[4:-4] for k in v if k.startswith("lat_") and k.endswith("_p50")]
+    for key in sorted(keys, key=lambda k: (k.startswith("burst_"), int(k.rsplit("_", 1)[-1]))):
         p50, p95, p99, top = (v[f"lat_{key}_{q}"] for q in ("p50", "p95", "p99", "max"))
         bar, ok = "", None
         if key == "1000":
             bar, ok = "p50 ≤ 10, p99 ≤ 50", p50 <= 10 and p99 <= 50
         elif key == "3000":
             bar, ok = "p99 ≤ 100", p99 <= 100
-        load = 1_000 if key == "burst_1000" else int(key)
-        what = ", each call's events back to back" if key == "burst_1000" else ""
+        load = int(key.rsplit("_", 1)[-1])
+        what = ", each call's events back to back" if key.startswith("burst_") else ""
         achieved = _num(get(f"offered_{key}"))
         out.append(
             Row(

@@ -56,6 +56,9 @@ class Leaseholder:
                     "lease renewal failed",
                     extra={"error": str(exc).strip()[:200], "lapsed": lapsed},
                 )
+                # Its commit may have gone through: as if it renewed every job of the batch.
+                if leases.orphaned(batch, {job.delivery_id for job in batch}):
+                    self._claims.lapse_from(self._clock.now())
                 continue
             if leases.orphaned(batch, renewed):  # results dropped meanwhile: look again later
                 self._claims.lapse_from(self._clock.now())

@@ -121,10 +121,10 @@ class Leases(Generic[L]):
         return lost
 
     def orphaned(self, batch: Iterable[L], renewed: set[str]) -> bool:
-        """Whether the renewal of ``batch`` extended the lease of a job no longer held (its
-        result recorded, dropped or given back while the statement ran). Recorded or given-back
-        rows no longer carry the claim, so only dropped ones can be renewed: no one will record
-        them, and their lease now ends one lease after the renewal."""
+        """Whether the renewal of ``batch`` extended the lease of a job no longer held: its
+        result dropped while the statement ran (no one will record it, and its lease now ends
+        one lease after the renewal), or — a false alarm, costing one claim — recorded or given
+        back after the renewal committed."""
         return any(job.delivery_id in renewed and not self.holds(job) for job in batch)
 
     def lapsed(self, now: datetime) -> list[L]:

@@ -167,7 +167,8 @@ class Worker:
         """Ask an idle worker to look for work now. Safe from any thread."""
         loop, event = self._loop, self._wake
         if loop is not None and event is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(event.set)
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(event.set)
 
     # --- the loop ------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
@@ -231,7 +232,7 @@ class Worker:
                 self._room.clear()
                 await self._room.wait()
                 continue
-            # Only a publish or a hand-on since the last claim gives a busy endpoint an urgent job.
+            # Only a wake (a publish, a hand-on, a failure) gives a busy endpoint an urgent job.
             # Cleared before claiming: what commits meanwhile sets them again (no missed wake).
             urgent = self._dispatch.wanting_urgent() if self._wake.is_set() else set()
             self._wake.clear()

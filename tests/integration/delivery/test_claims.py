@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -22,9 +23,17 @@ from tests.factories import make_account, make_platform, publish_sample
 from tests.support.outage import table_away
 
 
-def _claims(platform: Platform, clock: FakeClock, box: SecretBox) -> Claims:
+def _claims(
+    platform: Platform, clock: FakeClock, box: SecretBox, on_lapse: Callable[[], None] | None = None
+) -> Claims:
     return Claims(
-        platform.db, platform.settings, clock=clock, rng=random.Random(7), box=box, worker_id="w"
+        platform.db,
+        platform.settings,
+        clock=clock,
+        rng=random.Random(7),
+        box=box,
+        worker_id="w",
+        on_lapse=on_lapse,
     )
 
 
@@ -89,15 +98,7 @@ def test_lapse_from_never_moves_the_wake_up_earlier_and_tells_the_worker_each_ti
     clock = FakeClock()
     platform = make_platform(tmp_path, clock=clock, lease_seconds=30)
     told: list[None] = []
-    claims = Claims(
-        platform.db,
-        platform.settings,
-        clock=clock,
-        rng=random.Random(7),
-        box=platform.box,
-        worker_id="w",
-        on_lapse=lambda: told.append(None),
-    )
+    claims = _claims(platform, clock, platform.box, on_lapse=lambda: told.append(None))
     later = clock.now() + timedelta(seconds=10)
     claims.lapse_from(later)
     claims.lapse_from(clock.now())  # an earlier drop cannot shorten a later lease
