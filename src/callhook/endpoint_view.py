@@ -16,7 +16,7 @@ from callhook.core.clock import rfc3339
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from callhook.store.endpoint_health import Status
+    from callhook.store.endpoint_status import Status
     from callhook.store.endpoints import Endpoint, SigningSecret
 
 
@@ -32,11 +32,11 @@ def endpoint_json(endpoint: Endpoint, status: Status | None = None) -> dict[str,
     "max_age_bulk_seconds"}``. ``subscribed_events`` is a list in catalog order, or null for
     every event (present and future); ``url`` is null only for a primary endpoint not configured
     yet. The health fields (issue 15) come from ``status``
-    (``callhook.store.endpoint_health.statuses``; the defaults of an endpoint that never failed
+    (``callhook.store.endpoint_status.statuses``; the defaults of an endpoint that never failed
     nor was limited if None); the last four are issue 14's ordering. Times are RFC 3339 UTC
     with milliseconds, null where they do not apply."""
     if status is None:
-        from callhook.store.endpoint_health import Status
+        from callhook.store.endpoint_status import Status
 
         status = Status()
     return {

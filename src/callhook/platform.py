@@ -15,7 +15,7 @@ from callhook.core.ids import Randomness
 from callhook.metrics import Metrics
 from callhook.publish import Publisher
 from callhook.settings import Settings
-from callhook.store import alerts, endpoint_health, queue, wake
+from callhook.store import alerts, endpoint_status, queue, wake
 from callhook.store.db import Database
 from callhook.store.secretbox import SecretBox, load_secret_box
 
@@ -76,4 +76,4 @@ class Platform:
     def endpoint_states(self) -> dict[str, int]:
         """Endpoints per state (the ``callhook_endpoints`` gauge)."""
         with self.db.read() as conn:
-            return endpoint_health.counts_by_state(conn)
+            return endpoint_status.counts_by_state(conn)

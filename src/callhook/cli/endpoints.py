@@ -35,15 +35,16 @@ if TYPE_CHECKING:
     from callhook import endpoint_view
     from callhook.platform import Platform
     from callhook.store import accounts as account_store
-    from callhook.store import endpoint_health
+    from callhook.store import endpoint_health, endpoint_status
     from callhook.store import endpoints as endpoint_store
     from callhook.store.db import Connection
-    from callhook.store.endpoint_health import EndpointEvent, Status
+    from callhook.store.endpoint_status import EndpointEvent, Status
     from callhook.store.endpoints import Endpoint
 else:
     account_store = LazyModule("callhook.store.accounts")
     endpoint_store = LazyModule("callhook.store.endpoints")
     endpoint_health = LazyModule("callhook.store.endpoint_health")
+    endpoint_status = LazyModule("callhook.store.endpoint_status")
     endpoint_view = LazyModule("callhook.endpoint_view")
 
 #: Who a change from this CLI is recorded as in the endpoint event log.
@@ -75,7 +76,7 @@ def _vetted(url: str, allow_unsafe: bool) -> str:
 
 
 def _statuses(conn: Connection, p: Platform, endpoints: list[Endpoint]) -> dict[str, Status]:
-    return endpoint_health.statuses(
+    return endpoint_status.statuses(
         conn,
         [e.id for e in endpoints],
         now=p.clock.now(),
@@ -98,7 +99,7 @@ def _state_line(endpoint: Endpoint, status: Status) -> str:
 
 
 def _print(endpoint: Endpoint, status: Status | None = None) -> None:
-    status = status or endpoint_health.Status()
+    status = status or endpoint_status.Status()
     events = (
         "all (also future ones)"
         if endpoint.subscribed_events is None
@@ -271,7 +272,7 @@ def endpoints_show(
     with platform(database_url) as p, p.db.read() as conn:
         endpoint = endpoint_store.get(conn, account, endpoint_id)
         status = _statuses(conn, p, [endpoint])[endpoint.id]
-        log = endpoint_health.event_log(conn, endpoint.id, limit=20)
+        log = endpoint_status.event_log(conn, endpoint.id, limit=20)
         secrets = (
             endpoint_store.active_secrets(conn, account, endpoint_id, now=p.clock.now(), box=p.box)
             if secret

@@ -23,7 +23,7 @@ from callhook.dashboard.auth import CheckedForm, CurrentViewer, DashboardRoute, 
 from callhook.errors import Conflict
 from callhook.platform import Platform
 from callhook.settings import health_rules
-from callhook.store import endpoint_health
+from callhook.store import endpoint_health, endpoint_status
 from callhook.store import endpoints as endpoint_store
 from callhook.store.db import Connection
 from callhook.store.endpoints import Endpoint
@@ -54,8 +54,8 @@ def rules_of(platform: Platform) -> endpoint_health.Rules:
 
 def health_context(conn: Connection, platform: Platform, endpoint: Endpoint) -> dict[str, Any]:
     """What ``endpoint.html`` shows of the endpoint's health: ``status``
-    (``endpoint_health.Status``), ``log`` rows and the pause/resume addresses."""
-    status = endpoint_health.statuses(
+    (``endpoint_status.Status``), ``log`` rows and the pause/resume addresses."""
+    status = endpoint_status.statuses(
         conn, [endpoint.id], now=platform.clock.now(), rules=rules_of(platform)
     )[endpoint.id]
     log = [
@@ -65,7 +65,7 @@ def health_context(conn: Connection, platform: Platform, endpoint: Endpoint) -> 
             "cause": CAUSES.get(e.cause, e.cause),
             "by": e.data.get("by"),
         }
-        for e in endpoint_health.event_log(conn, endpoint.id, limit=LOG_ROWS)
+        for e in endpoint_status.event_log(conn, endpoint.id, limit=LOG_ROWS)
     ]
     base = f"/dashboard/endpoints/{endpoint.id}"
     return {
@@ -77,7 +77,7 @@ def health_context(conn: Connection, platform: Platform, endpoint: Endpoint) -> 
     }
 
 
-def limit_texts(status: endpoint_health.Status) -> tuple[str, str]:
+def limit_texts(status: endpoint_status.Status) -> tuple[str, str]:
     """The form's text of the stored limits (blank: none)."""
     rate = "" if status.rate_limit is None else f"{status.rate_limit:g}"
     cap = "" if status.max_in_flight is None else str(status.max_in_flight)

@@ -50,7 +50,7 @@ from callhook.errors import Conflict, PayloadInvalid, UnsafeURL
 from callhook.events import DESCRIPTIONS, EVENT_GROUPS, SUBSCRIBABLE_EVENTS
 from callhook.platform import Platform
 from callhook.store import deliveries as delivery_store
-from callhook.store import endpoint_health
+from callhook.store import endpoint_status
 from callhook.store import endpoints as endpoint_store
 from callhook.store import stats as stats_store
 from callhook.store.endpoints import MAX_DESCRIPTION, Endpoint, EndpointState
@@ -119,7 +119,7 @@ class EndpointForm:
         if platform is not None:
             with platform.db.read() as conn:
                 rate, cap = health_pages.limit_texts(
-                    endpoint_health.statuses(
+                    endpoint_status.statuses(
                         conn,
                         [endpoint.id],
                         now=platform.clock.now(),

@@ -24,7 +24,7 @@ from callhook.core.health import Transition
 from callhook.core.ids import Randomness, new_id
 from callhook.settings import Settings
 from callhook.store import alerts as alert_store
-from callhook.store import endpoint_health, queue
+from callhook.store import claim_plan, endpoint_health, queue
 from callhook.store.db import Database
 from callhook.store.queue import AttemptResult, ClaimedJob
 from callhook.store.secretbox import SecretBox
@@ -43,7 +43,7 @@ def left_out(saturated: set[str]) -> set[str]:
     """Endpoints to leave out of the next claim for this worker's own reasons: those already
     holding their share of it (``saturated``: a slow endpoint must not fill every place). What
     the store says (paused, failing, throttled) is added inside the claim's transaction
-    (``endpoint_health.plan_claim``)."""
+    (``claim_plan.plan_claim``)."""
     return set(saturated)
 
 
@@ -115,7 +115,7 @@ class Claims:
         claim_id = new_id("clm", now, self._rng)
         claimed: list[queue.ClaimedRow] = []
         with self._db.write() as conn:
-            plan = endpoint_health.plan_claim(conn, now=now, want=limit, rules=self._rules)
+            plan = claim_plan.plan_claim(conn, now=now, want=limit, rules=self._rules)
             held = plan.excluded | set(plan.limited)
             alone = [(e, n, False) for e, n in plan.limited.items() if e not in exclude]
             urgent = sorted(set(urgent_for) - held)[:URGENT_ENDPOINTS]
@@ -145,7 +145,7 @@ class Claims:
                     hold_endpoints=held,
                     per_endpoint=self._per_endpoint,
                 )
-            endpoint_health.settle_claim(conn, plan, Counter(c.endpoint_id for c in claimed))
+            claim_plan.settle_claim(conn, plan, Counter(c.endpoint_id for c in claimed))
         self.next_change = _seconds_until(plan.next_change, now)
         self.capped = plan.capped
         return self._load(claimed, claim_id, now)

@@ -15,12 +15,12 @@ everything that reads an endpoint shows it.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, case, func, or_, select, update
+from sqlalchemy import ColumnElement, Connection, or_, select, update
 
 from callhook.core import health as machine
 from callhook.core import replay as replay_rules
@@ -69,18 +69,6 @@ class EndpointHealth:
 
 
 @dataclass(frozen=True, slots=True)
-class EndpointEvent:
-    """One row of the endpoint event log."""
-
-    at: datetime
-    before: str
-    after: str
-    cause: str
-    alert: str | None
-    data: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
 class Rules:
     """The operator's rules, from settings."""
 
@@ -95,7 +83,7 @@ def rules_from(settings: Settings) -> Rules:
 
 
 # --- reading and writing rows ------------------------------------------------------------------
-def _from_row(r: Any) -> EndpointHealth:
+def from_row(r: Any) -> EndpointHealth:
     bucket = None
     if r.tokens is not None and r.tokens_at is not None:
         bucket = throttle.Bucket(r.tokens, r.tokens_at)
@@ -127,7 +115,7 @@ def load(conn: Connection, endpoint_ids: Iterable[str], *, lock: bool = False) -
     query = select(endpoint_health).where(H.endpoint_id.in_(ids))
     if lock and conn.dialect.name == "postgresql":
         query = query.with_for_update()
-    return {r.endpoint_id: _from_row(r) for r in conn.execute(query)}
+    return {r.endpoint_id: from_row(r) for r in conn.execute(query)}
 
 
 def get(conn: Connection, endpoint_id: str, account_id: str) -> EndpointHealth:
@@ -150,7 +138,7 @@ def _ensure(conn: Connection, pairs: Iterable[tuple[str, str]]) -> None:
     dialect.insert_ignore(conn, endpoint_health, rows)
 
 
-def _save(conn: Connection, eh: EndpointHealth, policy: HealthPolicy) -> None:
+def save(conn: Connection, eh: EndpointHealth, policy: HealthPolicy) -> None:
     h = eh.health
     conn.execute(
         update(endpoint_health)
@@ -222,7 +210,7 @@ def _commit_step(
     """Write a step's health, log its transitions and do what each implies."""
     after = replace(before, health=step.health)
     if step.health != before.health:
-        _save(conn, after, rules.policy)
+        save(conn, after, rules.policy)
     _log(conn, after, step.transitions)
     for t in step.transitions:
         if t.after is t.before:
@@ -308,7 +296,7 @@ def record(
                 slowed = until if slowed is None else max(slowed, until)
         start = replace(before, slowed_until=slowed)
         if slowed != before.slowed_until and health == before.health:
-            _save(conn, start, rules.policy)
+            save(conn, start, rules.policy)
         done = _commit_step(conn, start, Step(health, tuple(transitions)), now, rules)
         out += [(endpoint_id, t) for t in done]
     return out
@@ -417,155 +405,7 @@ def _restart_windows(conn: Connection, endpoint_id: str, now: datetime) -> None:
     )
 
 
-# --- throttling at the claim -------------------------------------------------------------------
-@dataclass(slots=True)
-class ClaimPlan:
-    """What one claim may take: nothing from ``excluded``, at most ``limited[id]`` from those."""
-
-    excluded: set[str]
-    limited: dict[str, int]
-    #: Endpoints whose bucket the claim takes from, as refilled at the claim.
-    buckets: dict[str, tuple[EndpointHealth, throttle.Bucket]]
-    #: The earliest time something excluded or limited may change (a token, a probe, a slow-down
-    #: ending): the worker looks again then instead of waiting for its poll.
-    next_change: datetime | None = None
-    #: Some endpoint was held back by its ``max_in_flight`` alone: a place frees when one of
-    #: its attempts is recorded, so the worker looks again then rather than at its poll.
-    capped: bool = False
-
-
-def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
-    if a is None:
-        return b
-    return a if b is None else min(a, b)
-
-
-def plan_claim(conn: Connection, *, now: datetime, want: int, rules: Rules) -> ClaimPlan:
-    """Which endpoints a claim at ``now`` leaves out or limits, in the claim's transaction. A
-    failing endpoint whose probe is due gets one delivery, and its next probe moves on (so no
-    other worker probes it meanwhile)."""
-    query = select(endpoint_health).where(
-        or_(
-            H.state != EndpointState.ACTIVE.value,
-            H.rate_limit.is_not(None),
-            H.max_in_flight.is_not(None),
-            H.slowed_until > now,
-        )
-    )
-    if conn.dialect.name == "postgresql":
-        # Claims that throttle or probe the same endpoint take turns (SQLite has one writer).
-        query = query.with_for_update()
-    rows = [_from_row(r) for r in conn.execute(query)]
-    plan = ClaimPlan(set(), {}, {})
-    capped = [eh.endpoint_id for eh in rows if eh.max_in_flight is not None]
-    in_flight = _in_flight(conn, capped, now)
-    # Endpoints that would get a claim of their own: only those with something due do (one
-    # statement for all), so thousands of throttled or failing endpoints with nothing waiting
-    # cost nothing per claim — no probe written, no claim statement, no bucket update.
-    candidates = {
-        eh.endpoint_id
-        for eh in rows
-        if eh.health.state in (EndpointState.ACTIVE, EndpointState.FAILING)
-        and (eh.slowed_until is None or eh.slowed_until <= now)
-    }
-    due = _with_due_work(conn, sorted(candidates), now)
-    for eh in rows:
-        if eh.endpoint_id in candidates and eh.endpoint_id not in due:
-            # Held from the general claim all the same (something may fall due meanwhile: a
-            # publish wakes the worker; a retry falling due is met by the poll).
-            plan.excluded.add(eh.endpoint_id)
-            continue
-        h = eh.health
-        if h.state in (EndpointState.PAUSED, EndpointState.DISABLED):
-            plan.excluded.add(eh.endpoint_id)
-            continue
-        if eh.slowed_until is not None and eh.slowed_until > now:
-            plan.excluded.add(eh.endpoint_id)
-            plan.next_change = _earliest(plan.next_change, eh.slowed_until)
-            continue
-        if h.state is EndpointState.FAILING:
-            probe = machine.claim_probe(h, now)
-            if probe is None:
-                plan.excluded.add(eh.endpoint_id)
-                plan.next_change = _earliest(plan.next_change, h.next_probe_at)
-                continue
-            _save(conn, replace(eh, health=probe), rules.policy)
-            plan.limited[eh.endpoint_id] = 1
-            continue
-        if eh.max_in_flight is not None and in_flight.get(eh.endpoint_id, 0) >= eh.max_in_flight:
-            plan.capped = True
-        granted, bucket = throttle.allowance(
-            want=want,
-            bucket=eh.bucket,
-            rate=eh.rate_limit,
-            max_in_flight=eh.max_in_flight,
-            in_flight=in_flight.get(eh.endpoint_id, 0),
-            now=now,
-        )
-        if eh.rate_limit is not None and bucket is not None:
-            refilled = throttle.refill(
-                eh.bucket or throttle.full(eh.rate_limit, now), eh.rate_limit, now
-            )
-            plan.buckets[eh.endpoint_id] = (eh, refilled)
-            if granted == 0:
-                plan.next_change = _earliest(
-                    plan.next_change, throttle.next_token_at(refilled, eh.rate_limit, now)
-                )
-        if granted == 0:
-            plan.excluded.add(eh.endpoint_id)
-        else:
-            plan.limited[eh.endpoint_id] = granted
-    return plan
-
-
-def _with_due_work(conn: Connection, endpoint_ids: list[str], now: datetime) -> set[str]:
-    """Those of these endpoints with a delivery due and not leased, in one statement."""
-    if not endpoint_ids:
-        return set()
-    rows = conn.execute(
-        select(ENDPOINT_OF)
-        .where(
-            deliveries.c.status == DeliveryStatus.PENDING.value,
-            ENDPOINT_OF.in_(endpoint_ids),
-            deliveries.c.next_attempt_at <= now,
-            or_(deliveries.c.lease_until.is_(None), deliveries.c.lease_until <= now),
-        )
-        .distinct()
-    )
-    return {endpoint_id for (endpoint_id,) in rows}
-
-
-def _in_flight(conn: Connection, endpoint_ids: list[str], now: datetime) -> dict[str, int]:
-    """Deliveries of these endpoints leased right now, by any worker."""
-    if not endpoint_ids:
-        return {}
-    rows = conn.execute(
-        select(ENDPOINT_OF, func.count())
-        .where(
-            deliveries.c.status == DeliveryStatus.PENDING.value,
-            ENDPOINT_OF.in_(endpoint_ids),
-            and_(deliveries.c.lease_until.is_not(None), deliveries.c.lease_until > now),
-        )
-        .group_by(ENDPOINT_OF)
-    )
-    return {endpoint_id: int(n) for endpoint_id, n in rows}
-
-
-def settle_claim(conn: Connection, plan: ClaimPlan, claimed: Mapping[str, int]) -> None:
-    """Take the tokens the claim used from the buckets it drew on. A bucket nothing was taken
-    from is not written: its stored state refills to the same tokens at any later time."""
-    for endpoint_id, (_eh, refilled) in plan.buckets.items():
-        used = claimed.get(endpoint_id, 0)
-        if not used:
-            continue
-        conn.execute(
-            update(endpoint_health)
-            .where(H.endpoint_id == endpoint_id)
-            .values(tokens=max(0.0, refilled.tokens - used), tokens_at=refilled.updated_at)
-        )
-
-
-# --- settings and reading ----------------------------------------------------------------------
+# --- settings and operator actions ------------------------------------------------------------
 def set_limits(
     conn: Connection,
     endpoint_id: str,
@@ -593,45 +433,6 @@ def set_limits(
         values["replay_on_recovery"] = replay_on_recovery
     conn.execute(update(endpoint_health).where(H.endpoint_id == endpoint_id).values(**values))
     return get(conn, endpoint_id, account_id)
-
-
-def event_log(conn: Connection, endpoint_id: str, *, limit: int = 50) -> list[EndpointEvent]:
-    """The endpoint's transitions, newest first."""
-    c = endpoint_events.c
-    rows = conn.execute(
-        select(c.at, c.before, c.after, c.cause, c.alert, c.data)
-        .where(c.endpoint_id == endpoint_id)
-        .order_by(c.at.desc(), c.id.desc())
-        .limit(limit)
-    )
-    return [
-        EndpointEvent(r.at, r.before, r.after, r.cause, r.alert, json.loads(r.data)) for r in rows
-    ]
-
-
-def counts_by_state(conn: Connection) -> dict[str, int]:
-    """Endpoints (configured with a URL) by state. One switched off by hand (``enabled``
-    false) is ``disabled``; one without a health row is ``active``."""
-    counts = {s.value: 0 for s in EndpointState}
-    i = endpoints.c
-    state = case(
-        (i.enabled.is_(False), EndpointState.DISABLED.value),
-        else_=func.coalesce(H.state, EndpointState.ACTIVE.value),
-    )
-    rows = conn.execute(
-        select(state, func.count())
-        .select_from(endpoints.outerjoin(endpoint_health, H.endpoint_id == i.id))
-        .where(i.url.is_not(None))
-        .group_by(state)
-    )
-    for name, n in rows:
-        counts[name] = counts.get(name, 0) + int(n)
-    return counts
-
-
-def disable_deadline(eh: EndpointHealth, rules: Rules) -> datetime | None:
-    """When a failing endpoint will be disabled unless it recovers."""
-    return machine.disable_deadline(eh.health, rules.policy)
 
 
 def reset(
@@ -707,49 +508,3 @@ def forget(conn: Connection, endpoint_id: str) -> None:
     """Remove a deleted endpoint's health row and event log."""
     conn.execute(endpoint_health.delete().where(H.endpoint_id == endpoint_id))
     conn.execute(endpoint_events.delete().where(endpoint_events.c.endpoint_id == endpoint_id))
-
-
-@dataclass(frozen=True, slots=True)
-class Status:
-    """What every surface (API, CLI, dashboard) shows of an endpoint's health beside its
-    ``state``: times are None where they do not apply (``next_probe_at``, ``failing_since``
-    and ``disable_at`` only while failing; ``slowed_until`` only while a ``Retry-After`` holds
-    the endpoint)."""
-
-    state_since: datetime | None = None
-    failing_since: datetime | None = None
-    next_probe_at: datetime | None = None
-    disable_at: datetime | None = None
-    slowed_until: datetime | None = None
-    rate_limit: float | None = None
-    max_in_flight: int | None = None
-    replay_on_recovery: bool = True
-
-
-def status_of(eh: EndpointHealth | None, *, now: datetime, rules: Rules) -> Status:
-    """The :class:`Status` of one endpoint's row (the defaults without one)."""
-    if eh is None:
-        return Status()
-    h = eh.health
-    failing = h.state is EndpointState.FAILING
-    return Status(
-        state_since=h.since,
-        failing_since=h.failing_since if failing else None,
-        next_probe_at=h.next_probe_at if failing else None,
-        disable_at=machine.disable_deadline(h, rules.policy),
-        slowed_until=eh.slowed_until
-        if eh.slowed_until is not None and eh.slowed_until > now
-        else None,
-        rate_limit=eh.rate_limit,
-        max_in_flight=eh.max_in_flight,
-        replay_on_recovery=eh.replay_on_recovery,
-    )
-
-
-def statuses(
-    conn: Connection, endpoint_ids: Iterable[str], *, now: datetime, rules: Rules
-) -> dict[str, Status]:
-    """The :class:`Status` of each of these endpoints, in one statement."""
-    ids = list(endpoint_ids)
-    rows = load(conn, ids)
-    return {eid: status_of(rows.get(eid), now=now, rules=rules) for eid in ids}

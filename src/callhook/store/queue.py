@@ -336,7 +336,7 @@ def claim_rows(
     start anyway), taken in turns: every endpoint's oldest due delivery, then every endpoint's
     second, and so on (see ``_WALK`` above: index reads only). ``exclude_endpoints`` are
     skipped: endpoints the worker has no room for right now. ``hold_endpoints`` too (paused,
-    failing or throttled: ``callhook.store.endpoint_health.plan_claim``), except for their test
+    failing or throttled: ``callhook.store.claim_plan.plan_claim``), except for their test
     events. ``only_endpoint`` claims for that endpoint alone, oldest due first (a throttled
     endpoint's allowance, a failing endpoint's probe); with ``urgent_only``, only its rows whose
     claim key has come (call-control events, bulk ones aged in: ``core.ordering.claim_key``), a

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from callhook.api.v2.models import EndpointOut, EndpointStateName
 from callhook.core.clock import rfc3339
 from callhook.core.health import AttemptVerdict, EndpointState
-from callhook.store import endpoint_health
+from callhook.store import endpoint_health, endpoint_status
 from callhook.store.tables import deliveries, endpoint_events, endpoints
 from callhook.store.tables import endpoint_health as health_table
 from tests.factories import make_account, make_token, publish_sample
@@ -56,7 +56,7 @@ def _log(api: Api, endpoint_id: str) -> list[tuple[str, str, str]]:
     with api.platform.db.read() as conn:
         return [
             (e.before, e.after, e.cause)
-            for e in reversed(endpoint_health.event_log(conn, endpoint_id))
+            for e in reversed(endpoint_status.event_log(conn, endpoint_id))
         ]
 
 

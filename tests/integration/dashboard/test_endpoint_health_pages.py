@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from callhook.core.health import AttemptVerdict, EndpointState
-from callhook.store import endpoint_health
+from callhook.store import endpoint_health, endpoint_status
 from callhook.store import endpoints as endpoint_store
 from callhook.store.tables import endpoint_events, endpoints
 from callhook.store.tables import endpoint_health as health_table
@@ -118,7 +118,7 @@ def test_the_failing_banner_names_the_next_probe_and_the_disable_deadline(
             now=now,
             rules=rules,
         )
-        status = endpoint_health.statuses(conn, [endpoint_id], now=now, rules=rules)[endpoint_id]
+        status = endpoint_status.statuses(conn, [endpoint_id], now=now, rules=rules)[endpoint_id]
     assert status.next_probe_at is not None
     assert status.disable_at is not None
     page = site.client.get(f"/dashboard/endpoints/{endpoint_id}").text

@@ -16,7 +16,7 @@ from callhook.core.health import EndpointState
 from callhook.core.throttle import Caps
 from callhook.platform import Platform
 from callhook.publish import send_test_event
-from callhook.store import endpoint_health
+from callhook.store import endpoint_health, endpoint_status
 from callhook.store import endpoints as endpoint_store
 from callhook.store.tables import alerts, deliveries
 from tests.factories import make_account, make_platform, publish_sample
@@ -142,7 +142,7 @@ async def test_a_429_with_retry_after_holds_the_whole_endpoint(tmp_path: Path, t
             await wait_for(lambda: len(receiver.received) == 2)
             assert [orjson.loads(r.body)["event"] for r in receiver.received][1] == "test"
             with platform.db.read() as conn:
-                shown = endpoint_health.statuses(
+                shown = endpoint_status.statuses(
                     conn,
                     [endpoint_id],
                     now=clock.now(),
@@ -214,7 +214,7 @@ async def test_failing_then_recovering_replays_the_outage_in_order(
     assert _ids(receiver) == [*lost, waiting, *lost]  # the probe, then the outage in order
     assert _health(platform, endpoint_id, account.id).health.state is EndpointState.ACTIVE
     with platform.db.read() as conn:
-        log = [(e.before, e.after, e.cause) for e in endpoint_health.event_log(conn, endpoint_id)]
+        log = [(e.before, e.after, e.cause) for e in endpoint_status.event_log(conn, endpoint_id)]
         kinds = set(conn.execute(select(alerts.c.kind).where(alerts.c.endpoint_id == endpoint_id)))
     assert log[:2] == [
         ("failing", "active", "probe_succeeded"),

@@ -17,6 +17,7 @@ from callhook.core.throttle import Caps
 from callhook.events import call_scenario
 from callhook.platform import Platform
 from callhook.publish import PublishRequest
+from callhook.store import claim_plan, endpoint_status
 from callhook.store import endpoint_health as eh
 from callhook.store import endpoints as endpoint_store
 from callhook.store import ordering as line_store
@@ -71,7 +72,7 @@ def test_failing_then_warnings_then_disabled_each_alert_once(tmp_path: Path) -> 
     ]
     with platform.db.read() as conn:
         endpoint = endpoint_store.get(conn, account_id, endpoint_id)
-        log = eh.event_log(conn, endpoint_id)
+        log = endpoint_status.event_log(conn, endpoint_id)
     assert endpoint.state is EndpointState.DISABLED
     assert not endpoint.enabled
     assert [(e.after, e.cause) for e in reversed(log)] == [
@@ -176,7 +177,7 @@ def test_pause_holds_everything_but_test_events_and_resume_releases(tmp_path: Pa
             now=clock.now(),
             rules=RULES,
         )
-        plan = eh.plan_claim(conn, now=clock.now(), want=100, rules=RULES)
+        plan = claim_plan.plan_claim(conn, now=clock.now(), want=100, rules=RULES)
     assert endpoint_id in plan.excluded
     clock.advance(3600 * 30)  # longer than a retry window
     with platform.db.write() as conn:
@@ -188,7 +189,7 @@ def test_pause_holds_everything_but_test_events_and_resume_releases(tmp_path: Pa
             now=clock.now(),
             rules=RULES,
         )
-        plan = eh.plan_claim(conn, now=clock.now(), want=100, rules=RULES)
+        plan = claim_plan.plan_claim(conn, now=clock.now(), want=100, rules=RULES)
         endpoint = endpoint_store.get(conn, account_id, endpoint_id)
     assert endpoint_id not in plan.excluded
     assert endpoint.state is EndpointState.ACTIVE
@@ -204,9 +205,9 @@ def test_a_token_bucket_shared_by_every_claim(tmp_path: Path) -> None:
     granted = []
     for _ in range(3):
         with platform.db.write() as conn:
-            plan = eh.plan_claim(conn, now=clock.now(), want=100, rules=RULES)
+            plan = claim_plan.plan_claim(conn, now=clock.now(), want=100, rules=RULES)
             allowed = plan.limited.get(endpoint_id, 0)
-            eh.settle_claim(conn, plan, {endpoint_id: allowed})
+            claim_plan.settle_claim(conn, plan, {endpoint_id: allowed})
         granted.append(allowed)
         clock.advance(0.2)
     assert granted == [5, 2, 2]
@@ -219,8 +220,8 @@ def test_throttled_and_failing_endpoints_with_nothing_due_cost_no_claim_of_their
     with platform.db.write() as conn:
         eh.set_limits(conn, endpoint_id, account_id, rate_limit=10, max_in_flight=2, caps=Caps())
     with platform.db.write() as conn:
-        plan = eh.plan_claim(conn, now=clock.now(), want=100, rules=RULES)
-        eh.settle_claim(conn, plan, {})
+        plan = claim_plan.plan_claim(conn, now=clock.now(), want=100, rules=RULES)
+        claim_plan.settle_claim(conn, plan, {})
     # Held from the general claim, but no claim of its own and its bucket untouched.
     assert endpoint_id in plan.excluded
     assert plan.limited == {}
@@ -233,14 +234,14 @@ def test_throttled_and_failing_endpoints_with_nothing_due_cost_no_claim_of_their
     assert probe_at is not None
     clock.set(probe_at + timedelta(seconds=1))
     with platform.db.write() as conn:
-        plan = eh.plan_claim(conn, now=clock.now(), want=100, rules=RULES)
+        plan = claim_plan.plan_claim(conn, now=clock.now(), want=100, rules=RULES)
     with platform.db.read() as conn:
         assert eh.get(conn, endpoint_id, account_id).health.next_probe_at == probe_at
     assert (endpoint_id in plan.excluded, plan.limited) == (True, {})
     # Once something waits, the probe is taken: one delivery, the next probe moved on.
     publish_sample(platform, account_id)
     with platform.db.write() as conn:
-        plan = eh.plan_claim(conn, now=clock.now(), want=100, rules=RULES)
+        plan = claim_plan.plan_claim(conn, now=clock.now(), want=100, rules=RULES)
     assert plan.limited == {endpoint_id: 1}
     with platform.db.read() as conn:
         moved = eh.get(conn, endpoint_id, account_id).health.next_probe_at

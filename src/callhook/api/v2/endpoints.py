@@ -55,7 +55,7 @@ from callhook.platform import Platform
 from callhook.publish import Published, send_test_event
 from callhook.settings import health_rules
 from callhook.store import accounts as account_store
-from callhook.store import endpoint_health
+from callhook.store import endpoint_health, endpoint_status
 from callhook.store import endpoints as endpoint_store
 from callhook.store.db import Connection
 from callhook.store.endpoints import Endpoint, SigningSecret
@@ -83,7 +83,7 @@ def rules_of(platform: Platform) -> endpoint_health.Rules:
 
 def shown(conn: Connection, platform: Platform, endpoints: list[Endpoint]) -> list[dict[str, Any]]:
     """The endpoints' JSON with their health (one statement for all of them)."""
-    status = endpoint_health.statuses(
+    status = endpoint_status.statuses(
         conn, [e.id for e in endpoints], now=platform.clock.now(), rules=rules_of(platform)
     )
     return [endpoint_json(e, status[e.id]) for e in endpoints]
