@@ -20,8 +20,8 @@ from callhook.core.clock import FakeClock
 from callhook.core.ids import new_id
 from callhook.platform import Platform
 from callhook.publish import PublishRequest
+from callhook.store import _claiming, queue
 from callhook.store import endpoints as endpoint_store
-from callhook.store import queue
 from callhook.store.queue import ClaimedJob
 from tests.factories import make_account, make_platform
 
@@ -129,8 +129,9 @@ def test_the_claim_reads_deliveries_through_indexes_only(tmp_path: Path) -> None
     SQL has the same shape)."""
     platform = make_platform(tmp_path)
     make_account(platform, url="https://a.example.com/")
+    c = _claiming
     select_chosen = (
-        f"WITH RECURSIVE {queue._walk('sqlite')},{queue._CANDIDATES['sqlite']},{queue._CHOSEN}"
+        f"WITH RECURSIVE {c._walk('sqlite')},{c._CANDIDATES['sqlite']},{c._CHOSEN}"
         " SELECT id FROM chosen"
     )
     statement = text("EXPLAIN QUERY PLAN " + select_chosen).bindparams(
