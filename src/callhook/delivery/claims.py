@@ -51,9 +51,11 @@ class Claims:
     """One worker's queue statements, on its database, clock and randomness.
 
     After each claim, ``next_change`` (seconds, or None) says when something it left out may
-    change (a token, a probe, a slow-down ending) and ``capped`` whether an endpoint was held
-    back by its ``max_in_flight`` alone. After each commit, ``transitions`` and ``slowed`` hold
-    what the results changed, for the worker to act on (``take_changes``).
+    change (a token, a probe, a slow-down ending), ``capped`` whether an endpoint was held
+    back by its ``max_in_flight`` alone, and ``cut_short`` the endpoints it took its per-claim
+    most of (``worker_claim_per_endpoint``): they may have more due. After each commit,
+    ``transitions`` and ``slowed`` hold what the results changed, for the worker to act on
+    (``take_changes``).
 
     A failed claim, completion or release may have left rows leased that no one will record: a
     claim whose commit went through while its answer was lost, a claim whose read afterwards
@@ -87,6 +89,7 @@ class Claims:
         self._rules = endpoint_health.rules_from(settings)
         self.next_change: float | None = None
         self.capped = False
+        self.cut_short: set[str] = set()
         self.lapse_at: datetime | None = None
         self._transitions: list[tuple[str, Transition]] = []
         self._slowed: set[str] = set()
@@ -133,8 +136,9 @@ class Claims:
                     only_endpoint=endpoint_id,
                     urgent_only=urgent_only,
                 )
+            general: list[queue.ClaimedRow] = []
             if len(claimed) < limit:
-                claimed += queue.claim_rows(
+                general = queue.claim_rows(
                     conn,
                     worker_id=self._worker_id,
                     claim_id=claim_id,
@@ -145,9 +149,12 @@ class Claims:
                     hold_endpoints=held,
                     per_endpoint=self._per_endpoint,
                 )
+                claimed += general
             claim_plan.settle_claim(conn, plan, Counter(c.endpoint_id for c in claimed))
         self.next_change = _seconds_until(plan.next_change, now)
         self.capped = plan.capped
+        taken = Counter(c.endpoint_id for c in general)
+        self.cut_short = {e for e, n in taken.items() if n >= self._per_endpoint}
         return self._load(claimed, claim_id, now)
 
     def _load(

@@ -206,12 +206,17 @@ class Dispatch(Generic[J]):
         are not fast (slow, not answering, not heard from yet) with their room's worth: claiming
         more for them now would only make them wait here."""
         load = self.busy + self._queued_of
-        return {
-            endpoint
-            for endpoint, count in load.items()
-            if count >= self.per_endpoint
-            or (endpoint not in self._fast and count >= self.room(endpoint))
-        }
+        return {endpoint for endpoint, count in load.items() if self._full(endpoint, count)}
+
+    def any_below_share(self, endpoints: Iterable[str]) -> bool:
+        """Whether any of ``endpoints`` (``saturated`` when a claim left them out) is no longer
+        saturated: a claim would take its jobs again."""
+        return any(not self._full(e, self.busy[e] + self._queued_of[e]) for e in endpoints)
+
+    def _full(self, endpoint: str, count: int) -> bool:
+        return count >= self.per_endpoint or (
+            endpoint not in self._fast and count >= self.room(endpoint)
+        )
 
     def wanting_urgent(self) -> set[str]:
         """Saturated fast endpoints with no urgent job queued here and less than twice their

@@ -65,6 +65,19 @@ class Lanes:
         loop weighs against the lane count (jobs of endpoints that must wait do not count)."""
         return self._dispatch.in_flight + self._dispatch.startable()
 
+    async def freed_for(self, saturated: set[str], *, any_slot: bool) -> None:
+        """Return once an attempt has finished (since ``slot_freed`` was last cleared) that gives
+        a claim which left ``saturated`` out something new: any attempt with ``any_slot`` (the
+        store's in-flight counts changed), else one that takes an endpoint of ``saturated``
+        below its share. Returning at every finished attempt made a worker whose endpoints were
+        all saturated run an empty claim per attempt (measured: 1,399 empty claims of 4 ms each
+        in one run of the priority bench, a third of the writer's time)."""
+        while True:
+            await self._slot_freed.wait()
+            if any_slot or self._dispatch.any_below_share(saturated):
+                return
+            self._slot_freed.clear()
+
     def wake(self, count: int) -> None:
         """Wake up to ``count`` parked lanes (jobs were queued, or the worker is stopping)."""
         while count > 0 and self._idle:

@@ -25,9 +25,9 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from datetime import timedelta
-from typing import Self
+from typing import Any, Self
 
 from callhook.core import ordering
 from callhook.core.clock import Clock
@@ -237,36 +237,36 @@ class Worker:
             urgent = self._dispatch.wanting_urgent() if self._wake.is_set() else set()
             self._wake.clear()
             self._slot_freed.clear()
+            now = self._clock.now()
+            saturated = self._dispatch.saturated()
+            # Held jobs under twice the budget (``pressure`` leaves slow ones out).
+            limit = min(
+                self._budget - lanes.pressure(),
+                2 * self._budget - lanes.outstanding(),
+                self._settings.worker_batch_size,
+            )
+            if limit <= 0:  # held jobs fill the budget: any finished attempt makes room
+                await self._wait_wake(stop, set(), capped=True)
+                continue
             try:
-                now = self._clock.now()
-                saturated = self._dispatch.saturated()
                 jobs = await asyncio.to_thread(
-                    self.claims.claim,
-                    # Held jobs under twice the budget (``pressure`` leaves slow ones out).
-                    min(
-                        self._budget - lanes.pressure(),
-                        2 * self._budget - lanes.outstanding(),
-                        self._settings.worker_batch_size,
-                    ),
-                    left_out(saturated),
-                    urgent,
+                    self.claims.claim, limit, left_out(saturated), urgent
                 )
             except Exception:
                 log.exception("claim failed; retrying", extra={"worker": self.worker_id})
                 await self._sleep(stop, 1.0)
                 continue
-            if jobs and stop.is_set():
-                # Claimed while shutting down: give them back at once, untouched.
+            if jobs and stop.is_set():  # claimed while stopping: give them back, untouched
                 await asyncio.to_thread(self.claims.release, jobs)
                 break
-            if not jobs:
-                # An endpoint held back by its max_in_flight alone takes more as soon as one of
-                # its attempts is recorded: look again then, not at the next poll.
-                await self._wait_wake(stop, room_matters=bool(saturated) or self.claims.capped)
-                continue
             self.leases.hold(jobs, now=now)
             self._dispatch.add(jobs)
             lanes.wake(len(jobs))
+            if len(jobs) < limit and not self.claims.cut_short - self._dispatch.saturated():
+                # It took all it could: claim again once that may change (docs/performance.md).
+                await self._wait_wake(
+                    stop, saturated | self._dispatch.saturated(), capped=self.claims.capped
+                )
 
     async def _relay_stop(self, stop: asyncio.Event) -> None:
         """Let a stop end any wait for a free slot (one event to wait on, not two tasks)."""
@@ -274,16 +274,16 @@ class Worker:
         self._slot_freed.set()
         self._room.set()
 
-    async def _wait_wake(self, stop: asyncio.Event, *, room_matters: bool) -> None:
-        """Wait for a publish, the poll, or — if the last claim left endpoints out for lack of
-        room (``room_matters``) — an attempt finishing since that claim began. Both events were
-        cleared before the claim, so nothing that happened during it is missed. (Waking on
-        every finished attempt regardless made a lightly loaded worker run an empty claim
-        transaction per delivery, competing with publishers for SQLite's one writer.)"""
+    async def _wait_wake(self, stop: asyncio.Event, saturated: set[str], *, capped: bool) -> None:
+        """Wait for a publish, the poll, or — if the last claim left ``saturated`` endpoints out
+        for lack of room, or the store ``capped`` one — an attempt finishing since that claim
+        began that makes room (``Lanes.freed_for``). Both events were cleared before the claim,
+        so nothing that happened during it is missed. (Waking on every finished attempt made a
+        lightly loaded worker run an empty claim per delivery, competing for SQLite's writer.)"""
         assert self._wake is not None
-        waiting_on = [self._wake.wait(), stop.wait()]
-        if room_matters:
-            waiting_on.append(self._slot_freed.wait())
+        waiting_on: list[Coroutine[Any, Any, object]] = [self._wake.wait(), stop.wait()]
+        if saturated or capped:
+            waiting_on.append(self._lanes.freed_for(saturated, any_slot=capped))
         waiters = {asyncio.create_task(w) for w in waiting_on}
         # Look again when something the last claim left out may change (a token, a probe, a
         # slow-down ending) or leases a failure left behind run out, if before the poll.

@@ -48,3 +48,53 @@ async def test_a_publish_during_an_empty_claim_is_not_missed(
         stop.set()
         await task
         await receiver.stop()
+
+
+@pytest.mark.parametrize(("share", "per_claim"), [(4, 4), (8, 4)])
+async def test_a_worker_whose_endpoint_is_at_its_share_claims_again_only_once_it_has_room(
+    tmp_path: Path, tls: Tls, monkeypatch: pytest.MonkeyPatch, share: int, per_claim: int
+) -> None:
+    """One endpoint with a backlog: each claim takes at most ``per_claim``, the next comes at
+    once while the endpoint is below its ``share`` and otherwise only once one of its attempts
+    has finished. (Claiming again at once, and at every finished attempt while the endpoint
+    was still at its share, ran an empty claim transaction per attempt; waiting after a claim
+    that the per-claim cap cut short left the lanes idle until the poll.)"""
+    receiver = await Receiver(tls.server_context()).start()
+    platform = make_platform(
+        tmp_path,
+        ca_bundle=tls.ca_path,
+        poll_interval=30.0,  # no claim from the poll during the test
+        worker_per_endpoint_limit=share,
+        worker_claim_per_endpoint=per_claim,
+    )
+    account = make_account(platform, url=receiver.url)
+    events = 60
+    for n in range(events):
+        publish_sample(platform, account.id, "sms", seed=n)
+
+    worker = Worker.for_platform(platform)
+    claim = worker.claims.claim
+    sizes: list[int] = []
+
+    def counted_claim(
+        limit: int, exclude: set[str], urgent_for: Set[str] = frozenset()
+    ) -> list[ClaimedJob]:
+        jobs = claim(limit, exclude, urgent_for)
+        sizes.append(len(jobs))
+        return jobs
+
+    monkeypatch.setattr(worker.claims, "claim", counted_claim)
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop))
+    try:
+        # Well under the poll: a claim loop waiting for it would not get there.
+        await wait_for(lambda: len(receiver.received) == events, timeout=20)
+    finally:
+        stop.set()
+        await task
+        await receiver.stop()
+    assert sum(sizes) == events
+    assert max(sizes) <= per_claim
+    # Empty claims: at most the one after the listener's start-up wake-up, and the one that
+    # found the queue drained.
+    assert sizes.count(0) <= 2, sizes

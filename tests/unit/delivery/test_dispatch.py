@@ -270,3 +270,22 @@ def test_the_slow_places_are_never_exceeded(steps: list[tuple[str, bool]], place
             d.done(running.pop(0), slow=slow)
             running.extend(take_all(d))
             assert d.slow_in_flight <= places
+
+
+def test_any_below_share_tells_when_a_saturated_endpoint_can_take_more() -> None:
+    d: Dispatch[J] = Dispatch(per_endpoint=2, initial=2)
+    d.add(jobs("a", 3) + jobs("b", 1))
+    started = take_all(d)  # a-0, b-0, a-1: "a" has 2 under way and 1 queued
+    d.done(started[1])  # "b" answered fast
+    assert d.saturated() == {"a"}
+    assert d.any_below_share({"a"}) is False
+    first_a = next(j for j in started if j.delivery_id == "a-0")
+    d.done(first_a)  # 1 under way + 1 queued: still its share
+    assert d.any_below_share({"a"}) is False
+    assert [j.delivery_id for j in take_all(d)] == ["a-2"]
+    d.done(next(j for j in started if j.delivery_id == "a-1"))  # 1 under way
+    assert d.any_below_share({"a"}) is True
+    assert d.saturated() == set()
+    # Endpoints it holds nothing for are below their share.
+    assert d.any_below_share({"unknown"}) is True
+    assert d.any_below_share(set()) is False
