@@ -53,7 +53,12 @@ class Claims:
     After each claim, ``next_change`` (seconds, or None) says when something it left out may
     change (a token, a probe, a slow-down ending), ``capped`` whether an endpoint was held
     back by its ``max_in_flight`` alone, and ``cut_short`` the endpoints it took its per-claim
-    most of (``worker_claim_per_endpoint``): they may have more due. After each commit,
+    most of (``worker_claim_per_endpoint``) or their whole allowance from the store (a
+    throttled endpoint's tokens or room, a probe): they may have more due. ``exhaustive`` says
+    whether a claim that took fewer than it asked for took everything claimable: on SQLite a
+    claim runs alone (one writer) and sees every due row; on PostgreSQL concurrent claims skip
+    each other's locked rows (``SKIP LOCKED``), so a short claim proves nothing. After each
+    commit,
     ``transitions`` and ``slowed`` hold what the results changed, for the worker to act on
     (``take_changes``).
 
@@ -90,6 +95,7 @@ class Claims:
         self.next_change: float | None = None
         self.capped = False
         self.cut_short: set[str] = set()
+        self.exhaustive = db.is_sqlite
         self.lapse_at: datetime | None = None
         self._transitions: list[tuple[str, Transition]] = []
         self._slowed: set[str] = set()
@@ -150,11 +156,15 @@ class Claims:
                     per_endpoint=self._per_endpoint,
                 )
                 claimed += general
-            claim_plan.settle_claim(conn, plan, Counter(c.endpoint_id for c in claimed))
+            taken = Counter(c.endpoint_id for c in claimed)
+            claim_plan.settle_claim(conn, plan, taken)
         self.next_change = _seconds_until(plan.next_change, now)
         self.capped = plan.capped
-        taken = Counter(c.endpoint_id for c in general)
-        self.cut_short = {e for e, n in taken.items() if n >= self._per_endpoint}
+        in_general = Counter(c.endpoint_id for c in general)
+        self.cut_short = {e for e, n in in_general.items() if n >= self._per_endpoint}
+        # An endpoint that gave its whole allowance (tokens, max_in_flight's room, a probe) may
+        # have more due, and only the next plan says when: no change was announced for it.
+        self.cut_short |= {e for e, n, urgent in alone if not urgent and taken[e] >= n}
         return self._load(claimed, claim_id, now)
 
     def _load(

@@ -162,7 +162,6 @@ class Worker:
         """Jobs found taken over by another worker when their leases were renewed."""
         return self.leases.lost
 
-    # --- waking --------------------------------------------------------------------------------
     def wake(self) -> None:
         """Ask an idle worker to look for work now. Safe from any thread."""
         loop, event = self._loop, self._wake
@@ -170,7 +169,6 @@ class Worker:
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
                 loop.call_soon_threadsafe(event.set)
 
-    # --- the loop ------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until ``stop`` is set, then drain: give back jobs not started, finish and
         record the attempts under way. Raises ``WorkerFailed`` (chained) if a task died."""
@@ -227,6 +225,7 @@ class Worker:
     async def _claim_loop(self, stop: asyncio.Event) -> None:
         assert self._wake is not None
         lanes = self._lanes
+        woken = False  # a wake not yet followed by a claim
         while not stop.is_set():
             if lanes.pressure() > lanes.count:
                 self._room.clear()
@@ -234,7 +233,7 @@ class Worker:
                 continue
             # Only a wake (a publish, a hand-on, a failure) gives a busy endpoint an urgent job.
             # Cleared before claiming: what commits meanwhile sets them again (no missed wake).
-            urgent = self._dispatch.wanting_urgent() if self._wake.is_set() else set()
+            woken = woken or self._wake.is_set()
             self._wake.clear()
             self._slot_freed.clear()
             now = self._clock.now()
@@ -248,13 +247,16 @@ class Worker:
             if limit <= 0:  # held jobs fill the budget: any finished attempt makes room
                 await self._wait_wake(stop, set(), capped=True)
                 continue
+            urgent = self._dispatch.wanting_urgent() if woken else set()
+            woken = False
             try:
                 jobs = await asyncio.to_thread(
                     self.claims.claim, limit, left_out(saturated), urgent
                 )
             except Exception:
                 log.exception("claim failed; retrying", extra={"worker": self.worker_id})
-                await self._sleep(stop, 1.0)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=1.0)
                 continue
             if jobs and stop.is_set():  # claimed while stopping: give them back, untouched
                 await asyncio.to_thread(self.claims.release, jobs)
@@ -262,7 +264,8 @@ class Worker:
             self.leases.hold(jobs, now=now)
             self._dispatch.add(jobs)
             lanes.wake(len(jobs))
-            if len(jobs) < limit and not self.claims.cut_short - self._dispatch.saturated():
+            short = self.claims.cut_short - self._dispatch.saturated()
+            if len(jobs) < limit and not short and (self.claims.exhaustive or not jobs):
                 # It took all it could: claim again once that may change (docs/performance.md).
                 await self._wait_wake(
                     stop, saturated | self._dispatch.saturated(), capped=self.claims.capped
@@ -278,8 +281,7 @@ class Worker:
         """Wait for a publish, the poll, or — if the last claim left ``saturated`` endpoints out
         for lack of room, or the store ``capped`` one — an attempt finishing since that claim
         began that makes room (``Lanes.freed_for``). Both events were cleared before the claim,
-        so nothing that happened during it is missed. (Waking on every finished attempt made a
-        lightly loaded worker run an empty claim per delivery, competing for SQLite's writer.)"""
+        so nothing that happened during it is missed."""
         assert self._wake is not None
         waiting_on: list[Coroutine[Any, Any, object]] = [self._wake.wait(), stop.wait()]
         if saturated or capped:
@@ -293,7 +295,3 @@ class Worker:
         finally:
             for w in waiters:
                 w.cancel()
-
-    async def _sleep(self, stop: asyncio.Event, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=seconds)
