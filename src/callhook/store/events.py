@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import Connection, bindparam, select, text, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -18,7 +18,7 @@ from callhook.core.outcome import SkipReason
 from callhook.errors import ConcurrentPublish
 from callhook.store import dialect
 from callhook.store import ordering as line_store
-from callhook.store.tables import call_sequences, deliveries, events
+from callhook.store.tables import PBX_OWN, call_sequences, deliveries, events
 from callhook.store.types import time_encoder
 
 #: The columns of an event row, as ``insert`` takes them.
@@ -331,16 +331,31 @@ def get(conn: Connection, event_id: str) -> StoredEvent | None:
     return None if row is None else _from_row(row)
 
 
+# Two index lookups, not ``pbx_id = :p OR call_id = :p``: without statistics SQLite planned the
+# OR as a read of every event of the account (``ix_events_account_created``) and a sort. The
+# first finds the events whose own id is ``:p`` and is not their call's (the partial
+# ``ix_events_account_pbx``, its condition repeated), the second every event of the call ``:p``
+# (``ix_events_account_call``), so no event is found twice.
+_BY_PBX = union_all(
+    select(events).where(
+        events.c.account_id == bindparam("account_id"),
+        events.c.pbx_id == bindparam("pbx_id"),
+        text(f"({PBX_OWN})"),
+    ),
+    select(events).where(
+        events.c.account_id == bindparam("account_id"),
+        events.c.call_id == bindparam("pbx_id"),
+    ),
+).subquery()
+_FOR_PBX_ID = select(_BY_PBX).order_by(
+    _BY_PBX.c.sequence.is_(None), _BY_PBX.c.sequence, _BY_PBX.c.created_at, _BY_PBX.c.id
+)
+
+
 def for_pbx_id(conn: Connection, account_id: str, pbx_id: str) -> list[StoredEvent]:
-    """Every event of one call (or record): matched on ``pbx_id`` or ``call_id``, in order."""
-    rows = conn.execute(
-        select(events)
-        .where(
-            events.c.account_id == account_id,
-            (events.c.pbx_id == pbx_id) | (events.c.call_id == pbx_id),
-        )
-        .order_by(events.c.sequence.is_(None), events.c.sequence, events.c.created_at, events.c.id)
-    )
+    """Every event of one call (or record): matched on ``pbx_id`` or ``call_id``, in order
+    (sequence, then creation). Two index lookups whatever the account's size."""
+    rows = conn.execute(_FOR_PBX_ID, {"account_id": account_id, "pbx_id": pbx_id})
     return [_from_row(r) for r in rows]
 
 

@@ -161,6 +161,10 @@ call_sequences = Table(
 
 #: Published events. ``body`` is the delivery body, serialized once at publish.
 #: ``skip_reason`` says why no delivery was made (integration disabled, no URL, not subscribed).
+#: The events ``ix_events_account_pbx`` holds (spelled as queries must repeat it: SQLite uses a
+#: partial index only when the query's WHERE contains its condition).
+PBX_OWN = "call_id IS NULL OR pbx_id <> call_id"
+
 events = Table(
     "events",
     metadata,
@@ -184,7 +188,16 @@ events = Table(
         postgresql_where=text("idempotency_key IS NOT NULL"),
     ),
     Index("ix_events_account_created", "account_id", "created_at"),
-    Index("ix_events_account_pbx", "account_id", "pbx_id"),
+    # By ``pbx_id`` only the events whose ``pbx_id`` is not their call's id: for call start,
+    # answer and end the two are equal, and ``ix_events_account_call`` finds them (``PBX_OWN``,
+    # ``events.for_pbx_id``).
+    Index(
+        "ix_events_account_pbx",
+        "account_id",
+        "pbx_id",
+        sqlite_where=text(PBX_OWN),
+        postgresql_where=text(PBX_OWN),
+    ),
     Index("ix_events_account_call", "account_id", "call_id"),
 )
 
