@@ -99,7 +99,8 @@ def plan_claim(conn: Connection, *, now: datetime, want: int, rules: Rules) -> C
             save(conn, replace(eh, health=probe), rules.policy)
             plan.limited[eh.endpoint_id] = 1
             continue
-        if eh.max_in_flight is not None and in_flight.get(eh.endpoint_id, 0) >= eh.max_in_flight:
+        at_cap = throttle.room(eh.max_in_flight, in_flight.get(eh.endpoint_id, 0)) == 0
+        if at_cap:
             plan.capped = True
         granted, bucket = throttle.allowance(
             want=want,
@@ -114,7 +115,10 @@ def plan_claim(conn: Connection, *, now: datetime, want: int, rules: Rules) -> C
                 eh.bucket or throttle.full(eh.rate_limit, now), eh.rate_limit, now
             )
             plan.buckets[eh.endpoint_id] = (eh, refilled)
-            if granted == 0:
+            # Only when the bucket held it back: at its cap with tokens left, the next token is
+            # "now", and looking again at once would claim nothing until an attempt ends (which
+            # ``capped`` waits for).
+            if granted == 0 and not at_cap:
                 plan.next_change = _earliest(
                     plan.next_change, throttle.next_token_at(refilled, eh.rate_limit, now)
                 )

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, text, union_all
+from sqlalchemy import Connection, bindparam, or_, select, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -18,7 +18,7 @@ from callhook.core.outcome import SkipReason
 from callhook.errors import ConcurrentPublish
 from callhook.store import dialect
 from callhook.store import ordering as line_store
-from callhook.store.tables import PBX_OWN, call_sequences, deliveries, events
+from callhook.store.tables import call_sequences, deliveries, events
 from callhook.store.types import time_encoder
 
 #: The columns of an event row, as ``insert`` takes them.
@@ -334,13 +334,13 @@ def get(conn: Connection, event_id: str) -> StoredEvent | None:
 # Two index lookups, not ``pbx_id = :p OR call_id = :p``: without statistics SQLite planned the
 # OR as a read of every event of the account (``ix_events_account_created``) and a sort. The
 # first finds the events whose own id is ``:p`` and is not their call's (the partial
-# ``ix_events_account_pbx``, its condition repeated), the second every event of the call ``:p``
-# (``ix_events_account_call``), so no event is found twice.
+# ``ix_events_account_pbx``, its condition ``tables.PBX_OWN`` repeated), the second every event
+# of the call ``:p`` (``ix_events_account_call``), so no event is found twice.
 _BY_PBX = union_all(
     select(events).where(
         events.c.account_id == bindparam("account_id"),
         events.c.pbx_id == bindparam("pbx_id"),
-        text(f"({PBX_OWN})"),
+        or_(events.c.call_id.is_(None), events.c.pbx_id != events.c.call_id),  # PBX_OWN
     ),
     select(events).where(
         events.c.account_id == bindparam("account_id"),
