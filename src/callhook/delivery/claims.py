@@ -124,7 +124,9 @@ class Claims:
         claim_id = new_id("clm", now, self._rng)
         claimed: list[queue.ClaimedRow] = []
         with self._db.write() as conn:
-            plan = claim_plan.plan_claim(conn, now=now, want=limit, rules=self._rules)
+            plan = claim_plan.plan_claim(
+                conn, now=now, want=limit, rules=self._rules, leave_out=exclude
+            )
             held = plan.excluded | set(plan.limited)
             alone = [(e, n, False) for e, n in plan.limited.items() if e not in exclude]
             urgent = sorted(set(urgent_for) - held)[:URGENT_ENDPOINTS]

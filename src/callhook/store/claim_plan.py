@@ -11,7 +11,7 @@ per endpoint.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -47,10 +47,19 @@ def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
     return a if b is None else min(a, b)
 
 
-def plan_claim(conn: Connection, *, now: datetime, want: int, rules: Rules) -> ClaimPlan:
+def plan_claim(
+    conn: Connection,
+    *,
+    now: datetime,
+    want: int,
+    rules: Rules,
+    leave_out: Collection[str] = (),
+) -> ClaimPlan:
     """Which endpoints a claim at ``now`` leaves out or limits, in the claim's transaction. A
     failing endpoint whose probe is due gets one delivery, and its next probe moves on (so no
-    other worker probes it meanwhile)."""
+    other worker probes it meanwhile) — unless the claim leaves it out anyway (``leave_out``:
+    the worker has no room for it), which would spend the probe on nothing and push the next
+    one a whole cooldown away."""
     query = select(endpoint_health).where(
         or_(
             H.state != EndpointState.ACTIVE.value,
@@ -91,6 +100,11 @@ def plan_claim(conn: Connection, *, now: datetime, want: int, rules: Rules) -> C
             plan.next_change = _earliest(plan.next_change, eh.slowed_until)
             continue
         if h.state is EndpointState.FAILING:
+            if eh.endpoint_id in leave_out:
+                # The worker looks again when it has room (not at ``next_probe_at``, which may
+                # have come: that would be a look every instant until then).
+                plan.excluded.add(eh.endpoint_id)
+                continue
             probe = machine.claim_probe(h, now)
             if probe is None:
                 plan.excluded.add(eh.endpoint_id)

@@ -247,3 +247,27 @@ def test_throttled_and_failing_endpoints_with_nothing_due_cost_no_claim_of_their
         moved = eh.get(conn, endpoint_id, account_id).health.next_probe_at
     assert moved is not None
     assert moved > clock.now()
+
+
+def test_a_claim_that_leaves_a_failing_endpoint_out_keeps_its_probe(tmp_path: Path) -> None:
+    """The worker leaves out an endpoint it has no room for (its probe still under way, say):
+    the plan must not spend the probe that claim would not take, nor announce a change for it
+    (its due probe would make the worker look again every instant)."""
+    platform, clock, account_id, endpoint_id = _setup(tmp_path)
+    _fail(platform, account_id, endpoint_id, RULES.policy.failure_threshold)
+    publish_sample(platform, account_id)
+    with platform.db.read() as conn:
+        probe_at = eh.get(conn, endpoint_id, account_id).health.next_probe_at
+    assert probe_at is not None
+    clock.set(probe_at + timedelta(seconds=1))
+    with platform.db.write() as conn:
+        plan = claim_plan.plan_claim(
+            conn, now=clock.now(), want=100, rules=RULES, leave_out={endpoint_id}
+        )
+    assert (endpoint_id in plan.excluded, plan.limited, plan.next_change) == (True, {}, None)
+    with platform.db.read() as conn:
+        assert eh.get(conn, endpoint_id, account_id).health.next_probe_at == probe_at
+    # The next claim with room for it takes the probe.
+    with platform.db.write() as conn:
+        plan = claim_plan.plan_claim(conn, now=clock.now(), want=100, rules=RULES)
+    assert plan.limited == {endpoint_id: 1}
