@@ -124,9 +124,7 @@ class Claims:
         claim_id = new_id("clm", now, self._rng)
         claimed: list[queue.ClaimedRow] = []
         with self._db.write() as conn:
-            plan = claim_plan.plan_claim(
-                conn, now=now, want=limit, rules=self._rules, leave_out=exclude
-            )
+            plan = claim_plan.plan_claim(conn, now=now, want=limit, rules=self._rules)
             held = plan.excluded | set(plan.limited)
             alone = [(e, n, False) for e, n in plan.limited.items() if e not in exclude]
             urgent = sorted(set(urgent_for) - held)[:URGENT_ENDPOINTS]
@@ -159,7 +157,7 @@ class Claims:
                 )
                 claimed += general
             taken = Counter(c.endpoint_id for c in claimed)
-            claim_plan.settle_claim(conn, plan, taken)
+            claim_plan.settle_claim(conn, plan, taken, rules=self._rules)
         self.next_change = _seconds_until(plan.next_change, now)
         self.capped = plan.capped
         in_general = Counter(c.endpoint_id for c in general)

@@ -2,8 +2,10 @@
 
 Paused, disabled and slowed-down endpoints give nothing; a failing endpoint whose probe is due
 gives one delivery (and its next probe moves on, so no other worker probes it meanwhile); a
-throttled endpoint gives its token bucket's allowance and ``max_in_flight``'s room, the tokens
-taken once the claim knows how many it used (``settle_claim``). The rules are pure
+throttled endpoint gives its token bucket's allowance and ``max_in_flight``'s room. The probe
+and the tokens are spent once the claim knows what it took (``settle_claim``): a claim that
+leaves the endpoint out after all (no room in the worker, its limit reached first) spends
+nothing. The rules are pure
 (``callhook.core.health``, ``callhook.core.throttle``); the rows are
 ``callhook.store.endpoint_health``'s, so every worker process shares one breaker and one bucket
 per endpoint.
@@ -11,8 +13,8 @@ per endpoint.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from sqlalchemy import Connection, and_, func, or_, select, update
@@ -39,6 +41,9 @@ class ClaimPlan:
     #: Some endpoint was held back by its ``max_in_flight`` alone: a place frees when one of
     #: its attempts is recorded, so the worker looks again then rather than at its poll.
     capped: bool = False
+    #: Failing endpoints whose due probe the claim may take, each with its probe claimed (the
+    #: next one moved on): saved only if the claim takes it.
+    probes: dict[str, EndpointHealth] = field(default_factory=dict)
 
 
 def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
@@ -47,19 +52,10 @@ def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
     return a if b is None else min(a, b)
 
 
-def plan_claim(
-    conn: Connection,
-    *,
-    now: datetime,
-    want: int,
-    rules: Rules,
-    leave_out: Collection[str] = (),
-) -> ClaimPlan:
+def plan_claim(conn: Connection, *, now: datetime, want: int, rules: Rules) -> ClaimPlan:
     """Which endpoints a claim at ``now`` leaves out or limits, in the claim's transaction. A
-    failing endpoint whose probe is due gets one delivery, and its next probe moves on (so no
-    other worker probes it meanwhile) — unless the claim leaves it out anyway (``leave_out``:
-    the worker has no room for it), which would spend the probe on nothing and push the next
-    one a whole cooldown away."""
+    failing endpoint whose probe is due gets one delivery; its next probe moves on when the
+    claim takes it (``settle_claim``), so no other worker probes it meanwhile."""
     query = select(endpoint_health).where(
         or_(
             H.state != EndpointState.ACTIVE.value,
@@ -100,17 +96,12 @@ def plan_claim(
             plan.next_change = _earliest(plan.next_change, eh.slowed_until)
             continue
         if h.state is EndpointState.FAILING:
-            if eh.endpoint_id in leave_out:
-                # The worker looks again when it has room (not at ``next_probe_at``, which may
-                # have come: that would be a look every instant until then).
-                plan.excluded.add(eh.endpoint_id)
-                continue
             probe = machine.claim_probe(h, now)
             if probe is None:
                 plan.excluded.add(eh.endpoint_id)
                 plan.next_change = _earliest(plan.next_change, h.next_probe_at)
                 continue
-            save(conn, replace(eh, health=probe), rules.policy)
+            plan.probes[eh.endpoint_id] = replace(eh, health=probe)
             plan.limited[eh.endpoint_id] = 1
             continue
         at_cap = throttle.room(eh.max_in_flight, in_flight.get(eh.endpoint_id, 0)) == 0
@@ -176,9 +167,16 @@ def _in_flight(conn: Connection, endpoint_ids: list[str], now: datetime) -> dict
     return {endpoint_id: int(n) for endpoint_id, n in rows}
 
 
-def settle_claim(conn: Connection, plan: ClaimPlan, claimed: Mapping[str, int]) -> None:
-    """Take the tokens the claim used from the buckets it drew on. A bucket nothing was taken
-    from is not written: its stored state refills to the same tokens at any later time."""
+def settle_claim(
+    conn: Connection, plan: ClaimPlan, claimed: Mapping[str, int], *, rules: Rules
+) -> None:
+    """Spend what the claim took (``claimed``: deliveries per endpoint): the probes it took
+    (their next one moves on) and the tokens it used from the buckets it drew on. A probe not
+    taken stays due; a bucket nothing was taken from is not written (its stored state refills
+    to the same tokens at any later time)."""
+    for endpoint_id, probed in plan.probes.items():
+        if claimed.get(endpoint_id, 0):
+            save(conn, probed, rules.policy)
     for endpoint_id, (_eh, refilled) in plan.buckets.items():
         used = claimed.get(endpoint_id, 0)
         if not used:

@@ -14,6 +14,7 @@ from callhook.core import health as machine
 from callhook.core.clock import FakeClock
 from callhook.core.health import AttemptVerdict, EndpointState
 from callhook.core.throttle import Caps
+from callhook.delivery.claims import Claims
 from callhook.events import call_scenario
 from callhook.platform import Platform
 from callhook.publish import PublishRequest
@@ -207,7 +208,7 @@ def test_a_token_bucket_shared_by_every_claim(tmp_path: Path) -> None:
         with platform.db.write() as conn:
             plan = claim_plan.plan_claim(conn, now=clock.now(), want=100, rules=RULES)
             allowed = plan.limited.get(endpoint_id, 0)
-            claim_plan.settle_claim(conn, plan, {endpoint_id: allowed})
+            claim_plan.settle_claim(conn, plan, {endpoint_id: allowed}, rules=RULES)
         granted.append(allowed)
         clock.advance(0.2)
     assert granted == [5, 2, 2]
@@ -221,7 +222,7 @@ def test_throttled_and_failing_endpoints_with_nothing_due_cost_no_claim_of_their
         eh.set_limits(conn, endpoint_id, account_id, rate_limit=10, max_in_flight=2, caps=Caps())
     with platform.db.write() as conn:
         plan = claim_plan.plan_claim(conn, now=clock.now(), want=100, rules=RULES)
-        claim_plan.settle_claim(conn, plan, {})
+        claim_plan.settle_claim(conn, plan, {}, rules=RULES)
     # Held from the general claim, but no claim of its own and its bucket untouched.
     assert endpoint_id in plan.excluded
     assert plan.limited == {}
@@ -242,6 +243,7 @@ def test_throttled_and_failing_endpoints_with_nothing_due_cost_no_claim_of_their
     publish_sample(platform, account_id)
     with platform.db.write() as conn:
         plan = claim_plan.plan_claim(conn, now=clock.now(), want=100, rules=RULES)
+        claim_plan.settle_claim(conn, plan, {endpoint_id: 1}, rules=RULES)
     assert plan.limited == {endpoint_id: 1}
     with platform.db.read() as conn:
         moved = eh.get(conn, endpoint_id, account_id).health.next_probe_at
@@ -249,10 +251,11 @@ def test_throttled_and_failing_endpoints_with_nothing_due_cost_no_claim_of_their
     assert moved > clock.now()
 
 
-def test_a_claim_that_leaves_a_failing_endpoint_out_keeps_its_probe(tmp_path: Path) -> None:
-    """The worker leaves out an endpoint it has no room for (its probe still under way, say):
-    the plan must not spend the probe that claim would not take, nor announce a change for it
-    (its due probe would make the worker look again every instant)."""
+def test_a_claim_that_does_not_take_a_due_probe_leaves_it_due(tmp_path: Path) -> None:
+    """The worker leaves out an endpoint it has no room for (its probe still under way, say),
+    or fills its claim before it: the probe that claim did not take is not spent (spending it
+    pushed the next one a whole cooldown away), and nothing is announced for it (its due probe
+    would make the worker look again every instant). The claim with room takes it."""
     platform, clock, account_id, endpoint_id = _setup(tmp_path)
     _fail(platform, account_id, endpoint_id, RULES.policy.failure_threshold)
     publish_sample(platform, account_id)
@@ -260,14 +263,21 @@ def test_a_claim_that_leaves_a_failing_endpoint_out_keeps_its_probe(tmp_path: Pa
         probe_at = eh.get(conn, endpoint_id, account_id).health.next_probe_at
     assert probe_at is not None
     clock.set(probe_at + timedelta(seconds=1))
-    with platform.db.write() as conn:
-        plan = claim_plan.plan_claim(
-            conn, now=clock.now(), want=100, rules=RULES, leave_out={endpoint_id}
-        )
-    assert (endpoint_id in plan.excluded, plan.limited, plan.next_change) == (True, {}, None)
+    claims = Claims(
+        platform.db,
+        platform.settings,
+        clock=clock,
+        rng=platform.rng,
+        box=platform.box,
+        worker_id="w1",
+    )
+    assert claims.claim(10, {endpoint_id}) == []
+    assert claims.next_change is None
     with platform.db.read() as conn:
         assert eh.get(conn, endpoint_id, account_id).health.next_probe_at == probe_at
-    # The next claim with room for it takes the probe.
-    with platform.db.write() as conn:
-        plan = claim_plan.plan_claim(conn, now=clock.now(), want=100, rules=RULES)
-    assert plan.limited == {endpoint_id: 1}
+    taken = claims.claim(10, set())
+    assert [job.endpoint_id for job in taken] == [endpoint_id]
+    with platform.db.read() as conn:
+        moved = eh.get(conn, endpoint_id, account_id).health.next_probe_at
+    assert moved is not None
+    assert moved > clock.now()
