@@ -54,6 +54,22 @@ async def test_a_publish_during_an_empty_claim_is_not_missed(
         await receiver.stop()
 
 
+def _count_claims(worker: Worker, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The size of every claim ``worker`` makes from now on, in order (filled as it runs)."""
+    claim = worker.claims.claim
+    sizes: list[int] = []
+
+    def counted_claim(
+        limit: int, exclude: set[str], urgent_for: Set[str] = frozenset()
+    ) -> list[ClaimedJob]:
+        jobs = claim(limit, exclude, urgent_for)
+        sizes.append(len(jobs))
+        return jobs
+
+    monkeypatch.setattr(worker.claims, "claim", counted_claim)
+    return sizes
+
+
 @pytest.mark.parametrize(("share", "per_claim"), [(4, 4), (8, 4)])
 async def test_a_worker_whose_endpoint_is_at_its_share_claims_again_only_once_it_has_room(
     tmp_path: Path, tls: Tls, monkeypatch: pytest.MonkeyPatch, share: int, per_claim: int
@@ -77,17 +93,7 @@ async def test_a_worker_whose_endpoint_is_at_its_share_claims_again_only_once_it
         publish_sample(platform, account.id, "sms", seed=n)
 
     worker = Worker.for_platform(platform)
-    claim = worker.claims.claim
-    sizes: list[int] = []
-
-    def counted_claim(
-        limit: int, exclude: set[str], urgent_for: Set[str] = frozenset()
-    ) -> list[ClaimedJob]:
-        jobs = claim(limit, exclude, urgent_for)
-        sizes.append(len(jobs))
-        return jobs
-
-    monkeypatch.setattr(worker.claims, "claim", counted_claim)
+    sizes = _count_claims(worker, monkeypatch)
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
     try:
@@ -151,17 +157,7 @@ async def test_an_endpoint_that_gave_its_whole_allowance_is_claimed_again_withou
     for n in range(events):
         publish_sample(platform, account.id, "sms", seed=n)
     worker = Worker.for_platform(platform)
-    claim = worker.claims.claim
-    sizes: list[int] = []
-
-    def counted_claim(
-        limit: int, exclude: set[str], urgent_for: Set[str] = frozenset()
-    ) -> list[ClaimedJob]:
-        jobs = claim(limit, exclude, urgent_for)
-        sizes.append(len(jobs))
-        return jobs
-
-    monkeypatch.setattr(worker.claims, "claim", counted_claim)
+    sizes = _count_claims(worker, monkeypatch)
     stop = asyncio.Event()
     task = asyncio.create_task(worker.run(stop))
     try:
