@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, func, or_, select, update
 
-from callhook.core import stored_body, stored_headers
+from callhook.core import ids, stored_body, stored_headers
 from callhook.core.outcome import DeliveryStatus
-from callhook.errors import InvalidRequest, NotFound
+from callhook.errors import EndpointNotFound, InvalidRequest, NotFound
 from callhook.store.tables import attempts, deliveries, events
 
 #: Every status a delivery can have (filters in the API, CLI and dashboard): ``waiting`` is
@@ -134,15 +134,55 @@ def list_deliveries(
     before_id: str | None = None,
     limit: int = 50,
 ) -> list[Delivery]:
-    """Newest first. ``before_id`` is the cursor: ids sort by creation time. ``endpoint_id``
-    keeps one endpoint's deliveries (the caller checks it is the account's)."""
+    """Newest first: by ``created_at`` then id within one account or endpoint, by id (creation
+    time to the millisecond) across all accounts (the CLI). ``before_id`` is the cursor: the last
+    id of the previous page, of any shape ``has_id_shape`` accepts (one no longer stored, pruned
+    since, continues from the time its id holds; ``InvalidRequest`` for a value no id can
+    have). ``endpoint_id`` keeps one endpoint's deliveries; the caller checks it is the
+    account's, and a row of another account raises ``EndpointNotFound`` all the same.
+
+    A page reads about ``limit`` rows whatever the account's size: ``ix_deliveries_account_created``
+    (or ``…_endpoint_created``) walked backwards from the cursor. Ordered by id, SQLite read and
+    sorted every delivery of the account for each page (``EXPLAIN QUERY PLAN``: a temporary
+    B-tree for ORDER BY; 214 ms against 0.2 ms for a page of 300,000).
+    """
+    query = _page_query(
+        conn,
+        account_id=account_id,
+        endpoint_id=endpoint_id,
+        status=status,
+        event=event,
+        pbx_id=pbx_id,
+        since=since,
+        until=until,
+        before_id=before_id,
+    )
+    found = [_to_delivery(r) for r in conn.execute(query.limit(limit))]
+    if account_id is not None and any(d.account_id != account_id for d in found):
+        raise EndpointNotFound(str(endpoint_id))
+    return found
+
+
+def _page_query(
+    conn: Connection,
+    *,
+    account_id: str | None,
+    endpoint_id: str | None,
+    status: str | None,
+    event: str | None,
+    pbx_id: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    before_id: str | None,
+) -> Any:
     if status is not None and status not in FILTERS:
         raise InvalidRequest(f"status must be one of {', '.join(FILTERS)}")
     query = _delivery_query()
-    if account_id is not None:
-        query = query.where(deliveries.c.account_id == account_id)
     if endpoint_id is not None:
+        # Alone, so the planner walks this endpoint's index rather than the account's.
         query = query.where(deliveries.c.endpoint_id == endpoint_id)
+    elif account_id is not None:
+        query = query.where(deliveries.c.account_id == account_id)
     if status == "retrying":
         query = query.where(
             deliveries.c.status == DeliveryStatus.PENDING.value, deliveries.c.attempts > 0
@@ -157,10 +197,36 @@ def list_deliveries(
         query = query.where(deliveries.c.created_at >= since)
     if until is not None:
         query = query.where(deliveries.c.created_at < until)
-    if before_id is not None:
-        query = query.where(deliveries.c.id < before_id)
-    query = query.order_by(deliveries.c.id.desc()).limit(limit)
-    return [_to_delivery(r) for r in conn.execute(query)]
+    if account_id is None and endpoint_id is None:
+        # No created_at index across accounts; the id's own index is in creation order.
+        if before_id is not None:
+            query = query.where(deliveries.c.id < before_id)
+        query = query.order_by(deliveries.c.id.desc())
+    else:
+        if before_id is not None:
+            at = _created_at(conn, before_id, account_id)
+            query = query.where(
+                deliveries.c.created_at <= at,
+                or_(deliveries.c.created_at < at, deliveries.c.id < before_id),
+            )
+        query = query.order_by(deliveries.c.created_at.desc(), deliveries.c.id.desc())
+    return query
+
+
+def _created_at(conn: Connection, delivery_id: str, account_id: str | None) -> datetime:
+    """When this delivery (of this account) was created; for one not stored (pruned since),
+    the first instant its id's millisecond allows (ids begin with their creation time,
+    ``core.ids``). ``InvalidRequest`` for a value no id can have."""
+    query = select(deliveries.c.created_at).where(deliveries.c.id == delivery_id)
+    if account_id is not None:
+        query = query.where(deliveries.c.account_id == account_id)
+    at: datetime | None = conn.execute(query).scalar_one_or_none()
+    if at is not None:
+        return at
+    try:
+        return ids.created_at(delivery_id)
+    except ValueError as exc:
+        raise InvalidRequest("Invalid cursor: pass next_cursor from the previous page.") from exc
 
 
 def count_for_endpoint(conn: Connection, endpoint_id: str) -> int:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import random
+import re
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from callhook.core.clock import FakeClock, rfc3339, rfc3339_seconds
-from callhook.core.ids import new_id, new_ids, sortable_id
+from callhook.core.ids import created_at, has_id_shape, id_pattern, new_id, new_ids, sortable_id
 
 T0 = datetime(2026, 1, 15, 10, 30, tzinfo=UTC)
 
@@ -58,3 +60,43 @@ def test_new_ids_in_bulk(count: int, seed: int) -> None:
         assert value.startswith("dlv_")
         assert len(value) == 4 + 26
         assert value[:14] == single[:14]  # prefix and the 10 characters of time
+
+
+@given(
+    when=st.datetimes(datetime(1970, 1, 1), datetime(9999, 12, 31), timezones=st.just(UTC)),
+    seed=st.integers(0, 2**32),
+    prefix=st.sampled_from(["dlv", "evt", "ep", "tok"]),
+)
+def test_every_id_made_has_the_shape_and_tells_its_millisecond(
+    when: datetime, seed: int, prefix: str
+) -> None:
+    value = new_id(prefix, when, random.Random(seed))
+    assert has_id_shape(prefix, value)
+    assert re.fullmatch(id_pattern(prefix), value)
+    assert created_at(value) == when.replace(microsecond=when.microsecond // 1000 * 1000)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "dlv_81KF0K8Y20PDDGMEPHX7DTC6DB",  # 130 bits: more than an id holds
+        "dlv_01KF0K8Y20PDDGMEPHX7DTC6DU",  # U, I, L and O are not Crockford digits
+        "dlv_01KF0K8Y20PDDGMEPHX7DTC6DI",
+        "dlv_01KF0K8Y20PDDGMEPHX7DTC6DL",
+        "dlv_01KF0K8Y20PDDGMEPHX7DTC6DO",
+        "dlv_01KF0K8Y20PDDGMEPHX7DTC6D",
+        "dlv_01kf0k8y20pddgmephx7dtc6db",
+    ],
+)
+def test_values_no_id_can_have_are_refused(value: str) -> None:
+    assert not has_id_shape("dlv", value)
+    assert not re.fullmatch(id_pattern("dlv"), value)
+    with pytest.raises(ValueError, match="not an id"):
+        created_at(value)
+
+
+def test_the_latest_time_an_id_holds_reads_as_the_last_datetime() -> None:
+    # 48 bits of milliseconds go past the year 9999; such an id (never made) still decodes.
+    value = "dlv_7ZZZZZZZZZ0000000000000000"
+    assert has_id_shape("dlv", value)
+    assert created_at(value).year == 9999

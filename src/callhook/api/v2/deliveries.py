@@ -41,7 +41,7 @@ from callhook.api.v2.models import (
     RedeliverWindow,
     StoredEventListResponse,
 )
-from callhook.core import times
+from callhook.core import ids, times
 from callhook.core.clock import rfc3339
 from callhook.core.ids import has_id_shape
 from callhook.errors import (
@@ -66,7 +66,7 @@ router = APIRouter(tags=["deliveries"])
 
 DEFAULT_PAGE = 50
 MAX_PAGE = 100
-_DELIVERY_ID = re.compile(r"^dlv_[0-9A-Z]{26}$")
+_DELIVERY_ID = re.compile(ids.id_pattern("dlv"))
 
 DeliveryIdPath = Annotated[
     str, Path(max_length=64, description="A delivery id (dlv_…).", examples=["dlv_01JH8Z0000"])
