@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, or_, select, update
+from sqlalchemy import Connection, func, literal_column, or_, select, update
 
 from callhook.core import ids, stored_body, stored_headers
 from callhook.core.outcome import DeliveryStatus
@@ -184,11 +184,9 @@ def _page_query(
     elif account_id is not None:
         query = query.where(deliveries.c.account_id == account_id)
     if status == "retrying":
-        query = query.where(
-            deliveries.c.status == DeliveryStatus.PENDING.value, deliveries.c.attempts > 0
-        )
+        query = query.where(_status_is(DeliveryStatus.PENDING), deliveries.c.attempts > 0)
     elif status is not None:
-        query = query.where(deliveries.c.status == status)
+        query = query.where(_status_is(DeliveryStatus(status)))
     if event is not None:
         query = query.where(deliveries.c.event == event)
     if pbx_id is not None:
@@ -211,6 +209,13 @@ def _page_query(
             )
         query = query.order_by(deliveries.c.created_at.desc(), deliveries.c.id.desc())
     return query
+
+
+def _status_is(status: DeliveryStatus) -> Any:
+    # Written out, not bound: SQLite uses a partial index (``ix_deliveries_account_failed``)
+    # only when the query spells its condition, and a parameter's value is not known when the
+    # statement is planned.
+    return deliveries.c.status == literal_column(f"'{status.value}'")
 
 
 def _created_at(conn: Connection, delivery_id: str, account_id: str | None) -> datetime:

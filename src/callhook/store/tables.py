@@ -241,7 +241,16 @@ deliveries = Table(
     # for bulk events, so call-control events are claimed first without starving bulk ones.
     Column("claim_key", UTCDateTime, nullable=True),
     Index("ix_deliveries_due", "status", "next_attempt_at"),
+    # A page of the deliveries list walks one of these backwards (``deliveries.list_deliveries``);
+    # failed ones have their own, so finding them does not walk past every delivered one.
     Index("ix_deliveries_account_created", "account_id", "created_at"),
+    Index(
+        "ix_deliveries_account_failed",
+        "account_id",
+        "created_at",
+        sqlite_where=text(f"status = '{DeliveryStatus.FAILED.value}'"),
+        postgresql_where=text(f"status = '{DeliveryStatus.FAILED.value}'"),
+    ),
     Index("ix_deliveries_endpoint_created", "endpoint_id", "created_at"),
     # The fair claim walks the endpoints that have pending work and takes each one's oldest due
     # rows: both steps are range reads of this index (``callhook.store.queue``).

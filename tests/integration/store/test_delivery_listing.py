@@ -9,7 +9,7 @@ import random
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 
 from callhook.core.clock import FakeClock
 from callhook.errors import EndpointNotFound, InvalidRequest
@@ -18,6 +18,7 @@ from callhook.platform import Platform
 from callhook.publish import PublishRequest
 from callhook.store import deliveries as delivery_store
 from callhook.store import endpoints as endpoint_store
+from callhook.store.migrate import downgrade, upgrade
 from callhook.store.tables import deliveries
 from tests.factories import make_account, make_platform
 
@@ -99,6 +100,12 @@ def test_pages_walk_every_delivery_once_newest_first(
     assert _pages(platform, limit, account_id=account.id, endpoint_id=endpoint_id) == (
         _newest_first(platform, endpoint_id=endpoint_id)
     )
+    failed = set(random.Random(limit).sample(expected, 9))
+    with platform.db.write() as conn:
+        conn.execute(update(deliveries).where(deliveries.c.id.in_(failed)).values(status="failed"))
+    assert _pages(platform, limit, account_id=account.id, status="failed") == [
+        i for i in expected if i in failed
+    ]
 
 
 def test_a_cursor_pruned_since_continues_after_its_time(tmp_path: Path, backend: str) -> None:
@@ -179,6 +186,35 @@ def test_a_page_walks_the_scopes_index_and_sorts_nothing_whole(
             tuple(None for _ in compiled.positiontup or ()),
         ).all()
     details = [row[-1] for row in plan]
+    if status == "failed" and "endpoint_id" not in scope:
+        index = "ix_deliveries_account_failed (account_id=?"  # not past every delivered one
     assert any(f"SEARCH deliveries USING INDEX {index}" in d for d in details), details
     # Only ties of created_at are sorted ("RIGHT PART"), a block at a time, up to the limit.
     assert not any(d == "USE TEMP B-TREE FOR ORDER BY" for d in details), details
+
+
+def _has_failed_index(platform: Platform) -> bool:
+    with platform.db.read() as conn:
+        if conn.dialect.name == "sqlite":
+            sql = "SELECT count(*) FROM sqlite_master WHERE name = 'ix_deliveries_account_failed'"
+        else:
+            sql = (
+                "SELECT count(*) FROM pg_indexes WHERE indexname = 'ix_deliveries_account_failed'"
+                " AND schemaname = current_schema()"
+            )
+        return bool(conn.exec_driver_sql(sql).scalar_one())
+
+
+def test_migration_0008_down_and_up(tmp_path: Path, backend: str) -> None:
+    clock = FakeClock()
+    platform = make_platform(tmp_path, clock=clock, seed=9)
+    account = make_account(platform, url="https://receiver.example/hook")
+    _publish_batches(platform, clock, account.id, 2)
+    assert _has_failed_index(platform)
+    downgrade(platform.db, "0007_pbx_index")
+    assert not _has_failed_index(platform)
+    upgrade(platform.db)
+    assert _has_failed_index(platform)
+    assert _pages(platform, 5, account_id=account.id) == _newest_first(
+        platform, account_id=account.id
+    )
