@@ -97,7 +97,7 @@ def endpoint_names(endpoints: list[endpoint_store.Endpoint]) -> dict[str, str]:
 def banner(platform: Platform, account_id: str) -> dict[str, Any] | None:
     """The failure banner's facts, or None while the endpoint is healthy."""
     with platform.db.read() as conn:
-        streak = stats_store.failure_streak(conn, account_id)
+        streak = stats_store.failure_streak(conn, account_id, now=platform.clock.now())
     if streak is None:
         return None
     error = hints.label(streak.last_error)

@@ -21,6 +21,13 @@ Contracts
   endpoint's fault (``NOT_THE_ENDPOINT``: integration disabled, no signing secret, window
   expired, Callhook's own error) are left out.
 
+Both read only the attempts of deliveries created in the ``LOOK_BACK`` before ``now``, so a
+page view costs the account's last two days, not its whole history (before: 180 ms for an
+account of 10,000 deliveries, growing with it). A delivery is attempted within its 24 h retry
+window (``core.retry.WINDOW``), so that holds every attempt of the last 24 h except those of a
+delivery redelivered or replayed more than a day after it was created; a failure streak is
+reported from at most ``LOOK_BACK`` ago.
+
 Hour buckets are filtered with plain range comparisons on the stored timestamps (one ``CASE``
 sum per bucket), so no dialect-specific date functions are needed.
 """
@@ -34,6 +41,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, case, func, select
 
+from callhook.core import retry
 from callhook.core.outcome import NOT_THE_ENDPOINT, DeliveryStatus
 from callhook.store.tables import attempts, deliveries
 from callhook.store.types import decode_time
@@ -43,6 +51,8 @@ _FAILED = DeliveryStatus.FAILED.value
 _PENDING = DeliveryStatus.PENDING.value
 
 WINDOW = timedelta(hours=24)
+#: How far back the attempts read here go, by their delivery's creation (see module doc).
+LOOK_BACK = WINDOW + retry.WINDOW
 #: Attempts that say nothing about the endpoint (nothing sent, or Callhook's own failure).
 _NOT_THE_ENDPOINT = sorted(NOT_THE_ENDPOINT)
 
@@ -126,7 +136,7 @@ def health(conn: Connection, account_id: str, *, now: datetime) -> Health:
     )
     delivered, failed, pending = values[-3], values[-2], values[-1]
     judged = delivered + failed
-    p95, count = _p95(conn, account_id, since=since)
+    p95, count = _p95(conn, account_id, since=since, now=now)
     return Health(
         since=since,
         delivered=delivered,
@@ -139,17 +149,20 @@ def health(conn: Connection, account_id: str, *, now: datetime) -> Health:
     )
 
 
-def _timed_attempts(account_id: str, since: datetime) -> Any:
+def _timed_attempts(account_id: str, since: datetime, now: datetime) -> Any:
     return and_(
         deliveries.c.account_id == account_id,
+        deliveries.c.created_at >= now - LOOK_BACK,
         attempts.c.started_at >= since,
         (attempts.c.error_class.is_(None)) | attempts.c.error_class.not_in(_NOT_THE_ENDPOINT),
     )
 
 
-def _p95(conn: Connection, account_id: str, *, since: datetime) -> tuple[float | None, int]:
+def _p95(
+    conn: Connection, account_id: str, *, since: datetime, now: datetime
+) -> tuple[float | None, int]:
     joined = attempts.join(deliveries, deliveries.c.id == attempts.c.delivery_id)
-    where = _timed_attempts(account_id, since)
+    where = _timed_attempts(account_id, since, now)
     count = int(conn.execute(select(func.count()).select_from(joined).where(where)).scalar_one())
     if count == 0:
         return None, 0
@@ -165,10 +178,10 @@ def _p95(conn: Connection, account_id: str, *, since: datetime) -> tuple[float |
     return float(value), count
 
 
-def failure_streak(conn: Connection, account_id: str) -> FailureStreak | None:
+def failure_streak(conn: Connection, account_id: str, *, now: datetime) -> FailureStreak | None:
     """The run of failed attempts since the last successful one, or None (see module doc)."""
     joined = attempts.join(deliveries, deliveries.c.id == attempts.c.delivery_id)
-    mine = deliveries.c.account_id == account_id
+    mine = and_(deliveries.c.account_id == account_id, deliveries.c.created_at >= now - LOOK_BACK)
     last_ok = conn.execute(
         select(func.max(attempts.c.started_at))
         .select_from(joined)

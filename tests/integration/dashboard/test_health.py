@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
 
 from callhook.platform import Platform
 from callhook.store import queue, stats
@@ -91,7 +94,7 @@ def test_failure_streak_and_banner(tmp_path: Path) -> None:
     publish_sample(platform, account_id, seed=1)
     _attempt(platform, ms=20.0)
     with platform.db.read() as conn:
-        assert stats.failure_streak(conn, account_id) is None
+        assert stats.failure_streak(conn, account_id, now=platform.clock.now()) is None
     site.clock.advance(600)  # 10:40
     first_failure = platform.clock.now()
     for i in range(3):
@@ -101,7 +104,7 @@ def test_failure_streak_and_banner(tmp_path: Path) -> None:
     publish_sample(platform, account_id, seed=20)
     _attempt(platform, ms=5.0, status=503, error="http_status")
     with platform.db.read() as conn:
-        streak = stats.failure_streak(conn, account_id)
+        streak = stats.failure_streak(conn, account_id, now=platform.clock.now())
     assert streak is not None
     assert streak.since == first_failure
     assert streak.consecutive == 4
@@ -117,8 +120,47 @@ def test_failure_streak_and_banner(tmp_path: Path) -> None:
     publish_sample(platform, account_id, seed=30)
     _attempt(platform, ms=12.0)
     with platform.db.read() as conn:
-        assert stats.failure_streak(conn, account_id) is None
+        assert stats.failure_streak(conn, account_id, now=platform.clock.now()) is None
     assert "failing since" not in site.client.get("/dashboard").text
+
+
+def test_only_deliveries_of_the_look_back_are_read(tmp_path: Path) -> None:
+    site = make_site(tmp_path)
+    platform = site.platform
+    account_id = make_user(site, email="ana@example.com")
+    publish_sample(platform, account_id, seed=1)
+    _attempt(platform, ms=2000.0, status=None, error="timeout")
+    site.clock.advance(stats.LOOK_BACK.total_seconds() + 1)
+    publish_sample(platform, account_id, seed=2)
+    _attempt(platform, ms=5.0, status=503, error="http_status")
+    now = platform.clock.now()
+    statements: list[tuple[str, Any]] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        statements.append((statement, params))
+
+    with platform.db.read() as conn:
+        event.listen(conn.engine, "before_cursor_execute", seen)
+        try:
+            streak = stats.failure_streak(conn, account_id, now=now)
+            health = stats.health(conn, account_id, now=now)
+        finally:
+            event.remove(conn.engine, "before_cursor_execute", seen)
+        plans = [
+            [row[-1] for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", params)]
+            for sql, params in statements
+            if "FROM attempts" in sql
+        ]
+    # The failure three days ago is not part of the streak, nor of the day's attempts.
+    assert streak is not None
+    assert (streak.since, streak.consecutive, streak.last_status_code) == (now, 1, 503)
+    assert health.attempts == 1
+    # Each read of attempts is a range of the account's newest deliveries, not all of them.
+    assert len(plans) == 5  # the streak: 3, the p95: 2
+    for details in plans:
+        assert any(
+            "ix_deliveries_account_created (account_id=? AND created_at>?)" in d for d in details
+        ), details
 
 
 def test_retrying_deliveries_are_shown_and_the_banner_links_to_them(tmp_path: Path) -> None:
