@@ -6,6 +6,7 @@ from typing import Any, Final
 
 from pydantic.json_schema import models_json_schema
 
+from callhook.core import ids
 from callhook.events.models import CALL_EVENTS, MODELS, PBX_ID_PATTERN
 from callhook.events.names import DESCRIPTIONS
 
@@ -35,7 +36,7 @@ def _publish_request(event: str) -> dict[str, Any]:
 
 def _delivery_body(event: str) -> dict[str, Any]:
     properties: dict[str, Any] = {
-        "id": {"type": "string", "pattern": "^evt_[0-9A-Z]{26}$", "description": "Event id."},
+        "id": {"type": "string", "pattern": ids.id_pattern("evt"), "description": "Event id."},
         "event": {"const": event},
         "pbx_id": {**_ID, "description": "Deduplicate on (event, pbx_id)."},
         "account_id": {"type": "string", "description": "The account the event belongs to."},

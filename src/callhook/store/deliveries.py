@@ -6,14 +6,15 @@ The queue operations on the same table live in ``callhook.store.queue``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, func, literal_column, or_, select, update
+from sqlalchemy import Connection, func, literal_column, or_, select, union_all, update
 
 from callhook.core import ids, stored_body, stored_headers
 from callhook.core.outcome import DeliveryStatus
 from callhook.errors import EndpointNotFound, InvalidRequest, NotFound
+from callhook.store import tables
 from callhook.store.tables import attempts, deliveries, events
 
 #: Every status a delivery can have (filters in the API, CLI and dashboard): ``waiting`` is
@@ -136,16 +137,19 @@ def list_deliveries(
 ) -> list[Delivery]:
     """Newest first: by ``created_at`` then id within one account or endpoint, by id (creation
     time to the millisecond) across all accounts (the CLI). ``before_id`` is the cursor: the last
-    id of the previous page, of any shape ``has_id_shape`` accepts (one no longer stored, pruned
-    since, continues from the time its id holds; ``InvalidRequest`` for a value no id can
-    have). ``endpoint_id`` keeps one endpoint's deliveries; the caller checks it is the
-    account's, and a row of another account raises ``EndpointNotFound`` all the same.
+    id of the previous page (one no longer stored, pruned since, continues from the millisecond
+    its id holds; ``InvalidRequest`` for a value no id can have). ``endpoint_id`` keeps one
+    endpoint's deliveries; the caller checks it is the account's, and a row of another account
+    raises ``EndpointNotFound`` all the same.
 
-    A page reads about ``limit`` rows whatever the account's size: ``ix_deliveries_account_created``
-    (``…_endpoint_created``, ``…_account_failed``) walked backwards from the cursor. Ordered by
-    id, SQLite read and sorted every delivery of the account for each page (``EXPLAIN QUERY
-    PLAN``: a temporary B-tree for ORDER BY; ``python -m bench.listing``: 280 ms against 3.3 ms
-    for an account of 200,000).
+    A page is a walk backwards from the cursor that stops when the page is full
+    (``EXPLAIN QUERY PLAN``, pinned by tests/integration/store/test_delivery_listing.py): of
+    the account's (or endpoint's) deliveries; of the account's open (pending, waiting) or
+    undelivered (failed, expired) ones for a status filter, each kind a partial index; of the
+    few deliveries of the pbx_id's events for a ``pbx_id`` filter. Ordered by id, SQLite read
+    and sorted every delivery of the account for each page (``python -m bench.listing``:
+    280 ms against 3.3 ms for an account of 200,000). Only an ``event`` filter, or ``delivered``
+    with an ``endpoint_id``, walks past deliveries that do not match.
     """
     query = _page_query(
         conn,
@@ -179,19 +183,22 @@ def _page_query(
     if status is not None and status not in FILTERS:
         raise InvalidRequest(f"status must be one of {', '.join(FILTERS)}")
     query = _delivery_query()
-    if endpoint_id is not None:
-        # Alone, so the planner walks this endpoint's index rather than the account's.
-        query = query.where(deliveries.c.endpoint_id == endpoint_id)
-    elif account_id is not None:
-        query = query.where(deliveries.c.account_id == account_id)
-    if status == "retrying":
-        query = query.where(_status_is(DeliveryStatus.PENDING), deliveries.c.attempts > 0)
-    elif status is not None:
-        query = query.where(_status_is(DeliveryStatus(status)))
+    if pbx_id is not None and account_id is not None:
+        query = _of_pbx_id(query, account_id, pbx_id, endpoint_id, status)
+    else:
+        if endpoint_id is not None:
+            query = query.where(deliveries.c.endpoint_id == endpoint_id)
+            if _status_kind(status) is not None and account_id is not None:
+                # The account's deliveries of this kind (few) rather than all the endpoint's.
+                query = query.where(deliveries.c.account_id == account_id)
+        elif account_id is not None:
+            query = query.where(deliveries.c.account_id == account_id)
+        if pbx_id is not None:
+            query = query.where(events.c.pbx_id == pbx_id)
+        if status is not None:
+            query = query.where(*_status_terms(status))
     if event is not None:
         query = query.where(deliveries.c.event == event)
-    if pbx_id is not None:
-        query = query.where(events.c.pbx_id == pbx_id)
     if since is not None:
         query = query.where(deliveries.c.created_at >= since)
     if until is not None:
@@ -199,40 +206,116 @@ def _page_query(
     if account_id is None and endpoint_id is None:
         # No created_at index across accounts; the id's own index is in creation order.
         if before_id is not None:
+            _check_cursor(before_id)
             query = query.where(deliveries.c.id < before_id)
-        query = query.order_by(deliveries.c.id.desc())
-    else:
-        if before_id is not None:
-            at = _created_at(conn, before_id, account_id)
-            query = query.where(
-                deliveries.c.created_at <= at,
-                or_(deliveries.c.created_at < at, deliveries.c.id < before_id),
-            )
-        query = query.order_by(deliveries.c.created_at.desc(), deliveries.c.id.desc())
+        return query.order_by(deliveries.c.id.desc())
+    if before_id is not None:
+        low, high = _cursor_time(conn, before_id, account_id)
+        # After the cursor: created before its time, or at it with a smaller id.
+        query = query.where(
+            deliveries.c.created_at < high,
+            or_(deliveries.c.created_at < low, deliveries.c.id < before_id),
+        )
+    return query.order_by(deliveries.c.created_at.desc(), deliveries.c.id.desc())
+
+
+#: The statuses with a partial index of their own per account (migration 0008), so a filter on
+#: one of them walks those deliveries alone: the open ones (the queue), and the undelivered.
+_KINDS = (tables.OPEN_STATUSES, tables.UNDELIVERED_STATUSES)
+
+
+def _status_kind(status: str | None) -> tuple[DeliveryStatus, ...] | None:
+    stored = DeliveryStatus.PENDING.value if status == "retrying" else status
+    return next((kind for kind in _KINDS if stored in kind), None)
+
+
+def _status_terms(status: str) -> list[Any]:
+    """The WHERE terms of a status filter. Statuses are written out, not bound, and the partial
+    index's own condition is repeated: SQLite uses a partial index only when the query spells
+    its condition, and a parameter's value is not known when the statement is planned."""
+    stored = DeliveryStatus.PENDING if status == "retrying" else DeliveryStatus(status)
+    terms = [deliveries.c.status == _literal(stored)]
+    kind = _status_kind(status)
+    if kind is not None:
+        terms.append(deliveries.c.status.in_([_literal(s) for s in kind]))
+    if status == "retrying":
+        terms.append(deliveries.c.attempts > 0)
+    return terms
+
+
+def _of_pbx_id(
+    query: Any, account_id: str, pbx_id: str, endpoint_id: str | None, status: str | None
+) -> Any:
+    """``query`` kept to the deliveries of the account's events with this pbx_id: from those
+    events (two index lookups, a few rows), not a walk of the account. The endpoint and the
+    status are compared as expressions, so SQLite's planner does not walk their indexes
+    instead."""
+    query = query.where(deliveries.c.event_id.in_(_events_with_pbx_id(account_id, pbx_id)))
+    if endpoint_id is not None:
+        query = query.where(_unindexed(deliveries.c.endpoint_id) == endpoint_id)
+    if status is not None:
+        stored = DeliveryStatus.PENDING if status == "retrying" else DeliveryStatus(status)
+        query = query.where(_unindexed(deliveries.c.status) == stored.value)
+        if status == "retrying":
+            query = query.where(deliveries.c.attempts > 0)
     return query
 
 
-def _status_is(status: DeliveryStatus) -> Any:
-    # Written out, not bound: SQLite uses a partial index (``ix_deliveries_account_failed``)
-    # only when the query spells its condition, and a parameter's value is not known when the
-    # statement is planned.
-    return deliveries.c.status == literal_column(f"'{status.value}'")
+def _unindexed(column: Any) -> Any:
+    # The same value, but an expression: no index of the column matches it (both backends).
+    return func.coalesce(column, "")
 
 
-def _created_at(conn: Connection, delivery_id: str, account_id: str | None) -> datetime:
-    """When this delivery (of this account) was created; for one not stored (pruned since),
-    the first instant its id's millisecond allows (ids begin with their creation time,
-    ``core.ids``). ``InvalidRequest`` for a value no id can have."""
+def _literal(status: DeliveryStatus) -> Any:
+    return literal_column(f"'{status.value}'")
+
+
+def _events_with_pbx_id(account_id: str, pbx_id: str) -> Any:
+    """The account's events whose ``pbx_id`` is this, as ``events.for_pbx_id`` finds them:
+    through ``ix_events_account_pbx`` (partial, ``PBX_OWN``) and ``ix_events_account_call``."""
+    return union_all(
+        select(events.c.id).where(
+            events.c.account_id == account_id,
+            events.c.pbx_id == pbx_id,
+            or_(events.c.call_id.is_(None), events.c.pbx_id != events.c.call_id),  # PBX_OWN
+        ),
+        select(events.c.id).where(
+            events.c.account_id == account_id,
+            events.c.call_id == pbx_id,
+            events.c.pbx_id == pbx_id,
+        ),
+    )
+
+
+_CURSOR_ERROR = "Invalid cursor: pass next_cursor from the previous page."
+
+
+def _check_cursor(value: str) -> datetime:
+    try:
+        return ids.created_at(value)
+    except ValueError as exc:
+        raise InvalidRequest(_CURSOR_ERROR) from exc
+
+
+def _cursor_time(
+    conn: Connection, delivery_id: str, account_id: str | None
+) -> tuple[datetime, datetime]:
+    """[low, high): when the cursor's delivery (of this account) was created, to the
+    microsecond; for one not stored (pruned since, or another account's), the millisecond its
+    id was made in (``core.ids``), where rows created in that millisecond may repeat or be
+    left out. ``InvalidRequest`` for a value no id can have."""
+    made = _check_cursor(delivery_id)
     query = select(deliveries.c.created_at).where(deliveries.c.id == delivery_id)
     if account_id is not None:
         query = query.where(deliveries.c.account_id == account_id)
     at: datetime | None = conn.execute(query).scalar_one_or_none()
     if at is not None:
-        return at
-    try:
-        return ids.created_at(delivery_id)
-    except ValueError as exc:
-        raise InvalidRequest("Invalid cursor: pass next_cursor from the previous page.") from exc
+        return at, at + _MICROSECOND
+    return made, made + _MILLISECOND
+
+
+_MICROSECOND = timedelta(microseconds=1)
+_MILLISECOND = timedelta(milliseconds=1)
 
 
 def count_for_endpoint(conn: Connection, endpoint_id: str) -> int:

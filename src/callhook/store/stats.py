@@ -21,12 +21,13 @@ Contracts
   endpoint's fault (``NOT_THE_ENDPOINT``: integration disabled, no signing secret, window
   expired, Callhook's own error) are left out.
 
-Both read only the attempts of deliveries created in the ``LOOK_BACK`` before ``now``, so a
-page view costs the account's last two days, not its whole history (before: 180 ms for an
-account of 10,000 deliveries, growing with it). A delivery is attempted within its 24 h retry
-window (``core.retry.WINDOW``), so that holds every attempt of the last 24 h except those of a
-delivery redelivered or replayed more than a day after it was created; a failure streak is
-reported from at most ``LOOK_BACK`` ago.
+Both read only the attempts of deliveries created in the ``LOOK_BACK`` before ``now`` (48 h and
+5 min), so a page view costs the account's last two days, not its whole history (before: every
+attempt the account ever had). A delivery is attempted within its retry window of 24 h from its
+creation (``core.retry.WINDOW`` and ``LATE_GRACE``), so that holds every attempt of the last
+24 h except those of a delivery whose window started again more than a day after it was created:
+redelivered, replayed after a recovery, or held while its endpoint was paused. A failure streak
+is reported from at most ``LOOK_BACK`` ago.
 
 Hour buckets are filtered with plain range comparisons on the stored timestamps (one ``CASE``
 sum per bucket), so no dialect-specific date functions are needed.
@@ -52,7 +53,7 @@ _PENDING = DeliveryStatus.PENDING.value
 
 WINDOW = timedelta(hours=24)
 #: How far back the attempts read here go, by their delivery's creation (see module doc).
-LOOK_BACK = WINDOW + retry.WINDOW
+LOOK_BACK = WINDOW + retry.WINDOW + retry.LATE_GRACE
 #: Attempts that say nothing about the endpoint (nothing sent, or Callhook's own failure).
 _NOT_THE_ENDPOINT = sorted(NOT_THE_ENDPOINT)
 

@@ -165,6 +165,20 @@ call_sequences = Table(
 #: partial index only when the query's WHERE contains its condition).
 PBX_OWN = "call_id IS NULL OR pbx_id <> call_id"
 
+#: The kinds of status the deliveries list has a partial index for (migration 0008), and the
+#: indexes' conditions (``deliveries._status_terms`` spells them the same way).
+OPEN_STATUSES = (DeliveryStatus.PENDING, DeliveryStatus.WAITING)
+UNDELIVERED_STATUSES = (DeliveryStatus.FAILED, DeliveryStatus.EXPIRED)
+
+
+def status_in(kind: tuple[DeliveryStatus, ...]) -> str:
+    """``status IN ('a', 'b')`` for a partial index's condition."""
+    return "status IN (" + ", ".join(f"'{s.value}'" for s in kind) + ")"
+
+
+OPEN = status_in(OPEN_STATUSES)
+UNDELIVERED = status_in(UNDELIVERED_STATUSES)
+
 events = Table(
     "events",
     metadata,
@@ -242,14 +256,22 @@ deliveries = Table(
     Column("claim_key", UTCDateTime, nullable=True),
     Index("ix_deliveries_due", "status", "next_attempt_at"),
     # A page of the deliveries list walks one of these backwards (``deliveries.list_deliveries``);
-    # failed ones have their own, so finding them does not walk past every delivered one.
+    # a status filter walks the account's open or undelivered deliveries alone, not past every
+    # delivered one (conditions spelled as ``deliveries._status_terms`` repeats them).
     Index("ix_deliveries_account_created", "account_id", "created_at"),
     Index(
-        "ix_deliveries_account_failed",
+        "ix_deliveries_account_open",
         "account_id",
         "created_at",
-        sqlite_where=text(f"status = '{DeliveryStatus.FAILED.value}'"),
-        postgresql_where=text(f"status = '{DeliveryStatus.FAILED.value}'"),
+        sqlite_where=text(OPEN),
+        postgresql_where=text(OPEN),
+    ),
+    Index(
+        "ix_deliveries_account_undelivered",
+        "account_id",
+        "created_at",
+        sqlite_where=text(UNDELIVERED),
+        postgresql_where=text(UNDELIVERED),
     ),
     Index("ix_deliveries_endpoint_created", "endpoint_id", "created_at"),
     # The fair claim walks the endpoints that have pending work and takes each one's oldest due

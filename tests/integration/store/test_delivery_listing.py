@@ -13,13 +13,13 @@ from sqlalchemy import delete, select, update
 
 from callhook.core.clock import FakeClock
 from callhook.errors import EndpointNotFound, InvalidRequest
-from callhook.events import sample_publish_request
+from callhook.events import call_scenario, sample_publish_request
 from callhook.platform import Platform
 from callhook.publish import PublishRequest
 from callhook.store import deliveries as delivery_store
 from callhook.store import endpoints as endpoint_store
 from callhook.store.migrate import downgrade, upgrade
-from callhook.store.tables import deliveries
+from callhook.store.tables import deliveries, events
 from tests.factories import make_account, make_platform
 
 
@@ -70,12 +70,29 @@ def _newest_first(platform: Platform, **scope: str) -> list[str]:
     return [r.id for r in sorted(rows, key=lambda r: (r.created_at, r.id), reverse=True)]
 
 
-def _pages(platform: Platform, limit: int, **scope: str) -> list[str]:
+def _pages(
+    platform: Platform,
+    limit: int,
+    *,
+    account_id: str,
+    endpoint_id: str | None = None,
+    status: str | None = None,
+    pbx_id: str | None = None,
+) -> list[str]:
+    """Every page of the list, one after another through the cursor; the ids in order."""
     seen: list[str] = []
     before: str | None = None
     while True:
         with platform.db.read() as conn:
-            page = delivery_store.list_deliveries(conn, before_id=before, limit=limit, **scope)
+            page = delivery_store.list_deliveries(
+                conn,
+                account_id=account_id,
+                endpoint_id=endpoint_id,
+                status=status,
+                pbx_id=pbx_id,
+                before_id=before,
+                limit=limit,
+            )
         seen += [d.id for d in page]
         if len(page) < limit:
             return seen
@@ -100,33 +117,91 @@ def test_pages_walk_every_delivery_once_newest_first(
     assert _pages(platform, limit, account_id=account.id, endpoint_id=endpoint_id) == (
         _newest_first(platform, endpoint_id=endpoint_id)
     )
-    failed = set(random.Random(limit).sample(expected, 9))
+    # Every status filter, on the account and on the endpoint (each kind has its own index).
+    rng = random.Random(limit)
+    marked = rng.sample(expected, 20)
+    states = {i: ("failed", "expired", "waiting", "pending")[n % 4] for n, i in enumerate(marked)}
     with platform.db.write() as conn:
-        conn.execute(update(deliveries).where(deliveries.c.id.in_(failed)).values(status="failed"))
-    assert _pages(platform, limit, account_id=account.id, status="failed") == [
-        i for i in expected if i in failed
-    ]
+        for delivery_id, state in states.items():
+            conn.execute(
+                update(deliveries)
+                .where(deliveries.c.id == delivery_id)
+                .values(status=state, attempts=1 if state == "pending" else 0)
+            )
+        conn.execute(
+            update(deliveries)
+            .where(deliveries.c.id.not_in(marked))
+            .values(status="delivered", attempts=1)
+        )
+    mine = set(_newest_first(platform, endpoint_id=endpoint_id))
+    for status in ("failed", "expired", "waiting", "pending", "retrying", "delivered"):
+        stored = "pending" if status == "retrying" else status
+        want = [i for i in expected if states.get(i, "delivered") == stored]
+        assert _pages(platform, limit, account_id=account.id, status=status) == want, status
+        assert _pages(
+            platform, limit, account_id=account.id, endpoint_id=endpoint_id, status=status
+        ) == [i for i in want if i in mine], status
 
 
-def test_a_cursor_pruned_since_continues_after_its_time(tmp_path: Path, backend: str) -> None:
+@pytest.mark.parametrize("offset", [0.0, 0.0005])
+def test_a_cursor_pruned_since_continues_after_its_time(
+    tmp_path: Path, backend: str, offset: float
+) -> None:
+    """Batches a millisecond or more apart, on the millisecond or half-way through one: the
+    cursor's batch siblings after it are kept (one batch per millisecond: nothing repeats)."""
     clock = FakeClock()
+    clock.advance(offset)
     platform = make_platform(tmp_path, clock=clock, seed=5)
     account = make_account(platform, url="https://receiver.example/hook")
     for seed in range(4):
-        # Whole milliseconds: the time in each id is its delivery's created_at.
         _publish_batches(platform, clock, account.id, seed, steps=(0.001, 0.002))
     expected = _newest_first(platform, account_id=account.id)
     with platform.db.read() as conn:
-        first = delivery_store.list_deliveries(conn, account_id=account.id, limit=5)
-    cursor = first[-1]
-    assert cursor.created_at.microsecond % 1000 == 0
+        first = delivery_store.list_deliveries(conn, account_id=account.id, limit=1000)
+    # A cursor inside a batch of several, so siblings come after it.
+    at = next(
+        n for n, d in enumerate(first[:-1]) if d.created_at == first[n + 1].created_at and n > 2
+    )
+    cursor = first[at]
     with platform.db.write() as conn:
         conn.execute(delete(deliveries).where(deliveries.c.id == cursor.id))
     with platform.db.read() as conn:
         rest = delivery_store.list_deliveries(
             conn, account_id=account.id, before_id=cursor.id, limit=1000
         )
-    assert [d.id for d in rest] == expected[5:]
+    assert [d.id for d in rest] == expected[at + 1 :]
+
+
+def test_a_pbx_ids_deliveries_page_after_page(tmp_path: Path, backend: str) -> None:
+    clock = FakeClock()
+    platform = make_platform(tmp_path, clock=clock, seed=11)
+    account = make_account(platform, url="https://receiver.example/hook")
+    other = make_account(platform, url="https://other.example/hook")
+    endpoint_id = _second_endpoint(platform, account.id)
+    rng = random.Random(2)
+    for _ in range(3):
+        for owner in (account.id, other.id):  # the same ids in another account: never listed
+            for item in call_scenario("answered", rng, start=clock.now()):
+                platform.publisher.publish(
+                    [PublishRequest(item.event, item.pbx_id, owner, item.data)]
+                )
+                clock.advance(0.0004)
+    with platform.db.read() as conn:
+        rows = conn.execute(
+            select(
+                deliveries.c.id, deliveries.c.created_at, deliveries.c.endpoint_id, events.c.pbx_id
+            )
+            .join(events, events.c.id == deliveries.c.event_id)
+            .where(deliveries.c.account_id == account.id)
+        ).all()
+    newest = sorted(rows, key=lambda r: (r.created_at, r.id), reverse=True)
+    for pbx_id in {r.pbx_id for r in rows}:
+        want = [r.id for r in newest if r.pbx_id == pbx_id]
+        assert _pages(platform, 2, account_id=account.id, pbx_id=pbx_id) == want
+        assert _pages(
+            platform, 1, account_id=account.id, endpoint_id=endpoint_id, pbx_id=pbx_id
+        ) == [r.id for r in newest if r.pbx_id == pbx_id and r.endpoint_id == endpoint_id]
+    assert _pages(platform, 3, account_id=account.id, pbx_id="no-such-call") == []
 
 
 def test_a_value_no_id_can_have_is_refused_as_a_cursor(tmp_path: Path, backend: str) -> None:
@@ -149,31 +224,77 @@ def test_another_accounts_endpoint_lists_nothing_of_it(tmp_path: Path, backend: 
         delivery_store.list_deliveries(conn, account_id=account.id, endpoint_id=theirs)
 
 
+_OPEN = "ix_deliveries_account_open (account_id=?"
+_UNDELIVERED = "ix_deliveries_account_undelivered (account_id=?"
+#: The index a page walks, by status filter: the scope's own without one (or for delivered).
+_INDEX_OF = {
+    "failed": _UNDELIVERED,
+    "expired": _UNDELIVERED,
+    "pending": _OPEN,
+    "retrying": _OPEN,
+    "waiting": _OPEN,
+}
+
+
 @pytest.mark.parametrize(
-    ("scope", "index"),
+    ("endpoint_id", "walked"),
     [
-        ({"account_id": "acc_x"}, "ix_deliveries_account_created (account_id=?"),
-        (
-            {"account_id": "acc_x", "endpoint_id": "ep_x"},
-            "ix_deliveries_endpoint_created (endpoint_id=?",
-        ),
+        (None, "ix_deliveries_account_created (account_id=?"),
+        ("ep_x", "ix_deliveries_endpoint_created (endpoint_id=?"),
     ],
 )
 @pytest.mark.parametrize("cursor", [None, "dlv_01KF0K8Y20PDDGMEPHX7DTC6DB"])
-@pytest.mark.parametrize("status", [None, "failed", "retrying"])
-def test_a_page_walks_the_scopes_index_and_sorts_nothing_whole(
-    tmp_path: Path, scope: dict[str, str], index: str, cursor: str | None, status: str | None
+@pytest.mark.parametrize(
+    "status", [None, "delivered", "failed", "expired", "pending", "retrying", "waiting"]
+)
+def test_a_page_walks_an_index_and_sorts_nothing_whole(
+    tmp_path: Path, endpoint_id: str | None, walked: str, cursor: str | None, status: str | None
 ) -> None:
+    details = _plan(tmp_path, endpoint_id=endpoint_id, status=status, cursor=cursor)
+    index = _INDEX_OF.get(status or "", walked)
+    assert any(f"SEARCH deliveries USING INDEX {index}" in d for d in details), details
+    # Only ties of created_at are sorted ("RIGHT PART"), a block at a time, up to the limit.
+    assert not any(d == "USE TEMP B-TREE FOR ORDER BY" for d in details), details
+
+
+@pytest.mark.parametrize("endpoint_id", [None, "ep_x"])
+@pytest.mark.parametrize("status", [None, "failed"])
+def test_a_pbx_id_page_starts_from_its_events(
+    tmp_path: Path, endpoint_id: str | None, status: str | None
+) -> None:
+    details = _plan(tmp_path, endpoint_id=endpoint_id, status=status, cursor=None, pbx_id="call-1")
+    assert any(
+        "USING INDEX ix_events_account_pbx (account_id=? AND pbx_id=?)" in d for d in details
+    )
+    assert any(
+        "USING INDEX ix_events_account_call (account_id=? AND call_id=?)" in d for d in details
+    )
+    assert any(
+        "SEARCH deliveries USING INDEX sqlite_autoindex_deliveries_2 (event_id=?)" in d
+        for d in details
+    ), details
+    assert not any("_created" in d or "SCAN deliveries" in d for d in details), details
+
+
+def _plan(
+    tmp_path: Path,
+    *,
+    endpoint_id: str | None,
+    status: str | None,
+    cursor: str | None,
+    pbx_id: str | None = None,
+) -> list[str]:
+    """SQLite's plan of a page's query (parameters unset: the plan does not depend on them)."""
     platform = make_platform(tmp_path)
     with platform.db.read() as conn:
         compiled = (
             delivery_store._page_query(
                 conn,
-                account_id=scope["account_id"],
-                endpoint_id=scope.get("endpoint_id"),
+                account_id="acc_x",
+                endpoint_id=endpoint_id,
                 status=status,
                 event=None,
-                pbx_id=None,
+                pbx_id=pbx_id,
                 since=None,
                 until=None,
                 before_id=cursor,
@@ -185,24 +306,19 @@ def test_a_page_walks_the_scopes_index_and_sorts_nothing_whole(
             f"EXPLAIN QUERY PLAN {compiled.string}",
             tuple(None for _ in compiled.positiontup or ()),
         ).all()
-    details = [row[-1] for row in plan]
-    if status == "failed" and "endpoint_id" not in scope:
-        index = "ix_deliveries_account_failed (account_id=?"  # not past every delivered one
-    assert any(f"SEARCH deliveries USING INDEX {index}" in d for d in details), details
-    # Only ties of created_at are sorted ("RIGHT PART"), a block at a time, up to the limit.
-    assert not any(d == "USE TEMP B-TREE FOR ORDER BY" for d in details), details
+    return [row[-1] for row in plan]
 
 
-def _has_failed_index(platform: Platform) -> bool:
+_NEW_INDEXES = ("ix_deliveries_account_open", "ix_deliveries_account_undelivered")
+
+
+def _status_indexes(platform: Platform) -> set[str]:
     with platform.db.read() as conn:
         if conn.dialect.name == "sqlite":
-            sql = "SELECT count(*) FROM sqlite_master WHERE name = 'ix_deliveries_account_failed'"
+            sql = "SELECT name FROM sqlite_master WHERE type = 'index'"
         else:
-            sql = (
-                "SELECT count(*) FROM pg_indexes WHERE indexname = 'ix_deliveries_account_failed'"
-                " AND schemaname = current_schema()"
-            )
-        return bool(conn.exec_driver_sql(sql).scalar_one())
+            sql = "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
+        return set(conn.exec_driver_sql(sql).scalars()) & set(_NEW_INDEXES)
 
 
 def test_migration_0008_down_and_up(tmp_path: Path, backend: str) -> None:
@@ -210,11 +326,11 @@ def test_migration_0008_down_and_up(tmp_path: Path, backend: str) -> None:
     platform = make_platform(tmp_path, clock=clock, seed=9)
     account = make_account(platform, url="https://receiver.example/hook")
     _publish_batches(platform, clock, account.id, 2)
-    assert _has_failed_index(platform)
+    assert _status_indexes(platform) == set(_NEW_INDEXES)
     downgrade(platform.db, "0007_pbx_index")
-    assert not _has_failed_index(platform)
+    assert _status_indexes(platform) == set()
     upgrade(platform.db)
-    assert _has_failed_index(platform)
-    assert _pages(platform, 5, account_id=account.id) == _newest_first(
+    assert _status_indexes(platform) == set(_NEW_INDEXES)
+    assert _pages(platform, 5, account_id=account.id, status="pending") == _newest_first(
         platform, account_id=account.id
     )

@@ -69,7 +69,12 @@ MAX_PAGE = 100
 _DELIVERY_ID = re.compile(ids.id_pattern("dlv"))
 
 DeliveryIdPath = Annotated[
-    str, Path(max_length=64, description="A delivery id (dlv_…).", examples=["dlv_01JH8Z0000"])
+    str,
+    Path(
+        max_length=64,
+        description="A delivery id (dlv_…).",
+        examples=["dlv_01JH8Z0000AB4N7K2QXW5YH3RT"],
+    ),
 ]
 
 
@@ -144,7 +149,7 @@ def event_json(e: StoredEvent) -> dict[str, Any]:
 # --- Cursors and times ------------------------------------------------------------------------
 def decode_cursor(cursor: str) -> str:
     """The delivery id a cursor names (pages are newest first: the next page is older)."""
-    if not _DELIVERY_ID.match(cursor):
+    if not has_id_shape("dlv", cursor):
         raise InvalidRequest("Invalid cursor: pass next_cursor from the previous page.")
     return cursor
 
