@@ -30,7 +30,7 @@ _BODY = "[0-7][0-9A-HJKMNP-TV-Z]{25}"
 _SHAPE = re.compile(rf"([a-z]+)_{_BODY}", re.ASCII)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MILLISECOND = timedelta(milliseconds=1)
-_LAST_MS = (datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC) - _EPOCH) // _MILLISECOND
+_LAST_MS = (datetime(9999, 12, 31, 23, 59, 59, 998000, tzinfo=UTC) - _EPOCH) // _MILLISECOND
 
 
 def sortable_id(when: datetime, rng: RandomBits = SYSTEM_RANDOM) -> str:
@@ -46,14 +46,18 @@ def _milliseconds(when: datetime) -> int:
 
 def created_at(value: str) -> datetime:
     """The millisecond an id made by :func:`new_id` was made in (aware UTC), from its first 10
-    characters after the prefix. ``ValueError`` for a value without that shape."""
+    characters after the prefix. ``ValueError`` for a value without that shape, or whose time is
+    past 9999-12-31 23:59:59.998 (no id made has one)."""
     if not _SHAPE.fullmatch(value):
         raise ValueError(f"not an id: {value!r}")
     stamp = 0
     for char in value[value.index("_") + 1 :][:10]:
         stamp = stamp * 32 + _ALPHABET.index(char)
-    # 48 bits of milliseconds reach the year 10889; datetime stops at 9999.
-    return _EPOCH + min(stamp, _LAST_MS) * _MILLISECOND
+    if stamp > _LAST_MS:
+        # 48 bits of milliseconds reach the year 10889; datetime stops at 9999 (and callers
+        # add a millisecond).
+        raise ValueError(f"not an id: {value!r} (its time is past the year 9999)")
+    return _EPOCH + stamp * _MILLISECOND
 
 
 def _encode(value: int) -> str:

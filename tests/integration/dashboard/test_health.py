@@ -6,7 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, update
 
 from callhook.platform import Platform
 from callhook.store import deliveries as delivery_store
@@ -140,7 +140,18 @@ def test_only_deliveries_of_the_look_back_are_read(tmp_path: Path) -> None:
     site.clock.advance(60)
     publish_sample(platform, account_id, seed=2)
     _attempt(platform, ms=5.0, status=503, error="http_status")
+    first = platform.clock.now()
+    site.clock.advance(1)
+    # Attempted now, created a minute inside the look-back: it counts.
+    inside = publish_sample(platform, account_id, seed=3).delivery_id
+    _attempt(platform, ms=4000.0, status=None, error="timeout")
     now = platform.clock.now()
+    with platform.db.write() as conn:
+        conn.execute(
+            update(deliveries)
+            .where(deliveries.c.id == inside)
+            .values(created_at=now - stats.LOOK_BACK + timedelta(minutes=1))
+        )
     statements: list[tuple[str, Any]] = []
 
     def seen(conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
@@ -159,10 +170,11 @@ def test_only_deliveries_of_the_look_back_are_read(tmp_path: Path) -> None:
             if "FROM attempts" in sql
         ]
     # The documented cost of the bound: the redelivery's attempt, a minute ago, is left out of
-    # the streak and of the day's attempts (read whole, both would count it).
+    # the streak and of the day's attempts (read whole, both would count it); the delivery
+    # created a minute inside the look-back is in both.
     assert streak is not None
-    assert (streak.since, streak.consecutive, streak.last_status_code) == (now, 1, 503)
-    assert (health.attempts, health.p95_ms) == (1, 5.0)
+    assert (streak.since, streak.consecutive, streak.last_error) == (first, 2, "timeout")
+    assert (health.attempts, health.p95_ms) == (2, 4000.0)
     # Each read of attempts is a range of the account's newest deliveries, not all of them.
     assert len(plans) == 5  # the streak: 3, the p95: 2
     for details in plans:

@@ -6,6 +6,7 @@ backwards walk of the scope's index, not a sort of every delivery of the account
 from __future__ import annotations
 
 import random
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -78,6 +79,8 @@ def _pages(
     endpoint_id: str | None = None,
     status: str | None = None,
     pbx_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
 ) -> list[str]:
     """Every page of the list, one after another through the cursor; the ids in order."""
     seen: list[str] = []
@@ -90,6 +93,8 @@ def _pages(
                 endpoint_id=endpoint_id,
                 status=status,
                 pbx_id=pbx_id,
+                since=since,
+                until=until,
                 before_id=before,
                 limit=limit,
             )
@@ -120,13 +125,17 @@ def test_pages_walk_every_delivery_once_newest_first(
     # Every status filter, on the account and on the endpoint (each kind has its own index).
     rng = random.Random(limit)
     marked = rng.sample(expected, 20)
-    states = {i: ("failed", "expired", "waiting", "pending")[n % 4] for n, i in enumerate(marked)}
+    kinds = ("failed", "expired", "waiting", "pending", "retrying")
+    states = {i: kinds[n % 5] for n, i in enumerate(marked)}
     with platform.db.write() as conn:
         for delivery_id, state in states.items():
             conn.execute(
                 update(deliveries)
                 .where(deliveries.c.id == delivery_id)
-                .values(status=state, attempts=1 if state == "pending" else 0)
+                .values(
+                    status="pending" if state == "retrying" else state,
+                    attempts=1 if state == "retrying" else 0,
+                )
             )
         conn.execute(
             update(deliveries)
@@ -135,12 +144,27 @@ def test_pages_walk_every_delivery_once_newest_first(
         )
     mine = set(_newest_first(platform, endpoint_id=endpoint_id))
     for status in ("failed", "expired", "waiting", "pending", "retrying", "delivered"):
-        stored = "pending" if status == "retrying" else status
-        want = [i for i in expected if states.get(i, "delivered") == stored]
+        # pending lists the retrying ones too (a retrying delivery is stored as pending).
+        also = {"pending": {"retrying"}}.get(status, set())
+        want = [i for i in expected if states.get(i, "delivered") in {status, *also}]
         assert _pages(platform, limit, account_id=account.id, status=status) == want, status
         assert _pages(
             platform, limit, account_id=account.id, endpoint_id=endpoint_id, status=status
         ) == [i for i in want if i in mine], status
+    # A time range, page after page.
+    with platform.db.read() as conn:
+        created = dict(
+            conn.execute(
+                select(deliveries.c.id, deliveries.c.created_at).where(
+                    deliveries.c.account_id == account.id
+                )
+            ).all()
+        )
+    times = sorted(set(created.values()))
+    since, until = times[len(times) // 4], times[3 * len(times) // 4]
+    assert _pages(platform, limit, account_id=account.id, since=since, until=until) == [
+        i for i in expected if since <= created[i] < until
+    ]
 
 
 @pytest.mark.parametrize("offset", [0.0, 0.0005])
@@ -202,6 +226,24 @@ def test_a_pbx_ids_deliveries_page_after_page(tmp_path: Path, backend: str) -> N
             platform, 1, account_id=account.id, endpoint_id=endpoint_id, pbx_id=pbx_id
         ) == [r.id for r in newest if r.pbx_id == pbx_id and r.endpoint_id == endpoint_id]
     assert _pages(platform, 3, account_id=account.id, pbx_id="no-such-call") == []
+    # With a status: one delivery of each pbx_id failed, one retrying.
+    by_pbx: dict[str, list[str]] = {}
+    for r in newest:
+        by_pbx.setdefault(r.pbx_id, []).append(r.id)
+    failed = {ids[0] for ids in by_pbx.values()}
+    retrying = {ids[-1] for ids in by_pbx.values() if len(ids) > 1}
+    with platform.db.write() as conn:
+        conn.execute(update(deliveries).where(deliveries.c.id.in_(failed)).values(status="failed"))
+        conn.execute(
+            update(deliveries)
+            .where(deliveries.c.id.in_(retrying))
+            .values(status="pending", attempts=1)
+        )
+    for pbx_id, ids in by_pbx.items():
+        for status, chosen in (("failed", failed), ("retrying", retrying)):
+            assert _pages(platform, 1, account_id=account.id, pbx_id=pbx_id, status=status) == [
+                i for i in ids if i in chosen
+            ]
 
 
 def test_a_value_no_id_can_have_is_refused_as_a_cursor(tmp_path: Path, backend: str) -> None:
@@ -220,12 +262,23 @@ def test_another_accounts_endpoint_lists_nothing_of_it(tmp_path: Path, backend: 
     other = make_account(platform, url="https://other.example/hook")
     theirs = _second_endpoint(platform, other.id)
     _publish_batches(platform, clock, other.id, 1)
-    with platform.db.read() as conn, pytest.raises(EndpointNotFound):
-        delivery_store.list_deliveries(conn, account_id=account.id, endpoint_id=theirs)
+    with platform.db.read() as conn:
+        with pytest.raises(EndpointNotFound):
+            delivery_store.list_deliveries(conn, account_id=account.id, endpoint_id=theirs)
+        # With a status filter the account's own condition leaves them out.
+        assert (
+            delivery_store.list_deliveries(
+                conn, account_id=account.id, endpoint_id=theirs, status="pending"
+            )
+            == []
+        )
+        assert delivery_store.list_deliveries(
+            conn, account_id=other.id, endpoint_id=theirs, status="pending"
+        )
 
 
-_OPEN = "ix_deliveries_account_open (account_id=?"
-_UNDELIVERED = "ix_deliveries_account_undelivered (account_id=?"
+_OPEN = "ix_deliveries_account_open (account_id=? AND status=?"
+_UNDELIVERED = "ix_deliveries_account_undelivered (account_id=? AND status=?"
 #: The index a page walks, by status filter: the scope's own without one (or for delivered).
 _INDEX_OF = {
     "failed": _UNDELIVERED,
@@ -247,10 +300,20 @@ _INDEX_OF = {
 @pytest.mark.parametrize(
     "status", [None, "delivered", "failed", "expired", "pending", "retrying", "waiting"]
 )
+@pytest.mark.parametrize("since", [None, datetime(2026, 1, 1, tzinfo=UTC)])
+@pytest.mark.parametrize("remade", [False, True])
 def test_a_page_walks_an_index_and_sorts_nothing_whole(
-    tmp_path: Path, endpoint_id: str | None, walked: str, cursor: str | None, status: str | None
+    tmp_path: Path,
+    endpoint_id: str | None,
+    walked: str,
+    cursor: str | None,
+    status: str | None,
+    since: datetime | None,
+    remade: bool,
 ) -> None:
-    details = _plan(tmp_path, endpoint_id=endpoint_id, status=status, cursor=cursor)
+    details = _plan(
+        tmp_path, endpoint_id=endpoint_id, status=status, cursor=cursor, since=since, remade=remade
+    )
     index = _INDEX_OF.get(status or "", walked)
     assert any(f"SEARCH deliveries USING INDEX {index}" in d for d in details), details
     # Only ties of created_at are sorted ("RIGHT PART"), a block at a time, up to the limit.
@@ -283,9 +346,21 @@ def _plan(
     status: str | None,
     cursor: str | None,
     pbx_id: str | None = None,
+    since: datetime | None = None,
+    remade: bool = False,
 ) -> list[str]:
-    """SQLite's plan of a page's query (parameters unset: the plan does not depend on them)."""
+    """SQLite's plan of a page's query (parameters unset: the plan does not depend on them).
+    ``remade``: the scope indexes made again, after the status ones (without statistics,
+    SQLite breaks ties between equally good indexes by the order they were made in)."""
     platform = make_platform(tmp_path)
+    if remade:
+        with platform.db.write() as conn:
+            for name in ("ix_deliveries_account_created", "ix_deliveries_endpoint_created"):
+                sql = conn.exec_driver_sql(
+                    f"SELECT sql FROM sqlite_master WHERE name = '{name}'"
+                ).scalar_one()
+                conn.exec_driver_sql(f"DROP INDEX {name}")
+                conn.exec_driver_sql(sql)
     with platform.db.read() as conn:
         compiled = (
             delivery_store._page_query(
@@ -295,7 +370,7 @@ def _plan(
                 status=status,
                 event=None,
                 pbx_id=pbx_id,
-                since=None,
+                since=since,
                 until=None,
                 before_id=cursor,
             )
