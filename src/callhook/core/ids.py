@@ -47,17 +47,20 @@ def _milliseconds(when: datetime) -> int:
 def created_at(value: str) -> datetime:
     """The millisecond an id made by :func:`new_id` was made in (aware UTC), from its first 10
     characters after the prefix. ``ValueError`` for a value without that shape, or whose time is
-    past 9999-12-31 23:59:59.998 (no id made has one)."""
-    if not _SHAPE.fullmatch(value):
+    past 9999-12-31 23:59:59.998 (no id made has one; callers add a millisecond)."""
+    stamp = _stamp(value) if _SHAPE.fullmatch(value) else None
+    if stamp is None:
         raise ValueError(f"not an id: {value!r}")
-    stamp = 0
-    for char in value[value.index("_") + 1 :][:10]:
-        stamp = stamp * 32 + _ALPHABET.index(char)
-    if stamp > _LAST_MS:
-        # 48 bits of milliseconds reach the year 10889; datetime stops at 9999 (and callers
-        # add a millisecond).
-        raise ValueError(f"not an id: {value!r} (its time is past the year 9999)")
     return _EPOCH + stamp * _MILLISECOND
+
+
+def _stamp(body: str) -> int | None:
+    """The milliseconds in a shaped id's first 10 characters, None past ``_LAST_MS`` (48 bits
+    reach the year 10889; datetime stops at 9999)."""
+    stamp = 0
+    for char in body[body.index("_") + 1 :][:10]:
+        stamp = stamp * 32 + _ALPHABET.index(char)
+    return stamp if stamp <= _LAST_MS else None
 
 
 def _encode(value: int) -> str:
@@ -94,11 +97,13 @@ def id_pattern(prefix: str) -> str:
 
 def has_id_shape(prefix: str, value: str) -> bool:
     """Whether ``value`` could be an id :func:`new_id` made with ``prefix`` (``dlv_`` + 26
-    characters). Ids from outside (URL paths, query strings) are checked before any query: one
-    that cannot exist is answered "not found" without asking the database, which also keeps
-    text it cannot hold (PostgreSQL refuses NUL) away from it."""
+    Crockford base32 characters holding 128 bits, a time before the year 10000; the anchored
+    regular expression :func:`id_pattern` checks all but the time). Ids from outside (URL paths,
+    query strings) are checked before any query: one that cannot exist is answered "not found"
+    without asking the database, which also keeps text it cannot hold (PostgreSQL refuses NUL)
+    away from it."""
     match = _SHAPE.fullmatch(value)
-    return match is not None and match.group(1) == prefix
+    return match is not None and match.group(1) == prefix and _stamp(value) is not None
 
 
 class Randomness(RandomBits, Protocol):

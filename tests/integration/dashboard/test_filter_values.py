@@ -122,7 +122,17 @@ def test_a_pbx_id_filter_still_finds_its_delivery(dash: Dashboard) -> None:
     assert _listed(response.text, dash) == {dash.delivery_ids[1]}
 
 
-@pytest.mark.parametrize("value", ["dlv\x00", "x", "dlv_" + "0" * 25 + "\x00"], ids=repr)
+@pytest.mark.parametrize(
+    "value",
+    [
+        "dlv\x00",
+        "x",
+        "dlv_" + "0" * 25 + "\x00",
+        "dlv_01KF0K8Y20PDDGMEPHX7DTC6DU",  # U is no Crockford digit
+        "dlv_7ZZZZZZZZZ0000000000000000",  # an id's shape, a time past the year 9999
+    ],
+    ids=repr,
+)
 def test_broken_page_cursors_are_an_error_not_a_500(dash: Dashboard, value: str) -> None:
     response = dash.site.client.get("/dashboard/deliveries", params={"before": value})
     assert response.status_code == 400
