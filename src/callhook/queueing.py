@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from callhook.core.outcome import DeliveryStatus
+from callhook.errors import PayloadInvalid
 from callhook.publish import Publisher
 from callhook.store import deliveries as delivery_store
 from callhook.store.deliveries import Delivery
@@ -59,7 +60,17 @@ def redeliver_window(
 ) -> int:
     """Queue again every ``status`` delivery (of ``account_id``, or of every account: None;
     to ``endpoint_id`` only, when given) created in [since, until), each with a fresh 24 h
-    retry window; wake the workers when any was queued. Returns how many."""
+    retry window; wake the workers when any was queued. Returns how many.
+
+    ``PayloadInvalid`` naming the field, before anything is read, for a window that holds no
+    instant: ``until`` not later than ``since``, or (``until`` left out, so now) ``since`` not
+    earlier than ``now`` (the API, the dashboard and the CLI all ask through here)."""
+    if until is not None and until <= since:
+        raise PayloadInvalid("until: must be later than since.", field="until")
+    if until is None and now <= since:
+        raise PayloadInvalid(
+            "since: must be earlier than now when until is left out.", field="since"
+        )
     with publisher.db.write() as conn:
         if check is not None:
             check(conn)

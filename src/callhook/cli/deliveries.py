@@ -62,7 +62,15 @@ def deliveries_list(
     database_url: str | None = DatabaseOption,
 ) -> None:
     """The newest deliveries."""
+    from callhook.errors import UnknownEvent
+    from callhook.events.names import is_known
+    from callhook.store import accounts as account_store
+
+    if event is not None and not is_known(event):
+        raise fail(str(UnknownEvent(event)))
     with platform(database_url) as p, p.db.read() as conn:
+        if account is not None:
+            account_store.get(conn, account)  # an unknown account is an error, not "none"
         rows = delivery_store.list_deliveries(
             conn, account_id=account, status=status, event=event, limit=limit
         )
@@ -151,6 +159,7 @@ def deliveries_redeliver(
         raise fail("give either a delivery id or --since")
     start, end = parse_time(since, "--since"), parse_time(until, "--until")
     from callhook import queueing
+    from callhook.errors import PayloadInvalid
 
     with platform(database_url) as p:
         now = p.clock.now()
@@ -161,9 +170,12 @@ def deliveries_redeliver(
             count = 1
         else:
             assert start is not None
-            count = queueing.redeliver_window(
-                p.publisher, now=now, account_id=account, since=start, until=end
-            )
+            try:
+                count = queueing.redeliver_window(
+                    p.publisher, now=now, account_id=account, since=start, until=end
+                )
+            except PayloadInvalid as exc:
+                raise fail(str(exc)) from exc
     if json:
         print_json({"queued": count})
     elif delivery_id is not None:

@@ -31,7 +31,7 @@ from callhook.dashboard.auth import CheckedForm, CurrentViewer, DashboardRoute, 
 from callhook.dashboard.charts import hourly_chart
 from callhook.dashboard.pages_webhook import request_headers
 from callhook.dashboard.render import clock_time, page
-from callhook.errors import NotFound
+from callhook.errors import NotFound, PayloadInvalid
 from callhook.events import ALL_EVENTS
 from callhook.events.models import is_pbx_id
 from callhook.platform import Platform
@@ -250,9 +250,18 @@ def redeliver_failed(request: Request, who: CurrentViewer, form: CheckedForm) ->
             status=400,
         )
     since = parse_utc(raw)
-    count = queueing.redeliver_window(
-        platform.publisher, now=platform.clock.now(), account_id=who.account_id, since=since
-    )
+    try:
+        count = queueing.redeliver_window(
+            platform.publisher, now=platform.clock.now(), account_id=who.account_id, since=since
+        )
+    except PayloadInvalid:
+        return _list_page(
+            request,
+            who.account_id,
+            bulk_since=raw,
+            bulk_error="Enter a time in the past: deliveries created since then are queued.",
+            status=400,
+        )
     return RedirectResponse(f"/dashboard/deliveries?requeued={count}", status_code=303)
 
 

@@ -237,6 +237,7 @@ def test_window_redelivery_queues_only_the_window(tmp_path: Path) -> None:
         (b'{"since": "2026-01-01T00:00:00Z", "extra": 1}', "application/json", 422),
         (b'{"since": "2026-01-01T00:00:00Z", "status": "pending"}', "application/json", 422),
         (b'{"since": "2026-01-02T00:00:00Z", "until": "2026-01-01T00:00:00Z"}', None, 422),
+        (b'{"since": "2030-01-01T00:00:00Z"}', None, 422),  # until: now, before since
         (b'{"since": "' + b"x" * 20_000 + b'"}', "application/json", 413),
     ],
 )

@@ -79,10 +79,27 @@ def test_redeliver_refuses_bad_times_by_name(
     assert reason in out
 
 
-@pytest.mark.parametrize("value", [*EDGE_TIMES, "2026-01-15T10:00", "2026-01-15 10:00:00"])
+@pytest.mark.parametrize("value", [*EDGE_TIMES[:2], "2026-01-15T10:00", "2026-01-15 10:00:00"])
 def test_redeliver_takes_edge_times_and_zoneless_utc(cli: Cli, value: str) -> None:
     out = cli.run("deliveries", "redeliver", "--since", value, "--json")
     assert orjson.loads(out) == {"queued": 0}
+    out = cli.run("deliveries", "redeliver", "--since", value, "--until", EDGE_TIMES[2], "--json")
+    assert orjson.loads(out) == {"queued": 0}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--since", EDGE_TIMES[2]], "since: must be earlier than now when until is left out."),
+        (["--since", EDGE_TIMES[3]], "since: must be earlier than now when until is left out."),
+        (["--since", "2026-01-02T00:00:00Z", "--until", "2026-01-01T00:00:00Z"], "until: must"),
+        (["--since", "2026-01-01T00:00:00Z", "--until", "2026-01-01T00:00:00Z"], "until: must"),
+    ],
+)
+def test_redeliver_refuses_a_window_that_holds_no_instant(
+    cli: Cli, args: list[str], message: str
+) -> None:
+    assert message in cli.said("deliveries", "redeliver", *args, code=2)
 
 
 @pytest.mark.parametrize(("value", "reason"), BAD_TIMES, ids=[v for v, _ in BAD_TIMES])
@@ -168,3 +185,17 @@ def test_the_range_message_is_the_documented_one() -> None:
     assert _expected(_sample(started_at="0001-01-01T00:00:00+01:00")) == (
         f"data.started_at: value {RANGE}"
     )
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["--event", "nope"], 2, "nope"),
+        (["--account", "acc_01KF0K8Y20PDDGMEPHX7DTC6DB"], 1, "no account"),
+        (["--status", "lost"], 1, "status must be one of"),
+    ],
+)
+def test_deliveries_list_refuses_what_cannot_match(
+    cli: Cli, args: list[str], code: int, message: str
+) -> None:
+    assert message in cli.said("deliveries", "list", *args, code=code)

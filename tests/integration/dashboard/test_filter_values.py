@@ -159,6 +159,18 @@ def test_bulk_redelivery_refuses_times_outside_the_range(
     assert dash.statuses() == {"failed"}
 
 
+def test_bulk_redelivery_refuses_a_time_to_come(dash: Dashboard) -> None:
+    response = dash.site.client.post(
+        "/dashboard/deliveries/redeliver-failed",
+        data={"csrf_token": page_token(dash.site.client), "since": "9999-12-31T00:00"},
+    )
+    assert response.status_code == 400
+    assert _field_error(response.text, "bulk-since") == (
+        "Enter a time in the past: deliveries created since then are queued."
+    )
+    assert dash.statuses() == {"failed"}
+
+
 def test_a_nul_in_a_form_field_is_a_400_and_changes_nothing(dash: Dashboard) -> None:
     response = dash.site.client.post(
         "/dashboard/deliveries/redeliver-failed",

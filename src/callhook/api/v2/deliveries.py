@@ -48,7 +48,6 @@ from callhook.errors import (
     IntegrationNotConfigured,
     InvalidRequest,
     NotFound,
-    PayloadInvalid,
     UnknownEvent,
 )
 from callhook.events.models import PBX_ID_PATTERN
@@ -290,8 +289,6 @@ async def redeliver_window(request: Request, caller: BodyWriter) -> Response:
     platform = platform_of(request)
     now = platform.clock.now()
     since, until = window.since, window.until
-    if until is not None and until <= since:
-        raise PayloadInvalid("until: must be later than since.", field="until")
 
     def check(conn: Connection) -> None:
         integration_store.require_configured(conn, caller.account_id)
