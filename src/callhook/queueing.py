@@ -79,7 +79,8 @@ def redeliver_window(
             now=now,
             account_id=account_id,
             since=since,
-            until=until,
+            # [since, now) as documented, and as the check above judged it.
+            until=until if until is not None else now,
             status=str(status),
             endpoint_id=endpoint_id,
         )

@@ -62,12 +62,13 @@ def deliveries_list(
     database_url: str | None = DatabaseOption,
 ) -> None:
     """The newest deliveries."""
-    from callhook.errors import UnknownEvent
     from callhook.events.names import is_known
     from callhook.store import accounts as account_store
 
     if event is not None and not is_known(event):
-        raise fail(str(UnknownEvent(event)))
+        raise fail(f"--event: unknown event '{event}' (callhook events list shows them)")
+    if status is not None and status not in delivery_store.FILTERS:
+        raise fail(f"--status must be one of {', '.join(delivery_store.FILTERS)}")
     with platform(database_url) as p, p.db.read() as conn:
         if account is not None:
             account_store.get(conn, account)  # an unknown account is an error, not "none"
@@ -170,12 +171,19 @@ def deliveries_redeliver(
             count = 1
         else:
             assert start is not None
+            if account is not None:
+                from callhook.store import accounts as account_store
+
+                with p.db.read() as conn:
+                    account_store.get(conn, account)  # unknown: an error, not "0 queued"
             try:
                 count = queueing.redeliver_window(
                     p.publisher, now=now, account_id=account, since=start, until=end
                 )
             except PayloadInvalid as exc:
-                raise fail(str(exc)) from exc
+                if exc.field == "until":
+                    raise fail("--until must be later than --since") from exc
+                raise fail("--since must be earlier than now when --until is left out") from exc
     if json:
         print_json({"queued": count})
     elif delivery_id is not None:

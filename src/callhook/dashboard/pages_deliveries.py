@@ -259,7 +259,7 @@ def redeliver_failed(request: Request, who: CurrentViewer, form: CheckedForm) ->
             request,
             who.account_id,
             bulk_since=raw,
-            bulk_error="Enter a time in the past: deliveries created since then are queued.",
+            bulk_error="Enter a time in the past (UTC): deliveries created since then are queued.",
             status=400,
         )
     return RedirectResponse(f"/dashboard/deliveries?requeued={count}", status_code=303)

@@ -147,7 +147,7 @@ def test_summary_shape(tmp_path: Path) -> None:
         ({"cursor": "not-a-cursor"}, 422),
         ({"cursor": "dlv_x"}, 422),
         ({"cursor": "dlv_01KF0K8Y20PDDGMEPHX7DTC6DU"}, 422),  # U is no Crockford digit
-        ({"cursor": "dlv_7ZZZZZZZZZ0000000000000000"}, 400),  # an id's shape, a time past 9999
+        ({"cursor": "dlv_7ZZZZZZZZZ0000000000000000"}, 422),  # an id's shape, a time past 9999
         ({"event": "invalid_event"}, 400),
         ({"limit": 0}, 422),
         ({"limit": 101}, 422),

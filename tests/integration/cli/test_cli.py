@@ -88,7 +88,7 @@ def test_bad_input_is_a_clear_message_not_a_traceback(env: dict[str, str]) -> No
     assert "unknown scope(s) admin" in out
     out = run(env, "deliveries", "show", "dlv_missing", code=1)
     assert "not found" in out
-    out = run(env, "deliveries", "list", "--status", "lost", code=1)
+    out = run(env, "deliveries", "list", "--status", "lost", code=2)
     assert "status must be one of pending, retrying, waiting, delivered, failed, expired" in out
     out = run(env, "integration", "set-url", acc, "ftp://example.com/x", code=1)
     assert "error" in out.lower()

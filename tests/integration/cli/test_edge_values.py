@@ -90,10 +90,16 @@ def test_redeliver_takes_edge_times_and_zoneless_utc(cli: Cli, value: str) -> No
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--since", EDGE_TIMES[2]], "since: must be earlier than now when until is left out."),
-        (["--since", EDGE_TIMES[3]], "since: must be earlier than now when until is left out."),
-        (["--since", "2026-01-02T00:00:00Z", "--until", "2026-01-01T00:00:00Z"], "until: must"),
-        (["--since", "2026-01-01T00:00:00Z", "--until", "2026-01-01T00:00:00Z"], "until: must"),
+        (["--since", EDGE_TIMES[2]], "--since must be earlier than now when --until is left out"),
+        (["--since", EDGE_TIMES[3]], "--since must be earlier than now when --until is left out"),
+        (
+            ["--since", "2026-01-02T00:00:00Z", "--until", "2026-01-01T00:00:00Z"],
+            "--until must be later than --since",
+        ),
+        (
+            ["--since", "2026-01-01T00:00:00Z", "--until", "2026-01-01T00:00:00Z"],
+            "--until must be later than --since",
+        ),
     ],
 )
 def test_redeliver_refuses_a_window_that_holds_no_instant(
@@ -190,12 +196,25 @@ def test_the_range_message_is_the_documented_one() -> None:
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
-        (["--event", "nope"], 2, "nope"),
+        (["--event", "nope"], 2, "--event: unknown event 'nope' (callhook events list shows them)"),
         (["--account", "acc_01KF0K8Y20PDDGMEPHX7DTC6DB"], 1, "no account"),
-        (["--status", "lost"], 1, "status must be one of"),
+        (["--status", "lost"], 2, "--status must be one of pending, retrying, waiting"),
     ],
 )
 def test_deliveries_list_refuses_what_cannot_match(
     cli: Cli, args: list[str], code: int, message: str
 ) -> None:
     assert message in cli.said("deliveries", "list", *args, code=code)
+
+
+def test_redeliver_refuses_an_unknown_account(cli: Cli) -> None:
+    out = cli.said(
+        "deliveries",
+        "redeliver",
+        "--since",
+        "2026-01-01T00:00:00Z",
+        "--account",
+        "acc_01KF0K8Y20PDDGMEPHX7DTC6DB",
+        code=1,
+    )
+    assert "no account" in out

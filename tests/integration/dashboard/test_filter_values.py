@@ -166,7 +166,7 @@ def test_bulk_redelivery_refuses_a_time_to_come(dash: Dashboard) -> None:
     )
     assert response.status_code == 400
     assert _field_error(response.text, "bulk-since") == (
-        "Enter a time in the past: deliveries created since then are queued."
+        "Enter a time in the past (UTC): deliveries created since then are queued."
     )
     assert dash.statuses() == {"failed"}
 

@@ -46,8 +46,8 @@ from callhook.core.clock import rfc3339
 from callhook.core.ids import has_id_shape
 from callhook.errors import (
     IntegrationNotConfigured,
-    InvalidRequest,
     NotFound,
+    PayloadInvalid,
     UnknownEvent,
 )
 from callhook.events.models import PBX_ID_PATTERN
@@ -148,8 +148,11 @@ def event_json(e: StoredEvent) -> dict[str, Any]:
 # --- Cursors and times ------------------------------------------------------------------------
 def decode_cursor(cursor: str) -> str:
     """The delivery id a cursor names (pages are newest first: the next page is older)."""
-    if not has_id_shape("dlv", cursor):
-        raise InvalidRequest("Invalid cursor: pass next_cursor from the previous page.")
+    if not has_id_shape("dlv", cursor):  # past the pattern: an id's shape, a time past 9999
+        raise PayloadInvalid(
+            "cursor: not one this API gave: pass next_cursor from the previous page.",
+            field="cursor",
+        )
     return cursor
 
 
