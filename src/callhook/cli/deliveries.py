@@ -28,6 +28,14 @@ else:
 deliveries_app = command_group("deliveries", "Watch, inspect and redeliver deliveries.")
 
 
+def _is_pbx_id(value: str) -> bool:
+    import re
+
+    from callhook.events.models import PBX_ID_PATTERN
+
+    return len(value) <= 128 and re.fullmatch(PBX_ID_PATTERN, value) is not None
+
+
 def _check_delivery_id(delivery_id: str) -> None:
     """An id no delivery can have is "not found" without a query (PostgreSQL refuses NUL)."""
     from callhook.core.ids import has_id_shape
@@ -57,23 +65,58 @@ def deliveries_list(
         ),
     ] = None,
     event: Annotated[str | None, typer.Option(help="Only this event.")] = None,
+    endpoint: Annotated[
+        str | None, typer.Option(help="With --account: only this endpoint of it (ep_…).")
+    ] = None,
+    pbx_id: Annotated[str | None, typer.Option(help="Only this pbx_id.")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Created at or after (RFC 3339; no time zone: UTC).")
+    ] = None,
+    until: Annotated[str | None, typer.Option(help="Created before (RFC 3339).")] = None,
+    before: Annotated[
+        str | None,
+        typer.Option(help="The next page: older than this delivery (the last id listed)."),
+    ] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
     json: bool = JsonOption,
     database_url: str | None = DatabaseOption,
 ) -> None:
-    """The newest deliveries."""
+    """The newest deliveries, a page at a time (--before the last id for the next)."""
     from callhook.events.names import is_known
     from callhook.store import accounts as account_store
+    from callhook.store import endpoints as endpoint_store
 
     if event is not None and not is_known(event):
         raise fail(f"--event: unknown event '{event}' (callhook events list shows them)")
     if status is not None and status not in delivery_store.FILTERS:
         raise fail(f"--status must be one of {', '.join(delivery_store.FILTERS)}")
+    if endpoint is not None and account is None:
+        raise fail("--endpoint needs --account (the account the endpoint belongs to)")
+    from callhook.core.ids import has_id_shape
+
+    if before is not None and not has_id_shape("dlv", before):
+        raise fail("--before: not a delivery id (dlv_…, the last one listed)")
+    if pbx_id is not None and not _is_pbx_id(pbx_id):
+        raise fail(
+            "--pbx-id: 1–128 letters, digits, '.', '_', ':' or '-', the first a letter or digit"
+        )
+    start, end = parse_time(since, "--since"), parse_time(until, "--until")
     with platform(database_url) as p, p.db.read() as conn:
         if account is not None:
             account_store.get(conn, account)  # an unknown account is an error, not "none"
+            if endpoint is not None:
+                endpoint_store.get(conn, account, endpoint)
         rows = delivery_store.list_deliveries(
-            conn, account_id=account, status=status, event=event, limit=limit
+            conn,
+            account_id=account,
+            endpoint_id=endpoint,
+            status=status,
+            event=event,
+            pbx_id=pbx_id,
+            since=start,
+            until=end,
+            before_id=before,
+            limit=limit,
         )
     if json:
         print_json([_delivery_json(d) for d in rows])
@@ -107,6 +150,8 @@ def deliveries_list(
             when(d.created_at),
         )
     console.print(table)
+    if len(rows) == limit:
+        console.print(f"older: --before {rows[-1].id}", highlight=False, soft_wrap=True)
 
 
 @deliveries_app.command("show")

@@ -218,3 +218,65 @@ def test_redeliver_refuses_an_unknown_account(cli: Cli) -> None:
         code=1,
     )
     assert "no account" in out
+
+
+def test_deliveries_list_pages_and_filters_like_the_api(cli: Cli) -> None:
+    emitted = [
+        orjson.loads(cli.run("emit", "incoming_call_start", "--account", cli.account, "--json"))
+        for _ in range(5)
+    ]
+    listed = orjson.loads(cli.run("deliveries", "list", "--account", cli.account, "--json"))
+    newest = [d["id"] for d in listed]
+    assert set(newest) == {e["delivery_id"] for e in emitted}
+    seen: list[str] = []
+    args = ["deliveries", "list", "--account", cli.account, "--limit", "2", "--json"]
+    while True:
+        page = orjson.loads(cli.run(*args, *(["--before", seen[-1]] if seen else [])))
+        seen += [d["id"] for d in page]
+        if len(page) < 2:
+            break
+    assert seen == newest
+    assert f"older: --before {newest[1]}" in cli.said(
+        "deliveries", "list", "--account", cli.account, "--limit", "2", code=0
+    )
+    pbx_id = listed[0]["pbx_id"]
+    by_pbx = orjson.loads(cli.run("deliveries", "list", "--pbx-id", pbx_id, "--json"))
+    assert [d["id"] for d in by_pbx] == [newest[0]]
+    primary = listed[0]["endpoint_id"]
+    mine = [
+        "--account",
+        cli.account,
+        "--endpoint",
+        primary,
+        "--since",
+        "2000-01-01T00:00",
+        "--json",
+    ]
+    assert [d["id"] for d in orjson.loads(cli.run("deliveries", "list", *mine))] == newest
+    before = ["--account", cli.account, "--until", "2000-01-01T00:00:00Z", "--json"]
+    assert orjson.loads(cli.run("deliveries", "list", *before)) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["--before", "dlv_x"], 2, "--before: not a delivery id"),
+        (["--before", "dlv_7ZZZZZZZZZ0000000000000000"], 2, "--before: not a delivery id"),
+        (["--pbx-id", "call\x00"], 2, "--pbx-id: 1–128 letters"),
+        (["--pbx-id", "x" * 129], 2, "--pbx-id: 1–128 letters"),
+        (["--endpoint", "ep_01KF0K8Y20PDDGMEPHX7DTC6DB"], 2, "--endpoint needs --account"),
+        (["--since", "yesterday"], 2, "--since"),
+    ],
+)
+def test_deliveries_list_refuses_bad_options_by_name(
+    cli: Cli, args: list[str], code: int, message: str
+) -> None:
+    assert message in cli.said("deliveries", "list", *args, code=code)
+
+
+def test_deliveries_list_refuses_another_accounts_endpoint(cli: Cli) -> None:
+    other = orjson.loads(cli.run("accounts", "create", "Other", "--json"))["id"]
+    cli.run("integration", "set-url", other, "https://localhost:9/other")
+    theirs = orjson.loads(cli.run("endpoints", "list", other, "--json"))[0]["id"]
+    out = cli.said("deliveries", "list", "--account", cli.account, "--endpoint", theirs, code=1)
+    assert "not found" in out
