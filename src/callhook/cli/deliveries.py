@@ -81,7 +81,10 @@ def deliveries_list(
     json: bool = JsonOption,
     database_url: str | None = DatabaseOption,
 ) -> None:
-    """The newest deliveries, a page at a time (--before the last id for the next)."""
+    """The newest deliveries, a page at a time.
+
+    For the next page, pass the last id listed as --before.
+    """
     from callhook.events.names import is_known
     from callhook.store import accounts as account_store
     from callhook.store import endpoints as endpoint_store

@@ -221,6 +221,11 @@ def test_redeliver_refuses_an_unknown_account(cli: Cli) -> None:
 
 
 def test_deliveries_list_pages_and_filters_like_the_api(cli: Cli) -> None:
+    # An account of its own: the module's account has other tests' deliveries.
+    account = orjson.loads(cli.run("accounts", "create", "Paged", "--json"))["id"]
+    cli.run("integration", "set-url", account, "https://localhost:9/paged")
+    cli.run("integration", "subscribe", account, "incoming_call_start")
+    cli = Cli(cli.env, account)
     emitted = [
         orjson.loads(cli.run("emit", "incoming_call_start", "--account", cli.account, "--json"))
         for _ in range(5)
@@ -240,7 +245,9 @@ def test_deliveries_list_pages_and_filters_like_the_api(cli: Cli) -> None:
         "deliveries", "list", "--account", cli.account, "--limit", "2", code=0
     )
     pbx_id = listed[0]["pbx_id"]
-    by_pbx = orjson.loads(cli.run("deliveries", "list", "--pbx-id", pbx_id, "--json"))
+    by_pbx = orjson.loads(
+        cli.run("deliveries", "list", "--account", account, "--pbx-id", pbx_id, "--json")
+    )
     assert [d["id"] for d in by_pbx] == [newest[0]]
     primary = listed[0]["endpoint_id"]
     mine = [
