@@ -79,8 +79,8 @@ def redeliver_window(
             now=now,
             account_id=account_id,
             since=since,
-            # [since, now) as documented, and as the check above judged it.
-            until=until if until is not None else now,
+            # Left out: up to now, and what was created in this very instant (a fixed clock).
+            until=until,
             status=str(status),
             endpoint_id=endpoint_id,
         )
