@@ -24,6 +24,16 @@ from callhook.store.tables import deliveries, events
 from tests.factories import make_account, make_platform
 
 
+def _two_accounts(tmp_path: Path, seed: int) -> tuple[Platform, FakeClock, str, str]:
+    """A platform on a fixed clock with two accounts, each with its primary endpoint: (platform,
+    clock, the account under test, another)."""
+    clock = FakeClock()
+    platform = make_platform(tmp_path, clock=clock, seed=seed)
+    account = make_account(platform, url="https://receiver.example/hook")
+    other = make_account(platform, url="https://other.example/hook")
+    return platform, clock, account.id, other.id
+
+
 def _second_endpoint(platform: Platform, account_id: str) -> str:
     with platform.db.write() as conn:
         endpoint = endpoint_store.create(
@@ -108,18 +118,15 @@ def _pages(
 def test_pages_walk_every_delivery_once_newest_first(
     tmp_path: Path, backend: str, limit: int
 ) -> None:
-    clock = FakeClock()
-    platform = make_platform(tmp_path, clock=clock, seed=3)
-    account = make_account(platform, url="https://receiver.example/hook")
-    other = make_account(platform, url="https://other.example/hook")
-    endpoint_id = _second_endpoint(platform, account.id)
+    platform, clock, account_id, other_id = _two_accounts(tmp_path, seed=3)
+    endpoint_id = _second_endpoint(platform, account_id)
     for seed in range(3):
-        _publish_batches(platform, clock, account.id, seed)
-        _publish_batches(platform, clock, other.id, seed + 10)
-    expected = _newest_first(platform, account_id=account.id)
+        _publish_batches(platform, clock, account_id, seed)
+        _publish_batches(platform, clock, other_id, seed + 10)
+    expected = _newest_first(platform, account_id=account_id)
     assert len(expected) == len(set(expected)) > 40
-    assert _pages(platform, limit, account_id=account.id) == expected
-    assert _pages(platform, limit, account_id=account.id, endpoint_id=endpoint_id) == (
+    assert _pages(platform, limit, account_id=account_id) == expected
+    assert _pages(platform, limit, account_id=account_id, endpoint_id=endpoint_id) == (
         _newest_first(platform, endpoint_id=endpoint_id)
     )
     # Every status filter, on the account and on the endpoint (each kind has its own index).
@@ -147,22 +154,22 @@ def test_pages_walk_every_delivery_once_newest_first(
         # pending lists the retrying ones too (a retrying delivery is stored as pending).
         also = {"pending": {"retrying"}}.get(status, set())
         want = [i for i in expected if states.get(i, "delivered") in {status, *also}]
-        assert _pages(platform, limit, account_id=account.id, status=status) == want, status
+        assert _pages(platform, limit, account_id=account_id, status=status) == want, status
         assert _pages(
-            platform, limit, account_id=account.id, endpoint_id=endpoint_id, status=status
+            platform, limit, account_id=account_id, endpoint_id=endpoint_id, status=status
         ) == [i for i in want if i in mine], status
     # A time range, page after page.
     with platform.db.read() as conn:
         created = dict(
             conn.execute(
                 select(deliveries.c.id, deliveries.c.created_at).where(
-                    deliveries.c.account_id == account.id
+                    deliveries.c.account_id == account_id
                 )
             ).all()
         )
     times = sorted(set(created.values()))
     since, until = times[len(times) // 4], times[3 * len(times) // 4]
-    assert _pages(platform, limit, account_id=account.id, since=since, until=until) == [
+    assert _pages(platform, limit, account_id=account_id, since=since, until=until) == [
         i for i in expected if since <= created[i] < until
     ]
 
@@ -197,14 +204,11 @@ def test_a_cursor_pruned_since_continues_after_its_time(
 
 
 def test_a_pbx_ids_deliveries_page_after_page(tmp_path: Path, backend: str) -> None:
-    clock = FakeClock()
-    platform = make_platform(tmp_path, clock=clock, seed=11)
-    account = make_account(platform, url="https://receiver.example/hook")
-    other = make_account(platform, url="https://other.example/hook")
-    endpoint_id = _second_endpoint(platform, account.id)
+    platform, clock, account_id, other_id = _two_accounts(tmp_path, seed=11)
+    endpoint_id = _second_endpoint(platform, account_id)
     rng = random.Random(2)
     for _ in range(3):
-        for owner in (account.id, other.id):  # the same ids in another account: never listed
+        for owner in (account_id, other_id):  # the same ids in another account: never listed
             for item in call_scenario("answered", rng, start=clock.now()):
                 platform.publisher.publish(
                     [PublishRequest(item.event, item.pbx_id, owner, item.data)]
@@ -216,16 +220,16 @@ def test_a_pbx_ids_deliveries_page_after_page(tmp_path: Path, backend: str) -> N
                 deliveries.c.id, deliveries.c.created_at, deliveries.c.endpoint_id, events.c.pbx_id
             )
             .join(events, events.c.id == deliveries.c.event_id)
-            .where(deliveries.c.account_id == account.id)
+            .where(deliveries.c.account_id == account_id)
         ).all()
     newest = sorted(rows, key=lambda r: (r.created_at, r.id), reverse=True)
     for pbx_id in {r.pbx_id for r in rows}:
         want = [r.id for r in newest if r.pbx_id == pbx_id]
-        assert _pages(platform, 2, account_id=account.id, pbx_id=pbx_id) == want
+        assert _pages(platform, 2, account_id=account_id, pbx_id=pbx_id) == want
         assert _pages(
-            platform, 1, account_id=account.id, endpoint_id=endpoint_id, pbx_id=pbx_id
+            platform, 1, account_id=account_id, endpoint_id=endpoint_id, pbx_id=pbx_id
         ) == [r.id for r in newest if r.pbx_id == pbx_id and r.endpoint_id == endpoint_id]
-    assert _pages(platform, 3, account_id=account.id, pbx_id="no-such-call") == []
+    assert _pages(platform, 3, account_id=account_id, pbx_id="no-such-call") == []
     # With a status: one delivery of each pbx_id failed, one retrying.
     by_pbx: dict[str, list[str]] = {}
     for r in newest:
@@ -241,7 +245,7 @@ def test_a_pbx_ids_deliveries_page_after_page(tmp_path: Path, backend: str) -> N
         )
     for pbx_id, ids in by_pbx.items():
         for status, chosen in (("failed", failed), ("retrying", retrying)):
-            assert _pages(platform, 1, account_id=account.id, pbx_id=pbx_id, status=status) == [
+            assert _pages(platform, 1, account_id=account_id, pbx_id=pbx_id, status=status) == [
                 i for i in ids if i in chosen
             ]
 
@@ -256,24 +260,21 @@ def test_a_value_no_id_can_have_is_refused_as_a_cursor(tmp_path: Path, backend: 
 
 
 def test_another_accounts_endpoint_lists_nothing_of_it(tmp_path: Path, backend: str) -> None:
-    clock = FakeClock()
-    platform = make_platform(tmp_path, clock=clock, seed=7)
-    account = make_account(platform, url="https://receiver.example/hook")
-    other = make_account(platform, url="https://other.example/hook")
-    theirs = _second_endpoint(platform, other.id)
-    _publish_batches(platform, clock, other.id, 1)
+    platform, clock, account_id, other_id = _two_accounts(tmp_path, seed=7)
+    theirs = _second_endpoint(platform, other_id)
+    _publish_batches(platform, clock, other_id, 1)
     with platform.db.read() as conn:
         with pytest.raises(EndpointNotFound):
-            delivery_store.list_deliveries(conn, account_id=account.id, endpoint_id=theirs)
+            delivery_store.list_deliveries(conn, account_id=account_id, endpoint_id=theirs)
         # With a status filter the account's own condition leaves them out.
         assert (
             delivery_store.list_deliveries(
-                conn, account_id=account.id, endpoint_id=theirs, status="pending"
+                conn, account_id=account_id, endpoint_id=theirs, status="pending"
             )
             == []
         )
         assert delivery_store.list_deliveries(
-            conn, account_id=other.id, endpoint_id=theirs, status="pending"
+            conn, account_id=other_id, endpoint_id=theirs, status="pending"
         )
 
 
