@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from callhook import endpoint_view
     from callhook.platform import Platform
     from callhook.store import accounts as account_store
-    from callhook.store import endpoint_health, endpoint_status
+    from callhook.store import endpoint_health, endpoint_removal, endpoint_status
     from callhook.store import endpoints as endpoint_store
     from callhook.store.db import Connection
     from callhook.store.endpoint_status import EndpointEvent, Status
@@ -45,6 +45,7 @@ else:
     endpoint_store = LazyModule("callhook.store.endpoints")
     endpoint_health = LazyModule("callhook.store.endpoint_health")
     endpoint_status = LazyModule("callhook.store.endpoint_status")
+    endpoint_removal = LazyModule("callhook.store.endpoint_removal")
     endpoint_view = LazyModule("callhook.endpoint_view")
 
 #: Who a change from this CLI is recorded as in the endpoint event log.
@@ -430,9 +431,9 @@ def endpoints_remove(
             if not stdin_is_terminal():
                 raise fail("removing an endpoint deletes its deliveries; pass --yes to confirm")
             typer.confirm(f"Remove {endpoint.id} ({endpoint.url}) and its deliveries?", abort=True)
-        with p.db.write() as conn:
-            endpoint_store.delete_endpoint(conn, account, endpoint_id)
-    console.print(f"Removed {endpoint_id}")
+        removal = endpoint_removal.remove_endpoint(p.db, account, endpoint_id)
+    n = removal.deliveries
+    console.print(f"Removed {endpoint_id} and its {n} {'delivery' if n == 1 else 'deliveries'}")
 
 
 @app.command("pause")

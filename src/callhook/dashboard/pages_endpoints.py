@@ -50,7 +50,7 @@ from callhook.errors import Conflict, PayloadInvalid, UnsafeURL
 from callhook.events import DESCRIPTIONS, EVENT_GROUPS, SUBSCRIBABLE_EVENTS
 from callhook.platform import Platform
 from callhook.store import deliveries as delivery_store
-from callhook.store import endpoint_status
+from callhook.store import endpoint_removal, endpoint_status
 from callhook.store import endpoints as endpoint_store
 from callhook.store import stats as stats_store
 from callhook.store.endpoints import MAX_DESCRIPTION, Endpoint, EndpointState
@@ -529,9 +529,7 @@ def confirm_delete(request: Request, who: CurrentViewer, endpoint_id: str) -> Re
 def delete_endpoint(
     request: Request, who: CurrentViewer, endpoint_id: str, _form: CheckedForm
 ) -> Response:
-    platform = platform_of(request)
-    with platform.db.write() as conn:
-        endpoint_store.delete_endpoint(conn, who.account_id, endpoint_id)
+    endpoint_removal.remove_endpoint(platform_of(request).db, who.account_id, endpoint_id)
     return RedirectResponse("/dashboard/endpoints?done=deleted", status_code=303)
 
 

@@ -349,9 +349,11 @@ def set_primary_url(
     return get(conn, account_id, endpoint.id)
 
 
-def delete_endpoint(conn: Connection, account_id: str, endpoint_id: str) -> None:
-    """Delete a non-primary endpoint with everything that hangs off it: secrets,
-    subscriptions, deliveries and their attempts (a delivery is one event *to this endpoint*;
+def delete_endpoint(conn: Connection, account_id: str, endpoint_id: str) -> int:
+    """Delete a non-primary endpoint with everything that hangs off it in one transaction:
+    secrets, subscriptions, deliveries and their attempts (how many deliveries is returned;
+    :func:`callhook.store.endpoint_removal.remove_endpoint` takes the finished ones first, in
+    batches) (a delivery is one event *to this endpoint*;
     the events stay, with their other endpoints' deliveries; one left with none gets the skip
     reason ``endpoint_deleted``). A worker still sending one of
     them finds its claim gone and records nothing. ``PrimaryEndpointDelete`` for the primary
@@ -382,13 +384,16 @@ def delete_endpoint(conn: Connection, account_id: str, endpoint_id: str) -> None
             )
         )
     )
-    conn.execute(delete(deliveries).where(deliveries.c.endpoint_id == endpoint_id))
+    removed = conn.execute(
+        delete(deliveries).where(deliveries.c.endpoint_id == endpoint_id)
+    ).rowcount
     health_store.forget(conn, endpoint_id)
     conn.execute(delete(endpoint_secrets).where(endpoint_secrets.c.endpoint_id == endpoint_id))
     conn.execute(
         delete(endpoint_subscriptions).where(endpoint_subscriptions.c.endpoint_id == endpoint_id)
     )
     conn.execute(delete(endpoints).where(endpoints.c.id == endpoint_id))
+    return int(removed)
 
 
 def subscribe(

@@ -113,7 +113,8 @@ def test_add_list_show_update_remove(env: dict[str, str], acc: str) -> None:
 
     run(env, "endpoints", "remove", acc, added["id"], code=2)  # not a terminal: needs --yes
     assert len(run_json(env, "endpoints", "list", acc)) == 2
-    assert added["id"] in run(env, "endpoints", "remove", acc, added["id"], "--yes")
+    removed = run(env, "endpoints", "remove", acc, added["id"], "--yes")
+    assert removed.strip() == f"Removed {added['id']} and its 0 deliveries"
     assert len(run_json(env, "endpoints", "list", acc)) == 1
 
 

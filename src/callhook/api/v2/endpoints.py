@@ -55,7 +55,7 @@ from callhook.platform import Platform
 from callhook.publish import Published, send_test_event
 from callhook.settings import health_rules
 from callhook.store import accounts as account_store
-from callhook.store import endpoint_health, endpoint_status
+from callhook.store import endpoint_health, endpoint_removal, endpoint_status
 from callhook.store import endpoints as endpoint_store
 from callhook.store.db import Connection
 from callhook.store.endpoints import Endpoint, SigningSecret
@@ -273,18 +273,19 @@ async def update_endpoint(
     "/api/v2/endpoints/{endpoint_id}",
     summary="Delete an endpoint",
     description="Delete an endpoint with its secrets and its deliveries (the events stay, "
-    "with their deliveries to your other endpoints). The primary endpoint cannot be deleted "
-    "(409): disable it instead.",
+    "with their deliveries to your other endpoints). Its finished deliveries are deleted "
+    "first, in batches, while it keeps working; the endpoint goes with the last one. If the "
+    "request fails on the way, the endpoint is still there, whole, with less history: send "
+    "the DELETE again. The primary endpoint cannot be deleted (409): disable it instead.",
     response_model=EndpointDeletedResponse,
     responses=responses(400, 401, 403, 404, 409, 413, 422, 429, 431, descriptions=NOT_FOUND),
 )
 async def delete_endpoint(
     request: Request, endpoint_id: EndpointIdPath, caller: EndpointWriter
 ) -> Response:
-    def work(conn: Connection) -> None:
-        endpoint_store.delete_endpoint(conn, caller.account_id, endpoint_id)
-
-    await write(request, work)
+    await run_in_threadpool(
+        endpoint_removal.remove_endpoint, platform_of(request).db, caller.account_id, endpoint_id
+    )
     return success(request, {"id": endpoint_id, "deleted": True})
 
 

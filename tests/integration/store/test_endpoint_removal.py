@@ -1,0 +1,204 @@
+"""Removing an endpoint in batches (``callhook.store.endpoint_removal``) on both backends: what
+goes and what stays, account scoping, and a removal interrupted between two batches."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+from sqlalchemy import func, insert, select, update
+
+from callhook.core.clock import FakeClock
+from callhook.core.outcome import DeliveryStatus
+from callhook.errors import EndpointNotFound, PrimaryEndpointDelete
+from callhook.platform import Platform
+from callhook.store import endpoint_removal
+from callhook.store import endpoints as endpoint_store
+from callhook.store import events as event_store
+from callhook.store.tables import attempts, deliveries, endpoint_secrets, endpoints
+from tests.factories import AccountInfo, make_account, publish_sample
+
+EVENT = "incoming_call_start"
+
+
+@pytest.fixture
+def platform(platform_factory: Callable[..., Platform]) -> Platform:
+    return platform_factory(clock=FakeClock())
+
+
+@dataclass
+class Setup:
+    account: AccountInfo
+    extra: str  # the endpoint to remove
+    primary: str
+    both: list[str]  # events delivered to both endpoints
+    only_extra: list[str]  # events only the extra endpoint takes
+
+
+def _setup(platform: Platform, statuses: list[DeliveryStatus], *, shared: int = 2) -> Setup:
+    """An account whose primary endpoint takes ``shared`` events and a second endpoint that
+    takes those and one more event per status in ``statuses``, each delivery given that status
+    and, when finished, two attempts."""
+    account = make_account(platform, url="https://hooks.example.com/primary")
+    with platform.db.write() as conn:
+        extra = endpoint_store.create(
+            conn,
+            account.id,
+            url="https://extra.example.com/",
+            subscribed_events=[EVENT],
+            limit=platform.settings.max_endpoints_per_account,
+            now=platform.clock.now(),
+            box=platform.box,
+            rng=platform.rng,
+        )
+        primary = endpoint_store.primary(conn, account.id)
+    assert primary is not None
+    both = [publish_sample(platform, account.id, EVENT, seed=i).id for i in range(shared)]
+    with platform.db.write() as conn:
+        endpoint_store.update(
+            conn, account.id, primary.id, subscribed_events=["sms"], now=platform.clock.now()
+        )
+    only = [publish_sample(platform, account.id, EVENT, seed=100 + i) for i in range(len(statuses))]
+    with platform.db.write() as conn:
+        for published, status in zip(only, statuses, strict=True):
+            [delivery_id] = published.delivery_ids
+            conn.execute(
+                update(deliveries).where(deliveries.c.id == delivery_id).values(status=status)
+            )
+            if status not in (DeliveryStatus.PENDING, DeliveryStatus.WAITING):
+                for number in (1, 2):
+                    conn.execute(
+                        insert(attempts).values(
+                            delivery_id=delivery_id,
+                            number=number,
+                            started_at=platform.clock.now(),
+                            duration_ms=1.0,
+                            status_code=500,
+                        )
+                    )
+    return Setup(account, extra.id, primary.id, both, [p.id for p in only])
+
+
+def _count(platform: Platform, table: object, *where: object) -> int:
+    with platform.db.read() as conn:
+        return int(conn.execute(select(func.count()).select_from(table).where(*where)).scalar_one())  # type: ignore[arg-type]
+
+
+MIXED = [
+    DeliveryStatus.DELIVERED,
+    DeliveryStatus.FAILED,
+    DeliveryStatus.EXPIRED,
+    DeliveryStatus.DELIVERED,
+    DeliveryStatus.PENDING,
+    DeliveryStatus.DELIVERED,
+    DeliveryStatus.WAITING,
+]
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 5, 1000])
+def test_removal_takes_every_delivery_and_marks_events_left_with_none(
+    platform: Platform, batch_size: int
+) -> None:
+    s = _setup(platform, MIXED)
+    paused: list[int] = []
+
+    removal = endpoint_removal.remove_endpoint(
+        platform.db,
+        s.account.id,
+        s.extra,
+        batch_size=batch_size,
+        between=lambda: paused.append(_count(platform, deliveries)),
+    )
+
+    finished = 5  # MIXED's delivered, failed and expired ones
+    assert removal.deliveries == finished + 2 + len(s.both)
+    # Full batches, the short one that ends them, then the endpoint's own transaction.
+    assert removal.transactions == finished // batch_size + 2
+    assert len(paused) == finished // batch_size
+    # Each pause came after a batch had been committed.
+    total = len(s.both) * 2 + len(MIXED)
+    assert paused == [total - batch_size * (i + 1) for i in range(len(paused))]
+    assert _count(platform, deliveries, deliveries.c.endpoint_id == s.extra) == 0
+    assert _count(platform, attempts) == 0
+    assert _count(platform, endpoints, endpoints.c.id == s.extra) == 0
+    assert _count(platform, endpoint_secrets, endpoint_secrets.c.endpoint_id == s.extra) == 0
+    assert _count(platform, deliveries, deliveries.c.endpoint_id == s.primary) == len(s.both)
+    with platform.db.read() as conn:
+        for event_id in s.both:
+            kept = event_store.get(conn, event_id)
+            assert kept is not None
+            assert kept.skip_reason is None
+        for event_id in s.only_extra:
+            orphan = event_store.get(conn, event_id)
+            assert orphan is not None
+            assert orphan.skip_reason == "endpoint_deleted"
+
+
+def test_an_interrupted_removal_leaves_the_endpoint_whole_and_finishes_when_run_again(
+    platform: Platform,
+) -> None:
+    s = _setup(platform, MIXED)
+
+    class Killed(Exception):
+        pass
+
+    def die() -> None:
+        raise Killed
+
+    with pytest.raises(Killed):
+        endpoint_removal.remove_endpoint(
+            platform.db, s.account.id, s.extra, batch_size=2, between=die
+        )
+
+    with platform.db.read() as conn:
+        endpoint = endpoint_store.get(conn, s.account.id, s.extra)
+        assert endpoint.subscribed_events == (EVENT,)
+        assert endpoint_store.active_secrets(
+            conn, s.account.id, s.extra, now=platform.clock.now(), box=platform.box
+        )
+        left = conn.execute(
+            select(deliveries.c.status).where(deliveries.c.endpoint_id == s.extra)
+        ).scalars()
+        statuses = sorted(left)
+    # Two finished deliveries (and their four attempts) went; the open ones all stay.
+    assert len(statuses) == len(MIXED) + len(s.both) - 2
+    assert statuses.count(DeliveryStatus.PENDING) == 1 + len(s.both)
+    assert statuses.count(DeliveryStatus.WAITING) == 1
+    assert _count(platform, attempts) == (5 - 2) * 2
+    # It still takes new events.
+    later = publish_sample(platform, s.account.id, EVENT, seed=999)
+    assert len(later.delivery_ids) == 1
+
+    removal = endpoint_removal.remove_endpoint(platform.db, s.account.id, s.extra)
+
+    assert removal.deliveries == len(statuses) + 1
+    assert _count(platform, deliveries, deliveries.c.endpoint_id == s.extra) == 0
+    assert _count(platform, endpoints, endpoints.c.id == s.extra) == 0
+
+
+def test_refusals_delete_nothing(platform: Platform) -> None:
+    s = _setup(platform, MIXED)
+    other = make_account(platform, url="https://hooks.example.com/other")
+    before = _count(platform, deliveries), _count(platform, attempts)
+
+    with pytest.raises(PrimaryEndpointDelete):
+        endpoint_removal.remove_endpoint(platform.db, s.account.id, s.primary, batch_size=1)
+    with pytest.raises(EndpointNotFound):  # another account's endpoint
+        endpoint_removal.remove_endpoint(platform.db, other.id, s.extra, batch_size=1)
+    with pytest.raises(EndpointNotFound):
+        endpoint_removal.remove_endpoint(
+            platform.db, s.account.id, "ep_01JAAAAAAAAAAAAAAAAAAAAAAA", batch_size=1
+        )
+    # A batch is scoped by account too, whoever calls it.
+    with platform.db.write() as conn:
+        assert endpoint_removal.purge_batch(conn, other.id, s.extra, limit=10) == 0
+
+    assert (_count(platform, deliveries), _count(platform, attempts)) == before
+
+
+def test_batch_size_must_be_positive(platform: Platform) -> None:
+    s = _setup(platform, [])
+    with pytest.raises(ValueError, match="at least 1"):
+        endpoint_removal.remove_endpoint(platform.db, s.account.id, s.extra, batch_size=0)
+    assert _count(platform, endpoints, endpoints.c.id == s.extra) == 1
