@@ -3,7 +3,8 @@
 
 A fresh SQLite database (Callhook's own migrations), one account with two endpoints that take
 every event, ``N`` events published in-process (the simulator's calls, batches of 500); every
-delivery then marked delivered with one attempt. The second endpoint (``N`` deliveries) is
+delivery then marked delivered with one attempt but for the second endpoint's newer half, left
+queued (an endpoint that stopped answering). The second endpoint (``N`` deliveries) is
 removed from a copy of that file, in each way, alternating, ``--repeat`` times: in one
 transaction (``endpoints.delete_endpoint``, as before) and in batches
 (``endpoint_removal.remove_endpoint``). Meanwhile another thread of the same process writes a
@@ -44,10 +45,22 @@ def build(count: int, workdir: Path) -> tuple[Path, str, str]:
         d, a = tables.deliveries, tables.attempts
         with platform.db.write() as conn:
             now = platform.clock.now()
+            extra = conn.execute(
+                select(tables.endpoints.c.id).where(tables.endpoints.c.is_primary.is_(False))
+            ).scalar_one()
+            # The extra endpoint's newer half stays queued (an endpoint that stopped answering).
+            middle = conn.execute(
+                select(d.c.created_at)
+                .where(d.c.endpoint_id == extra)
+                .order_by(d.c.created_at)
+                .offset(count // 2)
+                .limit(1)
+            ).scalar_one()
+            done = (d.c.endpoint_id != extra) | (d.c.created_at < middle)
             conn.execute(
-                update(d).values(
-                    status="delivered", attempts=1, delivered_at=now, last_status_code=200
-                )
+                update(d)
+                .where(done)
+                .values(status="delivered", attempts=1, delivered_at=now, last_status_code=200)
             )
             conn.execute(
                 insert(a).from_select(
@@ -58,12 +71,9 @@ def build(count: int, workdir: Path) -> tuple[Path, str, str]:
                         d.c.created_at,
                         literal(12.5),
                         literal(200),
-                    ),
+                    ).where(done),
                 )
             )
-            extra = conn.execute(
-                select(tables.endpoints.c.id).where(tables.endpoints.c.is_primary.is_(False))
-            ).scalar_one()
     finally:
         platform.db.dispose()
     cluster.checkpoint()
@@ -143,8 +153,8 @@ def main(argv: list[str] | None = None) -> int:
         }
         print(
             f"`python -m bench.endpoint_removal --events {args.events}` — an endpoint with"
-            f" {args.events:,} delivered deliveries (one attempt each) removed while another"
-            " thread writes every 5 ms:\n"
+            f" {args.events:,} deliveries (the older half delivered with one attempt each, the"
+            " newer half queued) removed while another thread writes every 5 ms:\n"
         )
         print("| removal | seconds | other writes' wait p50 / p99 / max, ms | deliveries |")
         print("|---|---:|---|---:|")

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from callhook.core import times
 from callhook.core.outcome import DeliveryStatus
 from callhook.errors import PayloadInvalid
 from callhook.publish import Publisher
@@ -65,8 +66,7 @@ def redeliver_window(
     ``PayloadInvalid`` naming the field, before anything is read, for a window that holds no
     instant: ``until`` not later than ``since``, or (``until`` left out, so now) ``since`` not
     earlier than ``now`` (the API, the dashboard and the CLI all ask through here)."""
-    if until is not None and until <= since:
-        raise PayloadInvalid("until: must be later than since.", field="until")
+    times.check_span(since, until)
     if until is None and now <= since:
         raise PayloadInvalid(
             "since: must be earlier than now when until is left out.", field="since"

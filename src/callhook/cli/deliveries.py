@@ -104,6 +104,13 @@ def deliveries_list(
             "--pbx-id: 1–128 letters, digits, '.', '_', ':' or '-', the first a letter or digit"
         )
     start, end = parse_time(since, "--since"), parse_time(until, "--until")
+    from callhook.core import times
+    from callhook.errors import PayloadInvalid
+
+    try:
+        times.check_span(start, end)
+    except PayloadInvalid as exc:
+        raise fail("--until must be later than --since") from exc
     with platform(database_url) as p, p.db.read() as conn:
         if account is not None:
             account_store.get(conn, account)  # an unknown account is an error, not "none"

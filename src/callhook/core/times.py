@@ -102,3 +102,11 @@ def time_field(raw: object, field: str, *, local_is_utc: bool = False) -> dateti
         return parse_rfc3339(raw, local_is_utc=local_is_utc)
     except TimeInvalid as exc:
         raise PayloadInvalid(f"{field}: {exc}", field=field) from exc
+
+
+def check_span(since: datetime | None, until: datetime | None) -> None:
+    """A [since, until) span that holds some instant when both ends are given:
+    :class:`PayloadInvalid` naming ``until`` (HTTP 422) when it is not later than ``since``.
+    The one rule for every listing and redelivery window (API, dashboard, CLI)."""
+    if since is not None and until is not None and until <= since:
+        raise PayloadInvalid("until: must be later than since.", field="until")

@@ -108,6 +108,19 @@ def test_redeliver_refuses_a_window_that_holds_no_instant(
     assert message in cli.said("deliveries", "redeliver", *args, code=2)
 
 
+@pytest.mark.parametrize(
+    ("since", "until"),
+    [
+        ("2026-01-02T00:00:00Z", "2026-01-01T00:00:00Z"),
+        ("2026-01-01T00:00:00Z", "2026-01-01T01:00:00+01:00"),
+    ],
+)
+def test_list_refuses_a_span_that_holds_no_instant(cli: Cli, since: str, until: str) -> None:
+    out = cli.said("deliveries", "list", "--since", since, "--until", until, code=2)
+    assert "--until must be later than --since" in out
+    assert cli.run("deliveries", "list", "--since", since, "--json") == "[]\n"
+
+
 @pytest.mark.parametrize(("value", "reason"), BAD_TIMES, ids=[v for v, _ in BAD_TIMES])
 def test_sample_at_refuses_bad_times(cli: Cli, value: str, reason: str) -> None:
     out = cli.said("events", "sample", "incoming_call_start", "--at", value, code=2)

@@ -3,11 +3,13 @@ goes and what stays, account scoping, and a removal interrupted between two batc
 
 from __future__ import annotations
 
+import itertools
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 
 from callhook.core.clock import FakeClock
 from callhook.core.outcome import DeliveryStatus
@@ -61,23 +63,35 @@ def _setup(platform: Platform, statuses: list[DeliveryStatus], *, shared: int = 
         )
     only = [publish_sample(platform, account.id, EVENT, seed=100 + i) for i in range(len(statuses))]
     with platform.db.write() as conn:
+        shared_to = conn.execute(
+            select(deliveries.c.id, deliveries.c.endpoint_id).where(deliveries.c.event_id.in_(both))
+        ).all()
+        marked = [(r.id, DeliveryStatus.DELIVERED) for r in shared_to if r.endpoint_id == extra.id]
         for published, status in zip(only, statuses, strict=True):
-            [delivery_id] = published.delivery_ids
+            marked += [(published.delivery_ids[0], status)]
+        for delivery_id, status in marked:
             conn.execute(
                 update(deliveries).where(deliveries.c.id == delivery_id).values(status=status)
             )
             if status not in (DeliveryStatus.PENDING, DeliveryStatus.WAITING):
-                for number in (1, 2):
-                    conn.execute(
-                        insert(attempts).values(
-                            delivery_id=delivery_id,
-                            number=number,
-                            started_at=platform.clock.now(),
-                            duration_ms=1.0,
-                            status_code=500,
-                        )
-                    )
+                _attempts(platform, conn, delivery_id, 2)
+        for r in shared_to:
+            if r.endpoint_id == primary.id:  # the other endpoint's attempts must stay
+                _attempts(platform, conn, r.id, 1)
     return Setup(account, extra.id, primary.id, both, [p.id for p in only])
+
+
+def _attempts(platform: Platform, conn: Connection, delivery_id: str, count: int) -> None:
+    for number in range(1, count + 1):
+        conn.execute(
+            insert(attempts).values(
+                delivery_id=delivery_id,
+                number=number,
+                started_at=platform.clock.now(),
+                duration_ms=1.0,
+                status_code=500,
+            )
+        )
 
 
 def _count(platform: Platform, table: object, *where: object) -> int:
@@ -101,38 +115,61 @@ def test_removal_takes_every_delivery_and_marks_events_left_with_none(
     platform: Platform, batch_size: int
 ) -> None:
     s = _setup(platform, MIXED)
-    paused: list[int] = []
+    paced: list[float] = []
 
     removal = endpoint_removal.remove_endpoint(
-        platform.db,
-        s.account.id,
-        s.extra,
-        batch_size=batch_size,
-        between=lambda: paused.append(_count(platform, deliveries)),
+        platform.db, s.account.id, s.extra, batch_size=batch_size, pace=paced.append
     )
 
-    finished = 5  # MIXED's delivered, failed and expired ones
-    assert removal.deliveries == finished + 2 + len(s.both)
-    # Full batches, the short one that ends them, then the endpoint's own transaction.
-    assert removal.transactions == finished // batch_size + 2
-    assert len(paused) == finished // batch_size
-    # Each pause came after a batch had been committed.
-    total = len(s.both) * 2 + len(MIXED)
-    assert paused == [total - batch_size * (i + 1) for i in range(len(paused))]
+    # MIXED's and the shared events' deliveries to it, by phase: delivered, expired, failed,
+    # waiting, pending.
+    by_phase = [3 + len(s.both), 1, 1, 1, 1]
+    assert removal.deliveries == sum(by_phase)
+    # Full batches and the short one ending each phase, then the endpoint's own transaction.
+    assert removal.transactions == sum(n // batch_size + 1 for n in by_phase) + 1
+    assert len(paced) == sum(n // batch_size for n in by_phase)
+    assert all(seconds > 0 for seconds in paced)
     assert _count(platform, deliveries, deliveries.c.endpoint_id == s.extra) == 0
-    assert _count(platform, attempts) == 0
     assert _count(platform, endpoints, endpoints.c.id == s.extra) == 0
     assert _count(platform, endpoint_secrets, endpoint_secrets.c.endpoint_id == s.extra) == 0
     assert _count(platform, deliveries, deliveries.c.endpoint_id == s.primary) == len(s.both)
+    assert _count(platform, attempts) == len(s.both)  # the other endpoint's, untouched
     with platform.db.read() as conn:
         for event_id in s.both:
             kept = event_store.get(conn, event_id)
             assert kept is not None
-            assert kept.skip_reason is None
+            assert kept.skip_reason is None  # still delivered to the primary endpoint
         for event_id in s.only_extra:
             orphan = event_store.get(conn, event_id)
             assert orphan is not None
             assert orphan.skip_reason == "endpoint_deleted"
+
+
+def test_batches_take_the_least_useful_deliveries_first(platform: Platform) -> None:
+    s = _setup(platform, MIXED)
+    seen: list[list[str]] = []
+
+    def statuses_left() -> list[str]:
+        with platform.db.read() as conn:
+            rows = conn.execute(
+                select(deliveries.c.status).where(deliveries.c.endpoint_id == s.extra)
+            ).scalars()
+            return sorted(rows)
+
+    seen.append(statuses_left())
+    endpoint_removal.remove_endpoint(
+        platform.db,
+        s.account.id,
+        s.extra,
+        batch_size=1,
+        pace=lambda _: seen.append(statuses_left()),
+    )
+
+    gone = []
+    for before, after in itertools.pairwise(seen):
+        [status] = list((Counter(before) - Counter(after)).elements())  # one per batch of 1
+        gone.append(status)
+    assert gone == ["delivered"] * (3 + len(s.both)) + ["expired", "failed", "waiting", "pending"]
 
 
 def test_an_interrupted_removal_leaves_the_endpoint_whole_and_finishes_when_run_again(
@@ -143,13 +180,11 @@ def test_an_interrupted_removal_leaves_the_endpoint_whole_and_finishes_when_run_
     class Killed(Exception):
         pass
 
-    def die() -> None:
+    def die(_: float) -> None:
         raise Killed
 
     with pytest.raises(Killed):
-        endpoint_removal.remove_endpoint(
-            platform.db, s.account.id, s.extra, batch_size=2, between=die
-        )
+        endpoint_removal.remove_endpoint(platform.db, s.account.id, s.extra, batch_size=2, pace=die)
 
     with platform.db.read() as conn:
         endpoint = endpoint_store.get(conn, s.account.id, s.extra)
@@ -161,11 +196,13 @@ def test_an_interrupted_removal_leaves_the_endpoint_whole_and_finishes_when_run_
             select(deliveries.c.status).where(deliveries.c.endpoint_id == s.extra)
         ).scalars()
         statuses = sorted(left)
-    # Two finished deliveries (and their four attempts) went; the open ones all stay.
-    assert len(statuses) == len(MIXED) + len(s.both) - 2
-    assert statuses.count(DeliveryStatus.PENDING) == 1 + len(s.both)
-    assert statuses.count(DeliveryStatus.WAITING) == 1
-    assert _count(platform, attempts) == (5 - 2) * 2
+    # Two delivered deliveries (and their four attempts) went; everything else stays.
+    assert statuses == sorted(
+        [DeliveryStatus.DELIVERED] * (3 + len(s.both) - 2)
+        + [DeliveryStatus.EXPIRED, DeliveryStatus.FAILED]
+        + [DeliveryStatus.WAITING, DeliveryStatus.PENDING]
+    )
+    assert _count(platform, attempts) == (len(statuses) - 2) * 2 + len(s.both)
     # It still takes new events.
     later = publish_sample(platform, s.account.id, EVENT, seed=999)
     assert len(later.delivery_ids) == 1
@@ -192,7 +229,9 @@ def test_refusals_delete_nothing(platform: Platform) -> None:
         )
     # A batch is scoped by account too, whoever calls it.
     with platform.db.write() as conn:
-        assert endpoint_removal.purge_batch(conn, other.id, s.extra, limit=10) == 0
+        every = tuple(DeliveryStatus)
+        assert endpoint_removal.purge_batch(conn, other.id, s.extra, every, limit=10)[0] == 0
+        assert endpoint_removal.purge_batch(conn, s.account.id, s.primary, every, limit=10)[0] == 0
 
     assert (_count(platform, deliveries), _count(platform, attempts)) == before
 

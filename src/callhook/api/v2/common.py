@@ -10,7 +10,10 @@ Order of checks for each request (each failure in the spec 002 error envelope):
    while that address has failed too often lately — a valid token is still served);
 4. the token's request allowance → 429 with ``Retry-After``;
 5. scope → 403 naming the missing scope; a platform token (bound to no account) → 403;
-6. a body on a route that takes none → 400.
+6. a body on a route that takes none → 400;
+7. a query parameter the route does not take, or one given more than once → 422 naming it
+   (a misspelt filter must not quietly list everything; which of two values counts is no
+   guess to leave to the framework).
 
 The handler then works on the token's account only: no route takes an account id, so one
 account's token can never name another account's data.
@@ -24,6 +27,7 @@ from typing import Annotated, Any, TypeVar
 
 import orjson
 from fastapi import Depends, Security
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -73,7 +77,8 @@ _ERRORS = {
     415: "The body is not JSON: Content-Type application/json or application/*+json (with a "
     "charset, only UTF-8).",
     422: "A parameter or body field breaks its rule (the message names it): out of range, "
-    "not an id, a time that is not RFC 3339 with a zone from 1970 to 9999.",
+    "not an id, a time that is not RFC 3339 with a zone from 1970 to 9999, a query parameter "
+    "the route does not take or one given twice.",
     429: "Rate limited, or too many failed authentications; retry after the Retry-After "
     "header's seconds.",
     431: "Request headers too large, or too many of them.",
@@ -141,9 +146,51 @@ def access(scope: str, *, takes_body: bool = False) -> Callable[..., Awaitable[C
             )
         if not takes_body and _may_have_body(request) and await read_body(request):
             raise InvalidRequest(f"{request.method} {request.url.path} takes no request body.")
+        _check_query(request)
         return Caller(token=token, account_id=token.account_id)
 
     return admit
+
+
+def _query_params(route: APIRoute) -> dict[str, bool]:
+    """The query parameters ``route`` and its dependencies declare, each with whether it is
+    an integer (a few µs: no cache)."""
+    found: dict[str, bool] = {}
+    pending = [route.dependant]
+    while pending:
+        dependant = pending.pop()
+        for param in dependant.query_params:
+            found[param.alias] = param.field_info.annotation in _INTEGERS
+        pending.extend(dependant.dependencies)
+    return found
+
+
+_INTEGERS = (int, int | None)
+
+
+def _check_query(request: Request) -> None:
+    """Step 7 of the module docstring: ``PayloadInvalid`` (422) naming the parameter. An
+    integer's text is plain digits: pydantic alone also takes ``1.0``, ``+5``, `` 5`` and
+    ``1_000``, which no client means as a page size."""
+    items = request.query_params.multi_items()
+    if not items:
+        return
+    route = request.scope.get("route")
+    known = _query_params(route) if isinstance(route, APIRoute) else {}
+    seen: set[str] = set()
+    for name, value in items:
+        if name not in known:
+            takes = ", ".join(sorted(known)) if known else "none"
+            raise PayloadInvalid(
+                f"{name}: not a query parameter of this route (it takes: {takes}).", field=name
+            )
+        if name in seen:
+            raise PayloadInvalid(
+                f"{name}: given more than once; send each query parameter once.", field=name
+            )
+        if known[name] and not (value.isascii() and value.isdigit()):
+            raise PayloadInvalid(f"{name}: must be a whole number in digits.", field=name)
+        seen.add(name)
 
 
 Reader = Annotated[Caller, Depends(access(READ))]

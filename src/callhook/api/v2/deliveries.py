@@ -241,6 +241,7 @@ async def list_deliveries(
         raise UnknownEvent(event)
     before_id = decode_cursor(cursor) if cursor is not None else None
     since_utc, until_utc = parse_time("since", since), parse_time("until", until)
+    times.check_span(since_utc, until_utc)
 
     def work(conn: Connection) -> list[Delivery]:
         integration_store.require_configured(conn, caller.account_id)

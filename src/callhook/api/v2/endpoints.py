@@ -273,10 +273,11 @@ async def update_endpoint(
     "/api/v2/endpoints/{endpoint_id}",
     summary="Delete an endpoint",
     description="Delete an endpoint with its secrets and its deliveries (the events stay, "
-    "with their deliveries to your other endpoints). Its finished deliveries are deleted "
-    "first, in batches, while it keeps working; the endpoint goes with the last one. If the "
-    "request fails on the way, the endpoint is still there, whole, with less history: send "
-    "the DELETE again. The primary endpoint cannot be deleted (409): disable it instead.",
+    "with their deliveries to your other endpoints). Its deliveries go in batches, the "
+    "least useful first, while it keeps working; the endpoint goes with the last one. If the "
+    "request fails on the way, the endpoint is still there with part of its deliveries gone: "
+    "send the DELETE again (a 404 then means a cut-off removal finished on the server). The "
+    "primary endpoint cannot be deleted (409): disable it instead.",
     response_model=EndpointDeletedResponse,
     responses=responses(400, 401, 403, 404, 409, 413, 422, 429, 431, descriptions=NOT_FOUND),
 )

@@ -1,0 +1,129 @@
+"""Query parameters of every API v2 route: one the route does not take, one given twice, an
+integer not written in plain digits, a time span that holds no instant — each a 422 in the
+envelope naming the parameter, with nothing changed."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from callhook.api.app import create_app
+from tests.factories import make_settings, make_token
+from tests.integration.api.helpers import Api, assert_error, assert_success, running_api
+
+ALL_SCOPES = ("webhooks.read", "webhooks.write", "endpoints.write")
+#: A value for each path parameter (real ones where the route needs one to get that far).
+PATH_VALUES = {
+    "event": "incoming_call_start",
+    "pbx_id": "call-1",
+    "delivery_id": "dlv_01JAAAAAAAAAAAAAAAAAAAAAAA",
+}
+
+
+def _api_routes(tmp_path: Path) -> list[tuple[str, str]]:
+    """Every API v2 operation of the OpenAPI document (what the API promises)."""
+    paths = create_app(make_settings(tmp_path)).openapi()["paths"]
+    return sorted(
+        (method.upper(), path)
+        for path, ops in paths.items()
+        if path.startswith("/api/v2/")
+        for method in ops
+    )
+
+
+ROUTES = _api_routes(Path("/nonexistent-callhook-test"))
+
+
+def _state(api: Api) -> tuple[object, ...]:
+    """What a refused request must not change: subscriptions, endpoints, deliveries."""
+    listed = api.get("/api/v2/endpoints", headers=_auth(api)).json()["data"]
+    deliveries = api.get("/api/v2/webhooks/deliveries").json()["data"]["deliveries"]
+    return api.subscribed(), listed, [d["id"] for d in deliveries]
+
+
+def _auth(api: Api) -> dict[str, str]:
+    return api.auth(make_token(api.platform, api.account.id, ALL_SCOPES))
+
+
+def _url(api: Api, path: str) -> str:
+    with api.platform.db.read() as conn:
+        from callhook.store import endpoints as endpoint_store
+
+        primary = endpoint_store.primary(conn, api.account.id)
+    assert primary is not None
+    values = {**PATH_VALUES, "endpoint_id": primary.id}
+    return re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], path)
+
+
+def test_every_api_route_is_covered() -> None:
+    assert len(ROUTES) >= 20
+    assert ("GET", "/api/v2/webhooks/deliveries") in ROUTES
+
+
+@pytest.mark.parametrize(("method", "path"), ROUTES)
+def test_a_parameter_the_route_does_not_take_is_422_naming_it(
+    tmp_path: Path, method: str, path: str
+) -> None:
+    with running_api(tmp_path) as api:
+        before = _state(api)
+        url = _url(api, path)
+        response = api.client.request(method, f"{url}?bogus=1", headers=_auth(api))
+        doc = assert_error(response, 422, url)
+        assert _state(api) == before
+    [message] = doc["errors"]
+    assert message.startswith("bogus: not a query parameter of this route (it takes: ")
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "limit=5&limit=6",
+        "status=failed&status=failed",
+        "since=2026-01-01T00:00:00Z&event=sms&since=2026-01-02T00:00:00Z",
+    ],
+)
+def test_a_parameter_given_twice_is_422_naming_it(tmp_path: Path, query: str) -> None:
+    name = query.split("=")[0]
+    with running_api(tmp_path) as api:
+        response = api.get(f"/api/v2/webhooks/deliveries?{query}")
+    doc = assert_error(response, 422, "/api/v2/webhooks/deliveries")
+    assert doc["errors"] == [f"{name}: given more than once; send each query parameter once."]
+
+
+@pytest.mark.parametrize(
+    "limit", ["1.0", "+5", "%205", "5%20", "1_000", "-1", "0x10", "%D9%A3", ""]
+)
+def test_an_integer_not_in_plain_digits_is_422(tmp_path: Path, limit: str) -> None:
+    with running_api(tmp_path) as api:
+        response = api.get(f"/api/v2/webhooks/deliveries?limit={limit}")
+    doc = assert_error(response, 422, "/api/v2/webhooks/deliveries")
+    assert doc["errors"] == ["limit: must be a whole number in digits."]
+
+
+@pytest.mark.parametrize(("limit", "status"), [("05", 200), ("0", 422), ("201", 422), ("7", 200)])
+def test_plain_digits_still_meet_the_range(tmp_path: Path, limit: str, status: int) -> None:
+    with running_api(tmp_path) as api:
+        response = api.get(f"/api/v2/webhooks/deliveries?limit={limit}")
+    if status == 200:
+        assert_success(response)
+    else:
+        assert_error(response, status)
+
+
+@pytest.mark.parametrize(
+    ("since", "until"),
+    [
+        ("2026-01-02T00:00:00Z", "2026-01-02T00:00:00Z"),
+        ("2026-01-02T00:00:00Z", "2026-01-01T00:00:00Z"),
+        ("2026-01-02T01:00:00%2B01:00", "2026-01-02T00:00:00Z"),  # the same instant
+    ],
+)
+def test_a_list_span_holding_no_instant_is_422(tmp_path: Path, since: str, until: str) -> None:
+    with running_api(tmp_path) as api:
+        response = api.get(f"/api/v2/webhooks/deliveries?since={since}&until={until}")
+        ok = api.get(f"/api/v2/webhooks/deliveries?since={since}&until=2026-01-03T00:00:00.001Z")
+    doc = assert_error(response, 422, "/api/v2/webhooks/deliveries")
+    assert doc["errors"] == ["until: must be later than since."]
+    assert_success(ok)
