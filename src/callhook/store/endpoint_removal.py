@@ -142,12 +142,14 @@ def purge_batch(
     # The rows are ours until the commit (SQLite's one writer; ``FOR UPDATE`` on PostgreSQL, where
     # a row another transaction holds is skipped and left to the endpoint's last transaction).
     ids = [r.id for r in picked]
+    event_ids = sorted({r.event_id for r in picked})
     conn.execute(delete(attempts).where(attempts.c.delivery_id.in_(ids)))
     conn.execute(delete(deliveries).where(deliveries.c.id.in_(ids)))
+    dialect.lock_rows(conn, events, event_ids)  # a prune may take their last other delivery
     conn.execute(
         sql_update(events)
         .where(
-            events.c.id.in_(sorted({r.event_id for r in picked})),
+            events.c.id.in_(event_ids),
             events.c.skip_reason.is_(None),
             ~exists().where(deliveries.c.event_id == events.c.id),
         )

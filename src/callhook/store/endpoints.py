@@ -360,7 +360,11 @@ def delete_endpoint(conn: Connection, account_id: str, endpoint_id: str) -> int:
     endpoint (spec 002's setting: disable it instead); ``EndpointNotFound``."""
     if get(conn, account_id, endpoint_id).primary:
         raise PrimaryEndpointDelete()
-    # Events left with no delivery at all say why (and retention finds them, as skipped ones).
+    # Events left with no delivery at all say why (and retention finds them, as skipped ones);
+    # locked first, as a prune may be taking their other deliveries (``dialect.lock_rows``).
+    dialect.lock_rows(
+        conn, events, select(deliveries.c.event_id).where(deliveries.c.endpoint_id == endpoint_id)
+    )
     others = (
         select(deliveries.c.id)
         .where(deliveries.c.event_id == events.c.id, deliveries.c.endpoint_id != endpoint_id)

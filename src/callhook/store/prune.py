@@ -22,8 +22,11 @@ Each batch is one short transaction of at most ``batch_size`` deliveries. On Pos
 locks its rows with ``FOR UPDATE SKIP LOCKED``, so two pruners never wait on each other and a
 concurrent redelivery of the same row either wins (the row is then not delivered and is left
 alone) or waits for one small batch. Delivered rows are never claimed, so pruning and delivery
-touch disjoint rows. Between batches the pruner pauses, so on SQLite the single writer slot goes
-back to the workers.
+touch disjoint rows. Before deciding whether an event has a delivery left, a batch locks the
+event (``dialect.lock_rows``), as an endpoint's removal does: two transactions each taking one
+of its last two deliveries would otherwise each see the other's and leave the event, which
+nothing would then ever remove. Between batches the pruner pauses, so on SQLite the single
+writer slot goes back to the workers.
 """
 
 from __future__ import annotations
@@ -150,6 +153,7 @@ def prune_batch(conn: Connection, *, cutoff: datetime, limit: int) -> PruneRepor
             )
         ).rowcount
         calls = _calls_of(conn, event_ids)
+        dialect.lock_rows(conn, events, event_ids)  # another batch may take their last delivery
         report.events = conn.execute(
             delete(events).where(
                 events.c.id.in_(event_ids),

@@ -4,18 +4,20 @@ goes and what stays, account scoping, and a removal interrupted between two batc
 from __future__ import annotations
 
 import itertools
+import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 import pytest
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, case, func, insert, select, update
 
 from callhook.core.clock import FakeClock
 from callhook.core.outcome import DeliveryStatus
 from callhook.errors import EndpointNotFound, PrimaryEndpointDelete
 from callhook.platform import Platform
-from callhook.store import endpoint_removal
+from callhook.store import endpoint_removal, prune
 from callhook.store import endpoints as endpoint_store
 from callhook.store import events as event_store
 from callhook.store.tables import attempts, deliveries, endpoint_secrets, endpoints
@@ -241,3 +243,59 @@ def test_batch_size_must_be_positive(platform: Platform) -> None:
     with pytest.raises(ValueError, match="at least 1"):
         endpoint_removal.remove_endpoint(platform.db, s.account.id, s.extra, batch_size=0)
     assert _count(platform, endpoints, endpoints.c.id == s.extra) == 1
+
+
+@pytest.mark.parametrize("second", ["removal", "prune"])
+def test_two_transactions_taking_an_events_last_two_deliveries_leave_no_orphan(
+    platform: Platform, second: str
+) -> None:
+    """The event's delivery to the primary endpoint is pruned while the other endpoint's is
+    removed (or pruned by a second pruner), in two transactions at once: whichever checks last
+    sees the other's commit, so the event ends skipped (retention removes it later) or deleted,
+    never without deliveries and without a reason, where no prune would ever find it
+    (PostgreSQL's READ COMMITTED; SQLite serializes the two)."""
+    s = _setup(platform, [])
+    [event_id, _] = s.both
+    now = platform.clock.now()
+    other_status = DeliveryStatus.FAILED if second == "removal" else DeliveryStatus.DELIVERED
+    with platform.db.write() as conn:
+        conn.execute(  # both old enough to prune, but a failed one was attempted now
+            update(deliveries)
+            .where(deliveries.c.event_id == event_id)
+            .values(
+                status=case(
+                    (deliveries.c.endpoint_id == s.primary, DeliveryStatus.DELIVERED.value),
+                    else_=other_status.value,
+                ),
+                delivered_at=now - timedelta(days=2),
+                last_attempt_at=now,
+            )
+        )
+    cutoff = now - timedelta(days=1)
+
+    def take_the_other() -> None:
+        with platform.db.write() as conn:
+            if second == "removal":
+                endpoint_removal.purge_batch(
+                    conn, s.account.id, s.extra, (DeliveryStatus.FAILED,), limit=10
+                )
+            else:
+                prune.prune_batch(conn, cutoff=cutoff, limit=10)
+
+    with platform.db.write() as conn:
+        report = prune.prune_batch(conn, cutoff=cutoff, limit=1)
+        assert (report.deliveries, report.events) == (1, 0)  # the other delivery is still there
+        other = threading.Thread(target=take_the_other)
+        other.start()
+        # Unlocked, it would be done well within this; locked, it waits for our commit.
+        other.join(timeout=1.0)
+    other.join()
+
+    with platform.db.read() as conn:
+        event = event_store.get(conn, event_id)
+    assert _count(platform, deliveries, deliveries.c.event_id == event_id) == 0
+    if second == "removal":
+        assert event is not None
+        assert event.skip_reason == "endpoint_deleted"
+    else:
+        assert event is None
