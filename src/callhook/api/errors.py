@@ -92,11 +92,16 @@ async def on_callhook_error(request: Request, exc: Exception) -> Response:
     return error(request, status, [exc.message], headers or None)
 
 
+_LOCATIONS = frozenset({"body", "query", "path"})
+
+
 async def on_validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     messages = []
     for err in exc.errors():
-        where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+        # The parameter's own name, as our own checks say it (``limit``, not ``query.limit``).
+        loc = [str(p) for p in err.get("loc", ())]
+        where = ".".join(loc[1:] if loc and loc[0] in _LOCATIONS else loc)
         messages.append(f"{where}: {err.get('msg', 'invalid')}" if where else str(err.get("msg")))
     _count(request, 422)
     _log_rejection(request, 422, "; ".join(messages))

@@ -22,14 +22,19 @@ PATH_VALUES = {
 }
 
 
-def _api_routes(tmp_path: Path) -> list[tuple[str, str]]:
-    """Every API v2 operation of the OpenAPI document (what the API promises)."""
+def _api_routes(tmp_path: Path) -> list[tuple[str, str, tuple[str, ...]]]:
+    """Every API v2 operation of the OpenAPI document (what the API promises), with the query
+    parameters it documents."""
     paths = create_app(make_settings(tmp_path)).openapi()["paths"]
     return sorted(
-        (method.upper(), path)
+        (
+            method.upper(),
+            path,
+            tuple(sorted(p["name"] for p in op.get("parameters", []) if p["in"] == "query")),
+        )
         for path, ops in paths.items()
         if path.startswith("/api/v2/")
-        for method in ops
+        for method, op in ops.items()
     )
 
 
@@ -59,12 +64,12 @@ def _url(api: Api, path: str) -> str:
 
 def test_every_api_route_is_covered() -> None:
     assert len(ROUTES) >= 20
-    assert ("GET", "/api/v2/webhooks/deliveries") in ROUTES
+    assert ("GET", "/api/v2/webhooks/deliveries") in [r[:2] for r in ROUTES]
 
 
-@pytest.mark.parametrize(("method", "path"), ROUTES)
+@pytest.mark.parametrize(("method", "path", "takes"), ROUTES)
 def test_a_parameter_the_route_does_not_take_is_422_naming_it(
-    tmp_path: Path, method: str, path: str
+    tmp_path: Path, method: str, path: str, takes: tuple[str, ...]
 ) -> None:
     with running_api(tmp_path) as api:
         before = _state(api)
@@ -72,8 +77,25 @@ def test_a_parameter_the_route_does_not_take_is_422_naming_it(
         response = api.client.request(method, f"{url}?bogus=1", headers=_auth(api))
         doc = assert_error(response, 422, url)
         assert _state(api) == before
+    listed = f"it takes: {', '.join(takes)}" if takes else "it takes none"
+    assert doc["errors"] == [f"bogus: not a query parameter of this route ({listed})."]
+
+
+@pytest.mark.parametrize(
+    ("query", "shown"),
+    [
+        ("=5", "''"),
+        ("caf%C3%A9=1", "'caf\\xe9'"),
+        ("a%20b=1", "'a b'"),
+        ("x" * 100 + "=1", "x" * 63 + "…"),
+    ],
+)
+def test_an_odd_name_is_quoted_and_cut_short(tmp_path: Path, query: str, shown: str) -> None:
+    with running_api(tmp_path) as api:
+        response = api.get(f"/api/v2/webhooks/deliveries?{query}")
+    doc = assert_error(response, 422, "/api/v2/webhooks/deliveries")
     [message] = doc["errors"]
-    assert message.startswith("bogus: not a query parameter of this route (it takes: ")
+    assert message.startswith(f"{shown}: not a query parameter of this route (it takes: ")
 
 
 @pytest.mark.parametrize(
@@ -127,3 +149,21 @@ def test_a_list_span_holding_no_instant_is_422(tmp_path: Path, since: str, until
     doc = assert_error(response, 422, "/api/v2/webhooks/deliveries")
     assert doc["errors"] == ["until: must be later than since."]
     assert_success(ok)
+
+
+def test_a_plus_sent_unencoded_in_a_time_gets_a_hint(tmp_path: Path) -> None:
+    with running_api(tmp_path) as api:
+        response = api.get("/api/v2/webhooks/deliveries?since=2026-01-15T11:30:00+01:00")
+        encoded = api.get("/api/v2/webhooks/deliveries?since=2026-01-15T11:30:00%2B01:00")
+    doc = assert_error(response, 422, "/api/v2/webhooks/deliveries")
+    [message] = doc["errors"]
+    assert message.startswith("since: must be an RFC 3339 date-time with a time zone")
+    assert message.endswith(" A '+' in a query string must be sent as %2B.")
+    assert_success(encoded)
+
+
+def test_the_frameworks_own_checks_name_the_parameter_alone(tmp_path: Path) -> None:
+    with running_api(tmp_path) as api:
+        response = api.get("/api/v2/webhooks/deliveries?limit=0")
+    doc = assert_error(response, 422, "/api/v2/webhooks/deliveries")
+    assert doc["errors"] == ["limit: Input should be greater than or equal to 1"]

@@ -77,8 +77,9 @@ _ERRORS = {
     415: "The body is not JSON: Content-Type application/json or application/*+json (with a "
     "charset, only UTF-8).",
     422: "A parameter or body field breaks its rule (the message names it): out of range, "
-    "not an id, a time that is not RFC 3339 with a zone from 1970 to 9999, a query parameter "
-    "the route does not take or one given twice.",
+    "not an id, a time that is not RFC 3339 with a zone from 1970 to 9999, an `until` not "
+    "after `since`, an integer not in plain digits, a query parameter the route does not take "
+    "or one given twice.",
     429: "Rate limited, or too many failed authentications; retry after the Retry-After "
     "header's seconds.",
     431: "Request headers too large, or too many of them.",
@@ -90,8 +91,8 @@ ERROR_RESPONSES: dict[int, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": text} for status, text in _ERRORS.items()
 }
 #: What any request can be answered, whatever the route: the HTTP edge's limits
-#: (``callhook.edge``) and an unavailable database.
-ANY_ROUTE = (408, 414, 431, 503)
+#: (``callhook.edge``), a query parameter the route does not take, an unavailable database.
+ANY_ROUTE = (408, 414, 422, 431, 503)
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,9 +181,9 @@ def _check_query(request: Request) -> None:
     seen: set[str] = set()
     for name, value in items:
         if name not in known:
-            takes = ", ".join(sorted(known)) if known else "none"
+            takes = f"it takes: {', '.join(sorted(known))}" if known else "it takes none"
             raise PayloadInvalid(
-                f"{name}: not a query parameter of this route (it takes: {takes}).", field=name
+                f"{_shown(name)}: not a query parameter of this route ({takes}).", field=name
             )
         if name in seen:
             raise PayloadInvalid(
@@ -191,6 +192,17 @@ def _check_query(request: Request) -> None:
         if known[name] and not (value.isascii() and value.isdigit()):
             raise PayloadInvalid(f"{name}: must be a whole number in digits.", field=name)
         seen.add(name)
+
+
+def _shown(name: str) -> str:
+    """A parameter name the client made up, as a message may repeat it: printable ASCII as it
+    is, anything else quoted with escapes, at most ``_SHOWN`` characters."""
+    plain = name.isascii() and name.isprintable() and name != "" and " " not in name
+    shown = name if plain else ascii(name)
+    return shown if len(shown) <= _SHOWN else shown[: _SHOWN - 1] + "…"
+
+
+_SHOWN = 64
 
 
 Reader = Annotated[Caller, Depends(access(READ))]

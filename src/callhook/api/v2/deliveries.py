@@ -159,7 +159,20 @@ def decode_cursor(cursor: str) -> str:
 def parse_time(name: str, raw: str | None) -> datetime | None:
     """An RFC 3339 date-time with a time zone, in the accepted range (``core.times``), as UTC;
     ``PayloadInvalid`` (422) naming the parameter otherwise (Unix times included)."""
-    return None if raw is None else times.time_field(raw, name)
+    if raw is None:
+        return None
+    try:
+        return times.time_field(raw, name)
+    except PayloadInvalid as exc:
+        if _PLUS_AS_SPACE.search(raw):
+            # A "+" sent unencoded in a query string arrives as a space (HTML form encoding).
+            raise PayloadInvalid(
+                f"{exc.message} A '+' in a query string must be sent as %2B.", field=name
+            ) from exc
+        raise
+
+
+_PLUS_AS_SPACE = re.compile(r"\d \d{2}(:?\d{2})?$")
 
 
 def check_delivery_id(delivery_id: str) -> None:
@@ -185,7 +198,9 @@ def _require_configured(account_id: str) -> Any:
 async def list_deliveries(
     request: Request,
     caller: Reader,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page size.")] = DEFAULT_PAGE,
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_PAGE, description="Page size, in plain digits.")
+    ] = DEFAULT_PAGE,
     cursor: Annotated[
         str | None,
         Query(
@@ -232,7 +247,8 @@ async def list_deliveries(
         str | None,
         Query(
             max_length=64,
-            description=f"Created before (RFC 3339 with a time zone, {times.RANGE_TEXT}).",
+            description=f"Created before (RFC 3339 with a time zone, {times.RANGE_TEXT}); "
+            "later than `since` when both are given.",
             json_schema_extra={"format": "date-time", "pattern": times.RFC3339_PATTERN},
         ),
     ] = None,
