@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from callhook.platform import Platform
     from callhook.settings import Settings
+    from callhook.store.db import Database
 
 
 class LazyModule:
@@ -134,13 +135,36 @@ def platform(database_url: str | None = None) -> Iterator[Platform]:
     settings = settings_from_env(database_url=database_url)
     built: Platform | None = None
     try:
-        built = Platform.create(settings)
+        problem = not_set_up(settings.database_url)
+        if problem is None:
+            built = Platform.create(settings)
+            problem = not_set_up(settings.database_url, built.db)
+        if problem is not None:
+            raise fail(problem, code=1)
+        assert built is not None
         yield built
     except CallhookError as exc:
         raise fail(exc.message, code=1) from exc
     finally:
         if built is not None:
             built.db.dispose()
+
+
+def not_set_up(database_url: str, db: Database | None = None) -> str | None:
+    """Why a command cannot work on this database yet, or None: a SQLite file that does not
+    exist (checked before anything creates it, an empty database or a key file, in whatever
+    directory the command ran from), or, given ``db``, a database ``callhook migrate`` has not
+    run on (which otherwise ended in a traceback: "no such table")."""
+    from callhook.store.db import sqlite_file
+
+    where = display_url(database_url)
+    hint = "or point --database-url or CALLHOOK_DATABASE_URL at the one you set up"
+    path = sqlite_file(database_url)
+    if db is None and path is not None and not path.exists():
+        return f"no database at {where}: run `callhook migrate` to create it ({hint})"
+    if db is not None and not db.has_schema():
+        return f"the database at {where} has no Callhook tables: run `callhook migrate` ({hint})"
+    return None
 
 
 def display_url(database_url: str) -> str:

@@ -20,7 +20,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from callhook.cli.common import DatabaseOption, console, display_url, fail, settings_from_env
+from callhook.cli.common import (
+    DatabaseOption,
+    console,
+    display_url,
+    fail,
+    not_set_up,
+    settings_from_env,
+)
 
 if TYPE_CHECKING:
     from callhook.platform import Platform
@@ -236,7 +243,16 @@ def run_worker_process(settings: Settings) -> None:
     from callhook.platform import Platform
 
     logs.configure(settings.log_level, json=settings.log_json)
-    platform = Platform.create(settings)
+    problem = not_set_up(settings.database_url)
+    platform = Platform.create(settings) if problem is None else None
+    if platform is not None:
+        problem = not_set_up(settings.database_url, platform.db)
+    if problem is not None:
+        if platform is not None:
+            platform.db.dispose()
+        # A supervisor restarts it: it works once the migration has run.
+        raise SystemExit(fail(problem, code=1).exit_code)
+    assert platform is not None
     with contextlib.suppress(ImportError):
         import uvloop
 
@@ -324,6 +340,9 @@ def worker(
     from callhook import logs
 
     settings = settings_from_env(database_url=database_url)
+    missing = not_set_up(settings.database_url)
+    if missing is not None:
+        raise fail(missing, code=1)
     console.print(worker_banner(settings, processes, os.getpid()), highlight=False, soft_wrap=True)
     if processes == 1:
         run_worker_process(settings)

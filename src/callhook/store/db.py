@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection as Connection  # re-exported: the handle query modules take
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -321,6 +321,14 @@ class Database:
                 self.health.failed(Unavailability.DISK_FULL, OSError("no space left on device"))
                 return Unavailability.DISK_FULL
         return None
+
+    def has_schema(self) -> bool:
+        """Whether ``callhook migrate`` has run on this database: its ``alembic_version`` table
+        holds a revision. One cheap read; no migration script is loaded (command start-up)."""
+        with self.read() as conn:
+            if not inspect(conn).has_table("alembic_version"):
+                return False
+            return conn.execute(text("SELECT version_num FROM alembic_version")).first() is not None
 
     def dispose(self) -> None:
         if self._checkpointer is not None:

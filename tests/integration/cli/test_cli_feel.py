@@ -222,6 +222,39 @@ def test_migrate_never_prints_a_database_password() -> None:
     assert shown == "postgresql://callhook:***@db.internal:5432/callhook"
 
 
+NOT_THERE = [
+    ["accounts", "list"],
+    ["deliveries", "list"],
+    ["endpoints", "list", "acc_01JAAAAAAAAAAAAAAAAAAAAAAA"],
+    ["worker"],
+]
+
+
+@pytest.mark.parametrize("command", NOT_THERE, ids=lambda c: " ".join(c[:2]))
+def test_a_command_on_a_database_file_that_is_not_there_says_to_migrate_and_creates_nothing(
+    env: dict[str, str], tmp_path: Path, command: list[str]
+) -> None:
+    out = run(env, *command, code=1)
+    assert "error: no database at sqlite:///" in out
+    assert "run `callhook migrate` to create it" in out
+    assert "Traceback" not in out
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", NOT_THERE, ids=lambda c: " ".join(c[:2]))
+def test_a_command_on_a_database_without_tables_says_to_migrate(
+    env: dict[str, str], tmp_path: Path, command: list[str]
+) -> None:
+    import sqlite3
+
+    sqlite3.connect(tmp_path / "cli.db").close()  # an empty file: no tables at all
+    out = run(env, *command, code=1)
+    assert "has no Callhook tables: run `callhook migrate`" in out
+    assert "Traceback" not in out
+    run(env, "migrate")
+    run(env, "accounts", "list")
+
+
 def test_worker_says_what_it_serves_at_start(env: dict[str, str]) -> None:
     run(env, "migrate")
     proc = subprocess.Popen(
