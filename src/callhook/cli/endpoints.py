@@ -180,6 +180,13 @@ def _show(endpoint: Endpoint, status: Status, json: bool) -> None:
         _print(endpoint, status)
 
 
+def _endpoint(conn: Connection, account: str, endpoint_id: str) -> Endpoint:
+    """The account's endpoint; an unknown account is said as such ("no account …", as `list`
+    says), not as an unknown endpoint."""
+    account_store.get(conn, account)
+    return endpoint_store.get(conn, account, endpoint_id)
+
+
 @app.command("list")
 def endpoints_list(
     account: AccountArg, json: bool = JsonOption, database_url: str | None = DatabaseOption
@@ -271,7 +278,7 @@ def endpoints_show(
 ) -> None:
     """One endpoint (with --secret, its signing secrets too)."""
     with platform(database_url) as p, p.db.read() as conn:
-        endpoint = endpoint_store.get(conn, account, endpoint_id)
+        endpoint = _endpoint(conn, account, endpoint_id)
         status = _statuses(conn, p, [endpoint])[endpoint.id]
         log = endpoint_status.event_log(conn, endpoint.id, limit=20)
         secrets = (
@@ -389,7 +396,7 @@ def endpoints_update(
         now = p.clock.now()
         rules = endpoint_health.rules_from(p.settings)
         with p.db.write() as conn:
-            current = endpoint_store.get(conn, account, endpoint_id)
+            current = _endpoint(conn, account, endpoint_id)
             if vetted is not None and current.primary:
                 # The operator sets the primary endpoint's URL (spec 002); the API may not.
                 endpoint_store.set_primary_url(
@@ -426,7 +433,7 @@ def endpoints_remove(
     """Remove an endpoint and its deliveries (not the primary one)."""
     with platform(database_url) as p:
         with p.db.read() as conn:
-            endpoint = endpoint_store.get(conn, account, endpoint_id)
+            endpoint = _endpoint(conn, account, endpoint_id)
         if not yes:
             if not stdin_is_terminal():
                 raise fail("removing an endpoint deletes its deliveries; pass --yes to confirm")
@@ -466,7 +473,7 @@ def _change(
     account: str, endpoint_id: str, json: bool, database_url: str | None, *, pause: bool
 ) -> None:
     with platform(database_url) as p, p.db.write() as conn:
-        endpoint = endpoint_store.get(conn, account, endpoint_id)
+        endpoint = _endpoint(conn, account, endpoint_id)
         act = endpoint_health.pause if pause else endpoint_health.resume
         act(
             conn,

@@ -146,7 +146,7 @@ def test_add_read_change_delete(api: Api) -> None:
     assert changed["updated_at"] > created["updated_at"]
 
     deleted = assert_success(api.delete(path))
-    assert deleted == {"id": created["id"], "deleted": True}
+    assert deleted == {"id": created["id"], "deleted": True, "deliveries_deleted": 0}
     assert_error(api.get(path), 404, path)
     assert len(assert_success(api.get("/api/v2/endpoints"))) == 1
 
@@ -216,6 +216,16 @@ def test_deliveries_show_and_filter_by_endpoint(api: Api) -> None:
         api.get("/api/v2/webhooks/deliveries", params={"endpoint_id": crm["id"]})
     )["deliveries"]
     assert [d["endpoint_id"] for d in only] == [crm["id"]]
+
+
+def test_delete_says_how_many_deliveries_went_and_leaves_the_others(api: Api) -> None:
+    crm = _add(api, subscribed_events=["incoming_call_start"])
+    for seed in range(3):
+        publish_sample(api.platform, api.account.id, "incoming_call_start", seed=seed)
+    deleted = assert_success(api.delete(f"/api/v2/endpoints/{crm['id']}"))
+    listed = assert_success(api.get("/api/v2/webhooks/deliveries"))["deliveries"]
+    assert deleted == {"id": crm["id"], "deleted": True, "deliveries_deleted": 3}
+    assert [d["endpoint_id"] for d in listed] == [_primary_id(api)] * 3
 
 
 def test_primary_url_cannot_be_changed_nor_the_primary_deleted(api: Api) -> None:

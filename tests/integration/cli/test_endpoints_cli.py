@@ -139,6 +139,9 @@ def test_operator_may_set_the_primary_url(env: dict[str, str], acc: str) -> None
     assert run_json(env, "integration", "show", acc)["url"] == DESK
 
 
+NO_ACCOUNT = "acc_01JH8Z00000000000000000000"
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -151,6 +154,13 @@ def test_operator_may_set_the_primary_url(env: dict[str, str], acc: str) -> None
         (["update", "{acc}", "ep_nope", "--disable"], "not found"),
         (["update", "{acc}", "{primary}"], "nothing to change"),
         (["remove", "{acc}", "{primary}", "--yes"], "primary endpoint"),
+        # An unknown account is said as such, whatever the command (not "endpoint not found").
+        (["list", NO_ACCOUNT], f"no account '{NO_ACCOUNT}'"),
+        (["show", NO_ACCOUNT, "{primary}"], f"no account '{NO_ACCOUNT}'"),
+        (["update", NO_ACCOUNT, "{primary}", "--disable"], f"no account '{NO_ACCOUNT}'"),
+        (["remove", NO_ACCOUNT, "{primary}", "--yes"], f"no account '{NO_ACCOUNT}'"),
+        (["pause", NO_ACCOUNT, "{primary}"], f"no account '{NO_ACCOUNT}'"),
+        (["resume", NO_ACCOUNT, "{primary}"], f"no account '{NO_ACCOUNT}'"),
     ],
 )
 def test_refusals_change_nothing(

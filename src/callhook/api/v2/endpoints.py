@@ -284,10 +284,12 @@ async def update_endpoint(
 async def delete_endpoint(
     request: Request, endpoint_id: EndpointIdPath, caller: EndpointWriter
 ) -> Response:
-    await run_in_threadpool(
+    removal = await run_in_threadpool(
         endpoint_removal.remove_endpoint, platform_of(request).db, caller.account_id, endpoint_id
     )
-    return success(request, {"id": endpoint_id, "deleted": True})
+    return success(
+        request, {"id": endpoint_id, "deleted": True, "deliveries_deleted": removal.deliveries}
+    )
 
 
 @router.get(

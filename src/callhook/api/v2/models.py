@@ -417,6 +417,9 @@ class EndpointUpdate(_Request):
 class EndpointDeleted(_Model):
     id: str
     deleted: Literal[True]
+    deliveries_deleted: int = Field(
+        ge=0, description="How many of its deliveries went with it (with their attempts)."
+    )
 
 
 class EndpointDeletedResponse(_Envelope):
