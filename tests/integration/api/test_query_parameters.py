@@ -167,3 +167,22 @@ def test_the_frameworks_own_checks_name_the_parameter_alone(tmp_path: Path) -> N
         response = api.get("/api/v2/webhooks/deliveries?limit=0")
     doc = assert_error(response, 422, "/api/v2/webhooks/deliveries")
     assert doc["errors"] == ["limit: Input should be greater than or equal to 1"]
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "not-a-cursor",
+        "dlv_x",
+        "dlv_01KF0K8Y20PDDGMEPHX7DTC6DU",  # U is no Crockford digit
+        "dlv_7ZZZZZZZZZ0000000000000000",  # an id's shape, a time past 9999
+        "evt_01KF0K8Y20PDDGMEPHX7DTC6DA",
+    ],
+)
+def test_every_wrong_cursor_gets_the_same_helpful_message(tmp_path: Path, cursor: str) -> None:
+    with running_api(tmp_path) as api:
+        response = api.get("/api/v2/webhooks/deliveries", params={"cursor": cursor})
+    doc = assert_error(response, 422, "/api/v2/webhooks/deliveries")
+    assert doc["errors"] == [
+        "cursor: not one this API gave: pass next_cursor from the previous page."
+    ]

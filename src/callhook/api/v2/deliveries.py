@@ -204,8 +204,10 @@ async def list_deliveries(
     cursor: Annotated[
         str | None,
         Query(
-            pattern=_DELIVERY_ID.pattern,
+            max_length=64,
             description="next_cursor of the previous page (opaque to you).",
+            # Documented, and checked by ``decode_cursor`` so that a wrong one gets its message.
+            json_schema_extra={"pattern": _DELIVERY_ID.pattern},
         ),
     ] = None,
     status: Annotated[
