@@ -155,11 +155,21 @@ def serve(
     One process by default; --no-worker leaves delivery to `callhook worker` processes.
     """
     from callhook import logs
+    from callhook.store.db import Database
 
     settings = settings_from_env(database_url=database_url, host=host, port=port)
+    if not auto_migrate:  # every request would fail on a database without the tables
+        problem = not_set_up(settings.database_url)
+        if problem is None:
+            db = Database(settings.database_url)
+            try:
+                problem = not_set_up(settings.database_url, db)
+            finally:
+                db.dispose()
+        if problem is not None:
+            raise fail(problem, code=1)
     logs.configure(settings.log_level, json=settings.log_json)
     if auto_migrate:
-        from callhook.store.db import Database
         from callhook.store.migrate import upgrade
 
         db = Database(settings.database_url)
@@ -242,7 +252,6 @@ def run_worker_process(settings: Settings) -> None:
     from callhook.errors import WorkerFailed
     from callhook.platform import Platform
 
-    logs.configure(settings.log_level, json=settings.log_json)
     problem = not_set_up(settings.database_url)
     platform = Platform.create(settings) if problem is None else None
     if platform is not None:
@@ -253,6 +262,7 @@ def run_worker_process(settings: Settings) -> None:
         # A supervisor restarts it: it works once the migration has run.
         raise SystemExit(fail(problem, code=1).exit_code)
     assert platform is not None
+    logs.configure(settings.log_level, json=settings.log_json)
     with contextlib.suppress(ImportError):
         import uvloop
 

@@ -227,6 +227,7 @@ NOT_THERE = [
     ["deliveries", "list"],
     ["endpoints", "list", "acc_01JAAAAAAAAAAAAAAAAAAAAAAA"],
     ["worker"],
+    ["serve", "--no-migrate", "--port", "0"],
 ]
 
 
