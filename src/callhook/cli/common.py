@@ -135,13 +135,7 @@ def platform(database_url: str | None = None) -> Iterator[Platform]:
     settings = settings_from_env(database_url=database_url)
     built: Platform | None = None
     try:
-        problem = not_set_up(settings.database_url)
-        if problem is None:
-            built = Platform.create(settings)
-            problem = not_set_up(settings.database_url, built.db)
-        if problem is not None:
-            raise fail(problem, code=1)
-        assert built is not None
+        built = Platform.create(settings, db=set_up_database(settings.database_url))
         yield built
     except CallhookError as exc:
         raise fail(exc.message, code=1) from exc
@@ -150,21 +144,36 @@ def platform(database_url: str | None = None) -> Iterator[Platform]:
             built.db.dispose()
 
 
-def not_set_up(database_url: str, db: Database | None = None) -> str | None:
-    """Why a command cannot work on this database yet, or None: a SQLite file that does not
-    exist (checked before anything creates it, an empty database or a key file, in whatever
-    directory the command ran from), or, given ``db``, a database ``callhook migrate`` has not
-    run on (which otherwise ended in a traceback: "no such table")."""
-    from callhook.store.db import sqlite_file
+def set_up_database(database_url: str) -> Database:
+    """The database, open, unless a command cannot work on it yet: ``fail`` (exit 1) for a
+    SQLite file that does not exist (checked before anything creates it, an empty database or
+    a key file, in whatever directory the command ran from) or a database ``callhook migrate``
+    has not run on (which otherwise ended in a "no such table" traceback, or a worker logging
+    one every second); also (exit 1) a URL that does not parse. A database that cannot be
+    reached now is returned as it is: the command meets the outage as it always did (a worker
+    retries, ``/readyz`` says 503)."""
+    from callhook.errors import ConfigurationError, StoreUnavailable
+    from callhook.store.db import Database, missing_sqlite_file
 
     where = display_url(database_url)
     hint = "or point --database-url or CALLHOOK_DATABASE_URL at the one you set up"
-    path = sqlite_file(database_url)
-    if db is None and path is not None and not path.exists():
-        return f"no database at {where}: run `callhook migrate` to create it ({hint})"
-    if db is not None and not db.has_schema():
-        return f"the database at {where} has no Callhook tables: run `callhook migrate` ({hint})"
-    return None
+    if missing_sqlite_file(database_url) is not None:
+        raise fail(f"no database at {where}: run `callhook migrate` to create it ({hint})", code=1)
+    try:
+        db = Database(database_url)
+    except ConfigurationError as exc:
+        raise fail(exc.message, code=1) from exc
+    try:
+        ready = db.has_schema()
+    except StoreUnavailable:
+        return db
+    if not ready:
+        db.dispose()
+        raise fail(
+            f"the database at {where} has no Callhook tables: run `callhook migrate` ({hint})",
+            code=1,
+        )
+    return db
 
 
 def display_url(database_url: str) -> str:

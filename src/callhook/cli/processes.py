@@ -25,7 +25,7 @@ from callhook.cli.common import (
     console,
     display_url,
     fail,
-    not_set_up,
+    set_up_database,
     settings_from_env,
 )
 
@@ -158,17 +158,9 @@ def serve(
     from callhook.store.db import Database
 
     settings = settings_from_env(database_url=database_url, host=host, port=port)
-    if not auto_migrate:  # every request would fail on a database without the tables
-        problem = not_set_up(settings.database_url)
-        if problem is None:
-            db = Database(settings.database_url)
-            try:
-                problem = not_set_up(settings.database_url, db)
-            finally:
-                db.dispose()
-        if problem is not None:
-            raise fail(problem, code=1)
     logs.configure(settings.log_level, json=settings.log_json)
+    if not auto_migrate:  # every request would fail on a database without the tables
+        set_up_database(settings.database_url).dispose()
     if auto_migrate:
         from callhook.store.migrate import upgrade
 
@@ -252,17 +244,8 @@ def run_worker_process(settings: Settings) -> None:
     from callhook.errors import WorkerFailed
     from callhook.platform import Platform
 
-    problem = not_set_up(settings.database_url)
-    platform = Platform.create(settings) if problem is None else None
-    if platform is not None:
-        problem = not_set_up(settings.database_url, platform.db)
-    if problem is not None:
-        if platform is not None:
-            platform.db.dispose()
-        # A supervisor restarts it: it works once the migration has run.
-        raise SystemExit(fail(problem, code=1).exit_code)
-    assert platform is not None
     logs.configure(settings.log_level, json=settings.log_json)
+    platform = Platform.create(settings)
     with contextlib.suppress(ImportError):
         import uvloop
 
@@ -350,14 +333,14 @@ def worker(
     from callhook import logs
 
     settings = settings_from_env(database_url=database_url)
-    missing = not_set_up(settings.database_url)
-    if missing is not None:
-        raise fail(missing, code=1)
+    logs.configure(settings.log_level, json=settings.log_json)
+    # Checked once here, for every process it starts (a supervisor would restart children
+    # that refused, one a second, for ever).
+    set_up_database(settings.database_url).dispose()
     console.print(worker_banner(settings, processes, os.getpid()), highlight=False, soft_wrap=True)
     if processes == 1:
         run_worker_process(settings)
         return
-    logs.configure(settings.log_level, json=settings.log_json)
     raise typer.Exit(supervise(processes, target=run_worker_process, args=lambda _i: (settings,)))
 
 

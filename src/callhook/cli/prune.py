@@ -7,7 +7,14 @@ from typing import Annotated
 
 import typer
 
-from callhook.cli.common import DatabaseOption, JsonOption, console, print_json, settings_from_env
+from callhook.cli.common import (
+    DatabaseOption,
+    JsonOption,
+    console,
+    print_json,
+    set_up_database,
+    settings_from_env,
+)
 
 
 def prune(
@@ -34,7 +41,6 @@ def prune(
     hold up delivery.
     """
     from callhook.core.clock import SystemClock
-    from callhook.store.db import Database
     from callhook.store.prune import prune as prune_store
 
     settings = settings_from_env(database_url=database_url)
@@ -42,7 +48,7 @@ def prune(
     if days <= 0 and older_than_days is None:
         console.print("Retention is off (CALLHOOK_RETENTION_DAYS=0): nothing pruned.")
         return
-    db = Database(settings.database_url)
+    db = set_up_database(settings.database_url)
     try:
         report = prune_store(
             db,

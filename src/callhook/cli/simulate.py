@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from callhook.cli.common import DatabaseOption, LazyModule, console, fail, settings_from_env
+from callhook.cli.common import (
+    DatabaseOption,
+    LazyModule,
+    console,
+    fail,
+    set_up_database,
+    settings_from_env,
+)
 
 if TYPE_CHECKING:
     import asyncio
@@ -167,7 +174,7 @@ def simulate(
         from callhook.platform import Platform
 
         settings = settings_from_env(database_url=database_url)
-        platform = Platform.create(settings)
+        platform = Platform.create(settings, db=set_up_database(settings.database_url))
         try:
             publish = sim.in_process(platform.publisher, account)
             stats = asyncio.run(

@@ -86,6 +86,17 @@ def sqlite_file(url: str) -> Path | None:
     return Path(database)
 
 
+def missing_sqlite_file(url: str) -> Path | None:
+    """The file a ``sqlite:///`` URL names when it does not exist; None otherwise (it exists,
+    in-memory and ``file:`` URIs, another backend, a URL that does not parse: ``Database``
+    says what is wrong with that one)."""
+    try:
+        path = sqlite_file(url)
+    except ArgumentError:
+        return None
+    return path if path is not None and not path.exists() else None
+
+
 def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
     parsed = make_url(url)
     path = sqlite_file(url)

@@ -226,8 +226,8 @@ NOT_THERE = [
     ["accounts", "list"],
     ["deliveries", "list"],
     ["endpoints", "list", "acc_01JAAAAAAAAAAAAAAAAAAAAAAA"],
-    ["worker"],
-    ["serve", "--no-migrate", "--port", "0"],
+    ["prune", "--older-than-days", "1"],
+    ["simulate", "--calls", "1", "--account", "acc_01JAAAAAAAAAAAAAAAAAAAAAAA"],
 ]
 
 
@@ -252,8 +252,42 @@ def test_a_command_on_a_database_without_tables_says_to_migrate(
     out = run(env, *command, code=1)
     assert "has no Callhook tables: run `callhook migrate`" in out
     assert "Traceback" not in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cli.db"]  # no key file made for it
     run(env, "migrate")
     run(env, "accounts", "list")
+
+
+def test_a_url_that_does_not_parse_is_an_error_not_a_traceback(env: dict[str, str]) -> None:
+    out = run({**env, "CALLHOOK_DATABASE_URL": "nonsense"}, "accounts", "list", code=1)
+    assert "error: invalid database URL" in out
+    assert "Traceback" not in out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["worker"], ["worker", "--processes", "2"], ["serve", "--no-migrate", "--port", "0"]],
+    ids=" ".join,
+)
+@pytest.mark.parametrize("database", ["missing", "empty"])
+def test_processes_refuse_a_database_that_is_not_set_up(
+    env: dict[str, str], tmp_path: Path, argv: list[str], database: str
+) -> None:
+    """Once, in the command: a supervisor would restart refusing children for ever."""
+    if database == "empty":
+        import sqlite3
+
+        sqlite3.connect(tmp_path / "cli.db").close()
+    done = subprocess.run(
+        [CALLHOOK, *argv], env={**os.environ, **env}, capture_output=True, timeout=60
+    )
+    err = done.stderr.decode()
+    assert done.returncode == 1, err
+    expected = "error: no database at" if database == "missing" else "has no Callhook tables"
+    assert expected in err
+    assert "error: " in err
+    assert "run `callhook migrate`" in err
+    assert "restarting" not in err
+    assert "Traceback" not in err
 
 
 def test_worker_says_what_it_serves_at_start(env: dict[str, str]) -> None:
