@@ -32,6 +32,7 @@ from callhook.cli.common import (
 if TYPE_CHECKING:
     from callhook.platform import Platform
     from callhook.settings import Settings
+    from callhook.store.db import Database
 
 
 def migrate(database_url: str | None = DatabaseOption) -> None:
@@ -155,18 +156,18 @@ def serve(
     One process by default; --no-worker leaves delivery to `callhook worker` processes.
     """
     from callhook import logs
+    from callhook.platform import Platform
     from callhook.store.db import Database
 
     settings = settings_from_env(database_url=database_url, host=host, port=port)
     logs.configure(settings.log_level, json=settings.log_json)
-    if not auto_migrate:  # every request would fail on a database without the tables
-        set_up_database(settings.database_url).dispose()
     if auto_migrate:
         from callhook.store.migrate import upgrade
 
         db = Database(settings.database_url)
         upgrade(db)
-        db.dispose()
+    else:  # every request would fail on a database without the tables
+        db = set_up_database(settings.database_url)
     delivering = "and a delivery worker" if worker else "without a worker (--no-worker)"
     plural = f" in {processes} processes" if processes > 1 else ""
     console.print(
@@ -177,8 +178,12 @@ def serve(
         soft_wrap=True,
     )
     if processes == 1:
-        run_server(settings, run_worker=worker)
+        # On the database opened above: a second one opened and closed in the same process
+        # beside it was seen to corrupt a SQLite file other processes were writing (the bench's
+        # smoke run, with the worker's set-up check; docs/decisions.md).
+        run_server(settings, run_worker=worker, platform=Platform.create(settings, db=db))
         return
+    db.dispose()
     raise typer.Exit(serve_processes(settings, processes, run_worker=worker))
 
 
@@ -235,9 +240,10 @@ async def run_worker_until_signalled(platform: Platform) -> None:
     await worker.run(stop)
 
 
-def run_worker_process(settings: Settings) -> None:
-    """One worker process: one event loop, until SIGTERM/SIGINT (exit 0 once drained), or until
-    the worker stops by itself (``WorkerFailed``: exit 1, the reason on stderr)."""
+def run_worker_process(settings: Settings, db: Database | None = None) -> None:
+    """One worker process (on ``db`` when given, already open): one event loop, until
+    SIGTERM/SIGINT (exit 0 once drained), or until the worker stops by itself
+    (``WorkerFailed``: exit 1, the reason on stderr)."""
     import asyncio
 
     from callhook import logs
@@ -245,7 +251,7 @@ def run_worker_process(settings: Settings) -> None:
     from callhook.platform import Platform
 
     logs.configure(settings.log_level, json=settings.log_json)
-    platform = Platform.create(settings)
+    platform = Platform.create(settings, db=db)
     with contextlib.suppress(ImportError):
         import uvloop
 
@@ -334,13 +340,15 @@ def worker(
 
     settings = settings_from_env(database_url=database_url)
     logs.configure(settings.log_level, json=settings.log_json)
-    # Checked once here, for every process it starts (a supervisor would restart children
-    # that refused, one a second, for ever).
-    set_up_database(settings.database_url).dispose()
+    # Checked here, before any process starts (a supervisor would restart children that
+    # refused, one a second, for ever); one process works on the database it checked (see
+    # ``serve`` on a second one).
+    db = set_up_database(settings.database_url)
     console.print(worker_banner(settings, processes, os.getpid()), highlight=False, soft_wrap=True)
     if processes == 1:
-        run_worker_process(settings)
+        run_worker_process(settings, db=db)
         return
+    db.dispose()
     raise typer.Exit(supervise(processes, target=run_worker_process, args=lambda _i: (settings,)))
 
 
