@@ -27,6 +27,7 @@ from sqlalchemy import insert, literal, select, text, update
 
 from bench import load
 from bench.cluster import Cluster
+from bench.phases import quantile
 from callhook.platform import Platform
 from callhook.store import endpoint_removal, tables
 from callhook.store import endpoints as endpoint_store
@@ -131,10 +132,6 @@ def _batched(account_id: str, endpoint_id: str, size: int) -> Callable[[Database
     return remove
 
 
-def _quantile(ordered: list[float], q: float) -> float:
-    return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.endpoint_removal", description=__doc__)
     parser.add_argument("--events", type=int, default=100_000)
@@ -161,10 +158,9 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(args.repeat):
             for name, remove in ways.items():
                 removed, took, waits = measure(source, account_id, extra, remove)
-                ordered = sorted(waits)
                 print(
-                    f"| {name} | {took:.2f} | {_quantile(ordered, 0.5):.1f} /"
-                    f" {_quantile(ordered, 0.99):.1f} / {ordered[-1]:.1f} | {removed:,} |"
+                    f"| {name} | {took:.2f} | {quantile(waits, 0.5):.1f} /"
+                    f" {quantile(waits, 0.99):.1f} / {max(waits):.1f} | {removed:,} |"
                 )
     return 0
 

@@ -32,9 +32,9 @@ def skip_locked(conn: Connection, query: Select[Any]) -> Select[Any]:
 
 def lock_rows(conn: Connection, table: Table, ids: Sequence[str] | Select[Any]) -> None:
     """Hold row locks on these rows of ``table`` (by its ``id``; ``ids`` a list or a query of
-    them) until the transaction ends,
-    taken in id order (two callers never deadlock on them): ``FOR UPDATE`` on PostgreSQL;
-    nothing on SQLite, where a write transaction already excludes every other writer.
+    them) until the transaction ends, taken in id order (two callers never deadlock on them):
+    ``FOR UPDATE`` on PostgreSQL; nothing on SQLite, where a write transaction already excludes
+    every other writer.
 
     For a check that reads rows other than the ones it changes: under READ COMMITTED, two
     transactions each deleting one of an event's last two deliveries would each still see the

@@ -350,13 +350,13 @@ def set_primary_url(
 
 
 def delete_endpoint(conn: Connection, account_id: str, endpoint_id: str) -> int:
-    """Delete a non-primary endpoint with everything that hangs off it in one transaction:
-    secrets, subscriptions, deliveries and their attempts (how many deliveries is returned;
-    :func:`callhook.store.endpoint_removal.remove_endpoint` takes the finished ones first, in
-    batches) (a delivery is one event *to this endpoint*;
-    the events stay, with their other endpoints' deliveries; one left with none gets the skip
-    reason ``endpoint_deleted``). A worker still sending one of
-    them finds its claim gone and records nothing. ``PrimaryEndpointDelete`` for the primary
+    """Delete a non-primary endpoint with everything that hangs off it, in one transaction:
+    secrets, subscriptions, deliveries and their attempts; returns how many deliveries. (A
+    delivery is one event *to this endpoint*: the events stay, with their other endpoints'
+    deliveries; one left with none gets the skip reason ``endpoint_deleted``.) A worker still
+    sending one of them finds its claim gone and records nothing. Callers with a history to
+    delete use :func:`callhook.store.endpoint_removal.remove_endpoint`, which takes the
+    deliveries in batches first and this last. ``PrimaryEndpointDelete`` for the primary
     endpoint (spec 002's setting: disable it instead); ``EndpointNotFound``."""
     if get(conn, account_id, endpoint_id).primary:
         raise PrimaryEndpointDelete()

@@ -299,3 +299,9 @@ def test_two_transactions_taking_an_events_last_two_deliveries_leave_no_orphan(
         assert event.skip_reason == "endpoint_deleted"
     else:
         assert event is None
+
+
+def test_the_phases_take_every_status_once() -> None:
+    """A status added later must get its place in the order, not wait for the last transaction."""
+    taken = [s for phase in endpoint_removal.PHASES for s in phase]
+    assert sorted(taken) == sorted(DeliveryStatus)
