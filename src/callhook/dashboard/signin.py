@@ -141,8 +141,10 @@ def _signin(request: Request, token: str, email: str, password: str, target: str
             target=target,
         )
     with platform.db.write() as conn:
-        session_store.forgive(conn, reserved)
+        # The email's key first (it is locked there): forgiving first held rows another
+        # sign-in's clearing waited for while it held ours (a deadlock on PostgreSQL).
         session_store.clear_failures(conn, email_key)
+        session_store.forgive(conn, reserved)
         cookie, _session = session_store.create(conn, user_id=user.id, now=now)
     response = RedirectResponse(safe_next(target), status_code=303)
     lifetime = int(session_store.SESSION_LIFETIME.total_seconds())

@@ -154,7 +154,10 @@ def failures(conn: Connection, key: str, *, since: datetime) -> int:
 
 
 def clear_failures(conn: Connection, key: str) -> None:
-    """Forget a key's failures (after a successful sign-in for that email)."""
+    """Forget a key's failures (after a successful sign-in for that email). The key is locked
+    first, as ``reserve_attempt`` locks it: two sign-ins deleting the same rows in different
+    orders deadlocked on PostgreSQL (``test_signin_race``, once in a fresh-clone CI run)."""
+    dialect.lock_keys(conn, "login_failures", [key[:400]])
     conn.execute(delete(login_failures).where(login_failures.c.key == key[:400]))
 
 
