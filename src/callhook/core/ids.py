@@ -106,6 +106,28 @@ def has_id_shape(prefix: str, value: str) -> bool:
     return match is not None and match.group(1) == prefix and _stamp(value) is not None
 
 
+_TO_INT_DIGITS = str.maketrans(_ALPHABET, "0123456789abcdefghijklmnopqrstuv")
+
+
+def id_to_bytes(prefix: str, value: str) -> bytes | None:
+    """The 16 bytes (big-endian, so byte order is the id's sort order) of an id :func:`new_id`
+    made with ``prefix``; None for any other string (another prefix, another shape, lower
+    case), which has no 16-byte form. ``id_from_bytes(prefix, id_to_bytes(prefix, v)) == v``
+    whenever the result is not None (tests/unit/core/test_ids.py)."""
+    match = _SHAPE.fullmatch(value)
+    if match is None or match.group(1) != prefix:
+        return None
+    return int(value[len(prefix) + 1 :].translate(_TO_INT_DIGITS), 32).to_bytes(16, "big")
+
+
+def id_from_bytes(prefix: str, raw: bytes) -> str:
+    """The id whose 16 bytes :func:`id_to_bytes` gave. ``ValueError`` unless ``raw`` is 16
+    bytes."""
+    if len(raw) != 16:
+        raise ValueError(f"an id is 16 bytes, not {len(raw)}")
+    return f"{prefix}_{_encode(int.from_bytes(raw, 'big'))}"
+
+
 class Randomness(RandomBits, Protocol):
     """Everything logic draws at random: id bits and jitter. ``random.Random`` satisfies it."""
 

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Integer, String, bindparam, or_, select, text
+from sqlalchemy import Connection, Integer, TextClause, bindparam, or_, select, text
+from sqlalchemy.sql.selectable import TextualSelect
 
 from callhook.core import ordering as ordering_rules
 from callhook.core import stored_body
@@ -19,7 +20,7 @@ from callhook.core.retry import RetryPolicy
 from callhook.events.names import TEST_EVENT
 from callhook.store.secretbox import SecretBox
 from callhook.store.tables import deliveries, endpoint_secrets, endpoints, events
-from callhook.store.types import UTCDateTime
+from callhook.store.types import StoredId, UTCDateTime
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,11 +111,19 @@ WHERE id IN (
     ORDER BY endpoint_id, claim_key LIMIT :limit {lock}
 )
 RETURNING id, endpoint_id"""  # noqa: S608 (constants only, no input)
-    return text(sql).bindparams(
-        bindparam("now", type_=UTCDateTime),
-        bindparam("lease_until", type_=UTCDateTime),
-        bindparam("limit", type_=Integer),
+    return _returning_ids(
+        text(sql).bindparams(
+            bindparam("now", type_=UTCDateTime),
+            bindparam("lease_until", type_=UTCDateTime),
+            bindparam("only", type_=StoredId("ep")),
+            bindparam("limit", type_=Integer),
+        )
     )
+
+
+def _returning_ids(statement: TextClause) -> TextualSelect:
+    """``statement`` with its ``RETURNING id, endpoint_id`` read as ids (``types.StoredId``)."""
+    return statement.columns(id=StoredId("dlv"), endpoint_id=StoredId("ep"))
 
 
 def _walk(dialect_name: str) -> str:
@@ -181,14 +190,16 @@ RETURNING id, endpoint_id"""
 def _claim_statement(conn: Connection) -> Any:
     name = conn.dialect.name
     sql = f"WITH RECURSIVE {_walk(name)},{_CANDIDATES[name]},{_CHOSEN}{_UPDATE}"
-    return text(sql).bindparams(
-        bindparam("now", type_=UTCDateTime),
-        bindparam("lease_until", type_=UTCDateTime),
-        bindparam("excluded", expanding=True, type_=String),
-        # Held by the store (paused, failing, throttled): their test events still go out.
-        bindparam("held", expanding=True, type_=String),
-        bindparam("per_endpoint", type_=Integer),
-        bindparam("limit", type_=Integer),
+    return _returning_ids(
+        text(sql).bindparams(
+            bindparam("now", type_=UTCDateTime),
+            bindparam("lease_until", type_=UTCDateTime),
+            bindparam("excluded", expanding=True, type_=StoredId("ep")),
+            # Held by the store (paused, failing, throttled): their test events still go out.
+            bindparam("held", expanding=True, type_=StoredId("ep")),
+            bindparam("per_endpoint", type_=Integer),
+            bindparam("limit", type_=Integer),
+        )
     )
 
 

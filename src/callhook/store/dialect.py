@@ -14,6 +14,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from callhook.store.types import StoredId
+
 
 def insert_ignore(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
     """INSERT … ON CONFLICT DO NOTHING."""
@@ -71,7 +73,9 @@ class FastStatement:
     parameter processing cost more than the SQL itself (profiled: a fifth of the worker's
     time). Contract: every bind parameter is named (``bindparam``; constants as ``null()`` or
     literals) and each row supplies them all, already in the driver's form — datetimes through
-    ``types.time_encoder``. Runs inside the caller's transaction (same DB-API connection).
+    ``types.time_encoder`` — except ids: parameters typed ``types.StoredId`` (compared with or
+    assigned to such a column) are turned into the stored form here, so no caller can forget
+    one. Runs inside the caller's transaction (same DB-API connection).
     """
 
     def __init__(self, statement: ClauseElement) -> None:
@@ -87,9 +91,17 @@ class FastStatement:
             preset = sorted(k for k, v in compiled.params.items() if v is not None)
             if preset:
                 raise ValueError(f"FastStatement needs bindparams, not values: {preset}")
+            forms = {
+                key: form
+                for key, bind in compiled.binds.items()
+                if isinstance(bind.type, StoredId) and (form := bind.type.driver_form(name))
+            }
             # Positional drivers (sqlite3) take tuples in placeholder order; named ones the rows.
             order = list(compiled.positiontup or ()) if compiled.positional else None
-            pick = None if order is None else _tuple_getter(order)
+            if order is None:
+                pick = None if not forms else _converter(forms)
+            else:
+                pick = _tuple_getter(order, [forms.get(key) for key in order])
             found = self._compiled[name] = (compiled.string, pick)
         return found
 
@@ -112,9 +124,27 @@ class FastStatement:
             cursor.close()
 
 
-def _tuple_getter(names: list[str]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+def _tuple_getter(
+    names: list[str], forms: list[Callable[[Any], Any] | None]
+) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    if any(forms):
+        return lambda row: tuple(
+            row[n] if f is None else f(row[n]) for n, f in zip(names, forms, strict=True)
+        )
     if len(names) == 1:
         only = names[0]
         return lambda row: (row[only],)
     getter: Callable[[Mapping[str, Any]], tuple[Any, ...]] = operator.itemgetter(*names)
     return getter
+
+
+def _converter(
+    forms: Mapping[str, Callable[[Any], Any]],
+) -> Callable[[Mapping[str, Any]], Mapping[str, Any]]:
+    def convert(row: Mapping[str, Any]) -> Mapping[str, Any]:
+        out = dict(row)
+        for key, form in forms.items():
+            out[key] = form(out[key])
+        return out
+
+    return convert

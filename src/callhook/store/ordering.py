@@ -34,7 +34,7 @@ from callhook.core import ordering as rules
 from callhook.core.outcome import DeliveryStatus, ErrorClass
 from callhook.store import dialect
 from callhook.store.tables import deliveries, endpoints
-from callhook.store.types import time_encoder
+from callhook.store.types import StoredId, time_encoder
 
 #: Whose line: the endpoint a delivery goes to.
 line_owner = deliveries.c.endpoint_id
@@ -80,7 +80,12 @@ _PROMOTE = dialect.FastStatement(
         "holds_line = TRUE, line_since = :now, previous_sequence = :previous "
         f"WHERE id = (SELECT id {_LINE} AND status = '{DeliveryStatus.WAITING.value}' "
         f"ORDER BY sequence LIMIT 1) AND NOT EXISTS (SELECT 1 {_LINE} AND holds_line)"
-    ).bindparams(bindparam("now"), bindparam("previous"), bindparam("owner"), bindparam("call"))
+    ).bindparams(
+        bindparam("now"),
+        bindparam("previous"),
+        bindparam("owner", type_=StoredId("ep")),
+        bindparam("call"),
+    )
 )
 
 

@@ -27,7 +27,7 @@ from sqlalchemy import (
 )
 
 from callhook.core.outcome import DeliveryStatus
-from callhook.store.types import UTCDateTime
+from callhook.store.types import StoredId, UTCDateTime
 
 metadata = MetaData(
     naming_convention={
@@ -41,7 +41,7 @@ metadata = MetaData(
 accounts = Table(
     "accounts",
     metadata,
-    Column("id", String(40), primary_key=True),
+    Column("id", StoredId("acc"), primary_key=True),
     Column("name", String(200), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
 )
@@ -50,7 +50,7 @@ users = Table(
     "users",
     metadata,
     Column("id", String(40), primary_key=True),
-    Column("account_id", String(40), ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("account_id", StoredId("acc"), ForeignKey("accounts.id"), nullable=False, index=True),
     Column("email", String(320), nullable=False, unique=True),
     Column("password_hash", String(200), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
@@ -82,7 +82,7 @@ api_tokens = Table(
     "api_tokens",
     metadata,
     Column("id", String(40), primary_key=True),
-    Column("account_id", String(40), ForeignKey("accounts.id"), nullable=True, index=True),
+    Column("account_id", StoredId("acc"), ForeignKey("accounts.id"), nullable=True, index=True),
     Column("name", String(200), nullable=False, server_default=""),
     Column("prefix", String(20), nullable=False),
     Column("token_hash", String(64), nullable=False, unique=True),
@@ -101,8 +101,8 @@ api_tokens = Table(
 endpoints = Table(
     "endpoints",
     metadata,
-    Column("id", String(40), primary_key=True),
-    Column("account_id", String(40), ForeignKey("accounts.id"), nullable=False),
+    Column("id", StoredId("ep"), primary_key=True),
+    Column("account_id", StoredId("acc"), ForeignKey("accounts.id"), nullable=False),
     Column("url", Text, nullable=True),
     Column("description", String(500), nullable=False, server_default=""),
     Column("enabled", Boolean, nullable=False),
@@ -133,7 +133,7 @@ endpoints = Table(
 endpoint_subscriptions = Table(
     "endpoint_subscriptions",
     metadata,
-    Column("endpoint_id", String(40), ForeignKey("endpoints.id"), primary_key=True),
+    Column("endpoint_id", StoredId("ep"), ForeignKey("endpoints.id"), primary_key=True),
     Column("event", String(64), primary_key=True),
     Column("created_at", UTCDateTime, nullable=False),
 )
@@ -144,7 +144,7 @@ endpoint_secrets = Table(
     "endpoint_secrets",
     metadata,
     Column("id", String(40), primary_key=True),
-    Column("endpoint_id", String(40), ForeignKey("endpoints.id"), nullable=False, index=True),
+    Column("endpoint_id", StoredId("ep"), ForeignKey("endpoints.id"), nullable=False, index=True),
     Column("secret_encrypted", LargeBinary, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=True),
@@ -154,7 +154,7 @@ endpoint_secrets = Table(
 call_sequences = Table(
     "call_sequences",
     metadata,
-    Column("account_id", String(40), primary_key=True),
+    Column("account_id", StoredId("acc"), primary_key=True),
     Column("call_id", String(200), primary_key=True),
     Column("last_sequence", Integer, nullable=False),
 )
@@ -182,8 +182,8 @@ UNDELIVERED = status_in(UNDELIVERED_STATUSES)
 events = Table(
     "events",
     metadata,
-    Column("id", String(40), primary_key=True),
-    Column("account_id", String(40), ForeignKey("accounts.id"), nullable=False),
+    Column("id", StoredId("evt"), primary_key=True),
+    Column("account_id", StoredId("acc"), ForeignKey("accounts.id"), nullable=False),
     Column("event", String(64), nullable=False),
     Column("pbx_id", String(200), nullable=False),
     Column("call_id", String(200), nullable=True),
@@ -222,11 +222,11 @@ events = Table(
 deliveries = Table(
     "deliveries",
     metadata,
-    Column("id", String(40), primary_key=True),
+    Column("id", StoredId("dlv"), primary_key=True),
     # Looked up through ``uq_deliveries_event_endpoint`` (its first column).
-    Column("event_id", String(40), ForeignKey("events.id"), nullable=False),
-    Column("account_id", String(40), ForeignKey("accounts.id"), nullable=False),
-    Column("endpoint_id", String(40), ForeignKey("endpoints.id"), nullable=False),
+    Column("event_id", StoredId("evt"), ForeignKey("events.id"), nullable=False),
+    Column("account_id", StoredId("acc"), ForeignKey("accounts.id"), nullable=False),
+    Column("endpoint_id", StoredId("ep"), ForeignKey("endpoints.id"), nullable=False),
     Column("event", String(64), nullable=False),
     Column("status", String(16), nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
@@ -308,7 +308,7 @@ attempts = Table(
     Column(
         "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
     ),
-    Column("delivery_id", String(40), ForeignKey("deliveries.id"), nullable=False, index=True),
+    Column("delivery_id", StoredId("dlv"), ForeignKey("deliveries.id"), nullable=False, index=True),
     Column("number", Integer, nullable=False),
     Column("started_at", UTCDateTime, nullable=False),
     Column("duration_ms", Float, nullable=False),
@@ -328,8 +328,8 @@ attempts = Table(
 endpoint_health = Table(
     "endpoint_health",
     metadata,
-    Column("endpoint_id", String(40), ForeignKey("endpoints.id"), primary_key=True),
-    Column("account_id", String(40), ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("endpoint_id", StoredId("ep"), ForeignKey("endpoints.id"), primary_key=True),
+    Column("account_id", StoredId("acc"), ForeignKey("accounts.id"), nullable=False, index=True),
     Column("state", String(16), nullable=False, default="active"),
     Column("since", UTCDateTime, nullable=True),
     Column("consecutive_failures", Integer, nullable=False, default=0),
@@ -356,8 +356,8 @@ endpoint_events = Table(
     Column(
         "id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
     ),
-    Column("endpoint_id", String(40), nullable=False),
-    Column("account_id", String(40), ForeignKey("accounts.id"), nullable=False),
+    Column("endpoint_id", StoredId("ep"), nullable=False),
+    Column("account_id", StoredId("acc"), ForeignKey("accounts.id"), nullable=False),
     Column("at", UTCDateTime, nullable=False),
     Column("before", String(16), nullable=False),
     Column("after", String(16), nullable=False),
@@ -380,8 +380,8 @@ alerts = Table(
     Column("channel", String(16), primary_key=True),
     Column("dedupe_key", String(200), nullable=False),
     Column("kind", String(40), nullable=False),
-    Column("account_id", String(40), ForeignKey("accounts.id"), nullable=False),
-    Column("endpoint_id", String(40), nullable=False),
+    Column("account_id", StoredId("acc"), ForeignKey("accounts.id"), nullable=False),
+    Column("endpoint_id", StoredId("ep"), nullable=False),
     Column("data", Text, nullable=False),
     Column("status", String(16), nullable=False),
     Column("attempts", Integer, nullable=False, default=0),

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, cast
 
-from sqlalchemy import BigInteger, DateTime, Dialect
+from sqlalchemy import BigInteger, DateTime, Dialect, String
 from sqlalchemy.types import TypeDecorator, TypeEngine
+
+from callhook.core.ids import id_from_bytes, id_to_bytes
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -77,3 +79,52 @@ def decode_time(value: Any) -> datetime | None:
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
+
+
+class StoredId(TypeDecorator[str]):
+    """Callhook's own ids (``acc_…``, ``ep_…``, ``evt_…``, ``dlv_…``) of one prefix: the text
+    form in and out.
+
+    SQLite stores each as its 16 bytes (``core.ids.id_to_bytes``: a BLOB, byte order is id
+    order), where the 30 characters of text it stored before took ~14 bytes more in the row
+    and again in every index that holds it: ~270 of the ~1,360 bytes a delivered event took
+    (docs/decisions.md, issue 16). A string without the id's shape (another prefix, an id a test
+    made up, a value from before migration 0009 not yet rewritten) is stored as it is, so
+    nothing is refused or lost; SQLite never finds a TEXT equal to a BLOB, so a lookup of such
+    a string finds only rows holding that very string. PostgreSQL keeps the text.
+
+    The column's declared type stays ``VARCHAR(40)``: SQLite keeps a BLOB a BLOB in a column of
+    text affinity, so migration 0009 only rewrites values. Raw SQL that binds or reads such a
+    column must type the parameter or the result column with this type; ``FastStatement``
+    applies it to its typed parameters itself.
+    """
+
+    impl = String(40)
+    cache_ok = True
+
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self.prefix = prefix
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> Any:
+        if value is None or dialect.name != "sqlite":
+            return value
+        return self.encode(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> str | None:
+        if isinstance(value, bytes):
+            return id_from_bytes(self.prefix, value)
+        return cast("str | None", value)
+
+    def encode(self, value: str) -> bytes | str:
+        """SQLite's stored form of ``value``: its 16 bytes, or the text as it is."""
+        raw = id_to_bytes(self.prefix, value)
+        return value if raw is None else raw
+
+    def driver_form(self, dialect_name: str) -> Callable[[Any], Any] | None:
+        """What turns a value into this dialect's stored form (None: nothing), for statements
+        run on the DB-API cursor (``dialect.FastStatement``)."""
+        if dialect_name != "sqlite":
+            return None
+        encode = self.encode
+        return lambda value: None if value is None else encode(value)

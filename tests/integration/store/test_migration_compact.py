@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from callhook.core import stored_body, stored_headers
 from callhook.core.clock import FakeClock, rfc3339
@@ -22,6 +22,7 @@ from callhook.store import deliveries as delivery_store
 from callhook.store import events as event_store
 from callhook.store import queue
 from callhook.store.migrate import downgrade, upgrade
+from callhook.store.tables import attempts, events
 from tests import factories
 
 T0 = datetime(2026, 1, 15, 10, 30, 0, 123_456, tzinfo=UTC)
@@ -167,14 +168,11 @@ def test_old_rows_read_as_before_and_new_rows_are_compact(
                 )
             ],
         )
-        raw_body, raw_headers = conn.execute(
-            text(
-                "SELECT e.body, a.request_headers FROM events e"
-                " JOIN attempts a ON a.delivery_id = :d WHERE e.id = :e"
-            ),
-            {"d": fresh.delivery_id, "e": fresh.id},
-        ).one()
-    assert bytes(raw_body)[0] in (stored_body.ZSTD_V1, stored_body.RAW_DATA)
+        raw_body = conn.execute(select(events.c.body).where(events.c.id == fresh.id)).scalar()
+        raw_headers = conn.execute(
+            select(attempts.c.request_headers).where(attempts.c.delivery_id == fresh.delivery_id)
+        ).scalar()
+    assert bytes(raw_body)[0] in (stored_body.ZSTD_V2, stored_body.RAW_DATA)
     assert bytes(raw_headers)[0] == stored_headers.PACKED_V1
     with platform.db.read() as conn:
         new = delivery_store.get(conn, fresh.delivery_id)

@@ -11,7 +11,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from callhook.core.clock import FakeClock, rfc3339, rfc3339_seconds
-from callhook.core.ids import created_at, has_id_shape, id_pattern, new_id, new_ids, sortable_id
+from callhook.core.ids import (
+    created_at,
+    has_id_shape,
+    id_from_bytes,
+    id_pattern,
+    id_to_bytes,
+    new_id,
+    new_ids,
+    sortable_id,
+)
 
 T0 = datetime(2026, 1, 15, 10, 30, tzinfo=UTC)
 
@@ -107,3 +116,55 @@ def test_an_id_whose_time_is_past_the_year_9999_is_refused() -> None:
     assert created_at(last) + timedelta(milliseconds=1) == datetime.max.replace(
         microsecond=999000, tzinfo=UTC
     )
+
+
+def _id_of(prefix: str, bits: int) -> str:
+    """The id of 128 ``bits``, spelled out digit by digit (Crockford base32)."""
+    digits = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+    return prefix + "_" + "".join(digits[(bits >> s) & 31] for s in range(125, -1, -5))
+
+
+_ANY_ID = st.builds(
+    _id_of, st.sampled_from(["acc", "ep", "evt", "dlv"]), st.integers(0, 2**128 - 1)
+)
+
+
+@given(value=_ANY_ID)
+def test_an_id_is_16_bytes_and_back(value: str) -> None:
+    prefix = value.split("_")[0]
+    raw = id_to_bytes(prefix, value)
+    assert raw is not None
+    assert len(raw) == 16
+    assert id_from_bytes(prefix, raw) == value
+
+
+@given(a=st.integers(0, 2**128 - 1), b=st.integers(0, 2**128 - 1))
+def test_bytes_sort_as_the_ids_do(a: int, b: int) -> None:
+    # SQLite compares BLOBs with memcmp: byte order must be the text's order.
+    ra, rb = id_to_bytes("evt", _id_of("evt", a)), id_to_bytes("evt", _id_of("evt", b))
+    assert ra is not None
+    assert rb is not None
+    assert (ra < rb) == (_id_of("evt", a) < _id_of("evt", b)) == (a < b)
+
+
+@pytest.mark.parametrize(
+    ("prefix", "value"),
+    [
+        ("dlv", "evt_01KF0K8Y20PDDGMEPHX7DTC6DB"),  # another prefix
+        ("ep", "ep_01KF0K8Y20PDDGMEPHX7DTC6DBX"),  # too long
+        ("dlv", "dlv_81KF0K8Y20PDDGMEPHX7DTC6DB"),  # 130 bits
+        ("dlv", "dlv_01kf0k8y20pddgmephx7dtc6db"),  # lower case: not what new_id makes
+        ("dlv", "dlv_1"),
+        ("acc", "acc_"),
+        ("acc", ""),
+        ("acc", "acc_01KF0K8Y20PDDGMEPHX7DTC6D\x00"),
+    ],
+)
+def test_strings_without_an_ids_shape_have_no_byte_form(prefix: str, value: str) -> None:
+    assert id_to_bytes(prefix, value) is None
+
+
+@pytest.mark.parametrize("length", [0, 15, 17])
+def test_only_16_bytes_are_an_id(length: int) -> None:
+    with pytest.raises(ValueError, match="16 bytes"):
+        id_from_bytes("evt", bytes(length))

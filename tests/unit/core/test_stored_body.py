@@ -60,7 +60,7 @@ def test_every_event_of_the_catalog_is_packed_and_comes_back(
     row = _row(event=event, call_id=call_id, sequence=None if call_id is None else 2)
     body = _body(row, data)
     stored = stored_body.pack(body, **row)
-    assert stored[0] in (stored_body.ZSTD_V1, stored_body.RAW_DATA)
+    assert stored[0] in (stored_body.ZSTD_V2, stored_body.RAW_DATA)
     assert len(stored) < len(orjson.dumps(data)) + 2
     assert stored_body.unpack(stored, **row) == body
 
@@ -78,6 +78,54 @@ def test_any_data_and_ids_come_back_byte_for_byte(data: Any, pbx_id: str, call_i
     row = _row(pbx_id=pbx_id, call_id=call_id, sequence=None if call_id is None else 1)
     body = _body(row, data)
     assert stored_body.unpack(stored_body.pack(body, **row), **row) == body
+
+
+_ID = st.text(min_size=1, max_size=40)
+
+
+@given(
+    pbx_id=_ID,
+    call_id=st.none() | _ID,
+    layout=st.lists(st.sampled_from(["pbx", "call", "other", "raw1", "raw2"]), max_size=6),
+)
+def test_data_repeating_the_events_own_ids_comes_back_byte_for_byte(
+    pbx_id: str, call_id: str | None, layout: list[str]
+) -> None:
+    # The ids as whole strings, inside other strings, as keys; and bodies that are not JSON
+    # text, holding the stand-in bytes themselves raw (then nothing is swapped).
+    row = _row(pbx_id=pbx_id, call_id=call_id, sequence=None if call_id is None else 1)
+    parts = {
+        "pbx": orjson.dumps(pbx_id),
+        "call": orjson.dumps(call_id or "x"),
+        "other": orjson.dumps(f'a{pbx_id}{call_id}"\u0001'),
+        "raw1": b'"\x01"',
+        "raw2": b'"\x02' + orjson.dumps(pbx_id)[1:],
+    }
+    data = b"[" + b",".join(parts[p] for p in layout) + b"]"
+    body = _body(row, {})[: -len(b"{}}")] + data + b"}"
+    stored = stored_body.pack(body, **row)
+    assert stored_body.unpack(stored, **row) == body
+
+
+def test_a_calls_own_ids_are_stored_as_one_byte_each() -> None:
+    call_id, leg_id = "call_01KDVDNA00V3RS3DTR98H6BCFN", "leg_01KDVDNB0Q303KBFWS5Q4YKHGP"
+    row = _row(event="incoming_call_start_chain_member_call", pbx_id=leg_id, call_id=call_id)
+    data = {"call_id": call_id, "leg_id": leg_id, "line": "Sales", "position": 1}
+    body = _body(row, data)
+    stored = stored_body.pack(body, **row)
+    assert stored[0] == stored_body.ZSTD_V2
+    plain = orjson.dumps(data)
+    assert len(stored) < 1 + len(stored_body._compressor().compress(plain))  # as ZSTD_V1 did
+    assert len(stored) <= len(plain) - len(call_id) - len(leg_id)
+    assert stored_body.unpack(stored, **row) == body
+
+
+def test_rows_packed_before_the_ids_were_swapped_still_read() -> None:
+    row = _row()
+    data = orjson.dumps({"call_id": row["call_id"], "n": 1})
+    body = _body(row, {"call_id": row["call_id"], "n": 1})
+    older = bytes((stored_body.ZSTD_V1,)) + stored_body._compressor().compress(data)
+    assert stored_body.unpack(older, **row) == body
 
 
 @pytest.mark.parametrize(

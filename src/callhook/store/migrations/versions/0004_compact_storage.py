@@ -139,7 +139,7 @@ def _unpack_rows(conn: sa.Connection) -> None:
     ).all()
     for e in events:
         body = bytes(e.body)
-        if body[:1] in (bytes((stored_body.RAW_DATA,)), bytes((stored_body.ZSTD_V1,))):
+        if body and body[0] in stored_body.PACKED:
             whole = stored_body.unpack(
                 body,
                 id=e.id,
