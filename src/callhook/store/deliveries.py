@@ -14,8 +14,9 @@ from sqlalchemy import Connection, func, literal_column, or_, select, union_all,
 from callhook.core import ids, stored_body, stored_headers
 from callhook.core.outcome import DeliveryStatus
 from callhook.errors import EndpointNotFound, InvalidRequest, NotFound
+from callhook.store import attempts as attempt_store
 from callhook.store import tables
-from callhook.store.tables import attempts, deliveries, events
+from callhook.store.tables import deliveries, events
 
 #: Every status a delivery can have (filters in the API, CLI and dashboard): ``waiting`` is
 #: behind an earlier event of its call, ``expired`` was too old to send (issue 14).
@@ -368,11 +369,7 @@ def get(conn: Connection, delivery_id: str, *, account_id: str | None = None) ->
                 attempt=a.number,
             ),
         )
-        for a in conn.execute(
-            select(attempts)
-            .where(attempts.c.delivery_id == delivery_id)
-            .order_by(attempts.c.number, attempts.c.id)
-        )
+        for a in attempt_store.log_rows(conn, delivery_id)
     ]
     body = stored_body.unpack(
         bytes(row.body),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Select, Table, select, text
@@ -80,9 +81,9 @@ class FastStatement:
 
     def __init__(self, statement: ClauseElement) -> None:
         self.statement = statement
-        self._compiled: dict[str, tuple[str, Callable[[Mapping[str, Any]], Any] | None]] = {}
+        self._compiled: dict[str, _Compiled] = {}
 
-    def _for(self, conn: Connection) -> tuple[str, Callable[[Mapping[str, Any]], Any] | None]:
+    def _for(self, conn: Connection) -> _Compiled:
         name = conn.dialect.name
         found = self._compiled.get(name)
         if found is None:
@@ -97,12 +98,16 @@ class FastStatement:
                 if isinstance(bind.type, StoredId) and (form := bind.type.driver_form(name))
             }
             # Positional drivers (sqlite3) take tuples in placeholder order; named ones the rows.
-            order = list(compiled.positiontup or ()) if compiled.positional else None
-            if order is None:
-                pick = None if not forms else _converter(forms)
+            if compiled.positional:
+                order = list(compiled.positiontup or ())
+                found = _Compiled(
+                    compiled.string,
+                    _tuple_getter(order),
+                    tuple((i, forms[key]) for i, key in enumerate(order) if key in forms),
+                )
             else:
-                pick = _tuple_getter(order, [forms.get(key) for key in order])
-            found = self._compiled[name] = (compiled.string, pick)
+                found = _Compiled(compiled.string, None, tuple(forms.items()))
+            self._compiled[name] = found
         return found
 
     def executemany(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> int:
@@ -111,8 +116,11 @@ class FastStatement:
         ``OperationalError`` …), as ``conn.execute`` would."""
         if not rows:
             return 0
-        sql, pick = self._for(conn)
+        compiled = self._for(conn)
+        sql, pick = compiled.sql, compiled.pick
         params: Sequence[Any] = rows if pick is None else [pick(r) for r in rows]
+        if compiled.forms:
+            params = _to_stored(params, compiled.forms)
         dbapi = conn.dialect.loaded_dbapi
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
@@ -124,13 +132,16 @@ class FastStatement:
             cursor.close()
 
 
-def _tuple_getter(
-    names: list[str], forms: list[Callable[[Any], Any] | None]
-) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
-    if any(forms):
-        return lambda row: tuple(
-            row[n] if f is None else f(row[n]) for n, f in zip(names, forms, strict=True)
-        )
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    sql: str
+    #: Each row's parameters in placeholder order (positional drivers), or None (named).
+    pick: Callable[[Mapping[str, Any]], tuple[Any, ...]] | None
+    #: (placeholder position or name, what turns its value into the stored form).
+    forms: tuple[tuple[Any, Callable[[Any], Any]], ...]
+
+
+def _tuple_getter(names: list[str]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
     if len(names) == 1:
         only = names[0]
         return lambda row: (row[only],)
@@ -138,13 +149,23 @@ def _tuple_getter(
     return getter
 
 
-def _converter(
-    forms: Mapping[str, Callable[[Any], Any]],
-) -> Callable[[Mapping[str, Any]], Mapping[str, Any]]:
-    def convert(row: Mapping[str, Any]) -> Mapping[str, Any]:
-        out = dict(row)
-        for key, form in forms.items():
-            out[key] = form(out[key])
-        return out
+_UNSEEN = object()
 
-    return convert
+
+def _to_stored(
+    params: Sequence[Any], forms: tuple[tuple[Any, Callable[[Any], Any]], ...]
+) -> list[Any]:
+    """``params`` (tuples or mappings) with each value at ``forms``' places in its stored form.
+    A batch repeats its account and endpoint ids: each distinct value is converted once."""
+    memos: list[dict[Any, Any]] = [{} for _ in forms]
+    out: list[Any] = []
+    for row in params:
+        values: Any = list(row) if isinstance(row, tuple) else dict(row)
+        for (place, form), memo in zip(forms, memos, strict=True):
+            value = values[place]
+            stored = memo.get(value, _UNSEEN)
+            if stored is _UNSEEN:
+                stored = memo[value] = form(value)
+            values[place] = stored
+        out.append(values)
+    return out

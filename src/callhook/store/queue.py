@@ -27,15 +27,17 @@ from sqlalchemy import (
     not_,
     null,
     select,
+    true,
     type_coerce,
     update,
 )
 
 from callhook.core import ordering as ordering_rules
 from callhook.core.outcome import DeliveryStatus
+from callhook.store import attempts as attempt_store
 from callhook.store import dialect, ordering
 from callhook.store._claiming import ClaimedJob, ClaimedRow, claim, claim_rows, load_claimed
-from callhook.store.tables import attempts, deliveries
+from callhook.store.tables import deliveries
 from callhook.store.types import UTCDateTime, time_encoder
 
 __all__ = [
@@ -95,24 +97,12 @@ _COMPLETE = dialect.FastStatement(
         line_since=case(
             (bindparam("b_finished", type_=Boolean), null()), else_=deliveries.c.line_since
         ),
-    )
-)
-_RECORD_ATTEMPT = dialect.FastStatement(
-    attempts.insert().values(
-        {
-            name: bindparam(f"a_{name}")
-            for name in (
-                "delivery_id",
-                "number",
-                "started_at",
-                "duration_ms",
-                "status_code",
-                "response_body",
-                "error_class",
-                "error_message",
-                "request_headers",
-            )
-        }
+        # The attempt itself, on the row (``store/attempts.py``; the earlier one was shifted).
+        holds_attempt=true(),
+        attempt_error_class=bindparam("b_error"),
+        attempt_error_message=bindparam("b_message"),
+        attempt_response_body=bindparam("b_response"),
+        attempt_request_headers=bindparam("b_headers"),
     )
 )
 
@@ -129,11 +119,12 @@ def complete(
     """Record results of claimed jobs; return those refused because the claim was lost.
 
     One query finds which (delivery, claim) pairs this worker still owns (locking them on
-    PostgreSQL so no one can claim them before the update), then one batched update and one
-    batched insert record the rest. Deliveries that finished (delivered, failed, expired) and
-    held their call's line hand it to the next waiting event of the call (``store.ordering``;
-    its line locks are taken first, before any delivery row). ``now`` stamps the promotion
-    (default: the latest attempt's start).
+    PostgreSQL so no one can claim them before the update), then one batched update records
+    the rest, each attempt on its delivery's row (a retry's earlier attempt moved to
+    ``attempts`` first: ``store.attempts.shift``). Deliveries that finished (delivered,
+    failed, expired) and held their call's line hand it to the next waiting event of the call
+    (``store.ordering``; its line locks are taken first, before any delivery row). ``now``
+    stamps the promotion (default: the latest attempt's start).
     """
     if not results:
         return []
@@ -153,7 +144,7 @@ def complete(
     stale: list[AttemptResult] = []
     handed_on: dict[ordering.Line, int | None] = {}  # lines whose holder finished
     changes: list[dict[str, Any]] = []
-    records: list[dict[str, Any]] = []
+    earlier: list[str] = []  # deliveries whose latest attempt moves to ``attempts`` first
     db_time = time_encoder(conn.dialect.name)
     for res in results:
         job = res.job
@@ -192,23 +183,15 @@ def complete(
                 "b_ms": res.duration_ms,
                 "b_delivered": started if res.delivered else None,
                 "b_finished": finished,
+                "b_message": res.error_message,
+                "b_response": res.response_body,
+                "b_headers": res.request_headers,
             }
         )
-        records.append(
-            {
-                "a_delivery_id": job.delivery_id,
-                "a_number": job.attempt_number,
-                "a_started_at": started,
-                "a_duration_ms": res.duration_ms,
-                "a_status_code": res.status_code,
-                "a_response_body": res.response_body,
-                "a_error_class": res.error_class,
-                "a_error_message": res.error_message,
-                "a_request_headers": res.request_headers,
-            }
-        )
+        if job.attempt_number > 1:  # a first attempt has no earlier one on its row
+            earlier.append(job.delivery_id)
+    attempt_store.shift(conn, earlier)
     _COMPLETE.executemany(conn, changes)
-    _RECORD_ATTEMPT.executemany(conn, records)
     if handed_on:
         ordering.promote(conn, handed_on, now=now or max(r.started_at for r in results))
     return stale

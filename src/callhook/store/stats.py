@@ -44,7 +44,8 @@ from sqlalchemy import Connection, and_, case, func, select
 
 from callhook.core import retry
 from callhook.core.outcome import NOT_THE_ENDPOINT, DeliveryStatus
-from callhook.store.tables import attempts, deliveries
+from callhook.store import attempts as attempt_store
+from callhook.store.tables import deliveries
 from callhook.store.types import decode_time
 
 _DELIVERED = DeliveryStatus.DELIVERED.value
@@ -150,29 +151,29 @@ def health(conn: Connection, account_id: str, *, now: datetime) -> Health:
     )
 
 
-def _timed_attempts(account_id: str, since: datetime, now: datetime) -> Any:
-    return and_(
-        deliveries.c.account_id == account_id,
-        deliveries.c.created_at >= now - LOOK_BACK,
-        attempts.c.started_at >= since,
-        (attempts.c.error_class.is_(None)) | attempts.c.error_class.not_in(_NOT_THE_ENDPOINT),
-    )
+def _recent(account_id: str, now: datetime) -> Any:
+    """The account's deliveries within ``LOOK_BACK`` (a condition on ``deliveries``)."""
+    return and_(deliveries.c.account_id == account_id, deliveries.c.created_at >= now - LOOK_BACK)
+
+
+def _judged(tried: Any) -> Any:
+    """Attempts whose outcome says something about the endpoint."""
+    return tried.c.error_class.is_(None) | tried.c.error_class.not_in(_NOT_THE_ENDPOINT)
 
 
 def _p95(
     conn: Connection, account_id: str, *, since: datetime, now: datetime
 ) -> tuple[float | None, int]:
-    joined = attempts.join(deliveries, deliveries.c.id == attempts.c.delivery_id)
-    where = _timed_attempts(account_id, since, now)
-    count = int(conn.execute(select(func.count()).select_from(joined).where(where)).scalar_one())
+    tried = attempt_store.every_attempt(_recent(account_id, now))
+    where = and_(tried.c.started_at >= since, _judged(tried))
+    count = int(conn.execute(select(func.count()).select_from(tried).where(where)).scalar_one())
     if count == 0:
         return None, 0
     rank = math.ceil(0.95 * count)  # nearest-rank: the smallest value with 95 % at or below it
     value = conn.execute(
-        select(attempts.c.duration_ms)
-        .select_from(joined)
+        select(tried.c.duration_ms)
         .where(where)
-        .order_by(attempts.c.duration_ms)
+        .order_by(tried.c.duration_ms)
         .offset(rank - 1)
         .limit(1)
     ).scalar_one()
@@ -181,30 +182,22 @@ def _p95(
 
 def failure_streak(conn: Connection, account_id: str, *, now: datetime) -> FailureStreak | None:
     """The run of failed attempts since the last successful one, or None (see module doc)."""
-    joined = attempts.join(deliveries, deliveries.c.id == attempts.c.delivery_id)
-    mine = and_(deliveries.c.account_id == account_id, deliveries.c.created_at >= now - LOOK_BACK)
+    tried = attempt_store.every_attempt(_recent(account_id, now))
     last_ok = conn.execute(
-        select(func.max(attempts.c.started_at))
-        .select_from(joined)
-        .where(mine, attempts.c.error_class.is_(None))
+        select(func.max(tried.c.started_at)).where(tried.c.error_class.is_(None))
     ).scalar_one()
-    failing = and_(
-        mine,
-        attempts.c.error_class.is_not(None),
-        attempts.c.error_class.not_in(_NOT_THE_ENDPOINT),
-    )
+    failing = and_(tried.c.error_class.is_not(None), tried.c.error_class.not_in(_NOT_THE_ENDPOINT))
     if last_ok is not None:
-        failing = and_(failing, attempts.c.started_at > _as_datetime(last_ok))
+        failing = and_(failing, tried.c.started_at > _as_datetime(last_ok))
     count, first = conn.execute(
-        select(func.count(), func.min(attempts.c.started_at)).select_from(joined).where(failing)
+        select(func.count(), func.min(tried.c.started_at)).where(failing)
     ).one()
     if not count:
         return None
     last = conn.execute(
-        select(attempts.c.error_class, attempts.c.error_message, attempts.c.status_code)
-        .select_from(joined)
+        select(tried.c.error_class, tried.c.error_message, tried.c.status_code)
         .where(failing)
-        .order_by(attempts.c.started_at.desc(), attempts.c.id.desc())
+        .order_by(tried.c.started_at.desc(), tried.c.number.desc())
         .limit(1)
     ).one()
     return FailureStreak(

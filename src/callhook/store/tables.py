@@ -254,6 +254,16 @@ deliveries = Table(
     # The claim's order (``core.ordering.claim_key``): the due time, plus the aging handicap
     # for bulk events, so call-control events are claimed first without starving bulk ones.
     Column("claim_key", UTCDateTime, nullable=True),
+    # The latest attempt, when ``holds_attempt`` (``store/attempts.py``): its number is
+    # ``attempts``, its start ``last_attempt_at``, its duration ``last_latency_ms``, its status
+    # ``last_status_code``, and these hold the rest (``last_error_class`` is the delivery's
+    # outcome, which a disable or an expiry overwrites). Earlier attempts are rows of
+    # ``attempts``: the usual one-attempt delivery needs none (issue 16).
+    Column("holds_attempt", Boolean, nullable=False, server_default=false()),
+    Column("attempt_error_class", String(32), nullable=True),
+    Column("attempt_error_message", Text, nullable=True),
+    Column("attempt_response_body", Text, nullable=True),
+    Column("attempt_request_headers", LargeBinary, nullable=True),
     Index("ix_deliveries_due", "status", "next_attempt_at"),
     # A page of the deliveries list walks one of these backwards (``deliveries.list_deliveries``);
     # a status filter walks the account's open or undelivered deliveries alone, not past every
@@ -301,7 +311,8 @@ deliveries = Table(
     ),
 )
 
-#: Every HTTP try of a delivery.
+#: Every HTTP try of a delivery but its latest, which is on the delivery's row
+#: (``store/attempts.py``).
 attempts = Table(
     "attempts",
     metadata,

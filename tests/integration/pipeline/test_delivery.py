@@ -20,7 +20,7 @@ from callhook.platform import Platform
 from callhook.publish import PublishRequest
 from callhook.signing import verify_callhook, verify_standard
 from callhook.store import deliveries as delivery_store
-from callhook.store.tables import attempts
+from callhook.store.tables import deliveries
 from tests.factories import make_account, make_platform, publish_sample
 from tests.support.receiver import Receiver, Tls, free_port, wait_for
 from tests.support.worker import running_worker, work_until
@@ -79,7 +79,7 @@ async def test_event_reaches_https_receiver_signed_in_both_schemes(
     assert shown == {name: got.headers[name] for name in shown}
     assert delivery.body == got.body
     with platform.db.read() as conn:
-        raw = conn.execute(select(attempts.c.request_headers)).scalar_one()
+        raw = conn.execute(select(deliveries.c.attempt_request_headers)).scalar_one()
     assert raw[0] == stored_headers.PACKED_V2
 
 

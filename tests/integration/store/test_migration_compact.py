@@ -22,7 +22,7 @@ from callhook.store import deliveries as delivery_store
 from callhook.store import events as event_store
 from callhook.store import queue
 from callhook.store.migrate import downgrade, upgrade
-from callhook.store.tables import attempts, events
+from callhook.store.tables import deliveries, events
 from tests import factories
 
 T0 = datetime(2026, 1, 15, 10, 30, 0, 123_456, tzinfo=UTC)
@@ -118,8 +118,8 @@ def test_old_rows_read_as_before_and_new_rows_are_compact(
         with platform.db.read() as conn:
             kinds = conn.execute(
                 text(
-                    "SELECT typeof(e.created_at), typeof(d.delivered_at), typeof(a.started_at)"
-                    " FROM events e, deliveries d, attempts a"
+                    "SELECT typeof(e.created_at), typeof(d.delivered_at), typeof(d.last_attempt_at)"
+                    " FROM events e, deliveries d"
                 )
             ).one()
         assert tuple(kinds) == ("integer", "integer", "integer")
@@ -168,11 +168,12 @@ def test_old_rows_read_as_before_and_new_rows_are_compact(
                 )
             ],
         )
-        raw_body = conn.execute(select(events.c.body).where(events.c.id == fresh.id)).scalar()
+        raw_body = conn.execute(select(events.c.body).where(events.c.id == fresh.id)).scalar_one()
         raw_headers = conn.execute(
-            select(attempts.c.request_headers).where(attempts.c.delivery_id == fresh.delivery_id)
-        ).scalar()
+            select(deliveries.c.attempt_request_headers).where(deliveries.c.id == fresh.delivery_id)
+        ).scalar_one()
     assert bytes(raw_body)[0] in (stored_body.ZSTD_V2, stored_body.RAW_DATA)
+    assert raw_headers is not None
     assert bytes(raw_headers)[0] == stored_headers.PACKED_V1
     with platform.db.read() as conn:
         new = delivery_store.get(conn, fresh.delivery_id)
