@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from sqlalchemy import func, select
+
 from callhook.core.clock import Clock
 from callhook.events import SUBSCRIBABLE_EVENTS, sample_publish_request
 from callhook.platform import Platform
@@ -27,6 +29,7 @@ from callhook.store import accounts as account_store
 from callhook.store import integrations as integration_store
 from callhook.store import tokens as token_store
 from callhook.store.migrate import upgrade
+from callhook.store.tables import attempts, deliveries
 
 BACKENDS = ("sqlite", "postgresql")
 POSTGRES_URL = os.environ.get(
@@ -207,3 +210,14 @@ def make_user(platform: Platform, account_id: str, email: str) -> str:
             rng=platform.rng,
         )
     return user.id
+
+
+def count_attempts(platform: Platform) -> int:
+    """Every attempt recorded: each delivery's latest on its row, the earlier ones rows of
+    ``attempts`` (``store/attempts.py``)."""
+    with platform.db.read() as conn:
+        earlier = conn.execute(select(func.count()).select_from(attempts)).scalar_one()
+        latest = conn.execute(
+            select(func.count()).where(deliveries.c.holds_attempt.is_(True))
+        ).scalar_one()
+    return int(earlier) + int(latest)

@@ -147,13 +147,14 @@ def platform(database_url: str | None = None) -> Iterator[Platform]:
 def set_up_database(database_url: str) -> Database:
     """The database, open, unless a command cannot work on it yet: ``fail`` (exit 1) for a
     SQLite file that does not exist (checked before anything creates it, an empty database or
-    a key file, in whatever directory the command ran from) or a database ``callhook migrate``
+    a key file, in whatever directory the command ran from), a database ``callhook migrate``
     has not run on (which otherwise ended in a "no such table" traceback, or a worker logging
-    one every second); also (exit 1) a URL that does not parse. A database that cannot be
-    reached now is returned as it is: the command meets the outage as it always did (a worker
-    retries, ``/readyz`` says 503)."""
+    one every second) or one at another migration than this code's (``SCHEMA_REVISION``);
+    also (exit 1) a URL that does not parse. A database that cannot be reached now is returned
+    as it is: the command meets the outage as it always did (a worker retries, ``/readyz``
+    says 503)."""
     from callhook.errors import ConfigurationError, StoreUnavailable
-    from callhook.store.db import Database, missing_sqlite_file
+    from callhook.store.db import SCHEMA_REVISION, Database, missing_sqlite_file
 
     where = display_url(database_url)
     hint = "or point --database-url or CALLHOOK_DATABASE_URL at the one you set up"
@@ -164,13 +165,22 @@ def set_up_database(database_url: str) -> Database:
     except ConfigurationError as exc:
         raise fail(exc.message, code=1) from exc
     try:
-        ready = db.has_schema()
+        revision = db.schema_revision()
     except StoreUnavailable:
         return db
-    if not ready:
+    if revision is None:
         db.dispose()
         raise fail(
             f"the database at {where} has no Callhook tables: run `callhook migrate` ({hint})",
+            code=1,
+        )
+    if revision != SCHEMA_REVISION:
+        db.dispose()
+        raise fail(
+            f"the database at {where} is at schema revision {revision}, this Callhook needs"
+            f" {SCHEMA_REVISION}: stop every Callhook process, run `callhook migrate` with this"
+            ' version, then start them again (docs/deployment.md, "Upgrading"; a database'
+            " migrated by a newer Callhook needs that version)",
             code=1,
         )
     return db

@@ -28,6 +28,7 @@ def main() -> None:
 def _register() -> None:
     from callhook.cli import (
         admin,
+        copy,
         deliveries,
         demo,
         devtools,
@@ -53,6 +54,7 @@ def _register() -> None:
     app.add_typer(events.app, name="events")
     devtools.register(app)
     prune.register(app)
+    copy.register(app)
 
 
 _register()

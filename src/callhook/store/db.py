@@ -23,7 +23,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import Connection as Connection  # re-exported: the handle query modules take
 from sqlalchemy import Engine, create_engine, event, inspect, text
@@ -48,6 +48,12 @@ from callhook.store.health import (
 )
 
 log = logging.getLogger("callhook.store")
+
+
+#: The newest migration, the one this code needs the database at (a test keeps it equal to the
+#: migrations' head). Code and schema must match: from migration 0009 on, SQLite stores ids as
+#: bytes, which older code cannot read and newer code cannot find in older rows.
+SCHEMA_REVISION: Final = "0010_latest_attempt"
 
 
 def redacted_url(database_url: str) -> str:
@@ -333,13 +339,15 @@ class Database:
                 return Unavailability.DISK_FULL
         return None
 
-    def has_schema(self) -> bool:
-        """Whether ``callhook migrate`` has run on this database: its ``alembic_version`` table
-        holds a revision. One cheap read; no migration script is loaded (command start-up)."""
+    def schema_revision(self) -> str | None:
+        """The migration this database is at (its ``alembic_version``), None where ``callhook
+        migrate`` never ran. One cheap read; no migration script is loaded (command start-up):
+        compare with ``SCHEMA_REVISION``."""
         with self.read() as conn:
             if not inspect(conn).has_table("alembic_version"):
-                return False
-            return conn.execute(text("SELECT version_num FROM alembic_version")).first() is not None
+                return None
+            found = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+            return None if found is None else str(found)
 
     def dispose(self) -> None:
         if self._checkpointer is not None:

@@ -139,19 +139,25 @@ def prune_batch(conn: Connection, *, cutoff: datetime, limit: int) -> PruneRepor
     if picked:
         ids = [r.id for r in picked]
         event_ids = sorted({r.event_id for r in picked})
-        report.attempts = conn.execute(
-            delete(attempts).where(attempts.c.delivery_id.in_(ids))
+        gone = and_(
+            deliveries.c.id.in_(ids),
+            # Re-checked under the lock: a redelivery that won the race keeps its row, and its
+            # attempts.
+            or_(
+                and_(deliveries.c.status == _DELIVERED, deliveries.c.delivered_at < cutoff),
+                and_(deliveries.c.status == _FAILED, gave_up_at < cutoff),
+            ),
+        )
+        # Each delivery's latest attempt is on its row (``store/attempts.py``), the rest rows of
+        # ``attempts``: both count.
+        held = conn.execute(
+            select(func.count()).where(gone, deliveries.c.holds_attempt.is_(True))
+        ).scalar_one()
+        earlier = conn.execute(
+            delete(attempts).where(attempts.c.delivery_id.in_(select(deliveries.c.id).where(gone)))
         ).rowcount
-        report.deliveries = conn.execute(
-            delete(deliveries).where(
-                deliveries.c.id.in_(ids),
-                # Re-checked under the lock: a redelivery that won the race keeps its row.
-                or_(
-                    and_(deliveries.c.status == _DELIVERED, deliveries.c.delivered_at < cutoff),
-                    and_(deliveries.c.status == _FAILED, gave_up_at < cutoff),
-                ),
-            )
-        ).rowcount
+        report.attempts = earlier + int(held)
+        report.deliveries = conn.execute(delete(deliveries).where(gone)).rowcount
         calls = _calls_of(conn, event_ids)
         dialect.lock_rows(conn, events, event_ids)  # another batch may take their last delivery
         report.events = conn.execute(

@@ -21,6 +21,9 @@ import pytest
 from typer.testing import CliRunner
 
 from callhook.cli.main import app
+from callhook.store.db import SCHEMA_REVISION as HEAD
+from callhook.store.db import Database
+from callhook.store.migrate import downgrade
 
 CALLHOOK = str(Path(sys.executable).parent / "callhook")
 #: RFC 3339, UTC, milliseconds, ``Z``: the one format of times in JSON (CLI and API ``data``).
@@ -268,7 +271,7 @@ def test_a_url_that_does_not_parse_is_an_error_not_a_traceback(env: dict[str, st
     [["worker"], ["worker", "--processes", "2"], ["serve", "--no-migrate", "--port", "0"]],
     ids=" ".join,
 )
-@pytest.mark.parametrize("database", ["missing", "empty"])
+@pytest.mark.parametrize("database", ["missing", "empty", "behind"])
 def test_processes_refuse_a_database_that_is_not_set_up(
     env: dict[str, str], tmp_path: Path, argv: list[str], database: str
 ) -> None:
@@ -277,13 +280,22 @@ def test_processes_refuse_a_database_that_is_not_set_up(
         import sqlite3
 
         sqlite3.connect(tmp_path / "cli.db").close()
+    if database == "behind":  # migrated by an older Callhook
+        run(env, "migrate")
+        db = Database(env["CALLHOOK_DATABASE_URL"])
+        downgrade(db, "0008_status_indexes")
+        db.dispose()
     done = subprocess.run(
         [CALLHOOK, *argv], env={**os.environ, **env}, capture_output=True, timeout=60
     )
     err = done.stderr.decode()
     assert done.returncode == 1, err
-    expected = "error: no database at" if database == "missing" else "has no Callhook tables"
-    assert expected in err
+    expected = {
+        "missing": "error: no database at",
+        "empty": "has no Callhook tables",
+        "behind": f"is at schema revision 0008_status_indexes, this Callhook needs {HEAD}",
+    }
+    assert expected[database] in err
     assert "error: " in err
     assert "run `callhook migrate`" in err
     assert "restarting" not in err

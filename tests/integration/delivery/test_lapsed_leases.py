@@ -8,6 +8,7 @@ the worker's own wake-up (``Claims.lapse_from``) can find the rows again.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections import Counter
@@ -16,6 +17,7 @@ from contextlib import ExitStack
 from datetime import timedelta
 
 import pytest
+from aiohttp import web
 from sqlalchemy import update
 
 from callhook.delivery import recorder
@@ -24,7 +26,7 @@ from callhook.store.tables import deliveries
 from tests.factories import make_account, publish_sample
 from tests.integration.postgres.workers import status_counts
 from tests.support.outage import table_away
-from tests.support.receiver import Receiver, Tls, wait_for
+from tests.support.receiver import Receiver, Tls, ok, wait_for
 from tests.support.worker import running_worker
 
 
@@ -72,16 +74,27 @@ async def test_results_dropped_after_the_retries_are_sent_again_when_their_lease
 ) -> None:
     """The worker is already waiting when the results are dropped: the drop must wake it."""
     monkeypatch.setattr(recorder, "FLUSH_RETRY_DELAYS", (0.05, 0.1))  # give up in 0.15 s, not 16
-    receiver = await Receiver(tls.server_context()).start()
+    answer = asyncio.Event()
+
+    async def first_held(request: web.Request) -> web.StreamResponse:
+        if len(receiver.received) == 1:
+            await answer.wait()
+        return await ok(request)
+
+    receiver = await Receiver(tls.server_context(), behaviour=first_held).start()
     platform = platform_factory(poll_interval=3600, lease_seconds=2, ca_bundle=tls.ca_path)
     try:
         account = make_account(platform, url=receiver.url)
         async with running_worker(platform):
             with ExitStack() as away, caplog.at_level(logging.ERROR, "callhook.delivery"):
-                away.enter_context(table_away(platform, "attempts"))  # results cannot be written
                 # One event: its result is one batch, dropped whole (with several, a batch
                 # recorded after the table is back would make the count below racy).
                 published = publish_sample(platform, account.id, "sms").id
+                await wait_for(lambda: len(receiver.received) == 1)
+                # Claimed and in flight: now its result cannot be written (recording it feeds
+                # the endpoint's health in the same transaction).
+                away.enter_context(table_away(platform, "endpoint_health"))
+                answer.set()
                 await wait_for(lambda: "results dropped" in caplog.text)
                 away.close()
             await wait_for(lambda: status_counts(platform) == {"delivered": 1}, timeout=30)

@@ -10,10 +10,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
 
 from callhook.platform import Platform
-from callhook.store.tables import attempts
 from tests import factories
 from tests.integration.postgres import workers
 from tests.support.receiver import wait_for
@@ -22,11 +20,6 @@ from tests.support.receiver import wait_for
 def _platform(tmp_path: Path) -> Platform:
     with factories.use_backend("postgresql"):
         return factories.make_platform(tmp_path)
-
-
-def _attempts(platform: Platform) -> int:
-    with platform.db.read() as conn:
-        return int(conn.execute(select(func.count()).select_from(attempts)).scalar_one())
 
 
 @pytest.mark.timeout(300)
@@ -49,7 +42,7 @@ async def test_four_worker_processes_deliver_20000_events_exactly_once(tmp_path:
     assert code == 0
     assert set(receiver.ids) == published
     assert [i for i, n in receiver.ids.items() if n != 1] == []  # none delivered twice
-    assert _attempts(platform) == 20_000
+    assert factories.count_attempts(platform) == 20_000
     assert workers.problems(log) == []
 
 

@@ -15,7 +15,8 @@ from callhook.core.clock import FakeClock
 from callhook.platform import Platform
 from callhook.store import deliveries as delivery_store
 from callhook.store import queue
-from callhook.store.migrate import downgrade, upgrade
+from callhook.store.db import SCHEMA_REVISION
+from callhook.store.migrate import alembic_config, downgrade, upgrade
 from callhook.store.tables import attempts, deliveries
 from tests import factories
 from tests.integration.store.test_migration_compact import T0
@@ -153,3 +154,14 @@ def test_the_migration_moves_each_latest_attempt_both_ways(platform_factory: Any
     upgrade(platform.db)
     assert _rows(platform) == (1, 2)
     assert {d: _log(platform, d) for d in shown} == shown
+
+
+def test_the_code_names_the_newest_migration(platform_factory: Any) -> None:
+    # ``set_up_database`` refuses a database at any other revision (cli/common.py).
+    from alembic.script import ScriptDirectory
+
+    assert ScriptDirectory.from_config(alembic_config()).get_heads() == [SCHEMA_REVISION]
+    platform: Platform = platform_factory()
+    assert platform.db.schema_revision() == SCHEMA_REVISION
+    downgrade(platform.db, "0009_binary_ids")
+    assert platform.db.schema_revision() == "0009_binary_ids"

@@ -1,0 +1,87 @@
+"""Copy every Callhook table from one database to another: moving from SQLite to PostgreSQL.
+
+Rows are read and written through the tables' own column types (``store.types``), so each
+value is converted from the source's stored form to the target's: SQLite's integer
+microseconds become ``timestamptz``, its 16-byte ids text (``StoredId``), and back the other
+way. A generic copier (pgloader, ``.dump``) moves the stored forms as they are, which the other
+backend cannot read. Both databases must be at this code's migration (``SCHEMA_REVISION``),
+the target empty; tables go in foreign-key order, each in one transaction on the target, read
+in batches. The signing secrets stay encrypted: the target's processes need the same master
+key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, Integer, Table, func, select, text
+
+from callhook.errors import InvalidRequest
+from callhook.store.db import SCHEMA_REVISION, Database
+from callhook.store.tables import accounts, metadata
+
+
+@dataclass(frozen=True)
+class Copied:
+    """Rows copied, by table, in the order they were copied."""
+
+    rows: dict[str, int]
+
+
+def copy_database(
+    source: Database,
+    target: Database,
+    *,
+    batch_size: int = 2000,
+    progress: Callable[[str, int], None] | None = None,
+) -> Copied:
+    """Copy every row of every Callhook table from ``source`` to ``target``.
+
+    ``InvalidRequest`` (nothing written) when either database is not at ``SCHEMA_REVISION``
+    or the target already holds accounts. ``progress(table, rows)`` is called after each
+    table. Stop every process writing to ``source`` first: rows written during the copy may be
+    left out (docs/deployment.md, "Moving from SQLite to PostgreSQL").
+    """
+    for name, db in (("source", source), ("target", target)):
+        revision = db.schema_revision()
+        if revision != SCHEMA_REVISION:
+            raise InvalidRequest(
+                f"the {name} database is at schema revision {revision or 'none'}, not"
+                f" {SCHEMA_REVISION}: run `callhook migrate` on it with this version"
+            )
+    with target.read() as conn:
+        if conn.execute(select(func.count()).select_from(accounts)).scalar_one():
+            raise InvalidRequest(
+                "the target database already holds accounts: copy into an empty one"
+            )
+    copied: dict[str, int] = {}
+    for table in metadata.sorted_tables:
+        count = 0
+        with source.read() as reading, target.write() as writing:
+            rows = reading.execution_options(yield_per=batch_size).execute(select(table))
+            for chunk in rows.mappings().partitions(batch_size):
+                writing.execute(table.insert(), [dict(row) for row in chunk])
+                count += len(chunk)
+            if writing.dialect.name == "postgresql":
+                _move_sequence(writing, table)
+        copied[table.name] = count
+        if progress is not None:
+            progress(table.name, count)
+    return Copied(copied)
+
+
+def _move_sequence(conn: Connection, table: Table) -> None:
+    """PostgreSQL: an integer primary key's sequence past the copied ids, so the next row
+    written does not collide with a copied one (``setval`` of no sequence does nothing)."""
+    [*keys] = table.primary_key.columns
+    if len(keys) != 1 or not isinstance(keys[0].type, Integer):
+        return
+    column = keys[0].name
+    conn.execute(
+        text(
+            "SELECT setval(pg_get_serial_sequence(:table, :column),"  # noqa: S608 (metadata names)
+            f" COALESCE((SELECT MAX({column}) FROM {table.name}), 0) + 1, false)"
+        ),
+        {"table": table.name, "column": column},
+    )

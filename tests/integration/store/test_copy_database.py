@@ -1,0 +1,151 @@
+"""``callhook copy-database``: every row from SQLite to PostgreSQL (and back), each value in the
+target's own forms, so everything reads the same there and writing goes on; refusals leave the
+target untouched."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from typer.testing import CliRunner
+
+from callhook.cli.main import app
+from callhook.core.clock import FakeClock
+from callhook.errors import InvalidRequest
+from callhook.platform import Platform
+from callhook.store import deliveries as delivery_store
+from callhook.store import queue
+from callhook.store.copy import copy_database
+from callhook.store.migrate import downgrade
+from callhook.store.tables import deliveries, metadata
+from tests import factories
+from tests.integration.store.test_migration_compact import T0
+
+
+def _platform(tmp_path: Path, backend: str) -> Platform:
+    """A migrated platform; all of them with one master key, as the copy's target needs."""
+    with factories.use_backend(backend):
+        return factories.make_platform(
+            tmp_path / backend, clock=FakeClock(T0), master_key=factories.TEST_MASTER_KEY
+        )
+
+
+def _attempt(platform: Platform, *, ok: bool) -> None:
+    """Claim every due delivery and record an attempt: delivered, or retried at once."""
+    assert isinstance(platform.clock, FakeClock)
+    platform.clock.advance(1)
+    now = platform.clock.now()
+    with platform.db.write() as conn:
+        jobs = queue.claim(
+            conn,
+            worker_id="w",
+            claim_id=f"c{now.timestamp()}",
+            now=now,
+            lease=timedelta(seconds=30),
+            limit=100,
+            box=platform.box,
+        )
+        queue.complete(
+            conn,
+            [
+                queue.AttemptResult(
+                    job=job,
+                    started_at=now,
+                    duration_ms=12.5,
+                    delivered=ok,
+                    status_code=200 if ok else 503,
+                    response_body="fine" if ok else "busy",
+                    error_class=None if ok else "http_5xx",
+                    error_message=None if ok else "HTTP 503",
+                    next_attempt_at=None if ok else now,
+                )
+                for job in jobs
+            ],
+        )
+
+
+def _with_history(platform: Platform) -> list[str]:
+    """Accounts, a user, a token, call events delivered at their second attempt, one pending:
+    the delivery ids."""
+    account = factories.make_account(platform, url="https://a.example.com/h")
+    factories.make_user(platform, account.id, "ops@example.com")
+    factories.make_token(platform, account.id, ["events.write"])
+    factories.make_account(platform, name="Quiet")
+    ids = []
+    for n, event in enumerate(["incoming_call_start", "incoming_call_answer", "sms"]):
+        published = factories.publish_sample(platform, account.id, event, seed=n)
+        assert published.delivery_id is not None
+        ids.append(published.delivery_id)
+    _attempt(platform, ok=False)
+    _attempt(platform, ok=True)
+    later = factories.publish_sample(platform, account.id, "sms", seed=9)
+    assert later.delivery_id is not None
+    return [*ids, later.delivery_id]
+
+
+def _counts(platform: Platform) -> dict[str, int]:
+    with platform.db.read() as conn:
+        return {
+            t.name: int(conn.execute(select(func.count()).select_from(t)).scalar_one())
+            for t in metadata.sorted_tables
+        }
+
+
+def _details(platform: Platform, ids: list[str]) -> list[delivery_store.Delivery]:
+    with platform.db.read() as conn:
+        return [delivery_store.get(conn, i) for i in ids]
+
+
+def test_sqlite_to_postgresql_and_back_reads_the_same_and_goes_on(tmp_path: Path) -> None:
+    sqlite_side = _platform(tmp_path, "sqlite")
+    ids = _with_history(sqlite_side)
+    postgres = _platform(tmp_path, "postgresql")
+    env = {"CALLHOOK_DATABASE_URL": sqlite_side.settings.database_url}
+    result = CliRunner().invoke(
+        app, ["copy-database", "--to", postgres.settings.database_url], env=env
+    )
+    assert result.exit_code == 0, result.output
+    assert "deliveries: 4 rows" in result.output
+    assert "Copied " in result.output
+
+    assert _counts(postgres) == _counts(sqlite_side)
+    assert _counts(postgres)["attempts"] == 3  # the first attempts; the second are on the rows
+    assert _details(postgres, ids) == _details(sqlite_side, ids)
+
+    # Writing goes on there: a retry moves an attempt into ``attempts`` (its sequence was
+    # moved past the copied ids), the pending delivery goes out.
+    assert isinstance(postgres.clock, FakeClock)
+    postgres.clock.set(sqlite_side.clock.now())
+    with postgres.db.write() as conn:
+        delivery_store.redeliver(conn, ids[0], now=postgres.clock.now())
+    _attempt(postgres, ok=True)
+    with postgres.db.read() as conn:
+        statuses = {r.status for r in conn.execute(select(deliveries.c.status))}
+    assert statuses == {"delivered"}
+    assert [a.number for a in _details(postgres, ids[:1])[0].attempt_log] == [1, 2, 3]
+
+    # And back into a fresh SQLite file: the same again.
+    back = _platform(tmp_path / "back", "sqlite")
+    copy_database(postgres.db, back.db)
+    assert _counts(back) == _counts(postgres)
+    assert _details(back, ids) == _details(postgres, ids)
+
+
+def test_a_target_with_accounts_or_a_database_at_another_revision_is_refused(
+    tmp_path: Path,
+) -> None:
+    source = _platform(tmp_path, "sqlite")
+    _with_history(source)
+    target = _platform(tmp_path, "postgresql")
+    factories.make_account(target, name="Already here")
+    before = _counts(target)
+    with pytest.raises(InvalidRequest, match="already holds accounts"):
+        copy_database(source.db, target.db)
+    assert _counts(target) == before
+
+    empty = _platform(tmp_path / "old", "postgresql")
+    downgrade(empty.db, "0009_binary_ids")
+    with pytest.raises(InvalidRequest, match="target database is at schema revision 0009"):
+        copy_database(source.db, empty.db)
