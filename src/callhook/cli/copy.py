@@ -21,7 +21,7 @@ def copy_database(
     ],
     database_url: str | None = DatabaseOption,
 ) -> None:
-    """Copy every account, endpoint, event, delivery and attempt to another database.
+    """Copy every row to another database (SQLite to PostgreSQL).
 
     Values are converted to the target's forms on the way (times, ids), which a generic copy
     tool does not do. Stop every Callhook process using the source first; run `callhook

@@ -22,8 +22,11 @@ class RandomBits(Protocol):
 SYSTEM_RANDOM: RandomBits = secrets.SystemRandom()
 
 
-# Every pair of characters (10 bits), so an id takes 13 lookups instead of 26 shifts.
+# Every pair (10 bits) and triple (15 bits) of characters, so an id takes 9 lookups instead of
+# 26 shifts: ~2.3 µs instead of ~3.3 with pairs alone (timeit), paid for every id made and every
+# id SQLite gives back as bytes (``store.types.StoredId``). The triples take ~2 MB.
 _PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]
+_TRIPLES = [a + b + c for a in _ALPHABET for b in _ALPHABET for c in _ALPHABET]
 
 #: 26 Crockford base32 characters holding 128 bits (so the first is at most 7).
 _BODY = "[0-7][0-9A-HJKMNP-TV-Z]{25}"
@@ -64,7 +67,10 @@ def _stamp(body: str) -> int | None:
 
 
 def _encode(value: int) -> str:
-    return "".join([_PAIRS[(value >> shift) & 1023] for shift in range(120, -1, -10)])
+    """26 characters for 128 bits: the top 10 bits (2 characters), then 8 times 15 bits."""
+    return _PAIRS[(value >> 120) & 1023] + "".join(
+        [_TRIPLES[(value >> shift) & 32767] for shift in range(105, -1, -15)]
+    )
 
 
 def new_ids(prefix: str, when: datetime, count: int, rng: RandomBits = SYSTEM_RANDOM) -> list[str]:
