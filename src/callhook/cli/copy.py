@@ -3,11 +3,21 @@ PostgreSQL when one machine is not enough; docs/deployment.md)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from callhook.cli.common import DatabaseOption, console, display_url, fail, settings_from_env
+from callhook.cli.common import (
+    DatabaseOption,
+    console,
+    display_url,
+    fail,
+    set_up_database,
+    settings_from_env,
+)
+
+if TYPE_CHECKING:
+    from callhook.store.db import Database
 
 
 def copy_database(
@@ -28,22 +38,37 @@ def copy_database(
     migrate` on the target with this version first. The target's processes need the same
     master key (CALLHOOK_MASTER_KEY, or the key file beside a SQLite database).
     """
-    from callhook.cli.common import set_up_database
-    from callhook.errors import CallhookError
+    from callhook.errors import CallhookError, StoreUnavailable
     from callhook.store.copy import copy_database as copy_rows
+    from callhook.store.db import Database, missing_sqlite_file
 
     settings = settings_from_env(database_url=database_url)
     if to == settings.database_url:
         raise fail("--to names the database being copied: give another one", code=2)
     source = set_up_database(settings.database_url)
     try:
-        target = set_up_database(to)
+        if missing_sqlite_file(to) is not None:
+            raise fail(
+                f"no database at {display_url(to)}: create it with `callhook migrate"
+                " --database-url URL` first",
+                code=1,
+            )
         try:
+            target = Database(to)
+        except CallhookError as exc:
+            raise fail(f"--to: {exc.message}", code=1) from exc
+        try:
+            _reach(source, "source", settings.database_url)
+            _reach(target, "target", to)
             copied = copy_rows(
                 source,
                 target,
-                progress=lambda table, rows: console.print(f"  {table}: {rows:,} rows"),
+                progress=lambda table, rows: console.print(
+                    f"  {table}: {rows:,} {'row' if rows == 1 else 'rows'}"
+                ),
             )
+        except StoreUnavailable as exc:
+            raise fail(f"a database stopped answering, nothing was copied: {exc.message}") from exc
         except CallhookError as exc:
             raise fail(exc.message, code=1) from exc
         finally:
@@ -54,6 +79,23 @@ def copy_database(
         f"Copied {sum(copied.rows.values()):,} rows from {display_url(settings.database_url)}"
         f" to {display_url(to)}."
     )
+
+
+def _reach(db: Database, side: str, url: str) -> None:
+    """``fail`` (exit 1) saying which database cannot be reached and the driver's reason."""
+    from sqlalchemy.exc import DBAPIError
+
+    from callhook.errors import StoreUnavailable
+    from callhook.store.db import driver_reason
+
+    try:
+        db.schema_revision()
+    except (StoreUnavailable, DBAPIError) as exc:
+        cause = exc if isinstance(exc, DBAPIError) else exc.__cause__
+        why = driver_reason(cause) if isinstance(cause, DBAPIError) else str(exc)
+        raise fail(
+            f"cannot reach the {side} database at {display_url(url)}: {why}", code=1
+        ) from exc
 
 
 def register(app: typer.Typer) -> None:

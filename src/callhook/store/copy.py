@@ -15,11 +15,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Integer, Table, func, select, text
+from sqlalchemy import Connection, Integer, Table, select, text
+from sqlalchemy.exc import DBAPIError
 
-from callhook.errors import InvalidRequest
-from callhook.store.db import SCHEMA_REVISION, Database
-from callhook.store.tables import accounts, metadata
+from callhook.errors import InvalidRequest, StoreError
+from callhook.store.db import SCHEMA_REVISION, Database, driver_reason
+from callhook.store.tables import metadata
 
 
 @dataclass(frozen=True)
@@ -36,39 +37,56 @@ def copy_database(
     batch_size: int = 2000,
     progress: Callable[[str, int], None] | None = None,
 ) -> Copied:
-    """Copy every row of every Callhook table from ``source`` to ``target``.
+    """Copy every row of every Callhook table from ``source`` to ``target``, in one
+    transaction on the target: all of it or, on any error, nothing.
 
     ``InvalidRequest`` (nothing written) when either database is not at ``SCHEMA_REVISION``
-    or the target already holds accounts. ``progress(table, rows)`` is called after each
-    table. Stop every process writing to ``source`` first: rows written during the copy may be
-    left out (docs/deployment.md, "Moving from SQLite to PostgreSQL").
+    or the target holds any row; ``StoreError`` (nothing written) when the target refuses a
+    row. ``progress(table, rows)`` is called after each table. Stop every process writing to
+    ``source`` first: rows written during the copy may be left out (docs/deployment.md,
+    "Moving from SQLite to PostgreSQL").
     """
     for name, db in (("source", source), ("target", target)):
         revision = db.schema_revision()
         if revision != SCHEMA_REVISION:
             raise InvalidRequest(
                 f"the {name} database is at schema revision {revision or 'none'}, not"
-                f" {SCHEMA_REVISION}: run `callhook migrate` on it with this version"
+                f" {SCHEMA_REVISION}: run `callhook migrate --database-url URL` on it with this"
+                " version first"
             )
     with target.read() as conn:
-        if conn.execute(select(func.count()).select_from(accounts)).scalar_one():
-            raise InvalidRequest(
-                "the target database already holds accounts: copy into an empty one"
-            )
+        taken = [t.name for t in metadata.sorted_tables if conn.execute(select(t).limit(1)).first()]
+    if taken:
+        raise InvalidRequest(
+            f"the target database is not empty (rows in {', '.join(taken)}): copy into a"
+            " freshly migrated one"
+        )
     copied: dict[str, int] = {}
-    for table in metadata.sorted_tables:
-        count = 0
-        with source.read() as reading, target.write() as writing:
-            rows = reading.execution_options(yield_per=batch_size).execute(select(table))
-            for chunk in rows.mappings().partitions(batch_size):
-                writing.execute(table.insert(), [dict(row) for row in chunk])
-                count += len(chunk)
-            if writing.dialect.name == "postgresql":
-                _move_sequence(writing, table)
-        copied[table.name] = count
-        if progress is not None:
-            progress(table.name, count)
+    current = "the first table"
+    try:
+        with target.write() as writing:
+            for table in metadata.sorted_tables:
+                current = table.name
+                copied[current] = _copy_table(source, writing, table, batch_size)
+                if progress is not None:
+                    progress(current, copied[current])
+    except DBAPIError as exc:
+        raise StoreError(
+            f"copying {current} failed, nothing was copied: {driver_reason(exc)}"
+        ) from exc
     return Copied(copied)
+
+
+def _copy_table(source: Database, writing: Connection, table: Table, batch_size: int) -> int:
+    count = 0
+    with source.read() as reading:
+        rows = reading.execution_options(yield_per=batch_size).execute(select(table))
+        for chunk in rows.mappings().partitions(batch_size):
+            writing.execute(table.insert(), [dict(row) for row in chunk])
+            count += len(chunk)
+    if writing.dialect.name == "postgresql":
+        _move_sequence(writing, table)
+    return count
 
 
 def _move_sequence(conn: Connection, table: Table) -> None:

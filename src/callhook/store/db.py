@@ -61,7 +61,7 @@ def redacted_url(database_url: str) -> str:
     does not parse)."""
     try:
         return make_url(database_url).render_as_string(hide_password=True)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         return database_url
 
 
@@ -70,6 +70,13 @@ def redacted_url(database_url: str) -> str:
 #: different times), and a 2 MB cache re-read most of them from the OS at every transaction
 #: (docs/decisions.md).
 CACHE_KIB = 16_384
+
+
+def driver_reason(exc: DBAPIError) -> str:
+    """The first line of the driver's own message in ``exc`` (what a person can act on:
+    "connection refused", "database … does not exist", a constraint's name)."""
+    text_ = str(exc.orig if exc.orig is not None else exc).strip()
+    return text_.splitlines()[0] if text_ else type(exc).__name__
 
 
 def normalize_url(url: str) -> str:
@@ -98,7 +105,7 @@ def missing_sqlite_file(url: str) -> Path | None:
     says what is wrong with that one)."""
     try:
         path = sqlite_file(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         return None
     return path if path is not None and not path.exists() else None
 

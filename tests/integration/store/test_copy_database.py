@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from callhook.cli.main import app
 from callhook.core.clock import FakeClock
-from callhook.errors import InvalidRequest
+from callhook.errors import InvalidRequest, StoreError
 from callhook.platform import Platform
 from callhook.store import deliveries as delivery_store
 from callhook.store import queue
@@ -133,15 +133,15 @@ def test_sqlite_to_postgresql_and_back_reads_the_same_and_goes_on(tmp_path: Path
     assert _details(back, ids) == _details(postgres, ids)
 
 
-def test_a_target_with_accounts_or_a_database_at_another_revision_is_refused(
+def test_a_target_with_any_row_or_a_database_at_another_revision_is_refused(
     tmp_path: Path,
 ) -> None:
     source = _platform(tmp_path, "sqlite")
     _with_history(source)
     target = _platform(tmp_path, "postgresql")
-    factories.make_account(target, name="Already here")
+    factories.make_token(target, None, ["events.write"])  # a platform token: no account
     before = _counts(target)
-    with pytest.raises(InvalidRequest, match="already holds accounts"):
+    with pytest.raises(InvalidRequest, match=r"not empty \(rows in api_tokens\)"):
         copy_database(source.db, target.db)
     assert _counts(target) == before
 
@@ -149,3 +149,53 @@ def test_a_target_with_accounts_or_a_database_at_another_revision_is_refused(
     downgrade(empty.db, "0009_binary_ids")
     with pytest.raises(InvalidRequest, match="target database is at schema revision 0009"):
         copy_database(source.db, empty.db)
+
+
+def test_a_row_the_target_refuses_leaves_nothing_copied(tmp_path: Path) -> None:
+    # SQLite keeps a value longer than its column's declared length; PostgreSQL refuses it.
+    source = _platform(tmp_path, "sqlite")
+    ids = _with_history(source)
+    with source.db.write() as conn:
+        conn.execute(
+            deliveries.update().where(deliveries.c.id == ids[-1]).values(claimed_by="w" * 150)
+        )
+    target = _platform(tmp_path, "postgresql")
+    with pytest.raises(
+        StoreError, match="copying deliveries failed, nothing was copied: value too"
+    ):
+        copy_database(source.db, target.db)
+    assert set(_counts(target).values()) == {0}  # accounts, events … rolled back with it
+
+
+def _cli(env: dict[str, str], *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, list(args), env=env)
+    # An exception the command let escape would be a traceback for a person.
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    return result.exit_code, result.output
+
+
+def test_the_command_says_which_database_is_wrong_and_why(tmp_path: Path) -> None:
+    source = _platform(tmp_path, "sqlite")
+    env = {"CALLHOOK_DATABASE_URL": source.settings.database_url}
+    cases = {
+        "postgresql://postgres@127.0.0.1:1/test": "cannot reach the target database at",
+        "postgresql://postgres@127.0.0.1:notaport/test": "--to: invalid database URL",
+        f"sqlite:///{tmp_path / 'nowhere.db'}": "no database at sqlite:///",
+        "mysql://x@localhost/db": "--to: unsupported database 'mysql'",
+    }
+    for url, message in cases.items():
+        code, out = _cli(env, "copy-database", "--to", url)
+        assert (code, message in " ".join(out.split())) == (1, True), (url, out)
+    assert not (tmp_path / "nowhere.db").exists()
+    code, out = _cli(env, "copy-database", "--to", source.settings.database_url)
+    assert code == 2
+    assert "--to names the database being copied" in out
+
+
+def test_migrate_on_a_database_it_cannot_reach_says_so(tmp_path: Path) -> None:
+    for url, message in {
+        "postgresql://postgres@127.0.0.1:1/test": "cannot migrate the database at",
+        "postgresql://postgres@127.0.0.1:notaport/test": "invalid database URL",
+    }.items():
+        code, out = _cli({"CALLHOOK_DATABASE_URL": url}, "migrate")
+        assert (code, message in " ".join(out.split())) == (1, True), (url, out)
