@@ -3,7 +3,7 @@ PostgreSQL when one machine is not enough; docs/deployment.md)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
@@ -15,9 +15,6 @@ from callhook.cli.common import (
     set_up_database,
     settings_from_env,
 )
-
-if TYPE_CHECKING:
-    from callhook.store.db import Database
 
 
 def copy_database(
@@ -58,8 +55,6 @@ def copy_database(
         except CallhookError as exc:
             raise fail(f"--to: {exc.message}", code=1) from exc
         try:
-            _reach(source, "source", settings.database_url)
-            _reach(target, "target", to)
             copied = copy_rows(
                 source,
                 target,
@@ -79,23 +74,6 @@ def copy_database(
         f"Copied {sum(copied.rows.values()):,} rows from {display_url(settings.database_url)}"
         f" to {display_url(to)}."
     )
-
-
-def _reach(db: Database, side: str, url: str) -> None:
-    """``fail`` (exit 1) saying which database cannot be reached and the driver's reason."""
-    from sqlalchemy.exc import DBAPIError
-
-    from callhook.errors import StoreUnavailable
-    from callhook.store.db import driver_reason
-
-    try:
-        db.schema_revision()
-    except (StoreUnavailable, DBAPIError) as exc:
-        cause = exc if isinstance(exc, DBAPIError) else exc.__cause__
-        why = driver_reason(cause) if isinstance(cause, DBAPIError) else str(exc)
-        raise fail(
-            f"cannot reach the {side} database at {display_url(url)}: {why}", code=1
-        ) from exc
 
 
 def register(app: typer.Typer) -> None:

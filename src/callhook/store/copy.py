@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, Integer, Table, select, text
 from sqlalchemy.exc import DBAPIError
 
-from callhook.errors import InvalidRequest, StoreError
-from callhook.store.db import SCHEMA_REVISION, Database, driver_reason
+from callhook.errors import InvalidRequest, StoreError, StoreUnavailable
+from callhook.store.db import SCHEMA_REVISION, Database, driver_reason, redacted_url
 from callhook.store.tables import metadata
 
 
@@ -41,13 +41,18 @@ def copy_database(
     transaction on the target: all of it or, on any error, nothing.
 
     ``InvalidRequest`` (nothing written) when either database is not at ``SCHEMA_REVISION``
-    or the target holds any row; ``StoreError`` (nothing written) when the target refuses a
-    row. ``progress(table, rows)`` is called after each table. Stop every process writing to
-    ``source`` first: rows written during the copy may be left out (docs/deployment.md,
-    "Moving from SQLite to PostgreSQL").
-    """
+    or the target holds any row; ``StoreError`` (nothing written) when one cannot be reached
+    or the target refuses a row. ``progress(table, rows)`` is called after each table. Stop
+    every process writing to ``source`` first: rows written during the copy may be left out
+    (docs/deployment.md, "Moving from SQLite to PostgreSQL")."""
     for name, db in (("source", source), ("target", target)):
-        revision = db.schema_revision()
+        try:
+            revision = db.schema_revision()
+        except (StoreUnavailable, DBAPIError) as exc:
+            cause = exc if isinstance(exc, DBAPIError) else exc.__cause__
+            why = driver_reason(cause) if isinstance(cause, DBAPIError) else str(exc)
+            where = redacted_url(db.url)
+            raise StoreError(f"cannot reach the {name} database at {where}: {why}") from exc
         if revision != SCHEMA_REVISION:
             raise InvalidRequest(
                 f"the {name} database is at schema revision {revision or 'none'}, not"

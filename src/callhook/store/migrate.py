@@ -68,3 +68,26 @@ def current(db: Database) -> str | None:
 
     with db.engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
+
+
+def migrate_to_head(db: Database) -> tuple[str | None, str | None]:
+    """``callhook migrate``: upgrade ``db`` to this code's newest migration; returns the
+    revision before and after. ``StoreError`` with the driver's reason when the database cannot
+    be reached, and when it is at a revision this code does not know (a newer Callhook's)."""
+    from alembic.util.exc import CommandError
+    from sqlalchemy.exc import DBAPIError
+
+    from callhook.store.db import driver_reason, redacted_url
+
+    where = redacted_url(db.url)
+    try:
+        before = current(db)
+        upgrade(db)
+        return before, current(db)
+    except DBAPIError as exc:
+        raise StoreError(f"cannot migrate the database at {where}: {driver_reason(exc)}") from exc
+    except CommandError as exc:
+        raise StoreError(
+            f"cannot migrate the database at {where}: {exc} (a database migrated by a newer"
+            " Callhook needs that version)"
+        ) from exc
