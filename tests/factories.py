@@ -9,11 +9,13 @@ fresh schema of the server at ``CALLHOOK_TEST_POSTGRES_URL`` (default
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import random
 import secrets
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -21,14 +23,17 @@ from urllib.parse import quote
 from sqlalchemy import func, select
 
 from callhook.core.clock import Clock
+from callhook.core.outcome import ErrorClass
 from callhook.events import SUBSCRIBABLE_EVENTS, sample_publish_request
 from callhook.platform import Platform
 from callhook.publish import Published, parse_event
 from callhook.settings import Settings
 from callhook.store import accounts as account_store
 from callhook.store import integrations as integration_store
+from callhook.store import queue
 from callhook.store import tokens as token_store
 from callhook.store.migrate import upgrade
+from callhook.store.queue import ClaimedJob
 from callhook.store.tables import attempts, deliveries
 
 BACKENDS = ("sqlite", "postgresql")
@@ -221,3 +226,60 @@ def count_attempts(platform: Platform) -> int:
             select(func.count()).where(deliveries.c.holds_attempt.is_(True))
         ).scalar_one()
     return int(earlier) + int(latest)
+
+
+_CLAIM_IDS = itertools.count(1)
+
+
+def attempt_due(
+    platform: Platform,
+    *,
+    status: int | None = 200,
+    error_class: ErrorClass | None = None,
+    retry_in: timedelta | None = None,
+    duration_ms: float = 1.0,
+    response_body: Callable[[ClaimedJob], str] | None = None,
+    request_headers: Callable[[ClaimedJob], bytes] | None = None,
+    limit: int = 1000,
+) -> list[ClaimedJob]:
+    """Claim the due deliveries (up to ``limit``) and record one attempt each, as the worker would.
+
+    Answered ``status`` (``None``: no answer): delivered when it is 2xx, else failed with
+    ``error_class`` (``http_status`` for an answer) and message ``HTTP <status>`` or the class,
+    due again ``retry_in`` later (``timedelta(0)``: at once), failed for good if that is None.
+    ``response_body`` and ``request_headers`` give each job's stored excerpt and packed headers.
+    Returns the jobs.
+    """
+    now = platform.clock.now()
+    delivered = status is not None and 200 <= status < 300
+    error = None if delivered else (error_class or ErrorClass.HTTP_STATUS)
+    message = None if error is None else (f"HTTP {status}" if status is not None else str(error))
+    with platform.db.write() as conn:
+        jobs = queue.claim(
+            conn,
+            worker_id="test",
+            claim_id=f"claim{next(_CLAIM_IDS)}",
+            now=now,
+            lease=timedelta(seconds=30),
+            limit=limit,
+            box=platform.box,
+        )
+        queue.complete(
+            conn,
+            [
+                queue.AttemptResult(
+                    job=job,
+                    started_at=now,
+                    duration_ms=duration_ms,
+                    delivered=delivered,
+                    status_code=status,
+                    response_body=None if response_body is None else response_body(job),
+                    error_class=error,
+                    error_message=message,
+                    next_attempt_at=None if delivered or retry_in is None else now + retry_in,
+                    request_headers=None if request_headers is None else request_headers(job),
+                )
+                for job in jobs
+            ],
+        )
+    return jobs

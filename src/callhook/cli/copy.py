@@ -38,6 +38,7 @@ def copy_database(
     from callhook.errors import CallhookError, StoreUnavailable
     from callhook.store.copy import copy_database as copy_rows
     from callhook.store.db import Database, missing_sqlite_file
+    from callhook.store.secretbox import key_advice
 
     settings = settings_from_env(database_url=database_url)
     if to == settings.database_url:
@@ -63,7 +64,9 @@ def copy_database(
                 ),
             )
         except StoreUnavailable as exc:
-            raise fail(f"a database stopped answering, nothing was copied: {exc.message}") from exc
+            raise fail(
+                f"a database stopped answering, nothing was copied: {exc.message}", code=1
+            ) from exc
         except CallhookError as exc:
             raise fail(exc.message, code=1) from exc
         finally:
@@ -74,6 +77,7 @@ def copy_database(
         f"Copied {sum(copied.rows.values()):,} rows from {display_url(settings.database_url)}"
         f" to {display_url(to)}."
     )
+    console.print(key_advice(settings, to))
 
 
 def register(app: typer.Typer) -> None:

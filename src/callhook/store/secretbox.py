@@ -77,8 +77,10 @@ def load_secret_box(settings: Settings) -> SecretBox:
     path = key_file_for(settings.database_url)
     if path is None:
         raise ConfigurationError(
-            "CALLHOOK_MASTER_KEY must be set for this database "
-            "(generate one with `callhook keys generate`)"
+            "CALLHOOK_MASTER_KEY must be set for this database: the key its signing secrets "
+            "were encrypted with (for a database filled by `callhook copy-database`, the "
+            "source's key: its CALLHOOK_MASTER_KEY or the key file beside the SQLite "
+            "database); a new, empty database can use one from `callhook keys generate`"
         )
     if not path.exists():
         make_private_dirs(path.parent)
@@ -93,6 +95,28 @@ def load_secret_box(settings: Settings) -> SecretBox:
         # 0600 whatever the umask was when it was made (fixed with a warning, or refused).
         make_private_file(path)
     return SecretBox(decode_master_key(path.read_text()))
+
+
+def key_advice(settings: Settings, target_url: str) -> str:
+    """One sentence for whoever runs processes on a database filled from this one: which master
+    key they need. Signing secrets are copied encrypted, so only the source's key reads them
+    (docs/deployment.md, "Moving from SQLite to PostgreSQL")."""
+    source_key = key_file_for(settings.database_url)
+    if settings.master_key or source_key is None:
+        return (
+            "Run the target's processes with the source's CALLHOOK_MASTER_KEY: the signing"
+            " secrets were copied encrypted with it."
+        )
+    target_key = key_file_for(target_url)
+    where = (
+        f"copy {source_key} to {target_key} or set CALLHOOK_MASTER_KEY to its contents"
+        if target_key is not None
+        else f"set CALLHOOK_MASTER_KEY to the contents of {source_key}"
+    )
+    return (
+        f"The signing secrets were copied encrypted with the key in {source_key}: {where}"
+        " for every process on the target."
+    )
 
 
 def _restrict(path: Path) -> None:

@@ -10,14 +10,14 @@ import orjson
 import pytest
 from sqlalchemy import update
 
+from callhook.core.outcome import ErrorClass
 from callhook.events import call_scenario
 from callhook.publish import PublishRequest
 from callhook.store import deliveries as delivery_store
 from callhook.store import endpoints as endpoint_store
 from callhook.store import integrations as integration_store
-from callhook.store import queue
 from callhook.store.tables import deliveries
-from tests.factories import make_account, publish_sample
+from tests.factories import attempt_due, make_account, publish_sample
 from tests.integration.api.helpers import Api, assert_error, assert_success, running_api
 
 LIST = "/api/v2/webhooks/deliveries"
@@ -43,33 +43,14 @@ def _fail(api: Api, delivery_ids: list[str]) -> None:
             .where(deliveries.c.id.not_in(delivery_ids))
             .values(next_attempt_at=now + timedelta(days=1))
         )
-        jobs = queue.claim(
-            conn,
-            worker_id="w",
-            claim_id="c1",
-            now=now,
-            lease=timedelta(seconds=30),
-            limit=100,
-            box=api.platform.box,
-        )
-        queue.complete(
-            conn,
-            [
-                queue.AttemptResult(
-                    job=job,
-                    started_at=now,
-                    duration_ms=12.5,
-                    delivered=False,
-                    status_code=500,
-                    response_body="oops",
-                    error_class="http_5xx",
-                    error_message="HTTP 500",
-                    next_attempt_at=None,
-                    request_headers=b'{"Content-Type": "application/json"}',
-                )
-                for job in jobs
-            ],
-        )
+    jobs = attempt_due(
+        api.platform,
+        status=500,
+        duration_ms=12.5,
+        response_body=lambda _: "oops",
+        request_headers=lambda _: b'{"Content-Type": "application/json"}',
+    )
+    with api.platform.db.write() as conn:
         conn.execute(
             update(deliveries).where(deliveries.c.status == "pending").values(next_attempt_at=now)
         )
@@ -182,7 +163,7 @@ def test_detail_has_request_body_and_attempts(tmp_path: Path) -> None:
             "duration_ms": 12.5,
             "status_code": 500,
             "response_body": "oops",
-            "error_class": "http_5xx",
+            "error_class": "http_status",
             "error_message": "HTTP 500",
             "request_headers": {"Content-Type": "application/json"},
         }
@@ -293,33 +274,14 @@ def test_retrying_filter_lists_pending_deliveries_already_attempted(tmp_path: Pa
     with running_api(tmp_path) as api:
         ids = _publish(api, 3)
         _fail(api, [ids[0]])  # failed for good
-        with api.platform.db.write() as conn:
-            [job] = queue.claim(
-                conn,
-                worker_id="w",
-                claim_id="c2",
-                now=api.clock.now(),
-                lease=timedelta(seconds=30),
-                limit=1,
-                box=api.platform.box,
-            )
-            retry_at = api.clock.now() + timedelta(minutes=4)
-            queue.complete(
-                conn,
-                [
-                    queue.AttemptResult(
-                        job=job,
-                        started_at=api.clock.now(),
-                        duration_ms=2000.0,
-                        delivered=False,
-                        status_code=None,
-                        response_body=None,
-                        error_class="timeout",
-                        error_message="timed out",
-                        next_attempt_at=retry_at,
-                    )
-                ],
-            )
+        [job] = attempt_due(
+            api.platform,
+            status=None,
+            error_class=ErrorClass.TIMEOUT,
+            retry_in=timedelta(minutes=4),
+            duration_ms=2000.0,
+            limit=1,
+        )
         retrying = assert_success(api.get(LIST, params={"status": "retrying"}))["deliveries"]
         pending = assert_success(api.get(LIST, params={"status": "pending"}))["deliveries"]
     assert [d["id"] for d in retrying] == [job.delivery_id]

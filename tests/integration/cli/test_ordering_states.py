@@ -4,7 +4,6 @@ CLI shows and filters them (table and --json) on a real SQLite file."""
 from __future__ import annotations
 
 import random
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +12,11 @@ from typer.testing import CliRunner
 
 from callhook.cli.main import app
 from callhook.core.clock import FakeClock
+from callhook.core.outcome import ErrorClass
 from callhook.events import call_scenario
 from callhook.publish import PublishRequest
 from callhook.store import deliveries as delivery_store
-from callhook.store import queue
-from callhook.store.queue import AttemptResult
-from tests.factories import make_account, make_platform
+from tests.factories import attempt_due, make_account, make_platform
 
 runner = CliRunner()
 
@@ -36,33 +34,7 @@ def test_waiting_and_expired_are_listed_and_filtered(tmp_path: Path) -> None:
     call = call_scenario("answered", random.Random(4), start=platform.clock.now())
     for item in call[:3]:
         platform.publisher.publish([PublishRequest(item.event, item.pbx_id, account.id, item.data)])
-    now = platform.clock.now()
-    with platform.db.write() as conn:
-        [head] = queue.claim(
-            conn,
-            worker_id="w",
-            claim_id="clm_1",
-            now=now,
-            lease=timedelta(seconds=30),
-            limit=10,
-            box=platform.box,
-        )
-        queue.complete(
-            conn,
-            [
-                AttemptResult(
-                    job=head,
-                    started_at=now,
-                    duration_ms=0.0,
-                    delivered=False,
-                    status_code=None,
-                    response_body=None,
-                    error_class="expired",
-                    error_message="not sent",
-                    next_attempt_at=None,
-                )
-            ],
-        )
+    [head] = attempt_due(platform, status=None, error_class=ErrorClass.EXPIRED)
     db = Path(platform.settings.database_url.removeprefix("sqlite:///"))
     statuses: dict[str, Any] = {
         s: orjson.loads(_cli(db, "deliveries", "list", "--status", s, "--json"))

@@ -8,11 +8,12 @@ from typing import Any
 
 from sqlalchemy import event, update
 
+from callhook.core.outcome import ErrorClass
 from callhook.platform import Platform
 from callhook.store import deliveries as delivery_store
-from callhook.store import queue, stats
+from callhook.store import stats
 from callhook.store.tables import deliveries
-from tests.factories import publish_sample
+from tests.factories import attempt_due, publish_sample
 from tests.integration.dashboard.site import make_site, make_user, sign_in
 
 
@@ -21,37 +22,18 @@ def _attempt(
     *,
     ms: float,
     status: int | None = 200,
-    error: str | None = None,
+    error: ErrorClass | None = None,
     retry: bool = False,
 ) -> None:
-    """Claim the one due delivery and record an attempt for it (what the worker would do)."""
-    now = platform.clock.now()
-    with platform.db.write() as conn:
-        [job] = queue.claim(
-            conn,
-            worker_id="test",
-            claim_id=f"clm{now.timestamp()}",
-            now=now,
-            lease=timedelta(seconds=30),
-            limit=1,
-            box=platform.box,
-        )
-        queue.complete(
-            conn,
-            [
-                queue.AttemptResult(
-                    job=job,
-                    started_at=now,
-                    duration_ms=ms,
-                    delivered=error is None,
-                    status_code=status,
-                    response_body=None,
-                    error_class=error,
-                    error_message=None if error is None else "boom",
-                    next_attempt_at=now if retry else None,
-                )
-            ],
-        )
+    """The first due delivery attempted (what the worker would do)."""
+    [_] = attempt_due(
+        platform,
+        status=status,
+        error_class=error,
+        retry_in=timedelta(0) if retry else None,
+        duration_ms=ms,
+        limit=1,
+    )
 
 
 def test_health_counts_rates_and_p95(tmp_path: Path) -> None:
@@ -65,7 +47,7 @@ def test_health_counts_rates_and_p95(tmp_path: Path) -> None:
         site.clock.advance(360)
     for i in range(2):
         publish_sample(platform, account_id, seed=100 + i)
-        _attempt(platform, ms=2000.0, status=None, error="timeout")
+        _attempt(platform, ms=2000.0, status=None, error=ErrorClass.TIMEOUT)
         site.clock.advance(60)
     publish_sample(platform, account_id, seed=200)  # pending, not attempted
     with platform.db.read() as conn:
@@ -100,10 +82,10 @@ def test_failure_streak_and_banner(tmp_path: Path) -> None:
     first_failure = platform.clock.now()
     for i in range(3):
         publish_sample(platform, account_id, seed=10 + i)
-        _attempt(platform, ms=2000.0, status=None, error="timeout", retry=i == 2)
+        _attempt(platform, ms=2000.0, status=None, error=ErrorClass.TIMEOUT, retry=i == 2)
         site.clock.advance(30)
     publish_sample(platform, account_id, seed=20)
-    _attempt(platform, ms=5.0, status=503, error="http_status")
+    _attempt(platform, ms=5.0, status=503, error=ErrorClass.HTTP_STATUS)
     with platform.db.read() as conn:
         streak = stats.failure_streak(conn, account_id, now=platform.clock.now())
     assert streak is not None
@@ -131,20 +113,20 @@ def test_only_deliveries_of_the_look_back_are_read(tmp_path: Path) -> None:
     account_id = make_user(site, email="ana@example.com")
     old = publish_sample(platform, account_id, seed=1).delivery_id
     assert old is not None
-    _attempt(platform, ms=2000.0, status=None, error="timeout")
+    _attempt(platform, ms=2000.0, status=None, error=ErrorClass.TIMEOUT)
     site.clock.advance(stats.LOOK_BACK.total_seconds() + 1)
     # Redelivered two days on: its attempt now belongs to a delivery older than the look-back.
     with platform.db.write() as conn:
         delivery_store.redeliver(conn, old, now=platform.clock.now())
-    _attempt(platform, ms=3000.0, status=None, error="timeout")
+    _attempt(platform, ms=3000.0, status=None, error=ErrorClass.TIMEOUT)
     site.clock.advance(60)
     publish_sample(platform, account_id, seed=2)
-    _attempt(platform, ms=5.0, status=503, error="http_status")
+    _attempt(platform, ms=5.0, status=503, error=ErrorClass.HTTP_STATUS)
     first = platform.clock.now()
     site.clock.advance(1)
     # Attempted now, created a minute inside the look-back: it counts.
     inside = publish_sample(platform, account_id, seed=3).delivery_id
-    _attempt(platform, ms=4000.0, status=None, error="timeout")
+    _attempt(platform, ms=4000.0, status=None, error=ErrorClass.TIMEOUT)
     now = platform.clock.now()
     with platform.db.write() as conn:
         conn.execute(
@@ -190,7 +172,7 @@ def test_retrying_deliveries_are_shown_and_the_banner_links_to_them(tmp_path: Pa
     platform = site.platform
     account_id = make_user(site, email="ana@example.com")
     publish_sample(platform, account_id, seed=1)
-    _attempt(platform, ms=2000.0, status=None, error="timeout", retry=True)
+    _attempt(platform, ms=2000.0, status=None, error=ErrorClass.TIMEOUT, retry=True)
     with platform.db.write() as conn:
         conn.execute(
             deliveries.update().values(next_attempt_at=platform.clock.now() + timedelta(minutes=4))

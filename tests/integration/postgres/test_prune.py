@@ -12,13 +12,10 @@ from typer.testing import CliRunner
 
 from callhook.cli.main import app
 from callhook.core.clock import FakeClock
-from callhook.core.ids import new_id
 from callhook.platform import Platform
-from callhook.store import queue
 from callhook.store import users as user_store
 from callhook.store import web_sessions as session_store
 from callhook.store.prune import prune
-from callhook.store.queue import AttemptResult
 from callhook.store.tables import (
     call_sequences,
     deliveries,
@@ -26,39 +23,11 @@ from callhook.store.tables import (
     login_failures,
     web_sessions,
 )
-from tests.factories import count_attempts, make_account, publish_sample
+from tests.factories import attempt_due, count_attempts, make_account, publish_sample
 
 
 def _deliver_all(platform: Platform, *, delivered: bool = True) -> int:
-    now = platform.clock.now()
-    with platform.db.write() as conn:
-        jobs = queue.claim(
-            conn,
-            worker_id="w",
-            claim_id=new_id("clm", now, platform.rng),
-            now=now,
-            lease=timedelta(seconds=30),
-            limit=1000,
-            box=platform.box,
-        )
-        queue.complete(
-            conn,
-            [
-                AttemptResult(
-                    job=j,
-                    started_at=now,
-                    duration_ms=1.0,
-                    delivered=delivered,
-                    status_code=200 if delivered else 500,
-                    response_body=None,
-                    error_class=None if delivered else "http_status",
-                    error_message=None,
-                    next_attempt_at=None,
-                )
-                for j in jobs
-            ],
-        )
-    return len(jobs)
+    return len(attempt_due(platform, status=200 if delivered else 500))
 
 
 def _counts(platform: Platform) -> tuple[int, int, int]:

@@ -18,7 +18,6 @@ from callhook.core.clock import FakeClock
 from callhook.platform import Platform
 from callhook.store import accounts as account_store
 from callhook.store import deliveries as delivery_store
-from callhook.store import queue
 from callhook.store.migrate import downgrade, upgrade
 from callhook.store.tables import accounts, metadata
 from callhook.store.types import StoredId
@@ -57,34 +56,8 @@ def _delivered(platform: Platform) -> tuple[str, str]:
     account = factories.make_account(platform, url="https://a.example.com/h")
     published = factories.publish_sample(platform, account.id, "sms")
     assert published.delivery_id is not None
-    for delivered in (False, True):
-        now = platform.clock.now()
-        with platform.db.write() as conn:
-            [job] = queue.claim(
-                conn,
-                worker_id="w",
-                claim_id=f"c{delivered}",
-                now=now,
-                lease=timedelta(seconds=30),
-                limit=10,
-                box=platform.box,
-            )
-            queue.complete(
-                conn,
-                [
-                    queue.AttemptResult(
-                        job=job,
-                        started_at=now,
-                        duration_ms=1.0,
-                        delivered=delivered,
-                        status_code=200 if delivered else 500,
-                        response_body="ok",
-                        error_class=None if delivered else "http_5xx",
-                        error_message=None,
-                        next_attempt_at=None if delivered else now,
-                    )
-                ],
-            )
+    factories.attempt_due(platform, status=500, retry_in=timedelta(0))
+    factories.attempt_due(platform, status=200)
     return account.id, published.delivery_id
 
 

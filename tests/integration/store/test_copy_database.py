@@ -16,7 +16,6 @@ from callhook.core.clock import FakeClock
 from callhook.errors import InvalidRequest, StoreError
 from callhook.platform import Platform
 from callhook.store import deliveries as delivery_store
-from callhook.store import queue
 from callhook.store.copy import copy_database
 from callhook.store.migrate import downgrade
 from callhook.store.tables import deliveries, metadata
@@ -33,37 +32,10 @@ def _platform(tmp_path: Path, backend: str) -> Platform:
 
 
 def _attempt(platform: Platform, *, ok: bool) -> None:
-    """Claim every due delivery and record an attempt: delivered, or retried at once."""
+    """A second later, every due delivery delivered, or answered 503 and due again at once."""
     assert isinstance(platform.clock, FakeClock)
     platform.clock.advance(1)
-    now = platform.clock.now()
-    with platform.db.write() as conn:
-        jobs = queue.claim(
-            conn,
-            worker_id="w",
-            claim_id=f"c{now.timestamp()}",
-            now=now,
-            lease=timedelta(seconds=30),
-            limit=100,
-            box=platform.box,
-        )
-        queue.complete(
-            conn,
-            [
-                queue.AttemptResult(
-                    job=job,
-                    started_at=now,
-                    duration_ms=12.5,
-                    delivered=ok,
-                    status_code=200 if ok else 503,
-                    response_body="fine" if ok else "busy",
-                    error_class=None if ok else "http_5xx",
-                    error_message=None if ok else "HTTP 503",
-                    next_attempt_at=None if ok else now,
-                )
-                for job in jobs
-            ],
-        )
+    factories.attempt_due(platform, status=200 if ok else 503, retry_in=timedelta(0))
 
 
 def _with_history(platform: Platform) -> list[str]:
@@ -109,6 +81,7 @@ def test_sqlite_to_postgresql_and_back_reads_the_same_and_goes_on(tmp_path: Path
     assert result.exit_code == 0, result.output
     assert "deliveries: 4 rows" in result.output
     assert "Copied " in result.output
+    assert "CALLHOOK_MASTER_KEY" in result.output  # which key the target needs
 
     assert _counts(postgres) == _counts(sqlite_side)
     assert _counts(postgres)["attempts"] == 3  # the first attempts; the second are on the rows

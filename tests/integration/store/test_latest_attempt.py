@@ -14,7 +14,6 @@ from callhook.core import stored_headers
 from callhook.core.clock import FakeClock
 from callhook.platform import Platform
 from callhook.store import deliveries as delivery_store
-from callhook.store import queue
 from callhook.store.db import SCHEMA_REVISION
 from callhook.store.migrate import alembic_config, downgrade, upgrade
 from callhook.store.tables import attempts, deliveries
@@ -29,44 +28,23 @@ HEADERS = {
 
 
 def _attempt(platform: Platform, *, code: int, retry: bool) -> None:
-    """Claim the one due delivery and record an attempt answered ``code``: a retry after it,
-    or its end."""
+    """A second later, the one due delivery answered ``code``: a retry after it, or its end;
+    the excerpt and headers name the attempt."""
     assert isinstance(platform.clock, FakeClock)
     platform.clock.advance(1)
-    now = platform.clock.now()
-    with platform.db.write() as conn:
-        [job] = queue.claim(
-            conn,
-            worker_id="w",
-            claim_id=f"c{now.timestamp()}",
-            now=now,
-            lease=timedelta(seconds=30),
-            limit=10,
-            box=platform.box,
-        )
-        ok = code < 300
-        queue.complete(
-            conn,
-            [
-                queue.AttemptResult(
-                    job=job,
-                    started_at=now,
-                    duration_ms=float(code) / 10,
-                    delivered=ok,
-                    status_code=code,
-                    response_body=f"answer {job.attempt_number}",
-                    error_class=None if ok else "http_5xx",
-                    error_message=None if ok else f"HTTP {code}",
-                    next_attempt_at=now if retry else None,
-                    request_headers=stored_headers.pack(
-                        {**HEADERS, "X-Attempt": str(job.attempt_number)},
-                        event_id=job.event_id,
-                        event=job.event,
-                        attempt=job.attempt_number,
-                    ),
-                )
-            ],
-        )
+    [_] = factories.attempt_due(
+        platform,
+        status=code,
+        retry_in=timedelta(0) if retry else None,
+        duration_ms=code / 10,
+        response_body=lambda job: f"answer {job.attempt_number}",
+        request_headers=lambda job: stored_headers.pack(
+            {**HEADERS, "X-Attempt": str(job.attempt_number)},
+            event_id=job.event_id,
+            event=job.event,
+            attempt=job.attempt_number,
+        ),
+    )
 
 
 def _log(platform: Platform, delivery_id: str) -> list[tuple[Any, ...]]:
@@ -117,8 +95,8 @@ def test_every_attempt_is_shown_in_order_and_only_the_earlier_ones_are_rows(
     assert _rows(platform) == (2, 1)
     log = _log(platform, delivery_id)
     assert [(n, code, body, error) for n, _, _, code, body, error, _, _ in log] == [
-        (1, 500, "answer 1", "http_5xx"),
-        (2, 503, "answer 2", "http_5xx"),
+        (1, 500, "answer 1", "http_status"),
+        (2, 503, "answer 2", "http_status"),
         (3, 200, "answer 3", None),
     ]
     assert [t for _, t, *_ in log] == [T0 + timedelta(seconds=s) for s in (1, 2, 3)]

@@ -20,8 +20,8 @@ from callhook.platform import Platform
 from callhook.publish import PublishRequest, delivery_body
 from callhook.store import deliveries as delivery_store
 from callhook.store import events as event_store
-from callhook.store import queue
 from callhook.store.migrate import downgrade, upgrade
+from callhook.store.queue import ClaimedJob
 from callhook.store.tables import deliveries, events
 from tests import factories
 
@@ -131,17 +131,9 @@ def test_old_rows_read_as_before_and_new_rows_are_compact(
     fresh = factories.publish_sample(platform, account_id, "sms", idempotency_key="key-2")
     assert fresh.delivery_id is not None
     now = platform.clock.now()
-    with platform.db.write() as conn:
-        [job] = queue.claim(
-            conn,
-            worker_id="w",
-            claim_id="c1",
-            now=now,
-            lease=timedelta(seconds=30),
-            limit=10,
-            box=platform.box,
-        )
-        sent = request_headers(
+
+    def signed(job: ClaimedJob) -> dict[str, str]:
+        return request_headers(
             body=job.body,
             event_id=job.event_id,
             event=job.event,
@@ -149,25 +141,16 @@ def test_old_rows_read_as_before_and_new_rows_are_compact(
             timestamp=int(now.timestamp()),
             secrets=job.secrets,
         )
-        queue.complete(
-            conn,
-            [
-                queue.AttemptResult(
-                    job=job,
-                    started_at=now,
-                    duration_ms=1.0,
-                    delivered=True,
-                    status_code=200,
-                    response_body="ok",
-                    error_class=None,
-                    error_message=None,
-                    next_attempt_at=None,
-                    request_headers=stored_headers.pack(
-                        sent, event_id=job.event_id, event=job.event, attempt=1
-                    ),
-                )
-            ],
-        )
+
+    [job] = factories.attempt_due(
+        platform,
+        response_body=lambda _: "ok",
+        request_headers=lambda job: stored_headers.pack(
+            signed(job), event_id=job.event_id, event=job.event, attempt=1
+        ),
+    )
+    sent = signed(job)
+    with platform.db.read() as conn:
         raw_body = conn.execute(select(events.c.body).where(events.c.id == fresh.id)).scalar_one()
         raw_headers = conn.execute(
             select(deliveries.c.attempt_request_headers).where(deliveries.c.id == fresh.delivery_id)
