@@ -70,21 +70,28 @@ def pack(headers: Mapping[str, str], *, event_id: str, event: str, attempt: int)
     return packed if packed is not None else orjson.dumps(dict(headers))
 
 
+#: What may follow the usual headers, in sending order.
+_EXTRAS: Final = frozenset({(), (SEQUENCE,), (SEQUENCE, PREVIOUS), (PREVIOUS,)})
+_COUNT: Final = len(NAMES)
+
+
 def _packed(headers: Mapping[str, str], *, event_id: str, event: str, attempt: int) -> bytes | None:
+    # Every attempt's headers pass here (the worker's hot path): the checks work on the values
+    # as a list and use binascii directly (~2 µs instead of ~5 with a dict and base64's
+    # wrappers, timeit); what they check is unchanged (tests/unit/core/test_stored_headers.py).
     names = tuple(headers)
-    extra = names[len(NAMES) :]
-    if extra not in ((), (SEQUENCE,), (SEQUENCE, PREVIOUS), (PREVIOUS,)):
+    extra = names[_COUNT:]
+    if names[:_COUNT] != NAMES or extra not in _EXTRAS:
         return None
-    usual = {n: headers[n] for n in names[: len(NAMES)]}
-    base = _packed_v1(usual, event_id=event_id, event=event, attempt=attempt)
+    values = list(headers.values())
+    base = _packed_v1(values, event_id=event_id, event=event, attempt=attempt)
     if base is None or not extra:
         return base
     numbers = [_number(headers.get(SEQUENCE)), _number(headers.get(PREVIOUS))]
-    if any(n is None for n in numbers):
+    if numbers[0] is None or numbers[1] is None:
         return None
-    sequence, previous = (
-        _NONE if h not in headers else n for h, n in zip((SEQUENCE, PREVIOUS), numbers, strict=True)
-    )
+    sequence = numbers[0] if SEQUENCE in headers else _NONE
+    previous = numbers[1] if PREVIOUS in headers else _NONE
     return bytes((PACKED_V2,)) + _NUMBERS.pack(sequence, previous) + base
 
 
@@ -98,12 +105,9 @@ def _number(text: str | None) -> int | None:
     return int(text)
 
 
-def _packed_v1(
-    headers: Mapping[str, str], *, event_id: str, event: str, attempt: int
-) -> bytes | None:
-    if tuple(headers) != NAMES:
-        return None
-    ctype, agent, name, number, stamp, ours, msg_id, stamp2, standard = headers.values()
+def _packed_v1(values: list[str], *, event_id: str, event: str, attempt: int) -> bytes | None:
+    """The ``0x01`` form of the usual headers' values (in ``NAMES`` order), or None."""
+    ctype, agent, name, number, stamp, ours, msg_id, stamp2, standard = values[:_COUNT]
     if (
         ctype != CONTENT_TYPE
         or name != event
@@ -132,16 +136,19 @@ def _packed_v1(
     for mine, theirs in zip(ours_parts, standard_parts, strict=True):
         if not mine.startswith("sha256=") or not theirs.startswith("v1,"):
             return None
+        hexed = mine[7:]
         try:
-            digest = bytes.fromhex(mine[7:])
-            digest2 = base64.b64decode(theirs[3:], validate=True)
-        except (ValueError, binascii.Error):
+            encoded = theirs[3:].encode("ascii")
+            digest = bytes.fromhex(hexed)
+            digest2 = binascii.a2b_base64(encoded, strict_mode=True)
+        except (ValueError, binascii.Error):  # UnicodeEncodeError is a ValueError
             return None
+        # Only the canonical spelling comes back byte for byte (lower-case hex, padded base64).
         if (
             len(digest) != _DIGEST
             or len(digest2) != _DIGEST
-            or digest.hex() != mine[7:]
-            or base64.b64encode(digest2).decode("ascii") != theirs[3:]
+            or digest.hex() != hexed
+            or binascii.b2a_base64(digest2, newline=False) != encoded
         ):
             return None
         out += digest

@@ -177,6 +177,7 @@ def test_the_frameworks_own_checks_name_the_parameter_alone(tmp_path: Path) -> N
         "dlv_01KF0K8Y20PDDGMEPHX7DTC6DU",  # U is no Crockford digit
         "dlv_7ZZZZZZZZZ0000000000000000",  # an id's shape, a time past 9999
         "evt_01KF0K8Y20PDDGMEPHX7DTC6DA",
+        "dlv_" + "0" * 70,  # longer than the documented maxLength
     ],
 )
 def test_every_wrong_cursor_gets_the_same_helpful_message(tmp_path: Path, cursor: str) -> None:

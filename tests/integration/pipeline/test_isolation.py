@@ -41,6 +41,10 @@ async def test_dead_endpoint_is_paused_and_healthy_ones_keep_flowing(
         await asyncio.sleep(30)
         return web.Response(status=200)
 
+    # Long enough for a healthy answer over TLS on a loaded CI machine: a healthy delivery
+    # that timed out would wait for a retry on the injected clock, which only moves below
+    # (the test failed so once with 0.3 s). The waits below are counted in it.
+    timeout = 1.0
     ctx = tls.server_context()
     healthy = await Receiver(ctx).start()
     dead = await Receiver(ctx, behaviour=hang).start()
@@ -52,7 +56,7 @@ async def test_dead_endpoint_is_paused_and_healthy_ones_keep_flowing(
             clock=clock,
             seed=2,
             ca_bundle=tls.ca_path,
-            delivery_timeout=0.3,
+            delivery_timeout=timeout,
             worker_per_endpoint_limit=limit,
         )
         good = make_account(platform, url=healthy.url, name="Good")
@@ -65,7 +69,7 @@ async def test_dead_endpoint_is_paused_and_healthy_ones_keep_flowing(
             # The breaker opens after 5 timeouts: at most two rounds of `limit` attempts are
             # made, and the dead endpoint's other deliveries are given back untouched.
             await wait_for(lambda: _count(platform, bad.id, "pending", attempts=1) >= 5)
-            await asyncio.sleep(0.8)  # longer than another round of timeouts
+            await asyncio.sleep(2.5 * timeout)  # longer than another round of timeouts
             attempts_before = len(dead.received)
             assert 5 <= attempts_before <= 2 * limit
             assert _count(platform, bad.id, "pending", attempts=0) == 40 - attempts_before

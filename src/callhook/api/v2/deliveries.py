@@ -204,10 +204,10 @@ async def list_deliveries(
     cursor: Annotated[
         str | None,
         Query(
-            max_length=64,
             description="next_cursor of the previous page (opaque to you).",
-            # Documented, and checked by ``decode_cursor`` so that a wrong one gets its message.
-            json_schema_extra={"pattern": _DELIVERY_ID.pattern},
+            # Documented, and checked by ``decode_cursor`` (any length) so that every wrong one
+            # gets its message, not a generic one about its length.
+            json_schema_extra={"pattern": _DELIVERY_ID.pattern, "maxLength": 64},
         ),
     ] = None,
     status: Annotated[
