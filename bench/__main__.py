@@ -18,6 +18,18 @@ from bench import load, ordering, phases, report
 from bench.cluster import ROOT, Cluster
 
 DOC = ROOT / "docs" / "performance.md"
+#: What ``--only`` takes: ``run``'s steps by function name, and the ordering part.
+PHASES = (
+    "ingest_and_prefill",
+    "drain_prefilled",
+    "ceiling",
+    "isolation",
+    "fairness",
+    "live",
+    "throttle",
+    "scale_out",
+    "ordering",
+)
 
 
 def run(
@@ -64,9 +76,9 @@ def main(argv: list[str] | None = None) -> int:
         "--only",
         action="append",
         default=[],
+        choices=PHASES,
         metavar="PHASE",
-        help="run only this phase (repeatable): ingest_and_prefill, drain_prefilled, ceiling, "
-        "isolation, live, throttle, scale_out, ordering",
+        help=f"run only this phase (repeatable): {', '.join(PHASES)}",
     )
     args = parser.parse_args(argv)
     # A wide table even when piped (CI logs, the smoke test).

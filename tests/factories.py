@@ -250,8 +250,10 @@ def attempt_due(
     ``response_body`` and ``request_headers`` give each job's stored excerpt and packed headers.
     Returns the jobs.
     """
-    now = platform.clock.now()
     delivered = status is not None and 200 <= status < 300
+    if (delivered and error_class is not None) or (status is None and error_class is None):
+        raise ValueError("a 2xx answer has no error class; no answer needs one")
+    now = platform.clock.now()
     error = None if delivered else (error_class or ErrorClass.HTTP_STATUS)
     message = None if error is None else (f"HTTP {status}" if status is not None else str(error))
     with platform.db.write() as conn:

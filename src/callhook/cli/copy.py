@@ -71,13 +71,14 @@ def copy_database(
             raise fail(exc.message, code=1) from exc
         finally:
             target.dispose()
+        advice = key_advice(settings, source, to)
     finally:
         source.dispose()
     console.print(
         f"Copied {sum(copied.rows.values()):,} rows from {display_url(settings.database_url)}"
         f" to {display_url(to)}."
     )
-    console.print(key_advice(settings, to))
+    console.print(advice)
 
 
 def register(app: typer.Typer) -> None:

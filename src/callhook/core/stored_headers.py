@@ -77,8 +77,8 @@ _COUNT: Final = len(NAMES)
 
 def _packed(headers: Mapping[str, str], *, event_id: str, event: str, attempt: int) -> bytes | None:
     # Every attempt's headers pass here (the worker's hot path): the checks work on the values
-    # as a list and use binascii directly (~2 µs instead of ~5 with a dict and base64's
-    # wrappers, timeit); what they check is unchanged (tests/unit/core/test_stored_headers.py).
+    # as a list and use binascii directly (a call's event: 3.5 µs instead of 5.1 with a dict
+    # and base64's wrappers, timeit); what they check is unchanged (test_stored_headers.py).
     names = tuple(headers)
     extra = names[_COUNT:]
     if names[:_COUNT] != NAMES or extra not in _EXTRAS:

@@ -14,12 +14,14 @@ import os
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
+from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from callhook.errors import ConfigurationError, StoreError
+from callhook.errors import CallhookError, ConfigurationError, StoreError
 from callhook.settings import Settings
-from callhook.store.db import normalize_url
+from callhook.store.db import Database, normalize_url
 from callhook.store.files import make_private_dirs, make_private_file, open_private
+from callhook.store.tables import endpoint_secrets
 
 #: The key file beside a SQLite database: read and written by its owner only.
 KEY_FILE_MODE = 0o600
@@ -97,17 +99,57 @@ def load_secret_box(settings: Settings) -> SecretBox:
     return SecretBox(decode_master_key(path.read_text()))
 
 
-def key_advice(settings: Settings, target_url: str) -> str:
-    """One sentence for whoever runs processes on a database filled from this one: which master
-    key they need. Signing secrets are copied encrypted, so only the source's key reads them
-    (docs/deployment.md, "Moving from SQLite to PostgreSQL")."""
+def key_advice(settings: Settings, source: Database, target_url: str) -> str:
+    """One sentence for whoever runs processes on a database filled from ``source``: which
+    master key they need. Signing secrets are copied encrypted, so only the key that encrypted
+    them reads them (docs/deployment.md, "Moving from SQLite to PostgreSQL"). Which key that is
+    is found by decrypting one copied secret with each candidate: the ``CALLHOOK_MASTER_KEY``
+    this command runs with, then the key file beside a SQLite source (read, never created)."""
+    try:
+        with source.read() as conn:
+            token = conn.execute(select(endpoint_secrets.c.secret_encrypted).limit(1)).scalar()
+    except CallhookError:  # the source went away after the copy: say what always holds
+        token = None
     source_key = key_file_for(settings.database_url)
-    if settings.master_key or source_key is None:
+    if token is not None:
+        if settings.master_key and _opens(token, settings.master_key):
+            return (
+                "Run the target's processes with this CALLHOOK_MASTER_KEY: the signing secrets"
+                " were copied encrypted with it."
+            )
+        if source_key is not None and _opens(token, _read(source_key)):
+            return _key_file_advice(source_key, key_file_for(target_url))
+    return (
+        "Run the target's processes with the master key the source's processes use"
+        " (CALLHOOK_MASTER_KEY, or the key file beside a SQLite database): the signing secrets"
+        " were copied encrypted with it."
+    )
+
+
+def _read(path: Path) -> str:
+    """A key file's text; empty when it is missing or unreadable (then it opens nothing)."""
+    try:
+        return path.read_text()
+    except (OSError, UnicodeDecodeError):
+        return ""
+
+
+def _opens(token: bytes, key_text: str) -> bool:
+    if not key_text.strip():
+        return False
+    try:
+        SecretBox(decode_master_key(key_text)).decrypt(token)
+    except (ConfigurationError, StoreError):
+        return False
+    return True
+
+
+def _key_file_advice(source_key: Path, target_key: Path | None) -> str:
+    if target_key == source_key:
         return (
-            "Run the target's processes with the source's CALLHOOK_MASTER_KEY: the signing"
-            " secrets were copied encrypted with it."
+            f"The signing secrets were copied encrypted with the key in {source_key},"
+            " the key file the target uses too."
         )
-    target_key = key_file_for(target_url)
     where = (
         f"copy {source_key} to {target_key} or set CALLHOOK_MASTER_KEY to its contents"
         if target_key is not None

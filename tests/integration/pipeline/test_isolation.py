@@ -43,7 +43,7 @@ async def test_dead_endpoint_is_paused_and_healthy_ones_keep_flowing(
 
     # Long enough for a healthy answer over TLS on a loaded CI machine: a healthy delivery
     # that timed out would wait for a retry on the injected clock, which only moves below
-    # (the test failed so once with 0.3 s). The waits below are counted in it.
+    # (the test failed so once with 0.3 s). The waits that must outlast attempts count in it.
     timeout = 1.0
     ctx = tls.server_context()
     healthy = await Receiver(ctx).start()
@@ -80,7 +80,7 @@ async def test_dead_endpoint_is_paused_and_healthy_ones_keep_flowing(
             clock.advance(31)
             worker.wake()
             await wait_for(lambda: len(dead.received) == attempts_before + 1)
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(timeout + 0.5)  # the probe timed out: still no second one
             assert len(dead.received) == attempts_before + 1
     finally:
         await healthy.stop()

@@ -56,8 +56,13 @@ def _delivered(platform: Platform) -> tuple[str, str]:
     account = factories.make_account(platform, url="https://a.example.com/h")
     published = factories.publish_sample(platform, account.id, "sms")
     assert published.delivery_id is not None
-    factories.attempt_due(platform, status=500, retry_in=timedelta(0))
-    factories.attempt_due(platform, status=200)
+    for status in (500, 200):
+        [_] = factories.attempt_due(
+            platform,
+            status=status,
+            retry_in=timedelta(0),
+            response_body=lambda _: "ok",
+        )
     return account.id, published.delivery_id
 
 

@@ -35,7 +35,13 @@ def _attempt(platform: Platform, *, ok: bool) -> None:
     """A second later, every due delivery delivered, or answered 503 and due again at once."""
     assert isinstance(platform.clock, FakeClock)
     platform.clock.advance(1)
-    factories.attempt_due(platform, status=200 if ok else 503, retry_in=timedelta(0))
+    factories.attempt_due(
+        platform,
+        status=200 if ok else 503,
+        retry_in=timedelta(0),
+        duration_ms=12.5,
+        response_body=lambda _: "fine" if ok else "busy",
+    )
 
 
 def _with_history(platform: Platform) -> list[str]:
@@ -74,14 +80,18 @@ def test_sqlite_to_postgresql_and_back_reads_the_same_and_goes_on(tmp_path: Path
     sqlite_side = _platform(tmp_path, "sqlite")
     ids = _with_history(sqlite_side)
     postgres = _platform(tmp_path, "postgresql")
-    env = {"CALLHOOK_DATABASE_URL": sqlite_side.settings.database_url}
+    env = {
+        "CALLHOOK_DATABASE_URL": sqlite_side.settings.database_url,
+        "CALLHOOK_MASTER_KEY": factories.TEST_MASTER_KEY,
+    }
     result = CliRunner().invoke(
         app, ["copy-database", "--to", postgres.settings.database_url], env=env
     )
     assert result.exit_code == 0, result.output
     assert "deliveries: 4 rows" in result.output
     assert "Copied " in result.output
-    assert "CALLHOOK_MASTER_KEY" in result.output  # which key the target needs
+    # Which key the target needs: the one that reads the copied secrets (test_key_advice).
+    assert "with this CALLHOOK_MASTER_KEY" in " ".join(result.output.split())
 
     assert _counts(postgres) == _counts(sqlite_side)
     assert _counts(postgres)["attempts"] == 3  # the first attempts; the second are on the rows
