@@ -236,6 +236,7 @@ def attempt_due(
     *,
     status: int | None = 200,
     error_class: ErrorClass | None = None,
+    error_message: str | None = None,
     retry_in: timedelta | None = None,
     duration_ms: float = 1.0,
     response_body: Callable[[ClaimedJob], str] | None = None,
@@ -245,8 +246,9 @@ def attempt_due(
     """Claim the due deliveries (up to ``limit``) and record one attempt each, as the worker would.
 
     Answered ``status`` (``None``: no answer): delivered when it is 2xx, else failed with
-    ``error_class`` (``http_status`` for an answer) and message ``HTTP <status>`` or the class,
-    due again ``retry_in`` later (``timedelta(0)``: at once), failed for good if that is None.
+    ``error_class`` (``http_status`` for an answer) and ``error_message`` (default: ``HTTP
+    <status>``, or the class), due again ``retry_in`` later (``timedelta(0)``: at once), failed
+    for good if that is None.
     ``response_body`` and ``request_headers`` give each job's stored excerpt and packed headers.
     Returns the jobs.
     """
@@ -255,7 +257,8 @@ def attempt_due(
         raise ValueError("a 2xx answer has no error class; no answer needs one")
     now = platform.clock.now()
     error = None if delivered else (error_class or ErrorClass.HTTP_STATUS)
-    message = None if error is None else (f"HTTP {status}" if status is not None else str(error))
+    default = f"HTTP {status}" if status is not None else str(error)
+    message = None if error is None else (error_message or default)
     with platform.db.write() as conn:
         jobs = queue.claim(
             conn,

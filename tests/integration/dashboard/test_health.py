@@ -30,6 +30,7 @@ def _attempt(
         platform,
         status=status,
         error_class=error,
+        error_message="boom",  # the banner must build its text from the class and status
         retry_in=timedelta(0) if retry else None,
         duration_ms=ms,
         limit=1,
