@@ -49,7 +49,7 @@ class Platform:
             db=db,
             clock=clock,
             rng=rng,
-            box=load_secret_box(settings),
+            box=load_secret_box(settings, db),
             publisher=Publisher(db, clock=clock, rng=rng),
             metrics=Metrics(max_endpoint_series=settings.metrics_max_endpoint_series),
         )

@@ -186,6 +186,20 @@ def set_up_database(database_url: str) -> Database:
     return db
 
 
+def require_master_key(settings: Settings, db: Database) -> None:
+    """``fail`` (exit 1) unless the master key can serve ``db`` (``load_secret_box``): checked
+    by ``serve`` and ``worker`` before their banner and before any child process starts (a
+    supervisor would restart children that refuse, one a second, for ever)."""
+    from callhook.errors import ConfigurationError
+    from callhook.store.secretbox import load_secret_box
+
+    try:
+        load_secret_box(settings, db)
+    except ConfigurationError as exc:
+        db.dispose()
+        raise fail(exc.message, code=1) from exc
+
+
 def display_url(database_url: str) -> str:
     """The database URL to show people: any password replaced by ``***``."""
     from callhook.store.db import redacted_url

@@ -25,6 +25,7 @@ from callhook.cli.common import (
     console,
     display_url,
     fail,
+    require_master_key,
     set_up_database,
     settings_from_env,
 )
@@ -170,6 +171,7 @@ def serve(
         upgrade(db)
     else:  # every request would fail on a database without the tables
         db = set_up_database(settings.database_url)
+    require_master_key(settings, db)
     delivering = "and a delivery worker" if worker else "without a worker (--no-worker)"
     plural = f" in {processes} processes" if processes > 1 else ""
     console.print(
@@ -346,6 +348,7 @@ def worker(
     # refused, one a second, for ever); one process works on the database it checked (see
     # ``serve`` on a second one).
     db = set_up_database(settings.database_url)
+    require_master_key(settings, db)
     console.print(worker_banner(settings, processes, os.getpid()), highlight=False, soft_wrap=True)
     if processes == 1:
         run_worker_process(settings, db=db)

@@ -5,6 +5,7 @@ sending them needs. ``callhook.store.queue`` is the public face (it re-exports `
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -17,10 +18,13 @@ from callhook.core import ordering as ordering_rules
 from callhook.core import stored_body
 from callhook.core.outcome import DeliveryStatus
 from callhook.core.retry import RetryPolicy
+from callhook.errors import StoreError
 from callhook.events.names import TEST_EVENT
 from callhook.store.secretbox import SecretBox
 from callhook.store.tables import deliveries, endpoint_secrets, endpoints, events
 from callhook.store.types import StoredId, UTCDateTime
+
+log = logging.getLogger("callhook.store")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +54,10 @@ class ClaimedJob:
     #: finishing it hands the line on. (A sweep may bypass it meanwhile; ``ordering.promote``
     #: checks.)
     holds_line: bool = False
+    #: Whether a signing secret of its endpoint could not be decrypted with this process's
+    #: master key (``secrets`` is then empty): nothing is sent, the attempt is retried, and the
+    #: other endpoints' deliveries go on (``delivery.attempt.Attempts.refusal``).
+    unreadable_secret: bool = False
 
 
 # The claim's statements are built once with bound parameters (``expanding`` for the lists):
@@ -358,11 +366,26 @@ def load_claimed(
     body (unpacked), its endpoint's URL and state, the endpoint's signing secrets now
     (decrypted; ``cache`` keeps them by secret id), as they are now. Rows no longer held under
     ``claim_id`` (lease ran out and another worker claimed them; deleted) are left out. Reads
-    only: any transaction will do."""
+    only: any transaction will do. A job whose endpoint has a secret ``box`` cannot decrypt is
+    marked ``unreadable_secret``; ``StoreError`` when none of the claim's secrets decrypts and
+    ``cache`` is empty (this process has never read one: its key is wrong)."""
     if not ids:
         return []
     rows = conn.execute(_CLAIMED, {"ids": list(ids), "claim_id": claim_id}).all()
-    secrets = _secrets_for(conn, {r[3] for r in rows}, now, box, cache)
+    secrets, unreadable = _secrets_for(conn, {r[3] for r in rows}, now, box, cache)
+    if unreadable and not secrets and not cache:
+        # Nothing decrypted, now or ever: this process's key is the wrong one. Raise, so the
+        # claim gives its rows back to a worker with the right key (the old rule, kept for it).
+        raise StoreError(
+            "a stored secret cannot be decrypted: is CALLHOOK_MASTER_KEY the key this database"
+            " was created with?"
+        )
+    if unreadable:
+        log.error(
+            "signing secrets cannot be decrypted with this master key: their endpoints'"
+            " deliveries are not sent until CALLHOOK_MASTER_KEY is the key that encrypted them",
+            extra={"endpoint_ids": sorted(unreadable)},
+        )
     return [
         ClaimedJob(
             delivery_id=delivery_id,
@@ -386,7 +409,8 @@ def load_claimed(
             url=url,
             enabled=bool(enabled) if enabled is not None else False,
             retry_policy=retry_policy or RetryPolicy.EXPONENTIAL.value,
-            secrets=tuple(secrets.get(endpoint_id, ())),
+            secrets=() if endpoint_id in unreadable else tuple(secrets.get(endpoint_id, ())),
+            unreadable_secret=endpoint_id in unreadable,
             call_id=call_id,
             sequence=sequence,
             previous_sequence=previous_sequence,
@@ -444,20 +468,29 @@ def _secrets_for(
     now: datetime,
     box: SecretBox,
     cache: dict[str, str] | None,
-) -> dict[str, list[str]]:
-    """Each endpoint's signing secrets now, newest first (decrypted)."""
+) -> tuple[dict[str, list[str]], set[str]]:
+    """Each endpoint's signing secrets now, newest first (decrypted), and the endpoints with a
+    secret this ``box`` cannot decrypt. A process whose key reads some secrets holds back only
+    those endpoints (one secret stored under another master key stopped every endpoint's
+    deliveries: found by a new operator, 2026-11-30); ``load_claimed`` raises when it has
+    never read one."""
     rows = conn.execute(_SECRETS, {"endpoints": list(endpoint_ids), "now": now})
     out: dict[str, list[str]] = {}
+    unreadable: set[str] = set()
     for secret_id, endpoint_id, encrypted in rows:
         # Secret rows never change once written, so decrypting each id once is safe.
         if cache is not None and secret_id in cache:
             plain = cache[secret_id]
         else:
-            plain = box.decrypt(encrypted)
+            try:
+                plain = box.decrypt(encrypted)
+            except StoreError:
+                unreadable.add(endpoint_id)
+                continue
             if cache is not None:
                 cache[secret_id] = plain
         out.setdefault(endpoint_id, []).append(plain)
-    return out
+    return out, unreadable
 
 
 #: The fenced completion, built once: matching ``claim_id`` is what keeps a stale worker out.

@@ -97,7 +97,22 @@ def rotate(
     overlap: timedelta = ROTATION_OVERLAP,
 ) -> SigningSecret:
     """A new current secret; the previous ones keep signing for ``overlap``, the newest
-    ``MAX_SIGNING_SECRETS - 1`` of them only: older ones stop signing now."""
+    ``MAX_SIGNING_SECRETS - 1`` of them only: older ones stop signing now, and so does one this
+    ``box`` cannot decrypt (stored under another master key: it could never sign here, and it
+    kept the endpoint's deliveries from going out; rotating is how an operator replaces it)."""
+    signing = conn.execute(
+        select(endpoint_secrets.c.id, endpoint_secrets.c.secret_encrypted).where(
+            endpoint_secrets.c.endpoint_id == endpoint_id,
+            (endpoint_secrets.c.expires_at.is_(None)) | (endpoint_secrets.c.expires_at > now),
+        )
+    ).all()
+    unreadable = [row.id for row in signing if not box.can_decrypt(row.secret_encrypted)]
+    if unreadable:
+        conn.execute(
+            update(endpoint_secrets)
+            .where(endpoint_secrets.c.id.in_(unreadable))
+            .values(expires_at=now)
+        )
     conn.execute(
         update(endpoint_secrets)
         .where(

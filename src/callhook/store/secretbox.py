@@ -16,6 +16,7 @@ from pathlib import Path
 from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from callhook.errors import CallhookError, ConfigurationError, StoreError
 from callhook.settings import Settings
@@ -38,6 +39,14 @@ class SecretBox:
 
     def encrypt(self, plaintext: str) -> bytes:
         return self._fernet.encrypt(plaintext.encode("utf-8"))
+
+    def can_decrypt(self, token: bytes) -> bool:
+        """Whether ``token`` was encrypted under this key (and is intact)."""
+        try:
+            self._fernet.decrypt(bytes(token))
+        except InvalidToken:
+            return False
+        return True
 
     def decrypt(self, token: bytes) -> str:
         try:
@@ -72,10 +81,25 @@ def key_file_for(database_url: str) -> Path | None:
     return Path(url.database).with_suffix(".key")
 
 
-def load_secret_box(settings: Settings) -> SecretBox:
-    """The box for these settings: the configured key, else the SQLite key file (created once)."""
+#: How many of the newest signing secrets ``load_secret_box`` tries the key on.
+KEY_CHECK_SAMPLE = 20
+
+
+def load_secret_box(settings: Settings, db: Database | None = None) -> SecretBox:
+    """The box for these settings: the configured key, else the SQLite key file (created once).
+
+    With ``db``, a key that cannot serve it is refused before anything uses it
+    (``ConfigurationError``): a key that decrypts none of the ``KEY_CHECK_SAMPLE`` newest
+    signing secrets, and a missing key file for a database that holds secrets (which a new key
+    could not read; it is not created). A wrong key used to start a process that then
+    delivered nothing and stored new secrets no other process could read (a new operator's
+    try, 2026-11-30). A database whose tables cannot be read yet passes (``callhook migrate``
+    comes later)."""
+    stored = _newest_secrets(db) if db is not None else []
     if settings.master_key:
-        return SecretBox(decode_master_key(settings.master_key))
+        box = SecretBox(decode_master_key(settings.master_key))
+        _check(box, stored, "CALLHOOK_MASTER_KEY")
+        return box
     path = key_file_for(settings.database_url)
     if path is None:
         raise ConfigurationError(
@@ -85,6 +109,12 @@ def load_secret_box(settings: Settings) -> SecretBox:
             "database); a new, empty database can use one from `callhook keys generate`"
         )
     if not path.exists():
+        if stored:
+            raise ConfigurationError(
+                f"no key file at {path} for a database that holds signing secrets: put the key"
+                " they were encrypted with there, or set CALLHOOK_MASTER_KEY to it (after"
+                " `callhook copy-database`, the source's key); a new key could not read them"
+            )
         make_private_dirs(path.parent)
         try:
             fd = open_private(path, os.O_WRONLY | os.O_EXCL)
@@ -96,7 +126,32 @@ def load_secret_box(settings: Settings) -> SecretBox:
     else:
         # 0600 whatever the umask was when it was made (fixed with a warning, or refused).
         make_private_file(path)
-    return SecretBox(decode_master_key(path.read_text()))
+    box = SecretBox(decode_master_key(path.read_text()))
+    _check(box, stored, f"the key in {path}")
+    return box
+
+
+def _newest_secrets(db: Database) -> list[bytes]:
+    try:
+        with db.read() as conn:
+            return list(
+                conn.execute(
+                    select(endpoint_secrets.c.secret_encrypted)
+                    .order_by(endpoint_secrets.c.created_at.desc())
+                    .limit(KEY_CHECK_SAMPLE)
+                ).scalars()
+            )
+    except (CallhookError, SQLAlchemyError):  # no tables yet, or unreachable: nothing to check
+        return []
+
+
+def _check(box: SecretBox, stored: list[bytes], which: str) -> None:
+    if stored and not any(box.can_decrypt(token) for token in stored):
+        raise ConfigurationError(
+            f"{which} does not decrypt this database's signing secrets: run every process with"
+            " the key they were encrypted with (after `callhook copy-database`, the source's"
+            " key; docs/deployment.md)"
+        )
 
 
 def key_advice(settings: Settings, source: Database, target_url: str) -> str:
@@ -138,10 +193,9 @@ def _opens(token: bytes, key_text: str) -> bool:
     if not key_text.strip():
         return False
     try:
-        SecretBox(decode_master_key(key_text)).decrypt(token)
-    except (ConfigurationError, StoreError):
+        return SecretBox(decode_master_key(key_text)).can_decrypt(token)
+    except ConfigurationError:
         return False
-    return True
 
 
 def _key_file_advice(source_key: Path, target_key: Path | None) -> str:
