@@ -10,6 +10,7 @@ from sqlalchemy import Connection, select
 from callhook.core.ids import RandomBits, new_id
 from callhook.errors import NotFound
 from callhook.store.tables import accounts
+from callhook.store.types import check_length
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +21,9 @@ class Account:
 
 
 def create(conn: Connection, *, name: str, now: datetime, rng: RandomBits) -> Account:
+    """A new account named ``name``; ``PayloadInvalid`` if the name is longer than its
+    column."""
+    check_length(accounts.c.name, name, "name")
     account = Account(id=new_id("acc", now, rng), name=name, created_at=now)
     conn.execute(accounts.insert().values(id=account.id, name=name, created_at=now))
     return account

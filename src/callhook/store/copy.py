@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, Integer, Table, select, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from callhook.errors import InvalidRequest, StoreError, StoreUnavailable
 from callhook.store.db import SCHEMA_REVISION, Database, driver_reason, redacted_url
@@ -75,6 +75,13 @@ def copy_database(
                 copied[current] = _copy_table(source, writing, table, batch_size)
                 if progress is not None:
                     progress(current, copied[current])
+    except IntegrityError as exc:
+        # Each table is read on its own: rows written meanwhile (a delivery whose event came
+        # after the events table was read) break a reference.
+        raise StoreError(
+            f"copying {current} failed, nothing was copied: {driver_reason(exc)} — the source"
+            " changed while it was read: stop every Callhook process using it, then copy again"
+        ) from exc
     except DBAPIError as exc:
         raise StoreError(
             f"copying {current} failed, nothing was copied: {driver_reason(exc)}"

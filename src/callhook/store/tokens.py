@@ -20,6 +20,7 @@ from sqlalchemy import Connection, bindparam, select, update
 from callhook.core.ids import RandomBits, new_id
 from callhook.errors import AuthenticationFailed, InvalidRequest, NotFound
 from callhook.store.tables import api_tokens
+from callhook.store.types import check_length
 
 TOKEN_PREFIX = "chk_"  # noqa: S105 - a prefix, not a secret
 #: Every scope a token may carry. A token has exactly the scopes asked for when it is created:
@@ -102,6 +103,7 @@ def create(
 ) -> tuple[Token, str]:
     """Create a token; return it and its plaintext (shown once, never stored)."""
     parsed = parse_scopes(scopes)
+    check_length(api_tokens.c.name, name, "name")
     if expires_at is not None and expires_at <= now:
         raise InvalidRequest("expires_at must be in the future")
     plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)

@@ -7,10 +7,22 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, cast
 
-from sqlalchemy import BigInteger, DateTime, Dialect, String
+from sqlalchemy import BigInteger, Column, DateTime, Dialect, String
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from callhook.core.ids import id_from_bytes, id_to_bytes
+from callhook.errors import PayloadInvalid
+
+
+def check_length(column: Column[Any], value: str, field: str) -> str:
+    """``value`` if it fits ``column``'s declared length (characters); ``PayloadInvalid``
+    naming ``field`` otherwise. SQLite keeps longer text and PostgreSQL refuses it with a
+    driver error (a traceback from ``accounts create`` there, and a row that later stopped
+    ``copy-database``): checked before the write, both refuse it alike."""
+    length = getattr(column.type, "length", None)
+    if length is not None and len(value) > length:
+        raise PayloadInvalid(f"{field}: at most {length} characters", field=field)
+    return value
 
 
 class UTCDateTime(TypeDecorator[datetime]):

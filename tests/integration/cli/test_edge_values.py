@@ -300,3 +300,21 @@ def test_deliveries_list_refuses_another_accounts_endpoint(cli: Cli) -> None:
     theirs = orjson.loads(cli.run("endpoints", "list", other, "--json"))[0]["id"]
     out = cli.said("deliveries", "list", "--account", cli.account, "--endpoint", theirs, code=1)
     assert "not found" in out
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("accounts", "create", "A" * 201),
+        ("tokens", "create", "--scopes", "events.write", "--name", "N" * 201),
+    ],
+)
+def test_a_name_longer_than_stored_is_refused_alike_on_both(
+    cli: Cli, args: tuple[str, ...]
+) -> None:
+    """SQLite kept it (and the row later stopped `copy-database` to PostgreSQL); PostgreSQL
+    answered with a driver traceback. Both now refuse it by name, before writing."""
+    before = cli.run("accounts", "list", "--json"), cli.run("tokens", "list", "--json")
+    assert "name: at most 200 characters" in cli.said(*args, code=1)
+    assert (cli.run("accounts", "list", "--json"), cli.run("tokens", "list", "--json")) == before
+    cli.run(*args[:-1], args[-1][:200])  # at the bound: taken

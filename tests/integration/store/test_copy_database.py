@@ -4,6 +4,7 @@ target untouched."""
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
@@ -148,6 +149,19 @@ def test_a_row_the_target_refuses_leaves_nothing_copied(tmp_path: Path) -> None:
     ):
         copy_database(source.db, target.db)
     assert set(_counts(target).values()) == {0}  # accounts, events … rolled back with it
+
+
+def test_a_broken_reference_says_the_source_changed_while_read(tmp_path: Path) -> None:
+    # What a source still written to gives (a delivery whose event came after the events table
+    # was read), made here by a delivery pointing at an event that is not there.
+    source = _platform(tmp_path, "sqlite")
+    _with_history(source)
+    with sqlite3.connect(tmp_path / "sqlite" / "callhook.db") as raw:  # foreign keys off
+        raw.execute("UPDATE deliveries SET event_id = zeroblob(16) WHERE rowid = 1")
+    target = _platform(tmp_path, "postgresql")
+    with pytest.raises(StoreError, match="the source changed while it was read: stop every"):
+        copy_database(source.db, target.db)
+    assert set(_counts(target).values()) == {0}
 
 
 def _cli(env: dict[str, str], *args: str) -> tuple[int, str]:
