@@ -241,6 +241,12 @@ class Database:
             self._writer = _sqlite_engine(self.url, immediate=True)
             self._reader = _sqlite_engine(self.url, immediate=False)
         elif dialect == "postgresql":
+            driver = make_url(self.url).get_driver_name()
+            if driver != "psycopg":  # another driver named in the URL (not installed)
+                raise ConfigurationError(
+                    f"unsupported PostgreSQL driver {driver!r}: write postgresql://… (Callhook"
+                    " uses psycopg 3)"
+                )
             self._writer = _postgres_engine(self.url)
             self._reader = self._writer
         else:

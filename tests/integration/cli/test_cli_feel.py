@@ -260,9 +260,18 @@ def test_a_command_on_a_database_without_tables_says_to_migrate(
     run(env, "accounts", "list")
 
 
-def test_a_url_that_does_not_parse_is_an_error_not_a_traceback(env: dict[str, str]) -> None:
-    out = run({**env, "CALLHOOK_DATABASE_URL": "nonsense"}, "accounts", "list", code=1)
-    assert "error: invalid database URL" in out
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("nonsense", "error: invalid database URL"),
+        ("postgresql+psycopg2://x@localhost/db", "error: unsupported PostgreSQL driver 'psycopg2'"),
+    ],
+)
+def test_a_url_that_does_not_parse_is_an_error_not_a_traceback(
+    env: dict[str, str], url: str, said: str
+) -> None:
+    out = run({**env, "CALLHOOK_DATABASE_URL": url}, "accounts", "list", code=1)
+    assert said in out
     assert "Traceback" not in out
 
 

@@ -179,6 +179,7 @@ def test_the_command_says_which_database_is_wrong_and_why(tmp_path: Path) -> Non
         "postgresql://postgres@127.0.0.1:notaport/test": "--to: invalid database URL",
         f"sqlite:///{tmp_path / 'nowhere.db'}": "no database at sqlite:///",
         "mysql://x@localhost/db": "--to: unsupported database 'mysql'",
+        "postgresql+psycopg2://x@localhost/db": "--to: unsupported PostgreSQL driver 'psycopg2'",
     }
     for url, message in cases.items():
         code, out = _cli(env, "copy-database", "--to", url)
