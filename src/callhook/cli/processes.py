@@ -168,10 +168,11 @@ def serve(
         from callhook.store.migrate import upgrade
 
         db = Database(settings.database_url)
+        require_master_key(settings, db)  # before migrating with a key that cannot serve it
         upgrade(db)
     else:  # every request would fail on a database without the tables
         db = set_up_database(settings.database_url)
-    require_master_key(settings, db)
+        require_master_key(settings, db)
     delivering = "and a delivery worker" if worker else "without a worker (--no-worker)"
     plural = f" in {processes} processes" if processes > 1 else ""
     console.print(

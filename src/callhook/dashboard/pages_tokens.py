@@ -26,7 +26,7 @@ from callhook.dashboard.auth import (
     texts,
 )
 from callhook.dashboard.render import page
-from callhook.errors import InvalidRequest, NotFound, PayloadInvalid
+from callhook.errors import InvalidRequest, NotFound
 from callhook.store import tokens as token_store
 
 router = APIRouter(route_class=DashboardRoute)
@@ -103,20 +103,16 @@ def create_token(request: Request, who: CurrentViewer, form: CheckedForm) -> Res
         return _tokens_page(request, who, errors=errors, values=values, status=400)
     now = platform.clock.now()
     life = lifetimes[expires]
-    try:
-        with platform.db.write() as conn:
-            created = token_store.create(
-                conn,
-                account_id=who.account_id,
-                scopes=scopes,
-                now=now,
-                rng=platform.rng,
-                name=name,
-                expires_at=now + life if life is not None else None,
-            )
-    except PayloadInvalid as exc:  # the name is longer than the store keeps
-        errors["name"] = exc.message.removeprefix("name: ").capitalize() + "."
-        return _tokens_page(request, who, errors=errors, values=values, status=400)
+    with platform.db.write() as conn:
+        created = token_store.create(
+            conn,
+            account_id=who.account_id,
+            scopes=scopes,
+            now=now,
+            rng=platform.rng,
+            name=name,
+            expires_at=now + life if life is not None else None,
+        )
     return _tokens_page(request, who, created=created)
 
 

@@ -109,12 +109,6 @@ class Attempts:
                 "the integration has no URL or is disabled",
                 retryable=False,
             )
-        if job.unreadable_secret:  # the operator's key, not the endpoint: retried, not failed
-            return outcomes.failure(
-                outcomes.ErrorClass.INTERNAL_ERROR,
-                "not sent: a signing secret of this endpoint cannot be decrypted with the"
-                " master key Callhook runs with (CALLHOOK_MASTER_KEY); retried",
-            )
         if not job.secrets:
             return outcomes.failure(
                 outcomes.ErrorClass.NO_SIGNING_SECRET,

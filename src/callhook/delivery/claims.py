@@ -37,6 +37,9 @@ T = TypeVar("T")
 #: of room, and does so for at most ``URGENT_ENDPOINTS`` endpoints (one statement each).
 URGENT_PER_ENDPOINT = 4
 URGENT_ENDPOINTS = 16
+#: How long a worker leaves out an endpoint whose current signing secret its master key cannot
+#: read before it looks again (the secret may be rotated, the worker restarted with the key).
+UNREADABLE_PAUSE = timedelta(seconds=60)
 
 
 def left_out(saturated: set[str]) -> set[str]:
@@ -91,6 +94,9 @@ class Claims:
         self._lease = timedelta(seconds=settings.lease_seconds)
         self._per_endpoint = settings.worker_claim_per_endpoint
         self._secret_cache: dict[str, str] = {}  # decrypted secrets, by ciphertext
+        # Endpoints whose current secret this worker's key cannot read, left out of its claims
+        # until then (``UNREADABLE_PAUSE``); their rows go back at once for other workers.
+        self._unreadable: dict[str, datetime] = {}
         self._rules = endpoint_health.rules_from(settings)
         self.next_change: float | None = None
         self.capped = False
@@ -116,6 +122,10 @@ class Claims:
         with self._lapse_lock:
             if self.lapse_at is not None and self.lapse_at <= now:
                 self.lapse_at = None  # this claim's ``now`` is past every lease left behind
+        self._unreadable = {e: t for e, t in self._unreadable.items() if t > now}
+        if self._unreadable:
+            exclude = exclude | set(self._unreadable)
+            urgent_for = set(urgent_for) - set(self._unreadable)
         return self._guarded(lambda: self._claim(now, limit, exclude, urgent_for))
 
     def _claim(
@@ -165,7 +175,32 @@ class Claims:
         # An endpoint that gave its whole allowance (tokens, max_in_flight's room, a probe) may
         # have more due, and only the next plan says when: no change was announced for it.
         self.cut_short |= {e for e, n, urgent in alone if not urgent and taken[e] >= n}
-        return self._load(claimed, claim_id, now)
+        jobs = self._load(claimed, claim_id, now)
+        return self._give_back_unreadable(jobs, claim_id, now) if jobs else jobs
+
+    def _give_back_unreadable(
+        self, jobs: list[ClaimedJob], claim_id: str, now: datetime
+    ) -> list[ClaimedJob]:
+        """Give back at once the jobs whose endpoint's current secret this worker's key cannot
+        read (stored under another master key), and leave those endpoints out of its claims for
+        ``UNREADABLE_PAUSE``: nothing is attempted or spent, a worker with the right key takes
+        them, and the other endpoints' deliveries go on. One error per endpoint and pause."""
+        unreadable = [j for j in jobs if j.unreadable_secret]
+        if not unreadable:
+            return jobs
+        with self._db.write() as conn:
+            queue.release_ids(conn, [j.delivery_id for j in unreadable], claim_id=claim_id)
+        endpoints = {j.endpoint_id for j in unreadable}
+        for endpoint_id in sorted(endpoints):
+            log.error(
+                "the endpoint's signing secret cannot be decrypted with this master key: its"
+                " deliveries are left for a worker with the right key (or rotate the secret)",
+                extra={"endpoint_id": endpoint_id, "worker": self._worker_id},
+            )
+            self._unreadable[endpoint_id] = now + UNREADABLE_PAUSE
+        pause = UNREADABLE_PAUSE.total_seconds()
+        self.next_change = pause if self.next_change is None else min(self.next_change, pause)
+        return [j for j in jobs if not j.unreadable_secret]
 
     def _load(
         self, claimed: list[queue.ClaimedRow], claim_id: str, now: datetime

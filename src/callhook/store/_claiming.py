@@ -5,7 +5,6 @@ sending them needs. ``callhook.store.queue`` is the public face (it re-exports `
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,8 +22,6 @@ from callhook.events.names import TEST_EVENT
 from callhook.store.secretbox import SecretBox
 from callhook.store.tables import deliveries, endpoint_secrets, endpoints, events
 from callhook.store.types import StoredId, UTCDateTime
-
-log = logging.getLogger("callhook.store")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,9 +51,9 @@ class ClaimedJob:
     #: finishing it hands the line on. (A sweep may bypass it meanwhile; ``ordering.promote``
     #: checks.)
     holds_line: bool = False
-    #: Whether a signing secret of its endpoint could not be decrypted with this process's
-    #: master key (``secrets`` is then empty): nothing is sent, the attempt is retried, and the
-    #: other endpoints' deliveries go on (``delivery.attempt.Attempts.refusal``).
+    #: Whether its endpoint's current signing secret could not be decrypted with this
+    #: process's master key (``secrets`` is then empty): not to be sent by this process
+    #: (``delivery.claims.Claims`` gives it back and leaves the endpoint out for a while).
     unreadable_secret: bool = False
 
 
@@ -366,26 +363,13 @@ def load_claimed(
     body (unpacked), its endpoint's URL and state, the endpoint's signing secrets now
     (decrypted; ``cache`` keeps them by secret id), as they are now. Rows no longer held under
     ``claim_id`` (lease ran out and another worker claimed them; deleted) are left out. Reads
-    only: any transaction will do. A job whose endpoint has a secret ``box`` cannot decrypt is
-    marked ``unreadable_secret``; ``StoreError`` when none of the claim's secrets decrypts and
-    ``cache`` is empty (this process has never read one: its key is wrong)."""
+    only: any transaction will do. A job whose endpoint's current secret ``box`` cannot
+    decrypt is marked ``unreadable_secret`` (the claim gives it back: ``Claims``); rotated-out
+    secrets it cannot decrypt are left out of the others' (they cannot sign here)."""
     if not ids:
         return []
     rows = conn.execute(_CLAIMED, {"ids": list(ids), "claim_id": claim_id}).all()
     secrets, unreadable = _secrets_for(conn, {r[3] for r in rows}, now, box, cache)
-    if unreadable and not secrets and not cache:
-        # Nothing decrypted, now or ever: this process's key is the wrong one. Raise, so the
-        # claim gives its rows back to a worker with the right key (the old rule, kept for it).
-        raise StoreError(
-            "a stored secret cannot be decrypted: is CALLHOOK_MASTER_KEY the key this database"
-            " was created with?"
-        )
-    if unreadable:
-        log.error(
-            "signing secrets cannot be decrypted with this master key: their endpoints'"
-            " deliveries are not sent until CALLHOOK_MASTER_KEY is the key that encrypted them",
-            extra={"endpoint_ids": sorted(unreadable)},
-        )
     return [
         ClaimedJob(
             delivery_id=delivery_id,
@@ -448,6 +432,7 @@ _SECRETS = (
         endpoint_secrets.c.id,
         endpoint_secrets.c.endpoint_id,
         endpoint_secrets.c.secret_encrypted,
+        endpoint_secrets.c.expires_at.is_(None).label("current"),
     )
     .where(
         endpoint_secrets.c.endpoint_id.in_(bindparam("endpoints", expanding=True)),
@@ -469,15 +454,14 @@ def _secrets_for(
     box: SecretBox,
     cache: dict[str, str] | None,
 ) -> tuple[dict[str, list[str]], set[str]]:
-    """Each endpoint's signing secrets now, newest first (decrypted), and the endpoints with a
-    secret this ``box`` cannot decrypt. A process whose key reads some secrets holds back only
-    those endpoints (one secret stored under another master key stopped every endpoint's
-    deliveries: found by a new operator, 2026-11-30); ``load_claimed`` raises when it has
-    never read one."""
+    """Each endpoint's signing secrets now, newest first (decrypted), and the endpoints whose
+    current secret this ``box`` cannot decrypt (stored under another master key). A rotated-out
+    secret it cannot decrypt is left out: the current one signs. One such secret used to stop
+    every endpoint's deliveries (a new operator's try, 2026-11-30)."""
     rows = conn.execute(_SECRETS, {"endpoints": list(endpoint_ids), "now": now})
     out: dict[str, list[str]] = {}
     unreadable: set[str] = set()
-    for secret_id, endpoint_id, encrypted in rows:
+    for secret_id, endpoint_id, encrypted, current in rows:
         # Secret rows never change once written, so decrypting each id once is safe.
         if cache is not None and secret_id in cache:
             plain = cache[secret_id]
@@ -485,7 +469,8 @@ def _secrets_for(
             try:
                 plain = box.decrypt(encrypted)
             except StoreError:
-                unreadable.add(endpoint_id)
+                if current:
+                    unreadable.add(endpoint_id)
                 continue
             if cache is not None:
                 cache[secret_id] = plain

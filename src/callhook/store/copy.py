@@ -79,8 +79,9 @@ def copy_database(
         # Each table is read on its own: rows written meanwhile (a delivery whose event came
         # after the events table was read) break a reference.
         raise StoreError(
-            f"copying {current} failed, nothing was copied: {driver_reason(exc)} — the source"
-            " changed while it was read: stop every Callhook process using it, then copy again"
+            f"copying {current} failed, nothing was copied: {driver_reason(exc)} — a row"
+            " refers to one that was not copied: if a Callhook process still writes to the"
+            " source, stop every one and copy again"
         ) from exc
     except DBAPIError as exc:
         raise StoreError(

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, select, update
 
 from callhook.core.ids import RandomBits, new_id
+from callhook.errors import StoreError
 from callhook.signing import generate_secret
 from callhook.store.secretbox import SecretBox
 from callhook.store.tables import endpoint_secrets
@@ -62,7 +63,8 @@ def add(
 def active(
     conn: Connection, endpoint_id: str, *, now: datetime, box: SecretBox
 ) -> list[SigningSecret]:
-    """The endpoint's secrets that sign now (decrypted), the current one first."""
+    """The endpoint's secrets that sign now (decrypted), the current one first; those ``box``
+    cannot decrypt are left out."""
     rows = conn.execute(
         select(endpoint_secrets)
         .where(
@@ -76,15 +78,18 @@ def active(
             endpoint_secrets.c.id.desc(),
         )
     )
-    return [
-        SigningSecret(
-            id=r.id,
-            secret=box.decrypt(r.secret_encrypted),
-            created_at=r.created_at,
-            expires_at=r.expires_at,
+    out = []
+    for r in rows:
+        try:
+            secret = box.decrypt(r.secret_encrypted)
+        except StoreError:
+            # Stored under another master key, it signs nothing here: left out, so the secret's
+            # page and its rotation stay reachable (a rotation replaces it).
+            continue
+        out.append(
+            SigningSecret(id=r.id, secret=secret, created_at=r.created_at, expires_at=r.expires_at)
         )
-        for r in rows
-    ]
+    return out
 
 
 def rotate(
@@ -97,22 +102,7 @@ def rotate(
     overlap: timedelta = ROTATION_OVERLAP,
 ) -> SigningSecret:
     """A new current secret; the previous ones keep signing for ``overlap``, the newest
-    ``MAX_SIGNING_SECRETS - 1`` of them only: older ones stop signing now, and so does one this
-    ``box`` cannot decrypt (stored under another master key: it could never sign here, and it
-    kept the endpoint's deliveries from going out; rotating is how an operator replaces it)."""
-    signing = conn.execute(
-        select(endpoint_secrets.c.id, endpoint_secrets.c.secret_encrypted).where(
-            endpoint_secrets.c.endpoint_id == endpoint_id,
-            (endpoint_secrets.c.expires_at.is_(None)) | (endpoint_secrets.c.expires_at > now),
-        )
-    ).all()
-    unreadable = [row.id for row in signing if not box.can_decrypt(row.secret_encrypted)]
-    if unreadable:
-        conn.execute(
-            update(endpoint_secrets)
-            .where(endpoint_secrets.c.id.in_(unreadable))
-            .values(expires_at=now)
-        )
+    ``MAX_SIGNING_SECRETS - 1`` of them only: older ones stop signing now."""
     conn.execute(
         update(endpoint_secrets)
         .where(

@@ -53,8 +53,9 @@ class SecretBox:
             return self._fernet.decrypt(bytes(token)).decode("utf-8")
         except InvalidToken as exc:
             raise StoreError(
-                "a stored secret cannot be decrypted: is CALLHOOK_MASTER_KEY the key "
-                "this database was created with?"
+                "a stored secret cannot be decrypted: is CALLHOOK_MASTER_KEY the key this"
+                " database was created with? (If it is, this secret was stored under another"
+                " key: rotate it, e.g. `callhook integration secret ACCOUNT --rotate`.)"
             ) from exc
 
 
@@ -81,24 +82,29 @@ def key_file_for(database_url: str) -> Path | None:
     return Path(url.database).with_suffix(".key")
 
 
-#: How many of the newest signing secrets ``load_secret_box`` tries the key on.
-KEY_CHECK_SAMPLE = 20
+#: How many of the oldest and of the newest signing secrets ``load_secret_box`` tries the key
+#: on (each end: a key that reads a database's older secrets and not the last few, or the
+#: other way round, is the key of part of it).
+KEY_CHECK_SAMPLE = 10
 
 
 def load_secret_box(settings: Settings, db: Database | None = None) -> SecretBox:
     """The box for these settings: the configured key, else the SQLite key file (created once).
 
     With ``db``, a key that cannot serve it is refused before anything uses it
-    (``ConfigurationError``): a key that decrypts none of the ``KEY_CHECK_SAMPLE`` newest
-    signing secrets, and a missing key file for a database that holds secrets (which a new key
-    could not read; it is not created). A wrong key used to start a process that then
-    delivered nothing and stored new secrets no other process could read (a new operator's
-    try, 2026-11-30). A database whose tables cannot be read yet passes (``callhook migrate``
-    comes later)."""
-    stored = _newest_secrets(db) if db is not None else []
+    (``ConfigurationError``): one that decrypts none of the ``KEY_CHECK_SAMPLE`` oldest and
+    newest signing secrets, and a missing key file for a database that holds secrets or cannot
+    be read now (a new key could not read them; none is created). A wrong key used to start a
+    process that then delivered nothing and stored new secrets no other process could read (a
+    new operator's try, 2026-11-30). A database without Callhook's tables passes (``callhook
+    migrate`` comes later); so does one that cannot be reached now with a configured key (the
+    process meets the outage as it would; the check is then not made). A key that reads some
+    sampled secrets and not others passes: the endpoints whose current secret it cannot read
+    are left to workers with the right key (``delivery.claims``)."""
+    stored = _sampled_secrets(db) if db is not None else []
     if settings.master_key:
         box = SecretBox(decode_master_key(settings.master_key))
-        _check(box, stored, "CALLHOOK_MASTER_KEY")
+        _check(box, stored or [], "CALLHOOK_MASTER_KEY")
         return box
     path = key_file_for(settings.database_url)
     if path is None:
@@ -109,10 +115,11 @@ def load_secret_box(settings: Settings, db: Database | None = None) -> SecretBox
             "database); a new, empty database can use one from `callhook keys generate`"
         )
     if not path.exists():
-        if stored:
+        if stored is None or stored:
+            why = "holds signing secrets" if stored else "cannot be read now"
             raise ConfigurationError(
-                f"no key file at {path} for a database that holds signing secrets: put the key"
-                " they were encrypted with there, or set CALLHOOK_MASTER_KEY to it (after"
+                f"no key file at {path} for a database that {why}: put the key its secrets"
+                " were encrypted with there, or set CALLHOOK_MASTER_KEY to it (after"
                 " `callhook copy-database`, the source's key); a new key could not read them"
             )
         make_private_dirs(path.parent)
@@ -127,22 +134,25 @@ def load_secret_box(settings: Settings, db: Database | None = None) -> SecretBox
         # 0600 whatever the umask was when it was made (fixed with a warning, or refused).
         make_private_file(path)
     box = SecretBox(decode_master_key(path.read_text()))
-    _check(box, stored, f"the key in {path}")
+    _check(box, stored or [], f"the key in {path}")
     return box
 
 
-def _newest_secrets(db: Database) -> list[bytes]:
+def _sampled_secrets(db: Database) -> list[bytes] | None:
+    """The oldest and newest ``KEY_CHECK_SAMPLE`` encrypted secrets (by id, the primary key:
+    two index reads however many rotations the table holds); ``[]`` for a database without
+    Callhook's tables, None when it cannot be read now."""
     try:
+        if db.schema_revision() is None:
+            return []
         with db.read() as conn:
-            return list(
-                conn.execute(
-                    select(endpoint_secrets.c.secret_encrypted)
-                    .order_by(endpoint_secrets.c.created_at.desc())
-                    .limit(KEY_CHECK_SAMPLE)
-                ).scalars()
-            )
-    except (CallhookError, SQLAlchemyError):  # no tables yet, or unreachable: nothing to check
-        return []
+            ends = [
+                select(endpoint_secrets.c.secret_encrypted).order_by(order).limit(KEY_CHECK_SAMPLE)
+                for order in (endpoint_secrets.c.id.asc(), endpoint_secrets.c.id.desc())
+            ]
+            return [token for end in ends for token in conn.execute(end).scalars()]
+    except (CallhookError, SQLAlchemyError):
+        return None
 
 
 def _check(box: SecretBox, stored: list[bytes], which: str) -> None:
@@ -158,21 +168,18 @@ def key_advice(settings: Settings, source: Database, target_url: str) -> str:
     """One sentence for whoever runs processes on a database filled from ``source``: which
     master key they need. Signing secrets are copied encrypted, so only the key that encrypted
     them reads them (docs/deployment.md, "Moving from SQLite to PostgreSQL"). Which key that is
-    is found by decrypting one copied secret with each candidate: the ``CALLHOOK_MASTER_KEY``
-    this command runs with, then the key file beside a SQLite source (read, never created)."""
-    try:
-        with source.read() as conn:
-            token = conn.execute(select(endpoint_secrets.c.secret_encrypted).limit(1)).scalar()
-    except CallhookError:  # the source went away after the copy: say what always holds
-        token = None
+    is found by decrypting the copied secrets ``load_secret_box`` samples with each candidate:
+    the ``CALLHOOK_MASTER_KEY`` this command runs with, then the key file beside a SQLite
+    source (read, never created)."""
+    tokens = _sampled_secrets(source) or []  # None: the source went away after the copy
     source_key = key_file_for(settings.database_url)
-    if token is not None:
-        if settings.master_key and _opens(token, settings.master_key):
+    if tokens:
+        if settings.master_key and _opens(tokens, settings.master_key):
             return (
                 "Run the target's processes with this CALLHOOK_MASTER_KEY: the signing secrets"
                 " were copied encrypted with it."
             )
-        if source_key is not None and _opens(token, _read(source_key)):
+        if source_key is not None and _opens(tokens, _read(source_key)):
             return _key_file_advice(source_key, key_file_for(target_url))
     return (
         "Run the target's processes with the master key the source's processes use"
@@ -189,13 +196,15 @@ def _read(path: Path) -> str:
         return ""
 
 
-def _opens(token: bytes, key_text: str) -> bool:
+def _opens(tokens: list[bytes], key_text: str) -> bool:
+    """Whether the key ``key_text`` decrypts any of ``tokens``."""
     if not key_text.strip():
         return False
     try:
-        return SecretBox(decode_master_key(key_text)).can_decrypt(token)
+        box = SecretBox(decode_master_key(key_text))
     except ConfigurationError:
         return False
+    return any(box.can_decrypt(token) for token in tokens)
 
 
 def _key_file_advice(source_key: Path, target_key: Path | None) -> str:

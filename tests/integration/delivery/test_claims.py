@@ -14,8 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
 from callhook.core.clock import FakeClock
-from callhook.delivery.claims import Claims
-from callhook.errors import StoreError
+from callhook.delivery.claims import UNREADABLE_PAUSE, Claims
 from callhook.platform import Platform
 from callhook.store.secretbox import SecretBox
 from callhook.store.tables import deliveries
@@ -47,17 +46,21 @@ def _leased(platform: Platform) -> set[str]:
 
 
 def test_a_claim_whose_jobs_cannot_be_read_gives_its_rows_back(tmp_path: Path) -> None:
-    """A worker started with another master key cannot decrypt the signing secrets: its claim
-    raises the store's error and leaves no row leased to it, so the right worker takes them
-    at once rather than after the lease."""
+    """A worker whose master key cannot decrypt an endpoint's current signing secret gives
+    that endpoint's rows back at once, spends nothing on them (no attempt), and leaves the
+    endpoint out of its claims for ``UNREADABLE_PAUSE``: a worker with the right key takes
+    them at once rather than after the lease."""
     clock = FakeClock()
     platform = make_platform(tmp_path, clock=clock)
     account = make_account(platform, url="https://receiver.example/hook")
     published = {publish_sample(platform, account.id, "sms", seed=n).delivery_id for n in range(5)}
 
-    with pytest.raises(StoreError, match="cannot be decrypted"):
-        _claims(platform, clock, SecretBox(b"k" * 32)).claim(10, set())
+    wrong = _claims(platform, clock, SecretBox(b"k" * 32))
+    assert wrong.claim(10, set()) == []
     assert _leased(platform) == set()
+    assert wrong.look_again_in(clock.now()) <= UNREADABLE_PAUSE.total_seconds()
+    with platform.db.read() as conn:  # nothing spent on them
+        assert set(conn.execute(select(deliveries.c.attempts)).scalars()) == {0}
 
     jobs = _claims(platform, clock, platform.box).claim(10, set())
     assert {j.delivery_id for j in jobs} == published

@@ -1,6 +1,8 @@
 """A signing secret stored under another master key holds back its own endpoint only: the
-others' deliveries go out, its attempt is retried (not failed), and rotating the secret — how
-an operator replaces it — lets it go out again. (Before: every claim failed, for every account.)"""
+others' deliveries go out, its deliveries stay pending with nothing spent on them (whatever the
+retry policy), and rotating the secret — how an operator replaces it — lets them go out, signed
+with the new one. A rotated-out secret no key here reads does not hold anything back.
+(Before: every claim failed, for every account.)"""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from sqlalchemy import select, update
 
 from callhook.core.clock import FakeClock
 from callhook.platform import Platform
-from callhook.signing import verify_callhook
+from callhook.signing import HEADER_SIGNATURE, verify_callhook
 from callhook.store import integrations as integration_store
 from callhook.store.secretbox import SecretBox, decode_master_key, new_master_key
 from callhook.store.tables import deliveries, endpoint_secrets, endpoints
@@ -18,18 +20,37 @@ from tests.factories import make_account, make_platform, publish_sample
 from tests.support.receiver import Receiver, Tls, wait_for
 from tests.support.worker import running_worker
 
+OTHER_BOX = SecretBox(decode_master_key(new_master_key()))
 
-def _rows(platform: Platform, account_id: str) -> list[tuple[str, int, str | None]]:
-    """(status, attempts, latest attempt's error message) of the account's deliveries."""
+
+def _rows(platform: Platform, account_id: str) -> list[tuple[str, int]]:
+    """(status, attempts) of the account's deliveries."""
     with platform.db.read() as conn:
         rows = conn.execute(
-            select(
-                deliveries.c.status,
-                deliveries.c.attempts,
-                deliveries.c.attempt_error_message,
-            ).where(deliveries.c.account_id == account_id)
+            select(deliveries.c.status, deliveries.c.attempts).where(
+                deliveries.c.account_id == account_id
+            )
         )
-        return [(str(status), int(n), message) for status, n, message in rows]
+        return [(str(status), int(n)) for status, n in rows]
+
+
+def _store_under_another_key(platform: Platform, account_id: str, *, current: bool) -> None:
+    """The account's current secret (or, after a rotation, its rotated-out one) re-encrypted
+    under a key this platform does not have."""
+    with platform.db.write() as conn:
+        endpoint = conn.execute(
+            select(endpoints.c.id).where(endpoints.c.account_id == account_id)
+        ).scalar_one()
+        which = (
+            endpoint_secrets.c.expires_at.is_(None)
+            if current
+            else endpoint_secrets.c.expires_at.is_not(None)
+        )
+        conn.execute(
+            update(endpoint_secrets)
+            .where(endpoint_secrets.c.endpoint_id == endpoint, which)
+            .values(secret_encrypted=OTHER_BOX.encrypt("whsec_" + "A" * 43))
+        )
 
 
 async def test_only_its_endpoint_waits_and_a_rotation_frees_it(tmp_path: Path, tls: Tls) -> None:
@@ -39,44 +60,58 @@ async def test_only_its_endpoint_waits_and_a_rotation_frees_it(tmp_path: Path, t
     try:
         platform = make_platform(tmp_path, clock=clock, ca_bundle=tls.ca_path)
         good = make_account(platform, url=receiver.url, name="Good")
-        odd = make_account(platform, url=odd_receiver.url, name="Odd")
-        other_box = SecretBox(decode_master_key(new_master_key()))
-        with platform.db.write() as conn:
-            odd_endpoint = conn.execute(
-                select(endpoints.c.id).where(endpoints.c.account_id == odd.id)
-            ).scalar_one()
-            conn.execute(
-                update(endpoint_secrets)
-                .where(endpoint_secrets.c.endpoint_id == odd_endpoint)
-                .values(secret_encrypted=other_box.encrypt("whsec_" + "A" * 43))
-            )
+        # One attempt only: had the held-back deliveries spent one, they would be failed now.
+        odd = make_account(platform, url=odd_receiver.url, name="Odd", retry_policy="none")
+        _store_under_another_key(platform, odd.id, current=True)
         for seed in range(3):
             publish_sample(platform, odd.id, seed=seed)
             publish_sample(platform, good.id, seed=seed)
-        async with running_worker(platform):
-            await wait_for(lambda: [s for s, *_ in _rows(platform, good.id)] == ["delivered"] * 3)
-            await wait_for(lambda: all(n == 1 for _, n, _ in _rows(platform, odd.id)))
-        assert all(status == "pending" for status, *_ in _rows(platform, odd.id))
-        assert all("cannot be decrypted" in (m or "") for *_, m in _rows(platform, odd.id))
-        assert len(receiver.received) == 3
+        async with running_worker(platform) as worker:
+            await wait_for(lambda: [s for s, _ in _rows(platform, good.id)] == ["delivered"] * 3)
+            worker.wake()
+            await wait_for(lambda: worker.attempted >= 3)
+        assert _rows(platform, odd.id) == [("pending", 0)] * 3
         assert odd_receiver.received == []
 
-        # The operator rotates it: the unreadable one stops signing, the new one signs.
+        # The operator rotates it (the secret page and rotation ignore the unreadable one).
         with platform.db.write() as conn:
+            assert (
+                integration_store.active_secrets(conn, odd.id, now=clock.now(), box=platform.box)
+                == []
+            )
             fresh = integration_store.rotate_secret(
                 conn, odd.id, now=clock.now(), box=platform.box, rng=platform.rng
             )
-            active = integration_store.active_secrets(
-                conn, odd.id, now=clock.now(), box=platform.box
-            )
-        assert [s.secret for s in active] == [fresh.secret]
-        clock.advance(10)  # past the first retry (5 s, ±20 %)
-        async with running_worker(platform) as worker:
-            worker.wake()
-            await wait_for(lambda: [s for s, *_ in _rows(platform, odd.id)] == ["delivered"] * 3)
+        async with running_worker(platform):
+            await wait_for(lambda: [s for s, _ in _rows(platform, odd.id)] == ["delivered"] * 3)
         assert len(odd_receiver.received) == 3
         for got in odd_receiver.received:
             verify_callhook(got.headers, got.body, [fresh.secret], now=clock.now().timestamp())
     finally:
         await receiver.stop()
         await odd_receiver.stop()
+
+
+async def test_an_unreadable_rotated_out_secret_holds_nothing_back(
+    tmp_path: Path, tls: Tls
+) -> None:
+    receiver = await Receiver(tls.server_context()).start()
+    clock = FakeClock()
+    try:
+        platform = make_platform(tmp_path, clock=clock, ca_bundle=tls.ca_path)
+        account = make_account(platform, url=receiver.url)
+        with platform.db.write() as conn:
+            current = integration_store.rotate_secret(
+                conn, account.id, now=clock.now(), box=platform.box, rng=platform.rng
+            )
+        _store_under_another_key(platform, account.id, current=False)
+        publish_sample(platform, account.id)
+        async with running_worker(platform):
+            await wait_for(lambda: _rows(platform, account.id) == [("delivered", 1)])
+        [got] = receiver.received
+        verify_callhook(got.headers, got.body, [current.secret], now=clock.now().timestamp())
+        # Signed with the current secret alone: one signature, not a blank for the other.
+        signature = next(v for k, v in got.headers.items() if k.lower() == HEADER_SIGNATURE.lower())
+        assert signature.count("sha256=") == 1
+    finally:
+        await receiver.stop()

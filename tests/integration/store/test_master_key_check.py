@@ -9,13 +9,19 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 from typer.testing import CliRunner
 
 from callhook.cli.main import app
 from callhook.errors import ConfigurationError
 from callhook.settings import Settings
-from callhook.store.secretbox import SecretBox, decode_master_key, load_secret_box, new_master_key
+from callhook.store.secretbox import (
+    KEY_CHECK_SAMPLE,
+    SecretBox,
+    decode_master_key,
+    load_secret_box,
+    new_master_key,
+)
 from callhook.store.tables import endpoint_secrets
 from tests import factories
 
@@ -114,3 +120,25 @@ def _endpoint_of(platform: object, account_id: str) -> str:
                 select(endpoints.c.id).where(endpoints.c.account_id == account_id)
             ).scalar_one()
         )
+
+
+def test_the_oldest_secrets_are_sampled_too(tmp_path: Path) -> None:
+    """A process with a stray key wrote the newest secrets: the key of everything older still
+    passes (its oldest are sampled), so the fleet is not refused its own key."""
+    platform = factories.make_platform(tmp_path, master_key=factories.TEST_MASTER_KEY)
+    for n in range(2 * KEY_CHECK_SAMPLE + 3):
+        factories.make_account(platform, url=f"https://{n}.example.com/h", name=f"A{n}")
+    stray = SecretBox(decode_master_key(OTHER_KEY))
+    with platform.db.write() as conn:
+        newest = conn.execute(
+            select(endpoint_secrets.c.id)
+            .order_by(endpoint_secrets.c.id.desc())
+            .limit(2 * KEY_CHECK_SAMPLE + 1)
+        ).scalars()
+        for secret_id in list(newest):
+            conn.execute(
+                update(endpoint_secrets)
+                .where(endpoint_secrets.c.id == secret_id)
+                .values(secret_encrypted=stray.encrypt("whsec_x"))
+            )
+    _load(platform.settings, master_key=factories.TEST_MASTER_KEY)
