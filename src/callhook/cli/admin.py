@@ -19,6 +19,7 @@ from callhook.cli.common import (
     LazyModule,
     command_group,
     console,
+    err_console,
     fail,
     platform,
     print_json,
@@ -382,6 +383,12 @@ def integration_secret(
     if json:
         print_json([asdict(s) for s in active])
         return
+    if not active or active[0].expires_at is not None:
+        # Its current secret was stored under another master key: only a rotation replaces it.
+        err_console.print(
+            "No current secret this Callhook's master key can read: rotate it with --rotate.",
+            highlight=False,
+        )
     for s in active:
         note = "" if s.expires_at is None else f"  (expires {when(s.expires_at)})"
         console.print(f"{s.secret}{note}", highlight=False)

@@ -24,7 +24,7 @@ from callhook.core.health import Transition
 from callhook.core.ids import Randomness, new_id
 from callhook.settings import Settings
 from callhook.store import alerts as alert_store
-from callhook.store import claim_plan, endpoint_health, queue
+from callhook.store import claim_plan, endpoint_health, endpoint_secrets, queue
 from callhook.store.db import Database
 from callhook.store.queue import AttemptResult, ClaimedJob
 from callhook.store.secretbox import SecretBox
@@ -93,7 +93,7 @@ class Claims:
         self._worker_id = worker_id
         self._lease = timedelta(seconds=settings.lease_seconds)
         self._per_endpoint = settings.worker_claim_per_endpoint
-        self._secret_cache: dict[str, str] = {}  # decrypted secrets, by ciphertext
+        self._secret_cache: dict[str, str] = {}  # decrypted secrets, by secret id
         # Endpoints whose current secret this worker's key cannot read, left out of its claims
         # until then (``UNREADABLE_PAUSE``); their rows go back at once for other workers.
         self._unreadable: dict[str, datetime] = {}
@@ -166,6 +166,16 @@ class Claims:
                     per_endpoint=self._per_endpoint,
                 )
                 claimed += general
+            # Before anything is spent on them (a probe, tokens): rows of endpoints whose
+            # current secret this worker's key cannot read go back in this same transaction.
+            unreadable = endpoint_secrets.unreadable_current(
+                conn, {c.endpoint_id for c in claimed}, self._box, known=self._secret_cache
+            )
+            if unreadable:
+                back = [c.id for c in claimed if c.endpoint_id in unreadable]
+                queue.release_ids(conn, back, claim_id=claim_id)
+                claimed = [c for c in claimed if c.endpoint_id not in unreadable]
+                general = [c for c in general if c.endpoint_id not in unreadable]
             taken = Counter(c.endpoint_id for c in claimed)
             claim_plan.settle_claim(conn, plan, taken, rules=self._rules)
         self.next_change = _seconds_until(plan.next_change, now)
@@ -175,22 +185,27 @@ class Claims:
         # An endpoint that gave its whole allowance (tokens, max_in_flight's room, a probe) may
         # have more due, and only the next plan says when: no change was announced for it.
         self.cut_short |= {e for e, n, urgent in alone if not urgent and taken[e] >= n}
+        self._leave_out(unreadable, now)
         jobs = self._load(claimed, claim_id, now)
-        return self._give_back_unreadable(jobs, claim_id, now) if jobs else jobs
+        late = {j.endpoint_id for j in jobs if j.unreadable_secret}  # rotated meanwhile
+        if late:
+            try:
+                with self._db.write() as conn:
+                    back = [j.delivery_id for j in jobs if j.endpoint_id in late]
+                    queue.release_ids(conn, back, claim_id=claim_id)
+            except Exception:  # their lease frees them; the others go on
+                log.exception("could not give back deliveries", extra={"claim_id": claim_id})
+            self._leave_out(late, now)
+            jobs = [j for j in jobs if j.endpoint_id not in late]
+        return jobs
 
-    def _give_back_unreadable(
-        self, jobs: list[ClaimedJob], claim_id: str, now: datetime
-    ) -> list[ClaimedJob]:
-        """Give back at once the jobs whose endpoint's current secret this worker's key cannot
-        read (stored under another master key), and leave those endpoints out of its claims for
-        ``UNREADABLE_PAUSE``: nothing is attempted or spent, a worker with the right key takes
-        them, and the other endpoints' deliveries go on. One error per endpoint and pause."""
-        unreadable = [j for j in jobs if j.unreadable_secret]
-        if not unreadable:
-            return jobs
-        with self._db.write() as conn:
-            queue.release_ids(conn, [j.delivery_id for j in unreadable], claim_id=claim_id)
-        endpoints = {j.endpoint_id for j in unreadable}
+    def _leave_out(self, endpoints: set[str], now: datetime) -> None:
+        """Leave ``endpoints`` (current secret unreadable here) out of this worker's claims for
+        ``UNREADABLE_PAUSE``: nothing is attempted or spent on them, a worker with the right
+        key takes their deliveries, every other endpoint goes on. One error per endpoint and
+        pause; the claim loop claims again at once (the claim was cut short)."""
+        if not endpoints:
+            return
         for endpoint_id in sorted(endpoints):
             log.error(
                 "the endpoint's signing secret cannot be decrypted with this master key: its"
@@ -198,9 +213,9 @@ class Claims:
                 extra={"endpoint_id": endpoint_id, "worker": self._worker_id},
             )
             self._unreadable[endpoint_id] = now + UNREADABLE_PAUSE
+        self.cut_short |= endpoints
         pause = UNREADABLE_PAUSE.total_seconds()
         self.next_change = pause if self.next_change is None else min(self.next_change, pause)
-        return [j for j in jobs if not j.unreadable_secret]
 
     def _load(
         self, claimed: list[queue.ClaimedRow], claim_id: str, now: datetime

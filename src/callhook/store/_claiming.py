@@ -52,8 +52,9 @@ class ClaimedJob:
     #: checks.)
     holds_line: bool = False
     #: Whether its endpoint's current signing secret could not be decrypted with this
-    #: process's master key (``secrets`` is then empty): not to be sent by this process
-    #: (``delivery.claims.Claims`` gives it back and leaves the endpoint out for a while).
+    #: process's master key (``secrets`` then holds only rotated-out ones, if any): not to be
+    #: sent by this process (``delivery.claims.Claims`` gives it back and leaves the endpoint
+    #: out for a while; it checks before claiming too, so this is the rare rotation between).
     unreadable_secret: bool = False
 
 

@@ -8,6 +8,7 @@ which deliveries are signed with every active secret.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Container
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -64,7 +65,8 @@ def active(
     conn: Connection, endpoint_id: str, *, now: datetime, box: SecretBox
 ) -> list[SigningSecret]:
     """The endpoint's secrets that sign now (decrypted), the current one first; those ``box``
-    cannot decrypt are left out."""
+    cannot decrypt are left out (so the first may be a rotated-out one, ``expires_at`` set,
+    when the current one is unreadable here: rotating replaces it)."""
     rows = conn.execute(
         select(endpoint_secrets)
         .where(
@@ -125,3 +127,29 @@ def rotate(
             .values(expires_at=now)
         )
     return add(conn, endpoint_id, generate_secret(), now=now, box=box, rng=rng)
+
+
+def unreadable_current(
+    conn: Connection, endpoint_ids: Collection[str], box: SecretBox, known: Container[str]
+) -> set[str]:
+    """Those of these endpoints whose current secret ``box`` cannot decrypt (stored under
+    another master key), for a worker to leave them before it spends anything on them
+    (``delivery.claims``). One indexed read; secrets whose id is in ``known`` (already
+    decrypted) are not tried again."""
+    if not endpoint_ids:
+        return set()
+    rows = conn.execute(
+        select(
+            endpoint_secrets.c.endpoint_id,
+            endpoint_secrets.c.id,
+            endpoint_secrets.c.secret_encrypted,
+        ).where(
+            endpoint_secrets.c.endpoint_id.in_(list(endpoint_ids)),
+            endpoint_secrets.c.expires_at.is_(None),
+        )
+    )
+    return {
+        endpoint_id
+        for endpoint_id, secret_id, token in rows
+        if secret_id not in known and not box.can_decrypt(token)
+    }

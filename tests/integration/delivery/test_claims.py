@@ -14,8 +14,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
 from callhook.core.clock import FakeClock
+from callhook.core.throttle import Caps
 from callhook.delivery.claims import UNREADABLE_PAUSE, Claims
 from callhook.platform import Platform
+from callhook.store import endpoint_health
+from callhook.store import endpoints as endpoint_store
 from callhook.store.secretbox import SecretBox
 from callhook.store.tables import deliveries
 from tests.factories import make_account, make_platform, publish_sample
@@ -107,3 +110,24 @@ def test_lapse_from_never_moves_the_wake_up_earlier_and_tells_the_worker_each_ti
     claims.lapse_from(clock.now())  # an earlier drop cannot shorten a later lease
     assert claims.lapse_at == later + timedelta(seconds=30)
     assert len(told) == 2
+
+
+def test_a_worker_that_cannot_read_the_secret_spends_none_of_its_tokens(tmp_path: Path) -> None:
+    """The rows go back in the claim's own transaction, before the token bucket (or a failing
+    endpoint's probe) is charged: a worker with the right key claiming next gets them all."""
+    clock = FakeClock()
+    platform = make_platform(tmp_path, clock=clock)
+    account = make_account(platform, url="https://receiver.example/hook")
+    with platform.db.write() as conn:
+        endpoint = endpoint_store.primary(conn, account.id)
+        assert endpoint is not None
+        endpoint_health.set_limits(
+            conn, endpoint.id, account.id, rate_limit=10, max_in_flight=None, caps=Caps()
+        )
+    for n in range(5):
+        publish_sample(platform, account.id, "sms", seed=n)
+    wrong = _claims(platform, clock, SecretBox(b"k" * 32))
+    assert wrong.claim(10, set()) == []
+    assert wrong.cut_short == {endpoint.id}  # the loop claims again at once, leaving it out
+    right = _claims(platform, clock, platform.box)
+    assert len(right.claim(10, set())) == 5  # a burst of 5 tokens, untouched by the first

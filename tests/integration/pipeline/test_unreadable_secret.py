@@ -9,7 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from sqlalchemy import select, update
+from typer.testing import CliRunner
 
+from callhook.cli.main import app
 from callhook.core.clock import FakeClock
 from callhook.platform import Platform
 from callhook.signing import HEADER_SIGNATURE, verify_callhook
@@ -73,7 +75,15 @@ async def test_only_its_endpoint_waits_and_a_rotation_frees_it(tmp_path: Path, t
         assert _rows(platform, odd.id) == [("pending", 0)] * 3
         assert odd_receiver.received == []
 
-        # The operator rotates it (the secret page and rotation ignore the unreadable one).
+        # The operator is told to rotate it, and does (the secret's page, the API and the
+        # CLI leave the unreadable one out).
+        env = {
+            "CALLHOOK_DATABASE_URL": platform.settings.database_url,
+            "CALLHOOK_MASTER_KEY": platform.settings.master_key,
+        }
+        shown = CliRunner().invoke(app, ["integration", "secret", odd.id], env=env)
+        assert shown.exit_code == 0, shown.output
+        assert "rotate it with --rotate" in " ".join(shown.output.split())
         with platform.db.write() as conn:
             assert (
                 integration_store.active_secrets(conn, odd.id, now=clock.now(), box=platform.box)
