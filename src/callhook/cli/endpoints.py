@@ -443,6 +443,30 @@ def endpoints_remove(
     console.print(f"Removed {endpoint_id} and its {n} {'delivery' if n == 1 else 'deliveries'}")
 
 
+@app.command("rotate")
+def endpoints_rotate_secret(
+    account: AccountArg,
+    endpoint_id: EndpointArg,
+    json: bool = JsonOption,
+    database_url: str | None = DatabaseOption,
+) -> None:
+    """A new signing secret; the old one keeps signing for 24 hours.
+
+    Prints the secrets signing now (in clear), newest first. Also how a secret stored under
+    another master key is replaced (docs/deployment.md)."""
+    with platform(database_url) as p, p.db.write() as conn:
+        endpoint = _endpoint(conn, account, endpoint_id)
+        now = p.clock.now()
+        endpoint_store.rotate_secret(conn, account, endpoint.id, now=now, box=p.box, rng=p.rng)
+        secrets = endpoint_store.active_secrets(conn, account, endpoint.id, now=now, box=p.box)
+    if json:
+        print_json(endpoint_view.secrets_json(secrets))
+        return
+    for s in secrets:
+        note = "" if s.expires_at is None else f"  (expires {when(s.expires_at)})"
+        console.print(f"Secret:      {s.secret}{note}", highlight=False)
+
+
 @app.command("pause")
 def endpoints_pause(
     account: AccountArg,

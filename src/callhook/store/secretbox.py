@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import os
 from pathlib import Path
 
@@ -123,19 +124,32 @@ def load_secret_box(settings: Settings, db: Database | None = None) -> SecretBox
                 " `callhook copy-database`, the source's key); a new key could not read them"
             )
         make_private_dirs(path.parent)
-        try:
-            fd = open_private(path, os.O_WRONLY | os.O_EXCL)
-        except FileExistsError:
-            pass  # another process created it first: use theirs
-        else:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(new_master_key() + "\n")
+        _create_key_file(path)
     else:
         # 0600 whatever the umask was when it was made (fixed with a warning, or refused).
         make_private_file(path)
     box = SecretBox(decode_master_key(path.read_text()))
     _check(box, stored or [], f"the key in {path}")
     return box
+
+
+def _create_key_file(path: Path) -> None:
+    """Write a new key to ``path`` unless another process does first (then use theirs). The key
+    is written to a private temporary file and linked into place, so no process ever reads the
+    file half-written (an empty key file read as "must decode to 32 bytes")."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = open_private(temporary, os.O_WRONLY | os.O_TRUNC)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(new_master_key() + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        # Atomic, and refused if the file is there: another process created it first, so use
+        # theirs.
+        with contextlib.suppress(FileExistsError):
+            os.link(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def _sampled_secrets(db: Database) -> list[bytes] | None:

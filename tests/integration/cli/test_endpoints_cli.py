@@ -245,3 +245,17 @@ def test_pausing_unknown_or_disabled_endpoints_is_refused(env: dict[str, str], a
     assert result.exit_code == 1
     assert "resume it" in result.output
     assert run_json(env, "endpoints", "resume", acc, ep["id"])["enabled"] is True
+
+
+def test_rotate_gives_any_endpoint_a_new_secret_beside_the_old(
+    env: dict[str, str], acc: str
+) -> None:
+    endpoint = run_json(env, "endpoints", "add", acc, CRM, "--events", "incoming_call_start")
+    [before] = run_json(env, "endpoints", "show", acc, endpoint["id"], "--secret")["secrets"]
+    rotated = run_json(env, "endpoints", "rotate", acc, endpoint["id"])["secrets"]
+    assert [s["secret"] == before["secret"] for s in rotated] == [False, True]
+    assert [s["expires_at"] is None for s in rotated] == [True, False]
+    assert run_json(env, "endpoints", "show", acc, endpoint["id"], "--secret")["secrets"] == rotated
+    printed = run(env, "endpoints", "rotate", acc, endpoint["id"])
+    assert printed.count("Secret:") == 3  # the new one and both earlier ones still signing
+    run(env, "endpoints", "rotate", acc, "ep_01KF0K8Y20PDDGMEPHX7DTC6DA", code=1)

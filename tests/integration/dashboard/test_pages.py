@@ -8,12 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 from callhook.events import SUBSCRIBABLE_EVENTS
 from callhook.store import deliveries as delivery_store
 from callhook.store import integrations as integration_store
 from callhook.store import tokens as token_store
-from callhook.store.tables import api_tokens
+from callhook.store.secretbox import SecretBox, decode_master_key, new_master_key
+from callhook.store.tables import api_tokens, endpoint_secrets
 from tests.factories import publish_sample
 from tests.integration.dashboard.site import Site, make_site, make_user, page_token, sign_in
 
@@ -113,6 +115,22 @@ def test_select_all_and_none_work_without_javascript(tmp_path: Path) -> None:
         integration = integration_store.get(conn, account_id)
     assert integration is not None
     assert integration.url is None  # a preset only redraws the form
+
+
+def test_an_unreadable_current_secret_is_named_and_rotated_away(tmp_path: Path) -> None:
+    """Stored under another master key, the current secret is not shown (the page answered 500
+    before): the page says why the deliveries wait and that rotating fixes it."""
+    site, _ = _signed_in(tmp_path)
+    stray = SecretBox(decode_master_key(new_master_key()))
+    with site.platform.db.write() as conn:
+        conn.execute(update(endpoint_secrets).values(secret_encrypted=stray.encrypt("whsec_x")))
+    page = site.client.get("/dashboard/secret")
+    assert page.status_code == 200
+    assert "current secret cannot be read by this Callhook" in page.text
+    site.client.post("/dashboard/secret/rotate", data={"csrf_token": page_token(site.client)})
+    page = site.client.get("/dashboard/secret")
+    assert "cannot be read" not in page.text
+    assert "<strong>Current</strong>" in page.text
 
 
 def test_secret_is_shown_only_on_explicit_reveal(tmp_path: Path) -> None:

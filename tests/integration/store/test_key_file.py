@@ -47,6 +47,26 @@ def test_the_key_file_is_created_owner_only_whatever_the_umask(
     assert load_secret_box(settings).decrypt(box.encrypt("whsec_x")) == "whsec_x"
 
 
+def _key_of(db: str) -> bytes:
+    """In a child process: the key ``load_secret_box`` uses for ``db`` (sealed text)."""
+    box = load_secret_box(_settings(Path(db)))
+    return box.encrypt("probe")
+
+
+def test_processes_starting_together_all_use_one_whole_key(tmp_path: Path) -> None:
+    """The first creates the key file, the others use it — and none reads it half-written
+    (it is linked into place whole: a reader once met an empty file, "must decode to 32
+    bytes")."""
+    import multiprocessing
+
+    db = str(tmp_path / "callhook.db")
+    with multiprocessing.get_context("spawn").Pool(8) as pool:
+        sealed = pool.map(_key_of, [db] * 16)
+    box = load_secret_box(_settings(Path(db)))
+    assert {box.decrypt(token) for token in sealed} == {"probe"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["callhook.key"]  # no temporary left
+
+
 @pytest.mark.parametrize("loose", [0o644, 0o640, 0o604, 0o666, 0o660, 0o707])
 def test_a_loose_key_file_is_restricted_on_load(
     tmp_path: Path, open_umask: None, loose: int

@@ -5,6 +5,7 @@ new one). ``serve`` and ``worker`` say so in one line, before their banner."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from pathlib import Path
 
@@ -98,7 +99,14 @@ def test_serve_and_worker_refuse_a_wrong_key_in_one_line(
 ) -> None:
     settings = _with_secrets(tmp_path, master_key=factories.TEST_MASTER_KEY)
     env = {"CALLHOOK_DATABASE_URL": settings.database_url, "CALLHOOK_MASTER_KEY": OTHER_KEY}
-    result = CliRunner().invoke(app, command, env=env)
+    # serve and worker route callhook's logs to the stderr they had (CliRunner's, closed once it
+    # returns): put back what the other tests log through.
+    logger = logging.getLogger("callhook")
+    kept = logger.handlers[:], logger.level, logger.propagate
+    try:
+        result = CliRunner().invoke(app, command, env=env)
+    finally:
+        logger.handlers[:], logger.level, logger.propagate = kept
     assert result.exit_code == 1, result.output
     assert isinstance(result.exception, SystemExit)  # not a traceback
     out = " ".join(result.output.split())
