@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from callhook.store import endpoint_health, endpoint_removal, endpoint_status
     from callhook.store import endpoints as endpoint_store
     from callhook.store.db import Connection
+    from callhook.store.endpoint_secrets import SigningSecret
     from callhook.store.endpoint_status import EndpointEvent, Status
     from callhook.store.endpoints import Endpoint
 else:
@@ -294,6 +295,11 @@ def endpoints_show(
         return
     _print(endpoint, status)
     _print_log(log)
+    _print_secrets(secrets)
+
+
+def _print_secrets(secrets: list[SigningSecret]) -> None:
+    """The secrets signing now, in clear, each with its expiry once rotated out."""
     for s in secrets:
         note = "" if s.expires_at is None else f"  (expires {when(s.expires_at)})"
         console.print(f"Secret:      {s.secret}{note}", highlight=False)
@@ -462,9 +468,7 @@ def endpoints_rotate_secret(
     if json:
         print_json(endpoint_view.secrets_json(secrets))
         return
-    for s in secrets:
-        note = "" if s.expires_at is None else f"  (expires {when(s.expires_at)})"
-        console.print(f"Secret:      {s.secret}{note}", highlight=False)
+    _print_secrets(secrets)
 
 
 @app.command("pause")
