@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.json import JSON
 from rich.panel import Panel
 
+from callhook.core import ordering
 from callhook.listeners import LIMITS, ListenerLimits, limited_app, read_body
 from callhook.receiver.event import Event, MalformedPayload, parse
 from callhook.receiver.explain import explain
@@ -40,10 +41,12 @@ class ListenState:
     keys: dict[str, str] = field(default_factory=dict)
     last_sequence: dict[str, int] = field(default_factory=dict)
 
-    def flags(self, event: Event) -> list[str]:
-        """Warnings for ``event`` (and remember it)."""
+    def flags(self, event: Event, previous_sequence: str | None = None) -> list[str]:
+        """Warnings for ``event`` (and remember it); ``previous_sequence`` is the request's
+        ``X-Webhook-Previous-Sequence`` (docs/receiving.md §4), if any."""
         out: list[str] = []
-        if event.id in self.ids:
+        duplicate = event.id in self.ids
+        if duplicate:
             out.append(f"duplicate: event id {event.id} was already received")
         elif event.dedup_key in self.keys:
             out.append(
@@ -53,7 +56,15 @@ class ListenState:
         self.keys.setdefault(event.dedup_key, event.id)
         if event.call_id is not None and event.sequence is not None:
             last = self.last_sequence.get(event.call_id)
-            if last is not None and event.sequence <= last:
+            if previous_sequence is not None:
+                out.append(
+                    f"sent out of order: call {event.call_id} sequence {event.sequence} went out "
+                    f"before sequence {previous_sequence} finished (its head-of-line bound passed);"
+                    " fetch the call's events to reconcile"
+                )
+            elif duplicate:
+                pass  # a re-send of an event already flagged as such, not a second problem
+            elif last is not None and event.sequence <= last:
                 out.append(
                     f"out of order: call {event.call_id} sequence {event.sequence} "
                     f"arrived after {last}"
@@ -115,7 +126,7 @@ class Listener:
         except MalformedPayload as exc:
             self.say(f"[red]✗ {where}: signature ok but body malformed: {exc} → 400[/]")
             return web.json_response({"error": str(exc)}, status=400)
-        flags = self.state.flags(event)
+        flags = self.state.flags(event, request.headers.get(ordering.PREVIOUS_HEADER))
         title = f"[bold]{event.event}[/] {event.id}"
         if event.sequence is not None:
             title += f"  call {event.call_id} #{event.sequence}"

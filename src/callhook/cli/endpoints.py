@@ -30,6 +30,7 @@ from callhook.cli.common import (
     stdin_is_terminal,
     when,
 )
+from callhook.core.typed_numbers import whole_number
 
 if TYPE_CHECKING:
     from callhook import endpoint_view
@@ -167,10 +168,8 @@ def _ordering_changes(
         elif raw.strip().lower() == "none" and name.startswith("max_age_"):
             out[name] = None
         else:
-            try:
-                out[name] = int(raw)
-            except ValueError:
-                out[name] = raw  # refused by the store, naming the field
+            number = whole_number(raw)
+            out[name] = raw if number is None else number  # the store refuses text, naming it
     return out
 
 

@@ -19,6 +19,7 @@ from starlette.responses import RedirectResponse, Response
 
 from callhook.core import throttle
 from callhook.core.health import Cause
+from callhook.core.typed_numbers import decimal_number, whole_number
 from callhook.dashboard.auth import CheckedForm, CurrentViewer, DashboardRoute, platform_of
 from callhook.errors import Conflict
 from callhook.platform import Platform
@@ -93,15 +94,11 @@ def parse_limits(
     rate: float | None = None
     cap: int | None = None
     if rate_text.strip():
-        try:
-            rate = float(rate_text)
-        except ValueError:
-            rate = math.nan
+        typed_rate = decimal_number(rate_text)
+        rate = math.nan if typed_rate is None else typed_rate  # refused by ``check_limits``
     if cap_text.strip():
-        try:
-            cap = int(cap_text)
-        except ValueError:
-            cap = 0
+        typed_cap = whole_number(cap_text)
+        cap = 0 if typed_cap is None else typed_cap
     problems = throttle.check_limits(rate, cap, caps)
     if "rate_limit" in problems:
         errors["rate_limit"] = (

@@ -34,6 +34,7 @@ from callhook.core import ordering as ordering_rules
 from callhook.core.ordering import Ordering
 from callhook.core.outcome import ErrorClass
 from callhook.core.retry import RETRY_POLICIES, RetryPolicy
+from callhook.core.typed_numbers import whole_number
 from callhook.dashboard import hints
 from callhook.dashboard import pages_endpoint_health as health_pages
 from callhook.dashboard.auth import (
@@ -77,7 +78,8 @@ ORDERING_NUMBERS = (
 
 def _posted(posted: FormData, name: str) -> str | None:
     """A short field as submitted, or None when the form did not have it."""
-    return text(posted, name, limit=40) if name in posted else None
+    # Not cut short: a number with junk past the cut would have been read as the number.
+    return text(posted, name, limit=200) if name in posted else None
 
 
 def _blank(seconds: int | None) -> str:
@@ -85,10 +87,8 @@ def _blank(seconds: int | None) -> str:
 
 
 def _int_or_text(raw: str) -> object:
-    try:
-        return int(raw)
-    except ValueError:
-        return raw  # refused by ``parse_seconds``, naming the field
+    number = whole_number(raw)
+    return raw if number is None else number  # text is refused by ``parse_seconds``, naming it
 
 
 @dataclass

@@ -12,10 +12,11 @@ from typing import Any
 from sqlalchemy import Connection, func, literal_column, or_, select, union_all, update
 
 from callhook.core import ids, stored_body, stored_headers
+from callhook.core.ordering import claim_key, group_of
 from callhook.core.outcome import DeliveryStatus
 from callhook.errors import EndpointNotFound, InvalidRequest, NotFound
 from callhook.store import attempts as attempt_store
-from callhook.store import tables
+from callhook.store import ordering, tables
 from callhook.store.tables import deliveries, events
 
 #: Every status a delivery can have (filters in the API, CLI and dashboard): ``waiting`` is
@@ -406,7 +407,7 @@ def redeliver(
             .values(
                 status=DeliveryStatus.PENDING.value,
                 next_attempt_at=now,
-                claim_key=now,
+                claim_key=claim_key(group_of(current.event), now),
                 window_start=now,
                 delivered_at=None,
             )
@@ -427,11 +428,13 @@ def redeliver_window(
     """Queue again every ``status`` delivery created in [since, until) (to ``endpoint_id``
     only, when given); return how many.
 
-    Each gets a new 24 h retry window (``window_start``) for the new round of attempts.
+    Each gets a new 24 h retry window (``window_start``) for the new round of attempts. A
+    call's events to an endpoint that orders per call go out in order again
+    (``ordering.requeue``: the lowest sequence first, the others waiting behind it).
     """
     if status not in REDELIVERABLE:
         raise InvalidRequest("status must be failed, delivered or expired")
-    query = update(deliveries).where(
+    query = select(deliveries.c.id).where(
         deliveries.c.status == status, deliveries.c.created_at >= since
     )
     if until is not None:
@@ -440,13 +443,5 @@ def redeliver_window(
         query = query.where(deliveries.c.account_id == account_id)
     if endpoint_id is not None:
         query = query.where(deliveries.c.endpoint_id == endpoint_id)
-    result = conn.execute(
-        query.values(
-            status=DeliveryStatus.PENDING.value,
-            next_attempt_at=now,
-            claim_key=now,
-            window_start=now,
-            delivered_at=None,
-        )
-    )
-    return int(result.rowcount)
+    ids = list(conn.execute(query).scalars())
+    return ordering.requeue(conn, ids, now=now, due=dict.fromkeys(ids, now))

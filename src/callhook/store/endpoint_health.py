@@ -39,7 +39,7 @@ from callhook.core.outcome import DeliveryStatus, ErrorClass
 from callhook.errors import Conflict, InvalidRequest
 from callhook.settings import Settings, health_rules
 from callhook.store import alerts as alert_store
-from callhook.store import dialect
+from callhook.store import dialect, ordering
 from callhook.store.tables import deliveries, endpoint_events, endpoint_health, endpoints
 
 #: The deliveries column naming a delivery's endpoint.
@@ -345,24 +345,11 @@ def replay(
         now=now,
         policy=policy,
     )
-    for i, delivery_id in enumerate(chosen):
-        due = now - timedelta(microseconds=len(chosen) - i)
-        conn.execute(
-            update(deliveries)
-            .where(
-                deliveries.c.id == delivery_id, deliveries.c.status == DeliveryStatus.FAILED.value
-            )
-            .values(
-                status=DeliveryStatus.PENDING.value,
-                next_attempt_at=due,
-                # The claim's order (issue 14): due now, in the replay's order. Left NULL, the
-                # rows sorted first on SQLite and after every other pending row on PostgreSQL.
-                claim_key=due,
-                window_start=now,
-                delivered_at=None,
-            )
-        )
-    return len(chosen)
+    # Due a microsecond apart, in the replay's order; a call's events to an endpoint that
+    # orders per call go through its line again (``ordering.requeue``), else claims running in
+    # parallel sent them in any order.
+    due = {d: now - timedelta(microseconds=len(chosen) - i) for i, d in enumerate(chosen)}
+    return ordering.requeue(conn, list(due), now=now, due=due)
 
 
 def _set_enabled(conn: Connection, endpoint_id: str, enabled: bool, now: datetime) -> None:

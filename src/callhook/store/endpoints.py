@@ -30,6 +30,7 @@ from sqlalchemy import update as sql_update
 
 from callhook.core.health import Cause
 from callhook.core.ids import RandomBits, new_id
+from callhook.core.ordering import Ordering
 from callhook.core.outcome import SkipReason
 from callhook.core.retry import RetryPolicy
 from callhook.core.urlvet import parse_webhook_url
@@ -46,6 +47,7 @@ from callhook.store import dialect
 from callhook.store import endpoint_fields as fields
 from callhook.store import endpoint_health as health_store
 from callhook.store import endpoint_secrets as secret_store
+from callhook.store import ordering as ordering_store
 from callhook.store.endpoint_fields import MAX_DESCRIPTION, UNSET, checked_events
 from callhook.store.endpoint_reads import (
     PREFIX,
@@ -293,6 +295,8 @@ def update(
         _check_url_free(conn, account_id, values["url"], besides=endpoint_id)
     conn.execute(update_statement(endpoint_id).values(updated_at=now, **values))
     _follow(conn, current, values, now=now, rules=rules or _RULES, by=by)
+    if values.get("ordering") == Ordering.NONE and current.ordering is not Ordering.NONE:
+        ordering_store.free_lines(conn, endpoint_id)
     if subscribed_events is not UNSET:
         conn.execute(
             delete(endpoint_subscriptions).where(

@@ -27,8 +27,9 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Connection, bindparam, or_, select, text, update
+from sqlalchemy import Boolean, Connection, bindparam, case, or_, select, text, update
 
 from callhook.core import ordering as rules
 from callhook.core.outcome import DeliveryStatus, ErrorClass
@@ -109,6 +110,122 @@ def promote(conn: Connection, lines: Mapping[Line, int | None], *, now: datetime
     )
 
 
+def free_lines(conn: Connection, endpoint_id: str) -> int:
+    """The endpoint switched to ``ordering: none``: every one of its lines ends — waiting
+    deliveries become pending (claimable at once, in parallel, as the new setting says) and
+    holders stop holding. Without it they waited behind a retrying holder until the bound ran
+    out. Locks the lines first (PostgreSQL), like every writer of a line; a publish that read
+    the old setting and queues behind a line after this finds it free and takes it, which the
+    next completion hands on as usual. Returns how many deliveries it changed."""
+    lines = [
+        (owner, call)
+        for owner, call in conn.execute(
+            select(line_owner, deliveries.c.call_id)
+            .where(IN_LINE, line_owner == endpoint_id)
+            .distinct()
+        )
+    ]
+    if not lines:
+        return 0
+    lock_lines(conn, lines)
+    result = conn.execute(
+        update(deliveries)
+        .where(IN_LINE, line_owner == endpoint_id)
+        .values(
+            status=case(
+                (deliveries.c.status == DeliveryStatus.WAITING, DeliveryStatus.PENDING.value),
+                else_=deliveries.c.status,
+            ),
+            holds_line=False,
+            line_since=None,
+        )
+    )
+    return int(result.rowcount)
+
+
+def requeue(
+    conn: Connection, ids: Collection[str], *, now: datetime, due: Mapping[str, datetime]
+) -> int:
+    """Queue finished deliveries again (a redelivery of a time window, an outage's replay)
+    through their calls' lines, so a call's events reach an endpoint that orders per call one
+    after another again: on each line that is free, the lowest sequence among ``ids`` holds
+    it and the others wait behind it; on a line already taken they all wait; deliveries with
+    no call, or to an endpoint with ``ordering: none``, are pending at once. Before, all of
+    them were pending at once and a call arrived in any order.
+
+    ``due`` gives each delivery its due time (``next_attempt_at``; the claim key follows from
+    it and the event's group). Each row is changed only if still finished (fenced), with a new
+    retry window from ``now``. Call inside the caller's write transaction; the line locks come
+    first (PostgreSQL), as everywhere. Returns how many were queued again."""
+    if not ids:
+        return 0
+    rows = conn.execute(
+        select(
+            deliveries.c.id,
+            line_owner,
+            deliveries.c.call_id,
+            deliveries.c.sequence,
+            deliveries.c.event,
+            endpoints.c.ordering,
+        )
+        .join(endpoints, endpoints.c.id == deliveries.c.endpoint_id, isouter=True)
+        .where(deliveries.c.id.in_(list(ids)))
+    ).all()
+    ordered = [
+        r for r in rows if r.call_id is not None and r.ordering == rules.Ordering.PER_CALL.value
+    ]
+    lines = {(r.endpoint_id, r.call_id) for r in ordered}
+    lock_lines(conn, lines)
+    taken = taken_lines(conn, lines)
+    first: dict[Line, Any] = {}
+    for r in ordered:
+        line = (r.endpoint_id, r.call_id)
+        if line not in taken and (line not in first or r.sequence < first[line].sequence):
+            first[line] = r
+    holders = {r.id for r in first.values()}
+    waiting = {r.id for r in ordered} - holders
+    stamp = time_encoder(conn.dialect.name)
+    return _REQUEUE.executemany(
+        conn,
+        [
+            {
+                "id": r.id,
+                "status": (
+                    DeliveryStatus.WAITING if r.id in waiting else DeliveryStatus.PENDING
+                ).value,
+                "holds": r.id in holders,
+                "since": stamp(now) if r.id in holders else None,
+                "due": stamp(due[r.id]),
+                "key": stamp(rules.claim_key(rules.group_of(r.event), due[r.id])),
+                "now": stamp(now),
+            }
+            for r in rows
+        ],
+    )
+
+
+_FINISHED = ", ".join(
+    f"'{s.value}'"
+    for s in (DeliveryStatus.DELIVERED, DeliveryStatus.FAILED, DeliveryStatus.EXPIRED)
+)
+_REQUEUE = dialect.FastStatement(
+    text(
+        "UPDATE deliveries SET status = :status, holds_line = :holds, line_since = :since, "  # noqa: S608
+        "previous_sequence = NULL, next_attempt_at = :due, claim_key = :key, "
+        "window_start = :now, delivered_at = NULL "
+        f"WHERE id = :id AND status IN ({_FINISHED})"
+    ).bindparams(
+        bindparam("id", type_=StoredId("dlv")),
+        bindparam("status"),
+        bindparam("holds", type_=Boolean),
+        bindparam("since"),
+        bindparam("due"),
+        bindparam("key"),
+        bindparam("now"),
+    )
+)
+
+
 @dataclass(frozen=True, slots=True)
 class LinePolicy:
     """What ``sweep`` needs of an endpoint: its head-of-line bound and maximum ages."""
@@ -127,33 +244,39 @@ class SweepReport:
 def _overdue(
     conn: Connection, now: datetime, policies: Mapping[str, LinePolicy], limit: int
 ) -> tuple[list[tuple[str, Line]], list[tuple[str, Line, int]]]:
-    """Holders to expire and holders past their bound (oldest first, at most ``limit`` read)."""
-    holders = conn.execute(
-        select(
-            deliveries.c.id,
-            line_owner,
-            deliveries.c.call_id,
-            deliveries.c.sequence,
-            deliveries.c.line_since,
-            deliveries.c.event,
-            deliveries.c.window_start,
-            deliveries.c.lease_until,
-        )
-        .where(
-            IN_LINE, deliveries.c.holds_line, deliveries.c.line_since <= now - _youngest(policies)
-        )
-        .order_by(deliveries.c.line_since)
-        .limit(limit)
-    ).all()
+    """Holders to expire and holders past their bound (oldest first, at most ``limit`` read).
+
+    The bound runs only for a holder that has been attempted since it took its line (its first
+    attempt there restarts ``line_since``: ``queue.complete``): one that has not — its endpoint
+    paused, failing, throttled or backlogged — is not holding its call back by failing, and
+    bypassing it would send the call's events in parallel once the endpoint takes them again.
+    Without a maximum age in use such holders are not even read (a paused endpoint's thousand
+    oldest lines would otherwise fill every sweep's ``limit``)."""
+    attempted = deliveries.c.last_attempt_at >= deliveries.c.line_since
+    youngest = _youngest(policies)
+    query = select(
+        deliveries.c.id,
+        line_owner,
+        deliveries.c.call_id,
+        deliveries.c.sequence,
+        deliveries.c.line_since,
+        deliveries.c.event,
+        deliveries.c.window_start,
+        deliveries.c.lease_until,
+        deliveries.c.last_attempt_at,
+    ).where(IN_LINE, deliveries.c.holds_line, deliveries.c.line_since <= now - youngest)
+    if not _any_expiry(policies):
+        query = query.where(attempted)
+    holders = conn.execute(query.order_by(deliveries.c.line_since).limit(limit)).all()
     expire: list[tuple[str, Line]] = []
     overdue: list[tuple[str, Line, int]] = []
-    for did, owner, call, seq, since, event, window_start, lease_until in holders:
+    for did, owner, call, seq, since, event, window_start, lease_until, last in holders:
         policy = policies.get(owner, _DEFAULT_POLICY)
         max_age = policy.expiry.max_age(rules.group_of(event))
         leased = lease_until is not None and lease_until > now
         if not leased and rules.is_expired(window_start, now, max_age):
             expire.append((did, (owner, call)))
-        elif rules.bound_passed(since, now, policy.bound):
+        elif last is not None and last >= since and rules.bound_passed(since, now, policy.bound):
             overdue.append((did, (owner, call), seq))
     if overdue:  # only holders with deliveries waiting behind them are bypassed
         waiting = _lines_waiting(conn, [line for _, line, _ in overdue])
@@ -166,9 +289,13 @@ def _youngest(policies: Mapping[str, LinePolicy]) -> timedelta:
     bound in use, or ``MIN_BOUND`` when any endpoint sets a maximum age (a holder may be old
     by its window, not by its line). Without it, every sweep read the first 1,000 holders of a
     busy queue only to find none overdue (profiled: 1 % of the worker)."""
-    if any(p.expiry.call_control or p.expiry.bulk for p in policies.values()):
+    if _any_expiry(policies):
         return MIN_BOUND
     return max(MIN_BOUND, min([rules.DEFAULT_BOUND, *(p.bound for p in policies.values())]))
+
+
+def _any_expiry(policies: Mapping[str, LinePolicy]) -> bool:
+    return any(p.expiry.call_control or p.expiry.bulk for p in policies.values())
 
 
 def needs_sweep(
@@ -186,8 +313,9 @@ def sweep(
     policies: Mapping[str, LinePolicy],
     limit: int = 1000,
 ) -> SweepReport:
-    """Bypass holders past their endpoint's bound with deliveries waiting behind them, and
-    expire holders (not being attempted) past their maximum age; promote what follows.
+    """Bypass holders past their endpoint's bound — counted from their first attempt on the
+    line — with deliveries waiting behind them, and expire holders (not being attempted) past
+    their maximum age; promote what follows.
 
     ``policies`` by endpoint id (missing: the defaults). Reads holders that took their line at
     least the smallest bound in use ago (one second, ``MIN_BOUND``, when a maximum age is set),

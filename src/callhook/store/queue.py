@@ -26,6 +26,7 @@ from sqlalchemy import (
     func,
     not_,
     null,
+    or_,
     select,
     true,
     type_coerce,
@@ -94,8 +95,23 @@ _COMPLETE = dialect.FastStatement(
         # A finished delivery lets its call's line go (issue 14); a retried one keeps it. The
         # row's own value, not the job's: a sweep may have bypassed it since the claim.
         holds_line=and_(deliveries.c.holds_line, not_(bindparam("b_finished", type_=Boolean))),
+        # The head-of-line bound counts from the holder's first attempt on its line (the first
+        # since ``line_since``; the right-hand side reads the row as it was): a holder that
+        # waited unattempted — its endpoint paused, failing, throttled or backlogged — has not
+        # held its call back by failing, and the sweep leaves it (``ordering.sweep``).
         line_since=case(
-            (bindparam("b_finished", type_=Boolean), null()), else_=deliveries.c.line_since
+            (bindparam("b_finished", type_=Boolean), null()),
+            (
+                and_(
+                    deliveries.c.holds_line,
+                    or_(
+                        deliveries.c.last_attempt_at.is_(None),
+                        deliveries.c.last_attempt_at < deliveries.c.line_since,
+                    ),
+                ),
+                bindparam("b_started"),
+            ),
+            else_=deliveries.c.line_since,
         ),
         # The attempt itself, on the row (``store/attempts.py``; the earlier one was shifted).
         holds_attempt=true(),

@@ -23,5 +23,7 @@ def test_ordering_smoke_counts_no_violation_when_ordered(tmp_path: Path) -> None
     assert values["prio_samples"] == ordering.OrderSizes.smoke().live
     assert not math.isnan(values["prio_full_p99"])
     assert not math.isnan(values["prio_empty_p99"])
+    # The full queue outlasted the measurement (else its last samples met an empty queue).
+    assert values["prio_bulk_left"] > 0
     text = ordering.report(values, command="python -m bench.ordering --smoke")
     assert "order violations at the sink (must be 0)" in text

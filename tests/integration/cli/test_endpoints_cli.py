@@ -153,6 +153,10 @@ NO_ACCOUNT = "acc_01JH8Z00000000000000000000"
         (["show", "{acc}", "ep_01JH8Z00000000000000000000"], "not found"),
         (["update", "{acc}", "ep_nope", "--disable"], "not found"),
         (["update", "{acc}", "{primary}"], "nothing to change"),
+        # Numbers as the API reads them: no other scripts' digits, underscores or signs.
+        (["update", "{acc}", "{primary}", "--max-age-bulk", "٣"], "max_age_bulk_seconds"),
+        (["update", "{acc}", "{primary}", "--ordering-bound", "1_000"], "ordering_bound_seconds"),
+        (["update", "{acc}", "{primary}", "--max-age-call-control", "+60"], "max_age_call"),
         (["remove", "{acc}", "{primary}", "--yes"], "primary endpoint"),
         # An unknown account is said as such, whatever the command (not "endpoint not found").
         (["list", NO_ACCOUNT], f"no account '{NO_ACCOUNT}'"),

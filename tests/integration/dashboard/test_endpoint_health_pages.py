@@ -157,6 +157,13 @@ def test_throttling_fields_are_saved_and_shown(tmp_path: Path) -> None:
         ("max_in_flight", "0"),
         ("max_in_flight", "65"),
         ("max_in_flight", "2.5"),
+        # What Python's float()/int() take but the API's JSON does not.
+        ("rate_limit", "٥"),
+        ("rate_limit", "1_0"),
+        ("rate_limit", "nan"),
+        ("rate_limit", "inf"),
+        ("max_in_flight", "４"),
+        ("max_in_flight", "+4"),
     ],
 )
 def test_bad_throttling_values_are_shown_next_to_the_field_with_nothing_saved(

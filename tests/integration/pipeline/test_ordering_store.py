@@ -12,12 +12,14 @@ import pytest
 from sqlalchemy import select
 
 from callhook.core import ordering as rules
+from callhook.core import replay as replay_rules
 from callhook.core.clock import FakeClock
 from callhook.delivery.claims import Claims
 from callhook.errors import PayloadInvalid
 from callhook.events import call_scenario
 from callhook.platform import Platform
 from callhook.publish import PublishRequest
+from callhook.store import deliveries as deliveries_store
 from callhook.store import endpoint_health, queue
 from callhook.store import endpoints as endpoint_store
 from callhook.store import ordering as line_store
@@ -26,6 +28,7 @@ from callhook.store.tables import deliveries
 from tests.factories import make_account, make_platform, publish_sample
 
 LEASE = timedelta(seconds=30)
+RULES = endpoint_health.Rules()
 
 
 def _publish_call(platform: Platform, account_id: str, seed: int = 3) -> list[str]:
@@ -151,16 +154,20 @@ def test_the_bound_releases_the_next_in_order_with_the_gap_announced(tmp_path: P
 
 
 def test_a_holder_bypassed_in_flight_does_not_hand_on_twice(tmp_path: Path) -> None:
-    """The sweep bypasses a holder while a worker is still attempting it; when that attempt
-    finishes, the line stays with the released event (one holder per line, never two)."""
+    """The sweep bypasses a holder while a worker is still attempting it (a retry); when
+    that attempt finishes, the line stays with the released event (one holder per line, never
+    two)."""
     clock = FakeClock()
     platform = make_platform(tmp_path, clock=clock)
     account = make_account(platform, url="https://receiver.example/hook")
     _set(platform, account.id, ordering_bound_seconds=10)
     ids = _publish_call(platform, account.id)
+    [first] = _claim(platform)
+    _finish(platform, first, delivered=False, retry_in=5)
+    clock.advance(5)
     [head] = _claim(platform)
     assert head.holds_line
-    clock.advance(10)
+    clock.advance(5)
     with platform.db.write() as conn:
         assert line_store.sweep(conn, now=clock.now(), policies=_policies(platform)).bypassed == 1
     _finish(platform, head, delivered=True)
@@ -202,6 +209,161 @@ def test_a_shorter_bound_per_endpoint(tmp_path: Path) -> None:
     with platform.db.write() as conn:
         assert line_store.sweep(conn, now=clock.now(), policies=_policies(platform)).bypassed == 1
     assert [j.delivery_id for j in _claim(platform)] == [ids[1]]
+
+
+def test_the_bound_runs_from_the_first_attempt_not_while_a_holder_waits_unattempted(
+    tmp_path: Path,
+) -> None:
+    """A holder that has not been attempted (its endpoint paused, failing, throttled or
+    backlogged) holds its call back past any bound: bypassing it would send the call's events
+    in parallel once the endpoint takes them again. Its first attempt starts the bound."""
+    clock = FakeClock()
+    platform = make_platform(tmp_path, clock=clock)
+    account = make_account(platform, url="https://receiver.example/hook")
+    endpoint_id = _set(platform, account.id, ordering_bound_seconds=10)
+    ids = _publish_call(platform, account.id)
+    with platform.db.write() as conn:
+        endpoint_health.pause(
+            conn, endpoint_id, account.id, by="customer", now=clock.now(), rules=RULES
+        )
+    clock.advance(3600)
+    with platform.db.write() as conn:
+        assert not line_store.needs_sweep(conn, now=clock.now(), policies=_policies(platform))
+        assert line_store.sweep(conn, now=clock.now(), policies=_policies(platform)).bypassed == 0
+        endpoint_health.resume(
+            conn, endpoint_id, account.id, by="customer", now=clock.now(), rules=RULES
+        )
+    assert _states(platform, ids[:2]) == [("pending", True), ("waiting", False)]
+    # Attempted an hour after it took the line, failed: the bound counts from that attempt.
+    [head] = _claim(platform)
+    assert head.delivery_id == ids[0]
+    _finish(platform, head, delivered=False, retry_in=3600)
+    clock.advance(9)
+    with platform.db.write() as conn:
+        assert line_store.sweep(conn, now=clock.now(), policies=_policies(platform)).bypassed == 0
+    clock.advance(1)
+    with platform.db.write() as conn:
+        assert line_store.sweep(conn, now=clock.now(), policies=_policies(platform)).bypassed == 1
+    [released] = _claim(platform)
+    assert (released.delivery_id, released.previous_sequence) == (ids[1], 1)
+
+
+def test_switching_to_ordering_none_frees_what_waits(tmp_path: Path) -> None:
+    """``ordering: none`` sends as soon as a worker is free: deliveries already waiting behind
+    a retrying holder become claimable at once, not when the bound runs out."""
+    clock = FakeClock()
+    platform = make_platform(tmp_path, clock=clock)
+    account = make_account(platform, url="https://receiver.example/hook")
+    ids = _publish_call(platform, account.id)
+    [head] = _claim(platform)
+    _finish(platform, head, delivered=False, retry_in=3600)
+    assert _states(platform, ids[1:]) == [("waiting", False)] * (len(ids) - 1)
+    _set(platform, account.id, ordering="none")
+    assert _states(platform, ids) == [("pending", False)] * len(ids)
+    assert {j.delivery_id for j in _claim(platform)} == set(ids[1:])
+    # Setting it again (already none) changes nothing; per_call applies to new calls.
+    _set(platform, account.id, ordering="none")
+    _set(platform, account.id, ordering="per_call")
+    later = _publish_call(platform, account.id, seed=4)
+    assert [s for s, _ in _states(platform, later)] == ["pending"] + ["waiting"] * (len(later) - 1)
+
+
+def _fail_whole_call(platform: Platform, ids: list[str]) -> None:
+    """Each event of the call fails for good in turn (no retries), handing the line on."""
+    for delivery_id in ids:
+        [job] = _claim(platform)
+        assert job.delivery_id == delivery_id
+        _finish(platform, job, delivered=False)
+    assert [s for s, _ in _states(platform, ids)] == ["failed"] * len(ids)
+
+
+def _deliver_in_turn(platform: Platform, ids: list[str]) -> None:
+    """Only one event of the call is claimable at a time, in sequence order, none out of
+    order."""
+    for delivery_id in ids:
+        [job] = _claim(platform)
+        assert (job.delivery_id, job.previous_sequence) == (delivery_id, None)
+        _finish(platform, job, delivered=True)
+    assert _claim(platform) == []
+
+
+def test_a_window_redelivery_sends_each_call_in_order_again(tmp_path: Path) -> None:
+    """Redelivering a time window (API, CLI, dashboard) queues a call's events through its
+    line: the lowest sequence first, the rest waiting behind it (they were never received,
+    so the receiver must get them in order)."""
+    clock = FakeClock()
+    platform = make_platform(tmp_path, clock=clock)
+    account = make_account(platform, url="https://receiver.example/hook")
+    since = clock.now()
+    ids = _publish_call(platform, account.id)
+    _fail_whole_call(platform, ids)
+    clock.advance(60)
+    with platform.db.write() as conn:
+        n = deliveries_store.redeliver_window(
+            conn, now=clock.now(), account_id=account.id, since=since, status="failed"
+        )
+    assert n == len(ids)
+    assert _states(platform, ids) == [("pending", True)] + [("waiting", False)] * (len(ids) - 1)
+    _deliver_in_turn(platform, ids)
+
+
+def test_a_window_redelivery_behind_a_taken_line_waits(tmp_path: Path) -> None:
+    """Events of a call redelivered while the call's line is held (a later event still being
+    retried) wait behind that holder rather than going out beside it."""
+    clock = FakeClock()
+    platform = make_platform(tmp_path, clock=clock)
+    account = make_account(platform, url="https://receiver.example/hook")
+    since = clock.now()
+    ids = _publish_call(platform, account.id)
+    _fail_whole_call(platform, ids[:2])
+    [third] = _claim(platform)
+    _finish(platform, third, delivered=False, retry_in=60)  # holds the line, retrying
+    with platform.db.write() as conn:
+        assert (
+            deliveries_store.redeliver_window(
+                conn, now=clock.now(), account_id=account.id, since=since, status="failed"
+            )
+            == 2
+        )
+    assert _states(platform, ids[:3]) == [("waiting", False), ("waiting", False), ("pending", True)]
+    clock.advance(60)
+    [again] = _claim(platform)
+    assert again.delivery_id == ids[2]
+    _finish(platform, again, delivered=True)
+    _deliver_in_turn(platform, [ids[0], ids[1], *ids[3:]])
+
+
+def test_a_recovery_replay_sends_each_call_in_order(tmp_path: Path) -> None:
+    """The replay of an outage's failed deliveries (an endpoint back to active) goes through
+    the calls' lines like a redelivery."""
+    clock = FakeClock()
+    platform = make_platform(tmp_path, clock=clock)
+    account = make_account(platform, url="https://receiver.example/hook")
+    outage = clock.now()
+    ids = _publish_call(platform, account.id)
+    _fail_whole_call(platform, ids)
+    endpoint = _endpoint_of(platform, ids[0])
+    clock.advance(60)
+    with platform.db.write() as conn:
+        n = endpoint_health.replay(conn, endpoint, outage, clock.now(), replay_rules.ReplayPolicy())
+    assert n == len(ids)
+    assert _states(platform, ids) == [("pending", True)] + [("waiting", False)] * (len(ids) - 1)
+    _deliver_in_turn(platform, ids)
+
+
+def test_a_single_redelivery_keeps_its_group_in_the_claim_order(tmp_path: Path) -> None:
+    """A redelivered bulk event is not ahead of a call-control event due at the same time."""
+    clock = FakeClock()
+    platform = make_platform(tmp_path, clock=clock)
+    account = make_account(platform, url="https://receiver.example/hook")
+    sms = publish_sample(platform, account.id, "sms").delivery_id
+    assert sms is not None
+    [job] = _claim(platform)
+    _finish(platform, job, delivered=True)
+    with platform.db.write() as conn:
+        deliveries_store.redeliver(conn, sms, now=clock.now())
+    live = publish_sample(platform, account.id, "outgoing_call_start").delivery_id
+    assert [j.delivery_id for j in _claim(platform, limit=1)] == [live]
 
 
 def test_ordering_none_leaves_every_event_claimable(tmp_path: Path) -> None:
@@ -349,15 +511,17 @@ def test_call_control_is_claimed_ahead_of_a_full_queue_of_bulk_and_bulk_ages(
     clock = FakeClock()
     platform = make_platform(tmp_path, clock=clock)
     account = make_account(platform, url="https://receiver.example/hook")
+    aging = rules.DEFAULT_AGING.total_seconds()
     bulk = [publish_sample(platform, account.id, "sms", seed=n).delivery_id for n in range(40)]
-    clock.advance(10)
+    # A backlog most of the aging deep still comes after a call-control event published now.
+    clock.advance(aging - 5)
     live = publish_sample(platform, account.id, "outgoing_call_start").delivery_id
     # The worker has room for 3: the call-control event comes first, then bulk.
     first = {j.delivery_id for j in _claim(platform, limit=3)}
     assert live in first
     assert first - {live} <= set(bulk)
-    # Bulk due for longer than the aging (30 s) ranks ahead of a call-control event due now.
-    clock.advance(25)
+    # Bulk due for longer than the aging ranks ahead of a call-control event due now.
+    clock.advance(10)
     later = publish_sample(platform, account.id, "outgoing_call_end", seed=9).delivery_id
     assert {j.delivery_id for j in _claim(platform, limit=3)} <= set(bulk)
     # ... and the call-control event is not starved either: it is claimed after the older bulk.

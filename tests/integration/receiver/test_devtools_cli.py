@@ -290,11 +290,15 @@ def test_listen_verifies_flags_and_forwards() -> None:
         assert again.status == 200
         late = encode(delivery("incoming_call_answer", eid="evt_2", call_id="c1", sequence=2))
         assert post(port, late, signed_headers(late, "evt_2")).status == 200
+        # Released past the head-of-line bound: the request says which sequence it went before.
+        released = encode(delivery("incoming_call_end", eid="evt_4", call_id="c1", sequence=5))
+        behind = {**signed_headers(released, "evt_4"), "X-Webhook-Previous-Sequence": "4"}
+        assert post(port, released, behind).status == 200
 
         bad = encode(delivery("voicemail", eid="evt_3"))
         reply = post(port, bad, signed_headers(bad, "evt_3", WRONG_SECRET))
         assert reply.status == 401
-        assert len(app_received) == 3  # the bad one never reached the app
+        assert len(app_received) == 4  # the bad one never reached the app
     finally:
         proc.terminate()
         output = proc.communicate(timeout=30)[0].decode()
@@ -303,6 +307,10 @@ def test_listen_verifies_flags_and_forwards() -> None:
     assert "Listening on http://127.0.0.1" in output
     assert "duplicate: event id evt_1 was already received" in output
     assert "out of order: call c1 sequence 2 arrived after 3" in output
+    # A re-send is a duplicate, not also an ordering problem.
+    assert "sequence 3 arrived after 3" not in output
+    assert "sequence 5 went out before sequence 4 finished" in output
+    assert "jumped from sequence 3 to 5" not in output
     assert "BAD SIGNATURE" in output
     assert "no X-Webhook-Signature entry was signed with" in output
     assert "forwarded to http://127.0.0.1" in output
