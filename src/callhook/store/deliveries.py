@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, func, literal_column, or_, select, union_all, update
+from sqlalchemy import Connection, and_, func, literal_column, or_, select, union_all, update
 
 from callhook.core import ids, stored_body, stored_headers
 from callhook.core.ordering import claim_key, group_of
@@ -434,14 +434,11 @@ def redeliver_window(
     """
     if status not in REDELIVERABLE:
         raise InvalidRequest("status must be failed, delivered or expired")
-    query = select(deliveries.c.id).where(
-        deliveries.c.status == status, deliveries.c.created_at >= since
-    )
+    which = [deliveries.c.status == status, deliveries.c.created_at >= since]
     if until is not None:
-        query = query.where(deliveries.c.created_at < until)
+        which.append(deliveries.c.created_at < until)
     if account_id is not None:
-        query = query.where(deliveries.c.account_id == account_id)
+        which.append(deliveries.c.account_id == account_id)
     if endpoint_id is not None:
-        query = query.where(deliveries.c.endpoint_id == endpoint_id)
-    ids = list(conn.execute(query).scalars())
-    return ordering.requeue(conn, ids, now=now, due=dict.fromkeys(ids, now))
+        which.append(deliveries.c.endpoint_id == endpoint_id)
+    return ordering.requeue(conn, and_(*which), now=now, due=lambda _: now)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, or_, select, update
+from sqlalchemy import ColumnElement, Connection, and_, or_, select, update
 
 from callhook.core import health as machine
 from callhook.core import replay as replay_rules
@@ -349,7 +349,14 @@ def replay(
     # orders per call go through its line again (``ordering.requeue``), else claims running in
     # parallel sent them in any order.
     due = {d: now - timedelta(microseconds=len(chosen) - i) for i, d in enumerate(chosen)}
-    return ordering.requeue(conn, list(due), now=now, due=due)
+    if not due:
+        return 0
+    return ordering.requeue(
+        conn,
+        and_(deliveries.c.id.in_(list(due)), deliveries.c.status == DeliveryStatus.FAILED.value),
+        now=now,
+        due=due.__getitem__,
+    )
 
 
 def _set_enabled(conn: Connection, endpoint_id: str, enabled: bool, now: datetime) -> None:

@@ -24,12 +24,22 @@ first everywhere is also what keeps the three deadlock-free.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Set
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Boolean, Connection, bindparam, case, or_, select, text, update
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    Connection,
+    bindparam,
+    case,
+    or_,
+    select,
+    text,
+    update,
+)
 
 from callhook.core import ordering as rules
 from callhook.core.outcome import DeliveryStatus, ErrorClass
@@ -144,21 +154,25 @@ def free_lines(conn: Connection, endpoint_id: str) -> int:
 
 
 def requeue(
-    conn: Connection, ids: Collection[str], *, now: datetime, due: Mapping[str, datetime]
+    conn: Connection,
+    which: ColumnElement[bool],
+    *,
+    now: datetime,
+    due: Callable[[str], datetime],
 ) -> int:
     """Queue finished deliveries again (a redelivery of a time window, an outage's replay)
     through their calls' lines, so a call's events reach an endpoint that orders per call one
-    after another again: on each line that is free, the lowest sequence among ``ids`` holds
-    it and the others wait behind it; on a line already taken they all wait; deliveries with
-    no call, or to an endpoint with ``ordering: none``, are pending at once. Before, all of
-    them were pending at once and a call arrived in any order.
+    after another again: on each line that is free, the lowest sequence among them holds it
+    and the others wait behind it; on a line already taken they all wait; deliveries with no
+    call, or to an endpoint with ``ordering: none``, are pending at once. Before, all of them
+    were pending at once and a call arrived in any order.
 
-    ``due`` gives each delivery its due time (``next_attempt_at``; the claim key follows from
-    it and the event's group). Each row is changed only if still finished (fenced), with a new
+    ``which``: a condition on ``deliveries`` choosing them (finished ones only are changed:
+    each row is fenced on its status). ``due(id)`` gives each its due time
+    (``next_attempt_at``; the claim key follows from it and the event's group); each gets a new
     retry window from ``now``. Call inside the caller's write transaction; the line locks come
-    first (PostgreSQL), as everywhere. Returns how many were queued again."""
-    if not ids:
-        return 0
+    first (PostgreSQL), as everywhere. No list of ids is sent to the database (a window may
+    hold more rows than SQLite takes parameters). Returns how many were queued again."""
     rows = conn.execute(
         select(
             deliveries.c.id,
@@ -169,14 +183,16 @@ def requeue(
             endpoints.c.ordering,
         )
         .join(endpoints, endpoints.c.id == deliveries.c.endpoint_id, isouter=True)
-        .where(deliveries.c.id.in_(list(ids)))
+        .where(which, deliveries.c.status.in_(_FINISHED_STATES))
     ).all()
+    if not rows:
+        return 0
     ordered = [
         r for r in rows if r.call_id is not None and r.ordering == rules.Ordering.PER_CALL.value
     ]
     lines = {(r.endpoint_id, r.call_id) for r in ordered}
     lock_lines(conn, lines)
-    taken = taken_lines(conn, lines)
+    taken = _taken_by_others(conn, lines, {r.id for r in rows})
     first: dict[Line, Any] = {}
     for r in ordered:
         line = (r.endpoint_id, r.call_id)
@@ -195,8 +211,8 @@ def requeue(
                 ).value,
                 "holds": r.id in holders,
                 "since": stamp(now) if r.id in holders else None,
-                "due": stamp(due[r.id]),
-                "key": stamp(rules.claim_key(rules.group_of(r.event), due[r.id])),
+                "due": stamp(due(r.id)),
+                "key": stamp(rules.claim_key(rules.group_of(r.event), due(r.id))),
                 "now": stamp(now),
             }
             for r in rows
@@ -204,10 +220,34 @@ def requeue(
     )
 
 
-_FINISHED = ", ".join(
-    f"'{s.value}'"
-    for s in (DeliveryStatus.DELIVERED, DeliveryStatus.FAILED, DeliveryStatus.EXPIRED)
+def _taken_by_others(conn: Connection, lines: Collection[Line], besides: Set[str]) -> set[Line]:
+    """The lines among ``lines`` held or queued by deliveries not in ``besides`` (a finished
+    row should hold no line; if one did, it would not keep its own line from it), in chunks of
+    ``_CHUNK`` lines (parameter limits)."""
+    out: set[Line] = set()
+    ordered = sorted(lines)
+    for start in range(0, len(ordered), _CHUNK):
+        chunk = set(ordered[start : start + _CHUNK])
+        found = conn.execute(
+            select(line_owner, deliveries.c.call_id, deliveries.c.id).where(
+                IN_LINE,
+                line_owner.in_({o for o, _ in chunk}),
+                deliveries.c.call_id.in_({c for _, c in chunk}),
+            )
+        )
+        out |= {(o, c) for o, c, did in found if (o, c) in chunk and did not in besides}
+    return out
+
+
+_CHUNK = 500
+_FINISHED_STATES = (
+    DeliveryStatus.DELIVERED.value,
+    DeliveryStatus.FAILED.value,
+    DeliveryStatus.EXPIRED.value,
 )
+
+
+_FINISHED = ", ".join(f"'{s}'" for s in _FINISHED_STATES)
 _REQUEUE = dialect.FastStatement(
     text(
         "UPDATE deliveries SET status = :status, holds_line = :holds, line_since = :since, "  # noqa: S608
