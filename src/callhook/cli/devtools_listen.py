@@ -56,14 +56,14 @@ class ListenState:
         self.keys.setdefault(event.dedup_key, event.id)
         if event.call_id is not None and event.sequence is not None:
             last = self.last_sequence.get(event.call_id)
-            if previous_sequence is not None:
+            if duplicate:
+                pass  # a re-send of an event already flagged as such, not a second problem
+            elif previous_sequence is not None:
                 out.append(
                     f"sent out of order: call {event.call_id} sequence {event.sequence} went out "
                     f"before sequence {previous_sequence} finished (its head-of-line bound passed);"
                     " fetch the call's events to reconcile"
                 )
-            elif duplicate:
-                pass  # a re-send of an event already flagged as such, not a second problem
             elif last is not None and event.sequence <= last:
                 out.append(
                     f"out of order: call {event.call_id} sequence {event.sequence} "

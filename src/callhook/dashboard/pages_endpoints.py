@@ -76,10 +76,14 @@ ORDERING_NUMBERS = (
 )
 
 
+#: Number fields are read whole (the request body's limit bounds them): cut after stripping,
+#: "1", many spaces and junk read as 1.
+_UNCUT = 1 << 30
+
+
 def _posted(posted: FormData, name: str) -> str | None:
     """A short field as submitted, or None when the form did not have it."""
-    # Not cut short: a number with junk past the cut would have been read as the number.
-    return text(posted, name, limit=200) if name in posted else None
+    return text(posted, name, limit=_UNCUT) if name in posted else None
 
 
 def _blank(seconds: int | None) -> str:
@@ -155,8 +159,8 @@ class EndpointForm:
             retry_policy=text(posted, "retry_policy"),
             all_events=text(posted, "all_events") == "on",
             events=set(texts(posted, "events")),
-            rate_limit=text(posted, "rate_limit", limit=40),
-            max_in_flight=text(posted, "max_in_flight", limit=40),
+            rate_limit=text(posted, "rate_limit", limit=_UNCUT),
+            max_in_flight=text(posted, "max_in_flight", limit=_UNCUT),
             ordering=_posted(posted, "ordering"),
             ordering_bound_seconds=_posted(posted, "ordering_bound_seconds"),
             max_age_call_control_seconds=_posted(posted, "max_age_call_control_seconds"),

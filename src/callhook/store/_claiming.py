@@ -76,12 +76,14 @@ _NOW = bindparam("now", type_=UTCDateTime)
 # 3. ``chosen``: the first ``:limit`` of those in turns, every endpoint's oldest row first,
 #    then every endpoint's second, …; within a turn oldest due first.
 #
-# "Oldest" is by ``claim_key`` (issue 14, ``core.ordering.claim_key``): the due time, plus 30 s
-# for bulk events, so within an endpoint and within a turn call-control events come first and
-# bulk ones are never starved. The per-endpoint read walks ``ix_deliveries_pending_endpoint``
-# (endpoint_id, claim_key, next_attempt_at): rows with a key up to now are all due; past that it
-# skips only rows falling due within the aging window. On SQLite that read is held to the index
-# too (without statistics its planner took ``ix_deliveries_due``, every due row per endpoint).
+# "Oldest" is by ``claim_key`` (issue 14, ``core.ordering.claim_key``): the due time, plus the
+# aging (10 minutes) for bulk events, so within an endpoint and within a turn call-control events
+# come first and bulk ones are never starved. The per-endpoint read walks
+# ``ix_deliveries_pending_endpoint`` (endpoint_id, claim_key, next_attempt_at): rows with a key up
+# to now are all due; past that it skips only rows falling due within the aging window (retries
+# of call-control events due in the next 10 minutes, interleaved with the bulk keys). On SQLite
+# that read is held to the index too (without statistics its planner took
+# ``ix_deliveries_due``, every due row per endpoint).
 #
 # So an endpoint's due event is among the first claimed as soon as fewer than ``limit``
 # endpoints have due work ahead of it in its turn, whatever their backlogs.

@@ -322,10 +322,12 @@ def replay(
     now: datetime,
     policy: replay_rules.ReplayPolicy,
 ) -> int:
-    """Queue again, in creation order, the endpoint's deliveries that failed for good since
-    ``outage_start`` (``callhook.core.replay``). Each is due a microsecond after the one before
-    and the last one a microsecond before ``now`` — all due at once, and claims (oldest due
-    first) take them in order; each gets a new retry window."""
+    """Queue again the endpoint's deliveries that failed for good since ``outage_start``
+    (``callhook.core.replay``). Each is due a microsecond after the one before in creation
+    order, the last one a microsecond before ``now`` — all due at once; claims take them by
+    claim key (call-control first, then by due time), and a call's events go through its line
+    again (``ordering.requeue``: waiting until the next line sweep). Each gets a new retry
+    window."""
     if policy.max_count == 0:
         return 0
     rows = conn.execute(

@@ -293,10 +293,11 @@ def update(
         values["all_events"] = names is None
     if "url" in values:
         _check_url_free(conn, account_id, values["url"], besides=endpoint_id)
+    if values.get("ordering") == Ordering.NONE and current.ordering is not Ordering.NONE:
+        # First: it takes line locks, which completions take before this endpoint's rows.
+        ordering_store.free_lines(conn, endpoint_id)
     conn.execute(update_statement(endpoint_id).values(updated_at=now, **values))
     _follow(conn, current, values, now=now, rules=rules or _RULES, by=by)
-    if values.get("ordering") == Ordering.NONE and current.ordering is not Ordering.NONE:
-        ordering_store.free_lines(conn, endpoint_id)
     if subscribed_events is not UNSET:
         conn.execute(
             delete(endpoint_subscriptions).where(

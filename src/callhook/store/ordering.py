@@ -24,13 +24,11 @@ first everywhere is also what keeps the three deadlock-free.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Mapping, Set
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import (
-    Boolean,
     ColumnElement,
     Connection,
     bindparam,
@@ -162,84 +160,78 @@ def requeue(
 ) -> int:
     """Queue finished deliveries again (a redelivery of a time window, an outage's replay)
     through their calls' lines, so a call's events reach an endpoint that orders per call one
-    after another again: on each line that is free, the lowest sequence among them holds it
-    and the others wait behind it; on a line already taken they all wait; deliveries with no
-    call, or to an endpoint with ``ordering: none``, are pending at once. Before, all of them
-    were pending at once and a call arrived in any order.
+    after another again. Deliveries of a call to an endpoint that orders per call become
+    ``waiting``, marked unsettled (``line_since`` set, which a waiting row otherwise never
+    has); the next ``sweep`` (a worker's, every second) gives each such line that has no holder
+    to its lowest waiting sequence, and a line with a holder hands on as usual when that one
+    finishes. Deliveries with no call, or to an endpoint with ``ordering: none``, are pending
+    at once. Before, all of them were pending at once and a call arrived in any order.
 
-    ``which``: a condition on ``deliveries`` choosing them (finished ones only are changed:
-    each row is fenced on its status). ``due(id)`` gives each its due time
-    (``next_attempt_at``; the claim key follows from it and the event's group); each gets a new
-    retry window from ``now``. Call inside the caller's write transaction; the line locks come
-    first (PostgreSQL), as everywhere. No list of ids is sent to the database (a window may
-    hold more rows than SQLite takes parameters). Returns how many were queued again."""
+    No line lock is taken here: the replay runs inside a health transition, under the endpoint
+    health row's lock, and completions take line locks before that row's — taking line locks
+    here deadlocked against them (PostgreSQL). Waiting rows need none: a promotion is one
+    guarded statement, and the sweep settles what one missed.
+
+    ``which``: a condition on ``deliveries`` choosing them (only finished ones change: each row
+    is fenced on its status). ``due(id)`` gives each its due time (``next_attempt_at``; the
+    claim key follows from it and the event's group); each gets a new retry window from
+    ``now``. No list of ids is sent (a window may hold more rows than SQLite takes parameters).
+    Returns how many were queued again."""
     rows = conn.execute(
-        select(
-            deliveries.c.id,
-            line_owner,
-            deliveries.c.call_id,
-            deliveries.c.sequence,
-            deliveries.c.event,
-            endpoints.c.ordering,
-        )
+        select(deliveries.c.id, deliveries.c.call_id, deliveries.c.event, endpoints.c.ordering)
         .join(endpoints, endpoints.c.id == deliveries.c.endpoint_id, isouter=True)
         .where(which, deliveries.c.status.in_(_FINISHED_STATES))
     ).all()
-    if not rows:
-        return 0
-    ordered = [
-        r for r in rows if r.call_id is not None and r.ordering == rules.Ordering.PER_CALL.value
-    ]
-    lines = {(r.endpoint_id, r.call_id) for r in ordered}
-    lock_lines(conn, lines)
-    taken = _taken_by_others(conn, lines, {r.id for r in rows})
-    first: dict[Line, Any] = {}
-    for r in ordered:
-        line = (r.endpoint_id, r.call_id)
-        if line not in taken and (line not in first or r.sequence < first[line].sequence):
-            first[line] = r
-    holders = {r.id for r in first.values()}
-    waiting = {r.id for r in ordered} - holders
     stamp = time_encoder(conn.dialect.name)
-    return _REQUEUE.executemany(
-        conn,
-        [
+    changes = []
+    for r in rows:
+        in_line = r.call_id is not None and r.ordering == rules.Ordering.PER_CALL.value
+        status = DeliveryStatus.WAITING if in_line else DeliveryStatus.PENDING
+        changes.append(
             {
                 "id": r.id,
-                "status": (
-                    DeliveryStatus.WAITING if r.id in waiting else DeliveryStatus.PENDING
-                ).value,
-                "holds": r.id in holders,
-                "since": stamp(now) if r.id in holders else None,
+                "status": status.value,
+                "since": stamp(now) if in_line else None,
                 "due": stamp(due(r.id)),
                 "key": stamp(rules.claim_key(rules.group_of(r.event), due(r.id))),
                 "now": stamp(now),
             }
-            for r in rows
-        ],
-    )
-
-
-def _taken_by_others(conn: Connection, lines: Collection[Line], besides: Set[str]) -> set[Line]:
-    """The lines among ``lines`` held or queued by deliveries not in ``besides`` (a finished
-    row should hold no line; if one did, it would not keep its own line from it), in chunks of
-    ``_CHUNK`` lines (parameter limits)."""
-    out: set[Line] = set()
-    ordered = sorted(lines)
-    for start in range(0, len(ordered), _CHUNK):
-        chunk = set(ordered[start : start + _CHUNK])
-        found = conn.execute(
-            select(line_owner, deliveries.c.call_id, deliveries.c.id).where(
-                IN_LINE,
-                line_owner.in_({o for o, _ in chunk}),
-                deliveries.c.call_id.in_({c for _, c in chunk}),
-            )
         )
-        out |= {(o, c) for o, c, did in found if (o, c) in chunk and did not in besides}
-    return out
+    return _REQUEUE.executemany(conn, changes)
 
 
-_CHUNK = 500
+def _unsettled(conn: Connection, limit: int) -> list[Line]:
+    """Lines with rows ``requeue`` left waiting that no sweep has settled yet."""
+    rows = conn.execute(
+        select(line_owner, deliveries.c.call_id)
+        .where(
+            IN_LINE,
+            deliveries.c.status == DeliveryStatus.WAITING.value,
+            deliveries.c.line_since.is_not(None),
+        )
+        .distinct()
+        .limit(limit)
+    )
+    return [(owner, call) for owner, call in rows]
+
+
+_SETTLE = dialect.FastStatement(
+    text(
+        "UPDATE deliveries SET line_since = NULL "  # noqa: S608
+        f"WHERE status = '{DeliveryStatus.WAITING.value}' AND endpoint_id = :owner "
+        "AND call_id = :call AND line_since IS NOT NULL"
+    ).bindparams(bindparam("owner", type_=StoredId("ep")), bindparam("call"))
+)
+
+
+def _settle(conn: Connection, lines: list[Line], now: datetime) -> int:
+    """Give each of ``lines`` that has no holder to its lowest waiting sequence and clear the
+    marks (call under the lines' locks); how many deliveries became claimable."""
+    promoted = promote(conn, dict.fromkeys(lines), now=now)
+    _SETTLE.executemany(conn, [{"owner": o, "call": c} for o, c in sorted(lines)])
+    return promoted
+
+
 _FINISHED_STATES = (
     DeliveryStatus.DELIVERED.value,
     DeliveryStatus.FAILED.value,
@@ -250,14 +242,13 @@ _FINISHED_STATES = (
 _FINISHED = ", ".join(f"'{s}'" for s in _FINISHED_STATES)
 _REQUEUE = dialect.FastStatement(
     text(
-        "UPDATE deliveries SET status = :status, holds_line = :holds, line_since = :since, "  # noqa: S608
+        "UPDATE deliveries SET status = :status, holds_line = FALSE, line_since = :since, "  # noqa: S608
         "previous_sequence = NULL, next_attempt_at = :due, claim_key = :key, "
         "window_start = :now, delivered_at = NULL "
         f"WHERE id = :id AND status IN ({_FINISHED})"
     ).bindparams(
         bindparam("id", type_=StoredId("dlv")),
         bindparam("status"),
-        bindparam("holds", type_=Boolean),
         bindparam("since"),
         bindparam("due"),
         bindparam("key"),
@@ -290,8 +281,9 @@ def _overdue(
     attempt there restarts ``line_since``: ``queue.complete``): one that has not — its endpoint
     paused, failing, throttled or backlogged — is not holding its call back by failing, and
     bypassing it would send the call's events in parallel once the endpoint takes them again.
-    Without a maximum age in use such holders are not even read (a paused endpoint's thousand
-    oldest lines would otherwise fill every sweep's ``limit``)."""
+    Such holders are read only for endpoints with a maximum age (a paused endpoint's thousand
+    oldest lines would otherwise fill every sweep's ``limit``, and the lines of every other
+    endpoint behind them would never be swept)."""
     attempted = deliveries.c.last_attempt_at >= deliveries.c.line_since
     youngest = _youngest(policies)
     query = select(
@@ -305,8 +297,8 @@ def _overdue(
         deliveries.c.lease_until,
         deliveries.c.last_attempt_at,
     ).where(IN_LINE, deliveries.c.holds_line, deliveries.c.line_since <= now - youngest)
-    if not _any_expiry(policies):
-        query = query.where(attempted)
+    expiring = sorted(e for e, p in policies.items() if p.expiry.call_control or p.expiry.bulk)
+    query = query.where(or_(attempted, line_owner.in_(expiring)) if expiring else attempted)
     holders = conn.execute(query.order_by(deliveries.c.line_since).limit(limit)).all()
     expire: list[tuple[str, Line]] = []
     overdue: list[tuple[str, Line, int]] = []
@@ -343,7 +335,7 @@ def needs_sweep(
 ) -> bool:
     """Whether ``sweep`` would find anything (a read, so idle workers write nothing)."""
     expire, overdue = _overdue(conn, now, policies, limit)
-    return bool(expire or overdue)
+    return bool(expire or overdue or _unsettled(conn, 1))
 
 
 def sweep(
@@ -360,12 +352,15 @@ def sweep(
     ``policies`` by endpoint id (missing: the defaults). Reads holders that took their line at
     least the smallest bound in use ago (one second, ``MIN_BOUND``, when a maximum age is set),
     oldest first, at most ``limit``: a range read of the partial line index, as small as the
-    number of calls with events still to deliver.
+    number of calls with events still to deliver. Then settles up to ``limit`` lines that
+    ``requeue`` left waiting (``promoted`` counts those too).
     """
     expire, overdue = _overdue(conn, now, policies, limit)
-    if not expire and not overdue:
+    unsettled = _unsettled(conn, limit)
+    if not expire and not overdue and not unsettled:
         return SweepReport()
-    lock_lines(conn, [line for _, line in expire] + [line for _, line, _ in overdue])
+    # Every line this sweep writes, locked at once (sorted: no deadlock between sweeps).
+    lock_lines(conn, [line for _, line in expire] + [line for _, line, _ in overdue] + unsettled)
     promote_lines: dict[Line, int | None] = {}
     expired = 0
     for did, line in expire:
@@ -400,6 +395,8 @@ def sweep(
             bypassed += 1
             promote_lines[line] = seq
     promoted = promote(conn, promote_lines, now=now)
+    if unsettled:
+        promoted += _settle(conn, unsettled, now)
     return SweepReport(bypassed=bypassed, expired=expired, promoted=promoted)
 
 

@@ -164,6 +164,8 @@ def test_throttling_fields_are_saved_and_shown(tmp_path: Path) -> None:
         ("rate_limit", "inf"),
         ("max_in_flight", "４"),
         ("max_in_flight", "+4"),
+        ("max_in_flight", "4" + " " * 300 + "junk"),
+        ("rate_limit", "1" + " " * 39 + "x"),
     ],
 )
 def test_bad_throttling_values_are_shown_next_to_the_field_with_nothing_saved(

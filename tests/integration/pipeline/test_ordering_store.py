@@ -5,6 +5,8 @@ expiry."""
 from __future__ import annotations
 
 import random
+import threading
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -248,6 +250,43 @@ def test_the_bound_runs_from_the_first_attempt_not_while_a_holder_waits_unattemp
     assert (released.delivery_id, released.previous_sequence) == (ids[1], 1)
 
 
+def test_unattempted_holders_do_not_fill_the_sweeps_read(tmp_path: Path) -> None:
+    """With a maximum age in use somewhere, a paused endpoint's never-attempted holders (older
+    than everything else) are not read by the sweep unless they could expire: an overdue
+    holder of another endpoint is still found within the sweep's limit."""
+    clock = FakeClock()
+    platform = make_platform(tmp_path, clock=clock)
+    paused = make_account(platform, url="https://a.example/hook")
+    other = make_account(platform, url="https://b.example/hook", name="B")
+    paused_ep = _set(platform, paused.id)
+    for seed in range(3):
+        _publish_call(platform, paused.id, seed=seed)
+    with platform.db.write() as conn:
+        endpoint_health.pause(
+            conn, paused_ep, paused.id, by="customer", now=clock.now(), rules=RULES
+        )
+    clock.advance(1)
+    _set(platform, other.id, ordering_bound_seconds=10, max_age_bulk_seconds=86400)
+    ids = _publish_call(platform, other.id, seed=7)
+    with platform.db.write() as conn:  # a worker leaves the paused endpoint out
+        [head] = queue.claim(
+            conn,
+            worker_id="w",
+            claim_id="clm_other",
+            now=clock.now(),
+            lease=LEASE,
+            limit=100,
+            box=platform.box,
+            exclude_endpoints=[paused_ep],
+        )
+    assert head.delivery_id == ids[0]
+    _finish(platform, head, delivered=False, retry_in=3600)
+    clock.advance(60)
+    with platform.db.write() as conn:
+        report = line_store.sweep(conn, now=clock.now(), policies=_policies(platform), limit=3)
+    assert report.bypassed == 1
+
+
 def test_switching_to_ordering_none_frees_what_waits(tmp_path: Path) -> None:
     """``ordering: none`` sends as soon as a worker is free: deliveries already waiting behind
     a retrying holder become claimable at once, not when the bound runs out."""
@@ -287,10 +326,15 @@ def _deliver_in_turn(platform: Platform, ids: list[str]) -> None:
     assert _claim(platform) == []
 
 
+def _sweep(platform: Platform) -> line_store.SweepReport:
+    with platform.db.write() as conn:
+        return line_store.sweep(conn, now=platform.clock.now(), policies=_policies(platform))
+
+
 def test_a_window_redelivery_sends_each_call_in_order_again(tmp_path: Path) -> None:
     """Redelivering a time window (API, CLI, dashboard) queues a call's events through its
-    line: the lowest sequence first, the rest waiting behind it (they were never received,
-    so the receiver must get them in order)."""
+    line: they wait, and the next sweep gives the line to the lowest sequence (they were never
+    received, so the receiver must get them in order)."""
     clock = FakeClock()
     platform = make_platform(tmp_path, clock=clock)
     account = make_account(platform, url="https://receiver.example/hook")
@@ -303,7 +347,15 @@ def test_a_window_redelivery_sends_each_call_in_order_again(tmp_path: Path) -> N
             conn, now=clock.now(), account_id=account.id, since=since, status="failed"
         )
     assert n == len(ids)
+    assert _states(platform, ids) == [("waiting", False)] * len(ids)
+    assert _claim(platform) == []
+    with platform.db.read() as conn:
+        assert line_store.needs_sweep(conn, now=clock.now(), policies=_policies(platform))
+    assert _sweep(platform).promoted == 1
     assert _states(platform, ids) == [("pending", True)] + [("waiting", False)] * (len(ids) - 1)
+    # Settled once: the next sweep has nothing to do.
+    with platform.db.read() as conn:
+        assert not line_store.needs_sweep(conn, now=clock.now(), policies=_policies(platform))
     _deliver_in_turn(platform, ids)
 
 
@@ -326,6 +378,7 @@ def test_a_window_redelivery_behind_a_taken_line_waits(tmp_path: Path) -> None:
             == 2
         )
     assert _states(platform, ids[:3]) == [("waiting", False), ("waiting", False), ("pending", True)]
+    assert _sweep(platform).promoted == 0  # the line has its holder
     clock.advance(60)
     [again] = _claim(platform)
     assert again.delivery_id == ids[2]
@@ -347,8 +400,56 @@ def test_a_recovery_replay_sends_each_call_in_order(tmp_path: Path) -> None:
     with platform.db.write() as conn:
         n = endpoint_health.replay(conn, endpoint, outage, clock.now(), replay_rules.ReplayPolicy())
     assert n == len(ids)
+    assert _sweep(platform).promoted == 1
     assert _states(platform, ids) == [("pending", True)] + [("waiting", False)] * (len(ids) - 1)
     _deliver_in_turn(platform, ids)
+
+
+def test_a_replay_under_the_health_lock_takes_no_line_lock(tmp_path: Path) -> None:
+    """A recovery holds the endpoint's health row and replays; a completion holds its line
+    and then wants that row. The replay must not wait for the line (PostgreSQL deadlocked:
+    each held what the other wanted). Here the completion holds the line first."""
+    clock = FakeClock()
+    platform = make_platform(tmp_path, clock=clock)
+    account = make_account(platform, url="https://receiver.example/hook")
+    outage = clock.now()
+    _publish_call(platform, account.id)
+    [first] = _claim(platform)
+    _finish(platform, first, delivered=False)  # failed for good: the replay takes it
+    [held] = _claim(platform)  # the next one holds the line, in flight
+    with platform.db.write() as conn:  # the health row exists (it is made on first use)
+        endpoint_health._ensure(conn, [(held.endpoint_id, account.id)])
+    errors: list[BaseException] = []
+    line_taken = threading.Event()
+
+    def completion() -> None:
+        try:
+            with platform.db.write() as conn:
+                line_store.lock_lines(conn, [(held.endpoint_id, held.call_id or "")])
+                line_taken.set()
+                time.sleep(0.5)  # long enough for the recovery to reach its replay
+                endpoint_health.load(conn, [held.endpoint_id], lock=True)
+        except BaseException as exc:
+            errors.append(exc)
+
+    def recovery() -> None:
+        try:
+            line_taken.wait(10)
+            with platform.db.write() as conn:
+                endpoint_health.load(conn, [held.endpoint_id], lock=True)
+                endpoint_health.replay(
+                    conn, held.endpoint_id, outage, clock.now(), replay_rules.ReplayPolicy()
+                )
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=completion), threading.Thread(target=recovery)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    assert _states(platform, [first.delivery_id]) == [("waiting", False)]
 
 
 def test_a_single_redelivery_keeps_its_group_in_the_claim_order(tmp_path: Path) -> None:
