@@ -76,7 +76,8 @@ class Settings:
     prune_interval_minutes: float = 10.0
     prune_batch_size: int = 500
     # Ordered delivery per call (issue 14): how often a worker sweeps the open lines (the
-    # head-of-line bound and maximum ages; 0 turns the sweep off).
+    # head-of-line bound, maximum ages, and the calls a window redelivery or an outage's replay
+    # queued again). 0 turns the sweep off — for tests only: those then wait for ever.
     ordering_sweep_seconds: float = 1.0
     # Rate limits (requests per second, with a burst of ``rate_limit_burst``).
     rate_limit_per_token: float = 50.0

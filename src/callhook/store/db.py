@@ -53,7 +53,7 @@ log = logging.getLogger("callhook.store")
 #: The newest migration, the one this code needs the database at (a test keeps it equal to the
 #: migrations' head). Code and schema must match: from migration 0009 on, SQLite stores ids as
 #: bytes, which older code cannot read and newer code cannot find in older rows.
-SCHEMA_REVISION: Final = "0010_latest_attempt"
+SCHEMA_REVISION: Final = "0011_unsettled_lines"
 
 
 def redacted_url(database_url: str) -> str:

@@ -11,7 +11,8 @@ with undelivered events, and every statement here is a range read of it or a pri
   gives each such line to its lowest waiting sequence (one indexed update per line), in the
   completing transaction;
 * housekeeping: ``sweep`` — holders past their endpoint's head-of-line bound with rows waiting
-  behind them are bypassed, holders past their maximum age expire.
+  behind them are bypassed, holders past their maximum age expire, lines a bulk ``requeue``
+  marked get their holder (``ix_deliveries_unsettled``, a partial index of the marked rows).
 
 **Concurrency.** On SQLite a write transaction excludes every other writer, so a publish and a
 completion of the same line cannot interleave. On PostgreSQL each of the three takes a
@@ -19,7 +20,9 @@ transaction-scoped advisory lock per line (``dialect.lock_keys``, sorted) *befor
 delivery row, so a publish that reads "the line is free" and a completion that reads "nothing
 waits" cannot both happen: one waits for the other, and after the lock every statement sees the
 other's commit (READ COMMITTED takes a fresh snapshot per statement). Taking the line locks
-first everywhere is also what keeps the three deadlock-free.
+first everywhere is also what keeps the three deadlock-free. ``requeue`` alone takes none (it
+runs under the health-row lock, which completions take after theirs): it only adds marked
+waiting rows, which the sweep settles (``_settle``).
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import (
     ColumnElement,
     Connection,
+    Integer,
+    String,
     bindparam,
     case,
     or_,
@@ -202,17 +207,21 @@ def requeue(
 
 def _unsettled(conn: Connection, limit: int) -> list[Line]:
     """Lines with rows ``requeue`` left waiting that no sweep has settled yet."""
-    rows = conn.execute(
-        select(line_owner, deliveries.c.call_id)
-        .where(
-            IN_LINE,
-            deliveries.c.status == DeliveryStatus.WAITING.value,
-            deliveries.c.line_since.is_not(None),
-        )
-        .distinct()
-        .limit(limit)
-    )
+    rows = conn.execute(_UNSETTLED[conn.dialect.name], {"limit": limit})
     return [(owner, call) for owner, call in rows]
+
+
+# Spelled as ``ix_deliveries_unsettled`` spells its condition (SQLite matches it literally), and
+# held to it on SQLite (else its planner may walk ``ix_deliveries_due``, every waiting row).
+_UNSETTLED = {
+    name: text(
+        f"SELECT DISTINCT endpoint_id, call_id FROM deliveries {hint} "  # noqa: S608
+        "WHERE status = 'waiting' AND line_since IS NOT NULL LIMIT :limit"
+    )
+    .bindparams(bindparam("limit", type_=Integer))
+    .columns(endpoint_id=StoredId("ep"), call_id=String())
+    for name, hint in (("sqlite", "INDEXED BY ix_deliveries_unsettled"), ("postgresql", ""))
+}
 
 
 _SETTLE = dialect.FastStatement(
@@ -225,11 +234,13 @@ _SETTLE = dialect.FastStatement(
 
 
 def _settle(conn: Connection, lines: list[Line], now: datetime) -> int:
-    """Give each of ``lines`` that has no holder to its lowest waiting sequence and clear the
-    marks (call under the lines' locks); how many deliveries became claimable."""
-    promoted = promote(conn, dict.fromkeys(lines), now=now)
+    """Clear the marks of ``lines``, then give each that has no holder to its lowest waiting
+    sequence (call under the lines' locks); how many deliveries became claimable. In that
+    order: a requeue takes no line lock, and on PostgreSQL each statement sees what committed
+    before it — a row marked between a promotion and the clearing would have lost its mark
+    without being promoted, and waited for ever."""
     _SETTLE.executemany(conn, [{"owner": o, "call": c} for o, c in sorted(lines)])
-    return promoted
+    return promote(conn, dict.fromkeys(lines), now=now)
 
 
 _FINISHED_STATES = (
@@ -275,18 +286,19 @@ class SweepReport:
 def _overdue(
     conn: Connection, now: datetime, policies: Mapping[str, LinePolicy], limit: int
 ) -> tuple[list[tuple[str, Line]], list[tuple[str, Line, int]]]:
-    """Holders to expire and holders past their bound (oldest first, at most ``limit`` read).
+    """Holders to expire and holders past their bound: two reads of at most ``limit`` each.
 
     The bound runs only for a holder that has been attempted since it took its line (its first
     attempt there restarts ``line_since``: ``queue.complete``): one that has not — its endpoint
-    paused, failing, throttled or backlogged — is not holding its call back by failing, and
-    bypassing it would send the call's events in parallel once the endpoint takes them again.
-    Such holders are read only for endpoints with a maximum age (a paused endpoint's thousand
-    oldest lines would otherwise fill every sweep's ``limit``, and the lines of every other
-    endpoint behind them would never be swept)."""
-    attempted = deliveries.c.last_attempt_at >= deliveries.c.line_since
-    youngest = _youngest(policies)
-    query = select(
+    paused, failing while another event is the probe, throttled or backlogged — is not holding
+    its call back by failing, and bypassing it would send the call's events in parallel once the
+    endpoint takes them again. So the first read takes attempted holders past the smallest
+    bound in use, oldest line first; the second, only for endpoints with a maximum age, holders
+    older (by their window) than that endpoint's smallest maximum age, oldest first. Neither
+    reads holders the sweep cannot act on (a paused endpoint's thousand oldest lines filled a
+    single read's ``limit``, and the lines of every other endpoint behind them were never
+    swept)."""
+    columns = (
         deliveries.c.id,
         line_owner,
         deliveries.c.call_id,
@@ -296,10 +308,46 @@ def _overdue(
         deliveries.c.window_start,
         deliveries.c.lease_until,
         deliveries.c.last_attempt_at,
-    ).where(IN_LINE, deliveries.c.holds_line, deliveries.c.line_since <= now - youngest)
-    expiring = sorted(e for e, p in policies.items() if p.expiry.call_control or p.expiry.bulk)
-    query = query.where(or_(attempted, line_owner.in_(expiring)) if expiring else attempted)
-    holders = conn.execute(query.order_by(deliveries.c.line_since).limit(limit)).all()
+    )
+    holders = list(
+        conn.execute(
+            select(*columns)
+            .where(
+                IN_LINE,
+                deliveries.c.holds_line,
+                deliveries.c.last_attempt_at >= deliveries.c.line_since,
+                deliveries.c.line_since <= now - _smallest_bound(policies),
+            )
+            .order_by(deliveries.c.line_since)
+            .limit(limit)
+        )
+    )
+    ages = {
+        endpoint: min(a for a in (p.expiry.call_control, p.expiry.bulk) if a is not None)
+        for endpoint, p in sorted(policies.items())
+        if p.expiry.call_control or p.expiry.bulk
+    }
+    if ages:
+        seen = {h.id for h in holders}
+        holders += [
+            h
+            for h in conn.execute(
+                select(*columns)
+                .where(
+                    IN_LINE,
+                    deliveries.c.holds_line,
+                    or_(
+                        *(
+                            (line_owner == endpoint) & (deliveries.c.window_start <= now - age)
+                            for endpoint, age in ages.items()
+                        )
+                    ),
+                )
+                .order_by(deliveries.c.window_start)
+                .limit(limit)
+            )
+            if h.id not in seen
+        ]
     expire: list[tuple[str, Line]] = []
     overdue: list[tuple[str, Line, int]] = []
     for did, owner, call, seq, since, event, window_start, lease_until, last in holders:
@@ -316,18 +364,11 @@ def _overdue(
     return expire, overdue
 
 
-def _youngest(policies: Mapping[str, LinePolicy]) -> timedelta:
-    """How long a holder must have held its line before the sweep can act on it: the smallest
-    bound in use, or ``MIN_BOUND`` when any endpoint sets a maximum age (a holder may be old
-    by its window, not by its line). Without it, every sweep read the first 1,000 holders of a
-    busy queue only to find none overdue (profiled: 1 % of the worker)."""
-    if _any_expiry(policies):
-        return MIN_BOUND
+def _smallest_bound(policies: Mapping[str, LinePolicy]) -> timedelta:
+    """How long a holder must have held its line since its first attempt before the sweep can
+    bypass it: the smallest bound in use. Without it, every sweep read the first 1,000 holders
+    of a busy queue only to find none overdue (profiled: 1 % of the worker)."""
     return max(MIN_BOUND, min([rules.DEFAULT_BOUND, *(p.bound for p in policies.values())]))
-
-
-def _any_expiry(policies: Mapping[str, LinePolicy]) -> bool:
-    return any(p.expiry.call_control or p.expiry.bulk for p in policies.values())
 
 
 def needs_sweep(
@@ -349,11 +390,11 @@ def sweep(
     line — with deliveries waiting behind them, and expire holders (not being attempted) past
     their maximum age; promote what follows.
 
-    ``policies`` by endpoint id (missing: the defaults). Reads holders that took their line at
-    least the smallest bound in use ago (one second, ``MIN_BOUND``, when a maximum age is set),
-    oldest first, at most ``limit``: a range read of the partial line index, as small as the
-    number of calls with events still to deliver. Then settles up to ``limit`` lines that
-    ``requeue`` left waiting (``promoted`` counts those too).
+    ``policies`` by endpoint id (missing: the defaults). Reads attempted holders past the
+    smallest bound in use and, for endpoints with a maximum age, holders past it (``_overdue``),
+    at most ``limit`` each, from the partial line index (as small as the number of calls with
+    events still to deliver). Then settles up to ``limit`` lines that ``requeue`` left waiting
+    (``promoted`` counts those too; ``ix_deliveries_unsettled``).
     """
     expire, overdue = _overdue(conn, now, policies, limit)
     unsettled = _unsettled(conn, limit)

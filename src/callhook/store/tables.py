@@ -309,6 +309,15 @@ deliveries = Table(
         sqlite_where=text("holds_line OR status = 'waiting'"),
         postgresql_where=text("holds_line OR status = 'waiting'"),
     ),
+    # The lines a bulk requeue left for the sweep to settle (``store.ordering.requeue``): empty
+    # but for the second after a window redelivery or an outage's replay.
+    Index(
+        "ix_deliveries_unsettled",
+        "endpoint_id",
+        "call_id",
+        sqlite_where=text("status = 'waiting' AND line_since IS NOT NULL"),
+        postgresql_where=text("status = 'waiting' AND line_since IS NOT NULL"),
+    ),
 )
 
 #: Every HTTP try of a delivery but its latest, which is on the delivery's row

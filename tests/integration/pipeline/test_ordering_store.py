@@ -250,15 +250,23 @@ def test_the_bound_runs_from_the_first_attempt_not_while_a_holder_waits_unattemp
     assert (released.delivery_id, released.previous_sequence) == (ids[1], 1)
 
 
-def test_unattempted_holders_do_not_fill_the_sweeps_read(tmp_path: Path) -> None:
-    """With a maximum age in use somewhere, a paused endpoint's never-attempted holders (older
-    than everything else) are not read by the sweep unless they could expire: an overdue
-    holder of another endpoint is still found within the sweep's limit."""
+@pytest.mark.parametrize("paused_max_age", [None, 86400])
+def test_unattempted_holders_do_not_fill_the_sweeps_read(
+    tmp_path: Path, paused_max_age: int | None
+) -> None:
+    """A paused endpoint's never-attempted holders (older than everything else) are not read
+    by the sweep unless they could expire now — with or without a maximum age of their own:
+    an overdue holder of another endpoint is still found within the sweep's limit."""
     clock = FakeClock()
     platform = make_platform(tmp_path, clock=clock)
     paused = make_account(platform, url="https://a.example/hook")
     other = make_account(platform, url="https://b.example/hook", name="B")
-    paused_ep = _set(platform, paused.id)
+    paused_ep = _set(
+        platform,
+        paused.id,
+        max_age_call_control_seconds=paused_max_age,
+        max_age_bulk_seconds=paused_max_age,
+    )
     for seed in range(3):
         _publish_call(platform, paused.id, seed=seed)
     with platform.db.write() as conn:
