@@ -166,10 +166,13 @@ class Claims:
                     per_endpoint=self._per_endpoint,
                 )
                 claimed += general
-            # Before anything is spent on them (a probe, tokens): rows of endpoints whose
-            # current secret this worker's key cannot read go back in this same transaction.
+            # Before a probe or tokens are spent on them, rows of such endpoints whose current
+            # secret this worker's key cannot read go back in this same transaction. Others
+            # spend nothing at the claim: the read after it finds them (``late``, below), so
+            # the usual claim pays no statement for this.
+            spending = {c.endpoint_id for c in claimed} & (set(plan.probes) | set(plan.buckets))
             unreadable = endpoint_secrets.unreadable_current(
-                conn, {c.endpoint_id for c in claimed}, self._box, known=self._secret_cache
+                conn, spending, self._box, known=self._secret_cache
             )
             if unreadable:
                 back = [c.id for c in claimed if c.endpoint_id in unreadable]
@@ -193,8 +196,9 @@ class Claims:
                 with self._db.write() as conn:
                     back = [j.delivery_id for j in jobs if j.endpoint_id in late]
                     queue.release_ids(conn, back, claim_id=claim_id)
-            except Exception:  # their lease frees them; the others go on
+            except Exception:  # their lease frees them (claim again then); the others go on
                 log.exception("could not give back deliveries", extra={"claim_id": claim_id})
+                self.lapse_from(self._clock.now())
             self._leave_out(late, now)
             jobs = [j for j in jobs if j.endpoint_id not in late]
         return jobs

@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import Connection, Integer, TextClause, bindparam, or_, select, text
 from sqlalchemy.sql.selectable import TextualSelect
@@ -19,6 +18,7 @@ from callhook.core.outcome import DeliveryStatus
 from callhook.core.retry import RetryPolicy
 from callhook.errors import StoreError
 from callhook.events.names import TEST_EVENT
+from callhook.store.dialect import FastQuery
 from callhook.store.secretbox import SecretBox
 from callhook.store.tables import deliveries, endpoint_secrets, endpoints, events
 from callhook.store.types import StoredId, UTCDateTime
@@ -54,7 +54,7 @@ class ClaimedJob:
     #: Whether its endpoint's current signing secret could not be decrypted with this
     #: process's master key (``secrets`` then holds only rotated-out ones, if any): not to be
     #: sent by this process (``delivery.claims.Claims`` gives it back and leaves the endpoint
-    #: out for a while; it checks before claiming too, so this is the rare rotation between).
+    #: out for a while; endpoints a claim spends tokens or a probe on it checks in the claim).
     unreadable_secret: bool = False
 
 
@@ -97,7 +97,7 @@ _PENDING_INDEX = {
 }
 
 
-def _one_endpoint_statement(conn: Connection, *, urgent: bool = False) -> Any:
+def _one_endpoint_statement(conn: Connection, *, urgent: bool = False) -> FastQuery:
     """A claim for one endpoint alone (a throttled endpoint's allowance, a failing endpoint's
     probe; with ``urgent``, only rows whose claim key has come: call-control events and bulk
     ones aged in): its oldest due deliveries by claim key, at most ``:limit``.
@@ -119,12 +119,14 @@ WHERE id IN (
     ORDER BY endpoint_id, claim_key LIMIT :limit {lock}
 )
 RETURNING id, endpoint_id"""  # noqa: S608 (constants only, no input)
-    return _returning_ids(
-        text(sql).bindparams(
-            bindparam("now", type_=UTCDateTime),
-            bindparam("lease_until", type_=UTCDateTime),
-            bindparam("only", type_=StoredId("ep")),
-            bindparam("limit", type_=Integer),
+    return FastQuery(
+        _returning_ids(
+            text(sql).bindparams(
+                bindparam("now", type_=UTCDateTime),
+                bindparam("lease_until", type_=UTCDateTime),
+                bindparam("only", type_=StoredId("ep")),
+                bindparam("limit", type_=Integer),
+            )
         )
     )
 
@@ -195,25 +197,27 @@ WHERE id IN (SELECT id FROM chosen)
 RETURNING id, endpoint_id"""
 
 
-def _claim_statement(conn: Connection) -> Any:
+def _claim_statement(conn: Connection) -> FastQuery:
     name = conn.dialect.name
     sql = f"WITH RECURSIVE {_walk(name)},{_CANDIDATES[name]},{_CHOSEN}{_UPDATE}"
-    return _returning_ids(
-        text(sql).bindparams(
-            bindparam("now", type_=UTCDateTime),
-            bindparam("lease_until", type_=UTCDateTime),
-            bindparam("excluded", expanding=True, type_=StoredId("ep")),
-            # Held by the store (paused, failing, throttled): their test events still go out.
-            bindparam("held", expanding=True, type_=StoredId("ep")),
-            bindparam("per_endpoint", type_=Integer),
-            bindparam("limit", type_=Integer),
+    return FastQuery(
+        _returning_ids(
+            text(sql).bindparams(
+                bindparam("now", type_=UTCDateTime),
+                bindparam("lease_until", type_=UTCDateTime),
+                bindparam("excluded", expanding=True, type_=StoredId("ep")),
+                # Held by the store (paused, failing, throttled): their test events still go.
+                bindparam("held", expanding=True, type_=StoredId("ep")),
+                bindparam("per_endpoint", type_=Integer),
+                bindparam("limit", type_=Integer),
+            )
         )
     )
 
 
-_CLAIMS: dict[str, Any] = {}
+_CLAIMS: dict[str, FastQuery] = {}
 
-_CLAIMED = (
+_CLAIMED = FastQuery(
     select(
         deliveries.c.id,
         deliveries.c.event_id,
@@ -336,8 +340,8 @@ def claim_rows(
         _CLAIMS[key] = statement
     return [
         ClaimedRow(row[0], row[1])
-        for row in conn.execute(
-            statement,
+        for row in statement.rows(
+            conn,
             {
                 "now": now,
                 "excluded": list(exclude_endpoints),
@@ -371,7 +375,7 @@ def load_claimed(
     secrets it cannot decrypt are left out of the others' (they cannot sign here)."""
     if not ids:
         return []
-    rows = conn.execute(_CLAIMED, {"ids": list(ids), "claim_id": claim_id}).all()
+    rows = _CLAIMED.rows(conn, {"ids": list(ids), "claim_id": claim_id})
     secrets, unreadable = _secrets_for(conn, {r[3] for r in rows}, now, box, cache)
     return [
         ClaimedJob(
@@ -430,7 +434,7 @@ def load_claimed(
     ]
 
 
-_SECRETS = (
+_SECRETS = FastQuery(
     select(
         endpoint_secrets.c.id,
         endpoint_secrets.c.endpoint_id,
@@ -461,7 +465,7 @@ def _secrets_for(
     current secret this ``box`` cannot decrypt (stored under another master key). A rotated-out
     secret it cannot decrypt is left out: the current one signs. One such secret used to stop
     every endpoint's deliveries (a new operator's try, 2026-11-30)."""
-    rows = conn.execute(_SECRETS, {"endpoints": list(endpoint_ids), "now": now})
+    rows = _SECRETS.rows(conn, {"endpoints": list(endpoint_ids), "now": now})
     out: dict[str, list[str]] = {}
     unreadable: set[str] = set()
     for secret_id, endpoint_id, encrypted, current in rows:

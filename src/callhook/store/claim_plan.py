@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from sqlalchemy import Connection, and_, func, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, func, or_, select, update
 
 from callhook.core import health as machine
 from callhook.core import throttle
@@ -25,6 +25,7 @@ from callhook.core.health import EndpointState
 from callhook.core.outcome import DeliveryStatus
 from callhook.store.endpoint_health import ENDPOINT_OF, EndpointHealth, H, Rules, from_row, save
 from callhook.store.tables import deliveries, endpoint_health
+from callhook.store.types import UTCDateTime
 
 
 @dataclass(slots=True)
@@ -52,22 +53,25 @@ def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
     return a if b is None else min(a, b)
 
 
+# Built once: building it per claim cost more than running it (profiled, bench/claim_cost.py).
+_HELD = select(endpoint_health).where(
+    or_(
+        H.state != EndpointState.ACTIVE.value,
+        H.rate_limit.is_not(None),
+        H.max_in_flight.is_not(None),
+        H.slowed_until > bindparam("now", type_=UTCDateTime),
+    )
+)
+_HELD_FOR_UPDATE = _HELD.with_for_update()
+
+
 def plan_claim(conn: Connection, *, now: datetime, want: int, rules: Rules) -> ClaimPlan:
     """Which endpoints a claim at ``now`` leaves out or limits, in the claim's transaction. A
     failing endpoint whose probe is due gets one delivery; its next probe moves on when the
     claim takes it (``settle_claim``), so no other worker probes it meanwhile."""
-    query = select(endpoint_health).where(
-        or_(
-            H.state != EndpointState.ACTIVE.value,
-            H.rate_limit.is_not(None),
-            H.max_in_flight.is_not(None),
-            H.slowed_until > now,
-        )
-    )
-    if conn.dialect.name == "postgresql":
-        # Claims that throttle or probe the same endpoint take turns (SQLite has one writer).
-        query = query.with_for_update()
-    rows = [from_row(r) for r in conn.execute(query)]
+    # Claims that throttle or probe the same endpoint take turns (SQLite has one writer).
+    query = _HELD_FOR_UPDATE if conn.dialect.name == "postgresql" else _HELD
+    rows = [from_row(r) for r in conn.execute(query, {"now": now})]
     plan = ClaimPlan(set(), {}, {})
     capped = [eh.endpoint_id for eh in rows if eh.max_in_flight is not None]
     in_flight = _in_flight(conn, capped, now)

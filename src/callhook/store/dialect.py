@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, Table, select, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
@@ -130,6 +130,182 @@ class FastStatement:
             raise DBAPIError.instance(sql, None, exc, dbapi.Error) from exc
         finally:
             cursor.close()
+
+
+class FastQuery:
+    """A Core or text statement that returns rows, compiled once per dialect (and per length
+    of each list parameter) and run on the DB-API cursor; rows come back as tuples.
+
+    For the claim's statements: on a one-job claim, SQLAlchemy's per-execution work (the
+    statement's cache lookup, expanding ``IN`` lists, setting up the result) cost more than
+    SQLite running them (profiled: ``bench/claim_cost.py``). Unlike ``FastStatement`` it takes
+    values as ``conn.execute`` does: each parameter and each result column goes through its
+    type's own processors (``UTCDateTime``, ``StoredId``, ``Boolean`` …), so the same
+    statement gives the same values either way; a text statement's ``.columns()`` must name
+    its columns in the order it returns them (checked on first use).
+
+    List parameters are typed ``bindparam(…, expanding=True)``, for ``IN``/``NOT IN`` only: a
+    list is padded to a power of two with its last value (which changes neither), so a list
+    of up to n values takes at most log₂ n + 1 expansions, each built once (by SQLAlchemy,
+    ``construct_expanded_state``) and kept. Raises ``ValueError`` for a statement it cannot
+    run this way (literal-execute parameters, text columns out of order), SQLAlchemy's
+    ``StatementError`` for a value its type refuses, and driver errors as SQLAlchemy's
+    (``OperationalError`` …), as ``conn.execute`` would.
+    """
+
+    def __init__(self, statement: ClauseElement) -> None:
+        self.statement = statement
+        self._shapes: dict[str, _Shape] = {}
+        self._plans: dict[tuple[str, tuple[int, ...]], _QueryPlan] = {}
+
+    def rows(self, conn: Connection, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """Run with ``params`` (every bind parameter by name; a list or set for each list
+        parameter) inside ``conn``'s transaction and return every row, each value as its
+        column's type gives it."""
+        dialect = conn.dialect
+        shape = self._shapes.get(dialect.name)
+        if shape is None:
+            shape = self._shapes[dialect.name] = _Shape.of(self.statement, dialect)
+        lists = {name: _padded(list(params[name])) for name in shape.lists}
+        key = (dialect.name, tuple(len(values) for values in lists.values()))
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plans[key] = _QueryPlan.of(shape, lists)
+        try:
+            values = [
+                (value if convert is None or value is None else convert(value))
+                for value, convert in (
+                    (params[name] if index is None else lists[name][index], convert)
+                    for name, index, convert in plan.places
+                )
+            ]
+        except (TypeError, ValueError) as exc:  # a value its type refuses
+            raise StatementError(str(exc), plan.sql, None, exc) from exc
+        arguments: Any = (
+            tuple(values) if plan.names is None else dict(zip(plan.names, values, strict=True))
+        )
+        dbapi = dialect.loaded_dbapi
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(plan.sql, arguments)
+            if not plan.checked:
+                shape.check_columns([d[0] for d in cursor.description or ()])
+                plan.checked = True
+            fetched = cursor.fetchall()
+        except dbapi.Error as exc:
+            raise DBAPIError.instance(plan.sql, None, exc, dbapi.Error) from exc
+        finally:
+            cursor.close()
+        decoders = shape.decoders
+        if not any(decoders):
+            return [tuple(row) for row in fetched]
+        return [
+            tuple(
+                value if decode is None or value is None else decode(value)
+                for value, decode in zip(row, decoders, strict=True)
+            )
+            for row in fetched
+        ]
+
+
+def _padded(values: list[Any]) -> list[Any]:
+    """``values`` padded with its last value to a power-of-two length (empty stays empty)."""
+    if len(values) < 2:
+        return values
+    size = 1 << (len(values) - 1).bit_length()
+    return values + [values[-1]] * (size - len(values))
+
+
+@dataclass(frozen=True, slots=True)
+class _Marker:
+    """Stands for a value while SQLAlchemy expands a statement: the placeholders it lands in
+    say which parameter (and list index) each takes. Not a tuple: a tuple reads as a row
+    value to ``IN``."""
+
+    name: str
+    index: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """A statement compiled for one dialect, with what every expansion of it shares."""
+
+    compiled: SQLCompiler
+    dialect: Any
+    #: The list parameters, in a fixed order.
+    lists: tuple[str, ...]
+    #: Each bind parameter's type's bind processor for this dialect (None: none).
+    converters: Mapping[str, Callable[[Any], Any] | None]
+    #: Per result column, its type's result processor for this dialect.
+    decoders: tuple[Callable[[Any], Any] | None, ...]
+    #: The result columns' names, as the statement declares them.
+    columns: tuple[str, ...]
+
+    @classmethod
+    def of(cls, statement: ClauseElement, dialect: Any) -> _Shape:
+        compiled = statement.compile(dialect=dialect)
+        assert isinstance(compiled, SQLCompiler)
+        binds = compiled.binds
+        rendered = sorted(k for k, b in binds.items() if b.literal_execute and not b.expanding)
+        if rendered:  # markers would be rendered into the SQL
+            raise ValueError(f"FastQuery cannot take literal-execute parameters: {rendered}")
+        result_columns = compiled._result_columns  # (no public spelling)
+        return cls(
+            compiled,
+            dialect,
+            tuple(name for name, bind in binds.items() if bind.expanding),
+            {
+                name: bind.type.dialect_impl(dialect).bind_processor(dialect)
+                for name, bind in binds.items()
+            },
+            tuple(
+                c[3].dialect_impl(dialect).result_processor(dialect, None) for c in result_columns
+            ),
+            tuple(c[0] for c in result_columns),
+        )
+
+    def check_columns(self, returned: list[str]) -> None:
+        """Refuse a statement whose rows do not come in its declared column order (a text
+        statement's ``.columns()`` is matched by name by SQLAlchemy, by place here)."""
+        if self.columns and [c.lower() for c in returned] != [c.lower() for c in self.columns]:
+            raise ValueError(
+                f"FastQuery: the statement returns {returned}, declared {list(self.columns)}"
+            )
+
+
+@dataclass(slots=True)
+class _QueryPlan:
+    sql: str
+    #: Per placeholder: the parameter's name, its index in a list parameter (None: a plain
+    #: one), and its type's bind processor.
+    places: tuple[tuple[str, int | None, Callable[[Any], Any] | None], ...]
+    #: The placeholders' names for a named paramstyle (psycopg), None for a positional one.
+    names: tuple[str, ...] | None
+    #: Whether the returned columns were checked against the declared ones.
+    checked: bool = False
+
+    @classmethod
+    def of(cls, shape: _Shape, lists: Mapping[str, list[Any]]) -> _QueryPlan:
+        compiled = shape.compiled
+        markers = {
+            name: (
+                [_Marker(name, i) for i in range(len(lists[name]))]
+                if name in lists
+                else _Marker(name, None)
+            )
+            for name in compiled.binds
+        }
+        state = compiled.construct_expanded_state(markers)
+        order = list(state.positiontup or ()) if compiled.positional else list(state.parameters)
+        escaped = compiled.escaped_bind_names
+        places = []
+        for placeholder in order:
+            found = state.parameters.get(placeholder)
+            if found is None:  # a positional order names parameters before their escaping
+                found = state.parameters[escaped.get(placeholder, placeholder)]
+            assert isinstance(found, _Marker)
+            places.append((found.name, found.index, shape.converters[found.name]))
+        return cls(state.statement, tuple(places), None if compiled.positional else tuple(order))
 
 
 @dataclass(frozen=True, slots=True)

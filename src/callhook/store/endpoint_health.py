@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, or_, select, update
+from sqlalchemy import ColumnElement, Connection, and_, bindparam, or_, select, update
 
 from callhook.core import health as machine
 from callhook.core import replay as replay_rules
@@ -107,15 +107,18 @@ def from_row(r: Any) -> EndpointHealth:
     )
 
 
+# Built once: every completion with a failure (or a row to read) runs it (bench/claim_cost.py).
+_LOAD = select(endpoint_health).where(H.endpoint_id.in_(bindparam("ids", expanding=True)))
+_LOAD_FOR_UPDATE = _LOAD.with_for_update()
+
+
 def load(conn: Connection, endpoint_ids: Iterable[str], *, lock: bool = False) -> dict[str, Any]:
     """The rows of these endpoints (missing ones are absent), locked on PostgreSQL if ``lock``."""
     ids = sorted(set(endpoint_ids))
     if not ids:
         return {}
-    query = select(endpoint_health).where(H.endpoint_id.in_(ids))
-    if lock and conn.dialect.name == "postgresql":
-        query = query.with_for_update()
-    return {r.endpoint_id: from_row(r) for r in conn.execute(query)}
+    query = _LOAD_FOR_UPDATE if lock and conn.dialect.name == "postgresql" else _LOAD
+    return {r.endpoint_id: from_row(r) for r in conn.execute(query, {"ids": ids})}
 
 
 def get(conn: Connection, endpoint_id: str, account_id: str) -> EndpointHealth:
