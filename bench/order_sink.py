@@ -1,13 +1,17 @@
 """A webhook sink that checks per-call order (issue 14's bench): uvloop + httptools, loopback.
 
-Every ``POST`` is answered ``200`` after a random 1–20 ms (``--latency-ms``, seeded). Before the
-delay, a call's event is checked by ``core.ordering.OrderAudit`` keyed by (path, call_id): every
+Every ``POST`` is answered ``200`` after a random 1–20 ms (``--latency-ms``, seeded); with
+``--fail-first F``, an event's first arrival is answered ``500`` with probability F instead (a
+flaky receiver: the sender retries it, and the retry is answered 200). Before the delay, a
+call's event is checked by ``core.ordering.OrderAudit`` keyed by (path, call_id): every
 lower sequence of the call must have finished (been answered 2xx) unless the gap was announced
-with ``X-Webhook-Previous-Sequence``; when the answer is written the event counts as finished.
+with ``X-Webhook-Previous-Sequence``; when a 200 is written the event counts as finished.
 Latency is measured at the sink from the body's ``created_at``, per group (call-control / bulk).
 
-Control (``GET``): ``/_stats`` → ``{"count", "violations", "gaps", "duplicates", "first", "last"}``;
+Control (``GET``): ``/_stats`` → ``{"count", "violations", "gaps", "duplicates", "refused",
+"first", "last"}`` (``count``: 200s; ``refused``: 500s; a retry after a 500 is no duplicate);
 ``/_latency?from=T`` → ``{"call_control": [ms…], "bulk": [ms…]}`` for arrivals after time T;
+``/_answered?within=S`` → ``{"count"}``: 200s written within S seconds of the first arrival;
 ``/_reset`` starts over. Run: ``python -m bench.order_sink --port 0`` prints ``READY <port>``.
 """
 
@@ -28,12 +32,14 @@ import orjson
 from callhook.core import ordering
 
 _OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok"
+_FAIL = b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\n\r\nfail"
 _PREVIOUS = ordering.PREVIOUS_HEADER.lower().encode()
 
 
 class State:
-    def __init__(self, latency_ms: tuple[float, float], seed: int) -> None:
+    def __init__(self, latency_ms: tuple[float, float], seed: int, fail_first: float = 0.0) -> None:
         self.latency_ms = latency_ms
+        self.fail_first = fail_first
         self.rng = random.Random(seed)
         self.reset()
 
@@ -41,33 +47,48 @@ class State:
         self.audit = ordering.OrderAudit()
         self.count = 0
         self.ids: set[str] = set()
+        self.refused_ids: set[str] = set()  # answered 500 once: their retry is expected
+        self.refused = 0
+        self.answered_at: list[float] = []  # when each 200 was written
         self.duplicates = 0
         self.first: float | None = None
         self.last: float | None = None
         self.latency: list[tuple[float, str, float]] = []  # (arrival, group, ms)
 
-    def arrive(self, path: bytes, body: bytes, previous: int | None) -> tuple[str, int] | None:
+    def arrive(
+        self, path: bytes, body: bytes, previous: int | None
+    ) -> tuple[tuple[str, int] | None, bool]:
+        """Check an arrival; returns its (call key, sequence) and whether to refuse it."""
         now = time.time()
-        self.count += 1
         self.first = self.first or now
         doc = orjson.loads(body)
         event_id = doc.get("id", "")
-        if event_id in self.ids:
+        first_time = event_id not in self.ids
+        if not first_time and event_id not in self.refused_ids:
             self.duplicates += 1
+        self.refused_ids.discard(event_id)
         self.ids.add(event_id)
+        refuse = first_time and self.fail_first > 0 and self.rng.random() < self.fail_first
+        if refuse:
+            self.refused += 1
+            self.refused_ids.add(event_id)
+        else:
+            self.count += 1
         created = datetime.fromisoformat(doc["created_at"].replace("Z", "+00:00")).timestamp()
         group = ordering.group_of(doc.get("event", ""))
         self.latency.append((now, group.value, (now - created) * 1000))
         call, seq = doc.get("call_id"), doc.get("sequence")
         if call is None:
-            return None
+            return None, refuse
         key = f"{path.decode()}|{call}"
         self.audit.arrive(ordering.Receipt(key, seq, previous))
-        return key, seq
+        return (key, seq), refuse
 
-    def answered(self, line: tuple[str, int] | None) -> None:
+    def answered(self, line: tuple[str, int] | None, *, ok: bool) -> None:
         self.last = time.time()
-        if line is not None:
+        if ok:
+            self.answered_at.append(self.last)
+        if line is not None and ok:
             self.audit.finish(*line)
 
     def delay(self) -> float:
@@ -80,6 +101,7 @@ class State:
             "violations": len(self.audit.violations),
             "gaps": self.audit.gaps_announced,
             "duplicates": self.duplicates,
+            "refused": self.refused,
             "first": self.first,
             "last": self.last,
         }
@@ -126,12 +148,12 @@ class SinkProtocol(asyncio.Protocol):
         if self.url.startswith(b"/_"):
             transport.write(self._control(self.url))
             return
-        line = self.state.arrive(self.url, b"".join(self.body), self.previous)
+        line, refuse = self.state.arrive(self.url, b"".join(self.body), self.previous)
 
         def answer() -> None:
-            self.state.answered(line)
+            self.state.answered(line, ok=not refuse)
             if not transport.is_closing():
-                transport.write(_OK)
+                transport.write(_FAIL if refuse else _OK)
 
         asyncio.get_running_loop().call_later(self.state.delay(), answer)
 
@@ -142,6 +164,10 @@ class SinkProtocol(asyncio.Protocol):
         if parts.path == "/_reset":
             self.state.reset()
             payload = {"reset": True}
+        elif parts.path == "/_answered":
+            within = float(query.get("within", ["0"])[0])
+            start = self.state.first or 0.0
+            payload = {"count": sum(1 for at in self.state.answered_at if at - start <= within)}
         elif parts.path == "/_latency":
             since = float(query.get("from", ["0"])[0])
             payload = {"call_control": [], "bulk": []}
@@ -155,9 +181,11 @@ class SinkProtocol(asyncio.Protocol):
         return head + str(len(body)).encode() + b"\r\n\r\n" + body
 
 
-async def serve(port: int, latency_ms: tuple[float, float], seed: int) -> None:
+async def serve(
+    port: int, latency_ms: tuple[float, float], seed: int, fail_first: float = 0.0
+) -> None:
     loop = asyncio.get_running_loop()
-    state = State(latency_ms, seed)
+    state = State(latency_ms, seed, fail_first)
     server = await loop.create_server(lambda: SinkProtocol(state), "127.0.0.1", port, backlog=4096)
     print(f"READY {server.sockets[0].getsockname()[1]}", flush=True)
     async with server:
@@ -169,6 +197,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--latency-ms", type=float, nargs=2, default=(1.0, 20.0))
     parser.add_argument("--seed", type=int, default=14)
+    parser.add_argument(
+        "--fail-first", type=float, default=0.0, help="share of first arrivals answered 500"
+    )
     args = parser.parse_args(argv)
     try:
         import uvloop
@@ -177,7 +208,7 @@ def main(argv: list[str] | None = None) -> None:
     except ImportError:  # pragma: no cover
         pass
     try:
-        asyncio.run(serve(args.port, tuple(args.latency_ms), args.seed))
+        asyncio.run(serve(args.port, tuple(args.latency_ms), args.seed, args.fail_first))
     except KeyboardInterrupt:
         sys.exit(0)
 

@@ -15,6 +15,10 @@
    the same on an empty queue. Reports the call-control p50/p99 of both (latency measured at the
    sink from each event's ``created_at``), and how much bulk was still queued after the last
    call-control event (it must be some: else the last ones met an empty queue).
+3. **Flaky receiver, several workers** (issue 14's "done when"). The drains of part 1 again, by
+   two worker processes, with the sink answering 500 to 5 % of first arrivals (each retried by
+   the schedule, 5 s later): deliveries/s of each kind (the retries' wait included in both),
+   the ratio, and the violations (ordered must be 0).
 """
 
 from __future__ import annotations
@@ -64,11 +68,22 @@ def quantile(values: list[float], q: float) -> float:
 
 
 class OrderCluster(Cluster):
-    """A cluster whose sink is ``bench.order_sink``."""
+    """A cluster whose sink is ``bench.order_sink`` (answering 500 to that share of first
+    arrivals: ``fail_first``)."""
+
+    fail_first = 0.0
 
     def start_sink(self) -> None:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.order_sink", "--port", "0"],
+            [
+                sys.executable,
+                "-m",
+                "bench.order_sink",
+                "--port",
+                "0",
+                "--fail-first",
+                str(self.fail_first),
+            ],
             stdout=subprocess.PIPE,
             cwd=ROOT,
             env=self.env(),
@@ -82,10 +97,11 @@ class OrderCluster(Cluster):
         self.children["sink"] = proc
 
 
-def _drain(c: Cluster, total: int, timeout: float) -> dict[str, Any]:
-    """Start a worker on ``c``'s database, wait until the sink has ``total`` requests, stop."""
+def _drain(c: Cluster, total: int, timeout: float, processes: int | None) -> dict[str, Any]:
+    """Start a worker on ``c``'s database (``processes`` of them under one supervisor, or the
+    plain ``callhook worker``), wait until the sink has answered ``total`` requests 200, stop."""
     sink_get(c.sink_port, "/_reset")
-    worker = c.start_worker()
+    worker = c.start_worker(processes)
     deadline = time.monotonic() + timeout
     stats = sink_get(c.sink_port, "/_stats")
     cpu = 0.0
@@ -96,17 +112,41 @@ def _drain(c: Cluster, total: int, timeout: float) -> dict[str, Any]:
             cpu = proc_cpu_seconds(worker.pid)
     c.stop("worker")
     out: dict[str, Any] = dict(sink_get(c.sink_port, "/_stats"))
+    first_pass = sink_get(c.sink_port, f"/_answered?within={FIRST_PASS_SECONDS}")
+    out["first_pass"] = int(first_pass["count"])  # type: ignore[call-overload]
     out["cpu_per_1000"] = cpu / max(int(out["count"]), 1) * 1000
     return out
 
+
+#: Issue 14's "done when": the simulator's calls through a slow and flaky receiver (1–20 ms, this
+#: share of first arrivals answered 500 and retried, 5 s later by the schedule) by several
+#: worker processes.
+FLAKY_FAIL_FIRST = 0.05
+FLAKY_PROCESSES = 2
+#: The sending rate is read over the drain's first seconds, before any retry is due (the
+#: schedule's first delay is 5 s, less 20 % jitter): after that an ordered call may wait for
+#: its failed event's retry — the price of order, reported apart as the whole drain's rate.
+FIRST_PASS_SECONDS = 3.5
 
 #: The drains, in order: each kind twice, in an A B B A pattern, so a machine that slows down or
 #: speeds up during the phase (a shared VM's neighbours) weighs on both kinds alike.
 DRAINS = (("unordered", 1), ("ordered", 1), ("ordered", 2), ("unordered", 2))
 
 
-def ordered_vs_unordered(workdir: Path, sizes: OrderSizes) -> dict[str, float]:
-    source = OrderCluster(workdir / "source")
+def ordered_vs_unordered(
+    workdir: Path,
+    sizes: OrderSizes,
+    *,
+    prefix: str = "order",
+    processes: int | None = None,
+    fail_first: float = 0.0,
+) -> dict[str, float]:
+    """The drains (``DRAINS``) of one pre-filled queue; the numbers' keys start with
+    ``prefix`` (``order``: one worker, a receiver that never fails; ``flaky``: issue 14's
+    "done when", several worker processes and a receiver refusing ``fail_first`` of first
+    arrivals)."""
+    source = OrderCluster(workdir / f"{prefix}-source")
+    source.fail_first = fail_first
     source.workdir.mkdir(parents=True, exist_ok=True)
     # One master key for every copy of the database (its secrets are encrypted with it).
     source.master_key = base64.urlsafe_b64encode(os.urandom(32)).decode()
@@ -123,7 +163,7 @@ def ordered_vs_unordered(workdir: Path, sizes: OrderSizes) -> dict[str, float]:
         source.checkpoint()
         total = _count(source.db_path)
         for kind, n in DRAINS:
-            copy = OrderCluster(workdir / f"{kind}{n}")
+            copy = OrderCluster(workdir / f"{prefix}-{kind}{n}")
             copy.workdir.mkdir(parents=True, exist_ok=True)
             copy.master_key, copy.sink_port = source.master_key, source.sink_port
             shutil.copy(source.db_path, copy.db_path)
@@ -135,22 +175,29 @@ def ordered_vs_unordered(workdir: Path, sizes: OrderSizes) -> dict[str, float]:
                         "line_since = NULL WHERE status = 'waiting' OR holds_line"
                     )
             try:
-                runs[kind].append(_drain(copy, total, sizes.timeout))
+                runs[kind].append(_drain(copy, total, sizes.timeout, processes))
             finally:
                 copy.stop_all()
     finally:
         source.stop_all()
-    out = {"order_events": float(total)}
-    for kind, key in (("unordered", "order_unordered"), ("ordered", "order")):
+    out = {f"{prefix}_events": float(total)}
+    for kind, key in (("unordered", f"{prefix}_unordered"), ("ordered", prefix)):
         got = runs[kind]
         out[f"{key}_rate"] = sum(r["count"] for r in got) / sum(_span(r) for r in got)
         out[f"{key}_violations"] = float(sum(r["violations"] for r in got))
         out[f"{key}_cpu_per_1000"] = sum(r["cpu_per_1000"] for r in got) / len(got)
+        out[f"{key}_refused"] = float(sum(r["refused"] for r in got))
+        out[f"{key}_first_pass_rate"] = sum(r["first_pass"] for r in got) / sum(
+            min(_span(r), FIRST_PASS_SECONDS) for r in got
+        )
         for n, r in enumerate(got, start=1):
             out[f"{key}_rate_{n}"] = r["count"] / _span(r)
-    out["order_gaps"] = float(sum(r["gaps"] for r in runs["ordered"]))
-    out["order_delivered"] = float(sum(r["count"] for r in runs["ordered"]))
-    out["order_ratio"] = out["order_rate"] / max(out["order_unordered_rate"], 1e-9)
+    out[f"{prefix}_gaps"] = float(sum(r["gaps"] for r in runs["ordered"]))
+    out[f"{prefix}_delivered"] = float(sum(r["count"] for r in runs["ordered"]))
+    out[f"{prefix}_ratio"] = out[f"{prefix}_rate"] / max(out[f"{prefix}_unordered_rate"], 1e-9)
+    out[f"{prefix}_first_pass_ratio"] = out[f"{prefix}_first_pass_rate"] / max(
+        out[f"{prefix}_unordered_first_pass_rate"], 1e-9
+    )
     return out
 
 
@@ -275,6 +322,20 @@ def report(values: dict[str, float], *, command: str) -> str:
         f"{v['prio_empty_p50']:.0f}/{v['prio_empty_p99']:.0f} ms; full/empty p99 "
         f"{full_vs_empty:.2f} (target ≤ 2); {v['prio_samples']:.0f} events each way, "
         f"{v['prio_bulk_left']:,.0f} bulk deliveries still queued after the last",
+        f"- Flaky receiver, {FLAKY_PROCESSES} worker processes ({FLAKY_FAIL_FIRST:.0%} of first "
+        f"arrivals answered 500, retried after ~5 s; same queue and drains; "
+        f"{v['flaky_refused']:.0f} and {v['flaky_unordered_refused']:.0f} first attempts "
+        f"refused): {v['flaky_violations']:.0f} order violations ordered (must be 0), "
+        f"{v['flaky_unordered_violations']:.0f} unordered",
+        f"- Flaky receiver, sending rate over the first {FIRST_PASS_SECONDS:g} s (before any "
+        f"retry is due): unordered {v['flaky_unordered_first_pass_rate']:.0f} deliveries/s, "
+        f"ordered {v['flaky_first_pass_rate']:.0f}, ratio {v['flaky_first_pass_ratio']:.2f} "
+        "(target ≥ 0.90)",
+        f"- Flaky receiver, whole drains (a call's later events wait for its failed event's "
+        f"retry when ordered): unordered {v['flaky_unordered_rate']:.0f} deliveries/s "
+        f"({v['flaky_unordered_rate_1']:.0f}, {v['flaky_unordered_rate_2']:.0f}), ordered "
+        f"{v['flaky_rate']:.0f} ({v['flaky_rate_1']:.0f}, {v['flaky_rate_2']:.0f}), ratio "
+        f"{v['flaky_ratio']:.2f}",
     ]
     return "\n".join(lines) + "\n"
 
@@ -283,6 +344,15 @@ def run(workdir: Path, smoke: bool) -> dict[str, float]:
     sizes = OrderSizes.smoke() if smoke else OrderSizes()
     values = ordered_vs_unordered(workdir, sizes)
     values.update(priority(workdir, sizes))
+    values.update(
+        ordered_vs_unordered(
+            workdir,
+            sizes,
+            prefix="flaky",
+            processes=FLAKY_PROCESSES,
+            fail_first=FLAKY_FAIL_FIRST,
+        )
+    )
     return values
 
 
@@ -296,7 +366,11 @@ def main(argv: list[str] | None = None) -> int:
         workdir = args.workdir or Path(tmp)
         values = run(workdir, args.smoke)
     print(report(values, command=command))
-    ok = values["order_violations"] == 0 and values["prio_bulk_left"] > 0
+    ok = (
+        values["order_violations"] == 0
+        and values["flaky_violations"] == 0
+        and values["prio_bulk_left"] > 0
+    )
     return 0 if ok else 1
 
 

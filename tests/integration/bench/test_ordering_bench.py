@@ -27,3 +27,9 @@ def test_ordering_smoke_counts_no_violation_when_ordered(tmp_path: Path) -> None
     assert values["prio_bulk_left"] > 0
     text = ordering.report(values, command="python -m bench.ordering --smoke")
     assert "order violations at the sink (must be 0)" in text
+    # A flaky receiver and two worker processes: order holds, retries and all.
+    assert values["flaky_violations"] == 0
+    assert values["flaky_refused"] > 0
+    assert values["flaky_delivered"] >= values["flaky_events"] > 0
+    assert values["flaky_unordered_violations"] > 0
+    assert "Flaky receiver" in text
