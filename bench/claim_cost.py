@@ -20,6 +20,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench.ordering import quantile
 from callhook.core.clock import SystemClock
 from callhook.delivery.claims import Claims
 from callhook.events import SUBSCRIBABLE_EVENTS, sample_publish_request
@@ -32,12 +33,12 @@ from callhook.store.migrate import upgrade
 from callhook.store.queue import AttemptResult
 
 
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="callhook-claims-") as tmp:
+        _run(Path(tmp))
+
+
+def _run(tmp: Path) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=2_000)
     parser.add_argument(
@@ -46,7 +47,6 @@ def main() -> None:
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
-    tmp = Path(tempfile.mkdtemp())
     url = args.database_url or f"sqlite:///{tmp / 'claims.db'}"
     settings = Settings(database_url=url, master_key=None if "sqlite" in url else "A" * 43)
     platform = Platform.create(settings)
@@ -111,7 +111,7 @@ def main() -> None:
     for name, values in (("claim", claim_ms), ("complete", complete_ms)):
         print(
             f"{name:9} p50 {statistics.median(values):6.2f} ms"
-            f"  p90 {_percentile(values, 0.9):6.2f} ms  p99 {_percentile(values, 0.99):6.2f} ms"
+            f"  p90 {quantile(values, 0.9):6.2f} ms  p99 {quantile(values, 0.99):6.2f} ms"
         )
 
 

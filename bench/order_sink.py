@@ -9,9 +9,11 @@ with ``X-Webhook-Previous-Sequence``; when a 200 is written the event counts as 
 Latency is measured at the sink from the body's ``created_at``, per group (call-control / bulk).
 
 Control (``GET``): ``/_stats`` → ``{"count", "violations", "gaps", "duplicates", "refused",
-"first", "last"}`` (``count``: 200s; ``refused``: 500s; a retry after a 500 is no duplicate);
+"first", "last"}`` (``count``: arrivals to be answered 200; ``refused``: those answered 500; a
+retry after a 500 is no duplicate);
 ``/_latency?from=T`` → ``{"call_control": [ms…], "bulk": [ms…]}`` for arrivals after time T;
-``/_answered?within=S`` → ``{"count"}``: 200s written within S seconds of the first arrival;
+``/_answered?within=S`` → ``{"count", "last"}``: the 200s written within S seconds of the first
+arrival, and when the last of them was;
 ``/_reset`` starts over. Run: ``python -m bench.order_sink --port 0`` prints ``READY <port>``.
 """
 
@@ -40,10 +42,11 @@ class State:
     def __init__(self, latency_ms: tuple[float, float], seed: int, fail_first: float = 0.0) -> None:
         self.latency_ms = latency_ms
         self.fail_first = fail_first
-        self.rng = random.Random(seed)
+        self.seed = seed
         self.reset()
 
     def reset(self) -> None:
+        self.rng = random.Random(self.seed)  # each run refuses and delays alike
         self.audit = ordering.OrderAudit()
         self.count = 0
         self.ids: set[str] = set()
@@ -167,7 +170,8 @@ class SinkProtocol(asyncio.Protocol):
         elif parts.path == "/_answered":
             within = float(query.get("within", ["0"])[0])
             start = self.state.first or 0.0
-            payload = {"count": sum(1 for at in self.state.answered_at if at - start <= within)}
+            inside = [at for at in self.state.answered_at if at - start <= within]
+            payload = {"count": len(inside), "last": max(inside, default=None)}
         elif parts.path == "/_latency":
             since = float(query.get("from", ["0"])[0])
             payload = {"call_control": [], "bulk": []}

@@ -146,9 +146,11 @@ class FastQuery:
 
     List parameters are typed ``bindparam(…, expanding=True)``, for ``IN``/``NOT IN`` only: a
     list is padded to a power of two with its last value (which changes neither), so a list
-    of up to n values takes at most log₂ n + 1 expansions, each built once (by SQLAlchemy,
-    ``construct_expanded_state``) and kept. Raises ``ValueError`` for a statement it cannot
-    run this way (literal-execute parameters, text columns out of order), SQLAlchemy's
+    of up to n values takes at most ⌈log₂ n⌉ + 2 expansions (with the empty one), per list
+    parameter, each built once (by SQLAlchemy, ``construct_expanded_state``) and kept. Raises
+    ``ValueError`` for a statement it cannot run this way (values given in the statement
+    rather than as bind parameters, literal-execute parameters, text columns out of order),
+    SQLAlchemy's
     ``StatementError`` for a value its type refuses, and driver errors as SQLAlchemy's
     (``OperationalError`` …), as ``conn.execute`` would.
     """
@@ -249,6 +251,9 @@ class _Shape:
         rendered = sorted(k for k, b in binds.items() if b.literal_execute and not b.expanding)
         if rendered:  # markers would be rendered into the SQL
             raise ValueError(f"FastQuery cannot take literal-execute parameters: {rendered}")
+        preset = sorted(k for k, v in compiled.params.items() if v is not None)
+        if preset:  # values written into the statement: spell them as literals or bindparams
+            raise ValueError(f"FastQuery needs bindparams, not values: {preset}")
         result_columns = compiled._result_columns  # (no public spelling)
         return cls(
             compiled,

@@ -105,6 +105,12 @@ def test_a_text_statement_with_typed_columns_reads_as_conn_execute_does(
         assert len(got) == 3 * len(chosen)
 
 
+def test_a_value_written_into_the_statement_is_refused(platform: Platform) -> None:
+    statement = select(deliveries.c.id).where(deliveries.c.status == "pending")
+    with platform.db.read() as conn, pytest.raises(ValueError, match="not values"):
+        FastQuery(statement).rows(conn, {})
+
+
 def test_a_literal_execute_parameter_is_refused(platform: Platform) -> None:
     statement = select(deliveries.c.id).where(
         deliveries.c.attempts == bindparam("n", literal_execute=True)
