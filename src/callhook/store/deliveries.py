@@ -5,11 +5,22 @@ The queue operations on the same table live in ``callhook.store.queue``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, literal_column, or_, select, union_all, update
+from sqlalchemy import (
+    Connection,
+    and_,
+    bindparam,
+    func,
+    literal_column,
+    or_,
+    select,
+    union_all,
+    update,
+)
 
 from callhook.core import ids, stored_body, stored_headers
 from callhook.core.ordering import claim_key, group_of
@@ -78,9 +89,62 @@ class Delivery:
     @property
     def shown_status(self) -> str:
         """The status people read: ``retrying`` for a pending delivery already attempted."""
-        if self.status == DeliveryStatus.PENDING.value and self.attempts > 0:
-            return "retrying"
-        return self.status
+        return shown_status(self.status, self.attempts)
+
+
+def shown_status(status: str, attempts: int) -> str:
+    """A delivery's status as people read it: ``retrying`` for a pending one already
+    attempted, else its status."""
+    if status == DeliveryStatus.PENDING.value and attempts > 0:
+        return "retrying"
+    return status
+
+
+@dataclass(frozen=True, slots=True)
+class EventDelivery:
+    """One delivery of an event as reconciliation shows it: to which endpoint, and how it
+    stands (``shown_status``: ``retrying`` for a pending delivery already attempted)."""
+
+    id: str
+    endpoint_id: str
+    status: str
+    attempts: int
+
+    @property
+    def shown_status(self) -> str:
+        return shown_status(self.status, self.attempts)
+
+
+_OF_EVENTS = (
+    select(
+        deliveries.c.event_id,
+        deliveries.c.id,
+        deliveries.c.endpoint_id,
+        deliveries.c.status,
+        deliveries.c.attempts,
+    )
+    .where(
+        deliveries.c.event_id.in_(bindparam("events", expanding=True)),
+        deliveries.c.account_id == bindparam("account_id"),
+    )
+    .order_by(deliveries.c.event_id, deliveries.c.endpoint_id)
+)
+
+
+def of_events(
+    conn: Connection, account_id: str, event_ids: Sequence[str]
+) -> dict[str, list[EventDelivery]]:
+    """The deliveries of these events of ``account_id``, by event id (an event without any is
+    absent). Range reads of ``uq_deliveries_event_endpoint`` (event id first)."""
+    if not event_ids:
+        return {}
+    out: dict[str, list[EventDelivery]] = {}
+    rows = conn.execute(_OF_EVENTS, {"events": list(event_ids), "account_id": account_id})
+    for event_id, delivery_id, endpoint_id, status, attempts in rows:
+        out.setdefault(event_id, []).append(
+            EventDelivery(delivery_id, endpoint_id, status, int(attempts))
+        )
+    return out
 
 
 # --- Reading -----------------------------------------------------------------------------------

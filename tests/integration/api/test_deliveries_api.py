@@ -270,14 +270,35 @@ def test_events_of_one_call_in_sequence_order(tmp_path: Path) -> None:
                 [PublishRequest(item.event, item.pbx_id, api.account.id, item.data)]
             )
         call_id = call[0].data["call_id"]
-        data = assert_success(api.get(f"/api/v2/webhooks/events/{call_id}"))
+        url = f"/api/v2/webhooks/events/{call_id}"
+        queued = assert_success(api.get(url))
+        attempt_due(api.platform)  # the start is delivered; the end's turn comes
+        attempt_due(api.platform, status=500)  # the end fails for good
+        data = assert_success(api.get(url))
         other = assert_success(api.get("/api/v2/webhooks/events/no-such-call"))
     assert [e["event"] for e in data] == [item.event for item in call]
     assert [e["sequence"] for e in data] == list(range(1, len(call) + 1))
     assert all(e["call_id"] == call_id for e in data)
-    delivered = {e["event"] for e in data if e["delivered_to_you"]}
-    assert delivered == {"incoming_call_start", "incoming_call_end"}
-    assert {e["skip_reason"] for e in data if not e["delivered_to_you"]} == {"not_subscribed"}
+    taken = {"incoming_call_start", "incoming_call_end"}
+    # Queued, not yet sent: nothing has reached the receiver.
+    assert not any(e["delivered_to_you"] for e in queued)
+    statuses = {e["event"]: [d["status"] for d in e["deliveries"]] for e in queued}
+    assert statuses["incoming_call_start"] == ["pending"]
+    assert statuses["incoming_call_end"] == ["waiting"]  # behind the start (per-call order)
+    # Delivered, failed, and never made.
+    by_event = {e["event"]: e for e in data}
+    assert by_event["incoming_call_start"]["delivered_to_you"] is True
+    assert [d["status"] for d in by_event["incoming_call_start"]["deliveries"]] == ["delivered"]
+    assert by_event["incoming_call_end"]["delivered_to_you"] is False
+    assert [d["status"] for d in by_event["incoming_call_end"]["deliveries"]] == ["failed"]
+    assert by_event["incoming_call_end"]["deliveries"][0]["endpoint_id"].startswith("ep_")
+    for e in data:
+        if e["event"] not in taken:
+            assert (e["delivered_to_you"], e["skip_reason"], e["deliveries"]) == (
+                False,
+                "not_subscribed",
+                [],
+            )
     assert data[0]["body"]["id"] == data[0]["id"]
     assert other == []
 

@@ -44,6 +44,7 @@ from callhook.api.v2.models import (
 from callhook.core import ids, times
 from callhook.core.clock import rfc3339
 from callhook.core.ids import has_id_shape
+from callhook.core.outcome import DeliveryStatus
 from callhook.errors import (
     IntegrationNotConfigured,
     NotFound,
@@ -131,7 +132,8 @@ def delivery_detail_json(d: Delivery) -> dict[str, Any]:
     }
 
 
-def event_json(e: StoredEvent) -> dict[str, Any]:
+def event_json(e: StoredEvent, made: list[delivery_store.EventDelivery]) -> dict[str, Any]:
+    """One event of a call for reconciliation, with the deliveries ``made`` of it."""
     return {
         "id": e.id,
         "event": e.event,
@@ -139,8 +141,13 @@ def event_json(e: StoredEvent) -> dict[str, Any]:
         "call_id": e.call_id,
         "sequence": e.sequence,
         "created_at": rfc3339(e.created_at),
-        "delivered_to_you": e.skip_reason is None,
+        # Delivered: answered 2xx by one of your endpoints. A delivery still queued, retrying,
+        # failed or expired unsent has not reached you, which is what reconciling asks.
+        "delivered_to_you": any(d.status == DeliveryStatus.DELIVERED for d in made),
         "skip_reason": e.skip_reason,
+        "deliveries": [
+            {"id": d.id, "endpoint_id": d.endpoint_id, "status": d.shown_status} for d in made
+        ],
         "body": orjson.loads(e.body),
     }
 
@@ -424,8 +431,13 @@ async def events_of_call(
         str, Path(max_length=128, pattern=PBX_ID_PATTERN, description="A call's pbx_id.")
     ],
 ) -> Response:
-    def work(conn: Connection) -> list[StoredEvent]:
+    def work(
+        conn: Connection,
+    ) -> tuple[list[StoredEvent], dict[str, list[delivery_store.EventDelivery]]]:
         integration_store.require_configured(conn, caller.account_id)
-        return event_store.for_pbx_id(conn, caller.account_id, pbx_id)
+        found = event_store.for_pbx_id(conn, caller.account_id, pbx_id)
+        made = delivery_store.of_events(conn, caller.account_id, [e.id for e in found])
+        return found, made
 
-    return success(request, [event_json(e) for e in await read(request, work)])
+    found, made = await read(request, work)
+    return success(request, [event_json(e, made.get(e.id, [])) for e in found])

@@ -181,6 +181,14 @@ class QueuedTestResponse(_Envelope):
 
 
 # --- Events of one call ------------------------------------------------------------------------
+class EventDeliveryBrief(_Model):
+    id: str = Field(description="Delivery id (dlv_…): GET /api/v2/webhooks/deliveries/{id}.")
+    endpoint_id: str
+    status: str = Field(
+        description="waiting, pending, retrying, delivered, failed or expired.",
+    )
+
+
 class StoredEvent(_Model):
     id: str = Field(description="Event id (evt_…), the webhook-id header.")
     event: str
@@ -189,9 +197,14 @@ class StoredEvent(_Model):
     sequence: int | None = Field(description="1, 2, 3… within the call, in publish order.")
     created_at: str = Field(pattern=TIME_PATTERN)
     delivered_to_you: bool = Field(
-        description="False when no delivery was made (not subscribed, disabled, no URL)."
+        description="True once one of your endpoints answered it 2xx; false while it is "
+        "queued or retrying, when it failed or expired unsent, and when no delivery was made "
+        "(skip_reason says why)."
     )
     skip_reason: str | None = Field(description="Why no delivery was made, if none was.")
+    deliveries: list[EventDeliveryBrief] = Field(
+        description="Its deliveries, one per endpoint it went to, with their status."
+    )
     body: dict[str, Any] = Field(description="The JSON body of the webhook.")
 
 
