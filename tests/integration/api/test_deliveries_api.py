@@ -273,6 +273,9 @@ def test_events_of_one_call_in_sequence_order(tmp_path: Path) -> None:
         url = f"/api/v2/webhooks/events/{call_id}"
         queued = assert_success(api.get(url))
         attempt_due(api.platform)  # the start is delivered; the end's turn comes
+        attempt_due(api.platform, status=500, retry_in=timedelta(minutes=1))
+        retrying = assert_success(api.get(url))
+        api.clock.advance(61)
         attempt_due(api.platform, status=500)  # the end fails for good
         data = assert_success(api.get(url))
         other = assert_success(api.get("/api/v2/webhooks/events/no-such-call"))
@@ -285,6 +288,11 @@ def test_events_of_one_call_in_sequence_order(tmp_path: Path) -> None:
     statuses = {e["event"]: [d["status"] for d in e["deliveries"]] for e in queued}
     assert statuses["incoming_call_start"] == ["pending"]
     assert statuses["incoming_call_end"] == ["waiting"]  # behind the start (per-call order)
+    end = next(e for e in retrying if e["event"] == "incoming_call_end")
+    assert (end["delivered_to_you"], [d["status"] for d in end["deliveries"]]) == (
+        False,
+        ["retrying"],
+    )
     # Delivered, failed, and never made.
     by_event = {e["event"]: e for e in data}
     assert by_event["incoming_call_start"]["delivered_to_you"] is True

@@ -121,8 +121,12 @@ def test_redis_key_ttl_and_release(
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "redis"])
-def test_run_once_across_threads(kind: str, tmp_path: Path, redis_store: RedisStore) -> None:
-    store: DedupStore = SQLiteStore(tmp_path / "d.db") if kind == "sqlite" else redis_store
+def test_run_once_across_threads(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    store: DedupStore = (
+        SQLiteStore(tmp_path / "d.db")
+        if kind == "sqlite"
+        else request.getfixturevalue("redis_store")  # Redis only where it is the store
+    )
     dedup = Deduplicator(store, key="id")
     ran: list[str] = []
     lock = threading.Lock()

@@ -420,7 +420,8 @@ async def send_test(request: Request, caller: Writer) -> Response:
     "/api/v2/webhooks/events/{pbx_id}",
     summary="Events of one call",
     description="Every event of one call (matched on pbx_id or call_id) in sequence order, "
-    "with whether a delivery was made: compare with what you received.",
+    "with whether it reached you and how each of its deliveries stands: compare with what "
+    "you received.",
     response_model=StoredEventListResponse,
     responses=responses(400, 401, 403, 404, 413, 422, 429, 431),
 )

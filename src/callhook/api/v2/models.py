@@ -184,8 +184,9 @@ class QueuedTestResponse(_Envelope):
 class EventDeliveryBrief(_Model):
     id: str = Field(description="Delivery id (dlv_…): GET /api/v2/webhooks/deliveries/{id}.")
     endpoint_id: str
-    status: str = Field(
-        description="waiting, pending, retrying, delivered, failed or expired.",
+    status: DeliveryFilter = Field(
+        description="As the delivery stands now; retrying: pending, attempted before "
+        "(the deliveries list says pending and shows its attempts).",
     )
 
 
@@ -197,9 +198,10 @@ class StoredEvent(_Model):
     sequence: int | None = Field(description="1, 2, 3… within the call, in publish order.")
     created_at: str = Field(pattern=TIME_PATTERN)
     delivered_to_you: bool = Field(
-        description="True once one of your endpoints answered it 2xx; false while it is "
-        "queued or retrying, when it failed or expired unsent, and when no delivery was made "
-        "(skip_reason says why)."
+        description="True when one of its deliveries, as they stand now, was answered 2xx "
+        "by your endpoint; false while they are queued, retrying or being redelivered, when "
+        "they failed or expired unsent, and when none was made (skip_reason says why). "
+        "Changed 2026-12-01: it was true whenever a delivery had been made."
     )
     skip_reason: str | None = Field(description="Why no delivery was made, if none was.")
     deliveries: list[EventDeliveryBrief] = Field(
