@@ -16,15 +16,13 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from bench.one_account import one_account
 from callhook.core.ids import new_id
-from callhook.events import SUBSCRIBABLE_EVENTS, sample_publish_request
+from callhook.events import sample_publish_request
 from callhook.platform import Platform
 from callhook.publish import parse_event
 from callhook.settings import Settings
-from callhook.store import accounts as account_store
-from callhook.store import integrations as integration_store
 from callhook.store import queue
-from callhook.store.migrate import upgrade
 
 LEASE = timedelta(seconds=30)
 BATCH = 32
@@ -37,17 +35,11 @@ def main(argv: list[str] | None = None) -> None:
     platform = Platform.create(
         Settings(database_url=f"sqlite:///{Path(tempfile.mkdtemp()) / 'claims.db'}")
     )
-    upgrade(platform.db)
     rng = random.Random(1)
     now = datetime.now(UTC)
-    with platform.db.write() as conn:
-        account = account_store.create(conn, name="bench", now=now, rng=rng)
-        integration_store.set_url(
-            conn, account.id, "https://sink.example/hook", now=now, box=platform.box, rng=rng
-        )
-        integration_store.subscribe(conn, account.id, SUBSCRIBABLE_EVENTS, now=now)
+    account_id = one_account(platform, rng=rng, now=now)
     batch = [
-        parse_event(sample_publish_request("sms", rng, now=now, account_id=account.id))
+        parse_event(sample_publish_request("sms", rng, now=now, account_id=account_id))
         for _ in range(100)
     ]
     for _ in range(200):

@@ -27,15 +27,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
+from bench.one_account import one_account
 from callhook.core.ids import new_id
-from callhook.events import SUBSCRIBABLE_EVENTS, sample_publish_request
+from callhook.events import sample_publish_request
 from callhook.platform import Platform
 from callhook.publish import parse_event
 from callhook.settings import Settings
-from callhook.store import accounts as account_store
-from callhook.store import integrations as integration_store
 from callhook.store import queue
-from callhook.store.migrate import upgrade
 from callhook.store.queue import AttemptResult, ClaimedJob
 
 KEY = "YmVuY2gtb25seS1tYXN0ZXIta2V5LTMyLWJ5dGVzISE"
@@ -61,16 +59,10 @@ def prepare(base: str, events: int) -> tuple[str, Platform]:
         conn.execute(f'CREATE SCHEMA "{schema}"')
     url = f"{base}?options={quote(f'-csearch_path={schema}')}"
     platform = Platform.create(Settings(database_url=url, master_key=KEY))
-    upgrade(platform.db)
     rng = random.Random(1)
     now = datetime.now(UTC)
-    with platform.db.write() as conn:
-        acc = account_store.create(conn, name="bench", now=now, rng=rng)
-        integration_store.set_url(
-            conn, acc.id, "https://sink.example/hook", now=now, box=platform.box, rng=rng
-        )
-        integration_store.subscribe(conn, acc.id, SUBSCRIBABLE_EVENTS, now=now)
-    template = sample_publish_request("incoming_call_end", rng, now=now, account_id=acc.id)
+    acc_id = one_account(platform, rng=rng, now=now)
+    template = sample_publish_request("incoming_call_end", rng, now=now, account_id=acc_id)
     for start in range(0, events, 500):
         platform.publisher.publish(
             [

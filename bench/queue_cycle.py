@@ -14,15 +14,13 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from bench.one_account import one_account
 from callhook.core.ids import new_id
-from callhook.events import SUBSCRIBABLE_EVENTS, sample_publish_request
+from callhook.events import sample_publish_request
 from callhook.platform import Platform
 from callhook.publish import parse_event
 from callhook.settings import Settings
-from callhook.store import accounts as account_store
-from callhook.store import integrations as integration_store
 from callhook.store import queue
-from callhook.store.migrate import upgrade
 from callhook.store.queue import AttemptResult
 
 
@@ -37,16 +35,10 @@ def main() -> None:
     platform = Platform.create(
         Settings(database_url=url, master_key=None if "sqlite" in url else "A" * 43)
     )
-    upgrade(platform.db)
     rng = random.Random(1)
     now = datetime.now(UTC)
-    with platform.db.write() as conn:
-        acc = account_store.create(conn, name="bench", now=now, rng=rng)
-        integration_store.set_url(
-            conn, acc.id, "https://sink.example/hook", now=now, box=platform.box, rng=rng
-        )
-        integration_store.subscribe(conn, acc.id, SUBSCRIBABLE_EVENTS, now=now)
-    template = sample_publish_request("incoming_call_end", rng, now=now, account_id=acc.id)
+    acc_id = one_account(platform, rng=rng, now=now)
+    template = sample_publish_request("incoming_call_end", rng, now=now, account_id=acc_id)
     requests = [
         parse_event(
             {

@@ -29,6 +29,7 @@ from callhook.platform import Platform
 from callhook.publish import Published, parse_event
 from callhook.settings import Settings
 from callhook.store import accounts as account_store
+from callhook.store import endpoints as endpoint_store
 from callhook.store import integrations as integration_store
 from callhook.store import queue
 from callhook.store import tokens as token_store
@@ -159,6 +160,23 @@ def make_account(
             integration_store.set_enabled(conn, account.id, enabled, now=now)
         secret = integration_store.active_secrets(conn, account.id, now=now, box=platform.box)[0]
     return AccountInfo(id=account.id, secret=secret.secret)
+
+
+def make_endpoint(
+    platform: Platform, account_id: str, url: str, events: Iterable[str] | None = None
+) -> str:
+    """Another endpoint of the account at ``url`` (every event, or ``events``); its id."""
+    with platform.db.write() as conn:
+        return endpoint_store.create(
+            conn,
+            account_id,
+            url=url,
+            subscribed_events=None if events is None else list(events),
+            limit=20,
+            now=platform.clock.now(),
+            box=platform.box,
+            rng=platform.rng,
+        ).id
 
 
 def make_token(platform: Platform, account_id: str | None, scopes: Iterable[str]) -> str:

@@ -27,7 +27,7 @@ from callhook.store import queue
 from callhook.store.events import NewDelivery, NewEvent
 from callhook.store.queue import AttemptResult
 from callhook.store.tables import deliveries, endpoint_secrets
-from tests.factories import make_account
+from tests.factories import make_account, make_endpoint
 
 LEASE = timedelta(seconds=30)
 
@@ -37,27 +37,13 @@ def platform(platform_factory: Callable[..., Platform]) -> Platform:
     return platform_factory(clock=FakeClock())
 
 
-def _endpoint(platform: Platform, account_id: str, url: str) -> str:
-    with platform.db.write() as conn:
-        return endpoint_store.create(
-            conn,
-            account_id,
-            url=url,
-            subscribed_events=None,
-            limit=20,
-            now=platform.clock.now(),
-            box=platform.box,
-            rng=platform.rng,
-        ).id
-
-
 def _event(account_id: str, n: int, key: str | None = None) -> NewEvent:
     return NewEvent(f"evt_{n}", account_id, "sms", f"p{n}", None, None, key, b"{}", None)
 
 
 def test_a_batch_reads_back_typed_with_aware_utc_times(platform: Platform) -> None:
     account = make_account(platform, url="https://a.example.com/")
-    extra = _endpoint(platform, account.id, "https://b.example.com/")
+    extra = make_endpoint(platform, account.id, "https://b.example.com/")
     skipped = NewEvent(
         "evt_s", account.id, "sms", "ps", None, None, None, b"{}", SkipReason.NOT_SUBSCRIBED
     )

@@ -9,8 +9,7 @@ from pathlib import Path
 
 from callhook.platform import Platform
 from callhook.store import deliveries as delivery_store
-from callhook.store import endpoints as endpoint_store
-from tests.factories import make_account, make_platform, publish_sample
+from tests.factories import make_account, make_endpoint, make_platform, publish_sample
 
 
 def test_each_event_lists_its_deliveries_of_this_account_alone(
@@ -19,17 +18,7 @@ def test_each_event_lists_its_deliveries_of_this_account_alone(
     platform = platform_factory()
     mine = make_account(platform, url="https://a.example.com/")
     theirs = make_account(platform, url="https://b.example.com/", name="Other")
-    with platform.db.write() as conn:
-        second = endpoint_store.create(
-            conn,
-            mine.id,
-            url="https://a2.example.com/",
-            subscribed_events=None,
-            limit=20,
-            now=platform.clock.now(),
-            box=platform.box,
-            rng=platform.rng,
-        ).id
+    second = make_endpoint(platform, mine.id, "https://a2.example.com/")
     published = [publish_sample(platform, mine.id, "sms", seed=n) for n in range(12)]
     foreign = publish_sample(platform, theirs.id, "sms", seed=1)
     with platform.db.read() as conn:
