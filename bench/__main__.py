@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     console.print(report.rich_table(table_rows, title))
     # Issue 14: ordered beside unordered (with a flaky receiver and two workers too), and
     # call-control priority (its own sink and queues).
-    order_values: dict[str, float] = {"order_violations": 0.0, "flaky_violations": 0.0}
+    order_values: dict[str, float] = {}
     order_text = ""
     if not args.only or "ordering" in args.only:
         console.print("[dim]→ ordering: ordered vs unordered, call-control priority[/dim]")
@@ -118,8 +118,7 @@ def main(argv: list[str] | None = None) -> int:
             if order_text:
                 f.write("\n" + order_text)
         console.print(f"[dim]appended to {args.record_to}[/dim]")
-    violations = order_values["order_violations"] + order_values["flaky_violations"]
-    return 0 if violations == 0 else 1
+    return 0 if ordering.violations(order_values) == 0 else 1
 
 
 if __name__ == "__main__":

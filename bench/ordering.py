@@ -19,7 +19,9 @@
    two worker processes, with the sink answering 500 to 5 % of first arrivals (each retried by
    the schedule, 5 s later): the sending rate of each kind over the first 3.5 s of a drain
    (before any retry is due), the whole drains' rate (the retries' wait included), their
-   ratios, and the violations (ordered must be 0).
+   ratios, and the violations (ordered must be 0). On SQLite, then on PostgreSQL (the local
+   server at ``BENCH_POSTGRES_URL``; each drain on a database copied from the pre-filled one,
+   dropped after): several workers is the deployment PostgreSQL is for.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import argparse
 import base64
 import os
 import random
+import secrets
 import shutil
 import sqlite3
 import subprocess
@@ -38,8 +41,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg
+from sqlalchemy.engine import make_url
+
 from bench import load
 from bench.cluster import ROOT, Accounts, Cluster, proc_cpu_seconds, sink_get
+from bench.phases import POSTGRES_URL
 from callhook.events import sample_publish_request
 from callhook.platform import Platform
 from callhook.publish import PublishRequest
@@ -145,12 +152,16 @@ def ordered_vs_unordered(
     prefix: str = "order",
     processes: int | None = None,
     fail_first: float = 0.0,
+    database: str = "sqlite",
 ) -> dict[str, float]:
     """The drains (``DRAINS``) of one pre-filled queue; the numbers' keys start with
     ``prefix`` (``order``: one worker, a receiver that never fails; ``flaky``: issue 14's
     "done when", several worker processes and a receiver refusing ``fail_first`` of first
-    arrivals)."""
-    source = OrderCluster(workdir / f"{prefix}-source")
+    arrivals). ``database``: ``sqlite`` (each drain on a copy of the file) or ``postgresql``
+    (each drain on a database made from the pre-filled one as its template, on the server
+    at ``phases.POSTGRES_URL``, dropped after)."""
+    queues = _Queues(workdir, prefix, database)
+    source = OrderCluster(workdir / f"{prefix}-source", database_url=queues.source_url)
     source.fail_first = fail_first
     source.workdir.mkdir(parents=True, exist_ok=True)
     # One master key for every copy of the database (its secrets are encrypted with it).
@@ -165,26 +176,21 @@ def ordered_vs_unordered(
             load.prefill(platform.publisher, pool, accounts.load, len(pool))
         finally:
             platform.db.dispose()
-        source.checkpoint()
-        total = _count(source.db_path)
+        if database == "sqlite":
+            source.checkpoint()
+        total = queues.count(source)
         for kind, n in DRAINS:
             copy = OrderCluster(workdir / f"{prefix}-{kind}{n}")
             copy.workdir.mkdir(parents=True, exist_ok=True)
             copy.master_key, copy.sink_port = source.master_key, source.sink_port
-            shutil.copy(source.db_path, copy.db_path)
-            if kind == "unordered":
-                with sqlite3.connect(copy.db_path) as conn:
-                    conn.execute("UPDATE endpoints SET ordering = 'none'")
-                    conn.execute(
-                        "UPDATE deliveries SET status = 'pending', holds_line = 0, "
-                        "line_since = NULL WHERE status = 'waiting' OR holds_line"
-                    )
+            copy.database_url = queues.copy(source, copy, unordered=kind == "unordered")
             try:
                 runs[kind].append(_drain(copy, total, sizes.timeout, processes))
             finally:
                 copy.stop_all()
     finally:
         source.stop_all()
+        queues.drop()
     out = {f"{prefix}_events": float(total)}
     for kind, key in (("unordered", f"{prefix}_unordered"), ("ordered", prefix)):
         got = runs[kind]
@@ -209,14 +215,88 @@ def ordered_vs_unordered(
     return out
 
 
+#: The unordered baseline's copy: every endpoint ``ordering: none``, every queued delivery
+#: pending (valid SQL on both backends).
+_UNORDER = (
+    "UPDATE endpoints SET ordering = 'none'",
+    "UPDATE deliveries SET status = 'pending', holds_line = FALSE, line_since = NULL "
+    "WHERE status = 'waiting' OR holds_line",
+)
+
+
+class _Queues:
+    """Where the pre-filled queue and its copies live: SQLite files in the clusters' work
+    directories, or PostgreSQL databases (``CREATE DATABASE … TEMPLATE``, an exact copy)."""
+
+    def __init__(self, workdir: Path, prefix: str, database: str) -> None:
+        if database not in ("sqlite", "postgresql"):
+            raise ValueError(f"unknown database {database!r}")
+        self.database = database
+        self.stem = f"bench_{prefix}_{os.getpid()}_{secrets.token_hex(3)}"
+        self.made: list[str] = []
+        self.source_url: str | None = None
+        if database == "postgresql":
+            self.source_url = self._create(f"{self.stem}_source", template=None)
+
+    def _admin(self) -> psycopg.Connection[Any]:
+        try:
+            return psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=10)
+        except psycopg.OperationalError as exc:
+            raise RuntimeError(
+                f"ordering bench: PostgreSQL at {POSTGRES_URL} is unreachable"
+                " (start it, or point BENCH_POSTGRES_URL at one)"
+            ) from exc
+
+    def _create(self, name: str, template: str | None) -> str:
+        with self._admin() as conn:
+            like = f' TEMPLATE "{template}"' if template else ""
+            conn.execute(f'CREATE DATABASE "{name}"{like}')
+        self.made.append(name)
+        return make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+
+    def copy(self, source: Cluster, copy: Cluster, *, unordered: bool) -> str | None:
+        """Copy ``source``'s queue for ``copy`` (made unordered if asked); its database URL
+        (None: SQLite at ``copy.db_path``)."""
+        if self.database == "sqlite":
+            shutil.copy(source.db_path, copy.db_path)
+            url = None
+            if unordered:
+                with sqlite3.connect(copy.db_path) as conn:
+                    for statement in _UNORDER:
+                        conn.execute(statement)
+        else:
+            url = self._create(f"{self.stem}_{len(self.made)}", template=f"{self.stem}_source")
+            if unordered:
+                with psycopg.connect(url, autocommit=False) as conn:
+                    for statement in _UNORDER:
+                        conn.execute(statement)
+        return url
+
+    def count(self, c: Cluster) -> int:
+        """How many deliveries ``c``'s database holds."""
+        query = "SELECT count(*) FROM deliveries"
+        if self.database == "sqlite":
+            with sqlite3.connect(c.db_path) as conn:
+                return int(conn.execute(query).fetchone()[0])
+        assert c.database_url is not None
+        with psycopg.connect(c.database_url) as pg:
+            row = pg.execute(query).fetchone()
+            assert row is not None
+            return int(row[0])
+
+    def drop(self) -> None:
+        """Drop the PostgreSQL databases made (nothing for SQLite: the work directory goes)."""
+        if not self.made:
+            return
+        with self._admin() as conn:
+            for name in reversed(self.made):
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        self.made.clear()
+
+
 def _span(stats: dict[str, Any]) -> float:
     """Seconds from the first request the sink saw to the last answer."""
     return max(float(stats["last"] or 0) - float(stats["first"] or 0), 1e-9)
-
-
-def _count(db: Path) -> int:
-    with sqlite3.connect(db) as conn:
-        return int(conn.execute("SELECT count(*) FROM deliveries").fetchone()[0])
 
 
 def priority(workdir: Path, sizes: OrderSizes) -> dict[str, float]:
@@ -330,23 +410,40 @@ def report(values: dict[str, float], *, command: str) -> str:
         f"{v['prio_empty_p50']:.0f}/{v['prio_empty_p99']:.0f} ms; full/empty p99 "
         f"{full_vs_empty:.2f} (target ≤ 2); {v['prio_samples']:.0f} events each way, "
         f"{v['prio_bulk_left']:,.0f} bulk deliveries still queued after the last",
-        f"- Flaky receiver, {FLAKY_PROCESSES} worker processes ({FLAKY_FAIL_FIRST:.0%} of first "
-        f"arrivals answered 500, retried after ~5 s; same queue and drains; first attempts "
-        f"refused: {v['flaky_refused']:.0f} ordered, {v['flaky_unordered_refused']:.0f} "
-        f"unordered): order violations {v['flaky_violations']:.0f} ordered (must be 0), "
-        f"{v['flaky_unordered_violations']:.0f} unordered; gaps announced "
-        f"{v['flaky_gaps']:.0f}; duplicates {v['flaky_duplicates']:.0f}",
-        f"- Flaky receiver, sending rate over the first {FIRST_PASS_SECONDS:g} s (before any "
-        f"retry is due): unordered {v['flaky_unordered_first_pass_rate']:.0f} deliveries/s, "
-        f"ordered {v['flaky_first_pass_rate']:.0f}, ratio {v['flaky_first_pass_ratio']:.2f} "
-        "(target ≥ 0.90)",
-        f"- Flaky receiver, whole drains (a call's later events wait for its failed event's "
-        f"retry when ordered): unordered {v['flaky_unordered_rate']:.0f} deliveries/s "
-        f"({v['flaky_unordered_rate_1']:.0f}, {v['flaky_unordered_rate_2']:.0f}), ordered "
-        f"{v['flaky_rate']:.0f} ({v['flaky_rate_1']:.0f}, {v['flaky_rate_2']:.0f}), ratio "
-        f"{v['flaky_ratio']:.2f}",
+        *_flaky_lines(v, "flaky", "SQLite"),
+        *_flaky_lines(v, "flaky_pg", "PostgreSQL"),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _flaky_lines(v: dict[str, float], p: str, backend: str) -> list[str]:
+    """Part 3's lines for one backend (its keys start with ``p``)."""
+    return [
+        f"- Flaky receiver, {backend}, {FLAKY_PROCESSES} worker processes ({FLAKY_FAIL_FIRST:.0%} "
+        f"of first arrivals answered 500, retried after ~5 s; same queue and drains; first "
+        f"attempts refused: {v[f'{p}_refused']:.0f} ordered, {v[f'{p}_unordered_refused']:.0f} "
+        f"unordered): order violations {v[f'{p}_violations']:.0f} ordered (must be 0), "
+        f"{v[f'{p}_unordered_violations']:.0f} unordered; gaps announced "
+        f"{v[f'{p}_gaps']:.0f}; duplicates {v[f'{p}_duplicates']:.0f}",
+        f"- Flaky receiver, {backend}, sending rate over the first {FIRST_PASS_SECONDS:g} s "
+        f"(before any retry is due): unordered {v[f'{p}_unordered_first_pass_rate']:.0f} "
+        f"deliveries/s, ordered {v[f'{p}_first_pass_rate']:.0f}, ratio "
+        f"{v[f'{p}_first_pass_ratio']:.2f} (target ≥ 0.90)",
+        f"- Flaky receiver, {backend}, whole drains (a call's later events wait for its failed "
+        f"event's retry when ordered): unordered {v[f'{p}_unordered_rate']:.0f} deliveries/s "
+        f"({v[f'{p}_unordered_rate_1']:.0f}, {v[f'{p}_unordered_rate_2']:.0f}), ordered "
+        f"{v[f'{p}_rate']:.0f} ({v[f'{p}_rate_1']:.0f}, {v[f'{p}_rate_2']:.0f}), ratio "
+        f"{v[f'{p}_ratio']:.2f}",
+    ]
+
+
+#: The prefixes of every part's numbers whose ordered drains must see no violation.
+ORDERED_PARTS = ("order", "flaky", "flaky_pg")
+
+
+def violations(values: dict[str, float]) -> float:
+    """Order violations the sink counted in every ordered drain (must be 0)."""
+    return sum(values.get(f"{p}_violations", 0.0) for p in ORDERED_PARTS)
 
 
 def run(workdir: Path, smoke: bool) -> dict[str, float]:
@@ -362,6 +459,16 @@ def run(workdir: Path, smoke: bool) -> dict[str, float]:
             fail_first=FLAKY_FAIL_FIRST,
         )
     )
+    values.update(
+        ordered_vs_unordered(
+            workdir,
+            sizes,
+            prefix="flaky_pg",
+            processes=FLAKY_PROCESSES,
+            fail_first=FLAKY_FAIL_FIRST,
+            database="postgresql",
+        )
+    )
     return values
 
 
@@ -375,11 +482,7 @@ def main(argv: list[str] | None = None) -> int:
         workdir = args.workdir or Path(tmp)
         values = run(workdir, args.smoke)
     print(report(values, command=command))
-    ok = (
-        values["order_violations"] == 0
-        and values["flaky_violations"] == 0
-        and values["prio_bulk_left"] > 0
-    )
+    ok = violations(values) == 0 and values["prio_bulk_left"] > 0
     return 0 if ok else 1
 
 

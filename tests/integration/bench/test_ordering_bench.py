@@ -28,10 +28,15 @@ def test_ordering_smoke_counts_no_violation_when_ordered(tmp_path: Path) -> None
     assert values["prio_bulk_left"] > 0
     text = ordering.report(values, command="python -m bench.ordering --smoke")
     assert "order violations at the sink (must be 0)" in text
-    # A flaky receiver and two worker processes: order holds, retries and all.
-    assert values["flaky_violations"] == 0
-    assert values["flaky_refused"] > 0
-    assert values["flaky_events"] > 0
-    assert values["flaky_incomplete"] == values["flaky_unordered_incomplete"] == 0
-    assert values["flaky_gaps"] == 0  # nothing waited out the head-of-line bound
-    assert values["flaky_unordered_violations"] > 0
+    # A flaky receiver and two worker processes, on SQLite and on PostgreSQL: order holds,
+    # retries and all.
+    for p in ("flaky", "flaky_pg"):
+        assert values[f"{p}_violations"] == 0
+        assert values[f"{p}_refused"] > 0
+        assert values[f"{p}_events"] > 0
+        assert values[f"{p}_incomplete"] == values[f"{p}_unordered_incomplete"] == 0
+        assert values[f"{p}_gaps"] == 0  # nothing waited out the head-of-line bound
+        assert values[f"{p}_unordered_violations"] > 0
+    assert "Flaky receiver, PostgreSQL" in text
+    assert ordering.violations(values) == 0
+    assert ordering.violations({**values, "flaky_pg_violations": 1.0}) == 1
