@@ -19,9 +19,10 @@
    two worker processes, with the sink answering 500 to 5 % of first arrivals (each retried by
    the schedule, 5 s later): the sending rate of each kind over the first 3.5 s of a drain
    (before any retry is due), the whole drains' rate (the retries' wait included), their
-   ratios, and the violations (ordered must be 0). On SQLite, then on PostgreSQL (the local
-   server at ``BENCH_POSTGRES_URL``; each drain on a database copied from the pre-filled one,
-   dropped after): several workers is the deployment PostgreSQL is for.
+   ratios, and the violations (ordered must be 0). On SQLite, then on PostgreSQL (the server
+   at ``BENCH_POSTGRES_URL``, whose role needs ``CREATEDB``; each drain on a vacuumed copy of
+   the pre-filled database, dropped after: ``bench.queue_copies``): several workers is the
+   deployment PostgreSQL is for.
 """
 
 from __future__ import annotations
@@ -30,8 +31,6 @@ import argparse
 import base64
 import os
 import random
-import secrets
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -41,12 +40,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psycopg
-from sqlalchemy.engine import make_url
-
 from bench import load
 from bench.cluster import ROOT, Accounts, Cluster, proc_cpu_seconds, sink_get
-from bench.phases import POSTGRES_URL
+from bench.queue_copies import QueueCopies
 from callhook.events import sample_publish_request
 from callhook.platform import Platform
 from callhook.publish import PublishRequest
@@ -160,37 +156,35 @@ def ordered_vs_unordered(
     arrivals). ``database``: ``sqlite`` (each drain on a copy of the file) or ``postgresql``
     (each drain on a database made from the pre-filled one as its template, on the server
     at ``phases.POSTGRES_URL``, dropped after)."""
-    queues = _Queues(workdir, prefix, database)
-    source = OrderCluster(workdir / f"{prefix}-source", database_url=queues.source_url)
-    source.fail_first = fail_first
-    source.workdir.mkdir(parents=True, exist_ok=True)
-    # One master key for every copy of the database (its secrets are encrypted with it).
-    source.master_key = base64.urlsafe_b64encode(os.urandom(32)).decode()
     runs: dict[str, list[dict[str, Any]]] = {"ordered": [], "unordered": []}
-    try:
-        source.start_sink()
-        accounts = source.prepare(load=10, healthy=0, dead=0, seed=14)
-        pool = load.event_pool(sizes.calls, seed=14)
-        platform = Platform.create(source.settings)
+    with QueueCopies(prefix, database) as queues:
+        source = OrderCluster(workdir / f"{prefix}-source", database_url=queues.source_url)
+        source.fail_first = fail_first
+        source.workdir.mkdir(parents=True, exist_ok=True)
+        # One master key for every copy of the database (its secrets are encrypted with it).
+        source.master_key = base64.urlsafe_b64encode(os.urandom(32)).decode()
         try:
-            load.prefill(platform.publisher, pool, accounts.load, len(pool))
-        finally:
-            platform.db.dispose()
-        if database == "sqlite":
-            source.checkpoint()
-        total = queues.count(source)
-        for kind, n in DRAINS:
-            copy = OrderCluster(workdir / f"{prefix}-{kind}{n}")
-            copy.workdir.mkdir(parents=True, exist_ok=True)
-            copy.master_key, copy.sink_port = source.master_key, source.sink_port
-            copy.database_url = queues.copy(source, copy, unordered=kind == "unordered")
+            source.start_sink()
+            accounts = source.prepare(load=10, healthy=0, dead=0, seed=14)
+            pool = load.event_pool(sizes.calls, seed=14)
+            platform = Platform.create(source.settings)
             try:
-                runs[kind].append(_drain(copy, total, sizes.timeout, processes))
+                load.prefill(platform.publisher, pool, accounts.load, len(pool))
             finally:
-                copy.stop_all()
-    finally:
-        source.stop_all()
-        queues.drop()
+                platform.db.dispose()
+            total = queues.seal(source)
+            for kind, n in DRAINS:
+                copy = OrderCluster(workdir / f"{prefix}-{kind}{n}")
+                copy.workdir.mkdir(parents=True, exist_ok=True)
+                copy.master_key, copy.sink_port = source.master_key, source.sink_port
+                copy.database_url = queues.copy(source, copy, unordered=kind == "unordered")
+                try:
+                    runs[kind].append(_drain(copy, total, sizes.timeout, processes))
+                finally:
+                    copy.stop_all()
+                    queues.discard(copy.database_url)
+        finally:
+            source.stop_all()
     out = {f"{prefix}_events": float(total)}
     for kind, key in (("unordered", f"{prefix}_unordered"), ("ordered", prefix)):
         got = runs[kind]
@@ -213,85 +207,6 @@ def ordered_vs_unordered(
         out[f"{prefix}_unordered_first_pass_rate"], 1e-9
     )
     return out
-
-
-#: The unordered baseline's copy: every endpoint ``ordering: none``, every queued delivery
-#: pending (valid SQL on both backends).
-_UNORDER = (
-    "UPDATE endpoints SET ordering = 'none'",
-    "UPDATE deliveries SET status = 'pending', holds_line = FALSE, line_since = NULL "
-    "WHERE status = 'waiting' OR holds_line",
-)
-
-
-class _Queues:
-    """Where the pre-filled queue and its copies live: SQLite files in the clusters' work
-    directories, or PostgreSQL databases (``CREATE DATABASE … TEMPLATE``, an exact copy)."""
-
-    def __init__(self, workdir: Path, prefix: str, database: str) -> None:
-        if database not in ("sqlite", "postgresql"):
-            raise ValueError(f"unknown database {database!r}")
-        self.database = database
-        self.stem = f"bench_{prefix}_{os.getpid()}_{secrets.token_hex(3)}"
-        self.made: list[str] = []
-        self.source_url: str | None = None
-        if database == "postgresql":
-            self.source_url = self._create(f"{self.stem}_source", template=None)
-
-    def _admin(self) -> psycopg.Connection[Any]:
-        try:
-            return psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=10)
-        except psycopg.OperationalError as exc:
-            raise RuntimeError(
-                f"ordering bench: PostgreSQL at {POSTGRES_URL} is unreachable"
-                " (start it, or point BENCH_POSTGRES_URL at one)"
-            ) from exc
-
-    def _create(self, name: str, template: str | None) -> str:
-        with self._admin() as conn:
-            like = f' TEMPLATE "{template}"' if template else ""
-            conn.execute(f'CREATE DATABASE "{name}"{like}')
-        self.made.append(name)
-        return make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-
-    def copy(self, source: Cluster, copy: Cluster, *, unordered: bool) -> str | None:
-        """Copy ``source``'s queue for ``copy`` (made unordered if asked); its database URL
-        (None: SQLite at ``copy.db_path``)."""
-        if self.database == "sqlite":
-            shutil.copy(source.db_path, copy.db_path)
-            url = None
-            if unordered:
-                with sqlite3.connect(copy.db_path) as conn:
-                    for statement in _UNORDER:
-                        conn.execute(statement)
-        else:
-            url = self._create(f"{self.stem}_{len(self.made)}", template=f"{self.stem}_source")
-            if unordered:
-                with psycopg.connect(url, autocommit=False) as conn:
-                    for statement in _UNORDER:
-                        conn.execute(statement)
-        return url
-
-    def count(self, c: Cluster) -> int:
-        """How many deliveries ``c``'s database holds."""
-        query = "SELECT count(*) FROM deliveries"
-        if self.database == "sqlite":
-            with sqlite3.connect(c.db_path) as conn:
-                return int(conn.execute(query).fetchone()[0])
-        assert c.database_url is not None
-        with psycopg.connect(c.database_url) as pg:
-            row = pg.execute(query).fetchone()
-            assert row is not None
-            return int(row[0])
-
-    def drop(self) -> None:
-        """Drop the PostgreSQL databases made (nothing for SQLite: the work directory goes)."""
-        if not self.made:
-            return
-        with self._admin() as conn:
-            for name in reversed(self.made):
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        self.made.clear()
 
 
 def _span(stats: dict[str, Any]) -> float:

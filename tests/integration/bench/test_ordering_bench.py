@@ -10,7 +10,7 @@ import pytest
 from bench import ordering
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(480)
 def test_ordering_smoke_counts_no_violation_when_ordered(tmp_path: Path) -> None:
     values = ordering.run(tmp_path, smoke=True)
     assert values["order_events"] > 0
