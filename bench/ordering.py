@@ -20,9 +20,9 @@
    the schedule, 5 s later): the sending rate of each kind over the first 3.5 s of a drain
    (before any retry is due), the whole drains' rate (the retries' wait included), their
    ratios, and the violations (ordered must be 0). On SQLite, then on PostgreSQL (the server
-   at ``BENCH_POSTGRES_URL``, whose role needs ``CREATEDB``; each drain on a vacuumed copy of
-   the pre-filled database, dropped after: ``bench.queue_copies``): several workers is the
-   deployment PostgreSQL is for.
+   at ``BENCH_POSTGRES_URL``, whose role needs ``CREATEDB`` and ``CHECKPOINT`` rights; each
+   drain on a compacted copy of the pre-filled database, dropped after:
+   ``bench.queue_copies``): several workers is the deployment PostgreSQL is for.
 """
 
 from __future__ import annotations
@@ -157,7 +157,7 @@ def ordered_vs_unordered(
     (each drain on a database made from the pre-filled one as its template, on the server
     at ``phases.POSTGRES_URL``, dropped after)."""
     runs: dict[str, list[dict[str, Any]]] = {"ordered": [], "unordered": []}
-    with QueueCopies(prefix, database) as queues:
+    with QueueCopies(database) as queues:
         source = OrderCluster(workdir / f"{prefix}-source", database_url=queues.source_url)
         source.fail_first = fail_first
         source.workdir.mkdir(parents=True, exist_ok=True)
@@ -182,7 +182,7 @@ def ordered_vs_unordered(
                     runs[kind].append(_drain(copy, total, sizes.timeout, processes))
                 finally:
                     copy.stop_all()
-                    queues.discard(copy.database_url)
+                queues.discard(copy.database_url)  # (after a failure: on leaving the block)
         finally:
             source.stop_all()
     out = {f"{prefix}_events": float(total)}

@@ -3,22 +3,25 @@ PostgreSQL databases made with ``CREATE DATABASE … TEMPLATE`` on the server at
 ``phases.POSTGRES_URL`` (its role needs ``CREATEDB`` and ``CHECKPOINT`` rights: the local
 server's ``postgres`` has both).
 
-Each PostgreSQL copy is vacuumed and analysed before its drain, and the server checkpointed, so
-every drain starts from the same clean state: the unordered baseline's rewrite of every queued
-row (``UNORDER``) leaves a dead version of each behind, and the copy's log writes would
-otherwise land in the timed drain. Copies are dropped as soon as their drain ends, the rest on
-leaving the ``with`` block, and databases a killed run left behind (named for a process that
-no longer runs) when the next run starts.
+On PostgreSQL the pre-filled database is the ordered drains' template, and a second template
+holds the unordered baseline (``UNORDER``): rewriting every queued row leaves a dead version of
+each, so that one is compacted (``VACUUM FULL``) once, and every drain's copy starts as compact
+as the other kind's. Each copy is analysed and the server checkpointed before its drain (the
+copy's log writes would otherwise land in the timed drain).
+
+Clean-up: a copy is dropped after its drain, the rest on leaving the ``with`` block; a run
+killed before that leaves databases named ``callhook_bench_…``, which the next run drops. A
+run holds a session advisory lock named for its databases while it lasts, so the next run
+takes only those of runs that have ended, on any host, and only databases its role owns.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
 import shutil
 import sqlite3
-from collections.abc import Callable
+import sys
 from types import TracebackType
 from typing import Any
 
@@ -36,28 +39,48 @@ UNORDER = (
     "WHERE status = 'waiting' OR holds_line",
 )
 
-#: ``bench_<prefix>_<pid>_<6 hex>_<suffix>``: the names this module gives its databases.
-_NAME = re.compile(r"^bench_.+_(?P<pid>\d+)_[0-9a-f]{6}_[a-z0-9]+$")
+#: ``callhook_bench_<8 hex>_<suffix>``: the names this module gives its databases.
+_NAME = re.compile(r"^callhook_bench_(?P<run>[0-9a-f]{8})_[a-z0-9]+$")
+_RUN_LOCK = "SELECT pg_advisory_lock(hashtextextended(%s, 0))"
+_TRY_RUN_LOCK = "SELECT pg_try_advisory_lock(hashtextextended(%s, 0))"
+
+
+def _admin() -> psycopg.Connection[Any]:
+    try:
+        return psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=10)
+    except psycopg.OperationalError as exc:
+        raise RuntimeError(
+            f"ordering bench: PostgreSQL at {POSTGRES_URL} is unreachable"
+            " (start it, or point BENCH_POSTGRES_URL at one)"
+        ) from exc
+
+
+def _url(name: str) -> str:
+    return make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
 
 
 class QueueCopies:
-    """``with QueueCopies(prefix, database) as q``: ``q.source_url`` is where to pre-fill the
-    queue (None: SQLite at the source cluster's ``db_path``), ``q.seal(source)`` readies it
-    for copying and counts its deliveries, ``q.copy(source, copy, unordered=…)`` makes one
-    copy (its URL), ``q.discard(url)`` drops it."""
+    """``with QueueCopies(database) as q``: ``q.source_url`` is where to pre-fill the queue
+    (None: SQLite at the source cluster's ``db_path``), ``q.seal(source)`` readies it for
+    copying and counts its deliveries, ``q.copy(source, copy, unordered=…)`` makes one copy
+    (its URL; None on SQLite), ``q.discard(url)`` drops it."""
 
-    def __init__(self, prefix: str, database: str) -> None:
+    def __init__(self, database: str) -> None:
         if database not in ("sqlite", "postgresql"):
             raise ValueError(f"unknown database {database!r}")
         self.database = database
-        self.stem = f"bench_{prefix}_{os.getpid()}_{secrets.token_hex(3)}"
+        self.run = secrets.token_hex(4)
+        self.stem = f"callhook_bench_{self.run}"
         self.made: list[str] = []
         self.copies = 0
         self.source_url: str | None = None
+        self._held: psycopg.Connection[Any] | None = None
 
     def __enter__(self) -> QueueCopies:
         if self.database == "postgresql":
-            _drop_abandoned(self._admin)
+            self._held = _admin()
+            self._held.execute(_RUN_LOCK, (self.stem,))
+            _drop_abandoned(self._held)
             self.source_url = self._create(f"{self.stem}_source", template=None)
         return self
 
@@ -71,38 +94,32 @@ class QueueCopies:
         for name in reversed(self.made):
             try:
                 self._drop(name)
-            except psycopg.Error:
+            except Exception:  # keep going: each database is dropped or named below
                 failed.append(name)
         self.made = failed
-        if failed and exc is None:
-            raise RuntimeError(f"ordering bench: could not drop the databases {failed}")
-
-    def _admin(self) -> psycopg.Connection[Any]:
-        try:
-            return psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=10)
-        except psycopg.OperationalError as exc:
-            raise RuntimeError(
-                f"ordering bench: PostgreSQL at {POSTGRES_URL} is unreachable"
-                " (start it, or point BENCH_POSTGRES_URL at one)"
-            ) from exc
-
-    def _url(self, name: str) -> str:
-        return make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+        if self._held is not None:
+            self._held.close()  # the run lock goes with the session
+            self._held = None
+        if failed:
+            message = f"ordering bench: could not drop the databases {failed}"
+            if exc is None:
+                raise RuntimeError(message)
+            print(message, file=sys.stderr)  # the run's own error is the one to raise
 
     def _create(self, name: str, template: str | None) -> str:
-        with self._admin() as conn:
+        with _admin() as conn:
             like = f' TEMPLATE "{template}"' if template else ""
             conn.execute(f'CREATE DATABASE "{name}"{like}')
         self.made.append(name)
-        return self._url(name)
+        return _url(name)
 
     def _drop(self, name: str) -> None:
-        with self._admin() as conn:
+        with _admin() as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     def seal(self, source: Cluster) -> int:
         """Ready the pre-filled queue for copying (SQLite: its log folded into the file;
-        PostgreSQL: vacuumed and analysed); how many deliveries it holds."""
+        PostgreSQL: both templates compacted and analysed); how many deliveries it holds."""
         query = "SELECT count(*) FROM deliveries"
         if self.database == "sqlite":
             source.checkpoint()
@@ -110,7 +127,13 @@ class QueueCopies:
                 return int(conn.execute(query).fetchone()[0])
         assert source.database_url is not None
         with psycopg.connect(source.database_url, autocommit=True) as pg:
-            pg.execute("VACUUM (ANALYZE)")
+            pg.execute("VACUUM (FULL, ANALYZE)")
+        unordered = self._create(f"{self.stem}_unordered", template=f"{self.stem}_source")
+        with psycopg.connect(unordered, autocommit=True) as pg:
+            with pg.transaction():
+                for statement in UNORDER:
+                    pg.execute(statement)
+            pg.execute("VACUUM (FULL, ANALYZE)")
             row = pg.execute(query).fetchone()
             assert row is not None
             return int(row[0])
@@ -126,13 +149,10 @@ class QueueCopies:
                         conn.execute(statement)
             return None
         self.copies += 1
-        url = self._create(f"{self.stem}_{self.copies}", template=f"{self.stem}_source")
+        template = f"{self.stem}_{'unordered' if unordered else 'source'}"
+        url = self._create(f"{self.stem}_{self.copies}", template=template)
         with psycopg.connect(url, autocommit=True) as pg:
-            if unordered:
-                with pg.transaction():
-                    for statement in UNORDER:
-                        pg.execute(statement)
-            pg.execute("VACUUM (ANALYZE)")
+            pg.execute("ANALYZE")
             pg.execute("CHECKPOINT")
         return url
 
@@ -146,23 +166,24 @@ class QueueCopies:
             self.made.remove(name)
 
 
-def _drop_abandoned(admin: Callable[[], psycopg.Connection[Any]]) -> None:
-    """Drop databases this module made in runs whose process is gone (killed before its
-    ``with`` block could drop them)."""
-    with admin() as conn:
-        names = [r[0] for r in conn.execute("SELECT datname FROM pg_database")]
-        for name in names:
-            m = _NAME.match(name)
-            if m is None or _alive(int(m["pid"])):
-                continue
+def _drop_abandoned(conn: psycopg.Connection[Any]) -> None:
+    """Drop the databases of runs that ended without dropping them (killed): named by this
+    module, owned by this role, and their run's lock free. Any that cannot be dropped is
+    reported and left."""
+    rows = conn.execute(
+        "SELECT datname FROM pg_database WHERE pg_get_userbyid(datdba) = current_user"
+    ).fetchall()
+    for (name,) in rows:
+        m = _NAME.match(name)
+        if m is None:
+            continue
+        run = f"callhook_bench_{m['run']}"
+        row = conn.execute(_TRY_RUN_LOCK, (run,)).fetchone()
+        if row is None or not row[0]:
+            continue  # that run is still going
+        try:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        except psycopg.Error as exc:
+            print(f"ordering bench: left {name}: {exc}", file=sys.stderr)
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (run,))

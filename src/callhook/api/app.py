@@ -81,6 +81,10 @@ def create_app(
         openapi_url="/api/v2/openapi.json",
         docs_url=None,  # callhook.api.site serves /api/v2/docs without a CDN
         redoc_url=None,
+        # A path with a trailing slash is not found, in the envelope: Starlette's default
+        # answered a 307 with no body and an absolute ``http://`` Location, and an empty
+        # path parameter (``/events/``) led on to another route's 405.
+        redirect_slashes=False,
     )
     app.state.platform = platform
     app.state.settings = settings

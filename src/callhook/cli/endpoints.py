@@ -165,10 +165,13 @@ def _ordering_changes(
             continue
         if name == "ordering":
             out[name] = raw
-        elif raw.strip().lower() == "none" and name.startswith("max_age_"):
-            out[name] = None
+        elif raw.strip().lower() in ("none", "null") and name.startswith("max_age_"):
+            out[name] = None  # "null": what the store's message and the API call it
         else:
-            number = whole_number(raw)
+            text = raw.strip()
+            number = whole_number(text.removeprefix("-"))
+            if number is not None and text.startswith("-"):
+                number = -number  # refused for its range, not as text
             out[name] = raw if number is None else number  # the store refuses text, naming it
     return out
 

@@ -55,6 +55,32 @@ def test_every_other_method_is_405_naming_what_the_path_serves(
         assert checked > 40
 
 
+def test_a_trailing_slash_is_not_found_in_the_envelope_not_redirected(
+    tmp_path: Path, backend: str
+) -> None:
+    with running_api(tmp_path) as api:
+        token = make_token(api.platform, api.account.id, [*BOTH, "events.write"])
+        paths = _documented(api)
+        # An empty last path parameter too: "/events/" with no pbx_id.
+        slashed = [_concrete(p) + "/" for p in paths]
+        slashed += [p[: p.rindex("{")] for p in paths if p.endswith("}")]
+        for path in [*slashed, INGEST + "/"]:
+            for method in ("GET", "POST", "PATCH", "DELETE"):
+                response = api.client.request(
+                    method, path, headers=api.auth(token), follow_redirects=False
+                )
+                assert response.status_code in (404, 405), (method, path)
+                assert "Location" not in response.headers, (method, path)
+                assert_error(response, response.status_code, path)
+        assert "/api/v2/webhooks/events/" in slashed
+        response = api.client.get("/api/v2/webhooks/events/", headers=api.auth(token))
+        assert assert_error(response, 404, "/api/v2/webhooks/events/")["errors"] == ["Not found."]
+        # The dashboard's front door keeps its slash: to the overview.
+        response = api.client.get("/dashboard/", follow_redirects=False)
+        assert response.status_code == 308
+        assert response.headers["Location"] == "/dashboard"
+
+
 ACCEPTED: list[str | None] = [
     "application/json",
     "application/json; charset=utf-8",

@@ -1,10 +1,10 @@
-"""``bench.queue_copies`` on the local PostgreSQL: a copy holds the source's rows (made
-unordered when asked, vacuumed), each database it made is gone after the ``with`` block, and a
-database a killed run left behind is dropped by the next run."""
+"""``bench.queue_copies`` on the local PostgreSQL: copies hold the source's rows (the unordered
+ones made unordered, from a compacted template), every database a run made is gone after its
+``with`` block, and a killed run's databases are dropped by the next run — not those of a run
+still going."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import psycopg
@@ -13,51 +13,76 @@ from bench.phases import POSTGRES_URL
 from bench.queue_copies import QueueCopies
 
 
-def _databases() -> set[str]:
+def _databases(stem: str) -> set[str]:
     with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
-        return {r[0] for r in conn.execute("SELECT datname FROM pg_database")}
+        rows = conn.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE %s", (f"{stem}%",)
+        ).fetchall()
+        return {r[0] for r in rows}
 
 
-def _dead_pid() -> int:
-    pid = os.fork()
-    if pid == 0:
-        os._exit(0)
-    os.waitpid(pid, 0)
-    return pid
+def _fill(url: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE endpoints (ordering text)")
+        conn.execute("CREATE TABLE deliveries (status text, holds_line boolean, line_since text)")
+        conn.execute("CREATE INDEX ix_status ON deliveries (status)")
+        conn.execute("INSERT INTO endpoints VALUES ('per_call')")
+        conn.execute(
+            "INSERT INTO deliveries SELECT CASE WHEN n % 10 = 0 THEN 'pending' ELSE 'waiting' "
+            "END, n % 10 = 0, CASE WHEN n % 10 = 0 THEN 'x' END FROM generate_series(1, 5000) n"
+        )
+        conn.execute("INSERT INTO deliveries VALUES ('delivered', FALSE, NULL)")
+
+
+def _stats(url: str) -> tuple[int, int, int]:
+    """Rows by kind in ``deliveries``: (pending, holding the line, dead versions)."""
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FILTER (WHERE status = 'pending'), count(*) FILTER (WHERE holds_line)"
+            " FROM deliveries"
+        ).fetchone()
+        dead = conn.execute(
+            "SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = 'deliveries'"
+        ).fetchone()
+        assert row is not None
+        assert dead is not None
+        return int(row[0]), int(row[1]), int(dead[0])
 
 
 def test_copies_and_cleanup(tmp_path: Path) -> None:
-    abandoned = f"bench_flaky_{_dead_pid()}_abcdef_source"
-    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{abandoned}"')
-    before = _databases() - {abandoned}
-    with QueueCopies("flaky_test", "postgresql") as q:
-        assert abandoned not in _databases()
+    with QueueCopies("postgresql") as q:
         assert q.source_url is not None
-        with psycopg.connect(q.source_url, autocommit=True) as conn:
-            conn.execute("CREATE TABLE endpoints (ordering text)")
-            conn.execute(
-                "CREATE TABLE deliveries (status text, holds_line boolean, line_since text)"
-            )
-            conn.execute("INSERT INTO endpoints VALUES ('per_call')")
-            conn.execute(
-                "INSERT INTO deliveries VALUES ('pending', TRUE, 'x'), ('waiting', FALSE, NULL),"
-                " ('delivered', FALSE, NULL)"
-            )
+        _fill(q.source_url)
         source = Cluster(tmp_path, database_url=q.source_url)
-        assert q.seal(source) == 3
+        assert q.seal(source) == 5001
         ordered = q.copy(source, Cluster(tmp_path), unordered=False)
         unordered = q.copy(source, Cluster(tmp_path), unordered=True)
         assert ordered is not None
         assert unordered is not None
+        assert _stats(ordered) == (500, 500, 0)
+        # Every queued row pending, none holding a line, and no dead versions of the rewrite.
+        assert _stats(unordered) == (5000, 0, 0)
         with psycopg.connect(unordered) as conn:
-            rows = sorted(conn.execute("SELECT status, holds_line FROM deliveries").fetchall())
-            assert rows == [("delivered", False), ("pending", False), ("pending", False)]
             assert conn.execute("SELECT ordering FROM endpoints").fetchall() == [("none",)]
-        with psycopg.connect(ordered) as conn:
-            assert conn.execute("SELECT count(*) FROM deliveries WHERE holds_line").fetchone() == (
-                1,
-            )
         q.discard(ordered)
-        assert q.stem + "_1" not in _databases()
-    assert _databases() == before
+        assert _databases(q.stem) == {
+            f"{q.stem}_source",
+            f"{q.stem}_unordered",
+            unordered.rsplit("/", 1)[1],
+        }
+    assert _databases(q.stem) == set()
+
+
+def test_a_killed_runs_databases_go_with_the_next_run_not_a_live_runs(tmp_path: Path) -> None:
+    live = QueueCopies("postgresql").__enter__()
+    killed = QueueCopies("postgresql").__enter__()
+    assert killed._held is not None
+    killed._held.close()  # as when its process dies: the session and its run lock end
+    killed._held = None
+    try:
+        with QueueCopies("postgresql"):
+            assert _databases(killed.stem) == set()
+            assert _databases(live.stem) == {f"{live.stem}_source"}
+    finally:
+        live.__exit__(None, None, None)
+    assert _databases(live.stem) == set()

@@ -128,4 +128,11 @@ def test_bad_ordering_fields_from_the_cli_name_the_field_and_change_nothing(
         )
         assert result.exit_code == 1, result.output
         assert field in result.output
+        if value.lstrip("-").isdigit():  # a number out of range is told its range
+            assert "between 1 and 86400" in result.output
     assert _run(env, "endpoints", "list", acc, "--json") == before
+    # "null", as the error for a bad maximum age says, is accepted like "none".
+    changed = orjson.loads(
+        _run(env, "endpoints", "update", acc, primary, "--max-age-bulk", "null", "--json")
+    )
+    assert changed["max_age_bulk_seconds"] is None
