@@ -11,8 +11,9 @@ copy's log writes would otherwise land in the timed drain).
 
 Clean-up: a copy is dropped after its drain, the rest on leaving the ``with`` block; a run
 killed before that leaves databases named ``callhook_bench_…``, which the next run drops. A
-run holds a session advisory lock named for its databases while it lasts, so the next run
-takes only those of runs that have ended, on any host, and only databases its role owns.
+run holds a session advisory lock named for its databases while it lasts (seen server-wide in
+``pg_locks``), so the next run takes only those of runs that have ended, on any host and
+whatever database their URL names, and only databases its role owns.
 """
 
 from __future__ import annotations
@@ -42,7 +43,16 @@ UNORDER = (
 #: ``callhook_bench_<8 hex>_<suffix>``: the names this module gives its databases.
 _NAME = re.compile(r"^callhook_bench_(?P<run>[0-9a-f]{8})_[a-z0-9]+$")
 _RUN_LOCK = "SELECT pg_advisory_lock(hashtextextended(%s, 0))"
-_TRY_RUN_LOCK = "SELECT pg_try_advisory_lock(hashtextextended(%s, 0))"
+#: Whether any session on the server holds a run's lock. Advisory locks belong to the database
+#: they were taken in, so ``pg_try_advisory_lock`` from a session on another database would
+#: not see a run whose ``BENCH_POSTGRES_URL`` names another one; ``pg_locks`` lists them all
+#: (a bigint key is split into ``classid``, high half, and ``objid``, with ``objsubid`` 1).
+_RUN_HELD = """
+SELECT EXISTS (
+    SELECT 1 FROM pg_locks l, hashtextextended(%s, 0) k
+    WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+      AND l.classid = ((k >> 32) & 4294967295)::oid AND l.objid = (k & 4294967295)::oid
+)"""
 
 
 def _admin() -> psycopg.Connection[Any]:
@@ -79,9 +89,13 @@ class QueueCopies:
     def __enter__(self) -> QueueCopies:
         if self.database == "postgresql":
             self._held = _admin()
-            self._held.execute(_RUN_LOCK, (self.stem,))
-            _drop_abandoned(self._held)
-            self.source_url = self._create(f"{self.stem}_source", template=None)
+            try:
+                self._held.execute(_RUN_LOCK, (self.stem,))
+                _drop_abandoned(self._held)
+                self.source_url = self._create(f"{self.stem}_source", template=None)
+            except BaseException:
+                self.__exit__(None, None, None)
+                raise
         return self
 
     def __exit__(
@@ -177,13 +191,10 @@ def _drop_abandoned(conn: psycopg.Connection[Any]) -> None:
         m = _NAME.match(name)
         if m is None:
             continue
-        run = f"callhook_bench_{m['run']}"
-        row = conn.execute(_TRY_RUN_LOCK, (run,)).fetchone()
-        if row is None or not row[0]:
-            continue  # that run is still going
+        row = conn.execute(_RUN_HELD, (f"callhook_bench_{m['run']}",)).fetchone()
+        if row is None or row[0]:
+            continue  # that run is still going (this one's own lock included)
         try:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         except psycopg.Error as exc:
             print(f"ordering bench: left {name}: {exc}", file=sys.stderr)
-        finally:
-            conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (run,))

@@ -8,9 +8,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import psycopg
+import pytest
+from bench import queue_copies
 from bench.cluster import Cluster
 from bench.phases import POSTGRES_URL
 from bench.queue_copies import QueueCopies
+from sqlalchemy.engine import make_url
 
 
 def _databases(stem: str) -> set[str]:
@@ -49,6 +52,16 @@ def _stats(url: str) -> tuple[int, int, int]:
         return int(row[0]), int(row[1]), int(dead[0])
 
 
+def _size(url: str) -> int:
+    """Bytes of ``deliveries`` and its indexes."""
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT pg_relation_size('deliveries') + pg_indexes_size('deliveries')"
+        ).fetchone()
+        assert row is not None
+        return int(row[0])
+
+
 def test_copies_and_cleanup(tmp_path: Path) -> None:
     with QueueCopies("postgresql") as q:
         assert q.source_url is not None
@@ -60,8 +73,10 @@ def test_copies_and_cleanup(tmp_path: Path) -> None:
         assert ordered is not None
         assert unordered is not None
         assert _stats(ordered) == (500, 500, 0)
-        # Every queued row pending, none holding a line, and no dead versions of the rewrite.
+        # Every queued row pending, none holding a line, and no dead versions of the rewrite,
+        # nor the room they took: the unordered copy is as compact as the ordered one.
         assert _stats(unordered) == (5000, 0, 0)
+        assert _size(unordered) <= _size(ordered) * 1.1
         with psycopg.connect(unordered) as conn:
             assert conn.execute("SELECT ordering FROM endpoints").fetchall() == [("none",)]
         q.discard(ordered)
@@ -84,5 +99,22 @@ def test_a_killed_runs_databases_go_with_the_next_run_not_a_live_runs(tmp_path: 
             assert _databases(killed.stem) == set()
             assert _databases(live.stem) == {f"{live.stem}_source"}
     finally:
+        live.__exit__(None, None, None)
+    assert _databases(live.stem) == set()
+
+
+def test_a_live_run_on_another_database_is_left_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Advisory locks belong to a database: the run lock must be seen from sessions on others.
+    other = make_url(POSTGRES_URL).set(database="postgres").render_as_string(hide_password=False)
+    monkeypatch.setattr(queue_copies, "POSTGRES_URL", other)
+    live = QueueCopies("postgresql").__enter__()
+    monkeypatch.undo()
+    try:
+        with QueueCopies("postgresql"):
+            assert _databases(live.stem) == {f"{live.stem}_source"}
+    finally:
+        monkeypatch.setattr(queue_copies, "POSTGRES_URL", other)
         live.__exit__(None, None, None)
     assert _databases(live.stem) == set()
