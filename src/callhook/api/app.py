@@ -83,7 +83,8 @@ def create_app(
         redoc_url=None,
         # A path with a trailing slash is not found, in the envelope: Starlette's default
         # answered a 307 with no body and an absolute ``http://`` Location, and an empty
-        # path parameter (``/events/``) led on to another route's 405.
+        # path parameter (``/events/``) led on to another route's 405. The dashboard sends
+        # its own pages typed with a slash on to the page (``dashboard.without_slash``).
         redirect_slashes=False,
     )
     app.state.platform = platform

@@ -117,12 +117,6 @@ def banner(platform: Platform, account_id: str) -> dict[str, Any] | None:
     }
 
 
-@router.get("/", include_in_schema=False)
-def overview_slash() -> Response:
-    """``/dashboard/``, as people type it: the overview (the app redirects no other slash)."""
-    return RedirectResponse("/dashboard", status_code=308)
-
-
 @router.get("")
 def overview(request: Request, who: CurrentViewer) -> Response:
     platform = platform_of(request)

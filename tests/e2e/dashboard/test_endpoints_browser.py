@@ -135,6 +135,12 @@ def test_a_second_endpoint_receives_only_its_own_events(
         page.get_by_label("Password").fill(PASSWORD)
         page.get_by_role("button", name="Sign in").click()
         expect(page.get_by_role("heading", name="Overview")).to_be_visible()
+        # Typed with a trailing slash, a page is still the page (the API would say 404).
+        page.goto(f"{base}/dashboard/endpoints/?from=typed")
+        assert page.url == f"{base}/dashboard/endpoints?from=typed"
+        expect(page.get_by_role("heading", name="Endpoints", exact=True)).to_be_visible()
+        page.goto(f"{base}/dashboard/")
+        expect(page.get_by_role("heading", name="Overview")).to_be_visible()
 
         # --- The customer adds the help desk with other events ------------------------------
         page.get_by_role("navigation", name="Main").get_by_role("link", name="Endpoints").click()

@@ -75,10 +75,22 @@ def test_a_trailing_slash_is_not_found_in_the_envelope_not_redirected(
         assert "/api/v2/webhooks/events/" in slashed
         response = api.client.get("/api/v2/webhooks/events/", headers=api.auth(token))
         assert assert_error(response, 404, "/api/v2/webhooks/events/")["errors"] == ["Not found."]
-        # The dashboard's front door keeps its slash: to the overview.
-        response = api.client.get("/dashboard/", follow_redirects=False)
-        assert response.status_code == 308
-        assert response.headers["Location"] == "/dashboard"
+        # A dashboard page typed with a slash: the page without it, the query kept; no other
+        # host whatever the path (a Location starting "//" would be one).
+        for typed, location in (
+            ("/dashboard/", "/dashboard"),
+            ("/dashboard/endpoints/?x=1&y=2", "/dashboard/endpoints?x=1&y=2"),
+            ("/dashboard//evil.example/", "/dashboard//evil.example"),
+            ("/dashboard/deliveries/a%2Fb/", "/dashboard/deliveries/a%2Fb"),
+        ):
+            for method in ("GET", "HEAD"):
+                response = api.client.request(method, typed, follow_redirects=False)
+                assert response.status_code == 308, (method, typed)
+                assert response.headers["Location"] == location, (method, typed)
+        # A form never posts to a slashed path: no redirect for that.
+        response = api.client.post("/dashboard/endpoints/", follow_redirects=False)
+        assert "Location" not in response.headers
+        assert response.status_code in (404, 405)
 
 
 ACCEPTED: list[str | None] = [
