@@ -58,6 +58,13 @@ def proc_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / ticks
 
 
+def thread_cpu_seconds(pid: int, tid: int) -> float:
+    """User + system CPU seconds of one live thread (Linux /proc); a process's main thread,
+    which runs a ``callhook worker``'s event loop, has ``tid == pid``."""
+    fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def proc_peak_rss_mb(pid: int) -> float:
     """Peak resident set (VmHWM) of a live process in MiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

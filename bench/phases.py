@@ -18,7 +18,15 @@ from typing import Any
 from urllib.parse import quote
 
 from bench import load, storage
-from bench.cluster import ROOT, Accounts, Cluster, proc_cpu_seconds, proc_peak_rss_mb, sink_get
+from bench.cluster import (
+    ROOT,
+    Accounts,
+    Cluster,
+    proc_cpu_seconds,
+    proc_peak_rss_mb,
+    sink_get,
+    thread_cpu_seconds,
+)
 from callhook import simulate as sim
 from callhook.platform import Platform
 from callhook.publish import PublishRequest
@@ -101,6 +109,19 @@ def wait_for_sink(
             during()
         count = sink_count(port)
     return count
+
+
+def loop_busy(samples: list[tuple[float, float]], win: dict[str, object]) -> float | None:
+    """The cores a thread used between the sink's first and last arrival of ``win``, from
+    ``(time.time(), thread CPU s)`` samples (the first at or after the first arrival, the last
+    at or before the last); None without two such samples."""
+    first, last = win.get("first"), win.get("last")
+    if not isinstance(first, float) or not isinstance(last, float):
+        return None
+    inside = [s for s in samples if first <= s[0] <= last]
+    if len(inside) < 2 or inside[-1][0] <= inside[0][0]:
+        return None
+    return (inside[-1][1] - inside[0][1]) / (inside[-1][0] - inside[0][0])
 
 
 def window(port: int, start: int) -> dict[str, object]:
@@ -198,12 +219,14 @@ def drain_prefilled(
     worker = c.start_worker()
     peak = 0.0
     cpu = 0.0
+    loop: list[tuple[float, float]] = []  # (wall clock as the sink's, event-loop thread CPU s)
 
     def sample() -> None:
         nonlocal peak, cpu
         if worker.poll() is None:
             peak = max(peak, proc_peak_rss_mb(worker.pid))
             cpu = proc_cpu_seconds(worker.pid)
+            loop.append((time.time(), thread_cpu_seconds(worker.pid, worker.pid)))
 
     got = wait_for_sink(c.sink_port, start + target_total, sizes.drain_timeout, during=sample)
     sample()
@@ -213,6 +236,12 @@ def drain_prefilled(
     out.put("delivered_prefilled", float(delivered))
     out.put("throughput_prefilled", rate_of(win))
     out.put("cpu_ms_per_delivery", cpu / max(delivered, 1) * 1000)
+    busy = loop_busy(loop, win)
+    if busy is not None:
+        # The worker's event loop (sending, results) is one thread: when it is near a whole
+        # core, the drain is bound by it, whatever the other threads and cores have left.
+        out.put("loop_cores", busy)
+        out.put("loop_ms_per_delivery", busy / max(rate_of(win), 1e-9) * 1000)
     out.put("peak_rss_mb", peak)
     out.put("duplicates", float(win["duplicates"]))  # type: ignore[arg-type]
     events = target_total

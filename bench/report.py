@@ -190,6 +190,13 @@ def rows(
         ),
         Row(
             "Resources",
+            "worker's event-loop thread while draining: cores busy, CPU ms per delivery",
+            f"{_num(get('loop_cores'), digits=2)}, {_num(get('loop_ms_per_delivery'), digits=3)}",
+            "",
+            "",
+        ),
+        Row(
+            "Resources",
             f"worker peak RSS, {prefill:,} pending",
             _num(get("peak_rss_mb"), " MB", 1),
             "< 300 MB",

@@ -18,6 +18,7 @@ from callhook.core import retry
 from callhook.core.clock import FakeClock
 from callhook.delivery.attempt import Attempts, storable
 from callhook.delivery.sender import Sender
+from callhook.metrics import OTHER_ENDPOINTS, Metrics
 from callhook.settings import Settings
 from callhook.signing import generate_secret
 from callhook.store.queue import ClaimedJob
@@ -191,3 +192,34 @@ def test_any_answer_gives_a_recordable_result(
 )
 def test_storable(text: str | None, stored: str | None) -> None:
     assert storable(text) == stored
+
+
+# --- counted ------------------------------------------------------------------------------------
+def test_attempts_are_counted_per_endpoint_within_the_series_bound() -> None:
+    # The kept metric children count what ``labels()`` would: the first endpoints under their
+    # own value, later ones as "other", every verdict apart, however often each comes back.
+    metrics = Metrics(max_endpoint_series=2)
+    made = Attempts(clock=FakeClock(T0), rng=random.Random(1), metrics=metrics)
+    ok = outcomes.from_status(200)
+    failed = outcomes.failure("connect_error", "refused", retryable=False)
+    for round_ in range(3):
+        for n in range(4):
+            job = replace(JOB, endpoint_id=f"ep_{n}")
+            made.result(job, ok, started_at=T0, duration_ms=1.0)
+            if round_ == 0:
+                made.result(job, failed, started_at=T0, duration_ms=1.0)
+    samples = {
+        (s.labels["endpoint"], s.labels["result"]): s.value
+        for family in metrics.registry.collect()
+        if family.name == "callhook_endpoint_attempts"
+        for s in family.samples
+        if s.name.endswith("_total")
+    }
+    assert samples == {
+        ("ep_0", "delivered"): 3.0,
+        ("ep_1", "delivered"): 3.0,
+        (OTHER_ENDPOINTS, "delivered"): 6.0,
+        ("ep_0", "failed"): 1.0,
+        ("ep_1", "failed"): 1.0,
+        (OTHER_ENDPOINTS, "failed"): 2.0,
+    }
