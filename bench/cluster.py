@@ -65,6 +65,24 @@ def thread_cpu_seconds(pid: int, tid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def postgres_cpu_seconds() -> float:
+    """User + system CPU seconds of the local PostgreSQL server's processes (every live
+    process named ``postgres``, with what they reaped: the postmaster's children that ended
+    count through it once reaped, so read it while the connections measured are open), from
+    /proc; 0.0 where none is visible."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # ended meanwhile
+            continue
+        if text[text.index("(") + 1 : text.rindex(")")] != "postgres":
+            continue
+        fields = text.rsplit(")", 1)[1].split()
+        total += sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def proc_peak_rss_mb(pid: int) -> float:
     """Peak resident set (VmHWM) of a live process in MiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

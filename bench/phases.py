@@ -22,6 +22,7 @@ from bench.cluster import (
     ROOT,
     Accounts,
     Cluster,
+    postgres_cpu_seconds,
     proc_cpu_seconds,
     proc_peak_rss_mb,
     sink_get,
@@ -604,11 +605,13 @@ def _scale_run(
         sink_pid = c.children["sink"].pid
         start = sink_count(c.sink_port)
         sink_cpu = proc_cpu_seconds(sink_pid)
+        server_cpu = postgres_cpu_seconds()
         workers_cpu = _children_cpu_seconds()
         sub.start_worker(processes=k)
         got = wait_for_sink(c.sink_port, start + sizes.scale_events, sizes.drain_timeout)
         win = window(c.sink_port, start)
         sink_cpu = proc_cpu_seconds(sink_pid) - sink_cpu
+        server_cpu = postgres_cpu_seconds() - server_cpu
         # A supervisor reaps its children before exiting: their CPU counts once it is waited for.
         sub.stop("worker", timeout=45.0)
         workers_cpu = _children_cpu_seconds() - workers_cpu
@@ -628,5 +631,11 @@ def _scale_run(
         f"workers {workers_cpu:.1f} CPU s incl. start-up "
         f"({workers_cpu / max(delivered, 1) * 1000:.3f} per 1,000), "
         f"sink {sink_cpu / drain if drain else math.nan:.2f} cores while draining"
+        + (
+            f"; the PostgreSQL server {server_cpu:.1f} CPU s from the workers' start "
+            f"({server_cpu / max(delivered, 1) * 1000:.3f} per 1,000)"
+            if backend == "postgresql"
+            else ""
+        )
     )
     return sizes.scale_events, prefill_seconds
