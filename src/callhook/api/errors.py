@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from http import HTTPStatus
+from typing import Any, Final
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
@@ -16,6 +17,7 @@ from starlette.responses import Response
 from callhook import errors
 from callhook.api.envelope import error, error_body
 from callhook.api.routing import allowed_methods
+from callhook.events.models import PBX_ID_PATTERN, PBX_ID_RULE
 
 log = logging.getLogger("callhook.api")
 
@@ -93,6 +95,16 @@ async def on_callhook_error(request: Request, exc: Exception) -> Response:
 
 
 _LOCATIONS = frozenset({"body", "query", "path"})
+#: The patterns request parameters are declared with, in words: pydantic's own message for a
+#: value that does not match quotes the regular expression, which tells a client little.
+_PATTERN_RULES: Final = {PBX_ID_PATTERN: PBX_ID_RULE}
+
+
+def _validation_message(err: Mapping[str, Any]) -> str:
+    if err.get("type") == "string_pattern_mismatch":
+        pattern = str((err.get("ctx") or {}).get("pattern"))
+        return _PATTERN_RULES.get(pattern, "value has a character or a form not allowed here")
+    return str(err.get("msg", "invalid"))
 
 
 async def on_validation_error(request: Request, exc: Exception) -> Response:
@@ -102,7 +114,8 @@ async def on_validation_error(request: Request, exc: Exception) -> Response:
         # The parameter's own name, as our own checks say it (``limit``, not ``query.limit``).
         loc = [str(p) for p in err.get("loc", ())]
         where = ".".join(loc[1:] if loc and loc[0] in _LOCATIONS else loc)
-        messages.append(f"{where}: {err.get('msg', 'invalid')}" if where else str(err.get("msg")))
+        message = _validation_message(err)
+        messages.append(f"{where}: {message}" if where else message)
     _count(request, 422)
     _log_rejection(request, 422, "; ".join(messages))
     return error(request, 422, messages or ["Invalid request."])

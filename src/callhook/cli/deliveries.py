@@ -201,18 +201,27 @@ def deliveries_redeliver(
     account: Annotated[str | None, typer.Option(help="With --since: only this account.")] = None,
     since: Annotated[
         str | None,
-        typer.Option(help="Failed deliveries created since (RFC 3339; no time zone: UTC)."),
+        typer.Option(help="Deliveries created since (RFC 3339; no time zone: UTC)."),
     ] = None,
     until: Annotated[str | None, typer.Option(help="… and before (RFC 3339).")] = None,
+    status: Annotated[
+        str | None,
+        typer.Option(help="With --since: failed (the default), delivered or expired ones."),
+    ] = None,
     json: bool = JsonOption,
     database_url: str | None = DatabaseOption,
 ) -> None:
-    """Queue failed deliveries again.
+    """Queue finished deliveries again (by default failed ones).
 
     Same body and event id (receivers deduplicate on it), signed afresh when sent.
     """
     if (delivery_id is None) == (since is None):
         raise fail("give either a delivery id or --since")
+    if delivery_id is not None and status is not None:
+        raise fail("--status goes with --since (one delivery is redelivered whatever it is)")
+    status = "failed" if status is None else status
+    if status not in delivery_store.REDELIVERABLE:
+        raise fail(f"--status must be one of {', '.join(delivery_store.REDELIVERABLE)}")
     start, end = parse_time(since, "--since"), parse_time(until, "--until")
     from callhook import queueing
     from callhook.errors import PayloadInvalid
@@ -233,7 +242,7 @@ def deliveries_redeliver(
                     account_store.get(conn, account)  # unknown: an error, not "0 queued"
             try:
                 count = queueing.redeliver_window(
-                    p.publisher, now=now, account_id=account, since=start, until=end
+                    p.publisher, now=now, account_id=account, since=start, until=end, status=status
                 )
             except PayloadInvalid as exc:
                 if exc.field == "until":
@@ -244,7 +253,7 @@ def deliveries_redeliver(
     elif delivery_id is not None:
         console.print(f"Queued {d.id} again ({d.event}, event {d.event_id})")
     else:
-        console.print(f"Queued {count} failed deliveries again")
+        console.print(f"Queued {count} {status} deliveries again")
 
 
 def emit(

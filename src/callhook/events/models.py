@@ -71,11 +71,13 @@ def is_pbx_id(value: str) -> bool:
     return _PBX_ID.fullmatch(value) is not None
 
 
+#: What ``PBX_ID_PATTERN`` says, in words: every refusal of an id gives this, never the regex.
+PBX_ID_RULE: Final = "value is not a valid id (1-128 letters, digits, '.', '_', ':' or '-')"
+
+
 def _check_pbx_id(value: str) -> str:
     if not is_pbx_id(value):
-        raise PydanticCustomError(
-            "pbx_id", "value is not a valid id (1-128 letters, digits, '.', '_', ':' or '-')"
-        )
+        raise PydanticCustomError("pbx_id", PBX_ID_RULE)
     return value
 
 

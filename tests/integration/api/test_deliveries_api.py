@@ -219,6 +219,27 @@ def test_window_redelivery_queues_only_the_window(tmp_path: Path) -> None:
     assert none == {"queued": 0}
 
 
+def test_window_redelivery_takes_expired_deliveries_by_their_own_status(tmp_path: Path) -> None:
+    # Expired (issue 14) is finished like failed and delivered, and redelivered on request.
+    with running_api(tmp_path) as api:
+        start = api.clock.now()
+        ids = _publish(api, 2)
+        attempt_due(api.platform, status=None, error_class=ErrorClass.EXPIRED, retry_in=None)
+        before = sorted(d["status"] for d in assert_success(api.get(LIST))["deliveries"])
+        window = {"since": start.isoformat()}
+        failed = assert_success(api.post(f"{LIST}/redeliver", json=window), 202)
+        expired = {**window, "status": "expired"}
+        queued = assert_success(api.post(f"{LIST}/redeliver", json=expired), 202)
+        again = assert_success(api.post(f"{LIST}/redeliver", json=expired), 202)
+        after = {d["id"]: d["status"] for d in assert_success(api.get(LIST))["deliveries"]}
+    assert before == ["expired", "expired"]
+    assert failed == {"queued": 0}
+    assert queued == {"queued": 2}
+    assert again == {"queued": 0}
+    assert sorted(after) == sorted(ids)
+    assert set(after.values()) <= {"pending", "waiting"}
+
+
 @pytest.mark.parametrize(
     ("content", "content_type", "status"),
     [

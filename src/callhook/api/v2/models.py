@@ -151,7 +151,7 @@ class RedeliverWindow(_Model):
         description="End of the window (exclusive), RFC 3339 with a time zone, in the same "
         "range; default now.",
     )
-    status: Literal["failed", "delivered"] = Field(
+    status: Literal["failed", "delivered", "expired"] = Field(
         default="failed", description="Which finished deliveries to send again."
     )
     endpoint_id: str | None = Field(
