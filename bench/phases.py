@@ -605,13 +605,14 @@ def _scale_run(
         sink_pid = c.children["sink"].pid
         start = sink_count(c.sink_port)
         sink_cpu = proc_cpu_seconds(sink_pid)
-        server_cpu = postgres_cpu_seconds()
+        server_cpu = postgres_cpu_seconds() if backend == "postgresql" else 0.0
         workers_cpu = _children_cpu_seconds()
         sub.start_worker(processes=k)
         got = wait_for_sink(c.sink_port, start + sizes.scale_events, sizes.drain_timeout)
         win = window(c.sink_port, start)
         sink_cpu = proc_cpu_seconds(sink_pid) - sink_cpu
-        server_cpu = postgres_cpu_seconds() - server_cpu
+        if backend == "postgresql":
+            server_cpu = postgres_cpu_seconds() - server_cpu
         # A supervisor reaps its children before exiting: their CPU counts once it is waited for.
         sub.stop("worker", timeout=45.0)
         workers_cpu = _children_cpu_seconds() - workers_cpu

@@ -9,7 +9,10 @@ RANGE: Final = "must be from 1970-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z"
 NUMBER: Final = "not a number (Unix time is not accepted)"
 SHAPE: Final = "must be an RFC 3339 date-time with a time zone"
 INVALID: Final = "is not a valid date and time"
-ID_RULE: Final = "value is not a valid id (1-128 letters, digits, '.', '_', ':' or '-')"
+ID_RULE: Final = (
+    "value is not a valid id (1-128 letters, digits, '.', '_', ':' or '-',"
+    " the first a letter or digit)"
+)
 
 #: Times an API or CLI option refuses, with what its message says.
 BAD_TIMES: Final[list[tuple[str, str]]] = [

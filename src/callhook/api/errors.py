@@ -6,7 +6,7 @@ import logging
 import math
 from collections.abc import Callable, Mapping
 from http import HTTPStatus
-from typing import Any, Final
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
@@ -17,7 +17,7 @@ from starlette.responses import Response
 from callhook import errors
 from callhook.api.envelope import error, error_body
 from callhook.api.routing import allowed_methods
-from callhook.events.models import PBX_ID_PATTERN, PBX_ID_RULE
+from callhook.events.models import pattern_rule
 
 log = logging.getLogger("callhook.api")
 
@@ -95,15 +95,12 @@ async def on_callhook_error(request: Request, exc: Exception) -> Response:
 
 
 _LOCATIONS = frozenset({"body", "query", "path"})
-#: The patterns request parameters are declared with, in words: pydantic's own message for a
-#: value that does not match quotes the regular expression, which tells a client little.
-_PATTERN_RULES: Final = {PBX_ID_PATTERN: PBX_ID_RULE}
 
 
 def _validation_message(err: Mapping[str, Any]) -> str:
+    # A pattern in words (``events.models.pattern_rule``): pydantic's message quotes the regex.
     if err.get("type") == "string_pattern_mismatch":
-        pattern = str((err.get("ctx") or {}).get("pattern"))
-        return _PATTERN_RULES.get(pattern, "value has a character or a form not allowed here")
+        return pattern_rule((err.get("ctx") or {}).get("pattern"))
     return str(err.get("msg", "invalid"))
 
 

@@ -218,8 +218,10 @@ def deliveries_redeliver(
     if (delivery_id is None) == (since is None):
         raise fail("give either a delivery id or --since")
     if delivery_id is not None and status is not None:
-        raise fail("--status goes with --since (one delivery is redelivered whatever it is)")
-    status = "failed" if status is None else status
+        raise fail("--status goes with --since (one delivery is redelivered whatever its status)")
+    from callhook.core.outcome import DeliveryStatus
+
+    status = DeliveryStatus.FAILED.value if status is None else status
     if status not in delivery_store.REDELIVERABLE:
         raise fail(f"--status must be one of {', '.join(delivery_store.REDELIVERABLE)}")
     start, end = parse_time(since, "--since"), parse_time(until, "--until")
@@ -231,8 +233,14 @@ def deliveries_redeliver(
         # Through ``queueing``: the write and the wake of idle workers (other processes).
         if delivery_id is not None:
             _check_delivery_id(delivery_id)
-            d = queueing.redeliver_one(p.publisher, delivery_id, now=now)
-            count = 1
+            was: list[str] = []  # its status before, read in the redelivery's transaction
+
+            def before(conn: Any) -> None:  # (the store's connection)
+                was.append(delivery_store.get(conn, delivery_id).status)
+
+            d = queueing.redeliver_one(p.publisher, delivery_id, now=now, check=before)
+            # Still pending or waiting: left as it is (it will be attempted), as the API does.
+            count = 0 if was[0] in delivery_store.UNFINISHED else 1
         else:
             assert start is not None
             if account is not None:
@@ -250,10 +258,12 @@ def deliveries_redeliver(
                 raise fail("--since must be earlier than now when --until is left out") from exc
     if json:
         print_json({"queued": count})
+    elif delivery_id is not None and count == 0:
+        console.print(f"{d.id} is {d.status}, not finished: left as it is (it will be attempted)")
     elif delivery_id is not None:
         console.print(f"Queued {d.id} again ({d.event}, event {d.event_id})")
     else:
-        console.print(f"Queued {count} {status} deliveries again")
+        console.print(f"Queued {count} {status} {'delivery' if count == 1 else 'deliveries'} again")
 
 
 def emit(

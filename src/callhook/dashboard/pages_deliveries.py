@@ -33,7 +33,7 @@ from callhook.dashboard.pages_webhook import request_headers
 from callhook.dashboard.render import clock_time, page
 from callhook.errors import NotFound, PayloadInvalid
 from callhook.events import ALL_EVENTS
-from callhook.events.models import is_pbx_id
+from callhook.events.models import PBX_ID_WORDS, is_pbx_id
 from callhook.platform import Platform
 from callhook.store import deliveries as delivery_store
 from callhook.store import endpoints as endpoint_store
@@ -162,7 +162,7 @@ def _filters(
         if is_pbx_id(values["pbx_id"]):
             args["pbx_id"] = values["pbx_id"]
         else:
-            errors["pbx_id"] = "A pbx_id is 1 to 128 letters, digits, '.', '_', ':' or '-'."
+            errors["pbx_id"] = f"A pbx_id is {PBX_ID_WORDS.replace('1-128', '1 to 128')}."
     if values["since"]:
         message = _time_error(values["since"])
         if message is None:

@@ -36,7 +36,7 @@ class Attempts:
         self._rng = rng
         self._metrics = metrics
         self._counted: dict[tuple[str, str], Any] = {}  # metric children by (verdict, event)
-        self._per_endpoint: dict[tuple[str, str], Any] = {}  # by (endpoint id, verdict)
+        self._per_endpoint: dict[tuple[str, str], Any] = {}  # by (endpoint label, verdict)
         self.made = 0
         self.delivered = 0
 
@@ -229,15 +229,12 @@ class Attempts:
             counter.inc()
             # Children kept, like ``_counted``: ``labels()`` costs more than ``inc()``, and
             # every attempt's GIL time is taken from the claim's thread (docs/performance.md).
-            # ``EndpointLabels.of`` never changes its answer for an endpoint, so a kept child is
-            # the one it would give; the cache is emptied when full, never unbounded.
-            per_endpoint = self._per_endpoint.get((res.job.endpoint_id, verdict))
+            # By label value: at most ``max_endpoint_series + 1`` of them per verdict.
+            endpoint = self._metrics.endpoint_labels.of(res.job.endpoint_id)
+            per_endpoint = self._per_endpoint.get((endpoint, verdict))
             if per_endpoint is None:
-                if len(self._per_endpoint) >= 4096:
-                    self._per_endpoint.clear()
-                endpoint = self._metrics.endpoint_labels.of(res.job.endpoint_id)
                 per_endpoint = self._metrics.endpoint_attempts.labels(endpoint, verdict)
-                self._per_endpoint[(res.job.endpoint_id, verdict)] = per_endpoint
+                self._per_endpoint[(endpoint, verdict)] = per_endpoint
             per_endpoint.inc()
             self._metrics.attempt_seconds.observe(res.duration_ms / 1000)
         if not log.isEnabledFor(logging.INFO):

@@ -8,10 +8,10 @@ Timestamps must carry a time zone and lie in the accepted range (1970 to 9999 in
 then 7 to 15 ASCII digits).
 
 Ids (``call_id``, ``leg_id``, record ids) are the PBX's own opaque ids: 1 to 128 letters, digits,
-``.``, ``_``, ``:`` or ``-``. Other text never holds a control character (U+0000–U+001F,
-U+007F–U+009F) or an unpaired surrogate (which UTF-8, and so storage, cannot hold); only
-multi-line text (``TextBlock``: transcriptions, summaries, SMS bodies…) may hold tab, line feed
-and carriage return.
+``.``, ``_``, ``:`` or ``-``, the first a letter or digit. Other text never holds a control
+character (U+0000–U+001F, U+007F–U+009F) or an unpaired surrogate (which UTF-8, and so storage,
+cannot hold); only multi-line text (``TextBlock``: transcriptions, summaries, SMS bodies…) may
+hold tab, line feed and carriage return.
 
 No I/O here; :mod:`callhook.events.validate` turns validation errors into Callhook errors.
 
@@ -72,7 +72,8 @@ def is_pbx_id(value: str) -> bool:
 
 
 #: What ``PBX_ID_PATTERN`` says, in words: every refusal of an id gives this, never the regex.
-PBX_ID_RULE: Final = "value is not a valid id (1-128 letters, digits, '.', '_', ':' or '-')"
+PBX_ID_WORDS: Final = "1-128 letters, digits, '.', '_', ':' or '-', the first a letter or digit"
+PBX_ID_RULE: Final = f"value is not a valid id ({PBX_ID_WORDS})"
 
 
 def _check_pbx_id(value: str) -> str:
@@ -192,6 +193,21 @@ Tag = Annotated[
 ]
 DIGITS_PATTERN: Final = r"^[0-9]{2,8}$"
 Digits = Annotated[str, Field(pattern=DIGITS_PATTERN)]
+LANGUAGE_PATTERN: Final = r"^[a-z]{2,3}(-[A-Z]{2})?$"
+
+#: Every pattern a request's value is declared with (here and in ``callhook.api``), in words:
+#: pydantic's own message for a value that does not match quotes the regular expression.
+PATTERN_RULES: Final = {
+    PBX_ID_PATTERN: PBX_ID_RULE,
+    DIGITS_PATTERN: "value must be 2 to 8 digits",
+    LANGUAGE_PATTERN: "value must be a language tag such as en or en-US",
+}
+
+
+def pattern_rule(pattern: object) -> str:
+    """What a value refused for not matching ``pattern`` (pydantic's ``ctx["pattern"]``) must
+    be, in words; never the regular expression itself."""
+    return PATTERN_RULES.get(str(pattern), "value has a character or a form not allowed here")
 
 
 class _Model(BaseModel):
@@ -386,9 +402,7 @@ class Speech(_CallData):
     """A call's speech transcription is ready; ``pbx_id`` is ``transcript_id``."""
 
     transcript_id: PbxId = Field(description="The transcript's id; also the event's `pbx_id`.")
-    language: str = Field(
-        pattern=r"^[a-z]{2,3}(-[A-Z]{2})?$", description="BCP 47 language, e.g. `en-US`."
-    )
+    language: str = Field(pattern=LANGUAGE_PATTERN, description="BCP 47 language, e.g. `en-US`.")
     segments: list[SpeechSegment] = Field(max_length=10_000, description="Utterances in order.")
     completed_at: Timestamp = Field(description="When transcription finished.")
 

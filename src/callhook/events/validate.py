@@ -10,7 +10,15 @@ from pydantic_core import ErrorDetails
 
 from callhook.errors import PayloadInvalid, UnknownEvent
 from callhook.events.fast import FAST, Unsure
-from callhook.events.models import _LINE, _PBX_ID, CALL_EVENTS, MODELS, PBX_ID_FIELD
+from callhook.events.models import (
+    _LINE,
+    _PBX_ID,
+    CALL_EVENTS,
+    MODELS,
+    PBX_ID_FIELD,
+    PBX_ID_RULE,
+    pattern_rule,
+)
 
 _FIXED_MESSAGES = {
     "missing": "field required",
@@ -33,6 +41,8 @@ def _first_error(prefix: str, exc: ValidationError) -> PayloadInvalid:
     error: ErrorDetails = exc.errors(include_url=False)[0]
     field = prefix + "".join(f".{part}" for part in error["loc"])
     message = _FIXED_MESSAGES.get(error["type"])
+    if error["type"] == "string_pattern_mismatch":
+        message = pattern_rule(error.get("ctx", {}).get("pattern"))
     if message is None:
         raw = error["msg"]
         message = raw[:1].lower() + raw[1:]
@@ -90,7 +100,6 @@ def call_id_of(event: str, pbx_id: str, data: Mapping[str, Any]) -> str | None:
 #: The fields of a publish request (docs/events.md, "Publish request").
 REQUEST_FIELDS: Final = frozenset({"event", "pbx_id", "account_id", "data", "idempotency_key"})
 MAX_IDEMPOTENCY_KEY: Final = 200
-_ID_RULE = "1-128 letters, digits, '.', '_', ':' or '-'"
 
 #: ``(event, pbx_id, account_id, data, idempotency_key)`` of a valid publish request.
 PublishItem = tuple[str, str, str | None, dict[str, Any], str | None]
@@ -102,7 +111,7 @@ def _id_error(where: str, name: str, value: object) -> PayloadInvalid:
         return PayloadInvalid(f"{field}: field required", field=field)
     if not isinstance(value, str):  # no integer is taken for an id and stored as text
         return PayloadInvalid(f"{field}: must be a string", field=field)
-    return PayloadInvalid(f"{field}: value is not a valid id ({_ID_RULE})", field=field)
+    return PayloadInvalid(f"{field}: {PBX_ID_RULE}", field=field)
 
 
 def _key_error(where: str, value: object) -> PayloadInvalid:

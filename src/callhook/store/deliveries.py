@@ -51,7 +51,7 @@ REDELIVERABLE = (
     DeliveryStatus.EXPIRED.value,
 )
 #: Not finished: a redelivery leaves these alone.
-_UNFINISHED = (DeliveryStatus.PENDING.value, DeliveryStatus.WAITING.value)
+UNFINISHED = (DeliveryStatus.PENDING.value, DeliveryStatus.WAITING.value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -473,10 +473,10 @@ def redeliver(
     claimable at once, and receivers see it as a duplicate of an earlier event.
     """
     current = get(conn, delivery_id, account_id=account_id)
-    if current.status not in _UNFINISHED:
+    if current.status not in UNFINISHED:
         conn.execute(
             update(deliveries)
-            .where(deliveries.c.id == delivery_id, deliveries.c.status.not_in(_UNFINISHED))
+            .where(deliveries.c.id == delivery_id, deliveries.c.status.not_in(UNFINISHED))
             .values(
                 status=DeliveryStatus.PENDING.value,
                 next_attempt_at=now,

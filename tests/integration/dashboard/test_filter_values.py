@@ -29,7 +29,10 @@ from tests.integration.dashboard.site import (
 
 RANGE = "Use a time from 1970-01-01T00:00 to 9999-12-31T23:59 (UTC)."
 FORM = "Use the form YYYY-MM-DDTHH:MM (UTC)."
-PBX = "A pbx_id is 1 to 128 letters, digits, &#39;.&#39;, &#39;_&#39;, &#39;:&#39; or &#39;-&#39;."
+PBX = (
+    "A pbx_id is 1 to 128 letters, digits, &#39;.&#39;, &#39;_&#39;, &#39;:&#39; or &#39;-&#39;,"
+    " the first a letter or digit."
+)
 EMAIL = "ana@example.com"
 
 

@@ -19,7 +19,9 @@ from callhook.delivery.claims import UNREADABLE_PAUSE, Claims
 from callhook.platform import Platform
 from callhook.store import endpoint_health
 from callhook.store import endpoints as endpoint_store
+from callhook.store.queue import AttemptResult
 from callhook.store.secretbox import SecretBox
+from callhook.store.tables import alerts as alerts_table
 from callhook.store.tables import deliveries
 from tests.factories import make_account, make_platform, publish_sample
 from tests.support.outage import table_away
@@ -131,3 +133,35 @@ def test_a_worker_that_cannot_read_the_secret_spends_none_of_its_tokens(tmp_path
     assert wrong.cut_short == {endpoint.id}  # the loop claims again at once, leaving it out
     right = _claims(platform, clock, platform.box)
     assert len(right.claim(10, set())) == 5  # a burst of 5 tokens, untouched by the first
+
+
+@pytest.mark.parametrize(("error_class", "alerted"), [("connect_error", True), ("expired", False)])
+def test_only_a_delivery_that_failed_for_good_raises_an_alert(
+    tmp_path: Path, error_class: str, alerted: bool
+) -> None:
+    """``delivery.exhausted`` is for a delivery that failed for good; one past its endpoint's
+    maximum age expired as the customer asked (issue 14), and says so in its state only."""
+    clock = FakeClock()
+    platform = make_platform(tmp_path, clock=clock)
+    account = make_account(platform, url="https://receiver.example/hook")
+    publish_sample(platform, account.id, "sms")
+    claims = _claims(platform, clock, platform.box)
+    [job] = claims.claim(10, set())
+    result = AttemptResult(
+        job=job,
+        started_at=clock.now(),
+        duration_ms=1.0,
+        delivered=False,
+        status_code=None,
+        response_body=None,
+        error_class=error_class,
+        error_message="not sent" if error_class == "expired" else "refused",
+        next_attempt_at=None,
+    )
+    assert claims.complete([result]) == []
+    with platform.db.read() as conn:
+        kinds = list(conn.execute(select(alerts_table.c.kind)).scalars())
+        status = conn.execute(select(deliveries.c.status)).scalar_one()
+    # (One outbox row per way it is sent: the account's webhook, its users' mail.)
+    assert set(kinds) == ({"delivery.exhausted"} if alerted else set())
+    assert status == ("expired" if error_class == "expired" else "failed")

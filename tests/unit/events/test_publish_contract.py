@@ -28,7 +28,10 @@ from callhook.publish import parse_event
 
 NOW = datetime(2026, 1, 15, 10, 30, tzinfo=UTC)
 ACCOUNT = "acc_01KF0K8Y20PDDGMEPHX7DTC6DB"
-ID_RULE = "value is not a valid id (1-128 letters, digits, '.', '_', ':' or '-')"
+ID_RULE = (
+    "value is not a valid id (1-128 letters, digits, '.', '_', ':' or '-',"
+    " the first a letter or digit)"
+)
 RANGE = "must be from 1970-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z"
 
 

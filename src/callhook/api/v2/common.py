@@ -38,6 +38,7 @@ from callhook.api import body
 from callhook.api.auth import authenticate_token, limits_of, require_scope
 from callhook.api.v2.models import ErrorResponse
 from callhook.errors import InvalidRequest, PayloadInvalid, PayloadTooLarge, PermissionDenied
+from callhook.events.models import pattern_rule
 from callhook.platform import Platform
 from callhook.store.db import Connection
 from callhook.store.tokens import Token
@@ -279,7 +280,12 @@ def parse_model(raw: bytes, model: type[M]) -> M:
     except ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         field = ".".join(str(p) for p in first["loc"]) or "body"
-        message = "unknown field" if first["type"] == "extra_forbidden" else first["msg"]
+        if first["type"] == "extra_forbidden":
+            message = "unknown field"
+        elif first["type"] == "string_pattern_mismatch":  # in words, not the regex
+            message = pattern_rule(first.get("ctx", {}).get("pattern"))
+        else:
+            message = first["msg"]
         raise PayloadInvalid(f"{field}: {message}", field=field) from exc
 
 

@@ -234,7 +234,7 @@ async def list_deliveries(
     ] = None,
     pbx_id: Annotated[
         str | None,
-        Query(max_length=128, pattern=PBX_ID_PATTERN, description="Only this pbx_id."),
+        Query(pattern=PBX_ID_PATTERN, description="Only this pbx_id."),
     ] = None,
     endpoint_id: Annotated[
         str | None,
@@ -428,9 +428,7 @@ async def send_test(request: Request, caller: Writer) -> Response:
 async def events_of_call(
     request: Request,
     caller: Reader,
-    pbx_id: Annotated[
-        str, Path(max_length=128, pattern=PBX_ID_PATTERN, description="A call's pbx_id.")
-    ],
+    pbx_id: Annotated[str, Path(pattern=PBX_ID_PATTERN, description="A call's pbx_id.")],
 ) -> Response:
     def work(
         conn: Connection,
