@@ -299,6 +299,12 @@ def _pages(site: Site) -> list[tuple[str, str, Any]]:
         ("test-event", f"/dashboard/test/{site.test_delivery}", None),
         ("deliveries", "/dashboard/deliveries", None),
         ("deliveries-failed", "/dashboard/deliveries?status=failed&pbx_id=xxx", None),
+        # Every filter refused at once: the messages (the id rule is the longest) wrap.
+        (
+            "deliveries-bad-filters",
+            "/dashboard/deliveries?pbx_id=-bad%20id&since=2026-13-01T00:00&event=nope",
+            None,
+        ),
         ("delivery", f"/dashboard/deliveries/{site.failed_delivery}", None),
         ("tokens", "/dashboard/tokens", None),
         ("token-created", "/dashboard/tokens", new_token),
