@@ -8,6 +8,11 @@ from typing import Final
 RANGE: Final = "must be from 1970-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z"
 NUMBER: Final = "not a number (Unix time is not accepted)"
 SHAPE: Final = "must be an RFC 3339 date-time with a time zone"
+#: The command line takes a time without a zone as UTC, and says so when it refuses one.
+LOCAL_SHAPE: Final = (
+    "must be an RFC 3339 date-time such as 2025-01-15T10:30:00Z, or a date and time without a"
+    " zone (UTC) such as 2025-01-15T10:30"
+)
 INVALID: Final = "is not a valid date and time"
 ID_RULE: Final = (
     "value is not a valid id (1-128 letters, digits, '.', '_', ':' or '-',"
@@ -55,3 +60,8 @@ BAD_IDS: Final[list[tuple[object, str]]] = [
     ("ünïcode", ID_RULE),
     (True, "must be a string"),
 ]
+
+
+def on_the_command_line(reason: str) -> str:
+    """What the command line says for a ``BAD_TIMES`` reason (it also takes zone-less UTC)."""
+    return LOCAL_SHAPE if reason == SHAPE else reason

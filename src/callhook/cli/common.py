@@ -246,7 +246,7 @@ def parse_time(value: str | None, name: str) -> datetime | None:
     try:
         return times.parse_rfc3339(value, local_is_utc=True)
     except times.TimeInvalid as exc:
-        raise fail(f"{name} {exc}, not {value!r}") from exc
+        raise fail(f"{name} {exc} (given: {value!r})") from exc
 
 
 def stdin_is_terminal() -> bool:

@@ -29,6 +29,8 @@ LATEST: Final = datetime(9999, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC)
 #: The range in words, for error messages and docs.
 RANGE_TEXT: Final = "from 1970-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z"
 EXAMPLE: Final = "2025-01-15T10:30:00Z"
+#: A time the command line also takes (``local_is_utc``): no zone, read as UTC.
+LOCAL_EXAMPLE: Final = "2025-01-15T10:30"
 
 #: RFC 3339 ``date-time`` (section 5.6; ``t``/``z`` and a space separator are allowed there too).
 RFC3339: Final = re.compile(
@@ -84,6 +86,11 @@ def parse_rfc3339(raw: object, *, local_is_utc: bool = False) -> datetime:
         date, clock, seconds = local.groups()
         clock += seconds or ":00"
         clock, _, fraction = clock.partition(".")
+    elif local_is_utc:  # the zone is not what is missing: say what is taken
+        raise TimeInvalid(
+            f"must be an RFC 3339 date-time such as {EXAMPLE}, or a date and time without a"
+            f" zone (UTC) such as {LOCAL_EXAMPLE}"
+        )
     else:
         raise TimeInvalid(f"must be an RFC 3339 date-time with a time zone, such as {EXAMPLE}")
     offset = "+00:00" if zone is None or zone in "Zz" else zone

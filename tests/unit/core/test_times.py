@@ -43,6 +43,19 @@ def test_accepted(raw: str, expected: datetime) -> None:
     assert when.tzinfo is UTC
 
 
+@pytest.mark.parametrize("raw", ["2025-01-15", "yesterday", "2025-01-15T10", "10:30", ""])
+def test_the_command_lines_refusal_names_both_forms_it_takes(raw: str) -> None:
+    # It takes a time without a zone (as UTC): "with a time zone" would send people wrong.
+    with pytest.raises(times.TimeInvalid) as info:
+        times.parse_rfc3339(raw, local_is_utc=True)
+    assert "with a time zone" not in str(info.value)
+    assert times.EXAMPLE in str(info.value)
+    assert times.LOCAL_EXAMPLE in str(info.value)
+    # And the form it names is taken, as UTC.
+    local = times.parse_rfc3339(times.LOCAL_EXAMPLE, local_is_utc=True)
+    assert local == times.parse_rfc3339(times.LOCAL_EXAMPLE + ":00Z")
+
+
 @pytest.mark.parametrize(
     ("raw", "reason"),
     [
