@@ -10,6 +10,7 @@ no request may use them.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import pkgutil
@@ -65,6 +66,7 @@ def _params(dependant: Dependant) -> Iterator[Any]:
         yield from _params(sub)
 
 
+@functools.cache  # one walk for both tests
 def _everywhere() -> tuple[dict[str, set[str]], set[str]]:
     """(every enforced pattern → where, the patterns route parameters enforce)."""
     where: dict[str, set[str]] = {}
